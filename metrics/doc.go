@@ -1,0 +1,3 @@
+// Package metrics holds the metric definitions shared by gateways, node
+// managers and the admin node.
+package metrics
