@@ -1,0 +1,27 @@
+package main
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+)
+
+type logFlags struct {
+	level string
+	json  bool
+}
+
+func (l *logFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&l.json, "log-json", false, "log as JSON lines")
+}
+
+func (l *logFlags) logger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      hclog.LevelFromString(l.level),
+		JSONFormat: l.json,
+		Output:     os.Stderr,
+	})
+}

@@ -1,0 +1,29 @@
+// Command gatehouse is the single binary of a Gatehouse domain: the admin
+// node, the node manager, the gateway and the command-line client are its
+// subcommands. This package only parses flags and wires packages together.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	root := &cobra.Command{
+		Use:           "gatehouse",
+		Short:         "Gatehouse runs a fleet of API gateways as one domain",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(gatewayCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		os.Exit(1)
+	}
+}
