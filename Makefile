@@ -1,0 +1,34 @@
+GO      ?= go
+BIN     := bin/gatehouse
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build run test bench lint fuzz clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/gatehouse
+
+# Until `gatehouse dev` exists: a standalone gateway on examples/gateway.yaml
+# in front of the demo upstream.
+run: build
+	./scripts/run-standalone.sh
+
+test: lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./deploy/...
+	./bench/proxy.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Short runs of every fuzz target (go test -fuzz takes one target at a time).
+fuzz:
+	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s
+	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 30s
+	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime 30s
+	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime 30s
+
+clean:
+	rm -rf bin
