@@ -22,7 +22,8 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	b = strconv.AppendQuote(b, code)
 	b = append(b, `,"message":`...)
 	b = strconv.AppendQuote(b, message)
-	if id := resp.Header.PeekBytes(headerXRequestID); len(id) > 0 {
+	if id := ctx.Request.Header.PeekBytes(headerXRequestID); len(id) > 0 {
+		resp.Header.SetBytesKV(headerXRequestID, id)
 		b = append(b, `,"request_id":`...)
 		b = strconv.AppendQuote(b, string(id))
 	}

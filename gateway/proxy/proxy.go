@@ -69,6 +69,8 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req := &ctx.Request
+	var idBuf [40]byte
+	id := p.requestID(&req.Header, idBuf[:0])
 	var m router.Match
 	if !snap.table.Lookup(req.Header.Host(), req.Header.Method(), ctx.Path(), &req.Header, &m) {
 		writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
@@ -82,6 +84,8 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	upstreamTime := p.forward(ctx, rt)
+	// Set after forwarding: the upstream's answer replaces the response.
+	ctx.Response.Header.SetBytesKV(headerXRequestID, id)
 	rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(start), upstreamTime,
 		req.Header.ContentLength(), ctx.Response.Header.ContentLength())
 }
@@ -135,13 +139,20 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, rt *route, m *router.Match) {
 		h.SetBytesKV(headerXForwardedProto, protoHTTP)
 	}
 	h.SetBytesKV(headerXForwardedHost, h.Host())
-	id := h.PeekBytes(headerXRequestID)
-	if len(id) == 0 {
-		var buf [40]byte
-		id = strconv.AppendUint(append(buf[:0], p.idPrefix[:]...), p.idCounter.Add(1), 16)
-		h.SetBytesKV(headerXRequestID, id)
+	// Targets are plain HTTP; the client's scheme travels in
+	// X-Forwarded-Proto.
+	req.URI().SetSchemeBytes(protoHTTP)
+}
+
+// requestID returns the client's X-Request-Id, or sets a new one on the
+// request, built in buf.
+func (p *Proxy) requestID(h *fasthttp.RequestHeader, buf []byte) []byte {
+	if id := h.PeekBytes(headerXRequestID); len(id) > 0 {
+		return id
 	}
-	ctx.Response.Header.SetBytesKV(headerXRequestID, id)
+	id := strconv.AppendUint(append(buf, p.idPrefix[:]...), p.idCounter.Add(1), 16)
+	h.SetBytesKV(headerXRequestID, id)
+	return id
 }
 
 // forward sends the request to a target of the route's upstream, retrying

@@ -1,0 +1,103 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// addSeeds adds the files of testdata and a few awkward inputs.
+func addSeeds(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		"",
+		"{}",
+		"---\n---\n",
+		"&a [*a]",
+		"global_policies: [{name: p, config: {a: &x [1, *x], <<: {b: 1}}}]",
+		"global_policies: [{name: p, config: {a: 1e400, b: -0.0, c: 0x10, d: 2024-01-01, \"\\x85\": \"\\ufffe\"}}]",
+		`{"services": [{"routes": [{"paths": ["/a/{id}"], "rewrite": "/{id}", "priority": 9223372036854775807}]}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzDecode checks that Decode never panics, reports failures as Errors,
+// and that what it accepts survives the canonical round trip unchanged.
+func FuzzDecode(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Decode(data)
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 || c != nil {
+				t.Fatalf("Decode error %T %v with Config %v", err, err, c)
+			}
+			return
+		}
+		first, err := c.Canonical()
+		if err != nil {
+			t.Fatalf("Canonical: %v", err)
+		}
+		c2, err := DecodeCanonical(first)
+		if err != nil {
+			t.Fatalf("DecodeCanonical(%s):\n%v", first, err)
+		}
+		second, err := c2.Canonical()
+		if err != nil {
+			t.Fatalf("Canonical after DecodeCanonical: %v", err)
+		}
+		if !bytes.Equal(first, second) {
+			t.Fatalf("canonical round trip changed:\n%s\n%s", first, second)
+		}
+	})
+}
+
+// FuzzValidate checks that Validate never panics and that it judges a
+// configuration by what its canonical encoding holds, as a gateway
+// receiving it would.
+func FuzzValidate(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Decode(data)
+		if err != nil {
+			return
+		}
+		verr := c.Validate()
+		for _, e := range errorLines(t, verr) {
+			if e == "" {
+				t.Fatal("empty error message")
+			}
+		}
+		canonical, err := c.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := DecodeCanonical(canonical)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := errorString(verr), errorString(c2.Validate()); a != b {
+			t.Fatalf("validation differs after the canonical round trip:\n%s\n---\n%s", a, b)
+		}
+	})
+}
+
+func errorString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

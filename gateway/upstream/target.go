@@ -1,0 +1,302 @@
+package upstream
+
+import (
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+)
+
+// Defaults that deploy documents for upstreams.
+const (
+	defaultConnectTimeout = 5 * time.Second
+	defaultReadTimeout    = 60 * time.Second
+	defaultWriteTimeout   = 60 * time.Second
+	defaultEjectFor       = 30 * time.Second
+)
+
+const (
+	// maxConnsPerTarget is high so that load, not an arbitrary pool
+	// limit, decides when a target is saturated: a low limit would turn a
+	// burst into ErrNoFreeConns errors while the target has capacity.
+	maxConnsPerTarget = 4096
+	// maxIdleConnDuration keeps connections through lulls in traffic. A
+	// server that closes idle connections sooner costs a failed write on
+	// a stale connection, which fasthttp retries for idempotent requests.
+	maxIdleConnDuration = 60 * time.Second
+)
+
+// Target is one upstream server as a configuration sees it. Address,
+// Weight and Client never change; the health and the count of requests in
+// flight are shared with the Targets of the same server in other
+// configurations, so that a reload keeps them.
+type Target struct {
+	Address string
+	// Weight is the configured weight, 1 when the configuration left it 0.
+	Weight int
+	// Client is the keep-alive pool to this target. It is shared with
+	// other configurations, so its fields must not be changed.
+	Client *fasthttp.HostClient
+
+	core *core
+}
+
+// core is the part of a target that outlives configurations.
+type core struct {
+	upstream, address string
+	timeouts          timeouts
+	client            *fasthttp.HostClient
+	env               *env
+
+	active atomic.Int64
+	// down is set by active checks; its zero value makes targets start
+	// healthy.
+	down     atomic.Bool
+	failures atomic.Int64
+	// ejectedUntil is the end of a passive ejection in Unix nanoseconds,
+	// 0 when the target is not ejected.
+	ejectedUntil atomic.Int64
+	// passive is nil when the upstream has no passive check; it changes
+	// with the configuration while requests use the target.
+	passive atomic.Pointer[passivePolicy]
+	// retired stops a target that left the configuration from reporting
+	// changes that would be taken for those of its successor.
+	retired atomic.Bool
+
+	// mu serialises the probe streaks and the reports to the hook, so
+	// that the hook sees changes in the order they happened.
+	mu                   sync.Mutex
+	okStreak, failStreak int
+	reportedDown         bool
+}
+
+type timeouts struct {
+	connect, read, write time.Duration
+}
+
+func resolveTimeouts(t deploy.Timeouts) timeouts {
+	return timeouts{
+		connect: t.Connect.Or(defaultConnectTimeout),
+		read:    t.Read.Or(defaultReadTimeout),
+		write:   t.Write.Or(defaultWriteTimeout),
+	}
+}
+
+type passivePolicy struct {
+	threshold int64
+	ejectFor  time.Duration
+	statuses  []int
+}
+
+// env is what all targets of a registry share.
+type env struct {
+	// logger reports health changes.
+	logger hclog.Logger
+	// now is replaceable so that tests control ejection times.
+	now  func() time.Time
+	hook atomic.Pointer[func(upstream, address string, healthy bool)]
+}
+
+func (e *env) notify(upstream, address string, healthy bool) {
+	if h := e.hook.Load(); h != nil {
+		(*h)(upstream, address, healthy)
+	}
+}
+
+func newCore(e *env, upstream, address string, to timeouts) *core {
+	return &core{
+		upstream: upstream,
+		address:  address,
+		timeouts: to,
+		client:   newClient(address, to),
+		env:      e,
+	}
+}
+
+func newClient(address string, to timeouts) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr: address,
+		// fasthttp passes the request's own timeout, if any; the shorter
+		// of the two applies. Dual stack so that IPv6 targets work.
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			if timeout <= 0 || timeout > to.connect {
+				timeout = to.connect
+			}
+			return fasthttp.DialDualStackTimeout(addr, timeout)
+		},
+		ReadTimeout:         to.read,
+		WriteTimeout:        to.write,
+		MaxConns:            maxConnsPerTarget,
+		MaxIdleConnDuration: maxIdleConnDuration,
+		// The proxy forwards requests and responses as they are.
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		// Bodies are streamed to the client rather than buffered, so
+		// their size is the client's business, not the pool's.
+		StreamResponseBody:  true,
+		MaxResponseBodySize: 0,
+	}
+}
+
+// Healthy reports whether the target takes traffic: its active check says
+// it is up and the passive check has not ejected it.
+func (t *Target) Healthy() bool {
+	c := t.core
+	if c.down.Load() {
+		return false
+	}
+	// The clock is read only while an ejection is pending, to keep it off
+	// the common path.
+	e := c.ejectedUntil.Load()
+	return e == 0 || c.endEjection(e)
+}
+
+// Acquire counts a request to the target as in flight, for least-
+// connections. Every Acquire must be followed by one Release.
+func (t *Target) Acquire() { t.core.active.Add(1) }
+
+// Release ends a request counted by Acquire and reports its outcome to the
+// passive check: ok is false for a connection error or a timeout, and a
+// response whose status is among the passive check's statuses also counts
+// as a failure. Consecutive failures reaching the threshold eject the
+// target for the passive check's eject_for; a success resets the count.
+func (t *Target) Release(ok bool, status int) {
+	c := t.core
+	c.active.Add(-1)
+	p := c.passive.Load()
+	if p == nil {
+		return
+	}
+	if e := c.ejectedUntil.Load(); e != 0 && !c.endEjection(e) {
+		// Outcomes of requests sent before the ejection say nothing new
+		// and must not extend it.
+		return
+	}
+	if ok && !slices.Contains(p.statuses, status) {
+		// Loading first keeps concurrent successes from all writing the
+		// shared cache line.
+		if c.failures.Load() != 0 {
+			c.failures.Store(0)
+		}
+		return
+	}
+	if c.failures.Add(1) < p.threshold {
+		return
+	}
+	if c.ejectedUntil.CompareAndSwap(0, c.env.now().Add(p.ejectFor).UnixNano()) {
+		c.env.logger.Warn("target ejected", "upstream", c.upstream, "target", c.address,
+			"consecutive_failures", p.threshold, "for", p.ejectFor)
+		c.report(false)
+	}
+}
+
+// endEjection ends an ejection that lasted until until if its time is up,
+// and reports whether the target is back.
+func (c *core) endEjection(until int64) bool {
+	if c.env.now().UnixNano() < until {
+		return false
+	}
+	// Reset before the target is back, so that a failure right after it
+	// is counted from zero and does not eject it again at once.
+	c.failures.Store(0)
+	if c.ejectedUntil.CompareAndSwap(until, 0) {
+		c.env.logger.Info("target back from ejection", "upstream", c.upstream, "target", c.address)
+		c.report(false)
+	}
+	return true
+}
+
+// setPassive applies the passive check of a new configuration; without
+// one, a pending ejection ends now rather than outliving its check.
+func (c *core) setPassive(pc *deploy.PassiveHealthCheck) {
+	if pc != nil {
+		c.passive.Store(&passivePolicy{
+			threshold: int64(pc.ConsecutiveFailures),
+			ejectFor:  pc.EjectFor.Or(defaultEjectFor),
+			statuses:  slices.Clone(pc.Statuses),
+		})
+		return
+	}
+	c.passive.Store(nil)
+	c.failures.Store(0)
+	if c.ejectedUntil.Swap(0) != 0 {
+		c.report(false)
+	}
+}
+
+// recordProbe counts the outcome of an active probe and reports whether
+// it changed the target's state.
+func (c *core) recordProbe(ok bool, healthyAfter, unhealthyAfter int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ok {
+		c.failStreak = 0
+		c.okStreak++
+		return c.okStreak >= healthyAfter && c.down.CompareAndSwap(true, false)
+	}
+	c.okStreak = 0
+	c.failStreak++
+	return c.failStreak >= unhealthyAfter && c.down.CompareAndSwap(false, true)
+}
+
+// clearActive forgets the active check of an upstream that no longer has
+// one: nothing would ever mark its targets up again.
+func (c *core) clearActive() {
+	c.mu.Lock()
+	c.okStreak, c.failStreak = 0, 0
+	c.mu.Unlock()
+	if c.down.Swap(false) {
+		c.report(false)
+	}
+}
+
+// report tells the hook whether the target takes traffic, if that changed
+// since the last report, or in any case when always is set. Several causes
+// can flip in a row; only real changes are reported.
+func (c *core) report(always bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.retired.Load() {
+		return
+	}
+	up := !c.down.Load() && c.ejectedUntil.Load() == 0
+	if always || up == c.reportedDown {
+		c.reportedDown = !up
+		c.env.notify(c.upstream, c.address, up)
+	}
+}
+
+// TargetState is a snapshot of a target for status pages and the admin
+// API.
+type TargetState struct {
+	Address string
+	Weight  int
+	// Healthy is whether Pick may choose the target.
+	Healthy bool
+	// Ejected is whether the passive check has taken the target out.
+	Ejected bool
+	// Active is the number of requests in flight.
+	Active int64
+	// ConsecutiveFailures is the passive check's count.
+	ConsecutiveFailures int
+}
+
+func (t *Target) state() TargetState {
+	c := t.core
+	e := c.ejectedUntil.Load()
+	ejected := e != 0 && !c.endEjection(e)
+	return TargetState{
+		Address:             t.Address,
+		Weight:              t.Weight,
+		Healthy:             !c.down.Load() && !ejected,
+		Ejected:             ejected,
+		Active:              c.active.Load(),
+		ConsecutiveFailures: int(c.failures.Load()),
+	}
+}
