@@ -19,16 +19,14 @@ func newServer(g *Gateway) *fasthttp.Server {
 		Handler: g.proxy.ServeHTTP,
 		// Bodies stream through instead of being buffered: a large upload
 		// costs the gateway buffers, not its size in memory.
-		StreamRequestBody:  true,
-		MaxRequestBodySize: 1 << 20,
-		// Headers go to the upstream as the client wrote them.
-		DisableHeaderNamesNormalizing: true,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		NoDefaultDate:                 true,
-		ReadBufferSize:                16 << 10,
-		IdleTimeout:                   75 * time.Second,
-		CloseOnShutdown:               true,
+		StreamRequestBody:     true,
+		MaxRequestBodySize:    1 << 20,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true,
+		ReadBufferSize:        16 << 10,
+		IdleTimeout:           75 * time.Second,
+		CloseOnShutdown:       true,
 		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
 			switch s {
 			case fasthttp.StateNew:

@@ -20,7 +20,9 @@ const (
 	// pointsPerWeight virtual nodes per unit of weight spread a target's
 	// share of the ring evenly enough (within about 10%) at 1.
 	pointsPerWeight = 100
-	// maxRingPoints bounds the ring to a few megabytes.
+	// maxRingPoints bounds the ring to a few megabytes. Heavier rings are
+	// scaled down, which makes their points depend on the total weight:
+	// a change to one target of such a ring moves more keys than its own.
 	maxRingPoints = 1 << 18
 )
 

@@ -133,10 +133,10 @@ func newClient(address string, to timeouts) *fasthttp.HostClient {
 		WriteTimeout:        to.write,
 		MaxConns:            maxConnsPerTarget,
 		MaxIdleConnDuration: maxIdleConnDuration,
-		// The proxy forwards requests and responses as they are.
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		NoDefaultUserAgentHeader:      true,
+		// Requests go out with the normalised path they were routed on,
+		// so that the upstream cannot read a path the router did not see
+		// ("/public/../admin").
+		NoDefaultUserAgentHeader: true,
 		// Bodies are streamed to the client rather than buffered, so
 		// their size is the client's business, not the pool's.
 		StreamResponseBody:  true,
@@ -205,7 +205,7 @@ func (c *core) endEjection(until int64) bool {
 	// Reset before the target is back, so that a failure right after it
 	// is counted from zero and does not eject it again at once.
 	c.failures.Store(0)
-	if c.ejectedUntil.CompareAndSwap(until, 0) {
+	if c.ejectedUntil.CompareAndSwap(until, 0) && !c.retired.Load() {
 		c.env.logger.Info("target back from ejection", "upstream", c.upstream, "target", c.address)
 		c.report(false)
 	}
@@ -219,7 +219,7 @@ func (c *core) setPassive(pc *deploy.PassiveHealthCheck) {
 		c.passive.Store(&passivePolicy{
 			threshold: int64(pc.ConsecutiveFailures),
 			ejectFor:  pc.EjectFor.Or(defaultEjectFor),
-			statuses:  slices.Clone(pc.Statuses),
+			statuses:  pc.Statuses,
 		})
 		return
 	}
