@@ -233,17 +233,38 @@ func (t *Table) add(s *Spec) error {
 // parseHost returns a route host lower-cased in the form requests are
 // compared in, and for a wildcard the suffix after "*.".
 func parseHost(h string) (name string, wild bool, err error) {
-	name, wild = strings.CutPrefix(strings.ToLower(h), "*.")
+	name, wild = strings.CutPrefix(lowerASCII(h), "*.")
 	name = strings.TrimSuffix(name, ".")
+	// A request host is compared after canonicalHost: anything it could
+	// never equal would be a route that silently never matches.
+	limit := maxHost
+	if wild {
+		limit -= 2 // a label and its dot come before the suffix
+	}
 	switch {
 	case name == "":
 		return "", false, errors.New("empty name")
-	case len(name) > maxHost:
-		return "", false, fmt.Errorf("longer than %d bytes", maxHost)
+	case len(name) > limit:
+		return "", false, fmt.Errorf("longer than %d bytes", limit)
 	case strings.Contains(name, "*"):
 		return "", false, errors.New(`"*" is only allowed as a leading "*." label`)
+	case strings.LastIndexByte(name, ':') > strings.LastIndexByte(name, ']'):
+		return "", false, errors.New("must not have a port")
 	}
 	return name, wild, nil
+}
+
+// lowerASCII lower-cases s the way canonicalHost does. strings.ToLower
+// would also fold non-ASCII letters and replace invalid UTF-8, neither of
+// which a request host goes through.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (n *node) insert(pat deploy.PathPattern, e entry) {

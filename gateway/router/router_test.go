@@ -409,6 +409,8 @@ func TestBuildErrors(t *testing.T) {
 		{Spec{Paths: []string{"/a"}, Hosts: []string{"*."}}, `route 1 host "*.": empty name`},
 		{Spec{Paths: []string{"/a"}, Hosts: []string{"a.*.com"}}, `route 1 host "a.*.com": "*" is only allowed`},
 		{Spec{Paths: []string{"/a"}, Hosts: []string{strings.Repeat("a", 256)}}, `longer than 255 bytes`},
+		{Spec{Paths: []string{"/a"}, Hosts: []string{"*." + strings.Repeat("a", 254)}}, `longer than 253 bytes`},
+		{Spec{Paths: []string{"/a"}, Hosts: []string{"a.com:80"}}, `route 1 host "a.com:80": must not have a port`},
 		{Spec{Paths: []string{"/a"}, Headers: []deploy.HeaderMatch{{}}}, `route 1 header: empty name`},
 	}
 	for _, tt := range tests {
