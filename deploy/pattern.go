@@ -112,7 +112,8 @@ func (p PathPattern) shape() string {
 // ValidHost reports whether h is a host a route or certificate can name: a
 // lower-case DNS name ("api.example.com") or a single leading wildcard label
 // followed by one ("*.example.com"), without a port or a trailing dot. The
-// wildcard stands for exactly one label, as in TLS certificates.
+// wildcard stands for one or more leading labels, as in nginx's
+// server_name: routing by suffix is what operators expect of it.
 func ValidHost(h string) bool {
 	if len(h) > 253 {
 		return false

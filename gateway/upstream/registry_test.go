@@ -131,9 +131,13 @@ func TestRegistryResult(t *testing.T) {
 		t.Error("two upstreams share a target's pool")
 	}
 	c := orders.Targets[0].Client
+	// DisablePathNormalizing stays off: the upstream must read the path the
+	// router matched, not "/public/../admin".
 	if c.Addr != "10.0.0.1:80" || c.ReadTimeout != 5*time.Second || c.WriteTimeout != defaultWriteTimeout ||
-		!c.StreamResponseBody || !c.DisableHeaderNamesNormalizing || !c.DisablePathNormalizing || !c.NoDefaultUserAgentHeader {
-		t.Errorf("pool settings: %+v", c)
+		c.MaxConns != maxConnsPerTarget || c.MaxIdleConnDuration != maxIdleConnDuration ||
+		!c.StreamResponseBody || c.DisablePathNormalizing || !c.NoDefaultUserAgentHeader {
+		t.Errorf("pool settings: Addr %s, timeouts %s/%s, MaxConns %d, MaxIdleConnDuration %s, StreamResponseBody %t, DisablePathNormalizing %t, NoDefaultUserAgentHeader %t",
+			c.Addr, c.ReadTimeout, c.WriteTimeout, c.MaxConns, c.MaxIdleConnDuration, c.StreamResponseBody, c.DisablePathNormalizing, c.NoDefaultUserAgentHeader)
 	}
 	want := []TargetState{
 		{Address: "10.0.0.1:80", Weight: 1, Healthy: true},
