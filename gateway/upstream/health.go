@@ -83,16 +83,9 @@ func (c *checker) round() {
 
 func (c *checker) check(t *core) {
 	reason := c.probe(t.address)
-	select {
-	case <-c.stop:
-		// The configuration that asked for this probe is gone; its
-		// successor's checker decides now.
-		return
-	default:
-	}
 	healthyAfter := cmp.Or(c.cfg.HealthyThreshold, defaultHealthyThreshold)
 	unhealthyAfter := cmp.Or(c.cfg.UnhealthyThreshold, defaultUnhealthyThreshold)
-	if !t.recordProbe(reason == "", healthyAfter, unhealthyAfter) {
+	if !t.recordProbe(reason == "", healthyAfter, unhealthyAfter, c.stop) {
 		return
 	}
 	if reason == "" {

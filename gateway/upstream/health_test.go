@@ -207,7 +207,7 @@ func TestRecordProbe(t *testing.T) {
 			c.down.Store(tt.startDown)
 			changes := 0
 			for _, p := range tt.probes {
-				if c.recordProbe(p == '+', tt.healthyAfter, tt.unhealthyAfter) {
+				if c.recordProbe(p == '+', tt.healthyAfter, tt.unhealthyAfter, nil) {
 					changes++
 				}
 			}
@@ -215,6 +215,15 @@ func TestRecordProbe(t *testing.T) {
 				t.Errorf("after %s: down %t with %d changes, want down %t with %d", tt.probes, c.down.Load(), changes, tt.down, tt.changes)
 			}
 		})
+	}
+}
+
+func TestProbeAfterStopIsDropped(t *testing.T) {
+	c := newCore(testEnv(), "u", "a:80", resolveTimeouts(deploy.Timeouts{}))
+	stop := make(chan struct{})
+	close(stop)
+	if c.recordProbe(false, 1, 1, stop) || c.down.Load() {
+		t.Error("a probe of a stopped checker changed the target")
 	}
 }
 

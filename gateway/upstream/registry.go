@@ -99,9 +99,6 @@ func (r *Registry) Update(ups []deploy.Upstream) (map[string]*Upstream, error) {
 				t = &Target{Address: tc.Address, Weight: weight, Client: c.client, core: c}
 			}
 			t.core.setPassive(cfg.Passive)
-			if cfg.HealthCheck == nil {
-				t.core.clearActive()
-			}
 			targets[key] = t
 			ts[i] = t
 		}
@@ -116,7 +113,16 @@ func (r *Registry) Update(ups []deploy.Upstream) (map[string]*Upstream, error) {
 		}
 	}
 	r.targets = targets
+	// Only once the checkers are stopped can their verdicts be cleared
+	// (see recordProbe).
 	r.updateCheckers(result)
+	for _, u := range result {
+		if u.Config.HealthCheck == nil {
+			for _, t := range u.Targets {
+				t.core.clearActive()
+			}
+		}
+	}
 	return result, nil
 }
 

@@ -231,10 +231,18 @@ func (c *core) setPassive(pc *deploy.PassiveHealthCheck) {
 }
 
 // recordProbe counts the outcome of an active probe and reports whether
-// it changed the target's state.
-func (c *core) recordProbe(ok bool, healthyAfter, unhealthyAfter int) bool {
+// it changed the target's state. A probe that ends after its checker was
+// stopped is dropped: the configuration that asked for it is gone, and
+// its result must not land after clearActive, where nothing would undo
+// it. Checking stop under mu is what orders the two.
+func (c *core) recordProbe(ok bool, healthyAfter, unhealthyAfter int, stop <-chan struct{}) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	select {
+	case <-stop:
+		return false
+	default:
+	}
 	if ok {
 		c.failStreak = 0
 		c.okStreak++
@@ -246,7 +254,8 @@ func (c *core) recordProbe(ok bool, healthyAfter, unhealthyAfter int) bool {
 }
 
 // clearActive forgets the active check of an upstream that no longer has
-// one: nothing would ever mark its targets up again.
+// one: nothing would ever mark its targets up again. The checker must be
+// stopped first.
 func (c *core) clearActive() {
 	c.mu.Lock()
 	c.okStreak, c.failStreak = 0, 0
