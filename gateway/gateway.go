@@ -41,7 +41,9 @@ type Options struct {
 	WatchInterval time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight requests.
 	DrainTimeout time.Duration
-	Logger       hclog.Logger
+	// Profiling serves Go's /debug/pprof on the status port.
+	Profiling bool
+	Logger    hclog.Logger
 }
 
 // Gateway is one gateway process.

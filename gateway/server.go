@@ -41,7 +41,7 @@ func newServer(g *Gateway) *fasthttp.Server {
 
 func newStatusServer(g *Gateway) *http.Server {
 	return &http.Server{
-		Handler:           status.Handler(g, g.gatherer),
+		Handler:           status.Handler(g, g.gatherer, g.opts.Profiling),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          g.logger.Named("status").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}

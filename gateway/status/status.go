@@ -3,6 +3,7 @@ package status
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,9 +18,16 @@ type Reporter interface {
 	Status() any
 }
 
-// Handler returns the status port's routes.
-func Handler(r Reporter, g prometheus.Gatherer) http.Handler {
+// Handler returns the status port's routes. withProfiling adds Go's
+// /debug/pprof endpoints, off by default since profiles reveal internals.
+func Handler(r Reporter, g prometheus.Gatherer, withProfiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if withProfiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -34,7 +34,7 @@ func TestRoutes(t *testing.T) {
 		{true, "/nothing", 404, ""},
 	}
 	for _, tt := range tests {
-		srv := httptest.NewServer(Handler(fakeReporter{tt.ready}, reg))
+		srv := httptest.NewServer(Handler(fakeReporter{tt.ready}, reg, false))
 		resp, err := http.Get(srv.URL + tt.path)
 		if err != nil {
 			t.Fatal(err)
