@@ -15,18 +15,23 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, message string) {
 	resp := &ctx.Response
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType("application/json")
-	b := make([]byte, 0, 160)
+	id := ctx.Request.Header.PeekBytes(headerXRequestID)
+	if len(id) > 0 {
+		resp.Header.SetBytesKV(headerXRequestID, id)
+	}
+	resp.SetBodyRaw(appendErrorBody(make([]byte, 0, 160), status, code, message, id))
+}
+
+func appendErrorBody(b []byte, status int, code, message string, id []byte) []byte {
 	b = append(b, `{"error":{"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"code":`...)
 	b = strconv.AppendQuote(b, code)
 	b = append(b, `,"message":`...)
 	b = strconv.AppendQuote(b, message)
-	if id := ctx.Request.Header.PeekBytes(headerXRequestID); len(id) > 0 {
-		resp.Header.SetBytesKV(headerXRequestID, id)
+	if len(id) > 0 {
 		b = append(b, `,"request_id":`...)
 		b = strconv.AppendQuote(b, string(id))
 	}
-	b = append(b, "}}\n"...)
-	resp.SetBodyRaw(b)
+	return append(b, "}}\n"...)
 }

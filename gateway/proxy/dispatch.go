@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/gateway/evloop"
+	"github.com/gatehouse/gatehouse/gateway/router"
+	"github.com/gatehouse/gatehouse/gateway/upstream"
+)
+
+// Dispatcher serves the evloop engine from the same snapshots as the
+// fasthttp handler: the same routes, targets, headers, errors and metrics.
+type Dispatcher struct{ p *Proxy }
+
+// Dispatcher returns the evloop side of p.
+func (p *Proxy) Dispatcher() *Dispatcher { return &Dispatcher{p: p} }
+
+var _ evloop.Dispatcher = (*Dispatcher)(nil)
+
+// connState is one client connection's scratch space, kept in
+// Exchange.User across its exchanges so that a request allocates nothing.
+type connState struct {
+	path  []byte // normalised path
+	key   []byte // consistent-hash key, copied: retries outlive the request
+	id    []byte // request id, copied for error bodies after Dispatch
+	body  []byte // error body
+	rt    *route
+	up    *upstream.Upstream
+	tgt   *upstream.Target // the target of the current attempt, until released
+	tries int              // retries left
+	retry bool             // method is idempotent and there is no body
+}
+
+// evHeaders lets the router read an evloop request's headers.
+type evHeaders evloop.Request
+
+func (h *evHeaders) Peek(key string) []byte { return (*evloop.Request)(h).Header(key) }
+
+// Dispatch implements evloop.Dispatcher.
+func (d *Dispatcher) Dispatch(req *evloop.Request, ex *evloop.Exchange) {
+	st, _ := ex.User.(*connState)
+	if st == nil {
+		st = &connState{}
+		ex.User = st
+	}
+	st.rt, st.up, st.tgt = nil, nil, nil
+
+	st.id = st.id[:0]
+	if id := req.Header("X-Request-Id"); len(id) > 0 {
+		st.id = append(st.id, id...)
+	} else {
+		st.id = strconv.AppendUint(append(st.id, d.p.idPrefix[:]...), d.p.idCounter.Add(1), 16)
+	}
+	ex.ResponseHeaders = append(append(append(ex.ResponseHeaders[:0], "X-Request-Id: "...), st.id...), "\r\n"...)
+
+	snap := d.p.snap.Load()
+	if snap == nil {
+		d.local(ex, st, 503, "not_ready", "no configuration is loaded yet")
+		return
+	}
+	st.path = normalizePath(st.path[:0], req.Path)
+	var m router.Match
+	if !snap.table.Lookup(req.Host, req.Method, st.path, (*evHeaders)(req), &m) {
+		d.local(ex, st, 404, "no_route", "no route matches the request")
+		return
+	}
+	rt := &snap.routes[m.Handle]
+	st.rt, st.up = rt, rt.upstream
+	st.key = appendHashKey(st.key[:0], req, rt)
+	st.retry = req.ContentLength == 0 && idempotent(req.Method)
+	st.tries = 0
+	if st.retry {
+		st.tries = rt.upstream.Config.Retries
+	}
+	t := st.up.Pick(st.key, nil)
+	if t == nil {
+		d.local(ex, st, 503, "no_healthy_target", "no healthy target in upstream "+strconv.Quote(st.up.Name))
+		return
+	}
+	d.use(ex, st, t)
+	ex.Head = d.head(ex.Head[:0], req, rt, &m, st)
+}
+
+// use sends the exchange's next attempt to t.
+func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target) {
+	t.Acquire()
+	st.tgt = t
+	cfg := &st.up.Config
+	ex.Target = t.Address
+	ex.ConnectTimeout = cfg.Timeouts.Connect.Or(5 * time.Second)
+	ex.ReadTimeout = cfg.Timeouts.Read.Or(60 * time.Second)
+}
+
+// head builds the request head the target receives.
+func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) []byte {
+	b = append(append(b, req.Method...), ' ')
+	switch {
+	case rt.rewrite != nil:
+		for _, part := range rt.rewrite {
+			if part.param == "" {
+				b = append(b, part.literal...)
+				continue
+			}
+			for i := 0; i < m.NParams; i++ {
+				if m.Params[i].Name == part.param {
+					b = appendEscapedPath(b, m.Params[i].Value)
+					break
+				}
+			}
+		}
+	case rt.stripPrefix:
+		rest := st.path[m.PrefixLen:]
+		if len(rest) == 0 || rest[0] != '/' {
+			b = append(b, '/')
+		}
+		b = appendEscapedPath(b, rest)
+	default:
+		b = appendEscapedPath(b, st.path)
+	}
+	if len(req.Query) > 0 {
+		b = append(append(b, '?'), req.Query...)
+	}
+	b = append(b, " HTTP/1.1\r\n"...)
+
+	var prior []byte
+	for i := range req.Headers {
+		h := &req.Headers[i]
+		switch {
+		case hopByHop(h.Name, req.Upgrade):
+			continue
+		case equalFoldBytes(h.Name, "X-Forwarded-For"):
+			prior = h.Value
+			continue
+		case equalFoldBytes(h.Name, "X-Forwarded-Proto"), equalFoldBytes(h.Name, "X-Forwarded-Host"),
+			equalFoldBytes(h.Name, "X-Request-Id"):
+			continue
+		}
+		b = append(append(append(append(b, h.Name...), ": "...), h.Value...), "\r\n"...)
+	}
+	if req.Upgrade {
+		b = append(b, "Connection: Upgrade\r\n"...)
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	if len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = appendAddr(b, req.RemoteAddr.Addr())
+	b = append(append(append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...), req.Host...), "\r\nX-Request-Id: "...)
+	b = append(append(b, st.id...), "\r\n\r\n"...)
+	return b
+}
+
+// Failed implements evloop.Dispatcher: another target while retries last,
+// else the gateway's error.
+func (d *Dispatcher) Failed(ex *evloop.Exchange, err error, timeout bool) bool {
+	st := ex.User.(*connState)
+	tried := st.tgt
+	if tried != nil {
+		tried.Release(false, 0)
+		st.tgt = nil
+	}
+	d.p.logger.Debug("upstream request failed", "target", ex.Target, "attempt", ex.Attempt, "error", err)
+	if st.retry && st.tries > 0 {
+		st.tries--
+		if t := st.up.Pick(st.key, tried); t != nil {
+			d.use(ex, st, t)
+			return true
+		}
+	}
+	if timeout {
+		d.local(ex, st, 504, "upstream_timeout", "the upstream did not answer in time")
+	} else {
+		d.local(ex, st, 502, "upstream_failed", "the upstream could not be reached")
+	}
+	return false
+}
+
+// Done implements evloop.Dispatcher.
+func (d *Dispatcher) Done(ex *evloop.Exchange, res evloop.Result) {
+	st := ex.User.(*connState)
+	if st.tgt != nil {
+		st.tgt.Release(res.Err == nil, res.Status)
+		st.tgt = nil
+	}
+	m := d.p.unmatched
+	if st.rt != nil {
+		m = st.rt.metrics
+	}
+	m.Observe(res.Status, time.Since(ex.Start), res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
+}
+
+// local answers from the gateway itself with its JSON error body.
+func (d *Dispatcher) local(ex *evloop.Exchange, st *connState, status int, code, message string) {
+	ex.Target = ""
+	ex.Status = status
+	ex.ContentType = "application/json"
+	st.body = appendErrorBody(st.body[:0], status, code, message, st.id)
+	ex.Body = st.body
+}
+
+func appendHashKey(dst []byte, req *evloop.Request, rt *route) []byte {
+	switch rt.hashSource {
+	case deploy.HashOnHeader:
+		return append(dst, req.Header(rt.hashName)...)
+	case deploy.HashOnCookie:
+		return append(dst, cookieValue(req.Header("Cookie"), rt.hashName)...)
+	case deploy.HashOnClientIP:
+		return req.RemoteAddr.Addr().Unmap().AppendTo(dst)
+	}
+	return dst
+}
+
+// cookieValue finds name's value in a Cookie header.
+func cookieValue(h []byte, name string) []byte {
+	for len(h) > 0 {
+		var pair []byte
+		if i := indexByte(h, ';'); i >= 0 {
+			pair, h = h[:i], h[i+1:]
+		} else {
+			pair, h = h, nil
+		}
+		for len(pair) > 0 && pair[0] == ' ' {
+			pair = pair[1:]
+		}
+		if eq := indexByte(pair, '='); eq >= 0 && string(pair[:eq]) == name {
+			return pair[eq+1:]
+		}
+	}
+	return nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
+		return true
+	}
+	return false
+}
+
+// hopByHop reports whether a request header is the connection's own, not
+// the request's; Upgrade is kept for WebSocket handshakes.
+func hopByHop(name []byte, upgrade bool) bool {
+	switch len(name) {
+	case 2:
+		return equalFoldBytes(name, "TE")
+	case 7:
+		return equalFoldBytes(name, "Trailer") || (!upgrade && equalFoldBytes(name, "Upgrade"))
+	case 10:
+		return equalFoldBytes(name, "Connection") || equalFoldBytes(name, "Keep-Alive")
+	case 16:
+		return equalFoldBytes(name, "Proxy-Connection")
+	case 19:
+		return equalFoldBytes(name, "Proxy-Authorization")
+	}
+	return false
+}
+
+func equalFoldBytes(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y || (x < 'a' || x > 'z') && b[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	return a.Unmap().AppendTo(b)
+}
