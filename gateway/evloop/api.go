@@ -87,7 +87,10 @@ type Exchange struct {
 	ContentType string
 	Body        []byte
 
-	// User is the Dispatcher's own state for this exchange.
+	// User is the Dispatcher's own state. The engine keeps it across the
+	// connection's exchanges (it resets every other field), so that the
+	// Dispatcher can reuse per-connection scratch space without
+	// allocating per request.
 	User any
 
 	// Filled by the engine:

@@ -167,7 +167,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route) time.Duration {
 	req.Header.ResetConnectionClose()
 
 	up := rt.upstream
-	key := hashKey(ctx, rt)
+	var keyBuf [64]byte
+	key := hashKey(keyBuf[:0], ctx, rt)
 	retries := 0
 	if retryable(req) {
 		retries = up.Config.Retries
@@ -230,16 +231,16 @@ func retryable(req *fasthttp.Request) bool {
 	return false
 }
 
-func hashKey(ctx *fasthttp.RequestCtx, rt *route) []byte {
+// hashKey is the consistent-hash key; the client IP is hashed in its text
+// form, as the evloop engine does, so that both listeners agree.
+func hashKey(dst []byte, ctx *fasthttp.RequestCtx, rt *route) []byte {
 	switch rt.hashSource {
 	case deploy.HashOnHeader:
 		return ctx.Request.Header.Peek(rt.hashName)
 	case deploy.HashOnCookie:
 		return ctx.Request.Header.Cookie(rt.hashName)
 	case deploy.HashOnClientIP:
-		if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-			return a.IP
-		}
+		return appendClientIP(dst, ctx)
 	}
 	return nil
 }

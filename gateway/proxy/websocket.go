@@ -20,7 +20,8 @@ func isWebSocket(h *fasthttp.RequestHeader) bool {
 // answer (101 or a refusal) goes to the client as it is.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, start time.Time) {
 	up := rt.upstream
-	t := up.Pick(hashKey(ctx, rt), nil)
+	var keyBuf [64]byte
+	t := up.Pick(hashKey(keyBuf[:0], ctx, rt), nil)
 	if t == nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_healthy_target", "no healthy target in upstream "+up.Name)
 		rt.metrics.Observe(fasthttp.StatusServiceUnavailable, time.Since(start), 0, -1, -1)
