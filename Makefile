@@ -12,8 +12,11 @@ build:
 run: build
 	./scripts/run-standalone.sh
 
+# Unit tests with the race detector; the end-to-end tests start the real
+# binary and run without it.
 test: lint
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -count=1 -timeout 15m ./e2e/...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./deploy/...
