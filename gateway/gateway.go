@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/proxy"
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
@@ -41,6 +42,9 @@ type Options struct {
 	WatchInterval time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight requests.
 	DrainTimeout time.Duration
+	// Engine serves the HTTP listener: EngineEvloop (the default) or
+	// EngineFasthttp.
+	Engine string
 	// Profiling serves Go's /debug/pprof on the status port.
 	Profiling bool
 	Logger    hclog.Logger
@@ -243,48 +247,36 @@ func (g *Gateway) apply(cfg *deploy.Config, origin string, persist bool) error {
 // Ready implements status.Reporter.
 func (g *Gateway) Ready() bool { return g.proxy.Current() != nil && !g.draining.Load() }
 
+// Engines of the HTTP listener.
+const (
+	// EngineEvloop serves plain HTTP on epoll event loops (Linux).
+	EngineEvloop = "evloop"
+	// EngineFasthttp serves plain HTTP with fasthttp, one goroutine per
+	// connection. The HTTPS listener always uses it.
+	EngineFasthttp = "fasthttp"
+)
+
 // Run serves until ctx is done, then drains: it stops accepting, lets
 // in-flight requests finish within the drain timeout, and returns.
 func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
-	statusLn, err := net.Listen("tcp", g.opts.StatusListen)
+	l, err := g.listen()
 	if err != nil {
-		return fmt.Errorf("listen status %s: %w", g.opts.StatusListen, err)
+		return err
 	}
-	httpLn, err := net.Listen("tcp", g.opts.Listen)
-	if err != nil {
-		statusLn.Close()
-		return fmt.Errorf("listen http %s: %w", g.opts.Listen, err)
-	}
-	var tlsLn net.Listener
-	if g.opts.TLSListen != "" {
-		raw, err := net.Listen("tcp", g.opts.TLSListen)
-		if err != nil {
-			statusLn.Close()
-			httpLn.Close()
-			return fmt.Errorf("listen https %s: %w", g.opts.TLSListen, err)
-		}
-		tlsLn = tls.NewListener(raw, &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"http/1.1"},
-			GetCertificate: g.certificate,
-		})
-	}
-	g.listenersMu.Lock()
-	g.listeners = []listenerInfo{{"http", httpLn.Addr().String()}, {"status", statusLn.Addr().String()}}
-	if tlsLn != nil {
-		g.listeners = append(g.listeners, listenerInfo{"https", tlsLn.Addr().String()})
-	}
-	g.listenersMu.Unlock()
-
-	srv := newServer(g)
+	fast := newServer(g)
 	statusSrv := newStatusServer(g)
 	errs := make(chan error, 3)
-	go func() { errs <- statusSrv.Serve(statusLn) }()
-	go func() { errs <- srv.Serve(httpLn) }()
-	if tlsLn != nil {
-		go func() { errs <- srv.Serve(tlsLn) }()
+	go func() { errs <- statusSrv.Serve(l.status) }()
+	if l.engine != nil {
+		go func() { errs <- l.engine.Serve() }()
+	} else {
+		go func() { errs <- fast.Serve(l.http) }()
 	}
-	g.logger.Info("gateway serving", "http", httpLn.Addr(), "https", g.opts.TLSListen, "status", statusLn.Addr())
+	if l.https != nil {
+		go func() { errs <- fast.Serve(l.https) }()
+	}
+	g.logger.Info("gateway serving", "http", g.listeners[0].Address, "engine", g.opts.Engine,
+		"https", g.opts.TLSListen, "status", l.status.Addr())
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -298,8 +290,81 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	case err := <-errs:
 		runErr = fmt.Errorf("serve: %w", err)
 	}
-	g.shutdown(srv, statusSrv)
+	g.shutdown(l.engine, fast, statusSrv)
 	return runErr
+}
+
+// listeners are the gateway's bound sockets.
+type listeners struct {
+	status, http, https net.Listener
+	engine              *evloop.Engine // serves http instead of a listener
+}
+
+// listen binds every address before anything serves, so that a port in use
+// is an error at start rather than a half-started gateway.
+func (g *Gateway) listen() (*listeners, error) {
+	var l listeners
+	fail := func(err error) (*listeners, error) {
+		for _, c := range []net.Listener{l.status, l.http, l.https} {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, err
+	}
+	var err error
+	if l.status, err = net.Listen("tcp", g.opts.StatusListen); err != nil {
+		return fail(fmt.Errorf("listen status %s: %w", g.opts.StatusListen, err))
+	}
+	var httpAddr string
+	switch g.opts.Engine {
+	case EngineEvloop, "":
+		g.opts.Engine = EngineEvloop
+		l.engine, err = evloop.Listen(evloop.Config{
+			Addr:       g.opts.Listen,
+			Dispatcher: g.proxy.Dispatcher(),
+			Logger:     g.logger.Named("evloop"),
+			ConnState: func(open bool) {
+				if open {
+					g.metrics.ConnOpened()
+				} else {
+					g.metrics.ConnClosed()
+				}
+			},
+		})
+		if err != nil {
+			return fail(fmt.Errorf("listen http %s: %w", g.opts.Listen, err))
+		}
+		httpAddr = l.engine.Addr().String()
+	case EngineFasthttp:
+		if l.http, err = net.Listen("tcp", g.opts.Listen); err != nil {
+			return fail(fmt.Errorf("listen http %s: %w", g.opts.Listen, err))
+		}
+		httpAddr = l.http.Addr().String()
+	default:
+		return fail(fmt.Errorf("unknown engine %q (evloop or fasthttp)", g.opts.Engine))
+	}
+	if g.opts.TLSListen != "" {
+		raw, err := net.Listen("tcp", g.opts.TLSListen)
+		if err != nil {
+			if l.engine != nil {
+				l.engine.Shutdown(context.Background())
+			}
+			return fail(fmt.Errorf("listen https %s: %w", g.opts.TLSListen, err))
+		}
+		l.https = tls.NewListener(raw, &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"http/1.1"},
+			GetCertificate: g.certificate,
+		})
+	}
+	g.listenersMu.Lock()
+	g.listeners = []listenerInfo{{"http", httpAddr}, {"status", l.status.Addr().String()}}
+	if l.https != nil {
+		g.listeners = append(g.listeners, listenerInfo{"https", l.https.Addr().String()})
+	}
+	g.listenersMu.Unlock()
+	return &l, nil
 }
 
 func (g *Gateway) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/status"
 )
 
@@ -50,14 +52,25 @@ func newStatusServer(g *Gateway) *http.Server {
 // shutdown marks the gateway unready (so that load balancers in front stop
 // sending), stops accepting, and waits for in-flight requests up to the
 // drain timeout.
-func (g *Gateway) shutdown(srv *fasthttp.Server, statusSrv *http.Server) {
+func (g *Gateway) shutdown(engine *evloop.Engine, srv *fasthttp.Server, statusSrv *http.Server) {
 	g.draining.Store(true)
 	g.logger.Info("draining", "timeout", g.opts.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.DrainTimeout)
 	defer cancel()
+	var wg sync.WaitGroup
+	if engine != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := engine.Shutdown(ctx); err != nil {
+				g.logger.Warn("drain timeout reached; closing remaining connections", "engine", "evloop", "error", err)
+			}
+		}()
+	}
 	if err := srv.ShutdownWithContext(ctx); err != nil {
 		g.logger.Warn("drain timeout reached; closing remaining connections", "error", err)
 	}
+	wg.Wait()
 	statusCtx, cancelStatus := context.WithTimeout(context.Background(), time.Second)
 	defer cancelStatus()
 	statusSrv.Shutdown(statusCtx)

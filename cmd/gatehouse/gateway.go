@@ -61,6 +61,7 @@ and serve its last good configuration when the file is unavailable.`,
 	fs.StringVar(&opts.Instance, "instance", host, "instance name")
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.DurationVar(&opts.WatchInterval, "watch-interval", time.Second, "how often the configuration file is checked for changes")
+	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on the status port")
 	logs.register(fs)
 	return cmd

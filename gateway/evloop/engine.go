@@ -1,0 +1,248 @@
+package evloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures an Engine. Zero fields take the documented defaults.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8080", ":8080" or
+	// "[::1]:8080". Only IP literals (or an empty host) are accepted.
+	Addr string
+	// Loops is the number of event loops, each on its own OS thread
+	// (default runtime.GOMAXPROCS(0)).
+	Loops      int
+	Dispatcher Dispatcher
+	Logger     hclog.Logger
+	// IdleTimeout bounds a keep-alive client connection between requests,
+	// and any stall of the client while an exchange or tunnel waits on it
+	// (default 75s).
+	IdleTimeout time.Duration
+	// HeaderTimeout bounds receiving a request head from its first byte
+	// (default 30s).
+	HeaderTimeout time.Duration
+	// MaxHeaderBytes limits a request head; a larger one is answered with
+	// 431 (default 16 KiB).
+	MaxHeaderBytes int
+	// UpstreamIdle is how long an idle pooled upstream connection is kept
+	// (default 60s).
+	UpstreamIdle time.Duration
+	// MaxIdlePerTarget limits idle upstream connections per target and
+	// per loop (default 64).
+	MaxIdlePerTarget int
+	// ConnState, if set, is called on a loop's thread when a client
+	// connection opens (true) and closes (false). It must not block.
+	ConnState func(open bool)
+}
+
+// Defaults for an exchange whose Dispatcher left the timeouts zero.
+const (
+	defaultConnectTimeout = 10 * time.Second
+	defaultReadTimeout    = 60 * time.Second
+)
+
+// bufSize is the per-connection read buffer, which is also the most a
+// connection holds of a body in flight per direction.
+const bufSize = 64 << 10
+
+// Engine states, moved forward only.
+const (
+	stateRunning = iota
+	stateDraining
+	stateForced
+)
+
+// Engine is a running set of event loops sharing one listen address.
+type Engine struct {
+	cfg   Config
+	addr  net.Addr
+	loops []*loop
+	base  time.Time // origin of the loops' monotonic clocks
+
+	state atomic.Int32
+	// mu guards serving and closed, and the eventfds' lifetime: a wake-up
+	// must not write to a descriptor number that was closed and reused.
+	mu      sync.Mutex
+	serving bool
+	closed  bool
+	done    chan struct{}
+}
+
+// Listen applies cfg's defaults and binds one listening socket per loop
+// (SO_REUSEPORT), so that an address in use is reported here rather than
+// by Serve.
+func Listen(cfg Config) (*Engine, error) {
+	if cfg.Dispatcher == nil {
+		return nil, errors.New("evloop: Config.Dispatcher is required")
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 75 * time.Second
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 30 * time.Second
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.MaxHeaderBytes > bufSize {
+		cfg.MaxHeaderBytes = bufSize
+	}
+	if cfg.UpstreamIdle <= 0 {
+		cfg.UpstreamIdle = 60 * time.Second
+	}
+	if cfg.MaxIdlePerTarget <= 0 {
+		cfg.MaxIdlePerTarget = 64
+	}
+	ap, err := parseListenAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, base: time.Now(), done: make(chan struct{})}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(e, ap)
+		if err != nil {
+			e.closeLoops()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+		if i == 0 {
+			// Port 0 picks a port for the first socket; the others must
+			// share it.
+			sa, err := unix.Getsockname(l.lfd)
+			if err != nil {
+				e.closeLoops()
+				return nil, fmt.Errorf("evloop: getsockname: %w", err)
+			}
+			ap = netip.AddrPortFrom(ap.Addr(), uint16(sockaddrPort(sa)))
+			e.addr = net.TCPAddrFromAddrPort(ap)
+		}
+	}
+	return e, nil
+}
+
+func parseListenAddr(addr string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("evloop: listen address %q: %w", addr, err)
+	}
+	var ip netip.Addr
+	if host == "" {
+		ip = netip.IPv6Unspecified()
+	} else if ip, err = netip.ParseAddr(host); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("evloop: listen address %q: host must be an IP literal", addr)
+	}
+	pn, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("evloop: listen address %q: %w", addr, err)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(pn)), nil
+}
+
+// closeLoops closes every loop's descriptors once no loop runs.
+func (e *Engine) closeLoops() {
+	for _, l := range e.loops {
+		l.closeFDs()
+		unix.Close(l.efd)
+	}
+}
+
+// Addr returns the address the engine listens on (with the actual port
+// when the configured one was 0).
+func (e *Engine) Addr() net.Addr { return e.addr }
+
+// Serve runs the loops until Shutdown and returns nil after a clean
+// shutdown. It must be called once.
+func (e *Engine) Serve() error {
+	e.mu.Lock()
+	if e.serving || e.closed {
+		e.mu.Unlock()
+		if e.closed {
+			return nil
+		}
+		return errors.New("evloop: Serve called twice")
+	}
+	e.serving = true
+	e.mu.Unlock()
+
+	errs := make(chan error, len(e.loops))
+	for _, l := range e.loops {
+		go func() {
+			// The loop blocks in epoll_wait with its thread; locking keeps
+			// the goroutine from being moved between threads for nothing.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			errs <- l.run()
+		}()
+	}
+	var first error
+	for range e.loops {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			// A loop that failed cannot serve; take the others down too.
+			e.state.CompareAndSwap(stateRunning, stateForced)
+			e.wakeAll()
+		}
+	}
+	e.mu.Lock()
+	e.closed = true
+	e.closeLoops()
+	e.mu.Unlock()
+	close(e.done)
+	return first
+}
+
+func (e *Engine) wakeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	for _, l := range e.loops {
+		l.wake()
+	}
+}
+
+// Shutdown stops accepting at once, lets in-flight exchanges finish (their
+// client connections are then closed rather than kept alive), closes idle
+// connections and pools, and returns when every loop has finished. When
+// ctx ends first it closes everything still open and returns ctx.Err().
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.serving {
+		if !e.closed {
+			e.closed = true
+			e.closeLoops()
+		}
+		e.mu.Unlock()
+		return nil
+	}
+	e.mu.Unlock()
+	e.state.CompareAndSwap(stateRunning, stateDraining)
+	e.wakeAll()
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+	}
+	e.state.Store(stateForced)
+	e.wakeAll()
+	<-e.done
+	return ctx.Err()
+}
