@@ -162,7 +162,7 @@ func (c *cconn) onTimer() {
 		c.abort(errClientTimeout, true)
 	case cProxy:
 		u := c.up
-		if c.mask&unix.EPOLLOUT != 0 || u != nil && !u.connecting && !c.reqDone && c.reqAvail == 0 {
+		if c.mask&unix.EPOLLOUT != 0 || u != nil && !u.connecting && !c.reqBody.done() && c.reqAvail == 0 {
 			c.abort(errClientTimeout, true)
 			return
 		}
@@ -274,6 +274,7 @@ func (c *cconn) sendLocal(res Result) {
 		ex.Status = 500
 	}
 	res.Status = ex.Status
+	c.status = ex.Status
 	if !c.isHead {
 		res.BytesOut = int64(len(ex.Body))
 	}

@@ -62,6 +62,8 @@ type loop struct {
 	draining bool
 	// iov is scratch for writev.
 	iov [2]unix.Iovec
+	// acceptTm re-enables accepting after running out of descriptors.
+	acceptTm timer
 }
 
 // maxFreeBufs bounds the buffers a loop keeps for reuse.
@@ -223,6 +225,7 @@ func (l *loop) checkState() {
 	}
 	if !l.draining {
 		l.draining = true
+		l.stopTimer(&l.acceptTm)
 		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
 		unix.Close(l.lfd)
 		l.lfd = -1
@@ -258,10 +261,19 @@ func (l *loop) accept() {
 	// from starving the connections already open.
 	for i := 0; i < 32; i++ {
 		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
-			if err != unix.EAGAIN && err != unix.ECONNABORTED && err != unix.EINTR {
-				l.cfg.Logger.Error("accept failed", "error", err)
-			}
+		switch err {
+		case nil:
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// The pending connection stays readable: pause accepting
+			// rather than spin on it until descriptors are freed.
+			l.cfg.Logger.Error("accept failed; pausing accepts", "error", err)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
+			l.setTimer(&l.acceptTm, acceptPause)
+			return
+		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
+			return
+		default:
+			l.cfg.Logger.Error("accept failed", "error", err)
 			return
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -284,6 +296,18 @@ func (l *loop) accept() {
 		}
 		l.setTimer(&c.tm, d)
 	}
+}
+
+// acceptPause is how long a loop stops accepting after running out of
+// descriptors or memory.
+const acceptPause = 100 * time.Millisecond
+
+func (l *loop) resumeAccept() {
+	if l.lfd < 0 {
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lfd)}
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lfd, &ev)
 }
 
 func (l *loop) register(s *sock, h handler, mask uint32) error {
@@ -525,7 +549,12 @@ func (l *loop) runTimers() {
 			continue
 		}
 		l.removeTimer(0)
-		if t.when != 0 {
+		switch {
+		case t.when == 0:
+		case t == &l.acceptTm:
+			t.when = 0
+			l.resumeAccept()
+		default:
 			t.when = 0
 			t.h.onTimer()
 		}
