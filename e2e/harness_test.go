@@ -103,6 +103,7 @@ func start(t *testing.T, args ...string) *proc {
 
 // gatewayOpts are the usual flags of a test gateway.
 type gatewayOpts struct {
+	engine  string // empty: the default
 	config  string
 	dataDir string
 	tls     bool
@@ -121,6 +122,9 @@ func startGateway(t *testing.T, o gatewayOpts) *proc {
 	if o.dataDir != "" {
 		args = append(args, "--data-dir", o.dataDir)
 	}
+	if o.engine != "" {
+		args = append(args, "--engine", o.engine)
+	}
 	if !o.tls {
 		args = append(args, "--tls-listen", "")
 	}
@@ -136,6 +140,14 @@ func startGateway(t *testing.T, o gatewayOpts) *proc {
 		return resp.StatusCode == 200
 	})
 	return p
+}
+
+// forEachEngine runs a test once per engine of the HTTP listener, since
+// both must behave the same.
+func forEachEngine(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, engine := range []string{"evloop", "fasthttp"} {
+		t.Run(engine, func(t *testing.T) { test(t, engine) })
+	}
 }
 
 func (p *proc) waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {

@@ -13,19 +13,20 @@ import (
 
 // The issue's example, as written.
 func TestProxyExampleConfiguration(t *testing.T) {
-	orders := startUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{
-			"path":   r.URL.Path,
-			"xff":    r.Header.Get("X-Forwarded-For"),
-			"proto":  r.Header.Get("X-Forwarded-Proto"),
-			"fhost":  r.Header.Get("X-Forwarded-Host"),
-			"reqid":  r.Header.Get("X-Request-Id"),
-			"custom": r.Header.Get("X-Custom-Header"),
+	forEachEngine(t, func(t *testing.T, engine string) {
+		orders := startUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+			json.NewEncoder(w).Encode(map[string]string{
+				"path":   r.URL.Path,
+				"xff":    r.Header.Get("X-Forwarded-For"),
+				"proto":  r.Header.Get("X-Forwarded-Proto"),
+				"fhost":  r.Header.Get("X-Forwarded-Host"),
+				"reqid":  r.Header.Get("X-Request-Id"),
+				"custom": r.Header.Get("X-Custom-Header"),
+			})
 		})
-	})
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "gateway.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "gateway.yaml")
+		writeFile(t, cfg, fmt.Sprintf(`
 upstreams:
   - name: orders
     targets:
@@ -38,88 +39,89 @@ services:
         paths: [/orders]
         methods: [GET]
 `, orders.addr))
-	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw")})
-	gw.waitReady(t)
-	base := "http://" + gw.listen
+		gw := startGateway(t, gatewayOpts{engine: engine, config: cfg, dataDir: filepath.Join(dir, "gw")})
+		gw.waitReady(t)
+		base := "http://" + gw.listen
 
-	code, body, hdr := get(t, http.DefaultClient, base+"/orders", "Host", "shop.example.com", "X-Custom-Header", "kept")
-	if code != 200 || hdr.Get("X-Upstream") != "orders" {
-		t.Fatalf("GET /orders = %d %q", code, body)
-	}
-	var seen map[string]string
-	if err := json.Unmarshal([]byte(body), &seen); err != nil {
-		t.Fatal(err)
-	}
-	if seen["path"] != "/orders" || seen["xff"] != "127.0.0.1" || seen["proto"] != "http" ||
-		seen["fhost"] != "shop.example.com" || seen["reqid"] == "" || seen["custom"] != "kept" {
-		t.Errorf("upstream saw %v", seen)
-	}
-	if hdr.Get("X-Request-Id") != seen["reqid"] {
-		t.Errorf("response X-Request-Id %q, upstream saw %q", hdr.Get("X-Request-Id"), seen["reqid"])
-	}
+		code, body, hdr := get(t, http.DefaultClient, base+"/orders", "Host", "shop.example.com", "X-Custom-Header", "kept")
+		if code != 200 || hdr.Get("X-Upstream") != "orders" {
+			t.Fatalf("GET /orders = %d %q", code, body)
+		}
+		var seen map[string]string
+		if err := json.Unmarshal([]byte(body), &seen); err != nil {
+			t.Fatal(err)
+		}
+		if seen["path"] != "/orders" || seen["xff"] != "127.0.0.1" || seen["proto"] != "http" ||
+			seen["fhost"] != "shop.example.com" || seen["reqid"] == "" || seen["custom"] != "kept" {
+			t.Errorf("upstream saw %v", seen)
+		}
+		if hdr.Get("X-Request-Id") != seen["reqid"] {
+			t.Errorf("response X-Request-Id %q, upstream saw %q", hdr.Get("X-Request-Id"), seen["reqid"])
+		}
 
-	// A client's request id is kept; a prior X-Forwarded-For is appended to.
-	_, body, _ = get(t, http.DefaultClient, base+"/orders", "X-Request-Id", "client-id-1", "X-Forwarded-For", "203.0.113.9")
-	json.Unmarshal([]byte(body), &seen)
-	if seen["reqid"] != "client-id-1" || seen["xff"] != "203.0.113.9, 127.0.0.1" {
-		t.Errorf("upstream saw %v", seen)
-	}
+		// A client's request id is kept; a prior X-Forwarded-For is appended to.
+		_, body, _ = get(t, http.DefaultClient, base+"/orders", "X-Request-Id", "client-id-1", "X-Forwarded-For", "203.0.113.9")
+		json.Unmarshal([]byte(body), &seen)
+		if seen["reqid"] != "client-id-1" || seen["xff"] != "203.0.113.9, 127.0.0.1" {
+			t.Errorf("upstream saw %v", seen)
+		}
 
-	for _, tc := range []struct {
-		method, path string
-		code         int
-		errCode      string
-	}{
-		{"GET", "/nothing", 404, "no_route"},
-		{"POST", "/orders", 404, "no_route"},
-		{"GET", "/orders/1", 404, "no_route"},
-	} {
-		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
-		resp, err := http.DefaultClient.Do(req)
+		for _, tc := range []struct {
+			method, path string
+			code         int
+			errCode      string
+		}{
+			{"GET", "/nothing", 404, "no_route"},
+			{"POST", "/orders", 404, "no_route"},
+			{"GET", "/orders/1", 404, "no_route"},
+		} {
+			req, _ := http.NewRequest(tc.method, base+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e struct {
+				Error struct {
+					Status int    `json:"status"`
+					Code   string `json:"code"`
+				} `json:"error"`
+			}
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || e.Error.Code != tc.errCode || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s %s = %d %+v, want %d %s", tc.method, tc.path, resp.StatusCode, e, tc.code, tc.errCode)
+			}
+		}
+
+		r := gw.report(t)
+		if !r.Ready || r.Configuration == nil || !strings.HasPrefix(r.Configuration.Checksum, "sha256:") || r.Configuration.Routes != 1 {
+			t.Errorf("status = %+v", r)
+		}
+		resp, err := http.Get("http://" + gw.status + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e struct {
-			Error struct {
-				Status int    `json:"status"`
-				Code   string `json:"code"`
-			} `json:"error"`
+		defer resp.Body.Close()
+		var metrics strings.Builder
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := resp.Body.Read(buf)
+			metrics.Write(buf[:n])
+			if err != nil {
+				break
+			}
 		}
-		json.NewDecoder(resp.Body).Decode(&e)
-		resp.Body.Close()
-		if resp.StatusCode != tc.code || e.Error.Code != tc.errCode || resp.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("%s %s = %d %+v, want %d %s", tc.method, tc.path, resp.StatusCode, e, tc.code, tc.errCode)
+		for _, want := range []string{
+			`gatehouse_gateway_requests_total{code="200",group="default",route="list-orders",service="orders"} 2`,
+			`gatehouse_gateway_requests_total{code="404",group="default",route="",service=""} 3`,
+			`gatehouse_gateway_request_duration_seconds_count{group="default",route="list-orders",service="orders"} 2`,
+			`gatehouse_gateway_config_reloads_total{group="default",result="success"} 1`,
+		} {
+			if !strings.Contains(metrics.String(), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
 		}
-	}
-
-	r := gw.report(t)
-	if !r.Ready || r.Configuration == nil || !strings.HasPrefix(r.Configuration.Checksum, "sha256:") || r.Configuration.Routes != 1 {
-		t.Errorf("status = %+v", r)
-	}
-	resp, err := http.Get("http://" + gw.status + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var metrics strings.Builder
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := resp.Body.Read(buf)
-		metrics.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	for _, want := range []string{
-		`gatehouse_gateway_requests_total{code="200",group="default",route="list-orders",service="orders"} 2`,
-		`gatehouse_gateway_requests_total{code="404",group="default",route="",service=""} 3`,
-		`gatehouse_gateway_request_duration_seconds_count{group="default",route="list-orders",service="orders"} 2`,
-		`gatehouse_gateway_config_reloads_total{group="default",result="success"} 1`,
-	} {
-		if !strings.Contains(metrics.String(), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+	})
 }
 
 func TestInvalidConfigurationExitsWithFieldPaths(t *testing.T) {

@@ -34,59 +34,61 @@ func reloadConfig(version int, a, b string) deploy.Config {
 
 // Reloads under continuous load fail no request.
 func TestReloadUnderLoadFailsNothing(t *testing.T) {
-	a := startUpstream(t, "a", nil)
-	b := startUpstream(t, "b", nil)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "gateway.json")
-	writeConfig(t, cfg, reloadConfig(0, a.addr, b.addr))
-	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw")})
-	gw.waitReady(t)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		a := startUpstream(t, "a", nil)
+		b := startUpstream(t, "b", nil)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "gateway.json")
+		writeConfig(t, cfg, reloadConfig(0, a.addr, b.addr))
+		gw := startGateway(t, gatewayOpts{engine: engine, config: cfg, dataDir: filepath.Join(dir, "gw")})
+		gw.waitReady(t)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var ok, failed atomic.Int64
-	var firstFailure atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-			for ctx.Err() == nil {
-				resp, err := client.Get("http://" + gw.listen + "/items/1")
-				if err != nil {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, err.Error())
-					continue
+		ctx, cancel := context.WithCancel(context.Background())
+		var ok, failed atomic.Int64
+		var firstFailure atomic.Value
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+				for ctx.Err() == nil {
+					resp, err := client.Get("http://" + gw.listen + "/items/1")
+					if err != nil {
+						failed.Add(1)
+						firstFailure.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failed.Add(1)
+						firstFailure.CompareAndSwap(nil, resp.Status)
+						continue
+					}
+					ok.Add(1)
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, resp.Status)
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	sum := gw.report(t).Configuration.Checksum
-	const reloads = 20
-	for v := 1; v <= reloads; v++ {
-		writeConfig(t, cfg, reloadConfig(v, a.addr, b.addr))
-		sum = gw.waitNewConfig(t, sum)
-		if code, _, _ := get(t, http.DefaultClient, fmt.Sprintf("http://%s/v/%d", gw.listen, v)); code != 200 {
-			t.Fatalf("route of version %d not served after reload", v)
+			}()
 		}
-	}
-	cancel()
-	wg.Wait()
-	t.Logf("%d requests during %d reloads, %d failed", ok.Load(), reloads, failed.Load())
-	if failed.Load() != 0 {
-		t.Fatalf("%d requests failed during reloads; first: %v", failed.Load(), firstFailure.Load())
-	}
-	if ok.Load() < 100 {
-		t.Fatalf("only %d requests ran during the reloads: the load did not overlap them", ok.Load())
-	}
+		sum := gw.report(t).Configuration.Checksum
+		const reloads = 20
+		for v := 1; v <= reloads; v++ {
+			writeConfig(t, cfg, reloadConfig(v, a.addr, b.addr))
+			sum = gw.waitNewConfig(t, sum)
+			if code, _, _ := get(t, http.DefaultClient, fmt.Sprintf("http://%s/v/%d", gw.listen, v)); code != 200 {
+				t.Fatalf("route of version %d not served after reload", v)
+			}
+		}
+		cancel()
+		wg.Wait()
+		t.Logf("%d requests during %d reloads, %d failed", ok.Load(), reloads, failed.Load())
+		if failed.Load() != 0 {
+			t.Fatalf("%d requests failed during reloads; first: %v", failed.Load(), firstFailure.Load())
+		}
+		if ok.Load() < 100 {
+			t.Fatalf("only %d requests ran during the reloads: the load did not overlap them", ok.Load())
+		}
+	})
 }
 
 // An invalid file is rejected on reload; the running configuration keeps

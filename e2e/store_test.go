@@ -70,46 +70,48 @@ func TestCorruptStoreFallsBackToFile(t *testing.T) {
 
 // SIGTERM lets in-flight requests finish, then the gateway exits 0.
 func TestGracefulShutdownDrains(t *testing.T) {
-	var arrived atomic.Int32
-	up := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
-		arrived.Add(1)
-		time.Sleep(time.Second)
-		w.Write([]byte("finished"))
-	})
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "gateway.json")
-	simpleConfig(t, cfg, up.addr)
-	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw")})
-	gw.waitReady(t)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		var arrived atomic.Int32
+		up := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+			arrived.Add(1)
+			time.Sleep(time.Second)
+			w.Write([]byte("finished"))
+		})
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "gateway.json")
+		simpleConfig(t, cfg, up.addr)
+		gw := startGateway(t, gatewayOpts{engine: engine, config: cfg, dataDir: filepath.Join(dir, "gw")})
+		gw.waitReady(t)
 
-	type result struct {
-		code int
-		body string
-		err  error
-	}
-	results := make(chan result, 5)
-	for i := 0; i < 5; i++ {
-		go func() {
-			resp, err := http.Get("http://" + gw.listen + "/slow")
-			if err != nil {
-				results <- result{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			b := make([]byte, 64)
-			n, _ := resp.Body.Read(b)
-			results <- result{code: resp.StatusCode, body: string(b[:n])}
-		}()
-	}
-	gw.waitFor(t, 10*time.Second, "the requests to reach the upstream", func() bool { return arrived.Load() == 5 })
-	gw.signal(syscall.SIGTERM)
-	for i := 0; i < 5; i++ {
-		r := <-results
-		if r.err != nil || r.code != 200 || r.body != "finished" {
-			t.Errorf("in-flight request: %+v", r)
+		type result struct {
+			code int
+			body string
+			err  error
 		}
-	}
-	if code := gw.exit(t, 15*time.Second); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM", code)
-	}
+		results := make(chan result, 5)
+		for i := 0; i < 5; i++ {
+			go func() {
+				resp, err := http.Get("http://" + gw.listen + "/slow")
+				if err != nil {
+					results <- result{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b := make([]byte, 64)
+				n, _ := resp.Body.Read(b)
+				results <- result{code: resp.StatusCode, body: string(b[:n])}
+			}()
+		}
+		gw.waitFor(t, 10*time.Second, "the requests to reach the upstream", func() bool { return arrived.Load() == 5 })
+		gw.signal(syscall.SIGTERM)
+		for i := 0; i < 5; i++ {
+			r := <-results
+			if r.err != nil || r.code != 200 || r.body != "finished" {
+				t.Errorf("in-flight request: %+v", r)
+			}
+		}
+		if code := gw.exit(t, 15*time.Second); code != 0 {
+			t.Fatalf("exit code %d after SIGTERM", code)
+		}
+	})
 }
