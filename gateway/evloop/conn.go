@@ -1,3 +1,5 @@
+//go:build linux
+
 package evloop
 
 import (
@@ -194,12 +196,14 @@ func (c *cconn) serveHeads() {
 			continue
 		}
 		b := c.rbuf[c.r:c.w]
-		if !c.headStarted {
-			c.headStarted = true
-			l.setTimer(&c.tm, l.cfg.HeaderTimeout)
-		}
 		end := headEnd(b, c.scanned)
 		if end < 0 && len(b) < l.cfg.MaxHeaderBytes {
+			// A head that came whole never needed this timer; setting
+			// it only for partial heads keeps it off the common path.
+			if !c.headStarted {
+				c.headStarted = true
+				l.setTimer(&c.tm, l.cfg.HeaderTimeout)
+			}
 			c.scanned = len(b)
 			l.setMask(&c.sock, unix.EPOLLIN|unix.EPOLLRDHUP)
 			return
@@ -410,6 +414,10 @@ func (c *cconn) startUpstream(fresh bool) {
 		d = defaultConnectTimeout
 	}
 	l.setTimer(&u.tm, d)
+	// A nearby target often completes the handshake within connect():
+	// sending at once saves a loop turn. While the connection is still
+	// being set up the write just returns EAGAIN.
+	c.pumpRequest()
 }
 
 func (c *cconn) readTimeout() time.Duration {
@@ -434,6 +442,16 @@ func (c *cconn) pumpRequest() {
 		before := c.reqAvail
 		ok, err := l.flush(u.fd, c.ex.Head, &c.hoff, &c.sock, &c.reqAvail)
 		c.bytesIn += int64(before - c.reqAvail)
+		if u.connecting {
+			if err != nil {
+				c.upstreamFailed(fmt.Errorf("evloop: connect %s: %w", u.target, err), false)
+				return
+			}
+			if c.hoff == 0 {
+				return // still connecting: EPOLLOUT will tell
+			}
+			u.connecting = false
+		}
 		if !c.headSent && c.hoff == len(c.ex.Head) {
 			c.headSent, c.sentAt = true, l.mono
 		}
@@ -695,14 +713,20 @@ func (c *cconn) startResponse(head []byte) bool {
 	}
 	u.r += len(head)
 	c.respHead = true
-	c.respStarted = true
 	c.outOff = 0
 	if rh.status < 200 {
 		c.interim = true
 		c.respBody.init(bodyNone, 0)
+		if c.minor == 0 {
+			// HTTP/1.0 has no interim responses (RFC 9110 §15.2).
+			c.out = c.out[:0]
+			return true
+		}
+		c.respStarted = true
 		c.out = append(c.out, "\r\n"...)
 		return true
 	}
+	c.respStarted = true
 	c.status = rh.status
 	c.upTime = time.Duration(l.mono - c.sentAt)
 	c.reusable = rh.minor == 1 && !rh.close

@@ -1,3 +1,5 @@
+//go:build linux
+
 package evloop
 
 import (
@@ -63,7 +65,35 @@ const (
 	stateForced
 )
 
-// Engine is a running set of event loops sharing one listen address.
+// Engine is a set of event loops sharing one listen address.
+//
+// What the engine does on its own, beyond asking the Dispatcher:
+//
+//   - It answers requests it cannot frame safely itself, with the
+//     gateway's JSON error body and Connection: close: malformed heads
+//     (400), Content-Length with Transfer-Encoding or differing
+//     Content-Lengths (400), a transfer coding other than a single
+//     "chunked" (501), CONNECT (501), HTTP versions other than 1.0 and
+//     1.1 (505), heads over MaxHeaderBytes (431), a malformed chunked
+//     body. Those requests never reach the Dispatcher, so Done is not
+//     called for them.
+//   - Targets must be IP literals ("10.0.0.1:80", "[::1]:80"): resolving a
+//     name would block the loop. Any other target fails the attempt with
+//     an error the Dispatcher sees in Failed.
+//   - A pooled upstream connection that fails before sending a byte of
+//     the response is retried once on a new connection, without asking
+//     the Dispatcher, when the request has no body: that is the target
+//     closing an idle connection as the request went out.
+//   - A local response to a request whose body has not been read closes
+//     the connection afterwards instead of reading the body.
+//   - A client that half-closes its side while an exchange is in flight
+//     is taken to have gone away: the exchange is abandoned.
+//   - Responses are forwarded with their framing unchanged, so a chunked
+//     response reaches an HTTP/1.0 client chunked. Headers named in the
+//     target's Connection header are not removed, only the fixed
+//     hop-by-hop set.
+//   - Shutdown waits for WebSocket tunnels like any other exchange; they
+//     end when a side closes or IdleTimeout passes without traffic.
 type Engine struct {
 	cfg   Config
 	addr  net.Addr
@@ -113,6 +143,13 @@ func Listen(cfg Config) (*Engine, error) {
 	ap, err := parseListenAddr(cfg.Addr)
 	if err != nil {
 		return nil, err
+	}
+	if ap.Port() != 0 {
+		// SO_REUSEPORT would let the loops join a port some other
+		// process already serves, silently splitting its traffic.
+		if err := probePort(ap); err != nil {
+			return nil, err
+		}
 	}
 	e := &Engine{cfg: cfg, base: time.Now(), done: make(chan struct{})}
 	for i := 0; i < cfg.Loops; i++ {

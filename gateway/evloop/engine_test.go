@@ -1,3 +1,5 @@
+//go:build linux
+
 package evloop
 
 import (
@@ -528,9 +530,15 @@ func TestShutdownForced(t *testing.T) {
 func TestListenErrors(t *testing.T) {
 	e := startEngine(t, newDispatcher(""), nil)
 	if _, err := Listen(Config{Addr: e.Addr().String(), Dispatcher: newDispatcher("")}); err == nil {
-		// SO_REUSEPORT lets the same user share a port; that is what
-		// the loops rely on, so a second engine binding succeeds too.
-		t.Log("second Listen on the same port succeeded (SO_REUSEPORT)")
+		t.Fatal("second Listen on the same port succeeded")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Listen(Config{Addr: ln.Addr().String(), Dispatcher: newDispatcher("")}); err == nil {
+		t.Fatal("Listen on a port in use succeeded")
 	}
 	for _, a := range []string{"localhost:0", "nope", "[::1]:0"} {
 		e, err := Listen(Config{Addr: a, Dispatcher: newDispatcher("")})
@@ -646,4 +654,40 @@ func (m *runtimeMem) read() {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	m.peak = s.Sys
+}
+
+func TestIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	d := newDispatcher(ln.Addr().String())
+	e := startEngine(t, d, func(c *Config) { c.Addr = "[::1]:0" })
+	resp, err := httpClient().Get("http://" + e.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "::1" {
+		t.Fatalf("got %q", b)
+	}
+}
+
+func TestHostnameTarget(t *testing.T) {
+	d := newDispatcher("localhost:80")
+	e := startEngine(t, d, nil)
+	resp, err := httpClient().Get("http://" + e.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if f := d.failCalls(); resp.StatusCode != 502 || len(f) != 1 || !strings.Contains(f[0].err.Error(), "must be an IP:port") {
+		t.Fatalf("status %d, Failed calls %+v", resp.StatusCode, f)
+	}
 }

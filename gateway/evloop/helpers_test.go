@@ -1,3 +1,5 @@
+//go:build linux
+
 package evloop
 
 import (
@@ -18,8 +20,9 @@ import (
 // testDispatcher routes every request to target (or answers locally when
 // target is empty) and records how exchanges end.
 type testDispatcher struct {
-	target      atomic.Pointer[string]
-	readTimeout time.Duration
+	target         atomic.Pointer[string]
+	readTimeout    time.Duration
+	connectTimeout time.Duration
 	// failed, if set, decides Failed; by default Failed answers 502.
 	failed func(ex *Exchange, err error, timeout bool) bool
 	// quiet keeps Done from recording, for allocation counts.
@@ -55,6 +58,8 @@ func (d *testDispatcher) Dispatch(req *Request, ex *Exchange) {
 	}
 	ex.Target = t
 	ex.ReadTimeout = d.readTimeout
+	ex.ConnectTimeout = d.connectTimeout
+	ex.ResponseHeaders = append(ex.ResponseHeaders, "X-Gw: 1\r\n"...)
 	h := ex.Head[:0]
 	h = append(h, req.Method...)
 	h = append(h, ' ')

@@ -1,3 +1,5 @@
+//go:build linux
+
 package evloop
 
 import (
@@ -55,6 +57,11 @@ type loop struct {
 	now    time.Time
 	mono   int64 // now as nanoseconds since e.base
 	free   [][]byte
+	// scratch is lent to the first connection that reads during an event
+	// and taken back after it (settle): most reads are consumed at once,
+	// so most connections never need a buffer of their own.
+	scratch      []byte
+	scratchOwner *sock
 	pool   map[string][]*uconn
 	// clients counts open client connections, to know when a draining
 	// loop is done.
@@ -67,11 +74,12 @@ type loop struct {
 }
 
 // maxFreeBufs bounds the buffers a loop keeps for reuse.
-const maxFreeBufs = 512
+const maxFreeBufs = 128
 
 func newLoop(e *Engine, ap netip.AddrPort) (*loop, error) {
 	l := &loop{e: e, cfg: &e.cfg, epfd: -1, lfd: -1, efd: -1,
-		events: make([]unix.EpollEvent, 256), pool: map[string][]*uconn{}}
+		events: make([]unix.EpollEvent, 256), pool: map[string][]*uconn{},
+		scratch: make([]byte, bufSize)}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("evloop: epoll_create1: %w", err)
@@ -124,6 +132,25 @@ func listenSocket(ap netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("evloop: listen %s: %w", ap, err)
 	}
 	return fd, nil
+}
+
+// probePort binds ap without SO_REUSEPORT, which fails when anything
+// listens there already.
+func probePort(ap netip.AddrPort) error {
+	family := unix.AF_INET6
+	if ap.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("evloop: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, sockaddr(ap)); err != nil {
+		return fmt.Errorf("evloop: listen %s: %w", ap, err)
+	}
+	return nil
 }
 
 func sockaddr(ap netip.AddrPort) unix.Sockaddr {
@@ -196,6 +223,7 @@ func (l *loop) run() error {
 				l.checkState()
 			case fd < len(l.fds) && l.fds[fd] != nil && l.sockOf(l.fds[fd]).gen == uint32(ev.Pad):
 				l.fds[fd].onEvent(ev.Events)
+				l.settle()
 			}
 		}
 		l.runTimers()
@@ -354,17 +382,26 @@ func (l *loop) closeSock(s *sock) {
 	l.putBuf(s)
 }
 
-// getBuf gives s a read buffer if it has none.
+// getBuf gives s a read buffer if it has none: the scratch buffer if it
+// is free, else one of its own.
 func (l *loop) getBuf(s *sock) {
 	if s.rbuf != nil {
 		return
 	}
-	if n := len(l.free); n > 0 {
-		s.rbuf = l.free[n-1]
-		l.free = l.free[:n-1]
+	if l.scratchOwner == nil {
+		s.rbuf, l.scratchOwner = l.scratch, s
 		return
 	}
-	s.rbuf = make([]byte, bufSize)
+	s.rbuf = l.newBuf()
+}
+
+func (l *loop) newBuf() []byte {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, bufSize)
 }
 
 // putBuf returns s's buffer to the loop when it holds nothing.
@@ -372,10 +409,31 @@ func (l *loop) putBuf(s *sock) {
 	if s.rbuf == nil || s.r < s.w {
 		return
 	}
-	if len(l.free) < maxFreeBufs {
+	if l.scratchOwner == s {
+		l.scratchOwner = nil
+	} else if len(l.free) < maxFreeBufs {
 		l.free = append(l.free, s.rbuf)
 	}
 	s.rbuf, s.r, s.w = nil, 0, 0
+}
+
+// settle takes the scratch buffer back after an event, moving what its
+// borrower still holds (a partial head, body bytes the other side has
+// not taken, pipelined requests) to a buffer of its own.
+func (l *loop) settle() {
+	s := l.scratchOwner
+	if s == nil {
+		return
+	}
+	l.scratchOwner = nil
+	if s.r == s.w {
+		s.rbuf, s.r, s.w = nil, 0, 0
+		return
+	}
+	b := l.newBuf()
+	s.w = copy(b, s.rbuf[s.r:s.w])
+	s.r = 0
+	s.rbuf = b
 }
 
 // read does one read into s's buffer. It returns the bytes read; 0 with a
