@@ -5,7 +5,6 @@ package evloop
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"syscall"
 	"time"
 
@@ -18,15 +17,22 @@ const (
 	cProxy         // exchange with an upstream in progress
 	cLocal         // writing a local response
 	cTunnel        // WebSocket tunnel
+	cLinger        // response out, discarding input before closing
 	cClosed
 )
+
+// lingerTime bounds how long a closing connection's input is discarded.
+const lingerTime = 5 * time.Second
 
 // maxAttempts bounds retries granted by Failed, so that a Dispatcher
 // always asking for one more cannot keep a loop busy forever.
 const maxAttempts = 16
 
+// ErrClientClosed is Result.Err when the client went away before its
+// exchange ended (what nginx logs as 499).
+var ErrClientClosed = errors.New("evloop: client closed the connection")
+
 var (
-	errClientClosed   = errors.New("evloop: client closed the connection")
 	errClientTimeout  = errors.New("evloop: client timed out")
 	errUpstreamClosed = errors.New("evloop: upstream closed the connection before the response was complete")
 	errReadTimeout    = errors.New("evloop: upstream read timed out")
@@ -39,9 +45,8 @@ var (
 // cconn is a client connection and its current exchange.
 type cconn struct {
 	sock
-	l      *loop
-	remote netip.AddrPort
-	state  uint8
+	l     *loop
+	state uint8
 
 	headStarted bool // part of a request head has arrived
 	scanned     int  // how far headEnd has looked into the pending head
@@ -55,8 +60,11 @@ type cconn struct {
 
 	req Request
 	ex  Exchange
-	up  *uconn
-	res Result // result of a local response, for when it is written
+	// headBuf and rhBuf are the engine's own buffers behind ex.Head and
+	// ex.ResponseHeaders, handed out empty for each exchange.
+	headBuf, rhBuf []byte
+	up             *uconn
+	res            Result // result of a local response, for when it is written
 
 	// Request direction: ex.Head[hoff:], then reqAvail body bytes at the
 	// read position of rbuf.
@@ -74,6 +82,8 @@ type cconn struct {
 	outOff      int
 	respBody    body
 	respAvail   int
+	dechunk     bool // respBody is chunked, forwarded without its framing
+	respSkip    int  // framing bytes after the respAvail data, then dropped
 	respHead    bool // a head is in out
 	interim     bool // that head is a 1xx
 	respStarted bool
@@ -111,7 +121,7 @@ func (c *cconn) onEvent(ev uint32) {
 		}
 	case cLocal:
 		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			c.abort(errClientClosed, false)
+			c.abort(ErrClientClosed, false)
 			return
 		}
 		if ev&unix.EPOLLOUT != 0 {
@@ -121,7 +131,7 @@ func (c *cconn) onEvent(ev uint32) {
 		}
 	case cProxy:
 		if ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			c.abort(errClientClosed, false)
+			c.abort(ErrClientClosed, false)
 			return
 		}
 		if ev&unix.EPOLLOUT != 0 {
@@ -133,7 +143,7 @@ func (c *cconn) onEvent(ev uint32) {
 			case u != nil && !u.connecting && !c.reqBody.done() && c.reqAvail == 0:
 				n, err := l.read(&c.sock)
 				if err != nil || c.eof {
-					c.abort(errClientClosed, false)
+					c.abort(ErrClientClosed, false)
 					return
 				}
 				if n > 0 {
@@ -141,7 +151,7 @@ func (c *cconn) onEvent(ev uint32) {
 					c.pumpRequest()
 				}
 			case ev&unix.EPOLLRDHUP != 0:
-				c.abort(errClientClosed, false)
+				c.abort(ErrClientClosed, false)
 				return
 			default:
 				// Pipelined bytes wait until this exchange is over;
@@ -151,6 +161,12 @@ func (c *cconn) onEvent(ev uint32) {
 		}
 	case cTunnel:
 		c.tunnelEvent(&c.sock, ev)
+	case cLinger:
+		_, err := l.read(&c.sock)
+		c.r, c.w = 0, 0
+		if err != nil || c.eof || ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			c.close()
+		}
 	}
 	c.resume()
 }
@@ -171,6 +187,8 @@ func (c *cconn) onTimer() {
 		l.setTimer(&c.tm, l.cfg.IdleTimeout)
 	case cTunnel:
 		c.endTunnel(errClientTimeout, true)
+	case cLinger:
+		c.close()
 	}
 }
 
@@ -226,7 +244,9 @@ func (c *cconn) startExchange(head []byte) {
 	c.r += len(head)
 	req := &c.req
 	ex := &c.ex
-	*ex = Exchange{Head: ex.Head[:0], ResponseHeaders: ex.ResponseHeaders[:0], Start: l.now, Attempt: 1}
+	c.headBuf = reclaim(c.headBuf, ex.Head)
+	c.rhBuf = reclaim(c.rhBuf, ex.ResponseHeaders)
+	*ex = Exchange{Head: c.headBuf, ResponseHeaders: c.rhBuf, Start: l.now, Attempt: 1}
 	c.isHead = string(req.Method) == "HEAD"
 	c.hasBody = req.ContentLength != 0
 	c.upgrade = req.Upgrade
@@ -251,6 +271,20 @@ func (c *cconn) startExchange(head []byte) {
 		return
 	}
 	c.startUpstream(false)
+}
+
+// reclaim returns the buffer to hand out for the next exchange: mine, or
+// what the Dispatcher appended to it in place. A slice the Dispatcher
+// assigned instead may be shared elsewhere and is never reused; only its
+// size is, so that appends stop allocating after the first exchanges.
+func reclaim(mine, used []byte) []byte {
+	if cap(mine) > 0 && cap(used) > 0 && &used[:1][0] == &mine[:1][0] {
+		return used[:0]
+	}
+	if cap(used) > cap(mine) {
+		return make([]byte, 0, cap(used))
+	}
+	return mine[:0]
 }
 
 // reject answers a request the engine refuses itself; no exchange exists
@@ -326,11 +360,29 @@ func (c *cconn) finish(res Result, reuse bool) {
 	}
 	c.ex.User, c.ex.Body = nil, nil
 	if c.closeAfter || l.draining {
+		if c.r < c.w || c.hasBody && !c.reqBody.done() {
+			c.linger()
+			return
+		}
 		c.close()
 		return
 	}
 	l.setTimer(&c.tm, l.cfg.IdleTimeout)
 	l.setMask(&c.sock, unix.EPOLLIN|unix.EPOLLRDHUP)
+}
+
+// linger half-closes a connection whose client may still be sending and
+// discards what arrives for a while before closing: closing with unread
+// input makes the kernel answer with a reset, which can destroy the
+// response before the client has read it.
+func (c *cconn) linger() {
+	l := c.l
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+	c.state = cLinger
+	c.r, c.w = 0, 0
+	l.putBuf(&c.sock)
+	l.setMask(&c.sock, unix.EPOLLIN|unix.EPOLLRDHUP)
+	l.setTimer(&c.tm, lingerTime)
 }
 
 // abort ends the connection and its exchange, if any, with err.
@@ -366,7 +418,7 @@ func (c *cconn) close() {
 	}
 	c.state = cClosed
 	l.closeSock(&c.sock)
-	c.req = Request{}
+	c.req = Request{RemoteAddr: c.req.RemoteAddr}
 	c.ex = Exchange{}
 	l.clients--
 	if l.cfg.ConnState != nil {
@@ -394,6 +446,7 @@ func (c *cconn) startUpstream(fresh bool) {
 	c.state = cProxy
 	c.hoff, c.headSent, c.reqDone = 0, false, false
 	c.respHead, c.interim, c.respAvail, c.outOff = false, false, 0, 0
+	c.dechunk, c.respSkip = false, 0
 	c.out = c.out[:0]
 	if !fresh {
 		if u := l.poolGet(ex.Target); u != nil {
@@ -614,7 +667,15 @@ func (c *cconn) pumpResponse() {
 			}
 		}
 		if c.respAvail == 0 && u.r < u.w && !c.respBody.done() {
-			n, ok := c.respBody.scan(u.rbuf[u.r:u.w])
+			var n int
+			ok := true
+			if c.dechunk {
+				var consumed int
+				consumed, n, ok = c.respBody.dechunk(u.rbuf[u.r:u.w])
+				c.respSkip = consumed - n
+			} else {
+				n, ok = c.respBody.scan(u.rbuf[u.r:u.w])
+			}
 			if !ok {
 				c.abort(errBadResponse, false)
 				return
@@ -624,6 +685,10 @@ func (c *cconn) pumpResponse() {
 		before := c.respAvail
 		ok, err := l.flush(c.fd, c.out, &c.outOff, &u.sock, &c.respAvail)
 		c.bytesOut += int64(before - c.respAvail)
+		if c.respAvail == 0 {
+			u.r += c.respSkip
+			c.respSkip = 0
+		}
 		if err != nil {
 			c.abort(err, false)
 			return
@@ -687,7 +752,7 @@ func (c *cconn) startResponse(head []byte) bool {
 	l, u := c.l, c.up
 	var rh respHead
 	var ok bool
-	c.out, ok = parseResponse(head, &rh, c.out[:0])
+	c.out, ok = parseResponse(head, &rh, c.out[:0], c.minor == 0)
 	if !ok {
 		c.upstreamFailed(errBadResponse, false)
 		return false
@@ -736,6 +801,11 @@ func (c *cconn) startResponse(head []byte) bool {
 	case rh.te:
 		if rh.chunked {
 			c.respBody.init(bodyChunked, 0)
+			if rh.dechunk {
+				// The HTTP/1.0 client learns the end from the close.
+				c.dechunk = true
+				c.closeAfter = true
+			}
 		} else {
 			c.respBody.init(bodyClose, 0)
 		}

@@ -35,7 +35,7 @@ type Config struct {
 	// (default 30s).
 	HeaderTimeout time.Duration
 	// MaxHeaderBytes limits a request head; a larger one is answered with
-	// 431 (default 16 KiB).
+	// 431 (default 16 KiB, at most 64 KiB).
 	MaxHeaderBytes int
 	// UpstreamIdle is how long an idle pooled upstream connection is kept
 	// (default 60s).
@@ -54,7 +54,7 @@ const (
 	defaultReadTimeout    = 60 * time.Second
 )
 
-// bufSize is the per-connection read buffer, which is also the most a
+// bufSize is the size of read buffers, which is also the most a
 // connection holds of a body in flight per direction.
 const bufSize = 64 << 10
 
@@ -74,9 +74,10 @@ const (
 //     (400), Content-Length with Transfer-Encoding or differing
 //     Content-Lengths (400), a transfer coding other than a single
 //     "chunked" (501), CONNECT (501), HTTP versions other than 1.0 and
-//     1.1 (505), heads over MaxHeaderBytes (431), a malformed chunked
-//     body. Those requests never reach the Dispatcher, so Done is not
-//     called for them.
+//     1.1 (505), heads over MaxHeaderBytes (431). Those requests never
+//     reach the Dispatcher, so Done is not called for them. A malformed
+//     chunked request body, found while forwarding, is answered with 400
+//     when nothing of the response went out yet, and Done gets the error.
 //   - Targets must be IP literals ("10.0.0.1:80", "[::1]:80"): resolving a
 //     name would block the loop. Any other target fails the attempt with
 //     an error the Dispatcher sees in Failed.
@@ -88,12 +89,15 @@ const (
 //     the connection afterwards instead of reading the body.
 //   - A client that half-closes its side while an exchange is in flight
 //     is taken to have gone away: the exchange is abandoned.
-//   - Responses are forwarded with their framing unchanged, so a chunked
-//     response reaches an HTTP/1.0 client chunked. Headers named in the
+//   - Response bodies are forwarded with their framing unchanged, except
+//     that an HTTP/1.0 client gets a chunked body without its chunked
+//     framing (and the connection closed after it). Headers named in the
 //     target's Connection header are not removed, only the fixed
 //     hop-by-hop set.
 //   - Shutdown waits for WebSocket tunnels like any other exchange; they
 //     end when a side closes or IdleTimeout passes without traffic.
+//   - A panic in a Dispatcher method is logged with its stack and closes
+//     that client connection; Done is not called for its exchange.
 type Engine struct {
 	cfg   Config
 	addr  net.Addr

@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -170,5 +171,74 @@ func TestInterimResponses(t *testing.T) {
 		if r := d.waitDone(t); r.Status != 200 {
 			t.Fatalf("result %+v", r)
 		}
+	}
+}
+
+func TestChunkedToHTTP10Client(t *testing.T) {
+	var conns atomic.Int64
+	addr := rawTarget(t, func(c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+
+				"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n")
+		}
+	})
+	d := newDispatcher(addr)
+	e := startEngine(t, d, func(c *Config) { c.Loops = 1 })
+	for _, v := range []string{"1.0", "1.0", "1.1"} {
+		c, br := dialRaw(t, e)
+		io.WriteString(c, "GET / HTTP/"+v+"\r\nHost: x\r\n\r\n")
+		resp, b := readResponse(t, br, "GET")
+		if b != "hello world" {
+			t.Fatalf("HTTP/%s: body %q", v, b)
+		}
+		if v == "1.0" && (len(resp.TransferEncoding) != 0 || !resp.Close) {
+			t.Fatalf("HTTP/1.0: Transfer-Encoding %v, close %v", resp.TransferEncoding, resp.Close)
+		}
+		if v == "1.0" {
+			expectClosed(t, br)
+		}
+		if r := d.waitDone(t); r.Err != nil || r.BytesOut != 11 && v == "1.0" {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	if conns.Load() != 1 {
+		t.Fatalf("target saw %d connections", conns.Load())
+	}
+}
+
+func TestLargeChunkedToHTTP10Client(t *testing.T) {
+	const size = 8 << 20
+	addr, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		src := &pattern{}
+		buf := make([]byte, 70000)
+		for n := 0; n < size; {
+			k := min(size-n, 1+n%len(buf))
+			src.Read(buf[:k])
+			w.Write(buf[:k])
+			w.(http.Flusher).Flush() // one chunk per write
+			n += k
+		}
+	}))
+	e := startEngine(t, newDispatcher(addr), nil)
+	c, br := dialRaw(t, e)
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("%v, Transfer-Encoding %v", err, resp.TransferEncoding)
+	}
+	want := make([]byte, size)
+	(&pattern{}).Read(want)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("body differs (%d bytes, want %d): %.100q", len(got), size, got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,7 +63,7 @@ type loop struct {
 	// so most connections never need a buffer of their own.
 	scratch      []byte
 	scratchOwner *sock
-	pool   map[string][]*uconn
+	pool         map[string][]*uconn
 	// clients counts open client connections, to know when a draining
 	// loop is done.
 	clients  int
@@ -222,7 +223,7 @@ func (l *loop) run() error {
 				unix.Read(l.efd, b[:])
 				l.checkState()
 			case fd < len(l.fds) && l.fds[fd] != nil && l.sockOf(l.fds[fd]).gen == uint32(ev.Pad):
-				l.fds[fd].onEvent(ev.Events)
+				l.event(l.fds[fd], ev.Events)
 				l.settle()
 			}
 		}
@@ -231,6 +232,40 @@ func (l *loop) run() error {
 			l.closeAll()
 			return nil
 		}
+	}
+}
+
+// event and timer run a connection's handlers. A panic there (most
+// likely in the Dispatcher) is logged and costs that connection only,
+// not the process: net/http behaves the same with a handler's panic.
+func (l *loop) event(h handler, ev uint32) {
+	defer l.recoverConn(h)
+	h.onEvent(ev)
+}
+
+func (l *loop) timer(h handler) {
+	defer l.recoverConn(h)
+	h.onTimer()
+}
+
+// recoverConn closes the connection whose handler panicked; its state is
+// unknown, so the Dispatcher hears nothing more of its exchange.
+func (l *loop) recoverConn(h handler) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	l.cfg.Logger.Error("panic serving a connection; closing it", "panic", r, "stack", string(debug.Stack()))
+	c, _ := h.(*cconn)
+	if u, ok := h.(*uconn); ok {
+		if c = u.c; c == nil && u.fd >= 0 {
+			l.poolRemove(u)
+			l.closeSock(&u.sock)
+		}
+	}
+	if c != nil {
+		c.dispatched = false
+		c.close()
 	}
 }
 
@@ -298,15 +333,17 @@ func (l *loop) accept() {
 			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
 			l.setTimer(&l.acceptTm, acceptPause)
 			return
-		case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
+		case unix.ECONNABORTED, unix.EINTR:
+			continue
+		case unix.EAGAIN:
 			return
 		default:
 			l.cfg.Logger.Error("accept failed", "error", err)
 			return
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &cconn{l: l, remote: addrPort(sa)}
-		c.req.RemoteAddr = c.remote
+		c := &cconn{l: l}
+		c.req.RemoteAddr = addrPort(sa)
 		c.fd = fd
 		c.tm.h = c
 		if err := l.register(&c.sock, c, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
@@ -614,7 +651,7 @@ func (l *loop) runTimers() {
 			l.resumeAccept()
 		default:
 			t.when = 0
-			t.h.onTimer()
+			l.timer(t.h)
 		}
 	}
 }

@@ -282,6 +282,7 @@ type respHead struct {
 	haveCL    bool
 	te        bool // any Transfer-Encoding
 	chunked   bool // chunked is the final coding
+	dechunk   bool // Transfer-Encoding: chunked was left out for HTTP/1.0
 	badLength bool
 }
 
@@ -295,8 +296,10 @@ func hopByHop(name []byte) bool {
 
 // parseResponse parses a complete response head and appends to out the
 // head for the client, without hop-by-hop headers and without the final
-// empty line. Upstreams are allowed bare LFs; out always uses CRLF.
-func parseResponse(head []byte, rh *respHead, out []byte) ([]byte, bool) {
+// empty line. Upstreams are allowed bare LFs; out always uses CRLF. With
+// http10 set, a Transfer-Encoding that is just "chunked" is left out too:
+// the body will reach the HTTP/1.0 client without its chunked framing.
+func parseResponse(head []byte, rh *respHead, out []byte, http10 bool) ([]byte, bool) {
 	*rh = respHead{}
 	i := bytes.IndexByte(head, '\n')
 	if i < 0 {
@@ -353,6 +356,10 @@ func parseResponse(head []byte, rh *respHead, out []byte) ([]byte, bool) {
 			rh.te = true
 			rh.chunked = false
 			tokens(value, func(t []byte) { rh.chunked = equalFold(t, "chunked") })
+			if http10 && equalFold(value, "chunked") {
+				rh.dechunk = true
+				continue
+			}
 		case equalFold(name, "Connection"):
 			tokens(value, func(t []byte) {
 				if equalFold(t, "close") {
@@ -511,6 +518,31 @@ func (b *body) scan(p []byte) (int, bool) {
 		i++
 	}
 	return i, true
+}
+
+// dechunk is scan for a chunked body that is forwarded without its
+// framing: it moves the chunks' data to the front of p. It returns how
+// many bytes of p it consumed and how many data bytes are now at its
+// front.
+func (b *body) dechunk(p []byte) (consumed, data int, ok bool) {
+	for consumed < len(p) && b.kind == bodyChunked {
+		if b.state == ckData {
+			n := min(int64(len(p)-consumed), b.remain)
+			copy(p[data:], p[consumed:consumed+int(n)])
+			data += int(n)
+			consumed += int(n)
+			if b.remain -= n; b.remain == 0 {
+				b.state = ckDataCR
+			}
+			continue
+		}
+		// Framing is a few bytes per chunk: one at a time is fine.
+		if _, ok := b.scan(p[consumed : consumed+1]); !ok {
+			return consumed, data, false
+		}
+		consumed++
+	}
+	return consumed, data, true
 }
 
 func unhex(c byte) int {

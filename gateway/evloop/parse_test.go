@@ -166,9 +166,31 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var rh respHead
-		out, ok := parseResponse([]byte(tt.head), &rh, nil)
+		out, ok := parseResponse([]byte(tt.head), &rh, nil, false)
 		if ok != tt.ok || ok && (rh.status != tt.status || tt.out != "" && string(out) != tt.out || tt.check != nil && !tt.check(rh)) {
 			t.Errorf("%q: ok=%v %+v %q", tt.head, ok, rh, out)
+		}
+	}
+}
+
+func TestDechunk(t *testing.T) {
+	msg := "5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n"
+	for split := 0; split <= len(msg); split++ {
+		var b body
+		b.init(bodyChunked, 0)
+		var got []byte
+		total := 0
+		for _, piece := range []string{msg[:split], msg[split:] + "NEXT"} {
+			p := []byte(piece)
+			consumed, data, ok := b.dechunk(p)
+			if !ok {
+				t.Fatalf("split %d: not ok", split)
+			}
+			got = append(got, p[:data]...)
+			total += consumed
+		}
+		if string(got) != "hello0123456789" || !b.done() || total != len(msg) {
+			t.Fatalf("split %d: %q done=%v consumed %d of %d", split, got, b.done(), total, len(msg))
 		}
 	}
 }

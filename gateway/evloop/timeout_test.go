@@ -66,7 +66,7 @@ func TestClientGoneMidExchange(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
 	r := d.waitDone(t)
-	if !errors.Is(r.Err, errClientClosed) || r.Status != 0 {
+	if !errors.Is(r.Err, ErrClientClosed) || r.Status != 0 {
 		t.Fatalf("result %+v", r)
 	}
 	select {
@@ -86,7 +86,7 @@ func TestClientGoneMidBody(t *testing.T) {
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial")
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
-	if r := d.waitDone(t); !errors.Is(r.Err, errClientClosed) || r.BytesIn != 7 {
+	if r := d.waitDone(t); !errors.Is(r.Err, ErrClientClosed) || r.BytesIn != 7 {
 		t.Fatalf("result %+v", r)
 	}
 }
