@@ -89,7 +89,7 @@ func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target)
 	t.Acquire()
 	st.tgt = t
 	cfg := &st.up.Config
-	ex.Target = t.Address
+	ex.Target = t.DialAddr
 	ex.ConnectTimeout = cfg.Timeouts.Connect.Or(5 * time.Second)
 	ex.ReadTimeout = cfg.Timeouts.Read.Or(60 * time.Second)
 }

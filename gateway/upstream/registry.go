@@ -92,11 +92,11 @@ func (r *Registry) Update(ups []deploy.Upstream) (map[string]*Upstream, error) {
 			case old != nil && old.core.timeouts == to && old.Weight == weight:
 				t = old
 			case old != nil && old.core.timeouts == to:
-				t = &Target{Address: tc.Address, Weight: weight, Client: old.Client, core: old.core}
+				t = &Target{Address: tc.Address, DialAddr: old.DialAddr, Weight: weight, Client: old.Client, core: old.core}
 			default:
 				c := newCore(r.env, cfg.Name, tc.Address, to)
 				created = append(created, c)
-				t = &Target{Address: tc.Address, Weight: weight, Client: c.client, core: c}
+				t = &Target{Address: tc.Address, DialAddr: c.dialAddr, Weight: weight, Client: c.client, core: c}
 			}
 			t.core.setPassive(cfg.Passive)
 			targets[key] = t

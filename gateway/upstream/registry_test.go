@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
@@ -328,4 +330,21 @@ func TestRegistryConcurrentUse(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestUpdateResolvesTargetNames(t *testing.T) {
+	r := NewRegistry(hclog.NewNullLogger())
+	defer r.Close()
+	ups, err := r.Update([]deploy.Upstream{{Name: "api", Targets: []deploy.Target{
+		{Address: "localhost:8081"}, {Address: "10.1.2.3:80"}, {Address: "no-such-host.invalid:80"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:8081", "10.1.2.3:80", "no-such-host.invalid:80"}
+	for i, tg := range ups["api"].Targets {
+		if tg.DialAddr != want[i] {
+			t.Errorf("target %s: DialAddr %q, want %q", tg.Address, tg.DialAddr, want[i])
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package upstream
 
 import (
+	"context"
 	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +45,10 @@ type Target struct {
 	// Client is the keep-alive pool to this target. It is shared with
 	// other configurations, so its fields must not be changed.
 	Client *fasthttp.HostClient
+	// DialAddr is Address with its host resolved to an IP, for engines
+	// that must not block on name lookups; it is Address when the host
+	// is an IP already or could not be resolved.
+	DialAddr string
 
 	core *core
 }
@@ -49,6 +56,7 @@ type Target struct {
 // core is the part of a target that outlives configurations.
 type core struct {
 	upstream, address string
+	dialAddr          string
 	timeouts          timeouts
 	client            *fasthttp.HostClient
 	env               *env
@@ -112,10 +120,44 @@ func newCore(e *env, upstream, address string, to timeouts) *core {
 	return &core{
 		upstream: upstream,
 		address:  address,
+		dialAddr: resolve(e.logger, address),
 		timeouts: to,
 		client:   newClient(address, to),
 		env:      e,
 	}
+}
+
+// resolve looks a target's host name up once, when the configuration that
+// names it is applied, preferring IPv4. A name that does not resolve stays
+// as it is: requests to it then fail (502) and passive checks see it.
+func resolve(logger hclog.Logger, address string) string {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return address
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return address
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		logger.Warn("cannot resolve target", "address", address, "error", err)
+		return address
+	}
+	best := ips[0]
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			best = ip
+			break
+		}
+	}
+	return netip.AddrPortFrom(best.Unmap(), mustPort(port)).String()
+}
+
+func mustPort(p string) uint16 {
+	n, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(n)
 }
 
 func newClient(address string, to timeouts) *fasthttp.HostClient {
