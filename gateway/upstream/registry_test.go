@@ -5,12 +5,12 @@ import (
 	"slices"
 	"sync"
 	"testing"
-
-	"github.com/hashicorp/go-hclog"
 	"time"
 
-	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/gatehouse/gatehouse/deploy"
 )
 
 func baseUpstreams() []deploy.Upstream {
