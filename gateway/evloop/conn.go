@@ -246,7 +246,8 @@ func (c *cconn) startExchange(head []byte) {
 	ex := &c.ex
 	c.headBuf = reclaim(c.headBuf, ex.Head)
 	c.rhBuf = reclaim(c.rhBuf, ex.ResponseHeaders)
-	*ex = Exchange{Head: c.headBuf, ResponseHeaders: c.rhBuf, Start: l.now, Attempt: 1}
+	// User survives: it is the Dispatcher's per-connection state.
+	*ex = Exchange{Head: c.headBuf, ResponseHeaders: c.rhBuf, Start: l.now, Attempt: 1, User: ex.User}
 	c.isHead = string(req.Method) == "HEAD"
 	c.hasBody = req.ContentLength != 0
 	c.upgrade = req.Upgrade

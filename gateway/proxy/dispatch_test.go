@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/gateway/evloop"
+	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/metrics"
+)
+
+func testDispatcher(t testing.TB, cfg *deploy.Config) *Dispatcher {
+	m := metrics.NewGateway(prometheus.NewRegistry(), "test")
+	reg := upstream.NewRegistry(hclog.NewNullLogger())
+	t.Cleanup(reg.Close)
+	ups, err := reg.Update(cfg.Upstreams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Compile(cfg, "sum", ups, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(hclog.NewNullLogger(), m)
+	p.Swap(snap)
+	return p.Dispatcher()
+}
+
+func request(method, path, query string, headers ...string) *evloop.Request {
+	r := &evloop.Request{
+		Method:     []byte(method),
+		Path:       []byte(path),
+		Query:      []byte(query),
+		Minor:      1,
+		Host:       []byte("api.example.com"),
+		RemoteAddr: netip.MustParseAddrPort("192.0.2.7:40000"),
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Headers = append(r.Headers, evloop.Header{Name: []byte(headers[i]), Value: []byte(headers[i+1])})
+	}
+	return r
+}
+
+func TestDispatchBuildsHead(t *testing.T) {
+	d := testDispatcher(t, &deploy.Config{
+		Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: "10.0.0.1:80"}}}},
+		Services: []deploy.Service{{Name: "s", Upstream: "u", Routes: []deploy.Route{
+			{Name: "strip", Paths: []string{"/api/*"}, StripPrefix: true},
+			{Name: "rewrite", Paths: []string{"/users/{id}"}, Rewrite: "/u/{id}/profile"},
+		}}},
+	})
+	tests := []struct {
+		name     string
+		req      *evloop.Request
+		target   string
+		status   int
+		contains []string
+		absent   []string
+	}{
+		{
+			name:   "strip prefix, headers",
+			req:    request("GET", "/api/v1/x%20y", "a=1", "Connection", "keep-alive", "X-Forwarded-For", "203.0.113.1", "Accept", "*/*", "Keep-Alive", "5", "X-Request-Id", "abc"),
+			target: "10.0.0.1:80",
+			contains: []string{"GET /v1/x%20y?a=1 HTTP/1.1\r\n", "Accept: */*\r\n", "X-Forwarded-For: 203.0.113.1, 192.0.2.7\r\n",
+				"X-Forwarded-Proto: http\r\n", "X-Forwarded-Host: api.example.com\r\n", "X-Request-Id: abc\r\n\r\n"},
+			absent: []string{"Connection:", "Keep-Alive:"},
+		},
+		{
+			name:     "rewrite with parameter",
+			req:      request("GET", "/users/42", ""),
+			target:   "10.0.0.1:80",
+			contains: []string{"GET /u/42/profile HTTP/1.1\r\n"},
+		},
+		{
+			name:     "dot segments resolved before routing",
+			req:      request("GET", "/api/../users/7", ""),
+			target:   "10.0.0.1:80",
+			contains: []string{"GET /u/7/profile HTTP/1.1\r\n"},
+		},
+		{
+			name:     "no route",
+			req:      request("GET", "/nothing", ""),
+			status:   404,
+			contains: []string{`"code":"no_route"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ex evloop.Exchange
+			d.Dispatch(tt.req, &ex)
+			if ex.Target != tt.target || (tt.status != 0 && ex.Status != tt.status) {
+				t.Fatalf("target %q status %d, want %q %d", ex.Target, ex.Status, tt.target, tt.status)
+			}
+			out := string(ex.Head)
+			if tt.status != 0 {
+				out = string(ex.Body)
+			}
+			for _, want := range tt.contains {
+				if !strings.Contains(out, want) {
+					t.Errorf("lacks %q in:\n%s", want, out)
+				}
+			}
+			for _, no := range tt.absent {
+				if strings.Contains(out, no) {
+					t.Errorf("has %q in:\n%s", no, out)
+				}
+			}
+			if !strings.HasPrefix(string(ex.ResponseHeaders), "X-Request-Id: ") {
+				t.Errorf("response headers %q lack the request id", ex.ResponseHeaders)
+			}
+			d.Done(&ex, evloop.Result{Status: 200})
+		})
+	}
+}
+
+// BenchmarkDispatch is the proxy's share of a request on the evloop
+// engine: route, pick, build the head, record metrics.
+func BenchmarkDispatch(b *testing.B) {
+	d := testDispatcher(b, &deploy.Config{
+		Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}},
+		Services: []deploy.Service{{Name: "s", Upstream: "u", Routes: []deploy.Route{
+			{Name: "orders", Paths: []string{"/orders/{id}"}, Methods: []string{"GET"}},
+		}}},
+	})
+	req := request("GET", "/orders/42", "x=1", "Accept", "*/*", "User-Agent", "bench")
+	var ex evloop.Exchange
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		ex.Head, ex.ResponseHeaders = ex.Head[:0], ex.ResponseHeaders[:0]
+		d.Dispatch(req, &ex)
+		d.Done(&ex, evloop.Result{Status: 200})
+	}
+}
