@@ -359,7 +359,9 @@ func (c *cconn) finish(res Result, reuse bool) {
 		c.dispatched = false
 		l.cfg.Dispatcher.Done(&c.ex, res)
 	}
-	c.ex.User, c.ex.Body = nil, nil
+	// User stays for the connection's next exchange; Body is the Dispatcher's
+	// buffer and is not held past it.
+	c.ex.Body = nil
 	if c.closeAfter || l.draining {
 		if c.r < c.w || c.hasBody && !c.reqBody.done() {
 			c.linger()
