@@ -5,30 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/evloop"
-	"github.com/gatehouse/gatehouse/gateway/upstream"
-	"github.com/gatehouse/gatehouse/metrics"
 )
 
 func testDispatcher(t testing.TB, cfg *deploy.Config) *Dispatcher {
-	m := metrics.NewGateway(prometheus.NewRegistry(), "test")
-	reg := upstream.NewRegistry(hclog.NewNullLogger())
-	t.Cleanup(reg.Close)
-	ups, err := reg.Update(cfg.Upstreams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := Compile(cfg, "sum", ups, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(hclog.NewNullLogger(), m)
-	p.Swap(snap)
-	return p.Dispatcher()
+	return newTestProxy(t, cfg).Dispatcher()
 }
 
 func request(method, path, query string, headers ...string) *evloop.Request {

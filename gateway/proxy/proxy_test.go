@@ -36,8 +36,8 @@ func echoUpstream(t *testing.T) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// serve compiles cfg and serves it with a Proxy on a loopback listener.
-func serve(t *testing.T, cfg *deploy.Config) string {
+// newTestProxy compiles cfg into a Proxy, as the gateway does on apply.
+func newTestProxy(t testing.TB, cfg *deploy.Config) *Proxy {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -55,6 +55,13 @@ func serve(t *testing.T, cfg *deploy.Config) string {
 	}
 	p := New(hclog.NewNullLogger(), m)
 	p.Swap(snap)
+	return p
+}
+
+// serve serves cfg with a Proxy on a loopback fasthttp listener.
+func serve(t *testing.T, cfg *deploy.Config) string {
+	t.Helper()
+	p := newTestProxy(t, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
