@@ -23,15 +23,16 @@ var _ evloop.Dispatcher = (*Dispatcher)(nil)
 // connState is one client connection's scratch space, kept in
 // Exchange.User across its exchanges so that a request allocates nothing.
 type connState struct {
-	path  []byte // normalised path
-	key   []byte // consistent-hash key, copied: retries outlive the request
-	id    []byte // request id, copied for error bodies after Dispatch
-	body  []byte // error body
-	rt    *route
-	up    *upstream.Upstream
-	tgt   *upstream.Target // the target of the current attempt, until released
-	tries int              // retries left
-	retry bool             // method is idempotent and there is no body
+	path   []byte // normalised path
+	target []byte // the path the target receives, unescaped
+	key    []byte // consistent-hash key, copied: retries outlive the request
+	id     []byte // request id, copied for error bodies after Dispatch
+	body   []byte // error body
+	rt     *route
+	up     *upstream.Upstream
+	tgt    *upstream.Target // the target of the current attempt, until released
+	tries  int              // retries left
+	retry  bool             // method is idempotent and there is no body
 }
 
 // evHeaders lets the router read an evloop request's headers.
@@ -97,29 +98,8 @@ func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target)
 // head builds the request head the target receives.
 func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) []byte {
 	b = append(append(b, req.Method...), ' ')
-	switch {
-	case rt.rewrite != nil:
-		for _, part := range rt.rewrite {
-			if part.param == "" {
-				b = append(b, part.literal...)
-				continue
-			}
-			for i := 0; i < m.NParams; i++ {
-				if m.Params[i].Name == part.param {
-					b = appendEscapedPath(b, m.Params[i].Value)
-					break
-				}
-			}
-		}
-	case rt.stripPrefix:
-		rest := st.path[m.PrefixLen:]
-		if len(rest) == 0 || rest[0] != '/' {
-			b = append(b, '/')
-		}
-		b = appendEscapedPath(b, rest)
-	default:
-		b = appendEscapedPath(b, st.path)
-	}
+	st.target = rt.appendPath(st.target[:0], m, st.path)
+	b = appendEscapedPath(b, st.target)
 	if len(req.Query) > 0 {
 		b = append(append(b, '?'), req.Query...)
 	}

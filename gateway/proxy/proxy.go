@@ -94,30 +94,9 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // and the forwarding headers.
 func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, rt *route, m *router.Match) {
 	req := &ctx.Request
-	switch {
-	case rt.rewrite != nil:
+	if rt.rewrite != nil || rt.stripPrefix {
 		var buf [256]byte
-		path := buf[:0]
-		for _, part := range rt.rewrite {
-			if part.param == "" {
-				path = append(path, part.literal...)
-				continue
-			}
-			for i := 0; i < m.NParams; i++ {
-				if m.Params[i].Name == part.param {
-					path = append(path, m.Params[i].Value...)
-					break
-				}
-			}
-		}
-		req.URI().SetPathBytes(path)
-	case rt.stripPrefix:
-		path := ctx.Path()[m.PrefixLen:]
-		if len(path) == 0 || path[0] != '/' {
-			var buf [256]byte
-			path = append(append(buf[:0], '/'), path...)
-		}
-		req.URI().SetPathBytes(path)
+		req.URI().SetPathBytes(rt.appendPath(buf[:0], m, ctx.Path()))
 	}
 
 	h := &req.Header

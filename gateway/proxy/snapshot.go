@@ -95,6 +95,35 @@ func Compile(cfg *deploy.Config, checksum string, ups map[string]*upstream.Upstr
 	}, nil
 }
 
+// appendPath appends the path the target receives, unescaped: the route's
+// rewrite with its parameters, the path less its matched prefix, or the
+// normalised request path as it is. Both engines forward what it gives.
+func (rt *route) appendPath(dst []byte, m *router.Match, path []byte) []byte {
+	switch {
+	case rt.rewrite != nil:
+		for _, part := range rt.rewrite {
+			if part.param == "" {
+				dst = append(dst, part.literal...)
+				continue
+			}
+			for i := 0; i < m.NParams; i++ {
+				if m.Params[i].Name == part.param {
+					dst = append(dst, m.Params[i].Value...)
+					break
+				}
+			}
+		}
+		return dst
+	case rt.stripPrefix:
+		rest := path[m.PrefixLen:]
+		if len(rest) == 0 || rest[0] != '/' {
+			dst = append(dst, '/')
+		}
+		return append(dst, rest...)
+	}
+	return append(dst, path...)
+}
+
 func parseRewrite(tmpl string) []rewritePart {
 	var parts []rewritePart
 	for tmpl != "" {
