@@ -196,7 +196,11 @@ func (g *Gateway) Apply(cfg *deploy.Config, origin string, persist bool) error {
 	g.metrics.Reload(err == nil, now)
 	if err != nil {
 		g.lastErr.Store(&applyError{Message: err.Error(), Origin: origin, At: now})
-		g.logger.Error("configuration rejected; keeping the current one", "origin", origin, "error", err)
+		if cur := g.proxy.Current(); cur != nil {
+			g.logger.Error("configuration rejected; keeping the current one", "origin", origin, "current", cur.Checksum, "error", err)
+		} else {
+			g.logger.Error("configuration rejected", "origin", origin, "error", err)
+		}
 		return err
 	}
 	g.lastErr.Store(nil)
