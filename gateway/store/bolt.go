@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
 
 // SchemaVersion is the layout this binary writes. Version 1: bucket "meta"
@@ -36,7 +38,7 @@ var _ Store = (*Bolt)(nil)
 // upgrades its schema. A file another process holds is an error after a
 // short wait; a damaged file is an error too: see OpenOrRecover.
 func Open(path string) (*Bolt, error) {
-	if err := preflight(path); err != nil {
+	if err := boltfile.Preflight(path); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db, err := openBolt(path)

@@ -1,4 +1,4 @@
-package store
+package boltfile
 
 import (
 	"encoding/binary"
@@ -11,7 +11,7 @@ import (
 
 // bbolt maps the file into memory and trusts its meta pages: a file cut
 // short makes it read past the end of the mapping, which kills the process
-// with SIGBUS instead of returning an error. preflight reads the two meta
+// with SIGBUS instead of returning an error. Preflight reads the two meta
 // pages the way bbolt lays them out (a 16-byte page header, then magic,
 // version, page size, flags, root bucket, freelist page, high-water page,
 // transaction id, checksum) and refuses a file whose pages would lie
@@ -59,10 +59,10 @@ func readMeta(buf []byte) (boltMeta, error) {
 	}, nil
 }
 
-// preflight returns nil for a missing or empty file (bbolt creates it) and
+// Preflight returns nil for a missing or empty file (bbolt creates it) and
 // for a file whose newest valid meta page describes pages that all lie
 // inside it.
-func preflight(path string) error {
+func Preflight(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

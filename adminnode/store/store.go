@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// Errors the store wraps; test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrConflict is an optimistic-concurrency failure: the caller's
+	// expected version is not the stored one (HTTP 409/412).
+	ErrConflict = errors.New("version conflict")
+	// ErrInUse refuses a delete that would leave references dangling.
+	ErrInUse   = errors.New("in use")
+	ErrInvalid = errors.New("invalid")
+	// ErrNewerSchema is returned for a file written by a newer gatehouse:
+	// it is left untouched rather than guessed at.
+	ErrNewerSchema = errors.New("store was written by a newer version of gatehouse")
+)
+
+// Domain is the one domain a store belongs to.
+type Domain struct {
+	Name             string    `json:"name"`
+	CreatedAt        time.Time `json:"created_at"`
+	SigningPublicKey []byte    `json:"signing_public_key"`
+	CACertPEM        string    `json:"ca_cert_pem"`
+}
+
+// GroupTypeGateway is the only group type so far.
+const GroupTypeGateway = "gateway"
+
+// Group is a set of instances serving the same configuration.
+type Group struct {
+	Name        string            `json:"name"`
+	Type        string            `json:"type"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Description string            `json:"description,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	// Version is bumped by every update, so that it can serve as an ETag.
+	Version uint64 `json:"version"`
+}
+
+// Host is a machine running a node manager.
+type Host struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Instance is one gateway process of a group on a host. Its name is unique
+// in the domain.
+type Instance struct {
+	Name         string    `json:"name"`
+	Group        string    `json:"group"`
+	Host         string    `json:"host"`
+	Listen       string    `json:"listen,omitempty"`
+	TLSListen    string    `json:"tls_listen,omitempty"`
+	StatusListen string    `json:"status_listen,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// InstanceFilter selects instances; an empty field matches all.
+type InstanceFilter struct {
+	Group string
+	Host  string
+}
+
+// Draft is the configuration being edited for a group. Version 0 means no
+// draft has been written yet.
+type Draft struct {
+	Group  string        `json:"group"`
+	Config deploy.Config `json:"config"`
+	// Version is bumped by every write, so that it can serve as an ETag.
+	Version   uint64    `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+}
+
+// Deployment is a frozen, signed configuration of a group. Deployments are
+// never changed once stored.
+type Deployment struct {
+	Group string `json:"group"`
+	// Number counts a group's deployments from 1; the store assigns it.
+	Number   uint64 `json:"number"`
+	Checksum string `json:"checksum"`
+	// Config is the canonical JSON encoding that Checksum and Signature
+	// cover.
+	Config    []byte    `json:"config"`
+	Signature []byte    `json:"signature"`
+	Author    string    `json:"author"`
+	Message   string    `json:"message,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// RollbackOf is the number of the earlier deployment this one
+	// redeploys, or 0.
+	RollbackOf uint64 `json:"rollback_of,omitempty"`
+}
+
+// User is an administrator. PasswordHash is opaque to the store.
+type User struct {
+	Name         string    `json:"name"`
+	PasswordHash string    `json:"password_hash,omitempty"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Role is a named set of permissions.
+type Role struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	// BuiltIn marks roles the admin node creates itself; the store does not
+	// protect them, the API does.
+	BuiltIn     bool   `json:"built_in,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Scope is where a role binding applies: the whole domain, named groups, or
+// the groups whose labels match Selector. Exactly one is set.
+type Scope struct {
+	Domain   bool              `json:"domain,omitempty"`
+	Groups   []string          `json:"groups,omitempty"`
+	Selector map[string]string `json:"selector,omitempty"`
+}
+
+// RoleBinding grants a role to a user within a scope.
+type RoleBinding struct {
+	// ID is assigned by the store when empty.
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Role      string    `json:"role"`
+	Scope     Scope     `json:"scope"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Token is an API token of a user. SecretHash is opaque to the store.
+type Token struct {
+	// ID is assigned by the store when empty.
+	ID         string    `json:"id"`
+	User       string    `json:"user"`
+	Name       string    `json:"name,omitempty"`
+	SecretHash string    `json:"secret_hash"`
+	CreatedAt  time.Time `json:"created_at"`
+	// ExpiresAt is zero for a token that never expires.
+	ExpiresAt  time.Time `json:"expires_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	Revoked    bool      `json:"revoked,omitempty"`
+}
+
+// Audit results.
+const (
+	AuditOK     = "ok"
+	AuditDenied = "denied"
+	AuditError  = "error"
+)
+
+// AuditEntry records one administrative action.
+type AuditEntry struct {
+	// Seq is assigned by the store and increases with every entry.
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	User      string    `json:"user"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Result    string    `json:"result"`
+	Detail    string    `json:"detail,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	Source    string    `json:"source,omitempty"`
+}
+
+// AuditFilter selects audit entries; zero fields match all. Since is
+// inclusive, Until exclusive. Before is a cursor: only entries with a
+// smaller Seq, so that the next page starts at the last Seq returned.
+// Limit <= 0 means no limit.
+type AuditFilter struct {
+	User   string
+	Action string
+	Group  string
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+	Before uint64
+}
+
+// Store is the admin node's persistent state. Every method is one
+// transaction. Lists are sorted by name (IDs for bindings and tokens)
+// unless they say otherwise. Times are stored in UTC; zero CreatedAt (and
+// audit Time) are set to now.
+type Store interface {
+	// InitDomain fails with ErrExists when the store already has a domain.
+	InitDomain(ctx context.Context, d Domain) error
+	GetDomain(ctx context.Context) (Domain, error)
+
+	// CreateGroup stores g with Version 1; an empty Type is "gateway".
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	GetGroup(ctx context.Context, name string) (Group, error)
+	ListGroups(ctx context.Context) ([]Group, error)
+	// UpdateGroup replaces the labels, description and type of g.Name when
+	// its Version is expectedVersion (ErrConflict otherwise), bumping
+	// Version.
+	UpdateGroup(ctx context.Context, g Group, expectedVersion uint64) (Group, error)
+	// DeleteGroup refuses with ErrInUse while instances belong to the
+	// group; its draft and deployment history go with it.
+	DeleteGroup(ctx context.Context, name string) error
+
+	CreateHost(ctx context.Context, h Host) (Host, error)
+	GetHost(ctx context.Context, name string) (Host, error)
+	ListHosts(ctx context.Context) ([]Host, error)
+	// DeleteHost refuses with ErrInUse while instances are on the host.
+	DeleteHost(ctx context.Context, name string) error
+
+	// CreateInstance fails with ErrNotFound naming the group or host when
+	// either is missing.
+	CreateInstance(ctx context.Context, in Instance) (Instance, error)
+	GetInstance(ctx context.Context, name string) (Instance, error)
+	ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, error)
+	// UpdateInstance replaces everything but CreatedAt, with the same
+	// checks as CreateInstance.
+	UpdateInstance(ctx context.Context, in Instance) (Instance, error)
+	DeleteInstance(ctx context.Context, name string) error
+
+	// GetDraft returns Draft{Group: group} (Version 0) for a group that has
+	// none yet, and ErrNotFound for a missing group.
+	GetDraft(ctx context.Context, group string) (Draft, error)
+	// PutDraft writes cfg when the draft's Version is expectedVersion
+	// (ErrConflict otherwise: concurrent editors never lose an update),
+	// bumping Version.
+	PutDraft(ctx context.Context, group string, cfg deploy.Config, expectedVersion uint64, by string) (Draft, error)
+
+	// CreateDeployment stores d as the group's next Number. A non-zero
+	// RollbackOf must name an existing deployment of the group.
+	CreateDeployment(ctx context.Context, d Deployment) (Deployment, error)
+	GetDeployment(ctx context.Context, group string, number uint64) (Deployment, error)
+	// ListDeployments returns the group's deployments, newest first.
+	ListDeployments(ctx context.Context, group string) ([]Deployment, error)
+	// LatestDeployment fails with ErrNotFound when the group has none.
+	LatestDeployment(ctx context.Context, group string) (Deployment, error)
+	// Freeze reads the group's draft, fails with ErrConflict unless its
+	// Version is expectedDraftVersion, and stores what build returns
+	// (validated, encoded, signed) as the next deployment, in one
+	// transaction. build runs while the store is locked for writing: it
+	// must be quick and must not call the store, or it deadlocks. An error
+	// from build is returned wrapped, and nothing is stored.
+	Freeze(ctx context.Context, group string, expectedDraftVersion uint64, build func(d Draft) (Deployment, error)) (Deployment, error)
+
+	CreateUser(ctx context.Context, u User) (User, error)
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser replaces the password hash and Disabled flag of u.Name.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// DeleteUser also deletes the user's role bindings and revokes its
+	// tokens (kept, revoked, so that audit references stay resolvable).
+	DeleteUser(ctx context.Context, name string) error
+
+	CreateRole(ctx context.Context, r Role) (Role, error)
+	GetRole(ctx context.Context, name string) (Role, error)
+	ListRoles(ctx context.Context) ([]Role, error)
+	UpdateRole(ctx context.Context, r Role) (Role, error)
+	// DeleteRole refuses with ErrInUse while bindings grant the role.
+	DeleteRole(ctx context.Context, name string) error
+
+	// CreateRoleBinding requires the user and the role to exist and
+	// exactly one kind of scope (ErrInvalid otherwise).
+	CreateRoleBinding(ctx context.Context, rb RoleBinding) (RoleBinding, error)
+	GetRoleBinding(ctx context.Context, id string) (RoleBinding, error)
+	// ListRoleBindings returns the bindings of user, or all for "".
+	ListRoleBindings(ctx context.Context, user string) ([]RoleBinding, error)
+	DeleteRoleBinding(ctx context.Context, id string) error
+
+	// CreateToken requires the user to exist.
+	CreateToken(ctx context.Context, t Token) (Token, error)
+	GetToken(ctx context.Context, id string) (Token, error)
+	// ListTokens returns the tokens of user, or all for "".
+	ListTokens(ctx context.Context, user string) ([]Token, error)
+	RevokeToken(ctx context.Context, id string) error
+	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// AppendAudit assigns e.Seq. The audit log is append-only: there is
+	// no way to change or delete an entry.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// ListAudit returns the matching entries, newest (highest Seq) first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+
+	Close() error
+}
