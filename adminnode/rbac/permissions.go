@@ -1,0 +1,112 @@
+package rbac
+
+import (
+	"slices"
+	"strings"
+)
+
+// Permissions of the admin API, as "resource:action".
+const (
+	GroupRead      = "group:read"
+	GroupWrite     = "group:write"
+	DraftRead      = "draft:read"
+	DraftWrite     = "draft:write"
+	DeploymentRead = "deployment:read"
+	// DeploymentCreate covers rollbacks too: a rollback is a new
+	// deployment of an earlier configuration.
+	DeploymentCreate = "deployment:create"
+	InstanceRead     = "instance:read"
+	InstanceWrite    = "instance:write"
+	// InstanceOperate restarts instances without changing what they are.
+	InstanceOperate = "instance:operate"
+	HostRead        = "host:read"
+	HostWrite       = "host:write"
+	UserRead        = "user:read"
+	// UserAdmin manages users, roles, role bindings and other users'
+	// tokens: whoever holds it can grant themselves anything, so it is
+	// as strong as "*".
+	UserAdmin = "user:admin"
+	// TokenSelf manages the caller's own API tokens.
+	TokenSelf   = "token:self"
+	AuditRead   = "audit:read"
+	MetricsRead = "metrics:read"
+
+	// Any grants every permission; "resource:*" grants every permission
+	// of one resource.
+	Any = "*"
+)
+
+// All lists every permission, sorted.
+var All = []string{
+	AuditRead,
+	DeploymentCreate, DeploymentRead,
+	DraftRead, DraftWrite,
+	GroupRead, GroupWrite,
+	HostRead, HostWrite,
+	InstanceOperate, InstanceRead, InstanceWrite,
+	MetricsRead,
+	TokenSelf,
+	UserAdmin, UserRead,
+}
+
+// class says which bindings can grant a permission of a resource.
+type class int
+
+const (
+	// classGroup permissions concern one group: any binding whose scope
+	// covers the group grants them.
+	classGroup class = iota + 1
+	// classDomain permissions concern the whole domain (hosts are shared
+	// by groups, users and the audit log span them), so only a
+	// domain-scoped binding grants them; otherwise a binding on one group
+	// would leak into the others.
+	classDomain
+	// classSelf permissions concern only the caller, so any binding
+	// grants them: a user bound to one group must still be able to rotate
+	// their own tokens.
+	classSelf
+)
+
+var resources = map[string]class{
+	"group":      classGroup,
+	"draft":      classGroup,
+	"deployment": classGroup,
+	"instance":   classGroup,
+	"metrics":    classGroup,
+	"host":       classDomain,
+	"user":       classDomain,
+	"audit":      classDomain,
+	"token":      classSelf,
+}
+
+func classOf(perm string) class {
+	resource, _, _ := strings.Cut(perm, ":")
+	return resources[resource]
+}
+
+// GroupScoped reports whether perm (or "resource:*") concerns a group, so
+// that a binding scoped to that group can grant it. It is false for "*",
+// which spans both kinds, and for unknown permissions.
+func GroupScoped(perm string) bool {
+	return ValidPermission(perm) && perm != Any && classOf(perm) == classGroup
+}
+
+// ValidPermission reports whether perm may appear in a role: a listed
+// permission, "*" or "resource:*" for a known resource.
+func ValidPermission(perm string) bool {
+	if perm == Any || slices.Contains(All, perm) {
+		return true
+	}
+	resource, ok := strings.CutSuffix(perm, ":*")
+	return ok && resources[resource] != 0
+}
+
+// grants reports whether a role permission, possibly a wildcard, grants
+// the concrete permission perm.
+func grants(rolePerm, perm string) bool {
+	if rolePerm == Any || rolePerm == perm {
+		return true
+	}
+	resource, ok := strings.CutSuffix(rolePerm, ":*")
+	return ok && strings.HasPrefix(perm, resource+":")
+}
