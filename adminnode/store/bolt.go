@@ -60,10 +60,7 @@ var _ Store = (*Bolt)(nil)
 // seconds (bbolt's errors.ErrTimeout), so that a second admin node on the
 // same file fails at once rather than hanging.
 func Open(path string) (*Bolt, error) {
-	if err := boltfile.Preflight(path); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	db, err := openBolt(path)
+	db, err := boltfile.Open(path)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: locked by another process (another admin node?): %w", path, err)
 	}
@@ -71,46 +68,11 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	b := &Bolt{db: db}
-	if err := b.check(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("check store %s: %w", path, err)
-	}
 	if err := b.upgrade(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("upgrade store %s: %w", path, err)
 	}
 	return b, nil
-}
-
-// openBolt turns bbolt's panics on damaged pages into errors.
-func openBolt(path string) (db *bolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged file: %v", r)
-		}
-	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-}
-
-// check walks every page, so that damage is found at open rather than by a
-// panic in the middle of serving the API.
-func (b *Bolt) check() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged file: %v", r)
-		}
-	}()
-	return b.db.View(func(tx *bolt.Tx) error {
-		// Check's goroutine reads the transaction until it closes the
-		// channel, so the channel is drained before the transaction ends.
-		var first error
-		for cerr := range tx.Check() {
-			if first == nil {
-				first = cerr
-			}
-		}
-		return first
-	})
 }
 
 func (b *Bolt) upgrade() error {
@@ -174,6 +136,25 @@ func put(bk *bolt.Bucket, key []byte, v any) error {
 		return err
 	}
 	return bk.Put(key, data)
+}
+
+// modify is the read-modify-write every update is made of: it reads the
+// record name of bucket, lets change edit it (or refuse), and writes it
+// back, inside tx.
+func modify[T any](tx *bolt.Tx, bucket []byte, what, name string, change func(*T) error) (T, error) {
+	bk := tx.Bucket(bucket)
+	var v T
+	ok, err := get(bk, name, &v)
+	if err != nil {
+		return v, err
+	}
+	if !ok {
+		return v, fmt.Errorf("%s %q: %w", what, name, ErrNotFound)
+	}
+	if err := change(&v); err != nil {
+		return v, err
+	}
+	return v, put(bk, []byte(name), v)
 }
 
 // all decodes every value of bk in key order; keep, when not nil, selects.
@@ -335,26 +316,21 @@ func (b *Bolt) ListGroups(ctx context.Context) ([]Group, error) {
 // UpdateGroup implements Store.
 func (b *Bolt) UpdateGroup(ctx context.Context, g Group, expectedVersion uint64) (Group, error) {
 	var out Group
-	err := b.update(ctx, func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketGroups)
-		ok, err := get(bk, g.Name, &out)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("group %q: %w", g.Name, ErrNotFound)
-		}
-		if out.Version != expectedVersion {
-			return fmt.Errorf("group %q is at version %d, not %d: %w", g.Name, out.Version, expectedVersion, ErrConflict)
-		}
-		if g.Type != "" {
-			out.Type = g.Type
-		}
-		out.Labels = g.Labels
-		out.Description = g.Description
-		out.UpdatedAt = now()
-		out.Version++
-		return put(bk, []byte(g.Name), out)
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = modify(tx, bucketGroups, "group", g.Name, func(cur *Group) error {
+			if cur.Version != expectedVersion {
+				return fmt.Errorf("group %q is at version %d, not %d: %w", g.Name, cur.Version, expectedVersion, ErrConflict)
+			}
+			if g.Type != "" {
+				cur.Type = g.Type
+			}
+			cur.Labels = g.Labels
+			cur.Description = g.Description
+			cur.UpdatedAt = now()
+			cur.Version++
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return Group{}, err
@@ -465,22 +441,18 @@ func (b *Bolt) ListInstances(ctx context.Context, f InstanceFilter) ([]Instance,
 
 // UpdateInstance implements Store.
 func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error) {
-	err := b.update(ctx, func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketInstances)
-		var old Instance
-		ok, err := get(bk, in.Name, &old)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("instance %q: %w", in.Name, ErrNotFound)
-		}
-		if err := instanceRefs(tx, in); err != nil {
-			return err
-		}
-		in.CreatedAt = old.CreatedAt
-		in.UpdatedAt = now()
-		return put(bk, []byte(in.Name), in)
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		in, err = modify(tx, bucketInstances, "instance", in.Name, func(cur *Instance) error {
+			if err := instanceRefs(tx, in); err != nil {
+				return err
+			}
+			created := cur.CreatedAt
+			*cur = in
+			cur.CreatedAt = created
+			cur.UpdatedAt = now()
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return Instance{}, err
@@ -698,18 +670,13 @@ func (b *Bolt) ListUsers(ctx context.Context) ([]User, error) {
 // UpdateUser implements Store.
 func (b *Bolt) UpdateUser(ctx context.Context, u User) (User, error) {
 	var out User
-	err := b.update(ctx, func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketUsers)
-		ok, err := get(bk, u.Name, &out)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("user %q: %w", u.Name, ErrNotFound)
-		}
-		out.PasswordHash = u.PasswordHash
-		out.Disabled = u.Disabled
-		return put(bk, []byte(u.Name), out)
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = modify(tx, bucketUsers, "user", u.Name, func(cur *User) error {
+			cur.PasswordHash = u.PasswordHash
+			cur.Disabled = u.Disabled
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return User{}, err
@@ -886,17 +853,11 @@ func (b *Bolt) ListTokens(ctx context.Context, user string) ([]Token, error) {
 
 func (b *Bolt) changeToken(ctx context.Context, id string, change func(t *Token)) error {
 	return b.update(ctx, func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketTokens)
-		var t Token
-		ok, err := get(bk, id, &t)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("token %q: %w", id, ErrNotFound)
-		}
-		change(&t)
-		return put(bk, []byte(id), t)
+		_, err := modify(tx, bucketTokens, "token", id, func(t *Token) error {
+			change(t)
+			return nil
+		})
+		return err
 	})
 }
 

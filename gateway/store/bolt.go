@@ -38,15 +38,12 @@ var _ Store = (*Bolt)(nil)
 // upgrades its schema. A file another process holds is an error after a
 // short wait; a damaged file is an error too: see OpenOrRecover.
 func Open(path string) (*Bolt, error) {
-	if err := boltfile.Preflight(path); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	db, err := openBolt(path)
+	db, err := boltfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	b := &Bolt{db: db}
-	if err := b.check(); err != nil {
+	if err := b.checkRecords(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("check store %s: %w", path, err)
 	}
@@ -55,16 +52,6 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("upgrade store %s: %w", path, err)
 	}
 	return b, nil
-}
-
-// openBolt turns bbolt's panics on damaged pages into errors.
-func openBolt(path string) (db *bolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged file: %v", r)
-		}
-	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 }
 
 // OpenOrRecover opens the store at path. A damaged file is renamed aside
@@ -91,24 +78,10 @@ func OpenOrRecover(path string, logger hclog.Logger) (*Bolt, string, error) {
 	return b, aside, nil
 }
 
-// check walks every page and every record, so that damage is found at open
-// rather than by a panic in the middle of serving.
-func (b *Bolt) check() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged file: %v", r)
-		}
-	}()
+// checkRecords refuses a file whose record keys are not sequence numbers:
+// its pages are sound (boltfile.Open checked them) but it is not ours.
+func (b *Bolt) checkRecords() error {
 	return b.db.View(func(tx *bolt.Tx) error {
-		var first error
-		for cerr := range tx.Check() {
-			if first == nil {
-				first = cerr
-			}
-		}
-		if first != nil {
-			return first
-		}
 		c := tx.Bucket(bucketConfigs)
 		if c == nil {
 			return nil

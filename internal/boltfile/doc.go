@@ -1,6 +1,6 @@
-// Package boltfile checks a bbolt file before bbolt opens it. bbolt maps
-// the file into memory and trusts its meta pages, so a file cut short kills
-// the process with SIGBUS instead of returning an error; every store of the
-// project (the gateway's, the admin node's) opens its file through
-// Preflight first.
+// Package boltfile opens the bbolt files of the project's stores (the
+// gateway's, the admin node's) safely: bbolt maps a file into memory and
+// trusts its meta pages, so a file cut short kills the process with SIGBUS
+// and damaged pages make it panic. Open checks the file before and after
+// bbolt opens it and turns both into errors.
 package boltfile

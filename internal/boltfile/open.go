@@ -1,0 +1,60 @@
+package boltfile
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Open opens the bbolt file at path for a store: Preflight first, bbolt's
+// panics on damaged pages turned into errors, a two-second wait for a file
+// another process holds (then bbolt's errors.ErrTimeout, so that a second
+// process on the same file fails at once rather than hanging), and a walk
+// of every page, so that damage is found at open rather than by a panic in
+// the middle of serving.
+func Open(path string) (*bolt.DB, error) {
+	if err := Preflight(path); err != nil {
+		return nil, err
+	}
+	db, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func open(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged file: %v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+}
+
+func check(db *bolt.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged file: %v", r)
+		}
+	}()
+	return db.View(func(tx *bolt.Tx) error {
+		// Check's goroutine reads the transaction until it closes the
+		// channel, so the channel is drained before the transaction ends.
+		var first error
+		for cerr := range tx.Check() {
+			if first == nil {
+				first = cerr
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("damaged file: %w", first)
+		}
+		return nil
+	})
+}
