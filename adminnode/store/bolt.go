@@ -25,8 +25,10 @@ import (
 // and "tokens" an ID, to a JSON value; bucket "deployments" holds a bucket
 // per group mapping an 8-byte big-endian number to a JSON Deployment;
 // bucket "audit" maps an 8-byte big-endian sequence number to a JSON
-// AuditEntry.
-const SchemaVersion = 1
+// AuditEntry. Version 2 adds bucket "instance_states" mapping an instance
+// name to a JSON InstanceState; a version 1 file upgrades by gaining the
+// empty bucket.
+const SchemaVersion = 2
 
 var (
 	bucketMeta        = []byte("meta")
@@ -41,11 +43,12 @@ var (
 	bucketBindings    = []byte("bindings")
 	bucketTokens      = []byte("tokens")
 	bucketAudit       = []byte("audit")
+	bucketStates      = []byte("instance_states")
 	keySchema         = []byte("schema")
 	keyDomain         = []byte("domain")
 
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
-		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit}
+		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates}
 )
 
 // Bolt is the bbolt implementation of Store.
@@ -90,7 +93,8 @@ func (b *Bolt) upgrade() error {
 		if version > SchemaVersion {
 			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
 		}
-		// Version 0 is a new file; later versions add their steps here.
+		// Version 0 is a new file and version 1 lacks only buckets, which
+		// the loop creates; later versions add their steps here.
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -462,7 +466,31 @@ func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error
 
 // DeleteInstance implements Store.
 func (b *Bolt) DeleteInstance(ctx context.Context, name string) error {
-	return b.deleteNamed(ctx, bucketInstances, "instance", name)
+	return b.update(ctx, func(tx *bolt.Tx) error {
+		if err := exists(tx, bucketInstances, "instance", name); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketStates).Delete([]byte(name)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketInstances).Delete([]byte(name))
+	})
+}
+
+// PutInstanceState implements Store.
+func (b *Bolt) PutInstanceState(ctx context.Context, st InstanceState) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
+		if err := exists(tx, bucketInstances, "instance", st.Instance); err != nil {
+			return err
+		}
+		st.LastHeartbeat = st.LastHeartbeat.UTC()
+		return put(tx.Bucket(bucketStates), []byte(st.Instance), st)
+	})
+}
+
+// ListInstanceStates implements Store.
+func (b *Bolt) ListInstanceStates(ctx context.Context) ([]InstanceState, error) {
+	return list[InstanceState](ctx, b, bucketStates, nil)
 }
 
 func (b *Bolt) deleteNamed(ctx context.Context, bucket []byte, what, name string) error {
@@ -517,42 +545,30 @@ func (b *Bolt) PutDraft(ctx context.Context, group string, cfg deploy.Config, ex
 	return d, nil
 }
 
-// addDeployment numbers d after the group's last deployment and stores it.
-func addDeployment(tx *bolt.Tx, d Deployment) (Deployment, error) {
-	if err := exists(tx, bucketGroups, "group", d.Group); err != nil {
+// addDeployment stores what build makes of the group's next number.
+func addDeployment(tx *bolt.Tx, group string, build func(number uint64) (Deployment, error)) (Deployment, error) {
+	if err := exists(tx, bucketGroups, "group", group); err != nil {
 		return Deployment{}, err
 	}
-	bk, err := tx.Bucket(bucketDeployments).CreateBucketIfNotExists([]byte(d.Group))
+	bk, err := tx.Bucket(bucketDeployments).CreateBucketIfNotExists([]byte(group))
 	if err != nil {
 		return Deployment{}, err
 	}
-	if d.RollbackOf != 0 && bk.Get(numKey(d.RollbackOf)) == nil {
-		return Deployment{}, fmt.Errorf("deployment %d of group %q to roll back to: %w", d.RollbackOf, d.Group, ErrNotFound)
-	}
-	d.Number = 1
+	number := uint64(1)
 	if k, _ := bk.Cursor().Last(); k != nil {
-		d.Number = binary.BigEndian.Uint64(k) + 1
+		number = binary.BigEndian.Uint64(k) + 1
 	}
+	d, err := build(number)
+	if err != nil {
+		return Deployment{}, err
+	}
+	d.Group, d.Number = group, number
 	d.CreatedAt = stamp(d.CreatedAt)
 	return d, put(bk, numKey(d.Number), d)
 }
 
-// CreateDeployment implements Store.
-func (b *Bolt) CreateDeployment(ctx context.Context, d Deployment) (Deployment, error) {
-	var out Deployment
-	err := b.update(ctx, func(tx *bolt.Tx) error {
-		var err error
-		out, err = addDeployment(tx, d)
-		return err
-	})
-	if err != nil {
-		return Deployment{}, err
-	}
-	return out, nil
-}
-
 // Freeze implements Store.
-func (b *Bolt) Freeze(ctx context.Context, group string, expectedDraftVersion uint64, build func(d Draft) (Deployment, error)) (Deployment, error) {
+func (b *Bolt) Freeze(ctx context.Context, group string, expectedDraftVersion uint64, build func(d Draft, number uint64) (Deployment, error)) (Deployment, error) {
 	var out Deployment
 	err := b.update(ctx, func(tx *bolt.Tx) error {
 		d, err := draftIn(tx, group)
@@ -562,12 +578,49 @@ func (b *Bolt) Freeze(ctx context.Context, group string, expectedDraftVersion ui
 		if d.Version != expectedDraftVersion {
 			return fmt.Errorf("draft of group %q is at version %d, not %d: %w", group, d.Version, expectedDraftVersion, ErrConflict)
 		}
-		dep, err := build(d)
+		out, err = addDeployment(tx, group, func(number uint64) (Deployment, error) {
+			dep, err := build(d, number)
+			if err != nil {
+				return Deployment{}, fmt.Errorf("freeze draft %d of group %q: %w", d.Version, group, err)
+			}
+			dep.RollbackOf = 0
+			return dep, nil
+		})
+		return err
+	})
+	if err != nil {
+		return Deployment{}, err
+	}
+	return out, nil
+}
+
+// Rollback implements Store.
+func (b *Bolt) Rollback(ctx context.Context, group string, to uint64, build func(src Deployment, number uint64) (Deployment, error)) (Deployment, error) {
+	var out Deployment
+	err := b.update(ctx, func(tx *bolt.Tx) error {
+		bk, err := deploymentsOf(tx, group)
 		if err != nil {
-			return fmt.Errorf("freeze draft %d of group %q: %w", d.Version, group, err)
+			return err
 		}
-		dep.Group = group
-		out, err = addDeployment(tx, dep)
+		var data []byte
+		if bk != nil {
+			data = bk.Get(numKey(to))
+		}
+		if data == nil {
+			return fmt.Errorf("deployment %d of group %q to roll back to: %w", to, group, ErrNotFound)
+		}
+		var src Deployment
+		if err := json.Unmarshal(data, &src); err != nil {
+			return fmt.Errorf("decode deployment %d of group %q: %w", to, group, err)
+		}
+		out, err = addDeployment(tx, group, func(number uint64) (Deployment, error) {
+			dep, err := build(src, number)
+			if err != nil {
+				return Deployment{}, fmt.Errorf("roll group %q back to deployment %d: %w", group, to, err)
+			}
+			dep.RollbackOf = to
+			return dep, nil
+		})
 		return err
 	})
 	if err != nil {

@@ -66,6 +66,23 @@ type Instance struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
+// InstanceState is what the admin node last heard about an instance from
+// its node manager's heartbeats: the observed state, beside the desired
+// state of Instance.
+type InstanceState struct {
+	Instance          string    `json:"instance"`
+	LastHeartbeat     time.Time `json:"last_heartbeat"`
+	AppliedDeployment uint64    `json:"applied_deployment,omitempty"`
+	AppliedChecksum   string    `json:"applied_checksum,omitempty"`
+	Ready             bool      `json:"ready"`
+	// Process is the supervisor's view: running, starting, crash-loop,
+	// stopped.
+	Process   string `json:"process,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	Restarts  int    `json:"restarts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
 // InstanceFilter selects instances; an empty field matches all.
 type InstanceFilter struct {
 	Group string
@@ -223,7 +240,13 @@ type Store interface {
 	// UpdateInstance replaces everything but CreatedAt, with the same
 	// checks as CreateInstance.
 	UpdateInstance(ctx context.Context, in Instance) (Instance, error)
+	// DeleteInstance also forgets the instance's observed state.
 	DeleteInstance(ctx context.Context, name string) error
+	// PutInstanceState replaces the observed state of an existing instance.
+	PutInstanceState(ctx context.Context, st InstanceState) error
+	// ListInstanceStates returns the observed state of every instance
+	// heard from, sorted by instance name.
+	ListInstanceStates(ctx context.Context) ([]InstanceState, error)
 
 	// GetDraft returns Draft{Group: group} (Version 0) for a group that has
 	// none yet, and ErrNotFound for a missing group.
@@ -233,9 +256,6 @@ type Store interface {
 	// bumping Version.
 	PutDraft(ctx context.Context, group string, cfg deploy.Config, expectedVersion uint64, by string) (Draft, error)
 
-	// CreateDeployment stores d as the group's next Number. A non-zero
-	// RollbackOf must name an existing deployment of the group.
-	CreateDeployment(ctx context.Context, d Deployment) (Deployment, error)
 	GetDeployment(ctx context.Context, group string, number uint64) (Deployment, error)
 	// ListDeployments returns the group's deployments, newest first.
 	ListDeployments(ctx context.Context, group string) ([]Deployment, error)
@@ -243,11 +263,16 @@ type Store interface {
 	LatestDeployment(ctx context.Context, group string) (Deployment, error)
 	// Freeze reads the group's draft, fails with ErrConflict unless its
 	// Version is expectedDraftVersion, and stores what build returns
-	// (validated, encoded, signed) as the next deployment, in one
-	// transaction. build runs while the store is locked for writing: it
-	// must be quick and must not call the store, or it deadlocks. An error
-	// from build is returned wrapped, and nothing is stored.
-	Freeze(ctx context.Context, group string, expectedDraftVersion uint64, build func(d Draft) (Deployment, error)) (Deployment, error)
+	// (validated, encoded, signed) as the deployment numbered number, the
+	// group's next, in one transaction. build runs while the store is
+	// locked for writing: it must be quick and must not call the store, or
+	// it deadlocks. An error from build is returned wrapped, and nothing is
+	// stored.
+	Freeze(ctx context.Context, group string, expectedDraftVersion uint64, build func(d Draft, number uint64) (Deployment, error)) (Deployment, error)
+	// Rollback stores what build makes of deployment to (src) as the
+	// group's next deployment, with RollbackOf set, in one transaction,
+	// under the same rules as Freeze. The draft is left alone.
+	Rollback(ctx context.Context, group string, to uint64, build func(src Deployment, number uint64) (Deployment, error)) (Deployment, error)
 
 	CreateUser(ctx context.Context, u User) (User, error)
 	GetUser(ctx context.Context, name string) (User, error)

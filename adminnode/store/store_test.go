@@ -153,7 +153,7 @@ func TestGroupsHostsInstances(t *testing.T) {
 
 	// Deleting a group takes its draft and history with it.
 	must[Draft](t)(s.PutDraft(ctx, "edge", cfg("a"), 0, "ann"))
-	must[Deployment](t)(s.CreateDeployment(ctx, Deployment{Group: "edge", Author: "ann"}))
+	must[Deployment](t)(s.Freeze(ctx, "edge", 1, signer("ann")))
 	run(t, s, []step{
 		{"delete instance", func(s Store) error { return s.DeleteInstance(ctx, "i1") }, nil},
 		{"delete emptied group", func(s Store) error { return s.DeleteGroup(ctx, "edge") }, nil},
@@ -220,8 +220,8 @@ func TestDraftOptimisticConcurrency(t *testing.T) {
 }
 
 // signer stands for the API's validate-encode-sign step.
-func signer(author string) func(d Draft) (Deployment, error) {
-	return func(d Draft) (Deployment, error) {
+func signer(author string) func(d Draft, number uint64) (Deployment, error) {
+	return func(d Draft, number uint64) (Deployment, error) {
 		body, err := d.Config.Canonical()
 		if err != nil {
 			return Deployment{}, err
@@ -267,7 +267,7 @@ func TestFreeze(t *testing.T) {
 		{"stale draft version", func(s Store) error { return ignore(s.Freeze(ctx, "edge", d.Version-1, signer("x"))) }, ErrConflict},
 		{"missing group", func(s Store) error { return ignore(s.Freeze(ctx, "nope", 0, signer("x"))) }, ErrNotFound},
 		{"build fails", func(s Store) error {
-			return ignore(s.Freeze(ctx, "edge", d.Version, func(Draft) (Deployment, error) { return Deployment{}, buildErr }))
+			return ignore(s.Freeze(ctx, "edge", d.Version, func(Draft, uint64) (Deployment, error) { return Deployment{}, buildErr }))
 		}, buildErr},
 		{"draft changes underneath", func(s Store) error { return ignore(s.PutDraft(ctx, "edge", cfg("b"), d.Version, "bob")) }, nil},
 		{"freeze the old version", func(s Store) error { return ignore(s.Freeze(ctx, "edge", d.Version, signer("x"))) }, ErrConflict},
@@ -284,22 +284,49 @@ func TestFreeze(t *testing.T) {
 	}
 }
 
+// deployDraft freezes the group's draft (version 1) with a message.
+func deployDraft(s Store, group, message string) error {
+	_, err := s.Freeze(ctx, group, 1, func(d Draft, number uint64) (Deployment, error) {
+		dep, err := signer("ann")(d, number)
+		dep.Message = message
+		return dep, err
+	})
+	return err
+}
+
 func TestDeployments(t *testing.T) {
 	s, _ := open(t)
 	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
 	must[Group](t)(s.CreateGroup(ctx, Group{Name: "api"}))
+	must[Draft](t)(s.PutDraft(ctx, "edge", cfg("a"), 0, "ann"))
+	must[Draft](t)(s.PutDraft(ctx, "api", cfg("a"), 0, "ann"))
+	var seen uint64
+	rollback := func(to uint64) func(s Store) error {
+		return func(s Store) error {
+			_, err := s.Rollback(ctx, "edge", to, func(src Deployment, number uint64) (Deployment, error) {
+				seen = src.Number
+				src.Message = fmt.Sprintf("roll back to %d as %d", to, number)
+				return src, nil
+			})
+			return err
+		}
+	}
 	run(t, s, []step{
 		{"latest of none", func(s Store) error { return ignore(s.LatestDeployment(ctx, "edge")) }, ErrNotFound},
 		{"get of none", func(s Store) error { return ignore(s.GetDeployment(ctx, "edge", 1)) }, ErrNotFound},
-		{"missing group", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "nope"})) }, ErrNotFound},
+		{"rollback with none", rollback(1), ErrNotFound},
+		{"missing group", func(s Store) error { return deployDraft(s, "nope", "") }, ErrNotFound},
 		{"list missing group", func(s Store) error { return ignore(s.ListDeployments(ctx, "nope")) }, ErrNotFound},
-		{"first", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "edge", Message: "one"})) }, nil},
-		{"second", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "edge", Message: "two"})) }, nil},
-		{"other group counts apart", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "api"})) }, nil},
-		{"rollback to missing", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "edge", RollbackOf: 9})) }, ErrNotFound},
-		{"rollback", func(s Store) error { return ignore(s.CreateDeployment(ctx, Deployment{Group: "edge", RollbackOf: 1})) }, nil},
+		{"first", func(s Store) error { return deployDraft(s, "edge", "one") }, nil},
+		{"second", func(s Store) error { return deployDraft(s, "edge", "two") }, nil},
+		{"other group counts apart", func(s Store) error { return deployDraft(s, "api", "") }, nil},
+		{"rollback to missing", rollback(9), ErrNotFound},
+		{"rollback", rollback(1), nil},
 		{"get missing number", func(s Store) error { return ignore(s.GetDeployment(ctx, "edge", 4)) }, ErrNotFound},
 	})
+	if seen != 1 {
+		t.Errorf("rollback built from deployment %d, want 1", seen)
+	}
 	list := must[[]Deployment](t)(s.ListDeployments(ctx, "edge"))
 	var got []uint64
 	for _, d := range list {
@@ -311,7 +338,7 @@ func TestDeployments(t *testing.T) {
 	if d := must[Deployment](t)(s.GetDeployment(ctx, "edge", 2)); d.Message != "two" {
 		t.Errorf("deployment 2: %+v", d)
 	}
-	if d := must[Deployment](t)(s.LatestDeployment(ctx, "edge")); d.Number != 3 || d.RollbackOf != 1 {
+	if d := must[Deployment](t)(s.LatestDeployment(ctx, "edge")); d.Number != 3 || d.RollbackOf != 1 || d.Message != "roll back to 1 as 3" {
 		t.Errorf("latest %+v", d)
 	}
 	if d := must[Deployment](t)(s.LatestDeployment(ctx, "api")); d.Number != 1 {
@@ -561,13 +588,49 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("2")) })
+	newer := fmt.Sprint(SchemaVersion + 1)
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte(newer)) })
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(path); !errors.Is(err, ErrNewerSchema) {
-		t.Fatalf("open of a schema 2 file: %v, want ErrNewerSchema", err)
+		t.Fatalf("open of a schema %s file: %v, want ErrNewerSchema", newer, err)
+	}
+}
+
+// A version 1 file (no instance states) upgrades in place and keeps its
+// records.
+func TestUpgradeFromVersion1(t *testing.T) {
+	s, path := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1"}))
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketStates); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.PutInstanceState(ctx, InstanceState{Instance: "i1", LastHeartbeat: time.Now()}); err != nil {
+		t.Fatalf("heartbeat after upgrade: %v", err)
+	}
+	if l := must[[]Instance](t)(s2.ListInstances(ctx, InstanceFilter{})); len(l) != 1 {
+		t.Errorf("instances after upgrade %+v", l)
 	}
 }
 
@@ -637,4 +700,29 @@ func filled(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return full
+}
+
+func TestInstanceStates(t *testing.T) {
+	s, _ := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1"}))
+	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i2", Group: "edge", Host: "h1"}))
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("X", 3600))
+	run(t, s, []step{
+		{"state of a missing instance", func(s Store) error { return s.PutInstanceState(ctx, InstanceState{Instance: "nope"}) }, ErrNotFound},
+		{"first heartbeat", func(s Store) error {
+			return s.PutInstanceState(ctx, InstanceState{Instance: "i2", LastHeartbeat: at, AppliedDeployment: 3, Ready: true})
+		}, nil},
+		{"i1 heartbeat", func(s Store) error { return s.PutInstanceState(ctx, InstanceState{Instance: "i1", LastHeartbeat: at}) }, nil},
+		{"next heartbeat replaces", func(s Store) error {
+			return s.PutInstanceState(ctx, InstanceState{Instance: "i2", LastHeartbeat: at.Add(time.Second), AppliedDeployment: 4})
+		}, nil},
+		{"delete i1 forgets its state", func(s Store) error { return s.DeleteInstance(ctx, "i1") }, nil},
+	})
+	got := must[[]InstanceState](t)(s.ListInstanceStates(ctx))
+	want := []InstanceState{{Instance: "i2", LastHeartbeat: at.Add(time.Second).UTC(), AppliedDeployment: 4}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("states %+v, want %+v", got, want)
+	}
 }
