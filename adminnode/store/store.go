@@ -155,12 +155,17 @@ type RoleBinding struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// TokenKindLogin is the Kind of tokens made by password logins.
+const TokenKindLogin = "login"
+
 // Token is an API token of a user. SecretHash is opaque to the store.
 type Token struct {
 	// ID is assigned by the store when empty.
-	ID         string    `json:"id"`
-	User       string    `json:"user"`
-	Name       string    `json:"name,omitempty"`
+	ID   string `json:"id"`
+	User string `json:"user"`
+	Name string `json:"name,omitempty"`
+	// Kind is TokenKindLogin or empty for an API token.
+	Kind       string    `json:"kind,omitempty"`
 	SecretHash string    `json:"secret_hash"`
 	CreatedAt  time.Time `json:"created_at"`
 	// ExpiresAt is zero for a token that never expires.
@@ -179,16 +184,18 @@ const (
 // AuditEntry records one administrative action.
 type AuditEntry struct {
 	// Seq is assigned by the store and increases with every entry.
-	Seq       uint64    `json:"seq"`
-	Time      time.Time `json:"time"`
-	User      string    `json:"user"`
-	Action    string    `json:"action"`
-	Target    string    `json:"target,omitempty"`
-	Group     string    `json:"group,omitempty"`
-	Result    string    `json:"result"`
-	Detail    string    `json:"detail,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	Source    string    `json:"source,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	User   string    `json:"user"`
+	Action string    `json:"action"`
+	Target string    `json:"target,omitempty"`
+	Group  string    `json:"group,omitempty"`
+	Result string    `json:"result"`
+	// Status is the HTTP status of the call, when it was one.
+	Status    int    `json:"status,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Source    string `json:"source,omitempty"`
 }
 
 // AuditFilter selects audit entries; zero fields match all. Since is

@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(gatewayCommand(), validateCommand(), demoUpstreamCommand())
+	root.AddCommand(adminCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)

@@ -1,0 +1,33 @@
+package api
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/adminnode/store"
+)
+
+// Config is what a Server needs. Store, Domain and SigningKey are
+// required; zero values of the rest take the defaults noted.
+type Config struct {
+	Store store.Store
+	// Domain is the store's domain record, read once at start.
+	Domain     store.Domain
+	SigningKey ed25519.PrivateKey
+	// CAFingerprint is shown by GET /domain for node managers to pin.
+	CAFingerprint string
+	Logger        hclog.Logger
+	// PasswordCost is the bcrypt cost of new passwords (auth.DefaultPasswordCost).
+	PasswordCost int
+	// LoginTTL is the lifetime of login tokens (12 h).
+	LoginTTL time.Duration
+	// LostAfter, OfflineAfter and RemoveAfter are the instance status
+	// thresholds (30 s, 2 h, 7 days; RemoveAfter < 0 disables removal).
+	LostAfter, OfflineAfter, RemoveAfter time.Duration
+	// MaxBodyBytes bounds request bodies (8 MiB).
+	MaxBodyBytes int64
+	// Now is the clock (time.Now); tests move it.
+	Now func() time.Time
+}

@@ -1,0 +1,322 @@
+package apitypes
+
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// Prefix is the path every API route starts with.
+const Prefix = "/api/v1"
+
+// Error codes of ErrorBody, with the HTTP status each comes with.
+const (
+	CodeBadRequest           = "bad_request"           // 400
+	CodeUnauthorized         = "unauthorized"          // 401
+	CodeForbidden            = "forbidden"             // 403
+	CodeNotFound             = "not_found"             // 404
+	CodeMethodNotAllowed     = "method_not_allowed"    // 405
+	CodeConflict             = "conflict"              // 409
+	CodeTooLarge             = "payload_too_large"     // 413
+	CodeUnsupportedMedia     = "unsupported_media"     // 415
+	CodeInvalidConfig        = "invalid_config"        // 422
+	CodePreconditionRequired = "precondition_required" // 428
+	CodeTooManyRequests      = "too_many_requests"     // 429
+	CodeInternal             = "internal"              // 500
+)
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Error says what went wrong. Field names the offending request field in
+// the form of validation errors ("services[0].routes[1].paths[0]") when
+// there is one; Errors lists every error of an invalid configuration.
+type Error struct {
+	Code      string       `json:"code"`
+	Message   string       `json:"message"`
+	Field     string       `json:"field,omitempty"`
+	Errors    []FieldError `json:"errors,omitempty"`
+	RequestID string       `json:"request_id,omitempty"`
+}
+
+// FieldError is one error of a configuration, at a field path; Line is the
+// line of the submitted document when known.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	Line    int    `json:"line,omitempty"`
+}
+
+// Health is the body of GET /health, the one route without authentication.
+type Health struct {
+	Status string `json:"status"`
+	Domain string `json:"domain"`
+}
+
+// Domain describes the domain: what a node manager pins and what gateways
+// verify deployments with.
+type Domain struct {
+	Name                  string    `json:"name"`
+	CreatedAt             time.Time `json:"created_at"`
+	CAFingerprint         string    `json:"ca_fingerprint"`
+	SigningKey            string    `json:"signing_key"`
+	SigningKeyFingerprint string    `json:"signing_key_fingerprint"`
+}
+
+// LoginRequest is the body of POST /auth/login.
+type LoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries a bearer token for the Authorization header.
+type LoginResponse struct {
+	User      string    `json:"user"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// WhoAmI is the body of GET /auth/whoami.
+type WhoAmI struct {
+	User string `json:"user"`
+	// TokenID is the ID of the token the request came with.
+	TokenID   string     `json:"token_id"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Permissions are those held on the whole domain; Bindings say which
+	// groups other permissions apply to.
+	Permissions []string      `json:"permissions"`
+	Bindings    []RoleBinding `json:"bindings"`
+}
+
+// PasswordChange is the body of PUT /auth/password (one's own password).
+type PasswordChange struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
+// Token kinds.
+const (
+	TokenKindLogin = "login"
+	TokenKindAPI   = "api"
+)
+
+// TokenCreate is the body of POST /tokens. TTL is a Go duration ("720h");
+// empty means the token does not expire. User defaults to the caller;
+// another user's token needs user:admin.
+type TokenCreate struct {
+	Name string `json:"name"`
+	TTL  string `json:"ttl,omitempty"`
+	User string `json:"user,omitempty"`
+}
+
+// Token describes a token; its secret is never shown again after creation.
+type Token struct {
+	ID         string     `json:"id"`
+	User       string     `json:"user"`
+	Name       string     `json:"name,omitempty"`
+	Kind       string     `json:"kind"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Revoked    bool       `json:"revoked"`
+}
+
+// TokenCreated is the answer to POST /tokens: the only time the bearer
+// secret is shown.
+type TokenCreated struct {
+	Token
+	Secret string `json:"secret"`
+}
+
+// Group is a set of instances serving the same configuration. On PUT,
+// Name and Version are ignored (the path and If-Match say them).
+type Group struct {
+	Name        string            `json:"name"`
+	Type        string            `json:"type,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Description string            `json:"description,omitempty"`
+	CreatedAt   time.Time         `json:"created_at,omitzero"`
+	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
+	Version     uint64            `json:"version,omitempty"`
+}
+
+// GroupSummary is the body of GET /groups/{group}/summary.
+type GroupSummary struct {
+	Group             string `json:"group"`
+	CurrentDeployment uint64 `json:"current_deployment"`
+	CurrentChecksum   string `json:"current_checksum,omitempty"`
+	Instances         int    `json:"instances"`
+	// ByStatus counts instances by status; every status is present.
+	ByStatus map[string]int `json:"by_status"`
+	// UpToDate instances run the current deployment; Rollout is
+	// "UpToDate/Instances".
+	UpToDate int    `json:"up_to_date"`
+	Rollout  string `json:"rollout"`
+	Complete bool   `json:"complete"`
+	// Deployments says which instances run which deployment number ("0":
+	// none reported).
+	Deployments map[string][]string `json:"deployments"`
+}
+
+// Host is a machine running a node manager.
+type Host struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created_at,omitzero"`
+}
+
+// Instance is one gateway process of a group on a host: its desired state
+// (written by operators) and, read-only, its status and last observed
+// state.
+type Instance struct {
+	Name         string `json:"name"`
+	Group        string `json:"group"`
+	Host         string `json:"host"`
+	Listen       string `json:"listen,omitempty"`
+	TLSListen    string `json:"tls_listen,omitempty"`
+	StatusListen string `json:"status_listen,omitempty"`
+	// Status is derived: Pending, Healthy, Only Heartbeat, Lost
+	// Connection, Offline.
+	Status    string         `json:"status,omitempty"`
+	Observed  *InstanceState `json:"observed,omitempty"`
+	CreatedAt time.Time      `json:"created_at,omitzero"`
+	UpdatedAt time.Time      `json:"updated_at,omitzero"`
+}
+
+// InstanceState is what the instance's node manager last reported.
+type InstanceState struct {
+	LastHeartbeat     time.Time `json:"last_heartbeat"`
+	AppliedDeployment uint64    `json:"applied_deployment,omitempty"`
+	AppliedChecksum   string    `json:"applied_checksum,omitempty"`
+	Ready             bool      `json:"ready"`
+	Process           string    `json:"process,omitempty"`
+	PID               int       `json:"pid,omitempty"`
+	Restarts          int       `json:"restarts,omitempty"`
+	LastError         string    `json:"last_error,omitempty"`
+}
+
+// Draft is a group's configuration being edited. Secrets (consumer
+// credentials, certificate keys) read as deploy.Redacted; writing that
+// value back keeps the stored secret (docs/admin-api.md#secrets). The
+// draft's Version is also its ETag.
+type Draft struct {
+	Group     string        `json:"group"`
+	Version   uint64        `json:"version"`
+	UpdatedAt time.Time     `json:"updated_at,omitzero"`
+	UpdatedBy string        `json:"updated_by,omitempty"`
+	Config    deploy.Config `json:"config"`
+}
+
+// Validation is the answer to POST /groups/{group}/draft/validate.
+type Validation struct {
+	Valid    bool         `json:"valid"`
+	Checksum string       `json:"checksum,omitempty"`
+	Errors   []FieldError `json:"errors"`
+}
+
+// DeployRequest is the body of POST /groups/{group}/deployments.
+// DraftVersion, when set, must be the draft's version (409 otherwise), so
+// that what was reviewed is what is deployed.
+type DeployRequest struct {
+	Message      string `json:"message"`
+	DraftVersion uint64 `json:"draft_version,omitempty"`
+}
+
+// RollbackRequest is the body of POST /groups/{group}/deployments/{n}/rollback.
+type RollbackRequest struct {
+	Message string `json:"message"`
+}
+
+// Deployment is a frozen, signed configuration of a group. Config (with
+// secrets redacted) is set only by GET of one deployment.
+type Deployment struct {
+	Group      string         `json:"group"`
+	Number     uint64         `json:"number"`
+	Checksum   string         `json:"checksum"`
+	Author     string         `json:"author"`
+	Message    string         `json:"message,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	RollbackOf uint64         `json:"rollback_of,omitempty"`
+	Signature  string         `json:"signature"`
+	Config     *deploy.Config `json:"config,omitempty"`
+}
+
+// Diff is what changed from one configuration to another, resource by
+// resource. From and To name the deployments ("draft" for the draft).
+type Diff struct {
+	Group   string          `json:"group"`
+	From    string          `json:"from"`
+	To      string          `json:"to"`
+	Changes []deploy.Change `json:"changes"`
+}
+
+// User is an administrator; passwords are write-only.
+type User struct {
+	Name      string    `json:"name"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// UserCreate is the body of POST /users.
+type UserCreate struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// UserUpdate is the body of PATCH /users/{user}; absent fields are kept.
+// Disabling a user revokes its tokens.
+type UserUpdate struct {
+	Password *string `json:"password,omitempty"`
+	Disabled *bool   `json:"disabled,omitempty"`
+}
+
+// Role is a named set of permissions. Built-in roles cannot be changed or
+// deleted.
+type Role struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	BuiltIn     bool     `json:"built_in"`
+	Description string   `json:"description,omitempty"`
+}
+
+// Scope is where a binding applies: the whole domain, named groups, or the
+// groups whose labels match Selector. Exactly one is set.
+type Scope struct {
+	Domain   bool              `json:"domain,omitempty"`
+	Groups   []string          `json:"groups,omitempty"`
+	Selector map[string]string `json:"selector,omitempty"`
+}
+
+// RoleBinding grants a role to a user within a scope.
+type RoleBinding struct {
+	ID        string    `json:"id,omitempty"`
+	User      string    `json:"user"`
+	Role      string    `json:"role"`
+	Scope     Scope     `json:"scope"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Audit results.
+const (
+	AuditOK     = "ok"
+	AuditDenied = "denied"
+	AuditError  = "error"
+)
+
+// AuditEntry records one administrative action: who, what, on which
+// target, with what result, when, from where.
+type AuditEntry struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	User      string    `json:"user"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Result    string    `json:"result"`
+	Status    int       `json:"status,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	Source    string    `json:"source,omitempty"`
+}

@@ -1,0 +1,226 @@
+package adminnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/auth"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// AdminUser is the first administrator, created by Init.
+const AdminUser = "admin"
+
+// domainName is stricter than the CA's object-name rule: the domain name
+// ends up in DNS-like places (certificate names, URIs, host labels), so it
+// follows the DNS label rule.
+var domainName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateDomainName applies the domain name rule.
+func ValidateDomainName(name string) error {
+	if !domainName.MatchString(name) {
+		return fmt.Errorf("invalid domain name %q: must be 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// InitOptions are the inputs of Init.
+type InitOptions struct {
+	DataDir string
+	Domain  string
+	// Password is the admin user's; empty generates one.
+	Password string
+	// PasswordCost is the bcrypt cost (auth.DefaultPasswordCost when 0).
+	PasswordCost int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// InitResult is what the operator needs to hear once after Init.
+type InitResult struct {
+	Domain  string
+	DataDir string
+	// CAFingerprint is what node managers pin (ca.Fingerprint form).
+	CAFingerprint string
+	// SigningKeyFingerprint identifies the key deployments are signed with
+	// (deploy.KeyFingerprint form).
+	SigningKeyFingerprint string
+	User                  string
+	// Password is set only when Init generated it: it is shown once and
+	// stored only as a hash.
+	Password string
+}
+
+// Init creates a domain in opts.DataDir: its CA, its signing key and its
+// store with the built-in roles and the admin user.
+//
+// The store is the commit point. The key files are written first, each
+// created exclusively, so that of two concurrent inits one fails there;
+// the store is built complete under a staging name and renamed to admin.db
+// last. A crash at any point therefore leaves either a whole domain or key
+// files without admin.db, which Init refuses with an explanation and Run
+// reports as no domain; nothing is ever overwritten. On an error short of
+// a crash, Init removes what it wrote.
+func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
+	if opts.DataDir == "" {
+		return InitResult{}, errors.New("init domain: no data dir")
+	}
+	if err := ValidateDomainName(opts.Domain); err != nil {
+		return InitResult{}, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PasswordCost == 0 {
+		opts.PasswordCost = auth.DefaultPasswordCost
+	}
+	password, generated := opts.Password, ""
+	if password == "" {
+		if password, err = auth.GeneratePassword(); err != nil {
+			return InitResult{}, err
+		}
+		generated = password
+	} else if err := auth.ValidatePassword(password); err != nil {
+		return InitResult{}, fmt.Errorf("admin password: %w", err)
+	}
+	// Hashing before touching the disk: a bad cost fails with nothing
+	// written.
+	hash, err := auth.HashPassword(password, opts.PasswordCost)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("admin password: %w", err)
+	}
+
+	now := opts.Now()
+	root, err := ca.New(opts.Domain, now)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("create domain CA: %w", err)
+	}
+	certPEM, keyPEM, err := root.PEM()
+	if err != nil {
+		return InitResult{}, fmt.Errorf("create domain CA: %w", err)
+	}
+	pub, priv, err := deploy.GenerateSigningKey()
+	if err != nil {
+		return InitResult{}, err
+	}
+	signingPEM, err := encodeSigningKey(priv)
+	if err != nil {
+		return InitResult{}, err
+	}
+
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return InitResult{}, fmt.Errorf("create data dir: %w", err)
+	}
+	if err := checkEmpty(opts.DataDir); err != nil {
+		return InitResult{}, err
+	}
+	var created []string
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.Remove(p)
+			}
+		}
+	}()
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{CAKeyFile, keyPEM, 0o600},
+		{CACertFile, certPEM, 0o644},
+		{SigningKeyFile, signingPEM, 0o600},
+	} {
+		path := filepath.Join(opts.DataDir, f.name)
+		if err := writeNew(path, f.data, f.mode); err != nil {
+			return InitResult{}, fmt.Errorf("init domain: %w", err)
+		}
+		created = append(created, path)
+	}
+	if err := syncDir(opts.DataDir); err != nil {
+		return InitResult{}, err
+	}
+
+	staging := filepath.Join(opts.DataDir, stagingStoreFile)
+	created = append(created, staging)
+	err = populate(ctx, staging, store.Domain{
+		Name:             opts.Domain,
+		CreatedAt:        now,
+		SigningPublicKey: pub,
+		CACertPEM:        string(certPEM),
+	}, hash, now)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("init domain: %w", err)
+	}
+	// Renaming cannot clobber another init's store: that init would have
+	// had to create ca.key, which our exclusive create above refused.
+	if err := os.Rename(staging, filepath.Join(opts.DataDir, StoreFile)); err != nil {
+		return InitResult{}, fmt.Errorf("init domain: commit store: %w", err)
+	}
+	created = nil
+	if err := syncDir(opts.DataDir); err != nil {
+		return InitResult{}, err
+	}
+	return InitResult{
+		Domain:                opts.Domain,
+		DataDir:               opts.DataDir,
+		CAFingerprint:         root.Fingerprint(),
+		SigningKeyFingerprint: deploy.KeyFingerprint(pub),
+		User:                  AdminUser,
+		Password:              generated,
+	}, nil
+}
+
+// populate creates the store at path with the domain, the built-in roles,
+// the admin user bound to domain-admin over the whole domain, and the
+// audit entry of the init.
+func populate(ctx context.Context, path string, d store.Domain, passwordHash string, now time.Time) (err error) {
+	s, err := store.Open(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}()
+	if err := s.InitDomain(ctx, d); err != nil {
+		return fmt.Errorf("store domain: %w", err)
+	}
+	for _, r := range rbac.BuiltInRoles() {
+		if _, err := s.CreateRole(ctx, r); err != nil {
+			return fmt.Errorf("create role %s: %w", r.Name, err)
+		}
+	}
+	if _, err := s.CreateUser(ctx, store.User{Name: AdminUser, PasswordHash: passwordHash, CreatedAt: now}); err != nil {
+		return fmt.Errorf("create user %s: %w", AdminUser, err)
+	}
+	_, err = s.CreateRoleBinding(ctx, store.RoleBinding{
+		User:      AdminUser,
+		Role:      rbac.RoleDomainAdmin,
+		Scope:     store.Scope{Domain: true},
+		CreatedAt: now,
+	})
+	if err != nil {
+		return fmt.Errorf("bind %s to %s: %w", AdminUser, rbac.RoleDomainAdmin, err)
+	}
+	_, err = s.AppendAudit(ctx, store.AuditEntry{
+		Time:   now,
+		User:   AdminUser,
+		Action: "domain.init",
+		Target: d.Name,
+		Result: store.AuditOK,
+	})
+	if err != nil {
+		return fmt.Errorf("audit domain init: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package adminnode
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+const (
+	// DefaultListen is the admin node's port on every address.
+	DefaultListen = ":8090"
+	// maintainEvery is how often Run renews the server certificate when due
+	// and removes instances offline for too long. Both thresholds are hours
+	// or days, so a minute is precise enough and costs nothing.
+	maintainEvery = time.Minute
+	// shutdownTimeout bounds how long shutdown waits for requests in
+	// flight; API calls are short, so this is generous.
+	shutdownTimeout = 10 * time.Second
+)
+
+// RunOptions configure the admin node process.
+type RunOptions struct {
+	DataDir string
+	// Listen is the API address (DefaultListen when empty).
+	Listen string
+	// InsecureHTTP serves plain HTTP instead of HTTPS, for a node behind a
+	// TLS-terminating proxy or a trial on one machine.
+	InsecureHTTP bool
+	// ServerNames are DNS names and IP addresses the server certificate
+	// covers besides the host name, localhost, 127.0.0.1 and ::1.
+	ServerNames []string
+	Logger      hclog.Logger
+
+	// The rest configure the API (api.Config); zero values take its
+	// defaults, except RemoveAfter.
+	LoginTTL     time.Duration
+	LostAfter    time.Duration
+	OfflineAfter time.Duration
+	// RemoveAfter is the heartbeat age at which an instance is removed;
+	// 0 (or less) never removes one.
+	RemoveAfter  time.Duration
+	MaxBodyBytes int64
+	PasswordCost int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Run serves the admin API of the domain in opts.DataDir until ctx is
+// cancelled, then shuts down gracefully. It refuses to start on a data dir
+// without a domain, or whose key files are not the domain's.
+func Run(ctx context.Context, opts RunOptions) error {
+	if opts.DataDir == "" {
+		return errors.New("run admin node: no data dir")
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	logger := opts.Logger
+
+	s, domain, err := openStore(ctx, opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	root, signingKey, err := loadKeys(opts.DataDir, domain)
+	if err != nil {
+		return err
+	}
+	removeAfter := opts.RemoveAfter
+	if removeAfter <= 0 {
+		removeAfter = -1 // api.Config's "disabled"
+	}
+	server, err := api.New(api.Config{
+		Store:         s,
+		Domain:        domain,
+		SigningKey:    signingKey,
+		CAFingerprint: root.Fingerprint(),
+		Logger:        logger.Named("api"),
+		PasswordCost:  opts.PasswordCost,
+		LoginTTL:      opts.LoginTTL,
+		LostAfter:     opts.LostAfter,
+		OfflineAfter:  opts.OfflineAfter,
+		RemoveAfter:   removeAfter,
+		MaxBodyBytes:  opts.MaxBodyBytes,
+		Now:           opts.Now,
+	})
+	if err != nil {
+		return err
+	}
+
+	var cert *serverCert
+	if !opts.InsecureHTTP {
+		hostname, _ := os.Hostname() // a certificate without it still serves localhost
+		names, ips := serverNames(hostname, opts.Listen, opts.ServerNames)
+		block, _ := pem.Decode(root.CertPEM())
+		if cert, err = newServerCert(root, block.Bytes, names, ips, opts.Now()); err != nil {
+			return err
+		}
+	}
+
+	l, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", opts.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// What net/http logs is mostly clients misbehaving (failed TLS
+		// handshakes from scanners and TCP health checks): not worth more
+		// than debug.
+		ErrorLog: logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	errs := make(chan error, 1)
+	scheme := "https"
+	if opts.InsecureHTTP {
+		scheme = "http"
+		logger.Warn("SERVING PLAIN HTTP (--insecure-http): passwords and tokens cross the network in clear text; " +
+			"use this only behind a TLS-terminating proxy or on one machine for a trial")
+		go func() { errs <- srv.Serve(l) }()
+	} else {
+		tlsConfig := root.ServerTLS(*cert.cur.Load())
+		tlsConfig.Certificates = nil
+		tlsConfig.GetCertificate = cert.get
+		srv.TLSConfig = tlsConfig
+		go func() { errs <- srv.ServeTLS(l, "", "") }()
+	}
+	logger.Info("admin node ready", "domain", domain.Name, "address", l.Addr().String(),
+		"url", scheme+"://"+l.Addr().String(), "ca_fingerprint", root.Fingerprint())
+
+	maintainCtx, stopMaintain := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, removeAfter > 0) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-errs:
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+	shut, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		logger.Warn("requests still in flight at shutdown were cut off", "error", err)
+	}
+	// The store closes (deferred) only once nothing uses it any more.
+	stopMaintain()
+	wg.Wait()
+	return runErr
+}
+
+// openStore opens the data dir's store and reads its domain. It checks for
+// the file first: opening a missing store would create an empty one.
+func openStore(ctx context.Context, dir string) (store.Store, store.Domain, error) {
+	noDomain := fmt.Errorf("no domain in %s: run gatehouse admin init first", dir)
+	path := filepath.Join(dir, StoreFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, store.Domain{}, noDomain
+	}
+	s, err := store.Open(path)
+	if err != nil {
+		return nil, store.Domain{}, err
+	}
+	d, err := s.GetDomain(ctx)
+	if err != nil {
+		s.Close()
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, store.Domain{}, noDomain
+		}
+		return nil, store.Domain{}, fmt.Errorf("read domain: %w", err)
+	}
+	return s, d, nil
+}
+
+// loadKeys reads the CA and the signing key and checks that they are the
+// domain's: a key file copied from another domain would have the node
+// issue certificates nobody trusts and sign deployments every gateway
+// refuses, so it is refused at start instead.
+func loadKeys(dir string, d store.Domain) (*ca.CA, ed25519.PrivateKey, error) {
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("load domain keys: %w", err)
+		}
+		return b, nil
+	}
+	certPEM, err := read(CACertFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := read(CAKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	signingPEM, err := read(SigningKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := ca.Load(certPEM, keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load domain CA from %s: %w", dir, err)
+	}
+	stored, err := ca.Fingerprint([]byte(d.CACertPEM))
+	if err != nil {
+		return nil, nil, fmt.Errorf("domain %s: stored CA certificate: %w", d.Name, err)
+	}
+	if root.Fingerprint() != stored || root.Domain() != d.Name {
+		return nil, nil, fmt.Errorf("%s is not the CA of domain %s (it is %s, the domain's is %s): refusing to start",
+			filepath.Join(dir, CACertFile), d.Name, root.Fingerprint(), stored)
+	}
+	key, err := decodeSigningKey(signingPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load signing key %s: %w", filepath.Join(dir, SigningKeyFile), err)
+	}
+	if pub := key.Public().(ed25519.PublicKey); !bytes.Equal(pub, d.SigningPublicKey) {
+		return nil, nil, fmt.Errorf("%s is not the signing key of domain %s (it is %s, the domain's is %s): refusing to start",
+			filepath.Join(dir, SigningKeyFile), d.Name, deploy.KeyFingerprint(pub), deploy.KeyFingerprint(d.SigningPublicKey))
+	}
+	return root, key, nil
+}
+
+// maintain renews the server certificate when due (cert is nil over plain
+// HTTP) and removes instances offline for too long (when remove is set),
+// every maintainEvery until ctx ends.
+func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server, remove bool) {
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if cert != nil {
+			renewed, err := cert.renew(now())
+			switch {
+			case err != nil:
+				logger.Error("renew server certificate; serving the current one", "error", err)
+			case renewed:
+				logger.Info("server certificate renewed", "not_after", cert.cur.Load().Leaf.NotAfter)
+			}
+		}
+		if remove {
+			removed, err := server.RemoveOffline(ctx)
+			if err != nil && ctx.Err() == nil {
+				logger.Error("remove offline instances", "error", err)
+			}
+			for _, name := range removed {
+				logger.Info("removed instance offline for too long", "instance", name)
+			}
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/adminnode"
+)
+
+func adminCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Create and run the admin node, which holds the domain's configuration",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(adminInitCommand(), adminRunCommand())
+	return cmd
+}
+
+func adminInitCommand() *cobra.Command {
+	var (
+		opts         adminnode.InitOptions
+		passwordFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a domain: its CA, signing key, store and admin user",
+		Long: `Create a domain in --data-dir: the domain CA (ca.crt, ca.key), the key
+deployments are signed with (signing.key) and the store (admin.db) with the
+built-in roles and the user admin, bound to domain-admin. A data dir that
+already holds a domain, or the remains of an interrupted init, is refused:
+init never overwrites anything.
+
+The admin password is the first line of --password-file; without it, one is
+generated and printed once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if passwordFile != "" {
+				pw, err := firstLine(passwordFile)
+				if err != nil {
+					return err
+				}
+				opts.Password = pw
+			}
+			res, err := adminnode.Init(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Created domain %s in %s.\n\n", res.Domain, res.DataDir)
+			if res.Password != "" {
+				fmt.Fprintf(out, "Generated password for %s (shown once): %s\n\n", res.User, res.Password)
+			}
+			fmt.Fprintf(out, "Node managers pin this CA: %s\n", res.CAFingerprint)
+			fmt.Fprintf(out, "Deployments are signed by: %s\n\n", res.SigningKeyFingerprint)
+			fmt.Fprintf(out, "Next steps:\n  gatehouse admin run --data-dir %s\n  gatehouse login --addr https://127.0.0.1:8090 --ca-cert %s\n",
+				res.DataDir, filepath.Join(res.DataDir, adminnode.CACertFile))
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.DataDir, "data-dir", "", "directory to create the domain in (created 0700 if missing)")
+	fs.StringVar(&opts.Domain, "domain", "", "domain name: 1 to 63 lowercase letters, digits and '-'")
+	fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the admin password (default: generate one)")
+	cmd.MarkFlagRequired("data-dir")
+	cmd.MarkFlagRequired("domain")
+	return cmd
+}
+
+// firstLine reads the password from a file, so that it stays out of the
+// shell history and the process list.
+func firstLine(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		if err := sc.Err(); err != nil {
+			return "", fmt.Errorf("read password file %s: %w", path, err)
+		}
+		return "", fmt.Errorf("password file %s is empty", path)
+	}
+	line := strings.TrimSuffix(sc.Text(), "\r")
+	if line == "" {
+		return "", fmt.Errorf("password file %s: first line is empty", path)
+	}
+	return line, nil
+}
+
+func adminRunCommand() *cobra.Command {
+	var (
+		opts adminnode.RunOptions
+		logs logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the admin node: the domain's HTTPS API",
+		Long: `Serve the admin API of the domain in --data-dir over HTTPS, with a server
+certificate the node issues itself from the domain CA and renews while it
+runs. SIGINT and SIGTERM shut it down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Logger = logs.logger("admin")
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return adminnode.Run(ctx, opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the domain (made by gatehouse admin init)")
+	fs.StringVar(&opts.Listen, "listen", adminnode.DefaultListen, "API address (IP:port; an empty host listens on all addresses)")
+	fs.BoolVar(&opts.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy or for a trial)")
+	fs.StringArrayVar(&opts.ServerNames, "server-name", nil, "DNS name or IP address the server certificate covers besides the host name, localhost and loopback (repeatable)")
+	fs.DurationVar(&opts.LoginTTL, "login-ttl", 12*time.Hour, "lifetime of login tokens")
+	fs.DurationVar(&opts.LostAfter, "lost-after", 30*time.Second, "an instance without a heartbeat for this long has lost connection")
+	fs.DurationVar(&opts.OfflineAfter, "offline-after", 2*time.Hour, "an instance without a heartbeat for this long is offline")
+	fs.DurationVar(&opts.RemoveAfter, "remove-after", 7*24*time.Hour, "an instance without a heartbeat for this long is removed (0 never removes)")
+	fs.Int64Var(&opts.MaxBodyBytes, "max-body", 8<<20, "largest request body in bytes")
+	logs.register(fs)
+	cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
