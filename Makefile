@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 30s
 	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime 30s
 	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime 30s
+	$(GO) test ./adminnode/api -run '^$$' -fuzz '^FuzzDraftPut$$' -fuzztime 30s
 
 clean:
 	rm -rf bin

@@ -37,7 +37,7 @@ var testHash = sync.OnceValue(func() string {
 // env is an admin API over a real bbolt store, served over HTTP on
 // loopback.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *store.Bolt
 	srv   *Server
 	http  *httptest.Server
@@ -50,7 +50,7 @@ type env struct {
 
 var bg = context.Background()
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "admin.db"))
 	if err != nil {
@@ -100,7 +100,7 @@ func (e *env) name(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, e.seq)
 }
 
-func must[T any](t *testing.T) func(v T, err error) T {
+func must[T any](t testing.TB) func(v T, err error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {

@@ -82,6 +82,7 @@ func buildOpenAPI(routes []*route) map[string]any {
 			responses[strconv.Itoa(rt.status)] = ok
 		}
 		responses["default"] = map[string]any{"description": "Error", "content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
+		op["responses"] = responses
 		if rt.public {
 			op["security"] = []any{}
 		}
