@@ -381,16 +381,26 @@ func (s *Server) getInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	views, err := s.instanceViews(q.ctx, store.InstanceFilter{Group: in.Group, Host: in.Host})
+	return s.instanceView(q.ctx, in)
+}
+
+// instanceView is one instance with its status.
+func (s *Server) instanceView(ctx context.Context, in store.Instance) (apitypes.Instance, error) {
+	states, err := s.store.ListInstanceStates(ctx)
 	if err != nil {
-		return nil, err
+		return apitypes.Instance{}, err
 	}
-	for _, v := range views {
-		if v.Name == in.Name {
-			return v, nil
+	var st store.InstanceState
+	for _, x := range states {
+		if x.Instance == in.Name {
+			st = x
 		}
 	}
-	return nil, notFound("instance %q not found", in.Name)
+	cur, err := s.current(ctx, in.Group)
+	if err != nil {
+		return apitypes.Instance{}, err
+	}
+	return s.instanceOut(in, st, cur, s.now()), nil
 }
 
 // Defaults of an instance's addresses: the gateway's own.
@@ -476,11 +486,7 @@ func (s *Server) createInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := s.current(q.ctx, created.Group)
-	if err != nil {
-		return nil, err
-	}
-	return s.instanceOut(created, store.InstanceState{}, cur, s.now()), nil
+	return s.instanceView(q.ctx, created)
 }
 
 func (s *Server) updateInstance(q *request) (any, error) {
@@ -509,11 +515,7 @@ func (s *Server) updateInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.current(q.ctx, updated.Group)
-	if err != nil {
-		return nil, err
-	}
-	return s.instanceOut(updated, store.InstanceState{}, c, s.now()), nil
+	return s.instanceView(q.ctx, updated)
 }
 
 func (s *Server) deleteInstance(q *request) (any, error) {

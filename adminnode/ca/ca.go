@@ -198,8 +198,8 @@ func fingerprint(der []byte) string {
 }
 
 // IssueServer issues the admin node's HTTPS certificate. The chain holds
-// the leaf only: clients trust the root directly, so sending it would only
-// cost bytes.
+// the leaf only; the admin node appends the root when it serves it, for
+// clients that pin the root by fingerprint (docs/pki.md).
 func (c *CA) IssueServer(names []string, ips []net.IP, ttl time.Duration, now time.Time) (tls.Certificate, error) {
 	if len(names) == 0 && len(ips) == 0 {
 		return tls.Certificate{}, errors.New("ca: server certificate needs at least one name or IP address")
