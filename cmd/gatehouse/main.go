@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -22,6 +24,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(adminCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
+	root.AddCommand(cli.Commands()...)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)

@@ -1,0 +1,248 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+)
+
+// DefaultTimeout bounds a request when Config.Timeout is zero. It is long
+// enough for a deployment of a large configuration and short enough that a
+// CLI talking to a hung admin node gives up on its own.
+const DefaultTimeout = time.Minute
+
+// Config says which admin node to talk to, as whom, and how to trust it.
+type Config struct {
+	// Address is the admin node's base URL, "https://admin.example.com:8090".
+	// A bare "host:port" means HTTPS. Plain HTTP, for an admin node run
+	// with --insecure-http, must be asked for with "http://": every
+	// request but two carries a bearer token.
+	Address string
+	// Token is the bearer token ("gh_<id>_<secret>") of every request but
+	// Login and Health.
+	Token string
+	// CACertPEM holds the CA certificates to trust instead of the system
+	// roots: normally the domain CA.
+	CACertPEM []byte
+	// CAFingerprint pins the domain CA when CACertPEM is nil: "SHA256:"
+	// and the hex SHA-256 of the CA certificate's DER, as `admin init`
+	// prints it (either case; colons between bytes are allowed). The
+	// server is trusted when the chain it presents holds a certificate
+	// with that fingerprint which signed its leaf for Address's host.
+	CAFingerprint string
+	// HTTPClient, when set, is used as it is. It cannot be combined with
+	// CACertPEM or CAFingerprint, whose TLS settings it would bypass.
+	HTTPClient *http.Client
+	// Timeout bounds each request, DefaultTimeout when zero. It does not
+	// apply to HTTPClient, which has its own.
+	Timeout time.Duration
+}
+
+// Client calls the admin API. It is safe for concurrent use.
+type Client struct {
+	base  string // scheme://host[:port][/path], no trailing slash
+	token string
+	http  *http.Client
+	// caPEM is Config.CACertPEM; pin is set instead when the CA is pinned
+	// by fingerprint. Both are nil when the system roots are trusted.
+	caPEM []byte
+	pin   *pin
+}
+
+// New checks cfg and returns a client. It does not connect.
+func New(cfg Config) (*Client, error) {
+	base, err := parseAddress(cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{base: base.String(), token: cfg.Token, http: cfg.HTTPClient}
+	trust := cfg.CACertPEM != nil || cfg.CAFingerprint != ""
+	switch {
+	case trust && c.http != nil:
+		return nil, errors.New("client: HTTPClient cannot be combined with CACertPEM or CAFingerprint")
+	case trust && base.Scheme == "http":
+		return nil, fmt.Errorf("client: %s is plain HTTP: there is no certificate to check against a CA", cfg.Address)
+	case c.http != nil:
+		return c, nil
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case cfg.CACertPEM != nil:
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cfg.CACertPEM) {
+			return nil, errors.New("client: CACertPEM holds no PEM certificate")
+		}
+		tlsConfig.RootCAs = pool
+		c.caPEM = cfg.CACertPEM
+	case cfg.CAFingerprint != "":
+		sum, err := parseFingerprint(cfg.CAFingerprint)
+		if err != nil {
+			return nil, err
+		}
+		c.pin = &pin{sum: sum, host: base.Hostname()}
+		// The standard verification would fail before the pin is looked
+		// at, since the domain CA is in no root pool: VerifyConnection
+		// does the whole verification instead.
+		tlsConfig.InsecureSkipVerify = true
+		tlsConfig.VerifyConnection = c.pin.verify
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	c.http = &http.Client{Transport: transport, Timeout: timeout}
+	return c, nil
+}
+
+func parseAddress(addr string) (*url.URL, error) {
+	if addr == "" {
+		return nil, errors.New("client: no admin node address")
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: admin node address: %w", err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("client: admin node address %q: want https://host[:port]", addr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// request is one call of the API. path is below apitypes.Prefix, with its
+// segments already escaped.
+type request struct {
+	method string
+	path   string
+	query  url.Values
+	// body is sent with contentType when not nil.
+	body        []byte
+	contentType string
+	// ifMatch is the If-Match header, if any.
+	ifMatch string
+	// anonymous requests go without the token: a stale token must not
+	// make Login or Health fail.
+	anonymous bool
+}
+
+// jsonRequest is a request whose body, when in is not nil, is in in JSON.
+func jsonRequest(method, path string, in any) (request, error) {
+	r := request{method: method, path: path}
+	if in == nil {
+		return r, nil
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return r, fmt.Errorf("encode request of %s %s: %w", method, path, err)
+	}
+	r.body, r.contentType = b, "application/json"
+	return r, nil
+}
+
+// get calls GET path and decodes the answer into out.
+func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
+	_, err := c.do(ctx, request{method: http.MethodGet, path: path, query: query}, out)
+	return err
+}
+
+// send calls method on path with in as the JSON body and decodes the
+// answer into out; in and out may be nil.
+func (c *Client) send(ctx context.Context, method, path string, in, out any) error {
+	r, err := jsonRequest(method, path, in)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, r, out)
+	return err
+}
+
+// do sends r and decodes a successful answer into out, which may be nil.
+// It returns the answer's header for the callers that read an ETag.
+func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error) {
+	target := c.base + apitypes.Prefix + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %w", r.method, r.path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if r.ifMatch != "" {
+		req.Header.Set("If-Match", r.ifMatch)
+	}
+	if c.token != "" && !r.anonymous {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// *url.Error already says which request failed.
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, newAPIError(resp)
+	}
+	if out != nil {
+		err := json.NewDecoder(resp.Body).Decode(out)
+		if err != nil && !errors.Is(err, io.EOF) { // EOF: an empty body, as of 204
+			return nil, fmt.Errorf("decode answer to %s %s: %w", r.method, req.URL.EscapedPath(), err)
+		}
+	}
+	// Drained so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Header, nil
+}
+
+// etag is the entity tag of a version: the decimal number, quoted as HTTP
+// wants entity tags to be.
+func etag(version uint64) string {
+	return `"` + strconv.FormatUint(version, 10) + `"`
+}
+
+// versionOf reads the version an ETag header carries, quoted or not, weak
+// or not; 0 when there is none.
+func versionOf(h http.Header) uint64 {
+	tag := strings.TrimPrefix(h.Get("ETag"), "W/")
+	v, err := strconv.ParseUint(strings.Trim(tag, `"`), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// segments escapes each part of a path and joins them, each preceded by a
+// slash, so that a name holding "/" or "?" cannot change the route.
+func segments(parts ...string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(p))
+	}
+	return b.String()
+}

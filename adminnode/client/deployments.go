@@ -1,0 +1,52 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+)
+
+// Latest names a group's current deployment where a deployment number is
+// expected.
+const Latest = "latest"
+
+// Deploy freezes and signs the group's draft as its next deployment.
+func (c *Client) Deploy(ctx context.Context, group string, req apitypes.DeployRequest) (apitypes.Deployment, error) {
+	var out apitypes.Deployment
+	err := c.send(ctx, http.MethodPost, segments("groups", group, "deployments"), req, &out)
+	return out, err
+}
+
+// ListDeployments lists the group's deployments, without their
+// configurations.
+func (c *Client) ListDeployments(ctx context.Context, group string) ([]apitypes.Deployment, error) {
+	var out []apitypes.Deployment
+	err := c.get(ctx, segments("groups", group, "deployments"), nil, &out)
+	return out, err
+}
+
+// GetDeployment returns a deployment with its configuration; number is a
+// deployment number or Latest.
+func (c *Client) GetDeployment(ctx context.Context, group, number string) (apitypes.Deployment, error) {
+	var out apitypes.Deployment
+	err := c.get(ctx, segments("groups", group, "deployments", number), nil, &out)
+	return out, err
+}
+
+// Diff compares two deployments of the group, each a number or Latest.
+func (c *Client) Diff(ctx context.Context, group, from, to string) (apitypes.Diff, error) {
+	var out apitypes.Diff
+	err := c.get(ctx, segments("groups", group, "deployments", from, "diff", to), nil, &out)
+	return out, err
+}
+
+// Rollback deploys the configuration of an earlier deployment again, as a
+// new deployment.
+func (c *Client) Rollback(ctx context.Context, group string, number uint64, message string) (apitypes.Deployment, error) {
+	path := segments("groups", group, "deployments", strconv.FormatUint(number, 10), "rollback")
+	var out apitypes.Deployment
+	err := c.send(ctx, http.MethodPost, path, apitypes.RollbackRequest{Message: message}, &out)
+	return out, err
+}

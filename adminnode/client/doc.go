@@ -1,0 +1,15 @@
+// Package client is the Go client of the admin node's HTTP API
+// (docs/admin-api.md). The CLI is built on it, and so can be anything else
+// that drives a domain, so that none of them repeats the details of the
+// wire: paths and their escaping, bearer tokens, If-Match versions, and
+// the error bodies, which become *APIError.
+//
+// The admin node's certificate is issued by the domain's own CA, which no
+// system trusts. A client is therefore told which CA to trust, either as a
+// PEM certificate or, the first time, as the CA's fingerprint: the
+// fingerprint travels out of band (`admin init` prints it), so pinning it
+// makes the first connection as safe as the later ones, which use the CA
+// certificate the pinned connection returned (ServerCA).
+//
+// Request and response bodies are the types of adminnode/apitypes.
+package client

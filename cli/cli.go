@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/gatehouse/gatehouse/adminnode/client"
+)
+
+// Output formats of -o.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// Commands returns the top-level commands of the CLI, for the root
+// command of the binary.
+func Commands() []*cobra.Command {
+	return newApp(processEnv()).commands()
+}
+
+// env is what the commands take from the process, so that tests can
+// replace it.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	// readPassword prompts on stderr and reads a line without echo; it
+	// fails when stdin is not a terminal.
+	readPassword func(prompt string) (string, error)
+	now          func() time.Time
+	// loc is the zone times are printed in.
+	loc *time.Location
+}
+
+func processEnv() env {
+	return env{
+		getenv: os.Getenv,
+		stdin:  os.Stdin,
+		readPassword: func(prompt string) (string, error) {
+			fd := int(os.Stdin.Fd())
+			if !term.IsTerminal(fd) {
+				return "", errors.New("standard input is not a terminal to prompt for a password on: use --password-stdin")
+			}
+			fmt.Fprint(os.Stderr, prompt)
+			b, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			if err != nil {
+				return "", fmt.Errorf("read password: %w", err)
+			}
+			return string(b), nil
+		},
+		now: time.Now,
+		loc: time.Local,
+	}
+}
+
+// app holds what the commands share: the environment and the global
+// flags, which every top-level command declares and binds to the same
+// fields (only one command runs).
+type app struct {
+	env
+	addr   string
+	token  string
+	caCert string
+	output string
+}
+
+func newApp(e env) *app { return &app{env: e} }
+
+func (a *app) commands() []*cobra.Command {
+	cmds := []*cobra.Command{
+		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
+		a.groupCommand(), a.hostCommand(), a.instanceCommand(),
+		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
+		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
+	}
+	for _, cmd := range cmds {
+		fs := cmd.PersistentFlags()
+		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
+		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
+		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
+		fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+		// Checked before the command runs, so that a typo in -o does
+		// not come to light after a deployment was made.
+		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+			if a.output != outputTable && a.output != outputJSON {
+				return fmt.Errorf("unknown output format %q: want table or json", a.output)
+			}
+			return nil
+		}
+	}
+	return cmds
+}
+
+// connect returns a client for the admin node the flags, environment and
+// saved login designate, with their token.
+func (a *app) connect() (*client.Client, error) {
+	t, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if t.token == "" {
+		return nil, errors.New("not logged in: run `gatehouse login`, or give a token with --token or $GATEHOUSE_TOKEN")
+	}
+	return client.New(client.Config{Address: t.addr, Token: t.token, CACertPEM: t.caPEM})
+}

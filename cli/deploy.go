@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+func (a *app) deployCommand() *cobra.Command {
+	var (
+		group, message string
+		draftVersion   uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy --group G -m MESSAGE",
+		Short: "Deploy a group's draft",
+		Long: `Freeze the group's draft into its next deployment, signed by the admin node,
+which the group's instances then apply. The message is kept in the
+deployment history and the audit log.
+
+With --draft-version, the deployment is made only if the draft is still at
+that version ("config apply" and "-o json" of "config dump" show it), so
+that what was reviewed is what is deployed.`,
+		Example: `  gatehouse deploy --group web -m "add the orders service"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion})
+			if err != nil {
+				return fmt.Errorf("deploy group %s: %w", group, err)
+			}
+			return a.render(cmd, d, func(w io.Writer) {
+				fmt.Fprintf(w, "deployed %s #%d %s\n", d.Group, d.Number, d.Checksum)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "group to deploy")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "what the deployment changes, and why")
+	cmd.Flags().Uint64Var(&draftVersion, "draft-version", 0, "deploy only if the draft is at this version")
+	_ = cmd.MarkFlagRequired("group")
+	_ = cmd.MarkFlagRequired("message")
+	return cmd
+}
+
+func (a *app) deploymentsCommand() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "deployments --group G",
+		Short: "List a group's deployments, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			ds, err := c.ListDeployments(cmd.Context(), group)
+			if err != nil {
+				return err
+			}
+			return a.render(cmd, ds, func(w io.Writer) { a.deploymentTable(w, ds) })
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "group whose deployments to list")
+	_ = cmd.MarkFlagRequired("group")
+	return cmd
+}
+
+func (a *app) deploymentTable(w io.Writer, ds []apitypes.Deployment) {
+	t := newTable(w, "NUMBER", "CREATED", "AUTHOR", "CHECKSUM", "ROLLBACK OF", "MESSAGE")
+	for _, d := range ds {
+		t.row(number(d.Number), a.when(d.CreatedAt), d.Author, shortChecksum(d.Checksum), number(d.RollbackOf), d.Message)
+	}
+	t.flush()
+}
+
+func (a *app) diffCommand() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "diff --group G [FROM [TO]]",
+		Short: "Show what changed between deployments, or what deploying the draft would change",
+		Long: `Compare two configurations of a group, resource by resource:
+
+  gatehouse diff --group G            the current deployment → the draft:
+                                      what "gatehouse deploy" would change
+  gatehouse diff --group G FROM       deployment FROM → the current deployment:
+                                      what has changed since FROM
+  gatehouse diff --group G FROM TO    deployment FROM → deployment TO
+
+FROM and TO are deployment numbers or "latest". The table has one row per
+added or removed resource and one per changed field of a changed resource,
+values in JSON, cut to 60 characters (-o json has them whole). Secrets show
+as "(redacted)" and certificate chains as "(changed)".`,
+		Example: `  gatehouse diff --group web
+  gatehouse diff --group web 3 5`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range args {
+				if _, err := strconv.ParseUint(n, 10, 64); err != nil && n != client.Latest {
+					return fmt.Errorf("deployment %q: want a number or %q", n, client.Latest)
+				}
+			}
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			var d apitypes.Diff
+			switch len(args) {
+			case 0:
+				d, err = c.DraftDiff(cmd.Context(), group)
+			case 1:
+				d, err = c.Diff(cmd.Context(), group, args[0], client.Latest)
+			default:
+				d, err = c.Diff(cmd.Context(), group, args[0], args[1])
+			}
+			if err != nil {
+				return fmt.Errorf("diff group %s: %w", group, err)
+			}
+			return a.render(cmd, d, func(w io.Writer) { diffTable(w, d) })
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "group to compare the configurations of")
+	_ = cmd.MarkFlagRequired("group")
+	return cmd
+}
+
+// diffCell is the width of the FROM and TO columns.
+const diffCell = 60
+
+func diffTable(w io.Writer, d apitypes.Diff) {
+	if len(d.Changes) == 0 {
+		fmt.Fprintf(w, "No changes from %s to %s.\n", d.From, d.To)
+		return
+	}
+	t := newTable(w, "KIND", "NAME", "OP", "FIELD", "FROM", "TO")
+	for _, c := range d.Changes {
+		if len(c.Fields) == 0 {
+			t.row(c.Kind, c.Name, c.Op, "", "", "")
+			continue
+		}
+		for _, f := range c.Fields {
+			t.row(c.Kind, c.Name, c.Op, f.Path, truncate(diffValue(f.From), diffCell), truncate(diffValue(f.To), diffCell))
+		}
+	}
+	t.flush()
+}
+
+// diffValue shows a value in JSON, but the placeholders standing for
+// secrets and certificates as they are: quoted, they would read as the
+// value itself.
+func diffValue(v any) string {
+	switch v {
+	case nil:
+		return ""
+	case deploy.Redacted, deploy.ChangedPEM:
+		return v.(string)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func (a *app) rollbackCommand() *cobra.Command {
+	var (
+		group, message string
+		to             uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback --group G --to N -m MESSAGE",
+		Short: "Deploy an earlier deployment's configuration again",
+		Long: `Deploy the configuration of deployment N again, as the group's next
+deployment: history only grows. The draft is left as it is.`,
+		Example: `  gatehouse rollback --group web --to 4 -m "5 breaks the orders service"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			d, err := c.Rollback(cmd.Context(), group, to, message)
+			if err != nil {
+				return fmt.Errorf("roll group %s back to #%d: %w", group, to, err)
+			}
+			return a.render(cmd, d, func(w io.Writer) {
+				fmt.Fprintf(w, "rolled back %s to #%d: deployed #%d %s\n", d.Group, d.RollbackOf, d.Number, d.Checksum)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "group to roll back")
+	cmd.Flags().Uint64Var(&to, "to", 0, "number of the deployment to deploy again")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "why")
+	for _, f := range []string{"group", "to", "message"} {
+		_ = cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}

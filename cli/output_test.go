@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+func TestTables(t *testing.T) {
+	a := newApp(testEnv(nil, ""))
+	created := time.Date(2026, 11, 20, 9, 30, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		name  string
+		print func(b *bytes.Buffer)
+		want  string
+	}{
+		{
+			name: "groups",
+			print: func(b *bytes.Buffer) {
+				a.groupTable(b, []apitypes.Group{
+					{Name: "web", Labels: map[string]string{"team": "a", "env": "prod"}, Description: "public\tAPI", UpdatedAt: created},
+					{Name: "internal"},
+				})
+			},
+			want: `
+NAME      LABELS           DESCRIPTION  UPDATED
+web       env=prod,team=a  public API   2026-11-20T08:30:00Z
+internal  -                -            -
+`,
+		},
+		{
+			name: "deployments",
+			print: func(b *bytes.Buffer) {
+				a.deploymentTable(b, []apitypes.Deployment{
+					{Number: 3, CreatedAt: created, Author: "alice", Checksum: "sha256:0123456789abcdef0123", RollbackOf: 1, Message: "undo 2"},
+					{Number: 2, CreatedAt: created, Author: "bob", Checksum: "sha256:fedcba9876543210fedc", Message: "add orders"},
+				})
+			},
+			want: `
+NUMBER  CREATED               AUTHOR  CHECKSUM      ROLLBACK OF  MESSAGE
+3       2026-11-20T08:30:00Z  alice   0123456789ab  1            undo 2
+2       2026-11-20T08:30:00Z  bob     fedcba987654  -            add orders
+`,
+		},
+		{
+			name: "diff",
+			print: func(b *bytes.Buffer) {
+				diffTable(b, apitypes.Diff{From: "2", To: "draft", Changes: []deploy.Change{
+					{Kind: deploy.KindUpstream, Name: "orders", Op: deploy.OpAdded},
+					{Kind: deploy.KindRoute, Name: "api/list", Op: deploy.OpChanged, Fields: []deploy.FieldChange{
+						{Path: "methods[0]", From: "GET", To: "POST"},
+						{Path: "priority", To: 10},
+					}},
+					{Kind: deploy.KindConsumer, Name: "ci", Op: deploy.OpChanged, Fields: []deploy.FieldChange{
+						{Path: "credentials[0].key", From: deploy.Redacted, To: deploy.Redacted},
+					}},
+				}})
+			},
+			want: `
+KIND      NAME      OP       FIELD               FROM        TO
+upstream  orders    added    -                   -           -
+route     api/list  changed  methods[0]          "GET"       "POST"
+route     api/list  changed  priority            -           10
+consumer  ci        changed  credentials[0].key  (redacted)  (redacted)
+`,
+		},
+		{
+			name:  "no differences",
+			print: func(b *bytes.Buffer) { diffTable(b, apitypes.Diff{From: "3", To: "draft"}) },
+			want:  "\nNo changes from 3 to draft.\n",
+		},
+		{
+			name: "instances",
+			print: func(b *bytes.Buffer) {
+				a.instanceTable(b, []apitypes.Instance{
+					{Name: "web-1", Group: "web", Host: "node-1", Status: "Healthy",
+						Observed: &apitypes.InstanceState{LastHeartbeat: created, AppliedDeployment: 3}},
+					{Name: "web-2", Group: "web", Host: "node-2", Status: "Pending"},
+				})
+			},
+			want: `
+NAME   GROUP  HOST    STATUS   DEPLOYMENT  LAST HEARTBEAT
+web-1  web    node-1  Healthy  3           2026-11-20T08:30:00Z
+web-2  web    node-2  Pending  -           -
+`,
+		},
+		{
+			name: "summary",
+			print: func(b *bytes.Buffer) {
+				summary(b, apitypes.GroupSummary{Group: "web", CurrentDeployment: 3, CurrentChecksum: "sha256:ab",
+					Instances: 3, ByStatus: map[string]int{"Healthy": 2, "Pending": 1}, UpToDate: 2, Rollout: "2/3",
+					Deployments: map[string][]string{"3": {"web-1", "web-2"}, "0": {"web-3"}, "12": nil}})
+			},
+			want: `
+Group:       web
+Deployment:  3
+Checksum:    sha256:ab
+Instances:   3
+By status:   Healthy 2, Pending 1
+Rollout:     2/3
+Complete:    false
+
+DEPLOYMENT  INSTANCES
+#12         -
+#3          web-1,web-2
+none        web-3
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			tt.print(&b)
+			if got, want := b.String(), strings.TrimPrefix(tt.want, "\n"); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestJSONOutput(t *testing.T) {
+	a := newApp(testEnv(nil, ""))
+	a.output = outputJSON
+	cmd := a.groupCommand()
+	var b bytes.Buffer
+	cmd.SetOut(&b)
+	groups := []apitypes.Group{{Name: "web", Labels: map[string]string{"env": "prod"}, Version: 2}}
+	if err := a.render(cmd, groups, func(w io.Writer) { t.Error("table printed with -o json") }); err != nil {
+		t.Fatal(err)
+	}
+	want := `[
+  {
+    "name": "web",
+    "labels": {
+      "env": "prod"
+    },
+    "version": 2
+  }
+]
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// config dump prints YAML that decodes to the same configuration.
+func TestConfigYAML(t *testing.T) {
+	data, err := os.ReadFile("../deploy/testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := deploy.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Strings that YAML would take for numbers, booleans or null must
+	// come back as strings.
+	cfg.Services[0].Routes[0].Headers = append(cfg.Services[0].Routes[0].Headers,
+		deploy.HeaderMatch{Name: "x-tricky", Values: []string{"123", "true", "null", "~", "1e3", "-", "a: b", "#c", "multi\nline"}})
+	out, err := configYAML(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := deploy.Decode(out)
+	if err != nil {
+		t.Fatalf("decode the dump: %v\n%s", err, out)
+	}
+	want, _ := cfg.Checksum()
+	got, _ := back.Checksum()
+	if got != want {
+		t.Errorf("dump decodes to another configuration:\n%s", out)
+	}
+	// Block style, quoted where a plain scalar would be read as another
+	// type.
+	if !strings.Contains(string(out), "\n              - \"123\"\n") {
+		t.Errorf("dump is not in block style:\n%s", out)
+	}
+}
