@@ -58,6 +58,7 @@ func contentType(file string) string {
 
 func (a *app) configApplyCommand() *cobra.Command {
 	var group, file string
+	var allowInvalid bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE --group G",
 		Short: "Replace a group's draft with a configuration file",
@@ -65,6 +66,10 @@ func (a *app) configApplyCommand() *cobra.Command {
 it ends in .json; "-" reads standard input). The file is sent as it is, so
 that errors point at its lines; every error is listed. Secrets that read as
 "(redacted)" (from "config dump") keep their stored value.
+
+The file is validated first: an invalid configuration is not applied (every
+error is listed and the command exits 1) unless --allow-invalid stores it as
+a work in progress, which "deploy" will refuse until it is fixed.
 
 The draft is read first and written back only if nobody changed it in
 between; if somebody did, nothing is applied: run the command again.`,
@@ -78,6 +83,17 @@ between; if somebody did, nothing is applied: run the command again.`,
 			c, err := a.connect()
 			if err != nil {
 				return err
+			}
+			if !allowInvalid {
+				v, err := c.ValidateDraft(cmd.Context(), group, data, contentType(file))
+				if err != nil {
+					return fmt.Errorf("validate %s: %w", file, err)
+				}
+				if !v.Valid {
+					var b strings.Builder
+					validationText(&b, file, v)
+					return fmt.Errorf("%snothing applied (--allow-invalid stores an invalid file as a work in progress)", b.String())
+				}
 			}
 			cur, err := c.GetDraft(cmd.Context(), group)
 			if err != nil {
@@ -97,6 +113,7 @@ between; if somebody did, nothing is applied: run the command again.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", `configuration file, YAML or JSON ("-" for standard input)`)
 	cmd.Flags().StringVar(&group, "group", "", "group whose draft to replace")
+	cmd.Flags().BoolVar(&allowInvalid, "allow-invalid", false, "store the file even if it does not validate (a work in progress)")
 	_ = cmd.MarkFlagRequired("file")
 	_ = cmd.MarkFlagRequired("group")
 	return cmd

@@ -223,6 +223,10 @@ func mustDecode(t *testing.T, doc string) *deploy.Config {
 // config apply says what to do when the draft changed under it.
 func TestApplyConflict(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/validate") {
+			_, _ = io.WriteString(w, `{"valid":true,"checksum":"sha256:00","errors":[]}`)
+			return
+		}
 		if r.Method == http.MethodGet {
 			w.Header().Set("ETag", `"4"`)
 			_, _ = io.WriteString(w, `{"group":"web","version":4,"config":{}}`)
