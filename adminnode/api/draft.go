@@ -217,82 +217,56 @@ type kindOps struct {
 	set    func(c *deploy.Config, i int, from *deploy.Config)
 	add    func(c *deploy.Config, from *deploy.Config)
 	remove func(c *deploy.Config, i int)
-	// name is the name of the one resource of a decoded wrapper.
+	// only returns a configuration holding resource i alone.
+	only func(c *deploy.Config, i int) *deploy.Config
+	// name and rename concern the one resource of a decoded wrapper.
 	name   func(c *deploy.Config) string
 	rename func(c *deploy.Config, name string)
 }
 
-func names[T any](list []T, name func(T) string) []string {
-	out := make([]string, len(list))
-	for i, x := range list {
-		out[i] = name(x)
+// opsFor builds the kindOps of the list field list reaches, whose
+// elements are named by name and shown by show.
+func opsFor[T any](field string, list func(c *deploy.Config) *[]T, name func(x *T) *string, show func(x T) any) kindOps {
+	return kindOps{
+		field: field,
+		names: func(c *deploy.Config) []string {
+			l := *list(c)
+			out := make([]string, len(l))
+			for i := range l {
+				out[i] = *name(&l[i])
+			}
+			return out
+		},
+		get: func(c *deploy.Config, i int) any { return show((*list(c))[i]) },
+		set: func(c *deploy.Config, i int, f *deploy.Config) { (*list(c))[i] = (*list(f))[0] },
+		add: func(c *deploy.Config, f *deploy.Config) { *list(c) = append(*list(c), (*list(f))[0]) },
+		remove: func(c *deploy.Config, i int) {
+			*list(c) = slices.Delete(slices.Clone(*list(c)), i, i+1)
+		},
+		only: func(c *deploy.Config, i int) *deploy.Config {
+			one := &deploy.Config{}
+			*list(one) = []T{(*list(c))[i]}
+			return one
+		},
+		name:   func(c *deploy.Config) string { return *name(&(*list(c))[0]) },
+		rename: func(c *deploy.Config, n string) { *name(&(*list(c))[0]) = n },
 	}
-	return out
 }
 
 func opsOf(kind string) kindOps {
 	switch kind {
 	case "services":
-		return kindOps{
-			field: "services",
-			names: func(c *deploy.Config) []string {
-				return names(c.Services, func(x deploy.Service) string { return x.Name })
-			},
-			get: func(c *deploy.Config, i int) any { return c.Services[i] },
-			set: func(c *deploy.Config, i int, f *deploy.Config) { c.Services[i] = f.Services[0] },
-			add: func(c *deploy.Config, f *deploy.Config) { c.Services = append(c.Services, f.Services[0]) },
-			remove: func(c *deploy.Config, i int) {
-				c.Services = slices.Delete(slices.Clone(c.Services), i, i+1)
-			},
-			name:   func(c *deploy.Config) string { return c.Services[0].Name },
-			rename: func(c *deploy.Config, n string) { c.Services[0].Name = n },
-		}
+		return opsFor("services", func(c *deploy.Config) *[]deploy.Service { return &c.Services },
+			func(x *deploy.Service) *string { return &x.Name }, func(x deploy.Service) any { return x })
 	case "upstreams":
-		return kindOps{
-			field: "upstreams",
-			names: func(c *deploy.Config) []string {
-				return names(c.Upstreams, func(x deploy.Upstream) string { return x.Name })
-			},
-			get: func(c *deploy.Config, i int) any { return c.Upstreams[i] },
-			set: func(c *deploy.Config, i int, f *deploy.Config) { c.Upstreams[i] = f.Upstreams[0] },
-			add: func(c *deploy.Config, f *deploy.Config) { c.Upstreams = append(c.Upstreams, f.Upstreams[0]) },
-			remove: func(c *deploy.Config, i int) {
-				c.Upstreams = slices.Delete(slices.Clone(c.Upstreams), i, i+1)
-			},
-			name:   func(c *deploy.Config) string { return c.Upstreams[0].Name },
-			rename: func(c *deploy.Config, n string) { c.Upstreams[0].Name = n },
-		}
+		return opsFor("upstreams", func(c *deploy.Config) *[]deploy.Upstream { return &c.Upstreams },
+			func(x *deploy.Upstream) *string { return &x.Name }, func(x deploy.Upstream) any { return x })
 	case "consumers":
-		return kindOps{
-			field: "consumers",
-			names: func(c *deploy.Config) []string {
-				return names(c.Consumers, func(x deploy.Consumer) string { return x.Name })
-			},
-			get: func(c *deploy.Config, i int) any { return redactConsumer(c.Consumers[i]) },
-			set: func(c *deploy.Config, i int, f *deploy.Config) { c.Consumers[i] = f.Consumers[0] },
-			add: func(c *deploy.Config, f *deploy.Config) { c.Consumers = append(c.Consumers, f.Consumers[0]) },
-			remove: func(c *deploy.Config, i int) {
-				c.Consumers = slices.Delete(slices.Clone(c.Consumers), i, i+1)
-			},
-			name:   func(c *deploy.Config) string { return c.Consumers[0].Name },
-			rename: func(c *deploy.Config, n string) { c.Consumers[0].Name = n },
-		}
-	default:
-		return kindOps{
-			field: "certificates",
-			names: func(c *deploy.Config) []string {
-				return names(c.Certificates, func(x deploy.Certificate) string { return x.Name })
-			},
-			get: func(c *deploy.Config, i int) any { return redactCertificate(c.Certificates[i]) },
-			set: func(c *deploy.Config, i int, f *deploy.Config) { c.Certificates[i] = f.Certificates[0] },
-			add: func(c *deploy.Config, f *deploy.Config) { c.Certificates = append(c.Certificates, f.Certificates[0]) },
-			remove: func(c *deploy.Config, i int) {
-				c.Certificates = slices.Delete(slices.Clone(c.Certificates), i, i+1)
-			},
-			name:   func(c *deploy.Config) string { return c.Certificates[0].Name },
-			rename: func(c *deploy.Config, n string) { c.Certificates[0].Name = n },
-		}
+		return opsFor("consumers", func(c *deploy.Config) *[]deploy.Consumer { return &c.Consumers },
+			func(x *deploy.Consumer) *string { return &x.Name }, func(x deploy.Consumer) any { return redactConsumer(x) })
 	}
+	return opsFor("certificates", func(c *deploy.Config) *[]deploy.Certificate { return &c.Certificates },
+		func(x *deploy.Certificate) *string { return &x.Name }, func(x deploy.Certificate) any { return redactCertificate(x) })
 }
 
 // draftSample is the body type of a kind, for the OpenAPI description.
@@ -403,9 +377,7 @@ func putResource(kind string) func(s *Server, q *request) (any, error) {
 			}
 			// Secrets are matched against the resource being replaced
 			// alone, at index 0 like the decoded one.
-			old := &deploy.Config{}
-			ops.add(old, oneOf(ops, cfg, i))
-			if err := keepSecrets(in, old); err != nil {
+			if err := keepSecrets(in, ops.only(cfg, i)); err != nil {
 				return err
 			}
 			ops.set(cfg, i, in)
@@ -417,23 +389,6 @@ func putResource(kind string) func(s *Server, q *request) (any, error) {
 		}
 		return out, nil
 	}
-}
-
-// oneOf returns a configuration holding only resource i of cfg's kind.
-func oneOf(ops kindOps, cfg *deploy.Config, i int) *deploy.Config {
-	one := *cfg
-	one.Services = sliceAt(cfg.Services, i, ops.field == "services")
-	one.Upstreams = sliceAt(cfg.Upstreams, i, ops.field == "upstreams")
-	one.Consumers = sliceAt(cfg.Consumers, i, ops.field == "consumers")
-	one.Certificates = sliceAt(cfg.Certificates, i, ops.field == "certificates")
-	return &one
-}
-
-func sliceAt[T any](list []T, i int, mine bool) []T {
-	if !mine {
-		return nil
-	}
-	return list[i : i+1 : i+1]
 }
 
 func deleteResource(kind string) func(s *Server, q *request) (any, error) {
