@@ -97,6 +97,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		Store:         s,
 		Domain:        domain,
 		SigningKey:    signingKey,
+		CA:            root,
 		CAFingerprint: root.Fingerprint(),
 		Logger:        logger.Named("api"),
 		PasswordCost:  opts.PasswordCost,

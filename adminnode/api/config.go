@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
@@ -16,9 +17,14 @@ type Config struct {
 	// Domain is the store's domain record, read once at start.
 	Domain     store.Domain
 	SigningKey ed25519.PrivateKey
+	// CA signs node certificates and verifies node managers' client
+	// certificates; without it the agent API answers 503.
+	CA *ca.CA
 	// CAFingerprint is shown by GET /domain for node managers to pin.
 	CAFingerprint string
-	Logger        hclog.Logger
+	// NodeCertTTL is the lifetime of node certificates (DefaultNodeCertTTL).
+	NodeCertTTL time.Duration
+	Logger      hclog.Logger
 	// PasswordCost is the bcrypt cost of new passwords (auth.DefaultPasswordCost).
 	PasswordCost int
 	// LoginTTL is the lifetime of login tokens (12 h).

@@ -145,7 +145,7 @@ func (s *Server) diffDeployments(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apitypes.Diff{Group: q.group.Name, From: fmt.Sprint(from.Number), To: fmt.Sprint(to.Number), Changes: changes(a, b)}, nil
+	return apitypes.Diff{Group: q.group.Name, From: fmt.Sprint(from.Number), To: fmt.Sprint(to.Number), Changes: diffChanges(a, b)}, nil
 }
 
 // rollback deploys an earlier deployment's configuration as a new number:
@@ -205,6 +205,7 @@ func (s *Server) RemoveOffline(ctx context.Context) ([]string, error) {
 			return removed, fmt.Errorf("remove offline instance %q: %w", in.Name, err)
 		}
 		removed = append(removed, in.Name)
+		s.changes.bump()
 		_, err = s.store.AppendAudit(ctx, store.AuditEntry{
 			Time: now, User: "system", Action: "instance.remove", Target: "instance/" + in.Name, Group: in.Group,
 			Result: store.AuditOK, Detail: fmt.Sprintf("offline since %s (last heartbeat)", st.LastHeartbeat.Format("2006-01-02T15:04:05Z07:00")),

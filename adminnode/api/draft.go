@@ -108,7 +108,7 @@ func (s *Server) draftDiff(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apitypes.Diff{Group: q.group.Name, From: label, To: "draft", Changes: changes(from, &d.Config)}, nil
+	return apitypes.Diff{Group: q.group.Name, From: label, To: "draft", Changes: diffChanges(from, &d.Config)}, nil
 }
 
 // latestConfig is the configuration of the group's current deployment, or
@@ -128,7 +128,7 @@ func (s *Server) latestConfig(ctx context.Context, group string) (*deploy.Config
 	return cfg, fmt.Sprint(dep.Number), nil
 }
 
-func changes(from, to *deploy.Config) []deploy.Change {
+func diffChanges(from, to *deploy.Config) []deploy.Change {
 	c := deploy.Diff(from, to)
 	if c == nil {
 		c = []deploy.Change{}

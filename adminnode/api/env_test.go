@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/adminnode/auth"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
@@ -42,6 +43,7 @@ type env struct {
 	srv   *Server
 	http  *httptest.Server
 	pub   ed25519.PublicKey
+	ca    *ca.CA
 	now   time.Time
 	clock sync.Mutex
 	seq   int
@@ -70,8 +72,13 @@ func newEnv(t testing.TB) *env {
 			t.Fatal(err)
 		}
 	}
-	e := &env{t: t, store: st, pub: pub, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	e.srv, err = New(Config{Store: st, Domain: dom, SigningKey: key, CAFingerprint: "SHA256:00",
+	// The test clock starts at the real time, which TLS handshakes check
+	// certificates against; tests move it forward.
+	e := &env{t: t, store: st, pub: pub, now: time.Now().UTC().Truncate(time.Second)}
+	if e.ca, err = ca.New("test", e.now); err != nil {
+		t.Fatal(err)
+	}
+	e.srv, err = New(Config{Store: st, Domain: dom, SigningKey: key, CA: e.ca, CAFingerprint: e.ca.Fingerprint(),
 		PasswordCost: bcrypt.MinCost, Now: e.clockNow})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +140,7 @@ type reply struct {
 	body   []byte
 }
 
-func (r reply) decode(t *testing.T, v any) {
+func (r reply) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -181,7 +188,7 @@ func (e *env) do(token, method, path string, body any, headers ...string) reply 
 }
 
 // expect fails the test unless the reply has status.
-func (r reply) expect(t *testing.T, status int, what string) reply {
+func (r reply) expect(t testing.TB, status int, what string) reply {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("%s: status %d, want %d: %s", what, r.status, status, r.body)

@@ -37,7 +37,7 @@ func buildOpenAPI(routes []*route) map[string]any {
 	errRef := comps.of(reflect.TypeOf(apitypes.ErrorBody{}))
 	paths := map[string]map[string]any{}
 	for _, rt := range routes {
-		p := apitypes.Prefix + rt.path
+		p := rt.fullPath()
 		if paths[p] == nil {
 			paths[p] = map[string]any{}
 		}
@@ -83,7 +83,11 @@ func buildOpenAPI(routes []*route) map[string]any {
 		}
 		responses["default"] = map[string]any{"description": "Error", "content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
 		op["responses"] = responses
-		if rt.public {
+		switch {
+		case rt.agent && !rt.public:
+			op["security"] = []any{}
+			op["description"] = "Node managers only: authenticated by their client certificate (mutual TLS) from the domain CA."
+		case rt.public:
 			op["security"] = []any{}
 		}
 		paths[p][strings.ToLower(rt.method)] = op

@@ -25,7 +25,8 @@ const (
 // route is one operation of the API.
 type route struct {
 	method string
-	// path is relative to apitypes.Prefix.
+	// path is relative to apitypes.Prefix, or apitypes.AgentPrefix for
+	// agent routes.
 	path string
 	// action names the operation in the audit log and is its OpenAPI
 	// operationId.
@@ -33,6 +34,11 @@ type route struct {
 	summary string
 	// public routes need no authentication.
 	public bool
+	// agent routes are node managers', under apitypes.AgentPrefix,
+	// authenticated by client certificate.
+	agent bool
+	// noAudit routes are not administrative actions (heartbeats).
+	noAudit bool
 	// perm is checked where scope says; "" for routes any authenticated
 	// caller may use, or that check in the handler.
 	perm   string
@@ -46,6 +52,14 @@ type route struct {
 	// query lists the query parameters the route reads.
 	query  []string
 	handle func(s *Server, q *request) (any, error)
+}
+
+// fullPath is the route's path with its prefix.
+func (rt *route) fullPath() string {
+	if rt.agent {
+		return apitypes.AgentPrefix + rt.path
+	}
+	return apitypes.Prefix + rt.path
 }
 
 func (rt *route) mutates() bool {
@@ -195,6 +209,8 @@ func (s *Server) routes() []*route {
 				perm: rbac.DraftWrite, scope: scopeGroup, handle: deleteResource(kind)},
 		)
 	}
+	rs = append(rs, joinTokenRoutes()...)
+	rs = append(rs, agentRoutes()...)
 	for _, rt := range rs {
 		if rt.status == 0 {
 			rt.status = http.StatusOK
@@ -206,8 +222,13 @@ func (s *Server) routes() []*route {
 func (s *Server) newRouter() *mux.Router {
 	r := mux.NewRouter()
 	api := r.PathPrefix(apitypes.Prefix).Subrouter()
+	agent := r.PathPrefix(apitypes.AgentPrefix).Subrouter()
 	for _, rt := range s.routes() {
-		api.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.action)
+		sub := api
+		if rt.agent {
+			sub = agent
+		}
+		sub.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.action)
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("no such route: %s %s", r.Method, r.URL.Path), "")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/auth"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -38,6 +39,9 @@ type Server struct {
 	domain     store.Domain
 	key        []byte
 	caFP       string
+	ca         *ca.CA
+	nodeTTL    time.Duration
+	changes    *changes
 	log        hclog.Logger
 	cost       int
 	loginTTL   time.Duration
@@ -73,6 +77,8 @@ func New(cfg Config) (*Server, error) {
 		domain:        cfg.Domain,
 		key:           cfg.SigningKey,
 		caFP:          cfg.CAFingerprint,
+		ca:            cfg.CA,
+		nodeTTL:       cfg.NodeCertTTL,
 		log:           cfg.Logger,
 		cost:          cfg.PasswordCost,
 		loginTTL:      cfg.LoginTTL,
@@ -97,6 +103,12 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.nodeTTL == 0 {
+		s.nodeTTL = DefaultNodeCertTTL
+	}
+	// Indexes of blocking queries start at the start time, so that after a
+	// restart they differ from any a node manager holds.
+	s.changes = newChanges(uint64(time.Now().UnixNano()))
 	s.thresholds = status.DefaultThresholds()
 	if cfg.LostAfter != 0 {
 		s.thresholds.LostAfter = cfg.LostAfter
@@ -132,12 +144,14 @@ type principal struct {
 
 // request is one call as handlers see it.
 type request struct {
-	w      http.ResponseWriter
-	r      *http.Request
-	ctx    context.Context
-	route  *route
-	vars   map[string]string
-	who    *principal
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	route *route
+	vars  map[string]string
+	who   *principal
+	// node is the host of an agent route's client certificate.
+	node   string
 	id     string
 	source string
 	// group is the group of a group-scoped route, loaded and authorized
@@ -203,7 +217,7 @@ func (s *Server) serve(rt *route) http.Handler {
 			}
 			status = e.status
 			writeError(w, e, q.id)
-			if rt.mutates() {
+			if rt.mutates() && !rt.noAudit {
 				s.audit(q, status, e.Error())
 			}
 			return
@@ -212,13 +226,27 @@ func (s *Server) serve(rt *route) http.Handler {
 			status = http.StatusNoContent
 		}
 		writeJSON(w, status, out)
-		if rt.mutates() {
+		if rt.mutates() && !rt.agent {
+			// Whatever an operator changed may concern node managers:
+			// wake their blocking queries, which re-read and answer only
+			// if their resource changed.
+			s.changes.bump()
+		}
+		if rt.mutates() && !rt.noAudit {
 			s.audit(q, status, q.auditDetail)
 		}
 	})
 }
 
 func (s *Server) run(q *request) (any, error) {
+	if q.route.agent && !q.route.public {
+		host, err := s.authenticateNode(q.r)
+		if err != nil {
+			return nil, err
+		}
+		q.node = host
+		return q.route.handle(s, q)
+	}
 	if !q.route.public {
 		who, err := s.authenticate(q.r)
 		if err != nil {

@@ -320,3 +320,106 @@ type AuditEntry struct {
 	RequestID string    `json:"request_id,omitempty"`
 	Source    string    `json:"source,omitempty"`
 }
+
+// JoinTokenCreate is the body of POST /join-tokens: a token for one node
+// manager to join the domain as Host (created when missing). TTL is a Go
+// duration, 1 h by default, at most 7 days.
+type JoinTokenCreate struct {
+	Host string `json:"host"`
+	TTL  string `json:"ttl,omitempty"`
+}
+
+// JoinToken describes a join token; its secret is shown once.
+type JoinToken struct {
+	ID        string     `json:"id"`
+	Host      string     `json:"host"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+}
+
+// JoinTokenCreated is the answer to POST /join-tokens: the token, once,
+// with the CA fingerprint the node manager pins.
+type JoinTokenCreated struct {
+	JoinToken
+	Token         string `json:"token"`
+	CAFingerprint string `json:"ca_fingerprint"`
+}
+
+// AgentPrefix is the path of the agent API, which node managers call with
+// their client certificate (docs/node-manager.md).
+const AgentPrefix = "/agent/v1"
+
+// AgentJoinRequest is the body of POST /agent/v1/join.
+type AgentJoinRequest struct {
+	Token string `json:"token"`
+	// CSR is a PEM certificate request made with the node's own key.
+	CSR string `json:"csr"`
+}
+
+// AgentJoinResponse carries what a node manager keeps after joining.
+type AgentJoinResponse struct {
+	Domain      string `json:"domain"`
+	Host        string `json:"host"`
+	Certificate string `json:"certificate"`
+	CA          string `json:"ca"`
+	// SigningKey is the domain's deployment key ("ed25519:…"), which
+	// gateways verify deployments with.
+	SigningKey string `json:"signing_key"`
+}
+
+// AgentRenewRequest is the body of POST /agent/v1/renew.
+type AgentRenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// AgentRenewResponse carries the renewed certificate.
+type AgentRenewResponse struct {
+	Certificate string `json:"certificate"`
+}
+
+// AgentInstanceState is one local instance as its node manager sees it.
+type AgentInstanceState struct {
+	Name              string `json:"name"`
+	Process           string `json:"process,omitempty"`
+	PID               int    `json:"pid,omitempty"`
+	Restarts          int    `json:"restarts,omitempty"`
+	AppliedDeployment uint64 `json:"applied_deployment,omitempty"`
+	AppliedChecksum   string `json:"applied_checksum,omitempty"`
+	Ready             bool   `json:"ready"`
+	LastError         string `json:"last_error,omitempty"`
+}
+
+// AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
+// the host.
+type AgentHeartbeat struct {
+	Instances []AgentInstanceState `json:"instances"`
+}
+
+// AgentHeartbeatAnswer acknowledges a heartbeat.
+type AgentHeartbeatAnswer struct {
+	ServerTime time.Time `json:"server_time"`
+}
+
+// AgentInstance is the desired state of one instance of the host.
+type AgentInstance struct {
+	Name         string `json:"name"`
+	Group        string `json:"group"`
+	Listen       string `json:"listen,omitempty"`
+	TLSListen    string `json:"tls_listen,omitempty"`
+	StatusListen string `json:"status_listen,omitempty"`
+}
+
+// AgentInstances answers the blocking query of the host's instances.
+type AgentInstances struct {
+	Index     uint64          `json:"index"`
+	Instances []AgentInstance `json:"instances"`
+}
+
+// AgentDeployment answers the blocking query of a group's current
+// deployment; Deployment is nil while the group has none.
+type AgentDeployment struct {
+	Index      uint64             `json:"index"`
+	Deployment *deploy.Deployment `json:"deployment,omitempty"`
+}

@@ -26,9 +26,10 @@ import (
 // per group mapping an 8-byte big-endian number to a JSON Deployment;
 // bucket "audit" maps an 8-byte big-endian sequence number to a JSON
 // AuditEntry. Version 2 adds bucket "instance_states" mapping an instance
-// name to a JSON InstanceState; a version 1 file upgrades by gaining the
-// empty bucket.
-const SchemaVersion = 2
+// name to a JSON InstanceState. Version 3 adds buckets "join_tokens"
+// (ID → JoinToken) and "node_certs" (serial in hex → NodeCert). Older files
+// upgrade by gaining the empty buckets.
+const SchemaVersion = 3
 
 var (
 	bucketMeta        = []byte("meta")
@@ -44,11 +45,13 @@ var (
 	bucketTokens      = []byte("tokens")
 	bucketAudit       = []byte("audit")
 	bucketStates      = []byte("instance_states")
+	bucketJoinTokens  = []byte("join_tokens")
+	bucketNodeCerts   = []byte("node_certs")
 	keySchema         = []byte("schema")
 	keyDomain         = []byte("domain")
 
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
-		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates}
+		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts}
 )
 
 // Bolt is the bbolt implementation of Store.
@@ -402,8 +405,81 @@ func (b *Bolt) DeleteHost(ctx context.Context, name string) error {
 		if used {
 			return fmt.Errorf("host %q has instances: %w", name, ErrInUse)
 		}
+		// The host's certificates go with it: a node manager of a deleted
+		// host must not keep talking to the domain.
+		certs := tx.Bucket(bucketNodeCerts)
+		err = certs.ForEach(func(k, v []byte) error {
+			var c NodeCert
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode node certificate %s: %w", k, err)
+			}
+			if c.Host != name || c.Revoked {
+				return nil
+			}
+			c.Revoked = true
+			return put(certs, k, c)
+		})
+		if err != nil {
+			return err
+		}
 		return tx.Bucket(bucketHosts).Delete([]byte(name))
 	})
+}
+
+// CreateJoinToken implements Store.
+func (b *Bolt) CreateJoinToken(ctx context.Context, t JoinToken) (JoinToken, error) {
+	if t.ID == "" {
+		t.ID = newID()
+	}
+	t.CreatedAt = stamp(t.CreatedAt)
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	err := b.createNamed(ctx, bucketJoinTokens, "join token", t.ID, t, func(tx *bolt.Tx) error {
+		return exists(tx, bucketHosts, "host", t.Host)
+	})
+	if err != nil {
+		return JoinToken{}, err
+	}
+	return t, nil
+}
+
+// ListJoinTokens implements Store.
+func (b *Bolt) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
+	return list[JoinToken](ctx, b, bucketJoinTokens, nil)
+}
+
+// UseJoinToken implements Store.
+func (b *Bolt) UseJoinToken(ctx context.Context, id string, now time.Time, check func(JoinToken) error) (JoinToken, error) {
+	var out JoinToken
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = modify(tx, bucketJoinTokens, "join token", id, func(t *JoinToken) error {
+			if err := check(*t); err != nil {
+				return err
+			}
+			if !t.UsedAt.IsZero() {
+				return fmt.Errorf("join token %s was used at %s: %w", id, t.UsedAt.Format(time.RFC3339), ErrConflict)
+			}
+			t.UsedAt = now.UTC()
+			return nil
+		})
+		return err
+	})
+	return out, err
+}
+
+// AddNodeCert implements Store.
+func (b *Bolt) AddNodeCert(ctx context.Context, c NodeCert) error {
+	c.IssuedAt = stamp(c.IssuedAt)
+	c.NotAfter = c.NotAfter.UTC()
+	return b.createNamed(ctx, bucketNodeCerts, "node certificate", c.Serial, c, func(tx *bolt.Tx) error {
+		return exists(tx, bucketHosts, "host", c.Host)
+	})
+}
+
+// GetNodeCert implements Store.
+func (b *Bolt) GetNodeCert(ctx context.Context, serial string) (NodeCert, error) {
+	var c NodeCert
+	err := b.getNamed(ctx, bucketNodeCerts, "node certificate", serial, &c)
+	return c, err
 }
 
 func instanceRefs(tx *bolt.Tx, in Instance) error {

@@ -83,6 +83,30 @@ type InstanceState struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
+// JoinToken lets one node manager join the domain as Host, once, before
+// ExpiresAt. SecretHash is opaque to the store.
+type JoinToken struct {
+	ID         string    `json:"id"`
+	Host       string    `json:"host"`
+	SecretHash string    `json:"secret_hash"`
+	CreatedBy  string    `json:"created_by,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// UsedAt is zero until the token is used.
+	UsedAt time.Time `json:"used_at"`
+}
+
+// NodeCert records a certificate issued to a host's node manager, so that
+// it can be revoked. Serial is the certificate's serial number in
+// lowercase hex.
+type NodeCert struct {
+	Serial   string    `json:"serial"`
+	Host     string    `json:"host"`
+	IssuedAt time.Time `json:"issued_at"`
+	NotAfter time.Time `json:"not_after"`
+	Revoked  bool      `json:"revoked,omitempty"`
+}
+
 // InstanceFilter selects instances; an empty field matches all.
 type InstanceFilter struct {
 	Group string
@@ -236,8 +260,22 @@ type Store interface {
 	CreateHost(ctx context.Context, h Host) (Host, error)
 	GetHost(ctx context.Context, name string) (Host, error)
 	ListHosts(ctx context.Context) ([]Host, error)
-	// DeleteHost refuses with ErrInUse while instances are on the host.
+	// DeleteHost refuses with ErrInUse while instances are on the host,
+	// and revokes the host's node certificates.
 	DeleteHost(ctx context.Context, name string) error
+
+	// CreateJoinToken requires the host to exist.
+	CreateJoinToken(ctx context.Context, t JoinToken) (JoinToken, error)
+	ListJoinTokens(ctx context.Context) ([]JoinToken, error)
+	// UseJoinToken marks the token used at now, after check (which sees
+	// the stored token and may refuse it, e.g. expired or wrong secret),
+	// in one transaction: a token is used at most once even by concurrent
+	// joins (ErrConflict for the later ones).
+	UseJoinToken(ctx context.Context, id string, now time.Time, check func(JoinToken) error) (JoinToken, error)
+
+	// AddNodeCert requires the host to exist.
+	AddNodeCert(ctx context.Context, c NodeCert) error
+	GetNodeCert(ctx context.Context, serial string) (NodeCert, error)
 
 	// CreateInstance fails with ErrNotFound naming the group or host when
 	// either is missing.

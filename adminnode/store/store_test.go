@@ -726,3 +726,32 @@ func TestInstanceStates(t *testing.T) {
 		t.Errorf("states %+v, want %+v", got, want)
 	}
 }
+
+func TestJoinTokensAndNodeCerts(t *testing.T) {
+	s, _ := open(t)
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	tok := must[JoinToken](t)(s.CreateJoinToken(ctx, JoinToken{Host: "h1", SecretHash: "x", ExpiresAt: at.Add(time.Hour)}))
+	refuse := errors.New("refused by check")
+	run(t, s, []step{
+		{"token for a missing host", func(s Store) error { return ignore(s.CreateJoinToken(ctx, JoinToken{Host: "nope"})) }, ErrNotFound},
+		{"unknown token", func(s Store) error {
+			return ignore(s.UseJoinToken(ctx, "nope", at, func(JoinToken) error { return nil }))
+		}, ErrNotFound},
+		{"check refuses", func(s Store) error {
+			return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return refuse }))
+		}, refuse},
+		{"use", func(s Store) error { return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil })) }, nil},
+		{"use again", func(s Store) error { return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil })) }, ErrConflict},
+		{"cert", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0a", Host: "h1", NotAfter: at}) }, nil},
+		{"same serial", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0a", Host: "h1"}) }, ErrExists},
+		{"cert for a missing host", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0b", Host: "nope"}) }, ErrNotFound},
+		{"delete the host", func(s Store) error { return s.DeleteHost(ctx, "h1") }, nil},
+	})
+	if l := must[[]JoinToken](t)(s.ListJoinTokens(ctx)); len(l) != 1 || !l[0].UsedAt.Equal(at) {
+		t.Errorf("join tokens %+v", l)
+	}
+	if c := must[NodeCert](t)(s.GetNodeCert(ctx, "0a")); !c.Revoked {
+		t.Errorf("certificate of a deleted host not revoked: %+v", c)
+	}
+}

@@ -1,0 +1,240 @@
+package api
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/status"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// agentServer serves the API over TLS with the domain CA, as admin run
+// does, asking for (not requiring) client certificates.
+func (e *env) agentServer() *httptest.Server {
+	cert, err := e.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(e.srv.Handler())
+	srv.TLS = e.ca.ServerTLS(cert)
+	srv.StartTLS()
+	e.t.Cleanup(srv.Close)
+	return srv
+}
+
+// node is a node manager's HTTPS client, with its certificate once it has
+// one.
+type node struct {
+	t    testing.TB
+	url  string
+	http *http.Client
+}
+
+func newNode(t testing.TB, url string, root *ca.CA, cert *tls.Certificate) *node {
+	cfg, err := ca.ClientTLS(root.CertPEM(), cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{t: t, url: url, http: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: time.Minute}}
+}
+
+func (n *node) do(method, path string, in any) reply {
+	n.t.Helper()
+	var body io.Reader
+	if in != nil {
+		data, _ := json.Marshal(in)
+		body = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, n.url+apitypes.AgentPrefix+path, body)
+	resp, err := n.http.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// joinAs makes a join token for host and joins with it, returning the
+// node's certificate.
+func (e *env) joinAs(url, host string) tls.Certificate {
+	e.t.Helper()
+	var jt apitypes.JoinTokenCreated
+	e.do(e.admin, "POST", "/join-tokens", apitypes.JoinTokenCreate{Host: host}).expect(e.t, http.StatusCreated, "join token").decode(e.t, &jt)
+	csr, key := newCSR(e.t, host)
+	var out apitypes.AgentJoinResponse
+	newNode(e.t, url, e.ca, nil).do("POST", "/join", apitypes.AgentJoinRequest{Token: jt.Token, CSR: string(csr)}).
+		expect(e.t, http.StatusOK, "join").decode(e.t, &out)
+	cert, err := tls.X509KeyPair([]byte(out.Certificate), key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cert
+}
+
+func TestJoin(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	anon := newNode(t, srv.URL, e.ca, nil)
+
+	var jt apitypes.JoinTokenCreated
+	e.do(e.admin, "POST", "/join-tokens", apitypes.JoinTokenCreate{Host: "web-1", TTL: "10m"}).
+		expect(t, http.StatusCreated, "join token").decode(t, &jt)
+	if jt.CAFingerprint != e.ca.Fingerprint() || jt.Host != "web-1" {
+		t.Fatalf("join token %+v", jt)
+	}
+	must[store.Host](t)(e.store.GetHost(bg, "web-1")) // made with the token
+	csr, _ := newCSR(t, "web-1")
+	var joined apitypes.AgentJoinResponse
+	anon.do("POST", "/join", apitypes.AgentJoinRequest{Token: jt.Token, CSR: string(csr)}).
+		expect(t, http.StatusOK, "join").decode(t, &joined)
+	if joined.Host != "web-1" || joined.Domain != "test" || joined.SigningKey != deploy.EncodePublicKey(e.pub) ||
+		!strings.Contains(joined.Certificate, "BEGIN CERTIFICATE") {
+		t.Fatalf("join answer %+v", joined)
+	}
+	for _, tc := range []struct{ name, token, want string }{
+		{"reused token", jt.Token, "already used"},
+		{"malformed token", "nonsense", "malformed"},
+		{"unknown token", "gh_0123456789abcdef_" + strings.Repeat("A", 43), "invalid join token"},
+	} {
+		r := anon.do("POST", "/join", apitypes.AgentJoinRequest{Token: tc.token, CSR: string(csr)}).expect(t, http.StatusUnauthorized, tc.name)
+		if !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("%s: %s, want %q", tc.name, r.body, tc.want)
+		}
+	}
+	e.do(e.admin, "POST", "/join-tokens", apitypes.JoinTokenCreate{Host: "web-2", TTL: "1m"}).
+		expect(t, http.StatusCreated, "short token").decode(t, &jt)
+	e.advance(2 * time.Minute)
+	r := anon.do("POST", "/join", apitypes.AgentJoinRequest{Token: jt.Token, CSR: string(csr)}).expect(t, http.StatusUnauthorized, "expired token")
+	if !strings.Contains(string(r.body), "expired") {
+		t.Errorf("expired token: %s", r.body)
+	}
+	// Agent routes without a client certificate are refused.
+	anon.do("GET", "/instances", nil).expect(t, http.StatusUnauthorized, "no client certificate")
+	var entries []apitypes.AuditEntry
+	e.do(e.admin, "GET", "/audit?action=node.join", nil).expect(t, http.StatusOK, "audit").decode(t, &entries)
+	if len(entries) != 5 || entries[4].Result != store.AuditOK || entries[4].User != "node:web-1" {
+		t.Errorf("join audit %+v", entries)
+	}
+}
+
+func TestAgentAPI(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	cert := e.joinAs(srv.URL, "h1")
+	n := newNode(t, srv.URL, e.ca, &cert)
+	e.group("edge", nil)
+	e.group("other", nil)
+
+	var ins apitypes.AgentInstances
+	n.do("GET", "/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &ins)
+	if len(ins.Instances) != 0 || ins.Index == 0 {
+		t.Fatalf("instances of an empty host %+v", ins)
+	}
+	// A blocking query answers when the host's instances change.
+	answer := make(chan reply, 1)
+	go func() { answer <- n.do("GET", "/instances?wait=20s&index="+jsonIndex(ins.Index), nil) }()
+	time.Sleep(50 * time.Millisecond)
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1"}).expect(t, http.StatusCreated, "instance")
+	r := <-answer
+	r.expect(t, http.StatusOK, "blocking instances").decode(t, &ins)
+	if len(ins.Instances) != 1 || ins.Instances[0].Name != "i1" || ins.Instances[0].Group != "edge" {
+		t.Fatalf("instances after the change %+v", ins)
+	}
+	// An unchanged resource answers after the wait with the same index.
+	var same apitypes.AgentInstances
+	n.do("GET", "/instances?wait=100ms&index="+jsonIndex(ins.Index), nil).expect(t, http.StatusOK, "timeout").decode(t, &same)
+	if same.Index != ins.Index {
+		t.Errorf("index moved without a change: %d → %d", ins.Index, same.Index)
+	}
+
+	n.do("GET", "/groups/other/deployment", nil).expect(t, http.StatusForbidden, "group without an instance on the host")
+	var dep apitypes.AgentDeployment
+	n.do("GET", "/groups/edge/deployment", nil).expect(t, http.StatusOK, "no deployment yet").decode(t, &dep)
+	if dep.Index != 0 || dep.Deployment != nil {
+		t.Fatalf("deployment of a group without one %+v", dep)
+	}
+	go func() { answer <- n.do("GET", "/groups/edge/deployment?wait=20s&index=0", nil) }()
+	e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m"}).expect(t, http.StatusCreated, "deploy")
+	(<-answer).expect(t, http.StatusOK, "deployment").decode(t, &dep)
+	if dep.Index != 1 || dep.Deployment == nil || dep.Deployment.Number != 1 {
+		t.Fatalf("deployment %+v", dep)
+	}
+	if err := dep.Deployment.Verify(e.pub); err != nil {
+		t.Fatalf("relayed deployment does not verify: %v", err)
+	}
+
+	// Heartbeats make the instance Healthy; states of other hosts'
+	// instances are ignored.
+	must[store.Host](t)(e.store.CreateHost(bg, store.Host{Name: "h2"}))
+	must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: "elsewhere", Group: "edge", Host: "h2"}))
+	n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+		{Name: "i1", Process: "running", PID: 42, AppliedDeployment: 1, AppliedChecksum: dep.Deployment.Checksum, Ready: true},
+		{Name: "elsewhere", AppliedDeployment: 1, AppliedChecksum: dep.Deployment.Checksum, Ready: true},
+	}}).expect(t, http.StatusOK, "heartbeat")
+	var views []apitypes.Instance
+	e.do(e.admin, "GET", "/groups/edge/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &views)
+	got := map[string]string{}
+	for _, v := range views {
+		got[v.Name] = v.Status
+	}
+	if got["i1"] != status.Healthy || got["elsewhere"] != status.Pending {
+		t.Errorf("statuses after a heartbeat %v", got)
+	}
+
+	// Renewal gives a working certificate.
+	csr, key := newCSR(t, "h1")
+	var renewed apitypes.AgentRenewResponse
+	n.do("POST", "/renew", apitypes.AgentRenewRequest{CSR: string(csr)}).expect(t, http.StatusOK, "renew").decode(t, &renewed)
+	cert2, err := tls.X509KeyPair([]byte(renewed.Certificate), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2 := newNode(t, srv.URL, e.ca, &cert2)
+	n2.do("GET", "/instances?wait=0s", nil).expect(t, http.StatusOK, "renewed certificate")
+
+	// A certificate of another domain is refused.
+	other := must[*ca.CA](t)(ca.New("test", time.Now()))
+	csr3, key3 := newCSR(t, "h1")
+	pem3, _, err := other.SignCSR(csr3, "h1", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert3, _ := tls.X509KeyPair(pem3, key3)
+	if _, err := newNode(t, srv.URL, e.ca, &cert3).http.Get(srv.URL + apitypes.AgentPrefix + "/instances"); err == nil {
+		t.Error("a certificate of another CA passed the handshake")
+	}
+
+	// Deleting the host revokes its certificates.
+	e.do(e.admin, "DELETE", "/instances/i1", nil).expect(t, http.StatusNoContent, "delete instance")
+	e.do(e.admin, "DELETE", "/hosts/h1", nil).expect(t, http.StatusNoContent, "delete host")
+	for i, c := range []*node{n, n2} {
+		r := c.do("GET", "/instances?wait=0s", nil).expect(t, http.StatusForbidden, "revoked certificate")
+		if !strings.Contains(string(r.body), "revoked") && !strings.Contains(string(r.body), "no longer") {
+			t.Errorf("certificate %d after host deletion: %s", i, r.body)
+		}
+	}
+}
+
+func jsonIndex(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func newCSR(t testing.TB, host string) (csr, key []byte) {
+	t.Helper()
+	csr, key, err := ca.NewCSR(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr, key
+}
