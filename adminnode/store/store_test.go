@@ -741,8 +741,12 @@ func TestJoinTokensAndNodeCerts(t *testing.T) {
 		{"check refuses", func(s Store) error {
 			return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return refuse }))
 		}, refuse},
-		{"use", func(s Store) error { return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil })) }, nil},
-		{"use again", func(s Store) error { return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil })) }, ErrConflict},
+		{"use", func(s Store) error {
+			return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil }))
+		}, nil},
+		{"use again", func(s Store) error {
+			return ignore(s.UseJoinToken(ctx, tok.ID, at, func(JoinToken) error { return nil }))
+		}, ErrConflict},
 		{"cert", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0a", Host: "h1", NotAfter: at}) }, nil},
 		{"same serial", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0a", Host: "h1"}) }, ErrExists},
 		{"cert for a missing host", func(s Store) error { return s.AddNodeCert(ctx, NodeCert{Serial: "0b", Host: "nope"}) }, ErrNotFound},
