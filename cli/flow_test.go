@@ -182,6 +182,13 @@ func TestFlow(t *testing.T) {
 	step("", "group", "list")
 	delete(vars, envToken)
 
+	out, errOut = step("", "token", "create", "--host", "web-1", "--ttl", "30m")
+	if !strings.HasPrefix(out, "gh_") || !strings.Contains(errOut, "gatehouse node join --admin "+hs.URL) ||
+		!strings.Contains(errOut, "--ca-fingerprint SHA256:") {
+		t.Errorf("join token create said %q and %q", out, errOut)
+	}
+	fail("--name and --user do not apply", "token", "create", "--host", "web-1", "--name", "x")
+
 	step("", "logout")
 	if saved := readSaved(t, configPath); saved.Token != "" || saved.Address != hs.URL || saved.CACert == "" {
 		t.Errorf("after logout the file holds %+v", saved)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -406,16 +407,29 @@ func (a *app) tokenCommand() *cobra.Command {
 		Short: "Manage API tokens, for scripts and CI",
 	}
 	var in apitypes.TokenCreate
+	var host string
 	create := &cobra.Command{
 		Use:   "create",
-		Short: "Create an API token",
+		Short: "Create an API token, or a join token for a host",
 		Long: `Create an API token, printing its secret on standard output. The secret is
 shown this once and cannot be recovered: store it at once. Without --ttl
 the token does not expire. --user creates a token of another user
-(user:admin).`,
-		Example: `  GATEHOUSE_TOKEN=$(gatehouse token create --name ci --ttl 720h)`,
-		Args:    cobra.NoArgs,
+(user:admin).
+
+With --host, create instead a join token: a single-use token with which the
+node manager of that host joins the domain (gatehouse node join), valid for
+--ttl (1h by default, at most 168h). The host is created if it does not
+exist (host:write).`,
+		Example: `  GATEHOUSE_TOKEN=$(gatehouse token create --name ci --ttl 720h)
+  gatehouse token create --host web-1 --ttl 1h`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if host != "" {
+				if in.Name != "" || in.User != "" {
+					return errors.New("--host makes a join token: --name and --user do not apply")
+				}
+				return a.createJoinToken(cmd, host, in.TTL)
+			}
 			if in.TTL != "" {
 				if d, err := time.ParseDuration(in.TTL); err != nil || d <= 0 {
 					return fmt.Errorf("--ttl %q: want a positive duration such as 720h", in.TTL)
@@ -441,6 +455,7 @@ the token does not expire. --user creates a token of another user
 	create.Flags().StringVar(&in.Name, "name", "", "what the token is for")
 	create.Flags().StringVar(&in.TTL, "ttl", "", "lifetime, e.g. 720h (default: no expiry)")
 	create.Flags().StringVar(&in.User, "user", "", "user the token acts as (default: you)")
+	create.Flags().StringVar(&host, "host", "", "make a join token for this host's node manager")
 	var (
 		user string
 		all  bool
@@ -485,6 +500,25 @@ the token does not expire. --user creates a token of another user
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+func (a *app) createJoinToken(cmd *cobra.Command, host, ttl string) error {
+	c, err := a.connect()
+	if err != nil {
+		return err
+	}
+	target, err := a.resolve()
+	if err != nil {
+		return err
+	}
+	t, err := c.CreateJoinToken(cmd.Context(), apitypes.JoinTokenCreate{Host: host, TTL: ttl})
+	if err != nil {
+		return fmt.Errorf("create join token for host %s: %w", host, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Join token for host %s, single use, expires %s. Shown this once; on the host run:\n"+
+		"  gatehouse node join --admin %s --token %s --ca-fingerprint %s --data-dir /var/lib/gatehouse/node\n",
+		host, a.when(t.ExpiresAt), target.addr, t.Token, t.CAFingerprint)
+	return a.render(cmd, t, func(w io.Writer) { fmt.Fprintln(w, t.Token) })
 }
 
 func (a *app) tokenTable(w io.Writer, ts []apitypes.Token) {

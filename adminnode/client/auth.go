@@ -86,3 +86,18 @@ func (c *Client) CreateToken(ctx context.Context, t apitypes.TokenCreate) (apity
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.send(ctx, http.MethodDelete, segments("tokens", id), nil, nil)
 }
+
+// CreateJoinToken makes a single-use, expiring token for a node manager to
+// join the domain as a host.
+func (c *Client) CreateJoinToken(ctx context.Context, t apitypes.JoinTokenCreate) (apitypes.JoinTokenCreated, error) {
+	var out apitypes.JoinTokenCreated
+	err := c.send(ctx, http.MethodPost, "/join-tokens", t, &out)
+	return out, err
+}
+
+// ListJoinTokens lists the join tokens, used and unused.
+func (c *Client) ListJoinTokens(ctx context.Context) ([]apitypes.JoinToken, error) {
+	var out []apitypes.JoinToken
+	err := c.send(ctx, http.MethodGet, "/join-tokens", nil, &out)
+	return out, err
+}
