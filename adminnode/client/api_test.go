@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -67,7 +66,7 @@ func adminNode(t *testing.T) (*httptest.Server, *ca.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
+	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func adminNode(t *testing.T) (*httptest.Server, *ca.CA) {
 	block, _ := pem.Decode(root.CertPEM())
 	cert.Certificate = append(cert.Certificate, block.Bytes)
 	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	hs.TLS = root.ServerTLS(cert)
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)

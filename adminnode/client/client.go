@@ -48,6 +48,10 @@ type Config struct {
 	// Timeout bounds each request, DefaultTimeout when zero. It does not
 	// apply to HTTPClient, which has its own.
 	Timeout time.Duration
+	// ClientCertificate, when set, gives the node manager's certificate for
+	// the agent API's mutual TLS; it is asked at every handshake, so that a
+	// renewed certificate is used from the next connection on.
+	ClientCertificate func() (*tls.Certificate, error)
 }
 
 // Client calls the admin API. It is safe for concurrent use.
@@ -78,6 +82,10 @@ func New(cfg Config) (*Client, error) {
 		return c, nil
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.ClientCertificate != nil {
+		get := cfg.ClientCertificate
+		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return get() }
+	}
 	switch {
 	case cfg.CACertPEM != nil:
 		pool := x509.NewCertPool()
@@ -141,6 +149,8 @@ type request struct {
 	// anonymous requests go without the token: a stale token must not
 	// make Login or Health fail.
 	anonymous bool
+	// agent requests go to the agent API (apitypes.AgentPrefix).
+	agent bool
 }
 
 // jsonRequest is a request whose body, when in is not nil, is in in JSON.
@@ -177,7 +187,11 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any) err
 // do sends r and decodes a successful answer into out, which may be nil.
 // It returns the answer's header for the callers that read an ETag.
 func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error) {
-	target := c.base + apitypes.Prefix + r.path
+	prefix := apitypes.Prefix
+	if r.agent {
+		prefix = apitypes.AgentPrefix
+	}
+	target := c.base + prefix + r.path
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}

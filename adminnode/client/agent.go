@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+)
+
+// The agent API is the node managers' (docs/node-manager.md): every call
+// but Join authenticates with Config.ClientCertificate.
+
+func (c *Client) agent(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	r, err := jsonRequest(method, path, in)
+	if err != nil {
+		return err
+	}
+	r.agent, r.anonymous, r.query = true, true, query
+	_, err = c.do(ctx, r, out)
+	return err
+}
+
+// Join exchanges a join token and a CSR (PEM) for the node's certificate.
+func (c *Client) Join(ctx context.Context, token string, csrPEM []byte) (apitypes.AgentJoinResponse, error) {
+	var out apitypes.AgentJoinResponse
+	err := c.agent(ctx, http.MethodPost, "/join", nil, apitypes.AgentJoinRequest{Token: token, CSR: string(csrPEM)}, &out)
+	return out, err
+}
+
+// Renew exchanges a new CSR for a new certificate of the same host.
+func (c *Client) Renew(ctx context.Context, csrPEM []byte) (apitypes.AgentRenewResponse, error) {
+	var out apitypes.AgentRenewResponse
+	err := c.agent(ctx, http.MethodPost, "/renew", nil, apitypes.AgentRenewRequest{CSR: string(csrPEM)}, &out)
+	return out, err
+}
+
+// Heartbeat reports the state of every instance of the host.
+func (c *Client) Heartbeat(ctx context.Context, hb apitypes.AgentHeartbeat) (apitypes.AgentHeartbeatAnswer, error) {
+	var out apitypes.AgentHeartbeatAnswer
+	err := c.agent(ctx, http.MethodPut, "/heartbeat", nil, hb, &out)
+	return out, err
+}
+
+// blocking builds the query of a blocking query; index nil asks for an
+// immediate answer.
+func blocking(index *uint64, wait time.Duration) url.Values {
+	q := url.Values{}
+	if index != nil {
+		q.Set("index", strconv.FormatUint(*index, 10))
+		q.Set("wait", wait.String())
+	}
+	return q
+}
+
+// WatchInstances returns the host's desired instances: at once when index
+// is nil, else when their index differs from *index or after wait. The
+// client's Timeout must be longer than wait.
+func (c *Client) WatchInstances(ctx context.Context, index *uint64, wait time.Duration) (apitypes.AgentInstances, error) {
+	var out apitypes.AgentInstances
+	err := c.agent(ctx, http.MethodGet, "/instances", blocking(index, wait), nil, &out)
+	return out, err
+}
+
+// WatchDeployment returns the group's current deployment, as
+// WatchInstances does.
+func (c *Client) WatchDeployment(ctx context.Context, group string, index *uint64, wait time.Duration) (apitypes.AgentDeployment, error) {
+	var out apitypes.AgentDeployment
+	err := c.agent(ctx, http.MethodGet, segments("groups", group, "deployment"), blocking(index, wait), nil, &out)
+	return out, err
+}

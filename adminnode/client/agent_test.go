@@ -1,0 +1,74 @@
+package client_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+)
+
+// TestAgentCalls joins as a node manager would (CA pinned by fingerprint,
+// no client certificate) and then calls the agent API with the
+// certificate it got.
+func TestAgentCalls(t *testing.T) {
+	ctx := context.Background()
+	hs, root := adminNode(t)
+	anon, err := client.New(client.Config{Address: hs.URL, CAFingerprint: root.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := anon.Login(ctx, "admin", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(client.Config{Address: hs.URL, Token: login.Token, CACertPEM: root.CertPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jt, err := admin.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, key, err := ca.NewCSR("h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined, err := anon.Join(ctx, jt.Token, csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Join(ctx, jt.Token, csr); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("second join with the token: %v, want 401", err)
+	}
+	cert, err := tls.X509KeyPair([]byte(joined.Certificate), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := client.New(client.Config{Address: hs.URL, CACertPEM: []byte(joined.CA),
+		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := node.WatchInstances(ctx, nil, 0)
+	if err != nil || len(ins.Instances) != 0 || ins.Index == 0 {
+		t.Fatalf("WatchInstances = %+v, %v", ins, err)
+	}
+	same, err := node.WatchInstances(ctx, &ins.Index, 50*time.Millisecond)
+	if err != nil || same.Index != ins.Index {
+		t.Fatalf("blocking WatchInstances = %+v, %v", same, err)
+	}
+	if _, err := node.WatchDeployment(ctx, "web", nil, 0); !client.IsStatus(err, http.StatusForbidden) {
+		t.Fatalf("deployment of a group without an instance on the host: %v, want 403", err)
+	}
+	if _, err := node.Heartbeat(ctx, apitypes.AgentHeartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.WatchInstances(ctx, nil, 0); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("agent call without a certificate: %v, want 401", err)
+	}
+}
