@@ -218,6 +218,8 @@ func populate(ctx context.Context, path string, d store.Domain, passwordHash str
 		Action: "domain.init",
 		Target: d.Name,
 		Result: store.AuditOK,
+		// Not an API call: made on the machine, by whoever ran init.
+		Source: "local",
 	})
 	if err != nil {
 		return fmt.Errorf("audit domain init: %w", err)

@@ -135,6 +135,11 @@ func Run(ctx context.Context, opts RunOptions) error {
 		// than debug.
 		ErrorLog: logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
+	// Shutdown closes idle connections at once but waits up to 5 s for
+	// connections that never sent a request; they are tracked to be
+	// closed at once too.
+	fresh := newConns()
+	srv.ConnState = fresh.track
 	errs := make(chan error, 1)
 	scheme := "https"
 	if opts.InsecureHTTP {
@@ -165,6 +170,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	shut, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	fresh.closeAll()
 	if err := srv.Shutdown(shut); err != nil {
 		logger.Warn("requests still in flight at shutdown were cut off", "error", err)
 	}
@@ -274,5 +280,31 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 				logger.Info("removed instance offline for too long", "instance", name)
 			}
 		}
+	}
+}
+
+// conns tracks the connections that have not sent a request yet.
+type conns struct {
+	mu  sync.Mutex
+	new map[net.Conn]struct{}
+}
+
+func newConns() *conns { return &conns{new: map[net.Conn]struct{}{}} }
+
+func (c *conns) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if state == http.StateNew {
+		c.new[conn] = struct{}{}
+	} else {
+		delete(c.new, conn)
+	}
+}
+
+func (c *conns) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn := range c.new {
+		conn.Close()
 	}
 }

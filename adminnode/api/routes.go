@@ -39,6 +39,9 @@ type route struct {
 	agent bool
 	// noAudit routes are not administrative actions (heartbeats).
 	noAudit bool
+	// safe marks a POST that changes nothing (validation): not audited,
+	// wakes no blocking query.
+	safe bool
 	// perm is checked where scope says; "" for routes any authenticated
 	// caller may use, or that check in the handler.
 	perm   string
@@ -63,7 +66,7 @@ func (rt *route) fullPath() string {
 }
 
 func (rt *route) mutates() bool {
-	return rt.method != http.MethodGet && rt.method != http.MethodHead
+	return rt.method != http.MethodGet && rt.method != http.MethodHead && !rt.safe
 }
 
 // draftKinds are the resources of a draft addressed by name.
@@ -134,7 +137,7 @@ func (s *Server) routes() []*route {
 		{method: "PUT", path: "/groups/{group}/draft", action: "draft.update", summary: "Replace the draft with a configuration document, JSON or YAML (If-Match required)",
 			perm: rbac.DraftWrite, scope: scopeGroup, in: deploy.Config{}, inRaw: true, out: apitypes.Draft{}, handle: (*Server).putDraft},
 		{method: "POST", path: "/groups/{group}/draft/validate", action: "draft.validate", summary: "Validate the draft, or the configuration in the body",
-			perm: rbac.DraftRead, scope: scopeGroup, in: deploy.Config{}, inRaw: true, out: apitypes.Validation{}, handle: (*Server).validateDraft},
+			perm: rbac.DraftRead, scope: scopeGroup, safe: true, in: deploy.Config{}, inRaw: true, out: apitypes.Validation{}, handle: (*Server).validateDraft},
 		{method: "GET", path: "/groups/{group}/draft/diff", action: "draft.diff", summary: "What deploying the draft would change",
 			perm: rbac.DraftRead, scope: scopeGroup, out: apitypes.Diff{}, handle: (*Server).draftDiff},
 		{method: "GET", path: "/groups/{group}/draft/global-policies", action: "draft.global-policies.get", summary: "The draft's global policies, in order",

@@ -389,7 +389,9 @@ func (s *Server) audit(q *request, status int, detail string) {
 		e.User = q.who.user
 	}
 	if e.Target == "" {
-		e.Target = strings.TrimPrefix(q.r.URL.Path, apitypes.Prefix)
+		// Calls refused before their handler named a target: the path,
+		// in the form handlers use ("groups/payments/deployments").
+		e.Target = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(q.r.URL.Path, apitypes.Prefix), apitypes.AgentPrefix), "/")
 	}
 	switch {
 	case status < 400:
