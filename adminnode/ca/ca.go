@@ -229,9 +229,10 @@ func (c *CA) IssueServer(names []string, ips []net.IP, ttl time.Duration, now ti
 }
 
 // NewCSR makes a node manager's key and the request it sends when joining.
-// The key never leaves the node.
+// The key never leaves the node. An empty host leaves the request unnamed,
+// for a node joining with a token that names its host for it.
 func NewCSR(host string) (csrPEM, keyPEM []byte, err error) {
-	if !name.MatchString(host) {
+	if host != "" && !name.MatchString(host) {
 		return nil, nil, fmt.Errorf("ca: invalid host name %q", host)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -253,8 +254,8 @@ func NewCSR(host string) (csrPEM, keyPEM []byte, err error) {
 }
 
 // SignCSR issues the certificate of node host. host comes from the join
-// token, not from the request: the request's CommonName must merely agree,
-// so a token for one host cannot buy a certificate for another. Only the
+// token, not from the request: the request's CommonName must be empty or
+// agree, so a token for one host cannot buy a certificate for another. Only the
 // public key is taken from the request; every other field is the CA's.
 func (c *CA) SignCSR(csrPEM []byte, host string, ttl time.Duration, now time.Time) (certPEM []byte, serial *big.Int, err error) {
 	if !name.MatchString(host) {
@@ -271,7 +272,7 @@ func (c *CA) SignCSR(csrPEM []byte, host string, ttl time.Duration, now time.Tim
 	if err := csr.CheckSignature(); err != nil {
 		return nil, nil, fmt.Errorf("ca: %w: bad signature: %w", ErrInvalidCSR, err)
 	}
-	if csr.Subject.CommonName != host {
+	if csr.Subject.CommonName != "" && csr.Subject.CommonName != host {
 		return nil, nil, fmt.Errorf("ca: %w: CommonName %q does not match host %q", ErrInvalidCSR, csr.Subject.CommonName, host)
 	}
 	if err := acceptableKey(csr.PublicKey); err != nil {

@@ -560,3 +560,24 @@ func TestTLSConfigs(t *testing.T) {
 		t.Error("ClientTLS with a leaf as CA succeeded")
 	}
 }
+
+// A node joining with a token does not know its host's name yet: its
+// unnamed request gets the token's host.
+func TestSignUnnamedCSR(t *testing.T) {
+	c := testCA(t, domain)
+	csrPEM, _, err := NewCSR("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, err := c.SignCSR(csrPEM, host, nodeTTL, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := parseCertPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.VerifyNode(x, time.Now(), nil); err != nil || got != host || x.Subject.CommonName != host {
+		t.Errorf("unnamed request: host %q, CN %q, %v", got, x.Subject.CommonName, err)
+	}
+}
