@@ -2,14 +2,18 @@ GO      ?= go
 BIN     := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run test bench lint fuzz clean
+.PHONY: build run run-standalone test bench lint fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/gatehouse
 
-# Until `gatehouse dev` exists: a standalone gateway on examples/gateway.yaml
-# in front of the demo upstream.
+# A whole domain on this machine: admin node, node manager, two gateways,
+# demo upstream (docs: README quickstart).
 run: build
+	./$(BIN) dev
+
+# A standalone gateway on examples/gateway.yaml in front of the demo upstream.
+run-standalone: build
 	./scripts/run-standalone.sh
 
 # Unit tests with the race detector; the end-to-end tests start the real

@@ -241,7 +241,7 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 	obs := status.Observation{LastHeartbeat: st.LastHeartbeat, AppliedDeployment: st.AppliedDeployment,
-		AppliedChecksum: st.AppliedChecksum, Ready: st.Ready}
+		AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, LastError: st.LastError}
 	out.Status = s.thresholds.Derive(obs, cur, now)
 	if !st.LastHeartbeat.IsZero() {
 		out.Observed = &apitypes.InstanceState{

@@ -212,7 +212,9 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if err != nil {
 			e, internal := asAPIError(err)
-			if internal {
+			// A caller that went away (a node manager's blocking query
+			// at shutdown) is not the server's failure.
+			if internal && !errors.Is(err, context.Canceled) {
 				s.log.Error("request failed", "request_id", q.id, "action", rt.action, "error", err)
 			}
 			status = e.status

@@ -64,6 +64,11 @@ type Observation struct {
 	AppliedDeployment uint64
 	AppliedChecksum   string
 	Ready             bool
+	// LastError is what the instance last reported failing, such as a
+	// deployment it refused; an instance with one is not Healthy even if
+	// it still runs the current deployment, because it is not in the
+	// state its node manager is trying to bring it to.
+	LastError string
 }
 
 // Current is the group's current deployment (Number 0: none yet).
@@ -83,7 +88,7 @@ func (t Thresholds) Derive(obs Observation, cur Current, now time.Time) string {
 	case silence > t.LostAfter:
 		return LostConnection
 	}
-	if obs.Ready && obs.AppliedDeployment == cur.Number && obs.AppliedChecksum == cur.Checksum {
+	if obs.Ready && obs.LastError == "" && obs.AppliedDeployment == cur.Number && obs.AppliedChecksum == cur.Checksum {
 		return Healthy
 	}
 	return OnlyHeartbeat

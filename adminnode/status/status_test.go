@@ -39,6 +39,7 @@ func TestDerive(t *testing.T) {
 		{"checksum mismatch", with(applied(0), func(o *Observation) { o.AppliedChecksum = "sha256:bb" }), cur, OnlyHeartbeat},
 		{"nothing applied", Observation{LastHeartbeat: now, Ready: true}, cur, OnlyHeartbeat},
 		{"not ready", with(applied(0), func(o *Observation) { o.Ready = false }), cur, OnlyHeartbeat},
+		{"refused a deployment", with(applied(0), func(o *Observation) { o.LastError = "deployment 8 refused: bad signature" }), cur, OnlyHeartbeat},
 		{"no deployment yet, ready", Observation{LastHeartbeat: now, Ready: true}, Current{}, Healthy},
 		{"no deployment yet, not ready", Observation{LastHeartbeat: now}, Current{}, OnlyHeartbeat},
 		{"no deployment yet, runs one from elsewhere", applied(0), Current{}, OnlyHeartbeat},
