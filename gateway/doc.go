@@ -1,6 +1,7 @@
 // Package gateway is the data plane process (`gatehouse gateway`): it
-// loads a configuration (its source, else the newest valid one in its local
-// store, else its file), compiles and swaps it in atomically, serves
+// loads a configuration (its file, else the newest valid one in its local
+// store), follows its source (the file, or the signed deployments of its
+// node manager: remote.go), compiles and swaps it in atomically, serves
 // traffic on its HTTP and HTTPS listeners, reports on its status port, and
 // drains in-flight requests on shutdown.
 //

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -39,6 +40,20 @@ type Options struct {
 	DataDir string
 	// ConfigPath is the declarative file of standalone mode.
 	ConfigPath string
+	// NodeManager is the base URL of the node manager's local API: set,
+	// the node manager is the gateway's source instead of a file (the two
+	// exclude each other) and deployments must be signed by DomainKey.
+	NodeManager string
+	// DomainKey is the domain's deployment key.
+	DomainKey ed25519.PublicKey
+	// InstanceSecret authenticates the instance to the node manager.
+	InstanceSecret string
+	// ReportInterval is how often the gateway reports to the node manager
+	// besides after each deployment; 0 means 10 s.
+	ReportInterval time.Duration
+	// WatchWait is the wait of a blocking query to the node manager; 0
+	// means localapi.DefaultWait.
+	WatchWait time.Duration
 	// WatchInterval is how often the file is checked for changes.
 	WatchInterval time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight requests.
@@ -62,10 +77,14 @@ type Gateway struct {
 	metrics  *metrics.Gateway
 	gatherer prometheus.Gatherer
 
-	applyMu  sync.Mutex
-	lastErr  atomic.Pointer[applyError]
-	draining atomic.Bool
-	started  time.Time
+	applyMu sync.Mutex
+	lastErr atomic.Pointer[applyError]
+	// deployment is the number of the deployment served (0: none, or a
+	// configuration from a file); set with the snapshot, under applyMu.
+	deployment atomic.Uint64
+	remote     *remote // the node manager source; nil in standalone mode
+	draining   atomic.Bool
+	started    time.Time
 
 	listenersMu sync.Mutex
 	listeners   []listenerInfo
@@ -97,6 +116,9 @@ func New(opts Options) (*Gateway, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	if opts.ConfigPath != "" && opts.NodeManager != "" {
+		return nil, errors.New("a gateway has one source: a configuration file or a node manager, not both")
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g := &Gateway{
@@ -109,6 +131,13 @@ func New(opts Options) (*Gateway, error) {
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
 	g.registry = upstream.NewRegistry(opts.Logger.Named("upstream"))
 	g.registry.OnChange(g.metrics.TargetHealth)
+	if opts.NodeManager != "" {
+		r, err := newRemote(opts)
+		if err != nil {
+			return nil, err
+		}
+		g.remote = r
+	}
 
 	if opts.DataDir == "" {
 		g.store = &store.Memory{}
@@ -131,6 +160,10 @@ func New(opts Options) (*Gateway, error) {
 // error, so that a mistake is seen at once instead of served around; a
 // missing or unreadable file falls back to the store. With neither, the
 // gateway starts unready and waits for the file.
+//
+// Under a node manager there is no file: the gateway serves the newest
+// valid deployment of its store at once, whether or not the node manager
+// answers, and Run follows the node manager from there.
 func (g *Gateway) Load() error {
 	if g.opts.ConfigPath != "" {
 		cfg, sum, err := g.readFile()
@@ -150,6 +183,10 @@ func (g *Gateway) Load() error {
 	if g.loadStored() {
 		return nil
 	}
+	if g.remote != nil {
+		g.logger.Warn("no deployment stored yet; not ready until the node manager sends one", "node_manager", g.opts.NodeManager)
+		return nil
+	}
 	g.logger.Warn("no configuration available yet; not ready until one is", "file", g.opts.ConfigPath)
 	return nil
 }
@@ -160,7 +197,10 @@ func isFileAccess(err error) bool {
 }
 
 // loadStored applies the newest stored configuration that is intact and
-// valid, skipping damaged ones.
+// valid, skipping damaged ones, with the number of the deployment it came
+// in. Under a node manager only deployments count: a configuration that a
+// file once gave the same data dir was never signed by the domain, and
+// serving it would bypass the signature check.
 func (g *Gateway) loadStored() bool {
 	records, err := g.store.List()
 	if err != nil {
@@ -168,13 +208,20 @@ func (g *Gateway) loadStored() bool {
 		return false
 	}
 	for _, r := range records {
+		if g.remote != nil && r.Deployment == 0 {
+			g.logger.Warn("skipping stored configuration that is not a deployment", "seq", r.Seq, "origin", r.Origin)
+			continue
+		}
 		if err := r.Verify(); err != nil {
 			g.logger.Error("skipping damaged stored configuration", "seq", r.Seq, "error", err)
 			continue
 		}
 		cfg, err := deploy.DecodeCanonical(r.Config)
 		if err == nil {
-			err = g.Apply(cfg, fmt.Sprintf("store:%d (%s)", r.Seq, r.Origin), false)
+			origin := fmt.Sprintf("store:%d (%s)", r.Seq, r.Origin)
+			g.applyMu.Lock()
+			err = g.settle(origin, g.apply(cfg, source{origin: origin, deployment: r.Deployment}))
+			g.applyMu.Unlock()
 		}
 		if err != nil {
 			g.logger.Error("skipping invalid stored configuration", "seq", r.Seq, "error", err)
@@ -191,7 +238,21 @@ func (g *Gateway) loadStored() bool {
 func (g *Gateway) Apply(cfg *deploy.Config, origin string, persist bool) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	err := g.apply(cfg, origin, persist)
+	return g.settle(origin, g.apply(cfg, source{origin: origin, persist: persist}))
+}
+
+// source says where a configuration comes from and how to keep it.
+type source struct {
+	origin string
+	// deployment is the number of the signed deployment it came in, 0 for
+	// a file.
+	deployment uint64
+	persist    bool
+}
+
+// settle records the outcome of an attempt to apply (metrics, /status,
+// logs) and returns err. Called with applyMu held.
+func (g *Gateway) settle(origin string, err error) error {
 	now := time.Now()
 	g.metrics.Reload(err == nil, now)
 	if err != nil {
@@ -207,7 +268,8 @@ func (g *Gateway) Apply(cfg *deploy.Config, origin string, persist bool) error {
 	return nil
 }
 
-func (g *Gateway) apply(cfg *deploy.Config, origin string, persist bool) error {
+// apply is Apply's work, with applyMu held.
+func (g *Gateway) apply(cfg *deploy.Config, src source) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("validate configuration:\n%w", err)
 	}
@@ -215,7 +277,9 @@ func (g *Gateway) apply(cfg *deploy.Config, origin string, persist bool) error {
 	if err != nil {
 		return fmt.Errorf("checksum configuration: %w", err)
 	}
-	if cur := g.proxy.Current(); cur != nil && cur.Checksum == sum {
+	// A new deployment of the same configuration is applied all the same,
+	// so that its number is served, stored and reported.
+	if cur := g.proxy.Current(); cur != nil && cur.Checksum == sum && g.deployment.Load() == src.deployment {
 		return nil
 	}
 	ups, err := g.registry.Update(cfg.Upstreams)
@@ -227,24 +291,26 @@ func (g *Gateway) apply(cfg *deploy.Config, origin string, persist bool) error {
 		return fmt.Errorf("compile configuration: %w", err)
 	}
 	snap.AppliedAt = time.Now()
-	snap.Origin = origin
-	if persist {
+	snap.Origin = src.origin
+	if src.persist {
 		canonical, err := cfg.Canonical()
 		if err != nil {
 			return fmt.Errorf("encode configuration: %w", err)
 		}
 		// A store that cannot be written must not stop a valid
 		// configuration from serving; it is reported and logged instead.
-		if _, err := g.store.Save(store.Record{Checksum: sum, AppliedAt: snap.AppliedAt, Origin: origin, Config: canonical}); err != nil {
+		rec := store.Record{Checksum: sum, AppliedAt: snap.AppliedAt, Origin: src.origin, Config: canonical, Deployment: src.deployment}
+		if _, err := g.store.Save(rec); err != nil {
 			g.logger.Error("could not persist configuration", "checksum", sum, "error", err)
 		}
 	}
 	g.proxy.Swap(snap)
+	g.deployment.Store(src.deployment)
 	routes := 0
 	for _, s := range cfg.Services {
 		routes += len(s.Routes)
 	}
-	g.logger.Info("configuration applied", "checksum", sum, "origin", origin,
+	g.logger.Info("configuration applied", "checksum", sum, "origin", src.origin, "deployment", src.deployment,
 		"services", len(cfg.Services), "routes", routes, "upstreams", len(cfg.Upstreams))
 	return nil
 }
@@ -288,6 +354,12 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	if g.opts.ConfigPath != "" {
 		go g.watchFile(watchCtx, reload)
 	}
+	var remoteDone sync.WaitGroup
+	if g.remote != nil {
+		remoteDone.Add(2)
+		go func() { defer remoteDone.Done(); g.followNodeManager(watchCtx) }()
+		go func() { defer remoteDone.Done(); g.reportLoop(watchCtx) }()
+	}
 
 	var runErr error
 	select {
@@ -295,6 +367,9 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	case err := <-errs:
 		runErr = fmt.Errorf("serve: %w", err)
 	}
+	// Nothing may apply a deployment once the store is closed.
+	stopWatch()
+	remoteDone.Wait()
 	g.shutdown(l.engine, fast, statusSrv)
 	return runErr
 }

@@ -8,16 +8,20 @@ import (
 
 // Report is the JSON document of the status port's /status.
 type Report struct {
-	Instance      string           `json:"instance"`
-	Group         string           `json:"group"`
-	Ready         bool             `json:"ready"`
-	Draining      bool             `json:"draining"`
-	StartedAt     time.Time        `json:"started_at"`
-	Configuration *ConfigReport    `json:"configuration"`
-	LastError     *applyError      `json:"last_error"`
-	Store         StoreReport      `json:"store"`
-	Listeners     []listenerInfo   `json:"listeners"`
-	Upstreams     []UpstreamReport `json:"upstreams"`
+	Instance  string    `json:"instance"`
+	Group     string    `json:"group"`
+	Ready     bool      `json:"ready"`
+	Draining  bool      `json:"draining"`
+	StartedAt time.Time `json:"started_at"`
+	// Source is where configurations come from: "file <path>",
+	// "node-manager <url>", or "none" (the store only).
+	Source        string            `json:"source"`
+	Configuration *ConfigReport     `json:"configuration"`
+	Deployment    *DeploymentReport `json:"deployment,omitempty"`
+	LastError     *applyError       `json:"last_error"`
+	Store         StoreReport       `json:"store"`
+	Listeners     []listenerInfo    `json:"listeners"`
+	Upstreams     []UpstreamReport  `json:"upstreams"`
 }
 
 // ConfigReport describes the configuration in use.
@@ -27,6 +31,14 @@ type ConfigReport struct {
 	Origin    string    `json:"origin"`
 	Services  int       `json:"services"`
 	Routes    int       `json:"routes"`
+}
+
+// DeploymentReport is the state of a gateway under a node manager.
+type DeploymentReport struct {
+	// Applied is the number of the deployment served; 0 before the first.
+	Applied     uint64             `json:"applied"`
+	LastRefused *RefusedDeployment `json:"last_refused,omitempty"`
+	NodeManager NodeManagerReport  `json:"node_manager"`
 }
 
 // StoreReport says where applied configurations are kept and whether a
@@ -52,6 +64,16 @@ func (g *Gateway) Status() any {
 		StartedAt: g.started,
 		LastError: g.lastErr.Load(),
 		Store:     StoreReport{Path: g.storePath(), SetAside: g.aside},
+	}
+	switch {
+	case g.remote != nil:
+		r.Source = "node-manager " + g.remote.url
+		refused, contact := g.remote.status()
+		r.Deployment = &DeploymentReport{Applied: g.deployment.Load(), LastRefused: refused, NodeManager: contact}
+	case g.opts.ConfigPath != "":
+		r.Source = "file " + g.opts.ConfigPath
+	default:
+		r.Source = "none"
 	}
 	g.listenersMu.Lock()
 	r.Listeners = append(r.Listeners, g.listeners...)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -9,13 +11,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 func gatewayCommand() *cobra.Command {
 	var (
-		opts gateway.Options
-		logs logFlags
+		opts      gateway.Options
+		logs      logFlags
+		domainKey string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -24,9 +29,18 @@ func gatewayCommand() *cobra.Command {
 		Long: `Run a gateway. In standalone mode it serves the declarative file named by
 --config and reloads it when it changes and on SIGHUP; every applied
 configuration is kept in <data-dir>/gateway.db, so that the gateway can start
-and serve its last good configuration when the file is unavailable.`,
+and serve its last good configuration when the file is unavailable.
+
+Under a node manager (--node-manager, instead of --config) it follows its
+group's signed deployments, applying only those that verify with
+--domain-key, and reports what it runs; the instance's secret is read from
+` + localapi.EnvInstanceSecret + `. It starts on the newest deployment of its
+store, so it serves while the node manager is down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := nodeManagerFlags(cmd, &opts, domainKey); err != nil {
+				return err
+			}
 			opts.Logger = logs.logger("gateway")
 			g, err := gateway.New(opts)
 			if err != nil {
@@ -53,6 +67,8 @@ and serve its last good configuration when the file is unavailable.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.ConfigPath, "config", "", "declarative configuration file (YAML or JSON)")
+	fs.StringVar(&opts.NodeManager, "node-manager", "", "base URL of the node manager's local API (e.g. "+localapi.DefaultURL+"); the gateway's source instead of --config")
+	fs.StringVar(&domainKey, "domain-key", "", `the domain's deployment key ("ed25519:…"), required with --node-manager`)
 	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the local configuration store (gateway.db); empty keeps it in memory")
 	fs.StringVar(&opts.Listen, "listen", ":8080", "HTTP traffic address")
 	fs.StringVar(&opts.TLSListen, "tls-listen", ":8443", `HTTPS traffic address ("" to disable)`)
@@ -65,4 +81,40 @@ and serve its last good configuration when the file is unavailable.`,
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on the status port")
 	logs.register(fs)
 	return cmd
+}
+
+// nodeManagerFlags checks the flags of the node manager mode and fills
+// opts from them and from the environment.
+func nodeManagerFlags(cmd *cobra.Command, opts *gateway.Options, domainKey string) error {
+	fs := cmd.Flags()
+	if opts.NodeManager == "" {
+		if domainKey != "" {
+			return errors.New("--domain-key is for --node-manager")
+		}
+		return nil
+	}
+	if opts.ConfigPath != "" {
+		return errors.New("--config and --node-manager are mutually exclusive: a gateway's source is a file or its node manager")
+	}
+	// The defaults (group "default", the host name) suit a standalone
+	// gateway; under a node manager a wrong name would fetch another
+	// instance's deployment or be refused, so both must be given.
+	for _, name := range []string{"group", "instance"} {
+		if !fs.Changed(name) {
+			return fmt.Errorf("--%s is required with --node-manager", name)
+		}
+	}
+	if domainKey == "" {
+		return errors.New("--domain-key is required with --node-manager")
+	}
+	key, err := deploy.ParsePublicKey(domainKey)
+	if err != nil {
+		return fmt.Errorf("--domain-key: %w", err)
+	}
+	opts.DomainKey = key
+	opts.InstanceSecret = os.Getenv(localapi.EnvInstanceSecret)
+	if opts.InstanceSecret == "" {
+		return fmt.Errorf("%s is not set: the node manager gives each gateway it starts its secret there", localapi.EnvInstanceSecret)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@
 // still serves its last good configuration.
 //
 // The file holds the current configuration and the previous ten, each with
-// its checksum and the time it was applied. It carries a schema version, and
-// Open upgrades older files in place: the file outlives the binary.
+// its checksum, the time it was applied and, for a signed deployment, its
+// number. It carries a schema version, and Open upgrades older files in
+// place: the file outlives the binary.
 package store

@@ -23,6 +23,12 @@ type Record struct {
 	Origin string `json:"origin"`
 	// Config is the canonical JSON encoding of the configuration.
 	Config []byte `json:"config"`
+	// Deployment is the number of the signed deployment the configuration
+	// came in, so that a gateway restarted under a node manager knows what
+	// it serves and refuses older deployments; 0 for a configuration from
+	// another source (a file). Added to schema 1 without a new version:
+	// older records decode with 0 and older binaries ignore the field.
+	Deployment uint64 `json:"deployment,omitempty"`
 }
 
 // Verify reports whether Config still matches Checksum, so that a record

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -159,5 +160,44 @@ func TestCorruptFileSetAside(t *testing.T) {
 				t.Fatalf("new store not empty: %d records", len(list))
 			}
 		})
+	}
+}
+
+// The deployment number survives a reopen, and a record written before the
+// field existed reads as 0 (no deployment): the field needs no new schema.
+func TestDeploymentNumberKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := record(`{"x":1}`)
+	v, _ := json.Marshal(map[string]any{"seq": 1, "checksum": old.Checksum, "applied_at": old.AppliedAt, "origin": "file:x", "config": old.Config})
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketConfigs)
+		if _, err := c.NextSequence(); err != nil {
+			return err
+		}
+		return c.Put(seqKey(1), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := record(`{"x":2}`)
+	r.Deployment = 7
+	if _, err := b.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	list, err := b.List()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %d records, %v", len(list), err)
+	}
+	if list[0].Deployment != 7 || list[1].Deployment != 0 {
+		t.Fatalf("deployments %d, %d; want 7, 0", list[0].Deployment, list[1].Deployment)
 	}
 }

@@ -1,0 +1,121 @@
+package localapi
+
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// DefaultAddress is where a node manager serves the local API. Loopback
+// only: the API hands out deployments to whoever holds an instance secret
+// and lists instances to anyone who can connect.
+const DefaultAddress = "127.0.0.1:8091"
+
+// DefaultURL is the base URL of the local API at DefaultAddress.
+const DefaultURL = "http://" + DefaultAddress
+
+// EnvInstanceSecret is the environment variable through which a node
+// manager gives each gateway it starts its own secret. The environment
+// rather than a flag, so that the secret does not show in process lists.
+const EnvInstanceSecret = "GATEHOUSE_INSTANCE_SECRET"
+
+// Paths of the local API.
+const (
+	Prefix         = "/v1"
+	PathDeployment = Prefix + "/deployment"
+	// PathInstances lists instances; PathInstances + "/{name}/report" and
+	// PathInstances + "/{name}/restart" act on one.
+	PathInstances = Prefix + "/instances"
+)
+
+// Query parameters of the blocking query.
+const (
+	QueryInstance = "instance"
+	QueryIndex    = "index"
+	QueryWait     = "wait"
+)
+
+// HeaderAuthorization carries "Bearer <instance secret>".
+const (
+	HeaderAuthorization = "Authorization"
+	BearerPrefix        = "Bearer "
+)
+
+// Bounds of a blocking query's wait, as the agent API has them: the server
+// uses DefaultWait when none is given and caps it at MaxWait, then adds up
+// to 1/16 of jitter so that gateways do not all ask again at once.
+const (
+	DefaultWait = 30 * time.Second
+	MaxWait     = 5 * time.Minute
+)
+
+// DeploymentAnswer answers GET /v1/deployment. Index is the number of the
+// group's current deployment (0 while it has none, and then Deployment is
+// nil). The client asks again with this index.
+type DeploymentAnswer struct {
+	Index      uint64             `json:"index"`
+	Deployment *deploy.Deployment `json:"deployment,omitempty"`
+}
+
+// Report is the body of PUT /v1/instances/{name}/report: what the gateway
+// runs now. AppliedDeployment is 0 and AppliedChecksum empty until it has
+// applied a deployment; LastError is the last refused deployment or failed
+// apply, empty once a later one applied.
+type Report struct {
+	AppliedDeployment uint64 `json:"applied_deployment"`
+	AppliedChecksum   string `json:"applied_checksum"`
+	Ready             bool   `json:"ready"`
+	LastError         string `json:"last_error"`
+}
+
+// ProcessState is the supervisor's state of an instance's process.
+type ProcessState string
+
+// Process states. A node manager may add others; clients show unknown
+// ones as they are.
+const (
+	// ProcessStarting: started, not yet reported ready.
+	ProcessStarting ProcessState = "starting"
+	ProcessRunning  ProcessState = "running"
+	// ProcessBackoff: exited and waiting before the next restart.
+	ProcessBackoff ProcessState = "backoff"
+	// ProcessStopped: not running, on purpose (removed or shutting down).
+	ProcessStopped ProcessState = "stopped"
+)
+
+// InstanceView is one local instance as GET /v1/instances shows it: what
+// the supervisor knows of the process and what the gateway last reported.
+type InstanceView struct {
+	Name     string       `json:"name"`
+	Group    string       `json:"group"`
+	Process  ProcessState `json:"process"`
+	PID      int          `json:"pid,omitempty"`
+	Restarts int          `json:"restarts"`
+	// StartedAt is when the current process started; zero when none runs.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// DesiredDeployment is the number of the group's deployment the node
+	// manager holds; AppliedDeployment and the fields after it are from the
+	// gateway's last report (ReportedAt).
+	DesiredDeployment uint64    `json:"desired_deployment,omitempty"`
+	AppliedDeployment uint64    `json:"applied_deployment,omitempty"`
+	AppliedChecksum   string    `json:"applied_checksum,omitempty"`
+	Ready             bool      `json:"ready"`
+	LastError         string    `json:"last_error,omitempty"`
+	ReportedAt        time.Time `json:"reported_at,omitzero"`
+}
+
+// InstanceList answers GET /v1/instances.
+type InstanceList struct {
+	Instances []InstanceView `json:"instances"`
+}
+
+// ErrorBody is the body of every error answer, as in the admin API.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Error describes what went wrong; Code is stable, Message is for people.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
