@@ -23,7 +23,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(adminCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
+	root.AddCommand(devCommand(), adminCommand(), nodeCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
 	root.AddCommand(cli.Commands()...)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/nodemanager"
+)
+
+func nodeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Join a host to a domain and run its node manager",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(nodeJoinCommand(), nodeRunCommand(), nodeUnitCommand())
+	return cmd
+}
+
+func nodeUnitCommand() *cobra.Command {
+	var binary, dataDir, driver string
+	cmd := &cobra.Command{
+		Use:   "unit",
+		Short: "Print the node manager's systemd unit",
+		Long: `Print the systemd unit of the node manager (Type=notify with a watchdog;
+KillMode=process so that its gateways keep serving when it stops), to
+install as /etc/systemd/system/gatehouse-node.service.`,
+		Example: `  gatehouse node unit --data-dir /var/lib/gatehouse/node > /etc/systemd/system/gatehouse-node.service
+  systemctl daemon-reload && systemctl enable --now gatehouse-node`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if binary == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				binary = exe
+			}
+			unit, err := nodemanager.Unit(binary, dataDir, driver)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), unit)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&binary, "binary", "", "gatehouse binary the unit runs (default: this one)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "/var/lib/gatehouse/node", "the node manager's data directory")
+	cmd.Flags().StringVar(&driver, "driver", nodemanager.DriverExec, "how gateways are run: exec or systemd")
+	return cmd
+}
+
+func nodeJoinCommand() *cobra.Command {
+	var (
+		opts   nodemanager.JoinOptions
+		caFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "join",
+		Short: "Join this host to a domain with a join token",
+		Long: `Join this host to the domain of the admin node at --admin, with a join token
+made by "gatehouse token create --host NAME". The admin node is trusted only
+if its CA has the fingerprint --ca-fingerprint (printed by "gatehouse admin
+init" and by "token create --host"), or is the certificate in --ca-cert. The
+node's key is made here and never leaves the host; the certificate, key, CA
+and identity are kept in --data-dir for "gatehouse node run".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if caFile != "" {
+				pem, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("read --ca-cert: %w", err)
+				}
+				opts.CACertPEM = pem
+			}
+			id, err := nodemanager.Join(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Joined domain %s as host %s. Now run:\n  gatehouse node run --data-dir %s\n", id.Domain, id.Host, opts.DataDir)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Admin, "admin", "", "admin node URL, https://host:8090")
+	fs.StringVar(&opts.Token, "token", "", "join token (gatehouse token create --host NAME)")
+	fs.StringVar(&opts.DataDir, "data-dir", "", "the node manager's data directory")
+	fs.StringVar(&opts.CAFingerprint, "ca-fingerprint", "", "fingerprint of the domain CA to trust, SHA256:…")
+	fs.StringVar(&caFile, "ca-cert", "", "the domain CA certificate to trust, instead of --ca-fingerprint")
+	for _, f := range []string{"admin", "token", "data-dir"} {
+		cmd.MarkFlagRequired(f)
+	}
+	cmd.MarkFlagsMutuallyExclusive("ca-fingerprint", "ca-cert")
+	return cmd
+}
+
+func nodeRunCommand() *cobra.Command {
+	var (
+		opts nodemanager.RunOptions
+		logs logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node manager: supervise this host's gateways and relay their configuration",
+		Long: `Run the node manager of the host joined in --data-dir: follow the admin node's
+desired instances for this host, start and supervise their gateway processes,
+relay each group's deployment to them, and report their state. Gateways keep
+serving when the node manager stops, and are adopted again when it starts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Logger = logs.logger("node")
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return nodemanager.Run(ctx, opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.DataDir, "data-dir", "", "the node manager's data directory (made by gatehouse node join)")
+	fs.StringVar(&opts.Listen, "listen", nodemanager.DefaultListen, "local API address (loopback only)")
+	fs.StringVar(&opts.Driver, "driver", nodemanager.DriverExec, "how gateways are run: exec (child processes) or systemd (units)")
+	fs.StringVar(&opts.GatewayBinary, "gateway-binary", "", "gatehouse binary the gateways run (default: this one)")
+	fs.DurationVar(&opts.Heartbeat, "heartbeat", nodemanager.DefaultHeartbeat, "how often instance state is reported")
+	fs.DurationVar(&opts.Wait, "wait", nodemanager.DefaultWait, "how long blocking queries wait on the admin node")
+	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long a stopped gateway may drain before SIGKILL (default 30s)")
+	logs.register(fs)
+	cmd.MarkFlagRequired("data-dir")
+	return cmd
+}

@@ -1,0 +1,255 @@
+package devdomain
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/adminnode"
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/demo"
+	"github.com/gatehouse/gatehouse/nodemanager"
+)
+
+//go:embed sample.yaml
+var sample []byte
+
+// Options configure a development domain. Zero values take the defaults
+// of the README's quickstart.
+type Options struct {
+	// Dir holds everything; a fresh temporary directory, removed at the
+	// end, when empty. A Dir that already holds a domain is reused as it
+	// is (its password was printed when it was made).
+	Dir        string
+	AdminAddr  string // 127.0.0.1:8090
+	NodeAddr   string // 127.0.0.1:8091
+	Upstream   string // 127.0.0.1:9001
+	Gateways   []Gateway
+	Logger     hclog.Logger
+	Out        io.Writer
+	GatewayBin string // this executable when empty
+}
+
+// Gateway is one instance of the demo group.
+type Gateway struct {
+	Name, Listen, StatusListen string
+}
+
+func (o *Options) defaults() {
+	if o.AdminAddr == "" {
+		o.AdminAddr = "127.0.0.1:8090"
+	}
+	if o.NodeAddr == "" {
+		o.NodeAddr = "127.0.0.1:8091"
+	}
+	if o.Upstream == "" {
+		o.Upstream = "127.0.0.1:9001"
+	}
+	if o.Gateways == nil {
+		o.Gateways = []Gateway{
+			{Name: "demo-1", Listen: "127.0.0.1:8080", StatusListen: "127.0.0.1:8085"},
+			{Name: "demo-2", Listen: "127.0.0.1:8081", StatusListen: "127.0.0.1:8086"},
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+}
+
+const (
+	domain = "dev"
+	group  = "demo"
+	host   = "local"
+)
+
+// Run starts the domain, sets it up on first use, prints how to use it,
+// and runs until ctx is cancelled; then it stops everything, gateways
+// included.
+func Run(ctx context.Context, opts Options) (err error) {
+	opts.defaults()
+	log := opts.Logger
+	if opts.Dir == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		opts.Dir = dir
+	}
+	adminDir := filepath.Join(opts.Dir, "admin")
+	nodeDir := filepath.Join(opts.Dir, "node")
+	fresh := false
+	var password string
+	if _, err := os.Stat(filepath.Join(adminDir, adminnode.StoreFile)); errors.Is(err, os.ErrNotExist) {
+		res, err := adminnode.Init(ctx, adminnode.InitOptions{DataDir: adminDir, Domain: domain})
+		if err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		fresh, password = true, res.Password
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	run := func(name string, fn func() error) {
+		wg.Go(func() {
+			if err := fn(); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	up := &http.Server{Handler: demo.Handler("orders"), ReadHeaderTimeout: 10 * time.Second}
+	l, err := net.Listen("tcp", opts.Upstream)
+	if err != nil {
+		return fmt.Errorf("dev: demo upstream: %w", err)
+	}
+	run("demo upstream", func() error {
+		go func() { <-ctx.Done(); up.Close() }()
+		if err := up.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	run("admin node", func() error {
+		return adminnode.Run(ctx, adminnode.RunOptions{DataDir: adminDir, Listen: opts.AdminAddr, Logger: log.Named("admin")})
+	})
+
+	caPEM, err := os.ReadFile(filepath.Join(adminDir, adminnode.CACertFile))
+	if err != nil {
+		return err
+	}
+	adminURL := "https://" + opts.AdminAddr
+	anon, err := client.New(client.Config{Address: adminURL, CACertPEM: caPEM})
+	if err != nil {
+		return err
+	}
+	if err := waitHealthy(ctx, anon, errs); err != nil {
+		return err
+	}
+	envFile := filepath.Join(opts.Dir, "dev.env")
+	if fresh {
+		if err := setUp(ctx, anon, caPEM, password, opts, envFile, adminURL); err != nil {
+			return fmt.Errorf("dev: set up the domain: %w", err)
+		}
+	}
+	run("node manager", func() error {
+		return nodemanager.Run(ctx, nodemanager.RunOptions{DataDir: nodeDir, Listen: opts.NodeAddr, GatewayBinary: opts.GatewayBin,
+			Heartbeat: 2 * time.Second, DrainTimeout: 5 * time.Second, StopGateways: true, Logger: log.Named("node")})
+	})
+	printUsage(opts, password, envFile, adminURL)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		return err
+	}
+}
+
+func waitHealthy(ctx context.Context, c *client.Client, errs <-chan error) error {
+	for {
+		if _, err := c.Health(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// setUp makes the demo group, joins the node, declares the instances,
+// deploys the sample configuration and writes dev.env.
+func setUp(ctx context.Context, anon *client.Client, caPEM []byte, password string, opts Options, envFile, adminURL string) error {
+	login, err := anon.Login(ctx, adminnode.AdminUser, password)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Config{Address: adminURL, Token: login.Token, CACertPEM: caPEM})
+	if err != nil {
+		return err
+	}
+	tok, err := c.CreateToken(ctx, apitypes.TokenCreate{Name: "gatehouse dev"})
+	if err != nil {
+		return err
+	}
+	if _, err := c.CreateGroup(ctx, apitypes.Group{Name: group, Labels: map[string]string{"env": "dev"},
+		Description: "the demo group of gatehouse dev"}); err != nil {
+		return err
+	}
+	jt, err := c.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: host, TTL: "10m"})
+	if err != nil {
+		return err
+	}
+	if _, err := nodemanager.Join(ctx, nodemanager.JoinOptions{Admin: adminURL, Token: jt.Token,
+		DataDir: filepath.Join(opts.Dir, "node"), CACertPEM: caPEM}); err != nil {
+		return err
+	}
+	for _, g := range opts.Gateways {
+		if _, err := c.CreateInstance(ctx, apitypes.Instance{Name: g.Name, Group: group, Host: host,
+			Listen: g.Listen, StatusListen: g.StatusListen}); err != nil {
+			return err
+		}
+	}
+	cfg := []byte(strings.ReplaceAll(string(sample), "127.0.0.1:9001", opts.Upstream))
+	d, err := c.GetDraft(ctx, group)
+	if err != nil {
+		return err
+	}
+	if _, err := c.PutDraft(ctx, group, cfg, "application/yaml", d.Version); err != nil {
+		return err
+	}
+	if _, err := c.Deploy(ctx, group, apitypes.DeployRequest{Message: "sample configuration"}); err != nil {
+		return err
+	}
+	env := fmt.Sprintf("GATEHOUSE_ADDR=%s\nGATEHOUSE_TOKEN=%s\nGATEHOUSE_CACERT=%s\n", adminURL, tok.Secret,
+		filepath.Join(opts.Dir, "admin", adminnode.CACertFile))
+	return os.WriteFile(envFile, []byte(env), 0o600)
+}
+
+func printUsage(opts Options, password, envFile, adminURL string) {
+	w := opts.Out
+	fmt.Fprintf(w, "\nGatehouse dev domain in %s\n\n", opts.Dir)
+	fmt.Fprintf(w, "  admin node     %s  (user admin", adminURL)
+	if password != "" {
+		fmt.Fprintf(w, ", password %s", password)
+	}
+	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "  node manager   http://%s/v1/instances\n", opts.NodeAddr)
+	fmt.Fprintf(w, "  demo upstream  http://%s\n", opts.Upstream)
+	for _, g := range opts.Gateways {
+		fmt.Fprintf(w, "  gateway %-6s http://%s  (status http://%s/status)\n", g.Name, g.Listen, g.StatusListen)
+	}
+	fmt.Fprintf(w, `
+Try:
+  curl %[1]s/orders/42
+  source %[2]s           # the CLI now talks to this domain
+  gatehouse group summary demo
+  gatehouse instance list
+  gatehouse config dump --group demo > demo.yaml   # edit, then:
+  gatehouse config apply -f demo.yaml --group demo && gatehouse deploy --group demo -m "my change"
+
+Ctrl-C stops everything.
+`, "http://"+opts.Gateways[0].Listen, envFile)
+}

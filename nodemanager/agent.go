@@ -1,0 +1,375 @@
+package nodemanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/nodemanager/state"
+	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
+)
+
+// Supervisor is what the agent needs of nodemanager/supervisor.
+type Supervisor interface {
+	Reconcile(ctx context.Context, desired []supervisor.Spec) error
+	Restart(ctx context.Context, name string) error
+	States() []supervisor.State
+}
+
+// agent is a running node manager: it follows the admin node's desired
+// state into its own store and the supervisor, relays deployments to the
+// gateways and reports their state back.
+type agent struct {
+	id      Identity
+	log     hclog.Logger
+	admin   *client.Client
+	certs   *certs
+	state   *state.Store
+	sup     Supervisor
+	binary  string
+	dataDir string
+	// local is the local API's base URL, given to the gateways.
+	local string
+	wait  time.Duration
+	now   func() time.Time
+
+	// changed wakes the local API's blocking queries when a deployment is
+	// stored.
+	changed *broadcast
+
+	mu      sync.Mutex
+	reports map[string]report
+	// watching maps a group to the cancel of its deployment watch.
+	watching map[string]context.CancelFunc
+}
+
+// broadcast wakes every waiter at once.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// specs turns the desired instances into what the supervisor runs.
+func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
+	out := make([]supervisor.Spec, 0, len(ins))
+	for _, in := range ins {
+		secret, err := a.state.Secret(in.Name)
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"gateway",
+			"--instance", in.Name,
+			"--group", in.Group,
+			"--listen", orDefault(in.Listen, ":8080"),
+			// An instance without HTTPS must not take the gateway's
+			// default :8443, which another instance may hold. One word,
+			// because systemd cannot pass an empty argument.
+			"--tls-listen=" + in.TLSListen,
+			"--status-listen", orDefault(in.StatusListen, ":8085"),
+			"--data-dir", filepath.Join(a.dataDir, "instances", in.Name, "data"),
+			"--node-manager", a.local,
+			"--domain-key", a.id.SigningKey,
+		}
+		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args,
+			Env: []string{localapi.EnvInstanceSecret + "=" + secret}})
+	}
+	return out, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// apply makes the stored desired instances real: the supervisor runs them
+// and a watch follows each of their groups' deployments.
+func (a *agent) apply(ctx context.Context) error {
+	_, ins, err := a.state.Instances()
+	if err != nil {
+		return err
+	}
+	specs, err := a.specs(ins)
+	if err != nil {
+		return err
+	}
+	if err := a.sup.Reconcile(ctx, specs); err != nil {
+		return fmt.Errorf("reconcile instances: %w", err)
+	}
+	groups := map[string]bool{}
+	for _, in := range ins {
+		groups[in.Group] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for g, cancel := range a.watching {
+		if !groups[g] {
+			cancel()
+			delete(a.watching, g)
+		}
+	}
+	for g := range groups {
+		if _, ok := a.watching[g]; !ok {
+			wctx, cancel := context.WithCancel(ctx)
+			a.watching[g] = cancel
+			go a.watchDeployment(wctx, g)
+		}
+	}
+	for name := range a.reports {
+		if !slices.ContainsFunc(ins, func(in apitypes.AgentInstance) bool { return in.Name == name }) {
+			delete(a.reports, name)
+		}
+	}
+	return nil
+}
+
+// backoff returns the pause after the n-th consecutive failure: 100 ms
+// doubling to 10 s, with jitter.
+func backoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n, 7)
+	d = min(d, 10*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// watchInstances follows the host's desired instances with blocking
+// queries, from the index stored last.
+func (a *agent) watchInstances(ctx context.Context) {
+	index, _, err := a.state.Instances()
+	if err != nil {
+		a.log.Error("read desired instances", "error", err)
+	}
+	var known *uint64
+	if index != 0 {
+		known = &index
+	}
+	for failures := 0; ctx.Err() == nil; {
+		ans, err := a.admin.WatchInstances(ctx, known, a.wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			a.logUnreachable("watch instances", err, failures)
+			sleep(ctx, backoff(failures))
+			continue
+		}
+		failures = 0
+		if known != nil && ans.Index == *known {
+			continue
+		}
+		if err := a.state.PutInstances(ans.Index, ans.Instances); err != nil {
+			a.log.Error("store desired instances", "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		idx := ans.Index
+		known = &idx
+		a.log.Info("desired instances", "count", len(ans.Instances), "index", ans.Index)
+		if err := a.apply(ctx); err != nil {
+			a.log.Error("apply desired instances", "error", err)
+		}
+	}
+}
+
+func (a *agent) logUnreachable(what string, err error, failures int) {
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403):
+		a.log.Error(what+": the admin node refuses this node", "error", err)
+	case failures == 1 || failures%20 == 0:
+		a.log.Warn(what+": admin node unreachable; serving what this node has", "error", err, "failures", failures)
+	}
+}
+
+// watchDeployment follows a group's current deployment into the store,
+// from which the local API serves it. It does not verify signatures: the
+// gateways do, with the domain key, so that a node manager is never a
+// party that must be trusted.
+func (a *agent) watchDeployment(ctx context.Context, group string) {
+	var known *uint64
+	if d, err := a.state.Deployment(group); err == nil && d != nil {
+		n := d.Number
+		known = &n
+	}
+	for failures := 0; ctx.Err() == nil; {
+		ans, err := a.admin.WatchDeployment(ctx, group, known, a.wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			a.logUnreachable("watch deployment of group "+group, err, failures)
+			sleep(ctx, backoff(failures))
+			continue
+		}
+		failures = 0
+		idx := ans.Index
+		known = &idx
+		if ans.Deployment == nil {
+			continue
+		}
+		stored, err := a.state.PutDeployment(ans.Deployment)
+		if err != nil {
+			a.log.Error("store deployment", "group", group, "error", err)
+			continue
+		}
+		if stored {
+			a.log.Info("deployment received", "group", group, "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
+			a.changed.notify()
+		}
+	}
+}
+
+// heartbeats reports every instance's state every interval.
+func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
+	for failures := 0; ; {
+		_, err := a.admin.Heartbeat(ctx, a.heartbeat())
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			a.logUnreachable("heartbeat", err, failures)
+		default:
+			failures = 0
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+}
+
+func (a *agent) heartbeat() apitypes.AgentHeartbeat {
+	hb := apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{}}
+	for _, v := range a.views() {
+		hb.Instances = append(hb.Instances, apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
+			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
+			Ready: v.Ready, LastError: v.LastError})
+	}
+	return hb
+}
+
+// views joins the supervisor's view of each instance with its gateway's
+// last report.
+func (a *agent) views() []localapi.InstanceView {
+	_, ins, err := a.state.Instances()
+	if err != nil {
+		a.log.Error("read desired instances", "error", err)
+	}
+	states := map[string]supervisor.State{}
+	for _, st := range a.sup.States() {
+		states[st.Name] = st
+	}
+	desired := map[string]uint64{}
+	for _, in := range ins {
+		if _, ok := desired[in.Group]; !ok {
+			if d, err := a.state.Deployment(in.Group); err == nil && d != nil {
+				desired[in.Group] = d.Number
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []localapi.InstanceView{}
+	for _, in := range ins {
+		st := states[in.Name]
+		r := a.reports[in.Name]
+		v := localapi.InstanceView{Name: in.Name, Group: in.Group, Process: localapi.ProcessState(st.Process), PID: st.PID,
+			Restarts: st.Restarts, StartedAt: st.StartedAt, DesiredDeployment: desired[in.Group],
+			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
+			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at}
+		if r.LastError != "" {
+			v.LastError = r.LastError
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// renewals renews the node certificate when due, checking hourly.
+func (a *agent) renewals(ctx context.Context) {
+	for {
+		renewed, err := a.certs.renewIfDue(ctx, a.admin, a.id.Host, a.now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("certificate renewal failed; will retry", "error", err)
+		case renewed:
+			a.log.Info("node certificate renewed")
+		}
+		if !sleep(ctx, time.Hour) {
+			return
+		}
+	}
+}
+
+// report is a gateway's last report and when it came.
+type report struct {
+	localapi.Report
+	at time.Time
+}
+
+// report records what a gateway says it runs.
+func (a *agent) report(name string, r localapi.Report) {
+	a.mu.Lock()
+	a.reports[name] = report{Report: r, at: a.now()}
+	a.mu.Unlock()
+}
+
+// instance finds a desired instance by name.
+func (a *agent) instance(name string) (apitypes.AgentInstance, bool) {
+	_, ins, err := a.state.Instances()
+	if err != nil {
+		return apitypes.AgentInstance{}, false
+	}
+	i := slices.IndexFunc(ins, func(in apitypes.AgentInstance) bool { return in.Name == name })
+	if i < 0 {
+		return apitypes.AgentInstance{}, false
+	}
+	return ins[i], true
+}
+
+// deployment is a group's stored deployment as the local API answers it.
+func (a *agent) deployment(group string) (localapi.DeploymentAnswer, error) {
+	d, err := a.state.Deployment(group)
+	if err != nil || d == nil {
+		return localapi.DeploymentAnswer{}, err
+	}
+	return localapi.DeploymentAnswer{Index: d.Number, Deployment: d}, nil
+}

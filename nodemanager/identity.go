@@ -1,0 +1,211 @@
+package nodemanager
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// Files of a node manager's data directory (docs/node-manager.md).
+const (
+	IdentityFile = "node.json"
+	CertFile     = "node.crt"
+	KeyFile      = "node.key"
+	CAFile       = "ca.crt"
+	StateFile    = "node.db"
+)
+
+// Identity is what joining gave the node manager, kept in node.json.
+type Identity struct {
+	Admin  string `json:"admin"`
+	Domain string `json:"domain"`
+	Host   string `json:"host"`
+	// SigningKey is the domain's deployment key ("ed25519:…"), handed to
+	// the gateways, which verify every deployment with it.
+	SigningKey string    `json:"signing_key"`
+	JoinedAt   time.Time `json:"joined_at"`
+}
+
+// JoinOptions say where and how to join.
+type JoinOptions struct {
+	// Admin is the admin node's URL, https://admin:8090.
+	Admin   string
+	Token   string
+	DataDir string
+	// CAFingerprint pins the domain CA ("SHA256:…"); CACertPEM trusts a CA
+	// certificate given as a file instead. One is required: a node must
+	// never trust whatever certificate the network shows it.
+	CAFingerprint string
+	CACertPEM     []byte
+	Now           func() time.Time
+}
+
+// Join makes the node's key, has the admin node sign its request with the
+// join token, and stores the identity, certificate, key and CA in the data
+// dir. It refuses a data dir that already holds an identity.
+func Join(ctx context.Context, opts JoinOptions) (Identity, error) {
+	if opts.Admin == "" || opts.Token == "" || opts.DataDir == "" {
+		return Identity{}, errors.New("join: --admin, --token and --data-dir are required")
+	}
+	if (opts.CAFingerprint == "") == (opts.CACertPEM == nil) {
+		return Identity{}, errors.New("join: give the domain CA's fingerprint (--ca-fingerprint, printed by `gatehouse admin init` and `gatehouse token create --host`) or its certificate (--ca-cert), one of them")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if _, err := os.Stat(filepath.Join(opts.DataDir, IdentityFile)); err == nil {
+		return Identity{}, fmt.Errorf("join: %s already holds a node identity (%s): a node joins once; delete the data dir to join again", opts.DataDir, IdentityFile)
+	}
+	c, err := client.New(client.Config{Address: opts.Admin, CAFingerprint: opts.CAFingerprint, CACertPEM: opts.CACertPEM})
+	if err != nil {
+		return Identity{}, fmt.Errorf("join: %w", err)
+	}
+	// The request carries no name: the token names the host, and the
+	// admin node puts that name in the certificate.
+	csrPEM, keyPEM, err := ca.NewCSR("")
+	if err != nil {
+		return Identity{}, fmt.Errorf("join: %w", err)
+	}
+	ans, err := c.Join(ctx, opts.Token, csrPEM)
+	if err != nil {
+		return Identity{}, fmt.Errorf("join %s: %w", opts.Admin, err)
+	}
+	if _, err := deploy.ParsePublicKey(ans.SigningKey); err != nil {
+		return Identity{}, fmt.Errorf("join: the admin node's signing key: %w", err)
+	}
+	id := Identity{Admin: opts.Admin, Domain: ans.Domain, Host: ans.Host, SigningKey: ans.SigningKey, JoinedAt: opts.Now().UTC()}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("join: %w", err)
+	}
+	data, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return Identity{}, err
+	}
+	// The identity file is written last: its presence means a complete
+	// join.
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{KeyFile, keyPEM, 0o600},
+		{CertFile, []byte(ans.Certificate), 0o644},
+		{CAFile, []byte(ans.CA), 0o644},
+		{IdentityFile, data, 0o644},
+	} {
+		if err := writeFile(filepath.Join(opts.DataDir, f.name), f.data, f.mode); err != nil {
+			return Identity{}, fmt.Errorf("join: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// writeFile writes data to a temporary file and renames it, so that a
+// crash never leaves a half-written certificate or key.
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadIdentity reads the identity a join left in dir.
+func LoadIdentity(dir string) (Identity, error) {
+	data, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Identity{}, fmt.Errorf("%s holds no node identity: run `gatehouse node join` first", dir)
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	var id Identity
+	if err := json.Unmarshal(data, &id); err != nil {
+		return Identity{}, fmt.Errorf("read %s: %w", IdentityFile, err)
+	}
+	return id, nil
+}
+
+// certs holds the node's current certificate, swapped when renewed.
+type certs struct {
+	dir string
+	mu  sync.Mutex
+	cur *tls.Certificate
+}
+
+func loadCerts(dir string) (*certs, error) {
+	c := &certs{dir: dir}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("load node certificate: %w", err)
+	}
+	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+		return nil, fmt.Errorf("parse node certificate: %w", err)
+	}
+	c.cur = &cert
+	return c, nil
+}
+
+func (c *certs) get() (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur, nil
+}
+
+// renewIfDue renews the certificate in its last third of life, writing
+// the new key and certificate before using them.
+func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host string, now time.Time) (bool, error) {
+	cur, _ := c.get()
+	if !ca.NeedsRenewal(cur.Leaf, now) {
+		return false, nil
+	}
+	csrPEM, keyPEM, err := ca.NewCSR(host)
+	if err != nil {
+		return false, err
+	}
+	ans, err := admin.Renew(ctx, csrPEM)
+	if err != nil {
+		return false, fmt.Errorf("renew the certificate of host %s: %w", host, err)
+	}
+	cert, err := tls.X509KeyPair([]byte(ans.Certificate), keyPEM)
+	if err != nil {
+		return false, fmt.Errorf("renewed certificate: %w", err)
+	}
+	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+		return false, err
+	}
+	if err := writeFile(filepath.Join(c.dir, KeyFile), keyPEM, 0o600); err != nil {
+		return false, err
+	}
+	if err := writeFile(filepath.Join(c.dir, CertFile), []byte(ans.Certificate), 0o644); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	c.cur = &cert
+	c.mu.Unlock()
+	return true, nil
+}

@@ -1,0 +1,158 @@
+package nodemanager
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+)
+
+// The local API (docs/node-manager.md) listens on loopback only: gateways
+// fetch their deployment and report back with their instance's secret;
+// operators on the host read and restart instances.
+
+type localError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeLocal(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		json.NewEncoder(w).Encode(v)
+	}
+}
+
+func failLocal(w http.ResponseWriter, status int, code, msg string) {
+	var e localError
+	e.Error.Code, e.Error.Message = code, msg
+	writeLocal(w, status, e)
+}
+
+func (a *agent) localHandler(reg *prometheus.Registry) http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeLocal(w, http.StatusOK, map[string]string{"status": "ok", "host": a.id.Host, "domain": a.id.Domain})
+	}).Methods("GET")
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods("GET")
+	r.HandleFunc("/v1/deployment", a.serveDeployment).Methods("GET")
+	r.HandleFunc("/v1/instances/{name}/report", a.serveReport).Methods("PUT")
+	r.HandleFunc("/v1/instances", func(w http.ResponseWriter, _ *http.Request) {
+		writeLocal(w, http.StatusOK, localapi.InstanceList{Instances: a.views()})
+	}).Methods("GET")
+	r.HandleFunc("/v1/instances/{name}/restart", func(w http.ResponseWriter, req *http.Request) {
+		name := mux.Vars(req)["name"]
+		if err := a.sup.Restart(req.Context(), name); err != nil {
+			failLocal(w, http.StatusNotFound, "not_found", err.Error())
+			return
+		}
+		a.log.Info("instance restarted on request", "instance", name)
+		writeLocal(w, http.StatusAccepted, map[string]string{"restarting": name})
+	}).Methods("POST")
+	return r
+}
+
+// authorize checks the instance's secret and returns its group.
+func (a *agent) authorize(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	in, ok := a.instance(name)
+	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok {
+		want, err := a.state.Secret(name)
+		ok = err == nil && subtle.ConstantTimeCompare([]byte(secret), []byte(want)) == 1
+	}
+	if !ok {
+		failLocal(w, http.StatusUnauthorized, "unauthorized", "unknown instance or wrong secret")
+		return "", false
+	}
+	return in.Group, true
+}
+
+// serveDeployment answers the blocking query of an instance's group
+// deployment from the node's own store, so that gateways get what the node
+// has even while the admin node is away.
+func (a *agent) serveDeployment(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	group, ok := a.authorize(w, r, q.Get("instance"))
+	if !ok {
+		return
+	}
+	var known uint64
+	blocking := q.Has("index")
+	if blocking {
+		n, err := strconv.ParseUint(q.Get("index"), 10, 64)
+		if err != nil {
+			failLocal(w, http.StatusBadRequest, "bad_request", "index must be a number")
+			return
+		}
+		known = n
+	}
+	wait := 30 * time.Second
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			failLocal(w, http.StatusBadRequest, "bad_request", "wait must be a duration")
+			return
+		}
+		wait = min(d, 5*time.Minute)
+	}
+	timer := time.NewTimer(wait + rand.N(wait/16+1))
+	defer timer.Stop()
+	for {
+		changed := a.changed.wait()
+		ans, err := a.deployment(group)
+		if err != nil {
+			failLocal(w, http.StatusInternalServerError, "internal", err.Error())
+			return
+		}
+		if !blocking || ans.Index != known {
+			writeLocal(w, http.StatusOK, ans)
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			writeLocal(w, http.StatusOK, ans)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (a *agent) serveReport(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	if _, ok := a.authorize(w, r, name); !ok {
+		return
+	}
+	var rep localapi.Report
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		failLocal(w, http.StatusBadRequest, "bad_request", "report: "+err.Error())
+		return
+	}
+	prev := a.lastReport(name)
+	a.report(name, rep)
+	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError {
+		a.log.Info("instance reports", "instance", name, "applied", rep.AppliedDeployment, "ready", rep.Ready, "error", rep.LastError)
+	}
+	writeLocal(w, http.StatusNoContent, nil)
+}
+
+func (a *agent) lastReport(name string) localapi.Report {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reports[name].Report
+}

@@ -1,0 +1,204 @@
+package nodemanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/nodemanager/state"
+	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
+)
+
+// Defaults of RunOptions.
+const (
+	DefaultListen    = localapi.DefaultAddress
+	DefaultHeartbeat = 5 * time.Second
+	DefaultWait      = 30 * time.Second
+)
+
+// Drivers of the supervisor.
+const (
+	DriverExec    = "exec"
+	DriverSystemd = "systemd"
+)
+
+// RunOptions configure a node manager process.
+type RunOptions struct {
+	DataDir string
+	// Listen is the local API's address; it must be a loopback address.
+	Listen string
+	// Driver is DriverExec (the default) or DriverSystemd.
+	Driver string
+	// GatewayBinary is the gatehouse binary the gateways run (this
+	// executable by default).
+	GatewayBinary string
+	// Heartbeat is how often the instances' state is reported (5 s).
+	Heartbeat time.Duration
+	// Wait is how long blocking queries wait on the admin node (30 s).
+	Wait time.Duration
+	// DrainTimeout is how long a stopped gateway may drain (30 s).
+	DrainTimeout time.Duration
+	// StopGateways stops the gateways when Run returns, instead of leaving
+	// them serving: for gatehouse dev, where everything goes together.
+	StopGateways bool
+	Logger       hclog.Logger
+}
+
+// Run runs the node manager until ctx is cancelled. Its gateways outlive
+// it: on the way out it stops supervising them but leaves them serving,
+// and the next Run adopts them.
+func Run(ctx context.Context, opts RunOptions) error {
+	if opts.DataDir == "" {
+		return errors.New("run node manager: no data dir")
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.Wait == 0 {
+		opts.Wait = DefaultWait
+	}
+	if opts.Driver == "" {
+		opts.Driver = DriverExec
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	log := opts.Logger
+	if err := checkLoopback(opts.Listen); err != nil {
+		return err
+	}
+	if opts.GatewayBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the gatehouse binary: %w", err)
+		}
+		opts.GatewayBinary = exe
+	}
+	id, err := LoadIdentity(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	cs, err := loadCerts(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(opts.DataDir, CAFile))
+	if err != nil {
+		return fmt.Errorf("read the domain CA: %w", err)
+	}
+	admin, err := client.New(client.Config{Address: id.Admin, CACertPEM: caPEM, ClientCertificate: cs.get,
+		// Blocking queries hold a request for the wait and its jitter.
+		Timeout: opts.Wait + opts.Wait/8 + 30*time.Second})
+	if err != nil {
+		return err
+	}
+	st, err := state.Open(filepath.Join(opts.DataDir, StateFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	driver, err := newDriver(opts, log)
+	if err != nil {
+		return err
+	}
+	supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSup()
+	sup, err := supervisor.New(supCtx, supervisor.Options{Driver: driver, Logger: log.Named("supervisor"), DrainTimeout: opts.DrainTimeout})
+	if err != nil {
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+	// Close stops supervising without stopping the gateways.
+	defer sup.Close()
+
+	l, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("local API: listen %s: %w", opts.Listen, err)
+	}
+	a := &agent{
+		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
+		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now,
+		changed: newBroadcast(), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := &http.Server{Handler: a.localHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+
+	// What the node had before it could ask anyone: gateways start (or are
+	// adopted) and are fed from the store, admin node or not.
+	if err := a.apply(ctx); err != nil {
+		log.Error("apply stored desired instances", "error", err)
+	}
+	log.Info("node manager ready", "host", id.Host, "domain", id.Domain, "admin", id.Admin, "local_api", a.local, "driver", opts.Driver)
+	notify("READY=1")
+
+	var wg sync.WaitGroup
+	wg.Go(func() { a.watchInstances(ctx) })
+	wg.Go(func() { a.heartbeats(ctx, opts.Heartbeat) })
+	wg.Go(func() { a.renewals(ctx) })
+	wg.Go(func() { watchdog(ctx) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down; the gateways keep serving")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("local API: %w", err)
+	}
+	notify("STOPPING=1")
+	if opts.StopGateways {
+		stop, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout+10*time.Second)
+		if err := sup.Reconcile(stop, nil); err != nil {
+			log.Error("stop gateways", "error", err)
+		}
+		cancel()
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shut)
+	a.mu.Lock()
+	for _, cancel := range a.watching {
+		cancel()
+	}
+	a.mu.Unlock()
+	wg.Wait()
+	return runErr
+}
+
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("local API address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("local API address %q: must be a loopback address: the API hands out deployments and restarts gateways", addr)
+	}
+	return nil
+}
+
+func newDriver(opts RunOptions, log hclog.Logger) (supervisor.Driver, error) {
+	switch opts.Driver {
+	case "", DriverExec:
+		return supervisor.NewExec(supervisor.ExecOptions{DataDir: opts.DataDir, Logger: log.Named("exec")})
+	case DriverSystemd:
+		return supervisor.NewSystemd(supervisor.SystemdOptions{Binary: opts.GatewayBinary, DataDir: opts.DataDir, DrainTimeout: opts.DrainTimeout, Logger: log.Named("systemd")})
+	}
+	return nil, fmt.Errorf("driver %q: want %s or %s", opts.Driver, DriverExec, DriverSystemd)
+}

@@ -1,0 +1,141 @@
+// Package supervisor runs the gateway processes of a host for the node
+// manager: it starts the desired instances, restarts them when they exit,
+// stops those no longer desired, restarts those whose flags changed, and
+// finds its gateways again after the node manager itself restarted, without
+// restarting them.
+//
+// # Model
+//
+// A Spec is what one instance runs: binary, arguments, environment (the
+// per-instance secret travels there as GATEHOUSE_INSTANCE_SECRET). Its Hash
+// over binary, arguments and environment decides "flags changed". A State
+// is what the supervisor shows of an instance (GET /v1/instances, the
+// heartbeat): process state, pid, restarts, last exit, next start.
+//
+//	s, _ := supervisor.New(ctx, supervisor.Options{Driver: drv, Logger: log})
+//	s.Reconcile(ctx, specs) // start missing, stop undesired, restart changed
+//	s.Restart(ctx, "web-1")
+//	s.States()
+//	s.Close()               // the gateways keep running
+//
+// The supervisor owns the policy; a Driver only starts, finds and stops
+// processes. There are two:
+//
+//   - Exec (the default): gateways are child processes of the node manager.
+//   - Systemd: each gateway is an instance of the template unit
+//     gatehouse-gateway@.service, driven with systemctl.
+//
+// # Restarts, backoff and crash loops
+//
+// A process that exits is started again after a delay: BackoffMin (100 ms)
+// after a healthy run, then doubling with each consecutive short run up to
+// BackoffMax (30 s). A run is short when it lasts less than MinRunTime
+// (10 s); a longer run resets the count. After CrashLoopAfter (5)
+// consecutive short runs the state is "crash-loop" instead of "backoff": a
+// count of consecutive short runs was chosen over "N exits in a window"
+// because it needs no window and says the same thing with the doubling
+// delay (5 short runs take 100+200+400+800 ms at least). A crash-looping
+// instance is still retried at the backoff's pace, and its new process
+// shows "crash-loop" too until it has lasted MinRunTime, so that the state
+// does not flicker between running and crash-loop. New flags (a Reconcile
+// with another hash) or a Restart start it at once.
+//
+// Starting is quick (fork and exec; "starting" is the state while the
+// driver works); whether the gateway is ready is what the gateway reports
+// to the node manager, not the supervisor's business.
+//
+// # Stopping, and the node manager's own end
+//
+// Only Reconcile (an instance no longer desired, or changed) and Restart
+// stop a gateway: SIGTERM to its process group, DrainTimeout (35 s: the
+// gateway's own 30 s drain and a margin), then SIGKILL. Close, or the node
+// manager's death, leaves every gateway running: they keep serving with the
+// control plane down, and the next supervisor adopts them. Reconcile starts
+// new instances at once, without waiting for the stops of undesired ones:
+// a new instance that needs the port of one being stopped fails to bind and
+// is restarted by the backoff once the port is free.
+//
+// # Exec driver
+//
+//   - Each child runs in its own process group (Setpgid) with no parent-death
+//     signal, so that neither a signal to the node manager's group nor its
+//     death (even SIGKILL) reaches the gateways. A node manager run by
+//     systemd with this driver needs KillMode=process in its own unit, or
+//     systemd kills the gateways with its cgroup when it stops.
+//   - Files of instance NAME are in DataDir/instances/NAME (also its working
+//     directory; the gateway's --data-dir can be a directory inside it):
+//     gateway.pid and gateway.log.
+//   - gateway.pid (JSON, written atomically after the start) holds the pid,
+//     the process's start time (field 22 of /proc/PID/stat), the boot id,
+//     the full command line and the spec hash. A new supervisor adopts the
+//     process only if the boot is the same, the pid lives and is not a
+//     zombie, its start time is the recorded one and /proc/PID/cmdline is
+//     the recorded command line: a pid reused by another process is never
+//     adopted (nor signalled), and its stale pid file is removed. The check
+//     is made again after os.FindProcess opened a pidfd, so the handle
+//     designates that very process and its signals cannot reach a later
+//     process with the same pid. Not kept: the environment (it holds the
+//     secret); an adopted process whose instance no Reconcile has named yet
+//     and that exits is shown as "exited" until a Reconcile gives its Spec.
+//   - An adopted process is not our child: its exit is noticed by polling
+//     (PollInterval, 500 ms: signal 0 through the pidfd, and its /proc stat
+//     for a zombie and the start time) and its exit status is unknown. Our
+//     own children are reaped with Wait, which goes on after Close so that
+//     no zombie is left.
+//   - Output: the child's stdout and stderr are gateway.log itself, opened
+//     with O_APPEND, not pipes through the node manager: the log keeps being
+//     written while the node manager is down or restarting. Rotation by size
+//     (LogMaxSize 10 MiB, LogKeep 3: gateway.log.1 is the newest) is by
+//     rename before a start, and by copy-then-truncate while a process
+//     writes (checked every PollInterval, for adopted processes too); a line
+//     written between the copy and the truncation is lost, the price of a
+//     log that survives the node manager. Appending makes the child's next
+//     write land at the start of the truncated file, without a hole.
+//   - Environment: the node manager's own, without its GATEHOUSE_* variables,
+//     plus Spec.Env.
+//   - Not guarded: a node manager killed between the fork and the pid file
+//     leaves a gateway it cannot adopt (the next one's duplicate fails to
+//     bind its ports); two node managers on one data dir (the node manager's
+//     store lock prevents it); a new gatehouse binary installed at the same
+//     path does not restart the gateways (same hash): Restart them.
+//
+// # Systemd driver
+//
+// UnitFile renders gatehouse-gateway@.service: ExecStart=BINARY
+// $GATEHOUSE_GATEWAY_ARGS with the arguments and Spec.Env in an environment
+// file per instance (EnvFile: /etc/gatehouse/gateway/NAME.env, 0600, with
+// the spec hash in a comment for adoption), User=gatehouse,
+// Restart=on-failure with RestartSec=100ms (and RestartSteps= up to 30 s
+// from systemd 254), StartLimitBurst=5 in 60 s, KillSignal=SIGTERM,
+// TimeoutStopSec= the drain timeout plus 5 s, and hardening:
+// NoNewPrivileges, ProtectSystem=strict with ReadWritePaths= the instance's
+// own directory only, PrivateTmp, ProtectHome, PrivateDevices, the kernel
+// and cgroup protections, a @system-service syscall filter, IP and Unix
+// sockets only, and CAP_NET_BIND_SERVICE as the one capability (for :80 and
+// :443). Since systemd splits $GATEHOUSE_GATEWAY_ARGS at whitespace, an
+// argument may not hold any. The driver installs the unit (daemon-reload
+// when it changed), makes the instance directory owned by the unit's user,
+// writes the environment file and runs `systemctl restart`; it follows the
+// unit with `systemctl show` (the machine-readable status: main pid,
+// NRestarts, result) every PollInterval, and stops it with `systemctl
+// stop`. systemd restarts a crashing gateway by itself (counted in
+// Restarts); when it gives up (start-limit-hit) the supervisor shows a
+// crash loop and retries with its own backoff after `systemctl
+// reset-failed`. Adoption: the units with an environment file that are
+// active. Gateways log to the journal (SyslogIdentifier=
+// gatehouse-gateway-NAME). Boot-time start is the node manager's (its first
+// Reconcile, from its own store): the units are not enabled.
+//
+// systemctl runs through the Runner interface: the tests check the
+// commands with a fake, and check the generated unit with `systemd-analyze
+// verify` (skipped, saying so, where systemd-analyze is not installed). An
+// end-to-end test under a real systemd is not possible in a container
+// whose PID 1 is not systemd.
+//
+// # Tests
+//
+// The exec tests run real processes and real signals: TestMain builds
+// testdata/fakegw, a stand-in gateway (sleeps until SIGTERM, or exits at
+// once, or ignores SIGTERM, or serves HTTP, or writes log lines). One test
+// runs the node manager as a process of its own and SIGKILLs it.
+package supervisor
