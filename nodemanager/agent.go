@@ -46,6 +46,10 @@ type agent struct {
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored.
 	changed *broadcast
+	// kick asks for a heartbeat now: a gateway's report changed what the
+	// admin node shows (a deployment applied), which should not wait for
+	// the next beat.
+	kick chan struct{}
 
 	mu      sync.Mutex
 	reports map[string]report
@@ -257,8 +261,11 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 	}
 }
 
-// heartbeats reports every instance's state every interval.
+// heartbeats reports every instance's state every interval, and at once
+// when kicked.
 func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	for failures := 0; ; {
 		_, err := a.admin.Heartbeat(ctx, a.heartbeat())
 		switch {
@@ -270,9 +277,22 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 		default:
 			failures = 0
 		}
-		if !sleep(ctx, every) {
+		timer.Reset(every)
+		select {
+		case <-ctx.Done():
 			return
+		case <-timer.C:
+		case <-a.kick:
 		}
+	}
+}
+
+// kickHeartbeat asks for a heartbeat without waiting; kicks while one is
+// pending are one.
+func (a *agent) kickHeartbeat() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -145,7 +145,8 @@ func (a *agent) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	prev := a.lastReport(name)
 	a.report(name, rep)
-	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError {
+	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError || rep.Ready != prev.Ready {
+		a.kickHeartbeat()
 		a.log.Info("instance reports", "instance", name, "applied", rep.AppliedDeployment, "ready", rep.Ready, "error", rep.LastError)
 	}
 	writeLocal(w, http.StatusNoContent, nil)

@@ -133,7 +133,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
 		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now,
-		changed: newBroadcast(), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
+		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
