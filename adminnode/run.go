@@ -177,6 +177,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	// The store closes (deferred) only once nothing uses it any more.
 	stopMaintain()
 	wg.Wait()
+	if err := server.Flush(shut); err != nil {
+		logger.Error("write instance states at shutdown", "error", err)
+	}
 	return runErr
 }
 
@@ -270,6 +273,11 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 			case renewed:
 				logger.Info("server certificate renewed", "not_after", cert.cur.Load().Leaf.NotAfter)
 			}
+		}
+		// Heartbeats flush themselves; this writes what a quiet domain's
+		// last beats left.
+		if err := server.Flush(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("write instance states", "error", err)
 		}
 		if remove {
 			removed, err := server.RemoveOffline(ctx)

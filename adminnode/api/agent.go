@@ -282,29 +282,28 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	if err := decodeJSON(q, &in); err != nil {
 		return nil, err
 	}
-	mine, err := s.store.ListInstances(q.ctx, store.InstanceFilter{Host: q.node})
+	mine, err := s.hostInstances(q.ctx, q.node, "")
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
+	var sts []store.InstanceState
 	for _, st := range in.Instances {
 		if !slices.ContainsFunc(mine, func(i store.Instance) bool { return i.Name == st.Name }) {
 			continue
 		}
-		err := s.store.PutInstanceState(q.ctx, store.InstanceState{Instance: st.Name, LastHeartbeat: now,
+		sts = append(sts, store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
 			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
 	}
+	s.observe(sts)
 	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC()}, nil
 }
 
 func (s *Server) agentInstances(q *request) (any, error) {
 	return s.block(q, func() (uint64, any, error) {
 		index, _ := s.changes.current()
-		ins, err := s.store.ListInstances(q.ctx, store.InstanceFilter{Host: q.node})
+		ins, err := s.hostInstances(q.ctx, q.node, "")
 		if err != nil {
 			return 0, nil, err
 		}
@@ -321,7 +320,7 @@ func (s *Server) agentInstances(q *request) (any, error) {
 // manager with an instance of that group.
 func (s *Server) agentDeployment(q *request) (any, error) {
 	group := q.vars["group"]
-	ins, err := s.store.ListInstances(q.ctx, store.InstanceFilter{Host: q.node, Group: group})
+	ins, err := s.hostInstances(q.ctx, q.node, group)
 	if err != nil {
 		return nil, err
 	}

@@ -238,3 +238,29 @@ func newCSR(t testing.TB, host string) (csr, key []byte) {
 	}
 	return csr, key
 }
+
+// Heartbeats live in memory and reach the store by Flush: a restarted
+// admin node shows the statuses it had.
+func TestObservedStateSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	cert := e.joinAs(srv.URL, "h1")
+	e.group("edge", nil)
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1"}).expect(t, http.StatusCreated, "instance")
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+		{Name: "i1", Process: "running", Ready: true}}}).expect(t, http.StatusOK, "heartbeat")
+	if got, _ := e.store.ListInstanceStates(bg); len(got) != 0 {
+		t.Errorf("a heartbeat was written at once: %+v", got)
+	}
+	if err := e.srv.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(Config{Store: e.store, Domain: must[store.Domain](t)(e.store.GetDomain(bg)), SigningKey: e.srv.key, CA: e.ca, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := again.states()["i1"]
+	if !ok || st.Process != "running" || !st.Ready {
+		t.Fatalf("state after a restart: %+v %t", st, ok)
+	}
+}

@@ -336,8 +336,8 @@ func TestInstanceStatus(t *testing.T) {
 	cur := must[store.Deployment](t)(e.store.LatestDeployment(bg, "edge"))
 	names := []string{e.instance("edge"), e.instance("edge"), e.instance("edge"), e.instance("edge"), e.instance("edge")}
 	beat := func(name string, ago time.Duration, n uint64, sum string) {
-		must[struct{}](t)(struct{}{}, e.store.PutInstanceState(bg, store.InstanceState{Instance: name,
-			LastHeartbeat: e.now.Add(-ago), AppliedDeployment: n, AppliedChecksum: sum, Ready: true}))
+		e.srv.observe([]store.InstanceState{{Instance: name,
+			LastHeartbeat: e.now.Add(-ago), AppliedDeployment: n, AppliedChecksum: sum, Ready: true}})
 	}
 	beat(names[0], time.Second, cur.Number, cur.Checksum)
 	beat(names[1], time.Second, 0, "")

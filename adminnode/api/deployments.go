@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -186,13 +188,11 @@ func (s *Server) RemoveOffline(ctx context.Context) ([]string, error) {
 	if s.thresholds.RemoveAfter == 0 {
 		return nil, nil
 	}
-	states, err := s.store.ListInstanceStates(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("remove offline instances: %w", err)
-	}
 	var removed []string
 	now := s.now()
-	for _, st := range states {
+	states := s.states()
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		st := states[name]
 		obs := status.Observation{LastHeartbeat: st.LastHeartbeat}
 		if !s.thresholds.DueForRemoval(obs, now) {
 			continue
@@ -204,6 +204,7 @@ func (s *Server) RemoveOffline(ctx context.Context) ([]string, error) {
 		if err := s.store.DeleteInstance(ctx, in.Name); err != nil {
 			return removed, fmt.Errorf("remove offline instance %q: %w", in.Name, err)
 		}
+		s.forget(in.Name)
 		removed = append(removed, in.Name)
 		s.changes.bump()
 		_, err = s.store.AppendAudit(ctx, store.AuditEntry{

@@ -210,14 +210,7 @@ func (s *Server) instanceViews(ctx context.Context, f store.InstanceFilter) ([]a
 	if err != nil {
 		return nil, err
 	}
-	states, err := s.store.ListInstanceStates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]store.InstanceState, len(states))
-	for _, st := range states {
-		byName[st.Instance] = st
-	}
+	byName := s.states()
 	currents := map[string]status.Current{}
 	now := s.now()
 	out := make([]apitypes.Instance, 0, len(ins))
@@ -386,16 +379,7 @@ func (s *Server) getInstance(q *request) (any, error) {
 
 // instanceView is one instance with its status.
 func (s *Server) instanceView(ctx context.Context, in store.Instance) (apitypes.Instance, error) {
-	states, err := s.store.ListInstanceStates(ctx)
-	if err != nil {
-		return apitypes.Instance{}, err
-	}
-	var st store.InstanceState
-	for _, x := range states {
-		if x.Instance == in.Name {
-			st = x
-		}
-	}
+	st := s.states()[in.Name]
 	cur, err := s.current(ctx, in.Group)
 	if err != nil {
 		return apitypes.Instance{}, err
@@ -523,5 +507,9 @@ func (s *Server) deleteInstance(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.store.DeleteInstance(q.ctx, in.Name)
+	if err := s.store.DeleteInstance(q.ctx, in.Name); err != nil {
+		return nil, err
+	}
+	s.forget(in.Name)
+	return nil, nil
 }

@@ -53,6 +53,9 @@ type Server struct {
 	userLimiter, sourceLimiter *auth.Limiter
 	router                     *mux.Router
 
+	obs   observed
+	hosts hostIndex
+
 	// spec is the OpenAPI description, built on first use.
 	specOnce sync.Once
 	spec     []byte
@@ -124,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.thresholds.Validate(); err != nil {
 		return nil, fmt.Errorf("new admin API: instance status thresholds: %w", err)
+	}
+	if err := s.loadObserved(context.Background()); err != nil {
+		return nil, fmt.Errorf("new admin API: %w", err)
 	}
 	s.router = s.newRouter()
 	return s, nil

@@ -564,6 +564,22 @@ func (b *Bolt) PutInstanceState(ctx context.Context, st InstanceState) error {
 	})
 }
 
+// PutInstanceStates implements Store.
+func (b *Bolt) PutInstanceStates(ctx context.Context, sts []InstanceState) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
+		for _, st := range sts {
+			if tx.Bucket(bucketInstances).Get([]byte(st.Instance)) == nil {
+				continue
+			}
+			st.LastHeartbeat = st.LastHeartbeat.UTC()
+			if err := put(tx.Bucket(bucketStates), []byte(st.Instance), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ListInstanceStates implements Store.
 func (b *Bolt) ListInstanceStates(ctx context.Context) ([]InstanceState, error) {
 	return list[InstanceState](ctx, b, bucketStates, nil)

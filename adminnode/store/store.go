@@ -289,6 +289,9 @@ type Store interface {
 	DeleteInstance(ctx context.Context, name string) error
 	// PutInstanceState replaces the observed state of an existing instance.
 	PutInstanceState(ctx context.Context, st InstanceState) error
+	// PutInstanceStates replaces the observed states of the instances
+	// that still exist, in one transaction, and skips the others.
+	PutInstanceStates(ctx context.Context, sts []InstanceState) error
 	// ListInstanceStates returns the observed state of every instance
 	// heard from, sorted by instance name.
 	ListInstanceStates(ctx context.Context) ([]InstanceState, error)

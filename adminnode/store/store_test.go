@@ -759,3 +759,19 @@ func TestJoinTokensAndNodeCerts(t *testing.T) {
 		t.Errorf("certificate of a deleted host not revoked: %+v", c)
 	}
 }
+
+func TestPutInstanceStatesSkipsMissing(t *testing.T) {
+	s, _ := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1"}))
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	err := s.PutInstanceStates(ctx, []InstanceState{{Instance: "i1", LastHeartbeat: at, Ready: true}, {Instance: "gone", LastHeartbeat: at}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := must[[]InstanceState](t)(s.ListInstanceStates(ctx))
+	if len(got) != 1 || got[0].Instance != "i1" || !got[0].Ready {
+		t.Errorf("states %+v", got)
+	}
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/store"
+)
+
+// Heartbeats are soft state: a thousand node managers beating every 5 s
+// would be two hundred store transactions a second, each with an fsync,
+// to record values that the next beat replaces. They are kept in memory,
+// where every read takes them from, and written to the store in one
+// transaction at most every flushEvery (and by Flush at shutdown), so that
+// statuses survive a restart with at most that much lost.
+const flushEvery = 10 * time.Second
+
+type observed struct {
+	mu        sync.Mutex
+	states    map[string]store.InstanceState
+	dirty     map[string]bool
+	lastFlush time.Time
+	flushing  atomic.Bool
+}
+
+func (s *Server) loadObserved(ctx context.Context) error {
+	states, err := s.store.ListInstanceStates(ctx)
+	if err != nil {
+		return fmt.Errorf("load instance states: %w", err)
+	}
+	s.obs.states = make(map[string]store.InstanceState, len(states))
+	s.obs.dirty = map[string]bool{}
+	for _, st := range states {
+		s.obs.states[st.Instance] = st
+	}
+	s.obs.lastFlush = s.now()
+	return nil
+}
+
+// observe records an instance's state; a flush is started in the
+// background when the last one is old enough.
+func (s *Server) observe(sts []store.InstanceState) {
+	o := &s.obs
+	o.mu.Lock()
+	for _, st := range sts {
+		o.states[st.Instance] = st
+		o.dirty[st.Instance] = true
+	}
+	due := s.now().Sub(o.lastFlush) >= flushEvery
+	o.mu.Unlock()
+	if due && o.flushing.CompareAndSwap(false, true) {
+		go func() {
+			defer o.flushing.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := s.Flush(ctx); err != nil {
+				s.log.Error("write instance states", "error", err)
+			}
+		}()
+	}
+}
+
+// states returns a copy of every observed state.
+func (s *Server) states() map[string]store.InstanceState {
+	s.obs.mu.Lock()
+	defer s.obs.mu.Unlock()
+	return maps.Clone(s.obs.states)
+}
+
+func (s *Server) forget(name string) {
+	s.obs.mu.Lock()
+	delete(s.obs.states, name)
+	delete(s.obs.dirty, name)
+	s.obs.mu.Unlock()
+}
+
+// Flush writes the observed states changed since the last flush. The
+// admin node calls it at shutdown.
+func (s *Server) Flush(ctx context.Context) error {
+	o := &s.obs
+	o.mu.Lock()
+	batch := make([]store.InstanceState, 0, len(o.dirty))
+	for name := range o.dirty {
+		batch = append(batch, o.states[name])
+	}
+	o.dirty = map[string]bool{}
+	o.lastFlush = s.now()
+	o.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := s.store.PutInstanceStates(ctx, batch); err != nil {
+		// Marked dirty again, unless newer states came meanwhile.
+		o.mu.Lock()
+		for _, st := range batch {
+			if cur, ok := o.states[st.Instance]; ok && cur.LastHeartbeat.Equal(st.LastHeartbeat) {
+				o.dirty[st.Instance] = true
+			}
+		}
+		o.mu.Unlock()
+		return fmt.Errorf("write %d instance states: %w", len(batch), err)
+	}
+	return nil
+}
+
+// hostIndex is the instances by host, rebuilt when the change index moves:
+// every heartbeat and blocking query of a node manager asks for its host's
+// instances, and the store can only scan them all.
+type hostIndex struct {
+	mu     sync.Mutex
+	index  uint64
+	built  bool
+	byHost map[string][]store.Instance
+}
+
+// hostInstances returns the instances of host, optionally of one group.
+func (s *Server) hostInstances(ctx context.Context, host, group string) ([]store.Instance, error) {
+	h := &s.hosts
+	index, _ := s.changes.current()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.built || h.index != index {
+		// The index is read before the store, so that a change landing
+		// in between leaves the index stale and the next call rebuilds.
+		all, err := s.store.ListInstances(ctx, store.InstanceFilter{})
+		if err != nil {
+			return nil, err
+		}
+		h.byHost = map[string][]store.Instance{}
+		for _, in := range all {
+			h.byHost[in.Host] = append(h.byHost[in.Host], in)
+		}
+		h.index, h.built = index, true
+	}
+	ins := h.byHost[host]
+	if group == "" {
+		return slices.Clone(ins), nil
+	}
+	var out []store.Instance
+	for _, in := range ins {
+		if in.Group == group {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
