@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
 	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
@@ -49,7 +50,8 @@ type agent struct {
 	// kick asks for a heartbeat now: a gateway's report changed what the
 	// admin node shows (a deployment applied), which should not wait for
 	// the next beat.
-	kick chan struct{}
+	kick    chan struct{}
+	metrics *metrics.Node
 
 	mu      sync.Mutex
 	reports map[string]report
@@ -268,6 +270,9 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 	defer timer.Stop()
 	for failures := 0; ; {
 		_, err := a.admin.Heartbeat(ctx, a.heartbeat())
+		if ctx.Err() == nil {
+			a.metrics.Heartbeat(err == nil)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -339,6 +344,16 @@ func (a *agent) views() []localapi.InstanceView {
 			v.LastError = r.LastError
 		}
 		out = append(out, v)
+	}
+	return out
+}
+
+func (a *agent) metricInstances() []metrics.NodeInstance {
+	views := a.views()
+	out := make([]metrics.NodeInstance, len(views))
+	for i, v := range views {
+		out[i] = metrics.NodeInstance{Name: v.Name, Group: v.Group, Process: string(v.Process), Restarts: v.Restarts,
+			Ready: v.Ready, Applied: v.AppliedDeployment}
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
 	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
@@ -137,6 +138,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = metrics.NewNode(reg, a.metricInstances)
 	srv := &http.Server{Handler: a.localHandler(reg), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
