@@ -192,21 +192,9 @@ func (s *Server) groupSummary(q *request) (any, error) {
 	return out, nil
 }
 
-// current is the group's current deployment for status derivation.
-func (s *Server) current(ctx context.Context, group string) (status.Current, error) {
-	d, err := s.store.LatestDeployment(ctx, group)
-	if errors.Is(err, store.ErrNotFound) {
-		return status.Current{}, nil
-	}
-	if err != nil {
-		return status.Current{}, err
-	}
-	return status.Current{Number: d.Number, Checksum: d.Checksum}, nil
-}
-
 // instanceViews lists the instances f selects with their derived status.
 func (s *Server) instanceViews(ctx context.Context, f store.InstanceFilter) ([]apitypes.Instance, error) {
-	ins, err := s.store.ListInstances(ctx, f)
+	ins, err := s.instances(ctx, f)
 	if err != nil {
 		return nil, err
 	}

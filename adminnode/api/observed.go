@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
@@ -108,19 +110,22 @@ func (s *Server) Flush(ctx context.Context) error {
 	return nil
 }
 
-// hostIndex is the instances by host, rebuilt when the change index moves:
-// every heartbeat and blocking query of a node manager asks for its host's
-// instances, and the store can only scan them all.
+// hostIndex is the instances, and the instances by host, rebuilt when the
+// change index moves: every heartbeat and blocking query of a node manager
+// asks for its host's instances, every instance list for all of them, and
+// the store can only decode them all each time.
 type hostIndex struct {
 	mu     sync.Mutex
 	index  uint64
 	built  bool
+	all    []store.Instance
 	byHost map[string][]store.Instance
+	// currents caches each group's current deployment, for statuses.
+	currents map[string]status.Current
 }
 
-// hostInstances returns the instances of host, optionally of one group.
-func (s *Server) hostInstances(ctx context.Context, host, group string) ([]store.Instance, error) {
-	h := &s.hosts
+// current returns the instance lists, rebuilt if a change was made.
+func (h *hostIndex) current(ctx context.Context, s *Server) ([]store.Instance, map[string][]store.Instance, error) {
 	index, _ := s.changes.current()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -129,15 +134,71 @@ func (s *Server) hostInstances(ctx context.Context, host, group string) ([]store
 		// in between leaves the index stale and the next call rebuilds.
 		all, err := s.store.ListInstances(ctx, store.InstanceFilter{})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		h.all = all
 		h.byHost = map[string][]store.Instance{}
 		for _, in := range all {
 			h.byHost[in.Host] = append(h.byHost[in.Host], in)
 		}
 		h.index, h.built = index, true
+		h.currents = map[string]status.Current{}
 	}
-	ins := h.byHost[host]
+	return h.all, h.byHost, nil
+}
+
+// current is the group's current deployment for status derivation,
+// cached until the next change.
+func (s *Server) current(ctx context.Context, group string) (status.Current, error) {
+	h := &s.hosts
+	if _, _, err := h.current(ctx, s); err != nil {
+		return status.Current{}, err
+	}
+	h.mu.Lock()
+	cur, ok := h.currents[group]
+	h.mu.Unlock()
+	if ok {
+		return cur, nil
+	}
+	d, err := s.store.LatestDeployment(ctx, group)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return status.Current{}, err
+	default:
+		cur = status.Current{Number: d.Number, Checksum: d.Checksum}
+	}
+	h.mu.Lock()
+	if h.currents != nil {
+		h.currents[group] = cur
+	}
+	h.mu.Unlock()
+	return cur, nil
+}
+
+// instances returns the instances f selects; callers must not change
+// them.
+func (s *Server) instances(ctx context.Context, f store.InstanceFilter) ([]store.Instance, error) {
+	all, _, err := s.hosts.current(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Instance, 0, len(all))
+	for _, in := range all {
+		if (f.Group == "" || in.Group == f.Group) && (f.Host == "" || in.Host == f.Host) {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// hostInstances returns the instances of host, optionally of one group.
+func (s *Server) hostInstances(ctx context.Context, host, group string) ([]store.Instance, error) {
+	_, byHost, err := s.hosts.current(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	ins := byHost[host]
 	if group == "" {
 		return slices.Clone(ins), nil
 	}
