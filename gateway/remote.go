@@ -191,6 +191,7 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 	r := g.remote
 	index := g.deployment.Load()
 	bo := backoff{}
+	failed := false
 	for {
 		asked := time.Now()
 		ans, err := r.client.WatchDeployment(ctx, index, r.wait)
@@ -199,10 +200,18 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 		}
 		g.noteContact("watch", err)
 		if err != nil {
+			failed = true
 			if !sleep(ctx, bo.next()) {
 				return
 			}
 			continue
+		}
+		if failed {
+			// The node manager is back, perhaps restarted with no memory
+			// of what this gateway runs: tell it now rather than at the
+			// next periodic report.
+			failed = false
+			r.reportNow()
 		}
 		if ans.Index == index {
 			// The wait ran out with nothing new. An answer that came back
@@ -222,10 +231,6 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 		if ans.Deployment == nil {
 			g.logger.Info("node manager has no deployment for the group; keeping the current configuration", "index", ans.Index)
 			continue
-		}
-		if ans.Deployment.Number != ans.Index {
-			g.logger.Warn("node manager's index differs from the deployment's number; the signed number counts",
-				"index", ans.Index, "number", ans.Deployment.Number)
 		}
 		if err := g.receive(ans.Deployment); err == nil {
 			g.logger.Info("deployment applied", "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)

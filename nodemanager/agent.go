@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,10 +44,17 @@ type agent struct {
 	local string
 	wait  time.Duration
 	now   func() time.Time
+	// started is when this node manager started.
+	started time.Time
 
 	// changed wakes the local API's blocking queries when a deployment is
-	// stored.
-	changed *broadcast
+	// stored, and localIndex counts those stores: it is the index of the
+	// local API, rather than the deployment's number, so that a gateway
+	// that refused a damaged copy still sees the good one with the same
+	// number. It starts at the start time, so that it differs after a
+	// restart.
+	changed    *broadcast
+	localIndex atomic.Uint64
 	// kick asks for a heartbeat now: a gateway's report changed what the
 	// admin node shows (a deployment applied), which should not wait for
 	// the next beat.
@@ -258,10 +266,16 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 		}
 		if stored {
 			a.log.Info("deployment received", "group", group, "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
+			a.localIndex.Add(1)
 			a.changed.notify()
 		}
 	}
 }
+
+// reportGrace is how long after the node manager's start a running
+// gateway that has not reported yet is left out of heartbeats: gateways
+// report within a second of the node manager answering again.
+const reportGrace = 15 * time.Second
 
 // heartbeats reports every instance's state every interval, and at once
 // when kicked.
@@ -303,7 +317,15 @@ func (a *agent) kickHeartbeat() {
 
 func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 	hb := apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{}}
+	young := a.now().Sub(a.started) < reportGrace
 	for _, v := range a.views() {
+		if young && v.ReportedAt.IsZero() && v.Process == localapi.ProcessRunning {
+			// Just started (or adopted) and not heard from yet: what it
+			// runs is unknown, and saying "nothing" would show a healthy
+			// gateway as Only Heartbeat until it reports. The admin node
+			// keeps its last state meanwhile.
+			continue
+		}
 		hb.Instances = append(hb.Instances, apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
 			Ready: v.Ready, LastError: v.LastError})
@@ -336,6 +358,10 @@ func (a *agent) views() []localapi.InstanceView {
 	for _, in := range ins {
 		st := states[in.Name]
 		r := a.reports[in.Name]
+		if r.at.Before(st.StartedAt) {
+			// A report of the process this one replaced.
+			r = report{}
+		}
 		v := localapi.InstanceView{Name: in.Name, Group: in.Group, Process: localapi.ProcessState(st.Process), PID: st.PID,
 			Restarts: st.Restarts, StartedAt: st.StartedAt, DesiredDeployment: desired[in.Group],
 			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
@@ -402,9 +428,11 @@ func (a *agent) instance(name string) (apitypes.AgentInstance, bool) {
 
 // deployment is a group's stored deployment as the local API answers it.
 func (a *agent) deployment(group string) (localapi.DeploymentAnswer, error) {
+	ans := localapi.DeploymentAnswer{Index: a.localIndex.Load()}
 	d, err := a.state.Deployment(group)
-	if err != nil || d == nil {
+	if err != nil {
 		return localapi.DeploymentAnswer{}, err
 	}
-	return localapi.DeploymentAnswer{Index: d.Number, Deployment: d}, nil
+	ans.Deployment = d
+	return ans, nil
 }

@@ -133,9 +133,10 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
-		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now,
+		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now, started: time.Now(),
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 	}
+	a.localIndex.Store(uint64(time.Now().UnixNano()))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = metrics.NewNode(reg, a.metricInstances)

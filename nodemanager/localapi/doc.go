@@ -12,9 +12,11 @@
 //   - GET /v1/deployment?instance=NAME&index=N&wait=30s is a blocking query
 //     (Consul's model): the answer (DeploymentAnswer) comes at once when the
 //     index of the instance's group deployment differs from N, else when it
-//     changes, else after wait with the same index. The index is the
-//     deployment's number; the deployment is absent while the group has
-//     none.
+//     changes, else after wait with the same index. The index is the node
+//     manager's own counter of the deployments it stored (not the
+//     deployment's number, so that a good copy replacing a damaged one with
+//     the same number is still news); the deployment is absent while the
+//     group has none.
 //   - PUT /v1/instances/{name}/report (Report) says what the gateway runs:
 //     after every attempt to apply a deployment and periodically, so that
 //     the node manager sees readiness.

@@ -49,9 +49,9 @@ const (
 	MaxWait     = 5 * time.Minute
 )
 
-// DeploymentAnswer answers GET /v1/deployment. Index is the number of the
-// group's current deployment (0 while it has none, and then Deployment is
-// nil). The client asks again with this index.
+// DeploymentAnswer answers GET /v1/deployment. Index is opaque: the node
+// manager's counter of stored deployments, which the client asks again
+// with; Deployment is nil while the group has none.
 type DeploymentAnswer struct {
 	Index      uint64             `json:"index"`
 	Deployment *deploy.Deployment `json:"deployment,omitempty"`

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -86,16 +87,19 @@ func (s *Store) upgrade() error {
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
 
-// PutDeployment keeps d as its group's deployment unless the group already
-// has a newer one: a late answer must not roll a group back. It reports
-// whether d was stored.
+// PutDeployment keeps d as its group's deployment, and reports whether it
+// differs from the one stored. The admin node's current deployment always
+// wins, even with a lower or equal number: what the store holds is only a
+// copy, and one damaged or tampered with must not outlast the next answer
+// of the admin node. (Rolling gateways back to an older deployment is
+// what their own check refuses.)
 func (s *Store) PutDeployment(d *deploy.Deployment) (bool, error) {
 	stored := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketDeployments)
 		if cur, err := decodeDeployment(bk.Get([]byte(d.Group))); err != nil {
 			return err
-		} else if cur != nil && cur.Number >= d.Number {
+		} else if cur != nil && cur.Number == d.Number && cur.Checksum == d.Checksum && bytes.Equal(cur.Signature, d.Signature) {
 			return nil
 		}
 		data, err := json.Marshal(d)

@@ -22,19 +22,22 @@ func open(t *testing.T) (*Store, string) {
 	return s, path
 }
 
-func TestDeploymentsNeverGoBack(t *testing.T) {
+// The admin node's answer replaces whatever differs from it, a tampered
+// copy with the same or a higher number included.
+func TestDeploymentFollowsTheAdminNode(t *testing.T) {
 	s, _ := open(t)
 	for _, tc := range []struct {
 		number uint64
+		sig    string
 		stored bool
-	}{{2, true}, {1, false}, {2, false}, {3, true}} {
-		got, err := s.PutDeployment(&deploy.Deployment{Group: "edge", Number: tc.number})
+	}{{2, "a", true}, {2, "a", false}, {3, "a", true}, {3, "forged", true}, {3, "a", true}, {1, "a", true}} {
+		got, err := s.PutDeployment(&deploy.Deployment{Group: "edge", Number: tc.number, Signature: []byte(tc.sig)})
 		if err != nil || got != tc.stored {
-			t.Errorf("put deployment %d: stored %t, %v; want %t", tc.number, got, err, tc.stored)
+			t.Errorf("put deployment %d (%s): stored %t, %v; want %t", tc.number, tc.sig, got, err, tc.stored)
 		}
 	}
 	d, err := s.Deployment("edge")
-	if err != nil || d == nil || d.Number != 3 {
+	if err != nil || d == nil || d.Number != 1 {
 		t.Fatalf("deployment %+v, %v", d, err)
 	}
 	if d, err := s.Deployment("none"); err != nil || d != nil {
