@@ -363,7 +363,8 @@ func (a *agent) views() []localapi.InstanceView {
 			r = report{}
 		}
 		v := localapi.InstanceView{Name: in.Name, Group: in.Group, Process: localapi.ProcessState(st.Process), PID: st.PID,
-			Restarts: st.Restarts, StartedAt: st.StartedAt, DesiredDeployment: desired[in.Group],
+			Restarts: st.Restarts, StartedAt: st.StartedAt, LastExit: st.LastExit, NextStartAt: st.NextStartAt,
+			DesiredDeployment: desired[in.Group],
 			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
 			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at}
 		if r.LastError != "" {

@@ -93,6 +93,10 @@ type InstanceView struct {
 	Restarts int          `json:"restarts"`
 	// StartedAt is when the current process started; zero when none runs.
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// LastExit says how the last process ended ("exit status 1"), and
+	// NextStartAt when a process in backoff or crash-loop starts again.
+	LastExit    string    `json:"last_exit,omitempty"`
+	NextStartAt time.Time `json:"next_start_at,omitzero"`
 	// DesiredDeployment is the number of the group's deployment the node
 	// manager holds; AppliedDeployment and the fields after it are from the
 	// gateway's last report (ReportedAt).
