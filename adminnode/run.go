@@ -58,6 +58,9 @@ type RunOptions struct {
 	RemoveAfter  time.Duration
 	MaxBodyBytes int64
 	PasswordCost int
+	// DriftGrace is how long an instance may run another deployment than
+	// its group's current one before it is flagged (api.DefaultDriftGrace).
+	DriftGrace time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -106,6 +109,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		OfflineAfter:  opts.OfflineAfter,
 		RemoveAfter:   removeAfter,
 		MaxBodyBytes:  opts.MaxBodyBytes,
+		DriftGrace:    opts.DriftGrace,
 		Now:           opts.Now,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -282,35 +283,51 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	if err := decodeJSON(q, &in); err != nil {
 		return nil, err
 	}
+	if err := s.noteAddress(q, in.Address); err != nil {
+		return nil, err
+	}
 	mine, err := s.hostInstances(q.ctx, q.node, "")
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
 	var sts []store.InstanceState
+	groups := map[string]string{}
 	for _, st := range in.Instances {
-		if !slices.ContainsFunc(mine, func(i store.Instance) bool { return i.Name == st.Name }) {
+		i := slices.IndexFunc(mine, func(i store.Instance) bool { return i.Name == st.Name })
+		if i < 0 {
 			continue
 		}
-		sts = append(sts, store.InstanceState{Instance: st.Name, LastHeartbeat: now,
+		groups[st.Name] = mine[i].Group
+		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
-			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError})
+			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError}
+		for _, p := range st.Peers {
+			state.Peers = append(state.Peers, store.Peer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
+		}
+		sts = append(sts, state)
 	}
 	s.observe(sts)
+	s.noteDrift(q.ctx, sts, groups, now)
 	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC()}, nil
 }
 
 func (s *Server) agentInstances(q *request) (any, error) {
 	return s.block(q, func() (uint64, any, error) {
 		index, _ := s.changes.current()
-		ins, err := s.hostInstances(q.ctx, q.node, "")
+		_, byHost, addrs, err := s.hosts.snapshot(q.ctx, s)
 		if err != nil {
 			return 0, nil, err
 		}
+		ins := byHost[q.node]
 		out := apitypes.AgentInstances{Index: index, Instances: make([]apitypes.AgentInstance, len(ins))}
 		for i, in := range ins {
+			g, err := s.agentGossip(q.ctx, in, addrs)
+			if err != nil {
+				return 0, nil, err
+			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
-				TLSListen: in.TLSListen, StatusListen: in.StatusListen}
+				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: g}
 		}
 		return index, out, nil
 	})
@@ -366,4 +383,29 @@ func joinTokenRoutes() []*route {
 		{method: "GET", path: "/join-tokens", action: "join-token.list", summary: "Join tokens, used and unused",
 			perm: rbac.HostRead, scope: scopeDomain, out: []apitypes.JoinToken{}, handle: (*Server).listJoinTokens},
 	}
+}
+
+// noteAddress records the address the host's gateways are reached at: the
+// one the node manager advertises, else the one its heartbeat comes from.
+// A new address changes every peer's seeds, so node managers are woken.
+func (s *Server) noteAddress(q *request, advertised string) error {
+	addr := advertised
+	if addr == "" {
+		addr = q.source
+	}
+	if net.ParseIP(addr) == nil {
+		return badRequest("address", "address %q: must be an IP address", advertised)
+	}
+	_, _, addrs, err := s.hosts.snapshot(q.ctx, s)
+	if err != nil {
+		return err
+	}
+	if addrs[q.node] == addr {
+		return nil
+	}
+	if err := s.store.SetHostAddress(q.ctx, q.node, addr); err != nil {
+		return err
+	}
+	s.changes.bump()
+	return nil
 }

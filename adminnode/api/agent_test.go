@@ -264,3 +264,80 @@ func TestObservedStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("state after a restart: %+v %t", st, ok)
 	}
 }
+
+func TestGossipSettingsAndViews(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	cert := e.joinAs(srv.URL, "h1")
+	n := newNode(t, srv.URL, e.ca, &cert)
+	e.group("edge", nil)
+	var i1, i2 apitypes.Instance
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1", Listen: ":8080", StatusListen: ":8085"}).
+		expect(t, http.StatusCreated, "i1").decode(t, &i1)
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i2", Group: "edge", Host: "h1", Listen: ":8081", StatusListen: ":8086"}).
+		expect(t, http.StatusCreated, "i2").decode(t, &i2)
+	if i1.GossipListen != ":7946" || i2.GossipListen != ":7947" {
+		t.Fatalf("gossip ports %q %q, want :7946 and :7947", i1.GossipListen, i2.GossipListen)
+	}
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i3", Group: "edge", Host: "h1", Listen: ":8082", StatusListen: ":8087", GossipListen: ":7947"}).
+		expect(t, http.StatusConflict, "gossip port clash")
+	if r := e.do(e.admin, "GET", "/groups/edge", nil).expect(t, http.StatusOK, "group"); strings.Contains(string(r.body), "gossip") {
+		t.Errorf("the group shows its gossip keys: %s", r.body)
+	}
+
+	// Seeds need the host's address, which the first heartbeat gives.
+	n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{}).expect(t, http.StatusOK, "heartbeat")
+	var ins apitypes.AgentInstances
+	n.do("GET", "/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &ins)
+	byName := map[string]apitypes.AgentInstance{}
+	for _, in := range ins.Instances {
+		byName[in.Name] = in
+	}
+	g1 := byName["i1"].Gossip
+	if g1 == nil || g1.Listen != ":7946" || len(g1.Keys) != 1 || len(g1.Seeds) != 1 || g1.Seeds[0] != "127.0.0.1:7947" {
+		t.Fatalf("gossip of i1 %+v", g1)
+	}
+	oldKey := g1.Keys[0]
+	var rot apitypes.GossipKeyRotation
+	e.do(e.admin, "POST", "/groups/edge/gossip-key", nil).expect(t, http.StatusOK, "rotate").decode(t, &rot)
+	if rot.Keys != 2 {
+		t.Errorf("rotation %+v", rot)
+	}
+	var rotated apitypes.AgentInstances
+	n.do("GET", "/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &rotated)
+	if g := rotated.Instances[0].Gossip; len(g.Keys) != 2 || g.Keys[1] != oldKey || g.Keys[0] == oldKey {
+		t.Errorf("keys after a rotation: new primary first, old one kept: %+v (was %s)", g.Keys, oldKey)
+	}
+
+	// i2's peers say i1 is dead: i1 is unreachable by its peers at once.
+	e.deployed("edge")
+	beat := func(i1State string, i2Applied uint64) {
+		n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+			{Name: "i1", Ready: true, AppliedDeployment: 1, Peers: []apitypes.GossipPeer{{Name: "i2", State: "alive"}}},
+			{Name: "i2", Ready: true, AppliedDeployment: i2Applied, Peers: []apitypes.GossipPeer{{Name: "i1", State: i1State}}},
+		}}).expect(t, http.StatusOK, "heartbeat")
+	}
+	beat("dead", 0)
+	var views []apitypes.Instance
+	e.do(e.admin, "GET", "/groups/edge/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &views)
+	if !views[0].Unreachable || len(views[0].UnreachableBy) != 1 || views[0].UnreachableBy[0] != "i2" || views[1].Unreachable {
+		t.Fatalf("unreachable %+v / %+v", views[0], views[1])
+	}
+	var sum apitypes.GroupSummary
+	e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
+	if len(sum.Unreachable) != 1 || len(sum.Drift) != 0 {
+		t.Errorf("summary right after: %+v", sum)
+	}
+	// i2 has run no deployment for longer than the grace period: drift.
+	e.advance(DefaultDriftGrace + time.Second)
+	beat("alive", 0)
+	e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
+	if len(sum.Unreachable) != 0 || len(sum.Drift) != 1 || sum.Drift[0].Instance != "i2" || sum.Drift[0].Deployment != 0 {
+		t.Errorf("summary after the grace period: %+v", sum)
+	}
+	beat("alive", 1)
+	e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
+	if len(sum.Drift) != 0 {
+		t.Errorf("drift after i2 applied the deployment: %+v", sum.Drift)
+	}
+}

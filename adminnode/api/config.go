@@ -32,6 +32,10 @@ type Config struct {
 	// LostAfter, OfflineAfter and RemoveAfter are the instance status
 	// thresholds (30 s, 2 h, 7 days; RemoveAfter < 0 disables removal).
 	LostAfter, OfflineAfter, RemoveAfter time.Duration
+	// DriftGrace is how long an instance may run another deployment than
+	// its group's current one before the group's summary flags it
+	// (DefaultDriftGrace).
+	DriftGrace time.Duration
 	// MaxBodyBytes bounds request bodies (8 MiB).
 	MaxBodyBytes int64
 	// Now is the clock (time.Now); tests move it.

@@ -87,7 +87,11 @@ func (s *Server) createGroup(q *request) (any, error) {
 		return nil, err
 	}
 	q.auditTarget, q.auditGroup = "group/"+in.Name, in.Name
-	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description}
+	key, err := newGossipKey()
+	if err != nil {
+		return nil, err
+	}
+	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, GossipKeys: [][]byte{key}}
 	// The permission is checked on the group as it will be, so that a
 	// binding on env=dev cannot create a group labelled env=prod.
 	if err := q.need(rbac.GroupWrite, &g); err != nil {
@@ -189,6 +193,13 @@ func (s *Server) groupSummary(q *request) (any, error) {
 	for n, names := range sum.Deployments {
 		out.Deployments[strconv.FormatUint(n, 10)] = names
 	}
+	out.Drift = s.drifting(views, cur, s.now())
+	out.Unreachable = []string{}
+	for _, v := range views {
+		if v.Unreachable {
+			out.Unreachable = append(out.Unreachable, v.Name)
+		}
+	}
 	return out, nil
 }
 
@@ -201,6 +212,7 @@ func (s *Server) instanceViews(ctx context.Context, f store.InstanceFilter) ([]a
 	byName := s.states()
 	currents := map[string]status.Current{}
 	now := s.now()
+	unreachable := s.unreachable(byName, now)
 	out := make([]apitypes.Instance, 0, len(ins))
 	for _, in := range ins {
 		cur, ok := currents[in.Group]
@@ -210,7 +222,10 @@ func (s *Server) instanceViews(ctx context.Context, f store.InstanceFilter) ([]a
 			}
 			currents[in.Group] = cur
 		}
-		out = append(out, s.instanceOut(in, byName[in.Name], cur, now))
+		v := s.instanceOut(in, byName[in.Name], cur, now)
+		v.UnreachableBy = unreachable[in.Name]
+		v.Unreachable = len(v.UnreachableBy) > 0
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -218,7 +233,7 @@ func (s *Server) instanceViews(ctx context.Context, f store.InstanceFilter) ([]a
 func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur status.Current, now time.Time) apitypes.Instance {
 	out := apitypes.Instance{
 		Name: in.Name, Group: in.Group, Host: in.Host,
-		Listen: in.Listen, TLSListen: in.TLSListen, StatusListen: in.StatusListen,
+		Listen: in.Listen, TLSListen: in.TLSListen, StatusListen: in.StatusListen, GossipListen: in.GossipListen,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 	obs := status.Observation{LastHeartbeat: st.LastHeartbeat, AppliedDeployment: st.AppliedDeployment,
@@ -229,6 +244,10 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 			LastHeartbeat: st.LastHeartbeat, AppliedDeployment: st.AppliedDeployment,
 			AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, Process: st.Process,
 			PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
+		}
+		for _, p := range st.Peers {
+			out.Observed.Peers = append(out.Observed.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State,
+				Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
 	}
 	return out
@@ -367,12 +386,16 @@ func (s *Server) getInstance(q *request) (any, error) {
 
 // instanceView is one instance with its status.
 func (s *Server) instanceView(ctx context.Context, in store.Instance) (apitypes.Instance, error) {
-	st := s.states()[in.Name]
+	states := s.states()
+	st := states[in.Name]
 	cur, err := s.current(ctx, in.Group)
 	if err != nil {
 		return apitypes.Instance{}, err
 	}
-	return s.instanceOut(in, st, cur, s.now()), nil
+	v := s.instanceOut(in, st, cur, s.now())
+	v.UnreachableBy = s.unreachable(states, s.now())[in.Name]
+	v.Unreachable = len(v.UnreachableBy) > 0
+	return v, nil
 }
 
 // Defaults of an instance's addresses: the gateway's own.
@@ -399,9 +422,28 @@ func (s *Server) checkInstance(q *request, in *apitypes.Instance) error {
 	if in.StatusListen == "" {
 		in.StatusListen = defaultStatusListen
 	}
+	others, err := s.store.ListInstances(q.ctx, store.InstanceFilter{Host: in.Host})
+	if err != nil {
+		return err
+	}
+	// used maps the ports the host's other instances hold to them.
+	used := map[string]string{}
+	for _, o := range others {
+		if o.Name == in.Name {
+			continue
+		}
+		for _, addr := range []string{o.Listen, o.TLSListen, o.StatusListen, o.GossipListen} {
+			if _, port, err := net.SplitHostPort(addr); err == nil {
+				used[port] = o.Name
+			}
+		}
+	}
+	if in.GossipListen == "" {
+		in.GossipListen = freeGossipPort(used, in)
+	}
 	ports := map[string]string{}
 	for _, a := range []struct{ field, addr string }{
-		{"listen", in.Listen}, {"tls_listen", in.TLSListen}, {"status_listen", in.StatusListen},
+		{"listen", in.Listen}, {"tls_listen", in.TLSListen}, {"status_listen", in.StatusListen}, {"gossip_listen", in.GossipListen},
 	} {
 		if a.addr == "" {
 			continue
@@ -416,30 +458,34 @@ func (s *Server) checkInstance(q *request, in *apitypes.Instance) error {
 		if other, ok := ports[port]; ok {
 			return badRequest(a.field, "%s %q: port %s is also %s", a.field, a.addr, port, other)
 		}
+		if o, ok := used[port]; ok {
+			return conflict("%s: port %s is already used by instance %q on host %q", a.field, port, o, in.Host).withField(a.field)
+		}
 		ports[port] = a.field
-	}
-	others, err := s.store.ListInstances(q.ctx, store.InstanceFilter{Host: in.Host})
-	if err != nil {
-		return err
-	}
-	for _, o := range others {
-		if o.Name == in.Name {
-			continue
-		}
-		for _, addr := range []string{o.Listen, o.TLSListen, o.StatusListen} {
-			if _, port, err := net.SplitHostPort(addr); err == nil {
-				if field, ok := ports[port]; ok {
-					return conflict("%s: port %s is already used by instance %q on host %q", field, port, o.Name, in.Host).withField(field)
-				}
-			}
-		}
 	}
 	return nil
 }
 
+// freeGossipPort picks the first port from DefaultGossipPort up that no
+// instance of the host, this one included, uses.
+func freeGossipPort(used map[string]string, in *apitypes.Instance) string {
+	mine := map[string]bool{}
+	for _, addr := range []string{in.Listen, in.TLSListen, in.StatusListen} {
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			mine[port] = true
+		}
+	}
+	for p := DefaultGossipPort; ; p++ {
+		port := strconv.Itoa(p)
+		if _, taken := used[port]; !taken && !mine[port] {
+			return ":" + port
+		}
+	}
+}
+
 func instanceIn(in apitypes.Instance) store.Instance {
 	return store.Instance{Name: in.Name, Group: in.Group, Host: in.Host,
-		Listen: in.Listen, TLSListen: in.TLSListen, StatusListen: in.StatusListen}
+		Listen: in.Listen, TLSListen: in.TLSListen, StatusListen: in.StatusListen, GossipListen: in.GossipListen}
 }
 
 func (s *Server) createInstance(q *request) (any, error) {

@@ -28,6 +28,9 @@ type observed struct {
 	dirty     map[string]bool
 	lastFlush time.Time
 	flushing  atomic.Bool
+	// drift is since when each instance has run another deployment than
+	// its group's current one.
+	drift map[string]drift
 }
 
 func (s *Server) loadObserved(ctx context.Context) error {
@@ -37,6 +40,7 @@ func (s *Server) loadObserved(ctx context.Context) error {
 	}
 	s.obs.states = make(map[string]store.InstanceState, len(states))
 	s.obs.dirty = map[string]bool{}
+	s.obs.drift = map[string]drift{}
 	for _, st := range states {
 		s.obs.states[st.Instance] = st
 	}
@@ -78,6 +82,7 @@ func (s *Server) forget(name string) {
 	s.obs.mu.Lock()
 	delete(s.obs.states, name)
 	delete(s.obs.dirty, name)
+	delete(s.obs.drift, name)
 	s.obs.mu.Unlock()
 }
 
@@ -120,12 +125,20 @@ type hostIndex struct {
 	built  bool
 	all    []store.Instance
 	byHost map[string][]store.Instance
+	// addrs is each host's advertised address.
+	addrs map[string]string
 	// currents caches each group's current deployment, for statuses.
 	currents map[string]status.Current
 }
 
 // current returns the instance lists, rebuilt if a change was made.
 func (h *hostIndex) current(ctx context.Context, s *Server) ([]store.Instance, map[string][]store.Instance, error) {
+	all, byHost, _, err := h.snapshot(ctx, s)
+	return all, byHost, err
+}
+
+// snapshot is current with the hosts' addresses.
+func (h *hostIndex) snapshot(ctx context.Context, s *Server) ([]store.Instance, map[string][]store.Instance, map[string]string, error) {
 	index, _ := s.changes.current()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -134,7 +147,15 @@ func (h *hostIndex) current(ctx context.Context, s *Server) ([]store.Instance, m
 		// in between leaves the index stale and the next call rebuilds.
 		all, err := s.store.ListInstances(ctx, store.InstanceFilter{})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		hosts, err := s.store.ListHosts(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		h.addrs = make(map[string]string, len(hosts))
+		for _, x := range hosts {
+			h.addrs[x.Name] = x.Address
 		}
 		h.all = all
 		h.byHost = map[string][]store.Instance{}
@@ -144,7 +165,7 @@ func (h *hostIndex) current(ctx context.Context, s *Server) ([]store.Instance, m
 		h.index, h.built = index, true
 		h.currents = map[string]status.Current{}
 	}
-	return h.all, h.byHost, nil
+	return h.all, h.byHost, h.addrs, nil
 }
 
 // current is the group's current deployment for status derivation,

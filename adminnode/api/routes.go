@@ -107,6 +107,8 @@ func (s *Server) routes() []*route {
 			perm: rbac.GroupWrite, scope: scopeGroup, in: apitypes.Group{}, out: apitypes.Group{}, handle: (*Server).updateGroup},
 		{method: "DELETE", path: "/groups/{group}", action: "group.delete", summary: "Delete a group without instances, with its draft and deployments",
 			perm: rbac.GroupWrite, scope: scopeGroup, handle: (*Server).deleteGroup},
+		{method: "POST", path: "/groups/{group}/gossip-key", action: "group.gossip-key.rotate", summary: "Make a new primary gossip key for the group's gateways, keeping the previous one accepted",
+			perm: rbac.GroupWrite, scope: scopeGroup, out: apitypes.GossipKeyRotation{}, handle: (*Server).rotateGossipKey},
 		{method: "GET", path: "/groups/{group}/summary", action: "group.summary", summary: "Instances by status and the current deployment's roll-out",
 			perm: rbac.GroupRead, scope: scopeGroup, out: apitypes.GroupSummary{}, handle: (*Server).groupSummary},
 		{method: "GET", path: "/groups/{group}/instances", action: "group.instances", summary: "The group's instances with their status",

@@ -46,6 +46,7 @@ type Server struct {
 	cost       int
 	loginTTL   time.Duration
 	thresholds status.Thresholds
+	driftGrace time.Duration
 	maxBody    int64
 	now        func() time.Time
 	// Failed logins are limited per user (guessing one password) and per
@@ -108,6 +109,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.nodeTTL == 0 {
 		s.nodeTTL = DefaultNodeCertTTL
+	}
+	s.driftGrace = cfg.DriftGrace
+	if s.driftGrace == 0 {
+		s.driftGrace = DefaultDriftGrace
 	}
 	// Indexes of blocking queries start at the start time, so that after a
 	// restart they differ from any a node manager holds.

@@ -158,6 +158,11 @@ type GroupSummary struct {
 	// Deployments says which instances run which deployment number ("0":
 	// none reported).
 	Deployments map[string][]string `json:"deployments"`
+	// Drift lists the instances that have run another deployment than the
+	// current one for longer than the drift grace period.
+	Drift []Drift `json:"drift"`
+	// Unreachable lists the instances their peers' gossip declares dead.
+	Unreachable []string `json:"unreachable"`
 }
 
 // Host is a machine running a node manager.
@@ -177,12 +182,21 @@ type Instance struct {
 	Listen       string `json:"listen,omitempty"`
 	TLSListen    string `json:"tls_listen,omitempty"`
 	StatusListen string `json:"status_listen,omitempty"`
+	// GossipListen is where the gateway gossips with its group's peers
+	// (":7946"-style; a free port from 7946 up is picked on the host when
+	// empty).
+	GossipListen string `json:"gossip_listen,omitempty"`
 	// Status is derived: Pending, Healthy, Only Heartbeat, Lost
 	// Connection, Offline.
-	Status    string         `json:"status,omitempty"`
-	Observed  *InstanceState `json:"observed,omitempty"`
-	CreatedAt time.Time      `json:"created_at,omitzero"`
-	UpdatedAt time.Time      `json:"updated_at,omitzero"`
+	Status   string         `json:"status,omitempty"`
+	Observed *InstanceState `json:"observed,omitempty"`
+	// UnreachableBy names the group's peers whose gossip declares this
+	// instance dead or suspect: a detail beside Status, seen within
+	// seconds where heartbeats take LostAfter.
+	Unreachable   bool      `json:"unreachable,omitempty"`
+	UnreachableBy []string  `json:"unreachable_by,omitempty"`
+	CreatedAt     time.Time `json:"created_at,omitzero"`
+	UpdatedAt     time.Time `json:"updated_at,omitzero"`
 }
 
 // InstanceState is what the instance's node manager last reported.
@@ -195,6 +209,35 @@ type InstanceState struct {
 	PID               int       `json:"pid,omitempty"`
 	Restarts          int       `json:"restarts,omitempty"`
 	LastError         string    `json:"last_error,omitempty"`
+	// Peers is the instance's gossip view of its group.
+	Peers []GossipPeer `json:"peers,omitempty"`
+}
+
+// GossipPeer is one member of a group as another member's gossip sees it.
+type GossipPeer struct {
+	Name string `json:"name"`
+	// State is alive, suspect, dead or left.
+	State      string    `json:"state"`
+	Deployment uint64    `json:"deployment,omitempty"`
+	Checksum   string    `json:"checksum,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+}
+
+// GossipKeyRotation is the answer to POST /groups/{group}/gossip-key. Keys
+// themselves are never shown.
+type GossipKeyRotation struct {
+	Group string `json:"group"`
+	// Keys is how many keys the group's gateways accept; the new one is
+	// the primary.
+	Keys int `json:"keys"`
+}
+
+// Drift is an instance running another deployment than its group's
+// current one for longer than the grace period.
+type Drift struct {
+	Instance   string    `json:"instance"`
+	Deployment uint64    `json:"deployment"`
+	Since      time.Time `json:"since"`
 }
 
 // Draft is a group's configuration being edited. Secrets (consumer
@@ -389,11 +432,17 @@ type AgentInstanceState struct {
 	AppliedChecksum   string `json:"applied_checksum,omitempty"`
 	Ready             bool   `json:"ready"`
 	LastError         string `json:"last_error,omitempty"`
+	// Peers is the gateway's gossip view of its group.
+	Peers []GossipPeer `json:"peers,omitempty"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
 // the host.
 type AgentHeartbeat struct {
+	// Address is the IP address the host's gateways are reached at by
+	// their peers (node run --advertise); empty, the admin node takes the
+	// address the heartbeat comes from.
+	Address   string               `json:"address,omitempty"`
 	Instances []AgentInstanceState `json:"instances"`
 }
 
@@ -409,6 +458,17 @@ type AgentInstance struct {
 	Listen       string `json:"listen,omitempty"`
 	TLSListen    string `json:"tls_listen,omitempty"`
 	StatusListen string `json:"status_listen,omitempty"`
+	// Gossip is how the instance joins its group's gossip.
+	Gossip *AgentGossip `json:"gossip,omitempty"`
+}
+
+// AgentGossip is an instance's gossip settings: where it listens, the
+// addresses of its group's other instances, and the group's keys (base64,
+// the primary first). Secret: only the agent API carries it.
+type AgentGossip struct {
+	Listen string   `json:"listen"`
+	Seeds  []string `json:"seeds"`
+	Keys   []string `json:"keys"`
 }
 
 // AgentInstances answers the blocking query of the host's instances.

@@ -345,6 +345,22 @@ func (b *Bolt) UpdateGroup(ctx context.Context, g Group, expectedVersion uint64)
 	return out, nil
 }
 
+// SetGossipKeys implements Store.
+func (b *Bolt) SetGossipKeys(ctx context.Context, group string, keys [][]byte) (Group, error) {
+	var out Group
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = modify(tx, bucketGroups, "group", group, func(cur *Group) error {
+			cur.GossipKeys = keys
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return Group{}, err
+	}
+	return out, nil
+}
+
 // DeleteGroup implements Store.
 func (b *Bolt) DeleteGroup(ctx context.Context, name string) error {
 	return b.update(ctx, func(tx *bolt.Tx) error {
@@ -378,6 +394,17 @@ func (b *Bolt) CreateHost(ctx context.Context, h Host) (Host, error) {
 		return Host{}, err
 	}
 	return h, nil
+}
+
+// SetHostAddress implements Store.
+func (b *Bolt) SetHostAddress(ctx context.Context, name, address string) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
+		_, err := modify(tx, bucketHosts, "host", name, func(h *Host) error {
+			h.Address = address
+			return nil
+		})
+		return err
+	})
 }
 
 // GetHost implements Store.

@@ -44,6 +44,9 @@ type Group struct {
 	UpdatedAt   time.Time         `json:"updated_at"`
 	// Version is bumped by every update, so that it can serve as an ETag.
 	Version uint64 `json:"version"`
+	// GossipKeys encrypt the gossip of the group's gateways; the first is
+	// the primary, the others are still accepted (rotation). Secret.
+	GossipKeys [][]byte `json:"gossip_keys,omitempty"`
 }
 
 // Host is a machine running a node manager.
@@ -51,17 +54,22 @@ type Host struct {
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Address is the IP address the host's gateways are reached at by
+	// their peers, as its node manager last advertised it.
+	Address string `json:"address,omitempty"`
 }
 
 // Instance is one gateway process of a group on a host. Its name is unique
 // in the domain.
 type Instance struct {
-	Name         string    `json:"name"`
-	Group        string    `json:"group"`
-	Host         string    `json:"host"`
-	Listen       string    `json:"listen,omitempty"`
-	TLSListen    string    `json:"tls_listen,omitempty"`
-	StatusListen string    `json:"status_listen,omitempty"`
+	Name         string `json:"name"`
+	Group        string `json:"group"`
+	Host         string `json:"host"`
+	Listen       string `json:"listen,omitempty"`
+	TLSListen    string `json:"tls_listen,omitempty"`
+	StatusListen string `json:"status_listen,omitempty"`
+	// GossipListen is the gateway's gossip address, ":7946"-style.
+	GossipListen string    `json:"gossip_listen,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -81,6 +89,17 @@ type InstanceState struct {
 	PID       int    `json:"pid,omitempty"`
 	Restarts  int    `json:"restarts,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// Peers is the instance's gossip view of its group.
+	Peers []Peer `json:"peers,omitempty"`
+}
+
+// Peer is one member of a group as another member's gossip sees it.
+type Peer struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Deployment uint64    `json:"deployment,omitempty"`
+	Checksum   string    `json:"checksum,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
 }
 
 // JoinToken lets one node manager join the domain as Host, once, before
@@ -253,6 +272,9 @@ type Store interface {
 	// its Version is expectedVersion (ErrConflict otherwise), bumping
 	// Version.
 	UpdateGroup(ctx context.Context, g Group, expectedVersion uint64) (Group, error)
+	// SetGossipKeys replaces the group's gossip keys, leaving its Version:
+	// the keys are not part of what an ETag protects.
+	SetGossipKeys(ctx context.Context, group string, keys [][]byte) (Group, error)
 	// DeleteGroup refuses with ErrInUse while instances belong to the
 	// group; its draft and deployment history go with it.
 	DeleteGroup(ctx context.Context, name string) error
@@ -260,6 +282,9 @@ type Store interface {
 	CreateHost(ctx context.Context, h Host) (Host, error)
 	GetHost(ctx context.Context, name string) (Host, error)
 	ListHosts(ctx context.Context) ([]Host, error)
+	// SetHostAddress records the address a host's node manager
+	// advertises.
+	SetHostAddress(ctx context.Context, name, address string) error
 	// DeleteHost refuses with ErrInUse while instances are on the host,
 	// and revokes the host's node certificates.
 	DeleteHost(ctx context.Context, name string) error

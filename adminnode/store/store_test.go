@@ -775,3 +775,27 @@ func TestPutInstanceStatesSkipsMissing(t *testing.T) {
 		t.Errorf("states %+v", got)
 	}
 }
+
+func TestGossipKeysAndHostAddress(t *testing.T) {
+	s, _ := open(t)
+	g := must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	keys := [][]byte{[]byte("k2"), []byte("k1")}
+	got := must[Group](t)(s.SetGossipKeys(ctx, "edge", keys))
+	if got.Version != g.Version || len(got.GossipKeys) != 2 {
+		t.Errorf("after SetGossipKeys: %+v", got)
+	}
+	// An update of the group's labels keeps the keys.
+	must[Group](t)(s.UpdateGroup(ctx, Group{Name: "edge", Labels: map[string]string{"a": "b"}}, g.Version))
+	if got := must[Group](t)(s.GetGroup(ctx, "edge")); !reflect.DeepEqual(got.GossipKeys, keys) {
+		t.Errorf("keys after an update: %q", got.GossipKeys)
+	}
+	run(t, s, []step{
+		{"address", func(s Store) error { return s.SetHostAddress(ctx, "h1", "10.0.0.5") }, nil},
+		{"address of a missing host", func(s Store) error { return s.SetHostAddress(ctx, "nope", "x") }, ErrNotFound},
+		{"keys of a missing group", func(s Store) error { return ignore(s.SetGossipKeys(ctx, "nope", nil)) }, ErrNotFound},
+	})
+	if h := must[Host](t)(s.GetHost(ctx, "h1")); h.Address != "10.0.0.5" {
+		t.Errorf("host %+v", h)
+	}
+}

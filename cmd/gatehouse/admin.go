@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/adminnode"
+	"github.com/gatehouse/gatehouse/adminnode/api"
 )
 
 func adminCommand() *cobra.Command {
@@ -127,6 +128,7 @@ runs. SIGINT and SIGTERM shut it down gracefully.`,
 	fs.DurationVar(&opts.OfflineAfter, "offline-after", 2*time.Hour, "an instance without a heartbeat for this long is offline")
 	fs.DurationVar(&opts.RemoveAfter, "remove-after", 7*24*time.Hour, "an instance without a heartbeat for this long is removed (0 never removes)")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body", 8<<20, "largest request body in bytes")
+	fs.DurationVar(&opts.DriftGrace, "drift-grace", api.DefaultDriftGrace, "an instance running another deployment than its group's for this long is flagged as drifting")
 	logs.register(fs)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd

@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/status"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+)
+
+// Gossip (docs/gossip.md): the admin node makes each group's keys, tells
+// every instance where its peers are, and turns the gossip views the
+// instances report into "unreachable by peers" and drift.
+
+const (
+	// gossipKeySize is AES-256's.
+	gossipKeySize = 32
+	// DefaultGossipPort is the first port tried for an instance's gossip.
+	DefaultGossipPort = 7946
+	// DefaultDriftGrace is how long an instance may run another deployment
+	// than the current one before it is flagged: a roll-out takes less.
+	DefaultDriftGrace = 60 * time.Second
+)
+
+// Peer states as the gateways' gossip reports them.
+const (
+	peerDead    = "dead"
+	peerSuspect = "suspect"
+)
+
+func newGossipKey() ([]byte, error) {
+	k := make([]byte, gossipKeySize)
+	_, err := rand.Read(k)
+	return k, err
+}
+
+// gossipKeys returns the group's keys, making the first when the group
+// has none (a group created before gossip existed).
+func (s *Server) gossipKeys(ctx context.Context, g store.Group) ([][]byte, error) {
+	if len(g.GossipKeys) > 0 {
+		return g.GossipKeys, nil
+	}
+	k, err := newGossipKey()
+	if err != nil {
+		return nil, err
+	}
+	g, err = s.store.SetGossipKeys(ctx, g.Name, [][]byte{k})
+	if err != nil {
+		return nil, err
+	}
+	return g.GossipKeys, nil
+}
+
+// rotateGossipKey makes a new primary key and keeps the previous primary,
+// which gateways still accept while the new one spreads; an older key is
+// dropped. Rotating twice, once every gateway uses the new key, retires
+// the old one.
+func (s *Server) rotateGossipKey(q *request) (any, error) {
+	q.auditTarget = "group/" + q.group.Name + "/gossip-key"
+	keys, err := s.gossipKeys(q.ctx, *q.group)
+	if err != nil {
+		return nil, err
+	}
+	k, err := newGossipKey()
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.store.SetGossipKeys(q.ctx, q.group.Name, [][]byte{k, keys[0]})
+	if err != nil {
+		return nil, err
+	}
+	q.auditDetail = "new primary gossip key"
+	return apitypes.GossipKeyRotation{Group: g.Name, Keys: len(g.GossipKeys)}, nil
+}
+
+// gossipPort returns the port of a gossip address, or 0.
+func gossipPort(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// agentGossip is the gossip settings of one instance: the addresses of
+// its group's other instances on hosts whose address is known, and the
+// group's keys.
+func (s *Server) agentGossip(ctx context.Context, in store.Instance, addrs map[string]string) (*apitypes.AgentGossip, error) {
+	g, err := s.store.GetGroup(ctx, in.Group)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.gossipKeys(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	peers, err := s.instances(ctx, store.InstanceFilter{Group: in.Group})
+	if err != nil {
+		return nil, err
+	}
+	out := &apitypes.AgentGossip{Listen: in.GossipListen, Seeds: []string{}, Keys: make([]string, len(keys))}
+	for i, k := range keys {
+		out.Keys[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	for _, p := range peers {
+		addr, ok := addrs[p.Host]
+		if p.Name == in.Name || !ok || addr == "" || gossipPort(p.GossipListen) == 0 {
+			continue
+		}
+		out.Seeds = append(out.Seeds, net.JoinHostPort(addr, strconv.Itoa(gossipPort(p.GossipListen))))
+	}
+	return out, nil
+}
+
+// unreachable names, for each instance, the peers whose fresh reports
+// declare it dead or suspect. Reports of instances that are themselves out
+// of touch do not count.
+func (s *Server) unreachable(states map[string]store.InstanceState, now time.Time) map[string][]string {
+	out := map[string][]string{}
+	for name, st := range states {
+		if st.LastHeartbeat.IsZero() || now.Sub(st.LastHeartbeat) > s.thresholds.LostAfter {
+			continue
+		}
+		for _, p := range st.Peers {
+			if p.State == peerDead || p.State == peerSuspect {
+				out[p.Name] = append(out[p.Name], name)
+			}
+		}
+	}
+	return out
+}
+
+// noteDrift records, at each heartbeat, since when each instance has run
+// another deployment than its group's current one.
+func (s *Server) noteDrift(ctx context.Context, sts []store.InstanceState, groups map[string]string, now time.Time) {
+	for _, st := range sts {
+		cur, err := s.current(ctx, groups[st.Instance])
+		if err != nil {
+			continue
+		}
+		s.obs.mu.Lock()
+		if cur.Number == 0 || st.AppliedDeployment == cur.Number {
+			delete(s.obs.drift, st.Instance)
+		} else if d, ok := s.obs.drift[st.Instance]; !ok || d.current != cur.Number || d.applied != st.AppliedDeployment {
+			s.obs.drift[st.Instance] = drift{applied: st.AppliedDeployment, current: cur.Number, since: now}
+		}
+		s.obs.mu.Unlock()
+	}
+}
+
+// drift is an instance running applied while current is the group's.
+type drift struct {
+	applied, current uint64
+	since            time.Time
+}
+
+// drifting returns the instances of views drifting for longer than the
+// grace period.
+func (s *Server) drifting(views []apitypes.Instance, cur status.Current, now time.Time) []apitypes.Drift {
+	out := []apitypes.Drift{}
+	s.obs.mu.Lock()
+	defer s.obs.mu.Unlock()
+	for _, v := range views {
+		d, ok := s.obs.drift[v.Name]
+		if ok && d.current == cur.Number && now.Sub(d.since) > s.driftGrace {
+			out = append(out, apitypes.Drift{Instance: v.Name, Deployment: d.applied, Since: d.since})
+		}
+	}
+	return out
+}
