@@ -1,0 +1,773 @@
+// Command propagation measures how long a deployment takes to reach every
+// instance of a group: the real admin node (gatehouse admin init + admin
+// run), one real node manager (gatehouse node join + node run) and its
+// gateway processes, all on this machine. See bench/README.md.
+//
+// Each round changes the draft, then times from POST
+// /api/v1/groups/{g}/deployments until GET /api/v1/groups/{g}/instances shows
+// every instance's observed.applied_deployment at the new number, polling
+// the admin node in a tight loop. For insight, it also polls the node
+// manager's GET /v1/instances (the gateways' own reports, before the
+// heartbeat leg) and reads the node manager's JSON log for when the
+// deployment arrived and when each gateway reported it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+)
+
+const (
+	domain = "bench"
+	group  = "prop"
+	host   = "bench-host"
+)
+
+type options struct {
+	bin       string
+	instances int
+	rounds    int
+	poll      time.Duration
+	heartbeat time.Duration
+	timeout   time.Duration
+	idle      time.Duration
+	local     bool
+	keep      bool
+	verbose   bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/gatehouse", "the gatehouse binary to run")
+	flag.IntVar(&o.instances, "instances", 10, "gateway instances on the host")
+	flag.IntVar(&o.rounds, "rounds", 30, "deployments measured")
+	flag.DurationVar(&o.poll, "poll", 2*time.Millisecond, "pause between two polls of an instance list")
+	flag.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "node run --heartbeat")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a round after this long")
+	flag.DurationVar(&o.idle, "idle", 3*time.Second, "measure the idle CPU use of every process this long before the rounds")
+	flag.BoolVar(&o.local, "local", true, "also poll the node manager's GET /v1/instances (costs the node manager CPU)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, data dirs)")
+	flag.BoolVar(&o.verbose, "v", false, "print every round")
+	flag.Parse()
+	if o.instances < 1 || o.rounds < 1 || o.poll < 0 {
+		fatalf("-instances and -rounds must be positive, -poll not negative")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "propagation: error:", err)
+		os.Exit(1)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "propagation: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "propagation: "+format+"\n", args...)
+}
+
+// bench is one run: the work dir, the processes and the clients.
+type bench struct {
+	o        options
+	work     string
+	adminDir string
+	nodeDir  string
+	procs    []*proc
+	api      *client.Client
+	local    string // node manager's base URL
+	localHC  *http.Client
+}
+
+func run(ctx context.Context, o options) (err error) {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("gatehouse binary: %w (build it: go build -o bin/gatehouse ./cmd/gatehouse)", err)
+	}
+	o.bin = bin
+	work, err := os.MkdirTemp("", "gatehouse-propagation-")
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, work: work, adminDir: filepath.Join(work, "admin"), nodeDir: filepath.Join(work, "node")}
+	defer func() {
+		b.cleanup()
+		if o.keep || err != nil {
+			logf("work dir kept: %s", work)
+		} else {
+			os.RemoveAll(work)
+		}
+	}()
+	if err := b.setUp(ctx); err != nil {
+		return err
+	}
+	return b.measure(ctx)
+}
+
+// setUp makes the domain, the host, the group, its instances and a first
+// deployment, starts the node manager and waits until every instance is
+// Healthy.
+func (b *bench) setUp(ctx context.Context) error {
+	o := b.o
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	nodeAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	pwFile := filepath.Join(b.work, "password")
+	if err := os.WriteFile(pwFile, []byte(randomHex(16)+"\n"), 0o600); err != nil {
+		return err
+	}
+	password, _ := os.ReadFile(pwFile)
+	logf("admin init (%s)", b.adminDir)
+	if out, err := exec.CommandContext(ctx, o.bin, "admin", "init", "--data-dir", b.adminDir, "--domain", domain,
+		"--password-file", pwFile).CombinedOutput(); err != nil {
+		return fmt.Errorf("admin init: %w\n%s", err, out)
+	}
+	admin, err := b.start("admin", "admin", "run", "--data-dir", b.adminDir, "--listen", adminAddr)
+	if err != nil {
+		return err
+	}
+	caFile := filepath.Join(b.adminDir, "ca.crt")
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	adminURL := "https://" + adminAddr
+	anon, err := client.New(client.Config{Address: adminURL, CACertPEM: caPEM})
+	if err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 15*time.Second, "admin node health", admin, func() bool {
+		_, err := anon.Health(ctx)
+		return err == nil
+	}); err != nil {
+		return err
+	}
+	login, err := anon.Login(ctx, "admin", strings.TrimSpace(string(password)))
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if b.api, err = client.New(client.Config{Address: adminURL, CACertPEM: caPEM, Token: login.Token}); err != nil {
+		return err
+	}
+	if _, err := b.api.CreateGroup(ctx, apitypes.Group{Name: group, Description: "propagation benchmark"}); err != nil {
+		return fmt.Errorf("create group: %w", err)
+	}
+	jt, err := b.api.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: host, TTL: "10m"})
+	if err != nil {
+		return fmt.Errorf("create join token: %w", err)
+	}
+	logf("node join")
+	if out, err := exec.CommandContext(ctx, o.bin, "node", "join", "--admin", adminURL, "--token", jt.Token,
+		"--data-dir", b.nodeDir, "--ca-cert", caFile).CombinedOutput(); err != nil {
+		return fmt.Errorf("node join: %w\n%s", err, out)
+	}
+	for i := 1; i <= o.instances; i++ {
+		listen, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		status, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		in := apitypes.Instance{Name: fmt.Sprintf("%s-%02d", group, i), Group: group, Host: host, Listen: listen, StatusListen: status}
+		if _, err := b.api.CreateInstance(ctx, in); err != nil {
+			return fmt.Errorf("create instance %s: %w", in.Name, err)
+		}
+	}
+	first, err := b.deploy(ctx, 0)
+	if err != nil {
+		return err
+	}
+	logf("node run --heartbeat %s (%d instances)", o.heartbeat, o.instances)
+	node, err := b.start("node", "node", "run", "--data-dir", b.nodeDir, "--listen", nodeAddr,
+		"--heartbeat", o.heartbeat.String(), "--drain-timeout", "2s", "--log-json")
+	if err != nil {
+		return err
+	}
+	b.local = "http://" + nodeAddr
+	b.localHC = &http.Client{Timeout: 10 * time.Second}
+	return waitUntil(ctx, 90*time.Second, "every instance Healthy", node, func() bool {
+		ins, err := b.api.GroupInstances(ctx, group)
+		if err != nil || len(ins) != o.instances {
+			return false
+		}
+		for _, in := range ins {
+			if in.Status != "Healthy" || in.Observed == nil || in.Observed.AppliedDeployment != first.number {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// draft is the group's configuration in round r: one route whose path
+// names the round, so that every deployment is a real change.
+func draft(r int) []byte {
+	return fmt.Appendf(nil, `upstreams:
+  - name: backend
+    targets:
+      - address: 127.0.0.1:9
+services:
+  - name: api
+    upstream: backend
+    routes:
+      - name: round
+        paths: ["/round-%d/*"]
+      - name: health
+        paths: [/healthz]
+`, r)
+}
+
+type deployed struct {
+	number uint64
+	t0     time.Time
+	post   time.Duration
+}
+
+// deploy changes the draft for round r, lets the change's own wake-up of
+// the node manager settle, then deploys and returns when the POST was
+// sent (t0).
+func (b *bench) deploy(ctx context.Context, r int) (deployed, error) {
+	d, err := b.api.GetDraft(ctx, group)
+	if err != nil {
+		return deployed{}, fmt.Errorf("get draft: %w", err)
+	}
+	if _, err := b.api.PutDraft(ctx, group, draft(r), "application/yaml", d.Version); err != nil {
+		return deployed{}, fmt.Errorf("put draft: %w", err)
+	}
+	// Any change wakes the node manager's watch of its instances; let that
+	// pass, and do not start in step with the heartbeat ticker.
+	if r > 0 {
+		time.Sleep(200*time.Millisecond + mrand.N(300*time.Millisecond))
+	}
+	t0 := time.Now()
+	dep, err := b.api.Deploy(ctx, group, apitypes.DeployRequest{Message: fmt.Sprintf("round %d", r)})
+	if err != nil {
+		return deployed{}, fmt.Errorf("deploy: %w", err)
+	}
+	return deployed{number: dep.Number, t0: t0, post: time.Since(t0)}, nil
+}
+
+// round is what one deployment took.
+type round struct {
+	number uint64
+	post   time.Duration // the POST's own answer
+	admin  time.Duration // t0 → the admin node shows every instance applied
+	local  time.Duration // t0 → the node manager shows every instance applied
+	// From the logs (zero when not found): the node manager received the
+	// deployment, the last gateway applied it (gateway logs, to the
+	// millisecond), the node manager had the last gateway's report.
+	received, applied, reported time.Duration
+	adminPolls, localPolls      int
+	timedOut                    bool
+}
+
+func (b *bench) measure(ctx context.Context) error {
+	o := b.o
+	logf("idle for %s (baseline CPU)", o.idle)
+	idle0, idleBegan := b.cpu(), time.Now()
+	time.Sleep(o.idle)
+	idle1, idleWall := b.cpu(), time.Since(idleBegan)
+	logf("measuring %d rounds (poll every %s)", o.rounds, o.poll)
+	cpu0, began := b.cpu(), time.Now()
+	var rounds []round
+	var t0s = map[uint64]time.Time{}
+	var pollTimes []time.Duration
+	for r := 1; r <= o.rounds; r++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		dep, err := b.deploy(ctx, r)
+		if err != nil {
+			return err
+		}
+		t0s[dep.number] = dep.t0
+		rd := round{number: dep.number, post: dep.post}
+		rctx, cancel := context.WithTimeout(ctx, o.timeout)
+		localDone := make(chan struct{})
+		go func() {
+			defer close(localDone)
+			if !o.local {
+				return
+			}
+			rd.local, rd.localPolls, _ = pollUntil(rctx, o.poll, dep.t0, func() (bool, error) {
+				return b.localApplied(rctx, dep.number)
+			})
+		}()
+		var perr error
+		var times []time.Duration
+		rd.admin, rd.adminPolls, times = pollUntil(rctx, o.poll, dep.t0, func() (bool, error) {
+			return b.adminApplied(rctx, dep.number)
+		})
+		pollTimes = append(pollTimes, times...)
+		<-localDone
+		if rctx.Err() != nil {
+			rd.timedOut = true
+			perr = rctx.Err()
+		}
+		cancel()
+		if perr != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rounds = append(rounds, rd)
+		if o.verbose {
+			fmt.Printf("  round %2d: #%d  admin %7.1f ms  node %7.1f ms  (POST %5.1f ms, %d polls)%s\n", r, rd.number,
+				ms(rd.admin), ms(rd.local), ms(rd.post), rd.adminPolls, map[bool]string{true: "  TIMED OUT", false: ""}[rd.timedOut])
+		}
+	}
+	cpu1, wall := b.cpu(), time.Since(began)
+	b.readNodeLog(rounds, t0s)
+	report(o, rounds, pollTimes)
+	fmt.Printf("  CPU per deployment (over the %d rounds, %.1f s with the draft changes and pauses, less the idle rate of each process):\n",
+		len(rounds), wall.Seconds())
+	var total time.Duration
+	for _, who := range []string{"admin node", "node manager", "gateways (sum)", "this program (pollers)"} {
+		idle := time.Duration(float64(idle1[who]-idle0[who]) * wall.Seconds() / idleWall.Seconds())
+		d := cpu1[who] - cpu0[who] - idle
+		total += d
+		fmt.Printf("    %-24s %7.1f ms   (idle: %.1f%% of a core)\n", who, ms(d)/float64(len(rounds)),
+			100*float64(idle1[who]-idle0[who])/float64(idleWall))
+	}
+	fmt.Printf("    %-24s %7.1f ms   (%d CPUs; load average now %s)\n", "total", ms(total)/float64(len(rounds)), runtime.NumCPU(), loadAvg())
+	return nil
+}
+
+// cpu returns the CPU time (user + system) used so far by each party.
+func (b *bench) cpu() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range b.procs {
+		name := map[string]string{"admin": "admin node", "node": "node manager"}[p.name]
+		out[name] += procCPU(p.cmd.Process.Pid)
+	}
+	for _, pid := range b.gatewayPIDs() {
+		out["gateways (sum)"] += procCPU(pid)
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		out["this program (pollers)"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return out
+}
+
+// procCPU is utime + stime of a process, from /proc/<pid>/stat.
+func procCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: fields are counted after
+	// its closing parenthesis; utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on Linux on every architecture Go supports.
+const clockTicks = 100
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// pollUntil calls done every poll until it says yes; it returns the time
+// from t0 to the arrival of the answer that said yes (so a poll's own
+// time and the pause before it count against the figure), the number of
+// polls and each poll's duration.
+func pollUntil(ctx context.Context, poll time.Duration, t0 time.Time, done func() (bool, error)) (time.Duration, int, []time.Duration) {
+	var times []time.Duration
+	for n := 1; ; n++ {
+		start := time.Now()
+		ok, err := done()
+		end := time.Now()
+		times = append(times, end.Sub(start))
+		if err == nil && ok {
+			return end.Sub(t0), n, times
+		}
+		if ctx.Err() != nil {
+			return end.Sub(t0), n, times
+		}
+		if poll > 0 {
+			time.Sleep(poll)
+		}
+	}
+}
+
+func (b *bench) adminApplied(ctx context.Context, number uint64) (bool, error) {
+	ins, err := b.api.GroupInstances(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	if len(ins) != b.o.instances {
+		return false, nil
+	}
+	for _, in := range ins {
+		if in.Observed == nil || in.Observed.AppliedDeployment != number {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (b *bench) localApplied(ctx context.Context, number uint64) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", b.local+"/v1/instances", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := b.localHC.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var l localapi.InstanceList
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		return false, err
+	}
+	if len(l.Instances) != b.o.instances {
+		return false, nil
+	}
+	for _, in := range l.Instances {
+		if in.AppliedDeployment != number {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// readNodeLog finds, in the node manager's JSON log, when each deployment
+// was received and when the last gateway reported it applied.
+func (b *bench) readNodeLog(rounds []round, t0s map[uint64]time.Time) {
+	f, err := os.Open(filepath.Join(b.work, "node.log"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	received := map[uint64]time.Time{}
+	reported := map[uint64]time.Time{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Msg     string  `json:"@message"`
+			At      string  `json:"@timestamp"`
+			Number  float64 `json:"number"`
+			Applied float64 `json:"applied"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, l.At)
+		if err != nil {
+			continue
+		}
+		switch l.Msg {
+		case "deployment received":
+			n := uint64(l.Number)
+			if _, ok := received[n]; !ok {
+				received[n] = at
+			}
+		case "instance reports":
+			n := uint64(l.Applied)
+			if at.After(reported[n]) {
+				reported[n] = at
+			}
+		}
+	}
+	applied := b.gatewaysApplied()
+	for i := range rounds {
+		n := rounds[i].number
+		if at, ok := applied[n]; ok {
+			rounds[i].applied = at.Sub(t0s[n])
+		}
+		if at, ok := received[n]; ok {
+			rounds[i].received = at.Sub(t0s[n])
+		}
+		if at, ok := reported[n]; ok {
+			rounds[i].reported = at.Sub(t0s[n])
+		}
+	}
+}
+
+// gatewaysApplied reads, in every gateway's log, when it applied each
+// deployment, and returns the last time for each number.
+func (b *bench) gatewaysApplied() map[uint64]time.Time {
+	last := map[uint64]time.Time{}
+	logs, _ := filepath.Glob(filepath.Join(b.nodeDir, "instances", "*", "gateway.log"))
+	for _, path := range logs {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			// 2026-11-23T20:21:56.495Z [INFO]  gateway: deployment applied: number=4 checksum=…
+			line := sc.Text()
+			stamp, rest, ok := strings.Cut(line, " ")
+			if !ok || !strings.Contains(rest, "deployment applied: number=") {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, stamp)
+			if err != nil {
+				continue
+			}
+			_, num, _ := strings.Cut(rest, "number=")
+			num, _, _ = strings.Cut(num, " ")
+			var n uint64
+			if _, err := fmt.Sscan(num, &n); err == nil && at.After(last[n]) {
+				last[n] = at
+			}
+		}
+		f.Close()
+	}
+	return last
+}
+
+func report(o options, rounds []round, pollTimes []time.Duration) {
+	pick := func(f func(round) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, r := range rounds {
+			if !r.timedOut {
+				out = append(out, f(r))
+			}
+		}
+		return out
+	}
+	timedOut := 0
+	for _, r := range rounds {
+		if r.timedOut {
+			timedOut++
+		}
+	}
+	fmt.Println()
+	fmt.Printf("Propagation: %d instances on one host, %d deployments, node run --heartbeat %s\n", o.instances, len(rounds), o.heartbeat)
+	fmt.Printf("  polling: GET every %s after the previous answer (an admin poll itself takes p50 %.2f ms, p99 %.2f ms)\n",
+		o.poll, ms(pct(pollTimes, 50)), ms(pct(pollTimes, 99)))
+	fmt.Printf("  %-44s %8s %8s %8s %8s\n", "ms from POST /deployments to ...", "p50", "p90", "p99", "max")
+	row := func(name string, ds []time.Duration) {
+		if len(ds) == 0 {
+			fmt.Printf("  %-44s %8s\n", name, "-")
+			return
+		}
+		fmt.Printf("  %-44s %8.1f %8.1f %8.1f %8.1f\n", name, ms(pct(ds, 50)), ms(pct(ds, 90)), ms(pct(ds, 99)), ms(pct(ds, 100)))
+	}
+	row("POST answered (deployment signed, stored)", pick(func(r round) time.Duration { return r.post }))
+	row("node manager received it (its log)", nonZero(pick(func(r round) time.Duration { return r.received })))
+	row("last gateway applied it (gateway logs, 1 ms)", nonZero(pick(func(r round) time.Duration { return r.applied })))
+	row("node manager had the last report (its log)", nonZero(pick(func(r round) time.Duration { return r.reported })))
+	if o.local {
+		row("node manager GET /v1/instances: all applied", pick(func(r round) time.Duration { return r.local }))
+	}
+	row("admin GET /groups/{g}/instances: all applied", pick(func(r round) time.Duration { return r.admin }))
+	admin := pick(func(r round) time.Duration { return r.admin })
+	verdict := "NOT met"
+	if len(admin) > 0 && pct(admin, 99) <= 100*time.Millisecond && timedOut == 0 {
+		verdict = "met"
+	}
+	fmt.Printf("  propagation p50 %.1f ms, p99 %.1f ms (target p99 <= 100 ms: %s)\n", ms(pct(admin, 50)), ms(pct(admin, 99)), verdict)
+	if timedOut > 0 {
+		fmt.Printf("  WARNING: %d round(s) timed out after %s and are left out of the figures\n", timedOut, o.timeout)
+	}
+	if len(admin) < 100 {
+		fmt.Printf("  (with %d rounds, p99 is the largest but %d: run more rounds for a steadier tail)\n", len(admin), len(admin)-int(math.Ceil(0.99*float64(len(admin)))))
+	}
+}
+
+func nonZero(ds []time.Duration) []time.Duration {
+	return slices.DeleteFunc(ds, func(d time.Duration) bool { return d == 0 })
+}
+
+// pct is the nearest-rank percentile p (0 < p <= 100) of ds.
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// proc is a gatehouse process started by the benchmark.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func (b *bench) start(name string, args ...string) (*proc, error) {
+	logFile, err := os.Create(filepath.Join(b.work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.o.bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C reaches the benchmark, which stops
+	// everything in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	b.procs = append(b.procs, p)
+	return p, nil
+}
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// cleanup stops the node manager, then its gateways (which outlive it by
+// design: found by their pid files), then the admin node.
+func (b *bench) cleanup() {
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		b.procs[i].stop()
+		if b.procs[i].name == "node" {
+			b.stopGateways()
+		}
+	}
+}
+
+// gatewayPIDs returns the gateways of this run, from their pid files.
+func (b *bench) gatewayPIDs() []int {
+	files, _ := filepath.Glob(filepath.Join(b.nodeDir, "instances", "*", "gateway.pid"))
+	var pids []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &rec) != nil || rec.PID <= 0 {
+			continue
+		}
+		// Only a process of this run: its command line names the work dir.
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", rec.PID))
+		if err != nil || !strings.Contains(string(cmdline), b.nodeDir) {
+			continue
+		}
+		pids = append(pids, rec.PID)
+	}
+	return pids
+}
+
+func (b *bench) stopGateways() {
+	var ps []*os.Process
+	for _, pid := range b.gatewayPIDs() {
+		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.SIGTERM) == nil {
+			ps = append(ps, p)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range ps {
+		for p.Signal(syscall.Signal(0)) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if p.Signal(syscall.Signal(0)) == nil {
+			p.Kill()
+		}
+	}
+}
+
+// waitUntil calls ok every 50 ms until it says yes, p exits or d passes.
+func waitUntil(ctx context.Context, d time.Duration, what string, p *proc, ok func() bool) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited while waiting for %s: %v (see its log)", p.name, what, p.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if ok() {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out after %s waiting for %s", d, what)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		panic(errors.New("no randomness"))
+	}
+	return hex.EncodeToString(b)
+}
