@@ -46,6 +46,9 @@ type agent struct {
 	now   func() time.Time
 	// started is when this node manager started.
 	started time.Time
+	// advertise is the IP address the host's gateways are reached at by
+	// their peers; empty lets the admin node use the heartbeats' source.
+	advertise string
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -219,6 +222,10 @@ func (a *agent) watchInstances(ctx context.Context) {
 		if err := a.apply(ctx); err != nil {
 			a.log.Error("apply desired instances", "error", err)
 		}
+		// Peers and keys come with the instances: the gateways' next
+		// answer carries them.
+		a.localIndex.Add(1)
+		a.changed.notify()
 	}
 }
 
@@ -316,7 +323,7 @@ func (a *agent) kickHeartbeat() {
 }
 
 func (a *agent) heartbeat() apitypes.AgentHeartbeat {
-	hb := apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{}}
+	hb := apitypes.AgentHeartbeat{Address: a.advertise, Instances: []apitypes.AgentInstanceState{}}
 	young := a.now().Sub(a.started) < reportGrace
 	for _, v := range a.views() {
 		if young && v.ReportedAt.IsZero() && v.Process == localapi.ProcessRunning {
@@ -326,9 +333,13 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 			// keeps its last state meanwhile.
 			continue
 		}
-		hb.Instances = append(hb.Instances, apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
+		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
-			Ready: v.Ready, LastError: v.LastError})
+			Ready: v.Ready, LastError: v.LastError}
+		for _, p := range a.peers(v.Name) {
+			st.Peers = append(st.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
+		}
+		hb.Instances = append(hb.Instances, st)
 	}
 	return hb
 }
@@ -427,13 +438,25 @@ func (a *agent) instance(name string) (apitypes.AgentInstance, bool) {
 	return ins[i], true
 }
 
-// deployment is a group's stored deployment as the local API answers it.
-func (a *agent) deployment(group string) (localapi.DeploymentAnswer, error) {
+// deployment is what the local API answers an instance: its group's
+// stored deployment and its gossip membership.
+func (a *agent) deployment(in apitypes.AgentInstance) (localapi.DeploymentAnswer, error) {
 	ans := localapi.DeploymentAnswer{Index: a.localIndex.Load()}
-	d, err := a.state.Deployment(group)
+	d, err := a.state.Deployment(in.Group)
 	if err != nil {
 		return localapi.DeploymentAnswer{}, err
 	}
 	ans.Deployment = d
+	if in.Gossip != nil {
+		ans.Gossip = &localapi.Gossip{Seeds: in.Gossip.Seeds, Keys: in.Gossip.Keys}
+	}
 	return ans, nil
+}
+
+// peers is an instance's last reported gossip view, if its report is of
+// the running process.
+func (a *agent) peers(name string) []localapi.Peer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reports[name].Peers
 }

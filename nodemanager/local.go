@@ -84,8 +84,8 @@ func (a *agent) authorize(w http.ResponseWriter, r *http.Request, name string) (
 // has even while the admin node is away.
 func (a *agent) serveDeployment(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	group, ok := a.authorize(w, r, q.Get("instance"))
-	if !ok {
+	name := q.Get("instance")
+	if _, ok := a.authorize(w, r, name); !ok {
 		return
 	}
 	var known uint64
@@ -111,7 +111,12 @@ func (a *agent) serveDeployment(w http.ResponseWriter, r *http.Request) {
 	defer timer.Stop()
 	for {
 		changed := a.changed.wait()
-		ans, err := a.deployment(group)
+		in, ok := a.instance(name)
+		if !ok {
+			failLocal(w, http.StatusNotFound, "not_found", "instance "+name+" is no longer desired on this host")
+			return
+		}
+		ans, err := a.deployment(in)
 		if err != nil {
 			failLocal(w, http.StatusInternalServerError, "internal", err.Error())
 			return
@@ -145,7 +150,8 @@ func (a *agent) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	prev := a.lastReport(name)
 	a.report(name, rep)
-	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError || rep.Ready != prev.Ready {
+	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError || rep.Ready != prev.Ready ||
+		!samePeerStates(rep.Peers, prev.Peers) {
 		a.kickHeartbeat()
 		a.log.Info("instance reports", "instance", name, "applied", rep.AppliedDeployment, "ready", rep.Ready, "error", rep.LastError)
 	}
@@ -156,4 +162,22 @@ func (a *agent) lastReport(name string) localapi.Report {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.reports[name].Report
+}
+
+// samePeerStates reports whether two gossip views agree on every peer's
+// state: a change is news for the admin node at once (a dead peer).
+func samePeerStates(a, b []localapi.Peer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	states := make(map[string]string, len(a))
+	for _, p := range a {
+		states[p.Name] = p.State
+	}
+	for _, p := range b {
+		if s, ok := states[p.Name]; !ok || s != p.State {
+			return false
+		}
+	}
+	return true
 }

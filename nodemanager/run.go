@@ -51,6 +51,10 @@ type RunOptions struct {
 	Wait time.Duration
 	// DrainTimeout is how long a stopped gateway may drain (30 s).
 	DrainTimeout time.Duration
+	// Advertise is the IP address the host's gateways are reached at by
+	// their peers (gossip); empty, the admin node uses the address the
+	// node manager's heartbeats come from.
+	Advertise string
 	// StopGateways stops the gateways when Run returns, instead of leaving
 	// them serving: for gatehouse dev, where everything goes together.
 	StopGateways bool
@@ -133,7 +137,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
-		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now, started: time.Now(),
+		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 	}
 	a.localIndex.Store(uint64(time.Now().UnixNano()))

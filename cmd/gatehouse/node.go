@@ -124,6 +124,7 @@ serving when the node manager stops, and are adopted again when it starts.`,
 	fs.StringVar(&opts.Listen, "listen", nodemanager.DefaultListen, "local API address (loopback only)")
 	fs.StringVar(&opts.Driver, "driver", nodemanager.DriverExec, "how gateways are run: exec (child processes) or systemd (units)")
 	fs.StringVar(&opts.GatewayBinary, "gateway-binary", "", "gatehouse binary the gateways run (default: this one)")
+	fs.StringVar(&opts.Advertise, "advertise", "", "IP address this host's gateways are reached at by their peers (default: the address the admin node sees)")
 	fs.DurationVar(&opts.Heartbeat, "heartbeat", nodemanager.DefaultHeartbeat, "how often instance state is reported")
 	fs.DurationVar(&opts.Wait, "wait", nodemanager.DefaultWait, "how long blocking queries wait on the admin node")
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long a stopped gateway may drain before SIGKILL (default 30s)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestReportRequest(t *testing.T) {
 	if err := c.Report(context.Background(), want); err != nil {
 		t.Fatal(err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("server got %+v, want %+v", got, want)
 	}
 }

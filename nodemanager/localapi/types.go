@@ -55,6 +55,27 @@ const (
 type DeploymentAnswer struct {
 	Index      uint64             `json:"index"`
 	Deployment *deploy.Deployment `json:"deployment,omitempty"`
+	// Gossip is how the instance joins its group's gossip (docs/gossip.md):
+	// its peers' addresses and the group's keys; nil when it has none.
+	Gossip *Gossip `json:"gossip,omitempty"`
+}
+
+// Gossip is an instance's gossip membership: Seeds are the addresses of
+// the group's other instances ("IP:port"), Keys the group's keys (base64,
+// the primary first).
+type Gossip struct {
+	Seeds []string `json:"seeds"`
+	Keys  []string `json:"keys"`
+}
+
+// Peer is a member of the group as the gateway's gossip sees it.
+type Peer struct {
+	Name string `json:"name"`
+	// State is alive, suspect, dead or left.
+	State      string    `json:"state"`
+	Deployment uint64    `json:"deployment,omitempty"`
+	Checksum   string    `json:"checksum,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
 }
 
 // Report is the body of PUT /v1/instances/{name}/report: what the gateway
@@ -66,6 +87,8 @@ type Report struct {
 	AppliedChecksum   string `json:"applied_checksum"`
 	Ready             bool   `json:"ready"`
 	LastError         string `json:"last_error"`
+	// Peers is the gateway's gossip view of its group.
+	Peers []Peer `json:"peers,omitempty"`
 }
 
 // ProcessState is the supervisor's state of an instance's process.

@@ -203,7 +203,18 @@ func (s *Store) Instances() (uint64, []apitypes.AgentInstance, error) {
 // still authenticates.
 func (s *Store) Secret(instance string) (string, error) {
 	var secret string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Read first: it is asked at every gateway request, and a write (an
+	// fsync) each time would queue the gateways' reports behind each other.
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSecrets).Get([]byte(instance)); v != nil {
+			secret = string(v)
+		}
+		return nil
+	})
+	if err != nil || secret != "" {
+		return secret, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketSecrets)
 		if v := bk.Get([]byte(instance)); v != nil {
 			secret = string(v)
