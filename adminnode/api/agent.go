@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
@@ -128,8 +129,15 @@ func (s *Server) authenticateNode(r *http.Request) (string, error) {
 		return "", unauthorized("the agent API needs the node manager's client certificate")
 	}
 	ctx := r.Context()
+	cert := r.TLS.PeerCertificates[0]
+	now := s.now()
+	if host, ok := s.verified.get(cert, now); ok {
+		// The chain, domain and role were checked on an earlier request;
+		// revocation and the host are checked on every one.
+		return host, s.nodeStillValid(ctx, cert.SerialNumber, host)
+	}
 	var lookupErr error
-	host, err := s.ca.VerifyNode(r.TLS.PeerCertificates[0], s.now(), func(serial *big.Int) bool {
+	host, err := s.ca.VerifyNode(cert, now, func(serial *big.Int) bool {
 		c, err := s.store.GetNodeCert(ctx, serial.Text(16))
 		if err != nil {
 			// An unknown serial was never issued by this admin node (or
@@ -152,7 +160,62 @@ func (s *Server) authenticateNode(r *http.Request) (string, error) {
 	} else if err != nil {
 		return "", err
 	}
+	s.verified.put(cert, host)
 	return host, nil
+}
+
+// nodeStillValid checks what can change after a certificate was verified:
+// its revocation and its host's existence.
+func (s *Server) nodeStillValid(ctx context.Context, serial *big.Int, host string) error {
+	c, err := s.store.GetNodeCert(ctx, serial.Text(16))
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && c.Revoked:
+		return newError(http.StatusForbidden, apitypes.CodeForbidden, "node certificate refused: revoked")
+	case err != nil:
+		return err
+	}
+	if _, err := s.store.GetHost(ctx, host); errors.Is(err, store.ErrNotFound) {
+		return newError(http.StatusForbidden, apitypes.CodeForbidden, "host %q is no longer in the domain", host)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// verifiedCerts remembers node certificates that passed VerifyNode, by
+// their bytes: verifying the chain (an ECDSA check) on every heartbeat and
+// blocking query of a thousand nodes was a quarter of the admin node's
+// CPU. An entry lasts until the certificate expires.
+type verifiedCerts struct {
+	mu sync.Mutex
+	m  map[string]verifiedCert
+}
+
+type verifiedCert struct {
+	host     string
+	notAfter time.Time
+}
+
+// maxVerified bounds the cache: beyond it, it starts again empty.
+const maxVerified = 100_000
+
+func (v *verifiedCerts) get(cert *x509.Certificate, now time.Time) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e, ok := v.m[string(cert.Raw)]
+	if !ok || !now.Before(e.notAfter) {
+		return "", false
+	}
+	return e.host, true
+}
+
+func (v *verifiedCerts) put(cert *x509.Certificate, host string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = map[string]verifiedCert{}
+	}
+	v.m[string(cert.Raw)] = verifiedCert{host: host, notAfter: cert.NotAfter}
 }
 
 func joinTokenOut(t store.JoinToken) apitypes.JoinToken {
@@ -315,19 +378,20 @@ func (s *Server) heartbeat(q *request) (any, error) {
 func (s *Server) agentInstances(q *request) (any, error) {
 	return s.block(q, func() (uint64, any, error) {
 		index, _ := s.changes.current()
-		_, byHost, addrs, err := s.hosts.snapshot(q.ctx, s)
+		all, byHost, addrs, err := s.hosts.snapshot(q.ctx, s)
 		if err != nil {
 			return 0, nil, err
 		}
 		ins := byHost[q.node]
 		out := apitypes.AgentInstances{Index: index, Instances: make([]apitypes.AgentInstance, len(ins))}
+		seen := map[string]*groupGossip{}
 		for i, in := range ins {
-			g, err := s.agentGossip(q.ctx, in, addrs)
+			gg, err := s.gossipOf(q.ctx, in.Group, all, seen)
 			if err != nil {
 				return 0, nil, err
 			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
-				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: g}
+				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs)}
 		}
 		return index, out, nil
 	})

@@ -88,11 +88,19 @@ func gossipPort(addr string) int {
 	return n
 }
 
-// agentGossip is the gossip settings of one instance: the addresses of
-// its group's other instances on hosts whose address is known, and the
-// group's keys.
-func (s *Server) agentGossip(ctx context.Context, in store.Instance, addrs map[string]string) (*apitypes.AgentGossip, error) {
-	g, err := s.store.GetGroup(ctx, in.Group)
+// groupGossip is what the instances of one group share: keys and members.
+type groupGossip struct {
+	keys    []string
+	members []store.Instance
+}
+
+// gossipOf returns the gossip material of group, reading it once per
+// answer however many of the host's instances belong to the group.
+func (s *Server) gossipOf(ctx context.Context, group string, all []store.Instance, seen map[string]*groupGossip) (*groupGossip, error) {
+	if gg, ok := seen[group]; ok {
+		return gg, nil
+	}
+	g, err := s.store.GetGroup(ctx, group)
 	if err != nil {
 		return nil, err
 	}
@@ -100,22 +108,32 @@ func (s *Server) agentGossip(ctx context.Context, in store.Instance, addrs map[s
 	if err != nil {
 		return nil, err
 	}
-	peers, err := s.instances(ctx, store.InstanceFilter{Group: in.Group})
-	if err != nil {
-		return nil, err
-	}
-	out := &apitypes.AgentGossip{Listen: in.GossipListen, Seeds: []string{}, Keys: make([]string, len(keys))}
+	gg := &groupGossip{keys: make([]string, len(keys))}
 	for i, k := range keys {
-		out.Keys[i] = base64.StdEncoding.EncodeToString(k)
+		gg.keys[i] = base64.StdEncoding.EncodeToString(k)
 	}
-	for _, p := range peers {
+	for _, in := range all {
+		if in.Group == group {
+			gg.members = append(gg.members, in)
+		}
+	}
+	seen[group] = gg
+	return gg, nil
+}
+
+// agentGossip is the gossip settings of one instance: the addresses of
+// its group's other instances on hosts whose address is known, and the
+// group's keys.
+func (s *Server) agentGossip(in store.Instance, gg *groupGossip, addrs map[string]string) *apitypes.AgentGossip {
+	out := &apitypes.AgentGossip{Listen: in.GossipListen, Seeds: []string{}, Keys: gg.keys}
+	for _, p := range gg.members {
 		addr, ok := addrs[p.Host]
 		if p.Name == in.Name || !ok || addr == "" || gossipPort(p.GossipListen) == 0 {
 			continue
 		}
 		out.Seeds = append(out.Seeds, net.JoinHostPort(addr, strconv.Itoa(gossipPort(p.GossipListen))))
 	}
-	return out, nil
+	return out
 }
 
 // unreachable names, for each instance, the peers whose fresh reports

@@ -54,8 +54,9 @@ type Server struct {
 	userLimiter, sourceLimiter *auth.Limiter
 	router                     *mux.Router
 
-	obs   observed
-	hosts hostIndex
+	obs      observed
+	hosts    hostIndex
+	verified verifiedCerts
 
 	// spec is the OpenAPI description, built on first use.
 	specOnce sync.Once
