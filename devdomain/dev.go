@@ -153,7 +153,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	run("node manager", func() error {
 		return nodemanager.Run(ctx, nodemanager.RunOptions{DataDir: nodeDir, Listen: opts.NodeAddr, GatewayBinary: opts.GatewayBin,
-			Heartbeat: 2 * time.Second, DrainTimeout: 5 * time.Second, StopGateways: true, Logger: log.Named("node")})
+			Heartbeat: 2 * time.Second, DrainTimeout: 5 * time.Second, StopGateways: true, Advertise: "127.0.0.1", Logger: log.Named("node")})
 	})
 	printUsage(opts, password, envFile, adminURL)
 	select {

@@ -48,6 +48,10 @@ type Options struct {
 	DomainKey ed25519.PublicKey
 	// InstanceSecret authenticates the instance to the node manager.
 	InstanceSecret string
+	// GossipListen is where the gateway gossips with its group's peers
+	// under a node manager ("" joins no gossip); GossipAdvertise, the
+	// address they reach it at when that is not the bound one.
+	GossipListen, GossipAdvertise string
 	// ReportInterval is how often the gateway reports to the node manager
 	// besides after each deployment; 0 means 10 s.
 	ReportInterval time.Duration
@@ -91,6 +95,8 @@ type Gateway struct {
 
 	fileMu  sync.Mutex
 	fileSum string
+
+	peers peering
 }
 
 type applyError struct {
@@ -367,6 +373,8 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	case err := <-errs:
 		runErr = fmt.Errorf("serve: %w", err)
 	}
+	// Peers see a graceful stop as a leave, not a failure.
+	g.leaveGossip()
 	// Nothing may apply a deployment once the store is closed.
 	stopWatch()
 	remoteDone.Wait()

@@ -229,12 +229,15 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 		bo.reset()
 		index = ans.Index
 		if ans.Deployment == nil {
+			g.gossipSettings(ans.Gossip)
 			g.logger.Info("node manager has no deployment for the group; keeping the current configuration", "index", ans.Index)
 			continue
 		}
 		if err := g.receive(ans.Deployment); err == nil {
 			g.logger.Info("deployment applied", "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
+			g.gossipApplied()
 		}
+		g.gossipSettings(ans.Gossip)
 		r.reportNow()
 	}
 }
@@ -298,6 +301,9 @@ func (g *Gateway) localReport() localapi.Report {
 	}
 	if e := g.lastErr.Load(); e != nil {
 		rep.LastError = e.Message
+	}
+	for _, p := range g.peerView() {
+		rep.Peers = append(rep.Peers, localapi.Peer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 	}
 	return rep
 }

@@ -18,6 +18,7 @@ type Report struct {
 	Source        string            `json:"source"`
 	Configuration *ConfigReport     `json:"configuration"`
 	Deployment    *DeploymentReport `json:"deployment,omitempty"`
+	Gossip        *GossipReport     `json:"gossip,omitempty"`
 	LastError     *applyError       `json:"last_error"`
 	Store         StoreReport       `json:"store"`
 	Listeners     []listenerInfo    `json:"listeners"`
@@ -70,6 +71,7 @@ func (g *Gateway) Status() any {
 		r.Source = "node-manager " + g.remote.url
 		refused, contact := g.remote.status()
 		r.Deployment = &DeploymentReport{Applied: g.deployment.Load(), LastRefused: refused, NodeManager: contact}
+		r.Gossip = g.gossipReport()
 	case g.opts.ConfigPath != "":
 		r.Source = "file " + g.opts.ConfigPath
 	default:

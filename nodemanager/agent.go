@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -109,6 +110,8 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			"--tls-listen=" + in.TLSListen,
 			"--status-listen", orDefault(in.StatusListen, ":8085"),
 			"--data-dir", filepath.Join(a.dataDir, "instances", in.Name, "data"),
+			"--gossip-listen=" + a.gossipListen(in),
+			"--gossip-advertise=" + a.gossipAdvertise(in),
 			"--node-manager", a.local,
 			"--domain-key", a.id.SigningKey,
 		}
@@ -116,6 +119,27 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			Env: []string{localapi.EnvInstanceSecret + "=" + secret}})
 	}
 	return out, nil
+}
+
+// gossipListen is where an instance gossips with its group.
+func (a *agent) gossipListen(in apitypes.AgentInstance) string {
+	if in.Gossip == nil {
+		return ""
+	}
+	return in.Gossip.Listen
+}
+
+// gossipAdvertise is the address peers reach an instance at: the node's
+// advertised IP with the instance's gossip port, when the node has one.
+func (a *agent) gossipAdvertise(in apitypes.AgentInstance) string {
+	if in.Gossip == nil || a.advertise == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(in.Gossip.Listen)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(a.advertise, port)
 }
 
 func orDefault(s, def string) string {

@@ -69,6 +69,8 @@ store, so it serves while the node manager is down.`,
 	fs.StringVar(&opts.ConfigPath, "config", "", "declarative configuration file (YAML or JSON)")
 	fs.StringVar(&opts.NodeManager, "node-manager", "", "base URL of the node manager's local API (e.g. "+localapi.DefaultURL+"); the gateway's source instead of --config")
 	fs.StringVar(&domainKey, "domain-key", "", `the domain's deployment key ("ed25519:…"), required with --node-manager`)
+	fs.StringVar(&opts.GossipListen, "gossip-listen", "", "gossip address with the group's peers under a node manager (IP:port or :port; empty: no gossip)")
+	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", "", "gossip address the peers reach this gateway at, when not the bound one")
 	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the local configuration store (gateway.db); empty keeps it in memory")
 	fs.StringVar(&opts.Listen, "listen", ":8080", "HTTP traffic address")
 	fs.StringVar(&opts.TLSListen, "tls-listen", ":8443", `HTTPS traffic address ("" to disable)`)

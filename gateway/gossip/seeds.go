@@ -1,0 +1,203 @@
+package gossip
+
+import (
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Joining seeds: a seed that is not an alive member is joined, and joined
+// again with backoff until it is one. While this member is alone (the
+// group's first instances start together) retries are quick. Once it is
+// in a cluster they are slow: a new seed is joined at once, but a seed
+// that was a member and is not any more (dead, or a cluster split by a
+// partition, which memberlist does not mend by itself once the halves
+// forget each other) only after joinLazy. Sooner would do harm: memberlist
+// heals a member wrongly declared dead by itself, and every member pushing
+// its whole state to it at once would overload it into being suspected
+// again.
+const (
+	joinBackoffMin   = 250 * time.Millisecond
+	joinBackoffAlone = 5 * time.Second
+	joinLazy         = 30 * time.Second
+	// joinRecheck is how often seeds are compared with the members while
+	// nothing else happens.
+	joinRecheck = 5 * time.Second
+)
+
+// jitter spreads d over [0.8d, 1.2d) so that members do not act in step.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+type seedList struct {
+	mu    sync.Mutex
+	addrs []string
+	state map[string]*seedState
+	kick  chan struct{}
+}
+
+type seedState struct {
+	retry   time.Time     // last attempt + backoff
+	lazy    time.Time     // not before this while not alone
+	backoff time.Duration // of the retries while alone
+	failing bool
+}
+
+// dueAt is when the seed is to be joined next.
+func (st *seedState) dueAt(alone bool) time.Time {
+	if !alone && st.lazy.After(st.retry) {
+		return st.lazy
+	}
+	return st.retry
+}
+
+// SetSeeds replaces the seeds (the gossip addresses of the group's other
+// instances) and joins, in the background, those that are not members
+// yet. An address that is not "IP:port" is dropped with a warning.
+func (m *Member) SetSeeds(seeds []string) {
+	var addrs []string
+	for _, s := range seeds {
+		a, err := normalizeSeed(s)
+		if err != nil {
+			m.logger.Warn("ignoring seed", "seed", s, "error", err)
+			continue
+		}
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	sl := &m.seeds
+	sl.mu.Lock()
+	old := sl.state
+	sl.addrs, sl.state = addrs, map[string]*seedState{}
+	for _, a := range addrs {
+		if st, ok := old[a]; ok {
+			sl.state[a] = st
+		} else {
+			sl.state[a] = &seedState{}
+		}
+	}
+	sl.mu.Unlock()
+	select {
+	case sl.kick <- struct{}{}:
+	default:
+	}
+}
+
+// oneLine flattens memberlist's multi-line errors (go-multierror) for
+// the log.
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	return strings.TrimPrefix(s, "1 error occurred: * ")
+}
+
+func normalizeSeed(s string) (string, error) {
+	host, port, err := splitAddr(s, DefaultPort)
+	if err != nil {
+		return "", err
+	}
+	if host == "" || port == 0 {
+		return "", &net.AddrError{Err: "a seed needs an IP and a port", Addr: s}
+	}
+	return net.JoinHostPort(net.ParseIP(host).String(), strconv.Itoa(port)), nil
+}
+
+func (m *Member) joinLoop() {
+	defer m.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-m.seeds.kick:
+		case <-timer.C:
+		}
+		if m.left.Load() || m.down.Load() {
+			return
+		}
+		wait := m.joinDue()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// joinDue joins the seeds that are due and returns how long to wait
+// before the next look.
+func (m *Member) joinDue() time.Duration {
+	self := m.Addr()
+	members := map[string]bool{}
+	peers := m.alivePeers()
+	alone := len(peers) == 0
+	for _, n := range peers {
+		members[n.Address()] = true
+	}
+
+	now := time.Now()
+	var due []string
+	sl := &m.seeds
+	sl.mu.Lock()
+	for _, a := range sl.addrs {
+		st := sl.state[a]
+		if a == self || members[a] {
+			st.backoff, st.retry, st.lazy = 0, time.Time{}, now.Add(jitter(joinLazy))
+			continue
+		}
+		if !now.Before(st.dueAt(alone)) {
+			due = append(due, a)
+		}
+	}
+	sl.mu.Unlock()
+
+	for _, a := range due {
+		if m.left.Load() || m.down.Load() {
+			break
+		}
+		_, err := m.ml.Join([]string{a})
+		now := time.Now()
+		sl.mu.Lock()
+		st, ok := sl.state[a]
+		if !ok { // SetSeeds dropped it meanwhile
+			sl.mu.Unlock()
+			continue
+		}
+		st.backoff = min(max(st.backoff*2, joinBackoffMin), joinBackoffAlone)
+		st.retry = now.Add(jitter(st.backoff))
+		// Joined, it is normally a member from now on; if it is not (it
+		// advertises another address than the seed), or if the join
+		// failed, try again lazily while in a cluster.
+		st.lazy = now.Add(jitter(joinLazy))
+		wasFailing := st.failing
+		st.failing = err != nil
+		sl.mu.Unlock()
+		switch {
+		case err != nil && !wasFailing:
+			m.logger.Warn("cannot join seed; retrying", "seed", a, "error", oneLine(err))
+		case err != nil:
+			m.logger.Debug("cannot join seed", "seed", a, "error", oneLine(err))
+		default:
+			m.logger.Info("joined seed", "seed", a, "members", m.ml.NumMembers())
+		}
+	}
+
+	wait := joinRecheck
+	sl.mu.Lock()
+	now = time.Now()
+	for _, a := range sl.addrs {
+		if a != self && !members[a] {
+			wait = min(wait, max(sl.state[a].dueAt(alone).Sub(now), 0))
+		}
+	}
+	sl.mu.Unlock()
+	return wait
+}

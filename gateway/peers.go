@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/gateway/gossip"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+)
+
+// peering is the gateway's membership in its group's gossip
+// (docs/gossip.md). It starts with the first keys the node manager sends,
+// follows the seeds and keys it sends later, and carries the deployment the
+// gateway serves in its metadata.
+type peering struct {
+	mu     sync.Mutex
+	member *gossip.Member
+	seeds  []string
+	keys   []string
+	err    string
+}
+
+// gossipSettings applies the gossip part of a node manager's answer.
+func (g *Gateway) gossipSettings(s *localapi.Gossip) {
+	if s == nil || g.opts.GossipListen == "" || len(s.Keys) == 0 {
+		return
+	}
+	p := &g.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := make([][]byte, 0, len(s.Keys))
+	for _, k := range s.Keys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			p.err = fmt.Sprintf("gossip key: %v", err)
+			return
+		}
+		keys = append(keys, b)
+	}
+	if p.member == nil {
+		m, err := gossip.Start(gossip.Config{
+			Meta:          g.gossipMeta(),
+			BindAddr:      g.opts.GossipListen,
+			AdvertiseAddr: g.opts.GossipAdvertise,
+			Keys:          keys,
+			Seeds:         s.Seeds,
+			Logger:        g.logger.Named("gossip"),
+			OnChange:      func() { g.remote.reportNow() },
+		})
+		if err != nil {
+			p.err = err.Error()
+			g.logger.Error("join the group's gossip", "listen", g.opts.GossipListen, "error", err)
+			return
+		}
+		p.member, p.seeds, p.keys, p.err = m, slices.Clone(s.Seeds), slices.Clone(s.Keys), ""
+		g.logger.Info("gossip started", "listen", g.opts.GossipListen, "seeds", len(s.Seeds))
+		return
+	}
+	if !slices.Equal(p.seeds, s.Seeds) {
+		p.member.SetSeeds(s.Seeds)
+		p.seeds = slices.Clone(s.Seeds)
+	}
+	if !slices.Equal(p.keys, s.Keys) {
+		if err := p.member.SetKeys(keys); err != nil {
+			p.err = err.Error()
+			g.logger.Error("rotate gossip keys", "error", err)
+			return
+		}
+		p.keys = slices.Clone(s.Keys)
+	}
+}
+
+func (g *Gateway) gossipMeta() gossip.Meta {
+	m := gossip.Meta{Instance: g.opts.Instance, Group: g.opts.Group, Deployment: g.deployment.Load(), Status: g.opts.StatusListen}
+	if snap := g.proxy.Current(); snap != nil {
+		m.Checksum = snap.Checksum
+	}
+	return m
+}
+
+// gossipApplied tells the group what the gateway now serves.
+func (g *Gateway) gossipApplied() {
+	p := &g.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.member == nil {
+		return
+	}
+	if err := p.member.UpdateMeta(g.gossipMeta()); err != nil {
+		g.logger.Warn("push gossip metadata", "error", err)
+	}
+}
+
+// peerView is the gossip view for reports and /status.
+func (g *Gateway) peerView() []gossip.Peer {
+	p := &g.peers
+	p.mu.Lock()
+	m := p.member
+	p.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Peers()
+}
+
+// leaveGossip leaves the group gracefully: the peers see "left", not a
+// failure.
+func (g *Gateway) leaveGossip() {
+	p := &g.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.member == nil {
+		return
+	}
+	if err := p.member.Leave(2 * time.Second); err != nil {
+		g.logger.Warn("leave the group's gossip", "error", err)
+	}
+	p.member = nil
+}
+
+// GossipReport is the gossip part of /status.
+type GossipReport struct {
+	Listen string        `json:"listen"`
+	Error  string        `json:"error,omitempty"`
+	Peers  []gossip.Peer `json:"peers"`
+}
+
+func (g *Gateway) gossipReport() *GossipReport {
+	if g.opts.GossipListen == "" {
+		return nil
+	}
+	g.peers.mu.Lock()
+	errText := g.peers.err
+	g.peers.mu.Unlock()
+	peers := g.peerView()
+	if peers == nil {
+		peers = []gossip.Peer{}
+	}
+	return &GossipReport{Listen: g.opts.GossipListen, Error: errText, Peers: peers}
+}
