@@ -21,6 +21,10 @@ type peering struct {
 	seeds  []string
 	keys   []string
 	err    string
+	// kick asks metaLoop to push the current metadata: a push waits for
+	// the broadcast (up to a second), which must not hold up the
+	// deployment watch.
+	kick chan struct{}
 }
 
 // gossipSettings applies the gossip part of a node manager's answer.
@@ -56,6 +60,8 @@ func (g *Gateway) gossipSettings(s *localapi.Gossip) {
 			return
 		}
 		p.member, p.seeds, p.keys, p.err = m, slices.Clone(s.Seeds), slices.Clone(s.Keys), ""
+		p.kick = make(chan struct{}, 1)
+		go g.metaLoop(m, p.kick)
 		g.logger.Info("gossip started", "listen", g.opts.GossipListen, "seeds", len(s.Seeds))
 		return
 	}
@@ -81,16 +87,28 @@ func (g *Gateway) gossipMeta() gossip.Meta {
 	return m
 }
 
-// gossipApplied tells the group what the gateway now serves.
+// gossipApplied tells the group what the gateway now serves, without
+// waiting.
 func (g *Gateway) gossipApplied() {
 	p := &g.peers
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.member == nil {
+	if p.kick == nil {
 		return
 	}
-	if err := p.member.UpdateMeta(g.gossipMeta()); err != nil {
-		g.logger.Warn("push gossip metadata", "error", err)
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// metaLoop pushes the metadata when kicked, until kick is closed; kicks
+// during a push are one.
+func (g *Gateway) metaLoop(m *gossip.Member, kick <-chan struct{}) {
+	for range kick {
+		if err := m.UpdateMeta(g.gossipMeta()); err != nil {
+			g.logger.Warn("push gossip metadata", "error", err)
+		}
 	}
 }
 
@@ -115,10 +133,11 @@ func (g *Gateway) leaveGossip() {
 	if p.member == nil {
 		return
 	}
+	close(p.kick)
 	if err := p.member.Leave(2 * time.Second); err != nil {
 		g.logger.Warn("leave the group's gossip", "error", err)
 	}
-	p.member = nil
+	p.member, p.kick = nil, nil
 }
 
 // GossipReport is the gossip part of /status.
