@@ -68,12 +68,13 @@ func BenchmarkDetection(b *testing.B) {
 	for trial := range *detectionTrials {
 		var mu sync.Mutex
 		deadAt := map[int]time.Time{} // by survivor
+		var killed time.Time          // under mu; zero until the kill
 		victimName := fmt.Sprintf("m%d", n-1)
 		ms := clusterWith(b, n, func(i int) []opt {
 			return []opt{quiet, withObserve(func(name, state string) {
 				if name == victimName && state == StateDead {
 					mu.Lock()
-					if _, ok := deadAt[i]; !ok {
+					if _, ok := deadAt[i]; !ok && !killed.IsZero() {
 						deadAt[i] = time.Now()
 					}
 					mu.Unlock()
@@ -82,7 +83,9 @@ func BenchmarkDetection(b *testing.B) {
 		})
 		time.Sleep(500 * time.Millisecond) // let the probe schedules settle
 		victim := ms[n-1]
-		killed := time.Now()
+		mu.Lock()
+		killed = time.Now()
+		mu.Unlock()
 		if err := victim.Shutdown(); err != nil {
 			b.Fatal(err)
 		}
@@ -130,12 +133,15 @@ func clusterWith(tb testing.TB, n int, opts func(i int) []opt) []*Member {
 	var ms []*Member
 	for i := range n {
 		o := opts(i)
-		if i > 0 {
+		switch {
+		case i == 1:
 			o = append(o, withSeeds(ms[0].Addr()))
+		case i > 1:
+			o = append(o, withSeeds(ms[0].Addr(), ms[i-1].Addr()))
 		}
 		ms = append(ms, start(tb, "g", fmt.Sprintf("m%d", i), o...))
 	}
-	waitConverged(tb, ms, 10*time.Second)
+	waitConverged(tb, ms, 10*time.Second+time.Duration(n)*time.Second)
 	return ms
 }
 
