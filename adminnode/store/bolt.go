@@ -164,6 +164,17 @@ func modify[T any](tx *bolt.Tx, bucket []byte, what, name string, change func(*T
 	return v, put(bk, []byte(name), v)
 }
 
+// updateNamed is modify in a transaction of its own. Like modify, it
+// returns the record as read when change refuses it.
+func updateNamed[T any](ctx context.Context, b *Bolt, bucket []byte, what, name string, change func(*T) error) (T, error) {
+	var out T
+	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
+		out, err = modify(tx, bucket, what, name, change)
+		return err
+	})
+	return out, err
+}
+
 // all decodes every value of bk in key order; keep, when not nil, selects.
 func all[T any](bk *bolt.Bucket, keep func(T) bool) ([]T, error) {
 	out := []T{}
@@ -322,43 +333,27 @@ func (b *Bolt) ListGroups(ctx context.Context) ([]Group, error) {
 
 // UpdateGroup implements Store.
 func (b *Bolt) UpdateGroup(ctx context.Context, g Group, expectedVersion uint64) (Group, error) {
-	var out Group
-	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = modify(tx, bucketGroups, "group", g.Name, func(cur *Group) error {
-			if cur.Version != expectedVersion {
-				return fmt.Errorf("group %q is at version %d, not %d: %w", g.Name, cur.Version, expectedVersion, ErrConflict)
-			}
-			if g.Type != "" {
-				cur.Type = g.Type
-			}
-			cur.Labels = g.Labels
-			cur.Description = g.Description
-			cur.UpdatedAt = now()
-			cur.Version++
-			return nil
-		})
-		return err
+	return updateNamed(ctx, b, bucketGroups, "group", g.Name, func(cur *Group) error {
+		if cur.Version != expectedVersion {
+			return fmt.Errorf("group %q is at version %d, not %d: %w", g.Name, cur.Version, expectedVersion, ErrConflict)
+		}
+		if g.Type != "" {
+			cur.Type = g.Type
+		}
+		cur.Labels = g.Labels
+		cur.Description = g.Description
+		cur.UpdatedAt = now()
+		cur.Version++
+		return nil
 	})
-	if err != nil {
-		return Group{}, err
-	}
-	return out, nil
 }
 
 // SetGossipKeys implements Store.
 func (b *Bolt) SetGossipKeys(ctx context.Context, group string, keys [][]byte) (Group, error) {
-	var out Group
-	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = modify(tx, bucketGroups, "group", group, func(cur *Group) error {
-			cur.GossipKeys = keys
-			return nil
-		})
-		return err
+	return updateNamed(ctx, b, bucketGroups, "group", group, func(cur *Group) error {
+		cur.GossipKeys = keys
+		return nil
 	})
-	if err != nil {
-		return Group{}, err
-	}
-	return out, nil
 }
 
 // DeleteGroup implements Store.
@@ -398,13 +393,11 @@ func (b *Bolt) CreateHost(ctx context.Context, h Host) (Host, error) {
 
 // SetHostAddress implements Store.
 func (b *Bolt) SetHostAddress(ctx context.Context, name, address string) error {
-	return b.update(ctx, func(tx *bolt.Tx) error {
-		_, err := modify(tx, bucketHosts, "host", name, func(h *Host) error {
-			h.Address = address
-			return nil
-		})
-		return err
+	_, err := updateNamed(ctx, b, bucketHosts, "host", name, func(h *Host) error {
+		h.Address = address
+		return nil
 	})
+	return err
 }
 
 // GetHost implements Store.
@@ -476,21 +469,16 @@ func (b *Bolt) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
 
 // UseJoinToken implements Store.
 func (b *Bolt) UseJoinToken(ctx context.Context, id string, now time.Time, check func(JoinToken) error) (JoinToken, error) {
-	var out JoinToken
-	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = modify(tx, bucketJoinTokens, "join token", id, func(t *JoinToken) error {
-			if err := check(*t); err != nil {
-				return err
-			}
-			if !t.UsedAt.IsZero() {
-				return fmt.Errorf("join token %s was used at %s: %w", id, t.UsedAt.Format(time.RFC3339), ErrConflict)
-			}
-			t.UsedAt = now.UTC()
-			return nil
-		})
-		return err
+	return updateNamed(ctx, b, bucketJoinTokens, "join token", id, func(t *JoinToken) error {
+		if err := check(*t); err != nil {
+			return err
+		}
+		if !t.UsedAt.IsZero() {
+			return fmt.Errorf("join token %s was used at %s: %w", id, t.UsedAt.Format(time.RFC3339), ErrConflict)
+		}
+		t.UsedAt = now.UTC()
+		return nil
 	})
-	return out, err
 }
 
 // AddNodeCert implements Store.
@@ -841,19 +829,11 @@ func (b *Bolt) ListUsers(ctx context.Context) ([]User, error) {
 
 // UpdateUser implements Store.
 func (b *Bolt) UpdateUser(ctx context.Context, u User) (User, error) {
-	var out User
-	err := b.update(ctx, func(tx *bolt.Tx) (err error) {
-		out, err = modify(tx, bucketUsers, "user", u.Name, func(cur *User) error {
-			cur.PasswordHash = u.PasswordHash
-			cur.Disabled = u.Disabled
-			return nil
-		})
-		return err
+	return updateNamed(ctx, b, bucketUsers, "user", u.Name, func(cur *User) error {
+		cur.PasswordHash = u.PasswordHash
+		cur.Disabled = u.Disabled
+		return nil
 	})
-	if err != nil {
-		return User{}, err
-	}
-	return out, nil
 }
 
 // DeleteUser implements Store.
@@ -1024,13 +1004,11 @@ func (b *Bolt) ListTokens(ctx context.Context, user string) ([]Token, error) {
 }
 
 func (b *Bolt) changeToken(ctx context.Context, id string, change func(t *Token)) error {
-	return b.update(ctx, func(tx *bolt.Tx) error {
-		_, err := modify(tx, bucketTokens, "token", id, func(t *Token) error {
-			change(t)
-			return nil
-		})
-		return err
+	_, err := updateNamed(ctx, b, bucketTokens, "token", id, func(t *Token) error {
+		change(t)
+		return nil
 	})
+	return err
 }
 
 // RevokeToken implements Store.
