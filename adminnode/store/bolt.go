@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
@@ -32,7 +31,6 @@ import (
 const SchemaVersion = 3
 
 var (
-	bucketMeta        = []byte("meta")
 	bucketDomain      = []byte("domain")
 	bucketGroups      = []byte("groups")
 	bucketHosts       = []byte("hosts")
@@ -47,7 +45,6 @@ var (
 	bucketStates      = []byte("instance_states")
 	bucketJoinTokens  = []byte("join_tokens")
 	bucketNodeCerts   = []byte("node_certs")
-	keySchema         = []byte("schema")
 	keyDomain         = []byte("domain")
 
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
@@ -82,28 +79,10 @@ func Open(path string) (*Bolt, error) {
 }
 
 func (b *Bolt) upgrade() error {
-	return b.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		version := 0
-		if v := meta.Get(keySchema); v != nil {
-			if version, err = strconv.Atoi(string(v)); err != nil {
-				return fmt.Errorf("bad schema version %q", v)
-			}
-		}
-		if version > SchemaVersion {
-			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
-		}
-		// Version 0 is a new file and version 1 lacks only buckets, which
-		// the loop creates; later versions add their steps here.
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
+		// Versions 0 (a new file), 1 and 2 lack only buckets; later versions
+		// add their steps here.
+		return boltfile.CreateBuckets(tx, allBuckets...)
 	})
 }
 

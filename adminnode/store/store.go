@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
 
 // Errors the store wraps; test them with errors.Is.
@@ -20,7 +21,7 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrNewerSchema is returned for a file written by a newer gatehouse:
 	// it is left untouched rather than guessed at.
-	ErrNewerSchema = errors.New("store was written by a newer version of gatehouse")
+	ErrNewerSchema = boltfile.ErrNewerSchema
 )
 
 // Domain is the one domain a store belongs to.

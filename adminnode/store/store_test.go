@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -589,7 +590,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	newer := fmt.Sprint(SchemaVersion + 1)
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte(newer)) })
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte(newer)) })
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -615,7 +616,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		if err := tx.DeleteBucket(bucketStates); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte("1"))
 	})
 	db.Close()
 	if err != nil {

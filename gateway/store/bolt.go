@@ -22,9 +22,7 @@ import (
 const SchemaVersion = 1
 
 var (
-	bucketMeta    = []byte("meta")
 	bucketConfigs = []byte("configs")
-	keySchema     = []byte("schema")
 )
 
 // Bolt is the bbolt implementation of Store.
@@ -96,25 +94,9 @@ func (b *Bolt) checkRecords() error {
 }
 
 func (b *Bolt) upgrade() error {
-	return b.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		version := 0
-		if v := meta.Get(keySchema); v != nil {
-			if version, err = strconv.Atoi(string(v)); err != nil {
-				return fmt.Errorf("bad schema version %q", v)
-			}
-		}
-		if version > SchemaVersion {
-			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
-		}
+	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
 		// Version 0 is a new file; later versions add their steps here.
-		if _, err := tx.CreateBucketIfNotExists(bucketConfigs); err != nil {
-			return err
-		}
-		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		return boltfile.CreateBuckets(tx, [][]byte{bucketConfigs}...)
 	})
 }
 

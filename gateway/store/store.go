@@ -3,9 +3,10 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
 
 // Keep is how many configurations a store holds: the current one and the
@@ -54,4 +55,4 @@ type Store interface {
 
 // ErrNewerSchema is returned for a file written by a newer gatehouse: it is
 // left untouched rather than guessed at.
-var ErrNewerSchema = errors.New("store was written by a newer version of gatehouse")
+var ErrNewerSchema = boltfile.ErrNewerSchema

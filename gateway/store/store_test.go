@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
 
 func record(content string) Record {
@@ -105,8 +107,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Update(func(tx *bolt.Tx) error {
-		m, _ := tx.CreateBucketIfNotExists(bucketMeta)
-		return m.Put(keySchema, []byte(strconv.Itoa(SchemaVersion+1)))
+		m, _ := tx.CreateBucketIfNotExists(boltfile.MetaBucket)
+		return m.Put(boltfile.SchemaKey, []byte(strconv.Itoa(SchemaVersion+1)))
 	})
 	db.Close()
 	if _, _, err := OpenOrRecover(path, hclog.NewNullLogger()); !errors.Is(err, ErrNewerSchema) {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -25,17 +24,15 @@ import (
 const SchemaVersion = 1
 
 var (
-	bucketMeta        = []byte("meta")
 	bucketDeployments = []byte("deployments")
 	bucketDesired     = []byte("desired")
 	bucketSecrets     = []byte("secrets")
-	keySchema         = []byte("schema")
 	keyInstances      = []byte("instances")
 	keyIndex          = []byte("index")
 )
 
 // ErrNewerSchema is returned for a file written by a newer gatehouse.
-var ErrNewerSchema = errors.New("node state was written by a newer version of gatehouse")
+var ErrNewerSchema = boltfile.ErrNewerSchema
 
 // Store is the node manager's state. Every method is one transaction.
 type Store struct {
@@ -60,27 +57,9 @@ func Open(path string) (*Store, error) {
 }
 
 func (s *Store) upgrade() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		version := 0
-		if v := meta.Get(keySchema); v != nil {
-			if version, err = strconv.Atoi(string(v)); err != nil {
-				return fmt.Errorf("bad schema version %q", v)
-			}
-		}
-		if version > SchemaVersion {
-			return fmt.Errorf("%w (schema %d, this binary knows %d)", ErrNewerSchema, version, SchemaVersion)
-		}
+	return boltfile.Upgrade(s.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
 		// Version 0 is a new file; later versions add their steps here.
-		for _, name := range [][]byte{bucketDeployments, bucketDesired, bucketSecrets} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		return boltfile.CreateBuckets(tx, [][]byte{bucketDeployments, bucketDesired, bucketSecrets}...)
 	})
 }
 

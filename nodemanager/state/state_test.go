@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
 
 func open(t *testing.T) (*Store, string) {
@@ -93,7 +94,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte(fmt.Sprint(SchemaVersion+1)))
+		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte(fmt.Sprint(SchemaVersion+1)))
 	}))
 	db.Close()
 	if _, err := Open(path); err == nil {
