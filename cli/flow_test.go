@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,74 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
-	"github.com/gatehouse/gatehouse/adminnode/rbac"
-	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
 
-const adminPassword = "correct horse battery"
-
-// adminNode serves the real API over a fresh store with an admin user,
-// over TLS with a certificate of a new domain CA followed by that CA, as
-// the admin node sends them.
-func adminNode(t *testing.T) (*httptest.Server, *ca.CA) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "admin.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pub, key, err := deploy.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dom := store.Domain{Name: "test", SigningPublicKey: pub}
-	if err := st.InitDomain(ctx, dom); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rbac.BuiltInRoles() {
-		if _, err := st.CreateRole(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash, err := auth.HashPassword(adminPassword, bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateUser(ctx, store.User{Name: "admin", PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateRoleBinding(ctx, store.RoleBinding{User: "admin", Role: rbac.RoleDomainAdmin, Scope: store.Scope{Domain: true}}); err != nil {
-		t.Fatal(err)
-	}
-	root, err := ca.New("test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := root.IssueServer(nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(root.CertPEM())
-	cert.Certificate = append(cert.Certificate, block.Bytes)
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
-	hs.StartTLS()
-	t.Cleanup(hs.Close)
-	return hs, root
-}
+const adminPassword = apitest.Password
 
 const webYAML = `upstreams:
   - name: app
@@ -100,7 +35,7 @@ services:
 // TestFlow runs the commands of a first session against the real API:
 // login by fingerprint, a group, its configuration, a deployment, logout.
 func TestFlow(t *testing.T) {
-	hs, root := adminNode(t)
+	hs, root := apitest.AdminNode(t)
 	dir := t.TempDir()
 	configPath := filepath.Join(dir, "config", "cli.json")
 	vars := map[string]string{envConfig: configPath}

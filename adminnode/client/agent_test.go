@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
@@ -17,7 +18,7 @@ import (
 // certificate it got.
 func TestAgentCalls(t *testing.T) {
 	ctx := context.Background()
-	hs, root := adminNode(t)
+	hs, root := apitest.AdminNode(t)
 	anon, err := client.New(client.Config{Address: hs.URL, CAFingerprint: root.Fingerprint()})
 	if err != nil {
 		t.Fatal(err)

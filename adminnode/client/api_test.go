@@ -2,93 +2,24 @@ package client_test
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
-	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/auth"
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
-	"github.com/gatehouse/gatehouse/adminnode/rbac"
-	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
 
-const password = "correct horse battery"
-
-// adminNode serves the real API over a fresh store, over TLS with a
-// certificate of a new domain CA sent with that CA, as the admin node
-// does. It returns the server and the CA.
-func adminNode(t *testing.T) (*httptest.Server, *ca.CA) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "admin.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pub, key, err := deploy.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dom := store.Domain{Name: "test", SigningPublicKey: pub}
-	if err := st.InitDomain(ctx, dom); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rbac.BuiltInRoles() {
-		if _, err := st.CreateRole(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash, err := auth.HashPassword(password, bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateUser(ctx, store.User{Name: "admin", PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateRoleBinding(ctx, store.RoleBinding{User: "admin", Role: rbac.RoleDomainAdmin, Scope: store.Scope{Domain: true}}); err != nil {
-		t.Fatal(err)
-	}
-	root, err := ca.New("test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := root.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(root.CertPEM())
-	cert.Certificate = append(cert.Certificate, block.Bytes)
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.TLS = root.ServerTLS(cert)
-	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
-	hs.StartTLS()
-	t.Cleanup(hs.Close)
-	return hs, root
-}
+const password = apitest.Password
 
 // TestAgainstAdminNode drives the real API the way the CLI does: a
 // pinned login, then the draft and deployment cycle.
 func TestAgainstAdminNode(t *testing.T) {
 	ctx := context.Background()
-	hs, root := adminNode(t)
+	hs, root := apitest.AdminNode(t)
 
 	anon, err := client.New(client.Config{Address: hs.URL, CAFingerprint: root.Fingerprint()})
 	if err != nil {
