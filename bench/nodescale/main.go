@@ -17,14 +17,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -34,7 +31,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +44,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/bench/internal/measure"
 )
 
 type options struct {
@@ -239,7 +236,7 @@ func (b *bench) startAdmin(ctx context.Context) error {
 	}
 	dataDir := filepath.Join(b.work, "admin")
 	pwFile := filepath.Join(b.work, "password")
-	password := randomHex(16)
+	password := measure.RandomHex(16)
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		return err
 	}
@@ -248,7 +245,7 @@ func (b *bench) startAdmin(ctx context.Context) error {
 		"--password-file", pwFile).CombinedOutput(); err != nil {
 		return fmt.Errorf("admin init (%s): %w\n%s", bin, err, out)
 	}
-	addr, err := freeAddr()
+	addr, err := measure.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -258,7 +255,7 @@ func (b *bench) startAdmin(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		pprofAddr, err := freeAddr()
+		pprofAddr, err := measure.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -350,7 +347,7 @@ func (b *bench) deploy(ctx context.Context, g, message string) (apitypes.Deploym
 	if err != nil {
 		return apitypes.Deployment{}, fmt.Errorf("get draft of %s: %w", g, err)
 	}
-	cfg := fmt.Appendf(nil, draftYAML, g+"-"+randomHex(3))
+	cfg := fmt.Appendf(nil, draftYAML, g+"-"+measure.RandomHex(3))
 	if _, err := b.api.PutDraft(ctx, g, cfg, "application/yaml", d.Version); err != nil {
 		return apitypes.Deployment{}, fmt.Errorf("put draft of %s: %w", g, err)
 	}
@@ -604,10 +601,10 @@ type measurement struct {
 
 func (b *bench) measure(ctx context.Context) (measurement, error) {
 	pid := b.admin.Process.Pid
-	m := measurement{loadBefore: loadAvg()}
+	m := measurement{loadBefore: measure.LoadAvg()}
 	hbErr0, watch0 := b.hbErrs(), b.watchErrs.Load()
 	ans0 := [2]int64{b.answers[0].Load(), b.answers[1].Load()}
-	cpu0, self0, t0 := procCPU(pid), selfCPU(), time.Now()
+	cpu0, self0, t0 := measure.ProcCPU(pid), selfCPU(), time.Now()
 	var rss []float64
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -629,7 +626,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 			m.threads = int(must(procStatus(pid, "Threads")))
 		}
 	}
-	cpu1, self1, t1 := procCPU(pid), selfCPU(), time.Now()
+	cpu1, self1, t1 := measure.ProcCPU(pid), selfCPU(), time.Now()
 	m.window = t1.Sub(t0)
 	m.cpu = float64(cpu1-cpu0) / float64(m.window)
 	m.simCPU = float64(self1-self0) / float64(m.window)
@@ -643,7 +640,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 	m.hbErrs = b.hbErrs() - hbErr0
 	m.watchErrs = b.watchErrs.Load() - watch0
 	m.answers = [2]int64{b.answers[0].Load() - ans0[0], b.answers[1].Load() - ans0[1]}
-	m.loadAfter = loadAvg()
+	m.loadAfter = measure.LoadAvg()
 	if b.pprofURL != "" {
 		m.goroutines = goroutines(b.pprofURL)
 	}
@@ -711,7 +708,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		if err != nil {
 			return f, err
 		}
-		nd, err := b.api.PutDraft(ctx, g, fmt.Appendf(nil, draftYAML, g+"-"+randomHex(3)), "application/yaml", d.Version)
+		nd, err := b.api.PutDraft(ctx, g, fmt.Appendf(nil, draftYAML, g+"-"+measure.RandomHex(3)), "application/yaml", d.Version)
 		if err != nil {
 			return f, err
 		}
@@ -720,7 +717,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 	if !sleepCtx(ctx, 2*time.Second) {
 		return f, ctx.Err()
 	}
-	cpu0 := procCPU(pid)
+	cpu0 := measure.ProcCPU(pid)
 	t0 := time.Now()
 	want := map[string]uint64{}
 	for _, g := range groups {
@@ -765,7 +762,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 			at = append(at, time.Duration(n.deployAt.Load()-t0.UnixNano()))
 		}
 	}
-	f.last, f.p50 = pct(at, 100), pct(at, 50)
+	f.last, f.p50 = measure.Percentile(at, 100), measure.Percentile(at, 50)
 	// Every node's instance watch is answered too (the index is global):
 	// give them until the same deadline, checked once all deployments
 	// are in.
@@ -786,7 +783,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 	if !sleepCtx(ctx, time.Second) {
 		return f, ctx.Err()
 	}
-	f.cpu = (procCPU(pid) - cpu0).Seconds()
+	f.cpu = (measure.ProcCPU(pid) - cpu0).Seconds()
 	return f, nil
 }
 
@@ -823,11 +820,11 @@ func (b *bench) takeProfiles(ctx context.Context) ([]string, error) {
 	cpuFile := filepath.Join(dir, "admin.cpu.pprof")
 	heapFile := filepath.Join(dir, "admin.heap.pprof")
 	pid := b.admin.Process.Pid
-	cpu0, t0 := procCPU(pid), time.Now()
+	cpu0, t0 := measure.ProcCPU(pid), time.Now()
 	if err := fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.pprofURL, int(b.o.profileFor.Seconds())), cpuFile); err != nil {
 		return nil, err
 	}
-	procPct := 100 * float64(procCPU(pid)-cpu0) / float64(time.Since(t0))
+	procPct := 100 * float64(measure.ProcCPU(pid)-cpu0) / float64(time.Since(t0))
 	if err := fetch(ctx, b.pprofURL+"/debug/pprof/heap?gc=1", heapFile); err != nil {
 		return nil, err
 	}
@@ -920,7 +917,7 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	fmt.Printf("    admin RSS          %6.1f MiB mean, %.1f MiB max in the window; peak VmHWM %.1f MiB since start (target <= 300 MB = %.0f MiB: %s)\n",
 		m.rssMean, m.rssMax, m.hwm, 300e6/(1<<20), verdict(m.rssMax*(1<<20) <= 300e6))
 	fmt.Printf("    heartbeats         %6.1f /s handled (%d in the window, %d failed); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		m.hbPerSec, len(m.hb), m.hbErrs, ms(pct(m.hb, 50)), ms(pct(m.hb, 99)), ms(pct(m.hb, 100)))
+		m.hbPerSec, len(m.hb), m.hbErrs, measure.MS(measure.Percentile(m.hb, 50)), measure.MS(measure.Percentile(m.hb, 99)), measure.MS(measure.Percentile(m.hb, 100)))
 	fmt.Printf("    blocking queries   %6.1f /s answered (instances %d, deployment %d in the window; %d failed)\n",
 		float64(m.answers[0]+m.answers[1])/m.window.Seconds(), m.answers[0], m.answers[1], m.watchErrs)
 	extra := ""
@@ -934,15 +931,15 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	fmt.Println("  fan-out (a deployment answers every blocking query on its group; t0 = before the POST):")
 	for _, f := range fans {
 		fmt.Printf("    %s: POST(s) %.1f ms; %d deployment watches answered: p50 %.1f ms, all %.1f ms",
-			f.what, ms(f.post), f.watchers, ms(f.p50), ms(f.last))
+			f.what, measure.MS(f.post), f.watchers, measure.MS(f.p50), measure.MS(f.last))
 		if f.missing > 0 {
 			fmt.Printf(" (%d NOT answered within %s)", f.missing, o.wait+10*time.Second)
 		}
 		fmt.Println()
 		fmt.Printf("      instance watches answered too: %d of %d, the last at %.1f ms; admin CPU over the fan-out %.2f s",
-			f.instAnswered, o.nodes, ms(f.instLast), f.cpu)
+			f.instAnswered, o.nodes, measure.MS(f.instLast), f.cpu)
 		if f.statusAll > 0 {
-			fmt.Printf("; GET /groups/%s/instances showed all %d applied at %.1f ms", groupName(0), f.watchers, ms(f.statusAll))
+			fmt.Printf("; GET /groups/%s/instances showed all %d applied at %.1f ms", groupName(0), f.watchers, measure.MS(f.statusAll))
 		}
 		fmt.Println()
 	}
@@ -961,27 +958,6 @@ func verdict(ok bool) string {
 	}
 	return "NOT met"
 }
-
-// procCPU is utime + stime of a process, from /proc/<pid>/stat.
-func procCPU(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces: fields are counted after
-	// its closing parenthesis; utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, 100 on Linux on every architecture Go supports.
-const clockTicks = 100
 
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -1056,28 +1032,6 @@ func establishedSockets(pid int) int {
 	return n
 }
 
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-// pct is the nearest-rank percentile p (0 < p <= 100) of ds.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -1087,21 +1041,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
-		panic(errors.New("no randomness"))
-	}
-	return hex.EncodeToString(b)
 }

@@ -15,16 +15,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +33,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/bench/internal/measure"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -138,16 +134,16 @@ func run(ctx context.Context, o options) (err error) {
 // Healthy.
 func (b *bench) setUp(ctx context.Context) error {
 	o := b.o
-	adminAddr, err := freeAddr()
+	adminAddr, err := measure.FreeAddr()
 	if err != nil {
 		return err
 	}
-	nodeAddr, err := freeAddr()
+	nodeAddr, err := measure.FreeAddr()
 	if err != nil {
 		return err
 	}
 	pwFile := filepath.Join(b.work, "password")
-	if err := os.WriteFile(pwFile, []byte(randomHex(16)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwFile, []byte(measure.RandomHex(16)+"\n"), 0o600); err != nil {
 		return err
 	}
 	password, _ := os.ReadFile(pwFile)
@@ -196,11 +192,11 @@ func (b *bench) setUp(ctx context.Context) error {
 		return fmt.Errorf("node join: %w\n%s", err, out)
 	}
 	for i := 1; i <= o.instances; i++ {
-		listen, err := freeAddr()
+		listen, err := measure.FreeAddr()
 		if err != nil {
 			return err
 		}
-		status, err := freeAddr()
+		status, err := measure.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -347,7 +343,7 @@ func (b *bench) measure(ctx context.Context) error {
 		rounds = append(rounds, rd)
 		if o.verbose {
 			fmt.Printf("  round %2d: #%d  admin %7.1f ms  node %7.1f ms  (POST %5.1f ms, %d polls)%s\n", r, rd.number,
-				ms(rd.admin), ms(rd.local), ms(rd.post), rd.adminPolls, map[bool]string{true: "  TIMED OUT", false: ""}[rd.timedOut])
+				measure.MS(rd.admin), measure.MS(rd.local), measure.MS(rd.post), rd.adminPolls, map[bool]string{true: "  TIMED OUT", false: ""}[rd.timedOut])
 		}
 	}
 	cpu1, wall := b.cpu(), time.Since(began)
@@ -360,10 +356,10 @@ func (b *bench) measure(ctx context.Context) error {
 		idle := time.Duration(float64(idle1[who]-idle0[who]) * wall.Seconds() / idleWall.Seconds())
 		d := cpu1[who] - cpu0[who] - idle
 		total += d
-		fmt.Printf("    %-24s %7.1f ms   (idle: %.1f%% of a core)\n", who, ms(d)/float64(len(rounds)),
+		fmt.Printf("    %-24s %7.1f ms   (idle: %.1f%% of a core)\n", who, measure.MS(d)/float64(len(rounds)),
 			100*float64(idle1[who]-idle0[who])/float64(idleWall))
 	}
-	fmt.Printf("    %-24s %7.1f ms   (%d CPUs; load average now %s)\n", "total", ms(total)/float64(len(rounds)), runtime.NumCPU(), loadAvg())
+	fmt.Printf("    %-24s %7.1f ms   (%d CPUs; load average now %s)\n", "total", measure.MS(total)/float64(len(rounds)), runtime.NumCPU(), measure.LoadAvg())
 	return nil
 }
 
@@ -372,47 +368,16 @@ func (b *bench) cpu() map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for _, p := range b.procs {
 		name := map[string]string{"admin": "admin node", "node": "node manager"}[p.name]
-		out[name] += procCPU(p.cmd.Process.Pid)
+		out[name] += measure.ProcCPU(p.cmd.Process.Pid)
 	}
 	for _, pid := range b.gatewayPIDs() {
-		out["gateways (sum)"] += procCPU(pid)
+		out["gateways (sum)"] += measure.ProcCPU(pid)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		out["this program (pollers)"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return out
-}
-
-// procCPU is utime + stime of a process, from /proc/<pid>/stat.
-func procCPU(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces: fields are counted after
-	// its closing parenthesis; utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	var ut, st int64
-	fmt.Sscan(f[11], &ut)
-	fmt.Sscan(f[12], &st)
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, 100 on Linux on every architecture Go supports.
-const clockTicks = 100
-
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // pollUntil calls done every poll until it says yes; it returns the time
@@ -587,14 +552,14 @@ func report(o options, rounds []round, pollTimes []time.Duration) {
 	fmt.Println()
 	fmt.Printf("Propagation: %d instances on one host, %d deployments, node run --heartbeat %s\n", o.instances, len(rounds), o.heartbeat)
 	fmt.Printf("  polling: GET every %s after the previous answer (an admin poll itself takes p50 %.2f ms, p99 %.2f ms)\n",
-		o.poll, ms(pct(pollTimes, 50)), ms(pct(pollTimes, 99)))
+		o.poll, measure.MS(measure.Percentile(pollTimes, 50)), measure.MS(measure.Percentile(pollTimes, 99)))
 	fmt.Printf("  %-44s %8s %8s %8s %8s\n", "ms from POST /deployments to ...", "p50", "p90", "p99", "max")
 	row := func(name string, ds []time.Duration) {
 		if len(ds) == 0 {
 			fmt.Printf("  %-44s %8s\n", name, "-")
 			return
 		}
-		fmt.Printf("  %-44s %8.1f %8.1f %8.1f %8.1f\n", name, ms(pct(ds, 50)), ms(pct(ds, 90)), ms(pct(ds, 99)), ms(pct(ds, 100)))
+		fmt.Printf("  %-44s %8.1f %8.1f %8.1f %8.1f\n", name, measure.MS(measure.Percentile(ds, 50)), measure.MS(measure.Percentile(ds, 90)), measure.MS(measure.Percentile(ds, 99)), measure.MS(measure.Percentile(ds, 100)))
 	}
 	row("POST answered (deployment signed, stored)", pick(func(r round) time.Duration { return r.post }))
 	row("node manager received it (its log)", nonZero(pick(func(r round) time.Duration { return r.received })))
@@ -606,10 +571,10 @@ func report(o options, rounds []round, pollTimes []time.Duration) {
 	row("admin GET /groups/{g}/instances: all applied", pick(func(r round) time.Duration { return r.admin }))
 	admin := pick(func(r round) time.Duration { return r.admin })
 	verdict := "NOT met"
-	if len(admin) > 0 && pct(admin, 99) <= 100*time.Millisecond && timedOut == 0 {
+	if len(admin) > 0 && measure.Percentile(admin, 99) <= 100*time.Millisecond && timedOut == 0 {
 		verdict = "met"
 	}
-	fmt.Printf("  propagation p50 %.1f ms, p99 %.1f ms (target p99 <= 100 ms: %s)\n", ms(pct(admin, 50)), ms(pct(admin, 99)), verdict)
+	fmt.Printf("  propagation p50 %.1f ms, p99 %.1f ms (target p99 <= 100 ms: %s)\n", measure.MS(measure.Percentile(admin, 50)), measure.MS(measure.Percentile(admin, 99)), verdict)
 	if timedOut > 0 {
 		fmt.Printf("  WARNING: %d round(s) timed out after %s and are left out of the figures\n", timedOut, o.timeout)
 	}
@@ -621,19 +586,6 @@ func report(o options, rounds []round, pollTimes []time.Duration) {
 func nonZero(ds []time.Duration) []time.Duration {
 	return slices.DeleteFunc(ds, func(d time.Duration) bool { return d == 0 })
 }
-
-// pct is the nearest-rank percentile p (0 < p <= 100) of ds.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // proc is a gatehouse process started by the benchmark.
 type proc struct {
@@ -753,21 +705,4 @@ func waitUntil(ctx context.Context, d time.Duration, what string, p *proc, ok fu
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("timed out after %s waiting for %s", d, what)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
-		panic(errors.New("no randomness"))
-	}
-	return hex.EncodeToString(b)
 }
