@@ -26,7 +26,7 @@ func TestGatewayErrors(t *testing.T) {
 		cfg := filepath.Join(dir, "gateway.json")
 		writeConfig(t, cfg, deploy.Config{
 			Upstreams: []deploy.Upstream{
-				{Name: "dead", Targets: []deploy.Target{{Address: freeAddr(t)}}},
+				{Name: "dead", Targets: []deploy.Target{{Address: deadAddr(t)}}},
 				{Name: "slow", Targets: []deploy.Target{{Address: slow.addr}},
 					Timeouts: deploy.Timeouts{Read: deploy.Duration(300 * time.Millisecond)}},
 				{Name: "unhealthy", Targets: []deploy.Target{{Address: slow.addr}},

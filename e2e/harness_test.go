@@ -50,6 +50,26 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// deadAddr returns a loopback address that refuses connections for the whole
+// test: its port is bound but never listened on, so no other listener of a
+// parallel test or process can take it over the way a released port can be.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 // syncBuffer collects a process's output while tests read it.
 type syncBuffer struct {
 	mu sync.Mutex

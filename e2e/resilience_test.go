@@ -14,7 +14,7 @@ import (
 func TestRetryOnSecondTarget(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		live := startUpstream(t, "live", nil)
-		dead := freeAddr(t) // nothing listens there
+		dead := deadAddr(t)
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "gateway.json")
 		writeConfig(t, cfg, deploy.Config{
