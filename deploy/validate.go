@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Defaults of the active health check that validation needs: the timeout
@@ -68,10 +70,11 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 // by no other certificate; cert is a PEM certificate chain and key the PEM
 // private key of its first certificate.
 //
-// Policies, wherever they are, have a name matching ^[a-z][a-z0-9-]{0,62}$.
-// Their configurations are left to the policies' schemas.
+// Policies, wherever they are, name a kind of policy/catalog, at most once
+// per scope, and their configurations are checked by that kind.
 func (c *Config) Validate() error {
 	v := validator{
+		env:        c.validationEnv(),
 		routeNames: make(map[string]string),
 		routeKeys:  make(map[routeKey]routeRef),
 	}
@@ -95,6 +98,7 @@ func (c *Config) Validate() error {
 
 type validator struct {
 	errs Errors
+	env  *policy.Env
 	// routeNames maps a route name to the path of the route that has it.
 	routeNames map[string]string
 	// routeKeys maps what a route path matches to the route that has it.
@@ -582,13 +586,14 @@ func checkChain(b []byte) string {
 }
 
 func (v *validator) policies(path string, ps []Policy) {
-	for i, p := range ps {
-		np := index(path, i) + ".name"
-		switch {
-		case p.Name == "":
-			v.errs.Add(np, "required")
-		case !policyName.MatchString(p.Name):
-			v.errs.Add(np, `must be 1 to 63 lower-case letters, digits or "-", starting with a letter`)
+	seen := make(map[string]int)
+	for i := range ps {
+		p := index(path, i)
+		if first, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
+			v.errs.Addf(p+".name", "policy %q is already set at %s", ps[i].Name, index(path, first))
+			continue
 		}
+		seen[ps[i].Name] = i
+		v.policy(p, &ps[i])
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -38,6 +39,9 @@ type Options struct {
 	// DataDir holds gateway.db; empty keeps applied configurations in
 	// memory only.
 	DataDir string
+	// PluginDir holds the binaries of external policies; empty means
+	// <DataDir>/plugins.
+	PluginDir string
 	// ConfigPath is the declarative file of standalone mode.
 	ConfigPath string
 	// NodeManager is the base URL of the node manager's local API: set,
@@ -78,6 +82,8 @@ type Gateway struct {
 	aside    string // where a damaged store was moved at start, if it was
 	registry *upstream.Registry
 	proxy    *proxy.Proxy
+	fast     *fasthttp.Server
+	policies *resources
 	metrics  *metrics.Gateway
 	gatherer prometheus.Gatherer
 
@@ -135,6 +141,11 @@ func New(opts Options) (*Gateway, error) {
 		started:  time.Now(),
 	}
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
+	g.fast = newServer(g)
+	g.policies = newResources(opts.Logger.Named("policy"))
+	if g.opts.PluginDir == "" && opts.DataDir != "" {
+		g.opts.PluginDir = filepath.Join(opts.DataDir, "plugins")
+	}
 	g.registry = upstream.NewRegistry(opts.Logger.Named("upstream"))
 	g.registry.OnChange(g.metrics.TargetHealth)
 	if opts.NodeManager != "" {
@@ -292,8 +303,16 @@ func (g *Gateway) apply(cfg *deploy.Config, src source) error {
 	if err != nil {
 		return fmt.Errorf("build upstreams: %w", err)
 	}
-	snap, err := proxy.Compile(cfg, sum, ups, g.metrics)
+	g.policies.begin()
+	snap, err := proxy.Compile(cfg, sum, ups, g.metrics, &proxy.PolicyEnv{
+		Logger:    g.logger,
+		Group:     g.peers.channel(),
+		Resources: g.policies,
+		PluginDir: g.opts.PluginDir,
+		Metrics:   g.metrics,
+	})
 	if err != nil {
+		g.policies.abort()
 		return fmt.Errorf("compile configuration: %w", err)
 	}
 	snap.AppliedAt = time.Now()
@@ -311,6 +330,7 @@ func (g *Gateway) apply(cfg *deploy.Config, src source) error {
 		}
 	}
 	g.proxy.Swap(snap)
+	g.policies.commit()
 	g.deployment.Store(src.deployment)
 	routes := 0
 	for _, s := range cfg.Services {
@@ -340,7 +360,7 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	fast := newServer(g)
+	fast := g.fast
 	statusSrv := newStatusServer(g)
 	errs := make(chan error, 3)
 	go func() { errs <- statusSrv.Serve(l.status) }()
@@ -420,6 +440,12 @@ func (g *Gateway) listen() (*listeners, error) {
 			Loops:      loops,
 			Dispatcher: g.proxy.Dispatcher(),
 			Logger:     g.logger.Named("evloop"),
+			// Routes whose policies may block go to the goroutine engine.
+			Handoff: func(c net.Conn) {
+				if err := g.fast.ServeConn(c); err != nil {
+					g.logger.Debug("handed-off connection ended", "error", err)
+				}
+			},
 			ConnState: func(open bool) {
 				if open {
 					g.metrics.ConnOpened()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/gatehouse/gatehouse/policy"
 	"slices"
 	"sync"
 	"time"
@@ -160,3 +161,6 @@ func (g *Gateway) gossipReport() *GossipReport {
 	}
 	return &GossipReport{Listen: g.opts.GossipListen, Error: errText, Peers: peers}
 }
+
+// channel is the group channel policies share counts over.
+func (p *peering) channel() policy.GroupChannel { return nil }

@@ -75,6 +75,7 @@ func (g *Gateway) shutdown(engine *evloop.Engine, srv *fasthttp.Server, statusSr
 	defer cancelStatus()
 	statusSrv.Shutdown(statusCtx)
 	g.registry.Close()
+	g.policies.closeAll()
 	if err := g.store.Close(); err != nil {
 		g.logger.Error("close store", "error", err)
 	}

@@ -20,6 +20,9 @@ const (
 	GatewayReloads         = "gatehouse_gateway_config_reloads_total"
 	GatewayConfigApplied   = "gatehouse_gateway_config_applied_timestamp_seconds"
 	GatewayTargetHealthy   = "gatehouse_gateway_upstream_target_healthy"
+	GatewayConsumerReqs    = "gatehouse_gateway_consumer_requests_total"
+	GatewayLogDropped      = "gatehouse_gateway_policy_log_dropped_total"
+	GatewayExternalFailed  = "gatehouse_gateway_external_policy_failures_total"
 )
 
 // LatencyBuckets are the histogram buckets of every latency metric, in
@@ -38,6 +41,12 @@ type Gateway struct {
 	reloads         *prometheus.CounterVec
 	configApplied   prometheus.Gauge
 	targetHealthy   *prometheus.GaugeVec
+	consumerReqs    *prometheus.CounterVec
+	logDropped      *prometheus.CounterVec
+	externalFailed  *prometheus.CounterVec
+
+	consumersMu sync.RWMutex
+	consumers   map[consumerCode]prometheus.Counter
 
 	mu     sync.Mutex
 	routes map[[2]string]*Route
@@ -78,10 +87,21 @@ func NewGateway(reg prometheus.Registerer, group string) *Gateway {
 		targetHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: GatewayTargetHealthy, Help: "1 when an upstream target takes traffic, 0 when it is unhealthy or ejected.", ConstLabels: constLabels,
 		}, []string{"upstream", "target"}),
-		routes: make(map[[2]string]*Route),
+		consumerReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GatewayConsumerReqs, Help: "Requests of identified consumers, by consumer and status code.", ConstLabels: constLabels,
+		}, []string{"consumer", "code"}),
+		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GatewayLogDropped, Help: "Log entries a policy dropped: its buffer was full or its endpoint kept failing.", ConstLabels: constLabels,
+		}, []string{"policy"}),
+		externalFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GatewayExternalFailed, Help: "Calls of external policies that failed, by plugin and reason (timeout, crash, error).", ConstLabels: constLabels,
+		}, []string{"plugin", "reason"}),
+		consumers: make(map[consumerCode]prometheus.Counter),
+		routes:    make(map[[2]string]*Route),
 	}
 	reg.MustRegister(g.requests, g.duration, g.upstreamLatency, g.bytesIn, g.bytesOut,
-		g.connections, g.reloads, g.configApplied, g.targetHealthy)
+		g.connections, g.reloads, g.configApplied, g.targetHealthy,
+		g.consumerReqs, g.logDropped, g.externalFailed)
 	return g
 }
 
@@ -132,6 +152,36 @@ func (g *Gateway) TargetHealth(upstream, target string, healthy bool) {
 		v = 1
 	}
 	g.targetHealthy.WithLabelValues(upstream, target).Set(v)
+}
+
+type consumerCode struct {
+	consumer string
+	code     int
+}
+
+// ConsumerRequest counts a request of an identified consumer.
+func (g *Gateway) ConsumerRequest(consumer string, code int) {
+	key := consumerCode{consumer, code}
+	g.consumersMu.RLock()
+	c, ok := g.consumers[key]
+	g.consumersMu.RUnlock()
+	if !ok {
+		g.consumersMu.Lock()
+		if c, ok = g.consumers[key]; !ok {
+			c = g.consumerReqs.WithLabelValues(consumer, strconv.Itoa(code))
+			g.consumers[key] = c
+		}
+		g.consumersMu.Unlock()
+	}
+	c.Inc()
+}
+
+// LogDropped implements policy.Metrics.
+func (g *Gateway) LogDropped(policy string, n int) { g.logDropped.WithLabelValues(policy).Add(float64(n)) }
+
+// ExternalFailed implements policy.Metrics.
+func (g *Gateway) ExternalFailed(plugin, reason string) {
+	g.externalFailed.WithLabelValues(plugin, reason).Inc()
 }
 
 // Route holds one route's metrics.

@@ -19,6 +19,8 @@ type Chain struct {
 	responders []Step
 	loggers    []Step
 	blocking   bool
+	// consumerLogs: a consumer's chain may bring log policies.
+	consumerLogs bool
 }
 
 // NewChain compiles steps given from the widest scope to the narrowest
@@ -67,6 +69,17 @@ func sortSteps(s []Step) {
 		return s[i].Kind.Priority > s[j].Kind.Priority
 	})
 }
+
+// MarkBlocking marks the chain as one that may block although none of its
+// own policies does: a consumer's policy that joins it may.
+func (ch *Chain) MarkBlocking() { ch.blocking = true }
+
+// Logs reports whether the chain has a log phase to run (of its own, or
+// possibly a consumer's).
+func (ch *Chain) Logs() bool { return ch != nil && (len(ch.loggers) > 0 || ch.consumerLogs) }
+
+// MarkConsumerLogs notes that a consumer's log policy may join the chain.
+func (ch *Chain) MarkConsumerLogs() { ch.consumerLogs = true }
 
 // Blocking reports whether a policy of the chain may block.
 func (ch *Chain) Blocking() bool { return ch != nil && ch.blocking }

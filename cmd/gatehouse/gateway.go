@@ -72,6 +72,7 @@ store, so it serves while the node manager is down.`,
 	fs.StringVar(&opts.GossipListen, "gossip-listen", "", "gossip address with the group's peers under a node manager (IP:port or :port; empty: no gossip)")
 	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", "", "gossip address the peers reach this gateway at, when not the bound one")
 	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the local configuration store (gateway.db); empty keeps it in memory")
+	fs.StringVar(&opts.PluginDir, "plugin-dir", "", "directory of external policy binaries (default <data-dir>/plugins)")
 	fs.StringVar(&opts.Listen, "listen", ":8080", "HTTP traffic address")
 	fs.StringVar(&opts.TLSListen, "tls-listen", ":8443", `HTTPS traffic address ("" to disable)`)
 	fs.StringVar(&opts.StatusListen, "status-listen", ":8085", "status address (/healthz, /readyz, /status, /metrics)")

@@ -87,6 +87,16 @@ type Exchange struct {
 	ContentType string
 	Body        []byte
 
+	// Handoff, set by Dispatch, gives the connection from this request on
+	// to Config.Handoff (a goroutine-per-connection server) instead of
+	// proxying it here: for requests whose handling may block. Done is
+	// not called for the exchange.
+	Handoff bool
+
+	// Filter, when set by Dispatch, sees the upstream's response head
+	// before it is copied to the client.
+	Filter ResponseFilter
+
 	// User is the Dispatcher's own state. The engine keeps it across the
 	// connection's exchanges (it resets every other field), so that the
 	// Dispatcher can reuse per-connection scratch space without
@@ -99,6 +109,19 @@ type Exchange struct {
 	Start time.Time
 	// Attempt counts tries of this exchange, from 1.
 	Attempt int
+}
+
+// ResponseFilter edits an upstream's response head on its way to the
+// client. Its methods run on the event loop's thread.
+type ResponseFilter interface {
+	// ResponseStatus is called first, with the upstream's final status
+	// (not for 1xx); it may append header lines to ex.ResponseHeaders.
+	ResponseStatus(ex *Exchange, status int)
+	// KeepHeader is then asked for each header of the upstream's head
+	// (hop-by-hop headers excepted); false leaves it out. A filter that
+	// renames a header appends it under its new name to
+	// ex.ResponseHeaders and returns false.
+	KeepHeader(ex *Exchange, name, value []byte) bool
 }
 
 // Result says how an exchange ended.

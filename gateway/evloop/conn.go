@@ -5,6 +5,8 @@ package evloop
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -237,6 +239,7 @@ func (c *cconn) serveHeads() {
 
 func (c *cconn) startExchange(head []byte) {
 	l := c.l
+	from := c.r
 	if rj := parseRequest(head, &c.req); rj.status != 0 {
 		c.reject(rj)
 		return
@@ -267,11 +270,54 @@ func (c *cconn) startExchange(head []byte) {
 	c.dispatched = true
 	c.state = cProxy
 	l.cfg.Dispatcher.Dispatch(req, ex)
+	if ex.Handoff && l.cfg.Handoff != nil {
+		c.handoff(from)
+		return
+	}
 	if ex.Target == "" {
 		c.sendLocal(Result{})
 		return
 	}
 	c.startUpstream(false)
+}
+
+// handoff gives the connection, from the head of its current request on,
+// to Config.Handoff, and forgets it: the exchange's Done is not owed.
+func (c *cconn) handoff(from int) {
+	l := c.l
+	pending := append([]byte(nil), c.rbuf[from:c.w]...)
+	c.dispatched = false
+	l.unregister(&c.sock)
+	fd, err := unix.Dup(c.fd)
+	c.ex.Body = nil
+	c.close()
+	if err != nil {
+		l.cfg.Logger.Warn("hand-off of a connection failed", "error", err)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "evloop-handoff")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		l.cfg.Logger.Warn("hand-off of a connection failed", "error", err)
+		return
+	}
+	go l.cfg.Handoff(&prefixConn{Conn: conn, pending: pending})
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // reclaim returns the buffer to hand out for the next exchange: mine, or
@@ -755,7 +801,7 @@ func (c *cconn) startResponse(head []byte) bool {
 	l, u := c.l, c.up
 	var rh respHead
 	var ok bool
-	c.out, ok = parseResponse(head, &rh, c.out[:0], c.minor == 0)
+	c.out, ok = parseResponse(head, &rh, c.out[:0], c.minor == 0, &c.ex)
 	if !ok {
 		c.upstreamFailed(errBadResponse, false)
 		return false

@@ -43,6 +43,10 @@ type Config struct {
 	// MaxIdlePerTarget limits idle upstream connections per target and
 	// per loop (default 64).
 	MaxIdlePerTarget int
+	// Handoff serves the connections whose exchange asked for a hand-off
+	// (Exchange.Handoff), each on a goroutine of its own; its Read gives
+	// the bytes from the head of the handed-off request on.
+	Handoff func(net.Conn)
 	// ConnState, if set, is called on a loop's thread when a client
 	// connection opens (true) and closes (false). It must not block.
 	ConnState func(open bool)

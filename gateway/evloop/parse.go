@@ -299,7 +299,7 @@ func hopByHop(name []byte) bool {
 // empty line. Upstreams are allowed bare LFs; out always uses CRLF. With
 // http10 set, a Transfer-Encoding that is just "chunked" is left out too:
 // the body will reach the HTTP/1.0 client without its chunked framing.
-func parseResponse(head []byte, rh *respHead, out []byte, http10 bool) ([]byte, bool) {
+func parseResponse(head []byte, rh *respHead, out []byte, http10 bool, ex *Exchange) ([]byte, bool) {
 	*rh = respHead{}
 	i := bytes.IndexByte(head, '\n')
 	if i < 0 {
@@ -330,6 +330,13 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool) ([]byte, 
 	out = append(out, "HTTP/1.1"...)
 	out = append(out, sl[8:]...)
 	out = append(out, "\r\n"...)
+	f := ex.Filter
+	if rh.status < 200 {
+		f = nil
+	}
+	if f != nil {
+		f.ResponseStatus(ex, rh.status)
+	}
 	for len(rest) > 0 {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -368,6 +375,9 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool) ([]byte, 
 			})
 		}
 		if hopByHop(name) {
+			continue
+		}
+		if f != nil && !f.KeepHeader(ex, name, value) {
 			continue
 		}
 		out = append(out, ln...)

@@ -166,7 +166,7 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var rh respHead
-		out, ok := parseResponse([]byte(tt.head), &rh, nil, false)
+		out, ok := parseResponse([]byte(tt.head), &rh, nil, false, &Exchange{})
 		if ok != tt.ok || ok && (rh.status != tt.status || tt.out != "" && string(out) != tt.out || tt.check != nil && !tt.check(rh)) {
 			t.Errorf("%q: ok=%v %+v %q", tt.head, ok, rh, out)
 		}

@@ -59,7 +59,7 @@ func BenchmarkApply10000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Compile(cfg, sum, ups, m); err != nil {
+		if _, err := Compile(cfg, sum, ups, m, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -78,7 +78,7 @@ func BenchmarkCompile10000(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := Compile(cfg, "sum", ups, m); err != nil {
+		if _, err := Compile(cfg, "sum", ups, m, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Dispatcher serves the evloop engine from the same snapshots as the
@@ -33,6 +34,12 @@ type connState struct {
 	tgt    *upstream.Target // the target of the current attempt, until released
 	tries  int              // retries left
 	retry  bool             // method is idempotent and there is no body
+
+	// The route's policies, when it has some.
+	chain  *policy.Chain
+	pc     policy.Context
+	req    evReq
+	rhBase int // ResponseHeaders before the response phase's
 }
 
 // evHeaders lets the router read an evloop request's headers.
@@ -47,7 +54,7 @@ func (d *Dispatcher) Dispatch(req *evloop.Request, ex *evloop.Exchange) {
 		st = &connState{}
 		ex.User = st
 	}
-	st.rt, st.up, st.tgt = nil, nil, nil
+	st.rt, st.up, st.tgt, st.chain = nil, nil, nil, nil
 
 	st.id = st.id[:0]
 	if id := req.Header("X-Request-Id"); len(id) > 0 {
@@ -70,11 +77,14 @@ func (d *Dispatcher) Dispatch(req *evloop.Request, ex *evloop.Exchange) {
 	}
 	rt := &snap.routes[m.Handle]
 	st.rt, st.up = rt, rt.upstream
-	st.key = appendHashKey(st.key[:0], req, rt)
+	if rt.chain != nil && !d.runPolicies(req, ex, st, rt) {
+		return
+	}
+	st.key = appendHashKey(st.key[:0], req, rt, st.up)
 	st.retry = req.ContentLength == 0 && idempotent(req.Method)
 	st.tries = 0
 	if st.retry {
-		st.tries = rt.upstream.Config.Retries
+		st.tries = st.up.Config.Retries
 	}
 	t := st.up.Pick(st.key, nil)
 	if t == nil {
@@ -97,8 +107,28 @@ func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target)
 
 // head builds the request head the target receives.
 func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) []byte {
-	b = append(append(b, req.Method...), ' ')
-	st.target = rt.appendPath(st.target[:0], m, st.path)
+	var edits []policy.HeaderEdit
+	var host []byte
+	method, path := req.Method, []byte(nil)
+	if st.chain != nil {
+		pc := &st.pc
+		edits = pc.RequestEdits()
+		if v, ok := pc.Method(); ok {
+			method = v
+		}
+		if v, ok := pc.Host(); ok {
+			host = v
+		}
+		if v, ok := pc.Path(); ok {
+			path = v
+		}
+	}
+	b = append(append(b, method...), ' ')
+	if path != nil {
+		st.target = append(st.target[:0], path...)
+	} else {
+		st.target = rt.appendPath(st.target[:0], m, st.path)
+	}
 	b = appendEscapedPath(b, st.target)
 	if len(req.Query) > 0 {
 		b = append(append(b, '?'), req.Query...)
@@ -117,8 +147,25 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		case equalFoldBytes(h.Name, "X-Forwarded-Proto"), equalFoldBytes(h.Name, "X-Forwarded-Host"),
 			equalFoldBytes(h.Name, "X-Request-Id"):
 			continue
+		case host != nil && equalFoldBytes(h.Name, "Host"):
+			b = append(append(append(b, "Host: "...), host...), "\r\n"...)
+			continue
 		}
-		b = append(append(append(append(b, h.Name...), ": "...), h.Value...), "\r\n"...)
+		name := h.Name
+		if len(edits) > 0 {
+			to, keep := editedName(edits, 0, h.Name)
+			if !keep {
+				continue
+			}
+			if to != "" {
+				b = append(append(append(append(b, to...), ": "...), h.Value...), "\r\n"...)
+				continue
+			}
+		}
+		b = append(append(append(append(b, name...), ": "...), h.Value...), "\r\n"...)
+	}
+	if len(edits) > 0 {
+		b = appendEdited(b, &st.pc, edits)
 	}
 	if req.Upgrade {
 		b = append(b, "Connection: Upgrade\r\n"...)
@@ -169,7 +216,17 @@ func (d *Dispatcher) Done(ex *evloop.Exchange, res evloop.Result) {
 	if st.rt != nil {
 		m = st.rt.metrics
 	}
-	m.Observe(res.Status, time.Since(ex.Start), res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
+	took := time.Since(ex.Start)
+	m.Observe(res.Status, took, res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
+	if st.chain != nil && st.pc.Consumer != nil {
+		d.p.metrics.ConsumerRequest(st.pc.Consumer.Name, res.Status)
+	}
+	if st.chain != nil && st.chain.Logs() {
+		st.chain.Log(&st.pc, &policy.Outcome{Status: res.Status, Duration: took, UpstreamTime: res.UpstreamTime,
+			BytesIn: res.BytesIn, BytesOut: res.BytesOut})
+	}
+	st.chain = nil
+	st.pc.Request = nil
 }
 
 // local answers from the gateway itself with its JSON error body.
@@ -179,14 +236,16 @@ func (d *Dispatcher) local(ex *evloop.Exchange, st *connState, status int, code,
 	ex.ContentType = "application/json"
 	st.body = appendErrorBody(st.body[:0], status, code, message, st.id)
 	ex.Body = st.body
+	st.respond(ex, status)
 }
 
-func appendHashKey(dst []byte, req *evloop.Request, rt *route) []byte {
-	switch rt.hashSource {
+func appendHashKey(dst []byte, req *evloop.Request, rt *route, up *upstream.Upstream) []byte {
+	source, name := rt.hashOn(up)
+	switch source {
 	case deploy.HashOnHeader:
-		return append(dst, req.Header(rt.hashName)...)
+		return append(dst, req.Header(name)...)
 	case deploy.HashOnCookie:
-		return append(dst, cookieValue(req.Header("Cookie"), rt.hashName)...)
+		return append(dst, cookieValue(req.Header("Cookie"), name)...)
 	case deploy.HashOnClientIP:
 		return req.RemoteAddr.Addr().Unmap().AppendTo(dst)
 	}

@@ -24,6 +24,7 @@ type Proxy struct {
 	logger    hclog.Logger
 	snap      atomic.Pointer[Snapshot]
 	unmatched *metrics.Route
+	metrics   *metrics.Gateway
 
 	// Request ids are a per-process random prefix and a counter: unique
 	// without a random read per request.
@@ -33,7 +34,7 @@ type Proxy struct {
 
 // New returns a Proxy with no configuration: it answers 503 until Swap.
 func New(logger hclog.Logger, m *metrics.Gateway) *Proxy {
-	p := &Proxy{logger: logger, unmatched: m.Route("", "")}
+	p := &Proxy{logger: logger, unmatched: m.Route("", ""), metrics: m}
 	var b [8]byte
 	rand.Read(b[:])
 	hex.Encode(p.idPrefix[:16], b[:])
@@ -78,12 +79,16 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rt := &snap.routes[m.Handle]
-	p.prepare(ctx, rt, &m)
-	if isWebSocket(&req.Header) {
-		p.upgrade(ctx, rt, start)
+	if rt.chain != nil {
+		p.serveWithPolicies(ctx, rt, &m, id, start)
 		return
 	}
-	upstreamTime := p.forward(ctx, rt)
+	p.prepare(ctx, rt, &m)
+	if isWebSocket(&req.Header) {
+		p.upgrade(ctx, rt, rt.upstream, start)
+		return
+	}
+	upstreamTime := p.forward(ctx, rt, rt.upstream)
 	// Set after forwarding: the upstream's answer replaces the response.
 	ctx.Response.Header.SetBytesKV(headerXRequestID, id)
 	rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(start), upstreamTime,
@@ -138,16 +143,15 @@ func (p *Proxy) requestID(h *fasthttp.RequestHeader, buf []byte) []byte {
 // idempotent requests on other targets, and leaves the upstream's answer
 // (or the gateway's error) in ctx.Response. It returns the time spent
 // waiting for the upstream.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route) time.Duration {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstream) time.Duration {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	// The client's wish to close its connection is not the upstream
 	// connection's: pooled connections stay open.
 	req.Header.ResetConnectionClose()
 
-	up := rt.upstream
 	var keyBuf [64]byte
-	key := hashKey(keyBuf[:0], ctx, rt)
+	key := hashKey(keyBuf[:0], ctx, rt, up)
 	retries := 0
 	if retryable(req) {
 		retries = up.Config.Retries
@@ -212,12 +216,13 @@ func retryable(req *fasthttp.Request) bool {
 
 // hashKey is the consistent-hash key; the client IP is hashed in its text
 // form, as the evloop engine does, so that both listeners agree.
-func hashKey(dst []byte, ctx *fasthttp.RequestCtx, rt *route) []byte {
-	switch rt.hashSource {
+func hashKey(dst []byte, ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstream) []byte {
+	source, name := rt.hashOn(up)
+	switch source {
 	case deploy.HashOnHeader:
-		return ctx.Request.Header.Peek(rt.hashName)
+		return ctx.Request.Header.Peek(name)
 	case deploy.HashOnCookie:
-		return ctx.Request.Header.Cookie(rt.hashName)
+		return ctx.Request.Header.Cookie(name)
 	case deploy.HashOnClientIP:
 		return appendClientIP(dst, ctx)
 	}

@@ -49,7 +49,7 @@ func newTestProxy(t testing.TB, cfg *deploy.Config) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := Compile(cfg, "sum", ups, m)
+	snap, err := Compile(cfg, "sum", ups, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

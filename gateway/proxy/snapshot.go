@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Snapshot is one compiled configuration. Nothing in it changes after
@@ -35,6 +36,8 @@ type route struct {
 	hashSource    string
 	hashName      string
 	metrics       *metrics.Route
+	// chain is the route's policies, nil without any.
+	chain *policy.Chain
 }
 
 // rewritePart is a literal piece of a rewrite template or, when param is
@@ -45,11 +48,19 @@ type rewritePart struct {
 }
 
 // Compile builds a Snapshot. ups are the upstreams of cfg as built by the
-// upstream registry; m gives each route its metrics.
-func Compile(cfg *deploy.Config, checksum string, ups map[string]*upstream.Upstream, m *metrics.Gateway) (*Snapshot, error) {
+// upstream registry; m gives each route its metrics; pe what the policies
+// are built with.
+func Compile(cfg *deploy.Config, checksum string, ups map[string]*upstream.Upstream, m *metrics.Gateway, pe *PolicyEnv) (*Snapshot, error) {
 	set, err := certs.Build(cfg.Certificates)
 	if err != nil {
 		return nil, err
+	}
+	if pe == nil {
+		pe = &PolicyEnv{}
+	}
+	chains, err := pe.chains(cfg, ups)
+	if err != nil {
+		return nil, fmt.Errorf("build policies: %w", err)
 	}
 	var specs []router.Spec
 	var routes []route
@@ -66,6 +77,7 @@ func Compile(cfg *deploy.Config, checksum string, ups map[string]*upstream.Upstr
 				stripPrefix: r.StripPrefix,
 				rewrite:     parseRewrite(r.Rewrite),
 				metrics:     m.Route(svc.Name, r.Name),
+				chain:       chains[len(routes)],
 			}
 			if h := up.Config.HashOn; h != nil && up.Config.Balancer == deploy.BalancerConsistentHash {
 				rt.hashSource, rt.hashName = h.Source, h.Name
@@ -93,6 +105,19 @@ func Compile(cfg *deploy.Config, checksum string, ups map[string]*upstream.Upstr
 		table:     table,
 		routes:    routes,
 	}, nil
+}
+
+// hashOn is the consistent-hash source of up as the route uses it: its
+// own upstream's, resolved at compile time, or that of the upstream a
+// policy chose instead.
+func (rt *route) hashOn(up *upstream.Upstream) (source, name string) {
+	if up == rt.upstream {
+		return rt.hashSource, rt.hashName
+	}
+	if h := up.Config.HashOn; h != nil && up.Config.Balancer == deploy.BalancerConsistentHash {
+		return h.Source, h.Name
+	}
+	return "", ""
 }
 
 // appendPath appends the path the target receives, unescaped: the route's

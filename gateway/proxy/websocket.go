@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/gatehouse/gatehouse/gateway/upstream"
 )
 
 // isWebSocket reports whether the client asks to upgrade to WebSocket.
@@ -18,10 +20,9 @@ func isWebSocket(h *fasthttp.RequestHeader) bool {
 // upgrade passes a WebSocket handshake to a target and, from then on,
 // copies bytes both ways until either side closes. The upstream's own
 // answer (101 or a refusal) goes to the client as it is.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, start time.Time) {
-	up := rt.upstream
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstream, start time.Time) {
 	var keyBuf [64]byte
-	t := up.Pick(hashKey(keyBuf[:0], ctx, rt), nil)
+	t := up.Pick(hashKey(keyBuf[:0], ctx, rt, up), nil)
 	if t == nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_healthy_target", "no healthy target in upstream "+up.Name)
 		rt.metrics.Observe(fasthttp.StatusServiceUnavailable, time.Since(start), 0, -1, -1)

@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/gatehouse/gatehouse/gateway/router"
+	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// maxPolicyBody is the most of a request body the goroutine engine reads
+// into memory for a policy that asks for it (an external policy's body
+// option is capped at this too).
+const maxPolicyBody = 1 << 20
+
+// fastReq is a fasthttp request as policies see it.
+type fastReq struct{ ctx *fasthttp.RequestCtx }
+
+func (r *fastReq) Method() []byte { return r.ctx.Method() }
+func (r *fastReq) Path() []byte   { return r.ctx.Path() }
+func (r *fastReq) Query() []byte  { return r.ctx.URI().QueryString() }
+func (r *fastReq) Host() []byte   { return r.ctx.Host() }
+func (r *fastReq) Header(name string) []byte {
+	return r.ctx.Request.Header.Peek(name)
+}
+func (r *fastReq) VisitHeaders(fn func(name, value []byte)) {
+	r.ctx.Request.Header.VisitAllInOrder(fn)
+}
+func (r *fastReq) ContentLength() int64 {
+	if n := r.ctx.Request.Header.ContentLength(); n >= 0 {
+		return int64(n)
+	}
+	return -1
+}
+func (r *fastReq) RemoteAddr() netip.Addr {
+	if a, ok := r.ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+func (r *fastReq) TLS() bool { return r.ctx.IsTLS() }
+
+// Body reads a body of known length up to maxPolicyBody into memory; the
+// request then forwards it from there.
+func (r *fastReq) Body() ([]byte, bool) {
+	n := r.ctx.Request.Header.ContentLength()
+	if n < 0 || n > maxPolicyBody {
+		return nil, false
+	}
+	return r.ctx.Request.Body(), true
+}
+
+// fastState is one request's policy state on the goroutine engine.
+type fastState struct {
+	pc  policy.Context
+	req fastReq
+}
+
+var fastStates = sync.Pool{New: func() any { return new(fastState) }}
+
+// reqHeaders writes edits into a fasthttp request head.
+type reqHeaders struct{ h *fasthttp.RequestHeader }
+
+func (w reqHeaders) set(name string, v []byte) { w.h.SetBytesV(name, v) }
+func (w reqHeaders) add(name string, v []byte) { w.h.AddBytesV(name, v) }
+func (w reqHeaders) del(name string)           { w.h.Del(name) }
+func (w reqHeaders) get(name string) []byte    { return w.h.Peek(name) }
+
+// respHeaders writes edits into a fasthttp response head.
+type respHeaders struct{ h *fasthttp.ResponseHeader }
+
+func (w respHeaders) set(name string, v []byte) { w.h.SetBytesV(name, v) }
+func (w respHeaders) add(name string, v []byte) { w.h.AddBytesV(name, v) }
+func (w respHeaders) del(name string)           { w.h.Del(name) }
+func (w respHeaders) get(name string) []byte    { return w.h.Peek(name) }
+
+// serveWithPolicies is ServeHTTP for a route with policies: the chain runs
+// on the request as the client sent it, its edits apply after the
+// gateway's own forwarding headers, and its response and log phases run
+// on the answer, whoever gave it.
+func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router.Match, id []byte, start time.Time) {
+	st := fastStates.Get().(*fastState)
+	defer fastStates.Put(st)
+	st.req.ctx = ctx
+	pc := &st.pc
+	pc.Reset(&st.req, start)
+	pc.Service, pc.Route, pc.RequestID = rt.service, rt.name, id
+	req := &ctx.Request
+	var upTime time.Duration
+	if !rt.chain.Run(pc) {
+		p.answer(ctx, pc)
+	} else {
+		p.prepare(ctx, rt, m)
+		applyPolicyRequest(pc, req)
+		up := rt.upstream
+		if u, ok := pc.Upstream.(*upstream.Upstream); ok {
+			up = u
+		}
+		if isWebSocket(&req.Header) {
+			p.upgrade(ctx, rt, up, start)
+			rt.chain.Log(pc, &policy.Outcome{Status: 101, Duration: time.Since(start)})
+			st.req.ctx = nil
+			return
+		}
+		upTime = p.forward(ctx, rt, up)
+	}
+	resp := &ctx.Response
+	status := resp.StatusCode()
+	rt.chain.Respond(pc, status)
+	applyEdits(pc, pc.ResponseEdits(), respHeaders{&resp.Header})
+	resp.Header.SetBytesKV(headerXRequestID, pc.RequestID)
+	took := time.Since(start)
+	rt.metrics.Observe(status, took, upTime, req.Header.ContentLength(), resp.Header.ContentLength())
+	if pc.Consumer != nil {
+		p.metrics.ConsumerRequest(pc.Consumer.Name, status)
+	}
+	rt.chain.Log(pc, &policy.Outcome{
+		Status: status, Duration: took, UpstreamTime: upTime,
+		BytesIn: int64(max(req.Header.ContentLength(), 0)), BytesOut: int64(max(resp.Header.ContentLength(), 0)),
+	})
+	st.req.ctx = nil
+}
+
+// answer writes a policy's local answer.
+func (p *Proxy) answer(ctx *fasthttp.RequestCtx, pc *policy.Context) {
+	a, _ := pc.Answer()
+	if !a.Raw {
+		writeError(ctx, a.Status, a.Code, a.Message)
+		return
+	}
+	resp := &ctx.Response
+	resp.SetStatusCode(a.Status)
+	if a.ContentType != "" {
+		resp.Header.SetContentType(a.ContentType)
+	}
+	resp.SetBody(a.Body)
+}
+
+// applyPolicyRequest writes a chain's request changes into the request
+// going upstream.
+func applyPolicyRequest(pc *policy.Context, req *fasthttp.Request) {
+	if path, ok := pc.Path(); ok {
+		req.URI().SetPathBytes(path)
+	}
+	if host, ok := pc.Host(); ok {
+		req.Header.SetHostBytes(host)
+		req.URI().SetHostBytes(host)
+	}
+	if method, ok := pc.Method(); ok {
+		req.Header.SetMethodBytes(method)
+	}
+	applyEdits(pc, pc.RequestEdits(), reqHeaders{&req.Header})
+}
