@@ -9,7 +9,9 @@
 #   UPSTREAM_PORT=19001  NGINX_PORT=19080  GATEWAY_PORT=19180  STATUS_PORT=19185
 #   GATEWAY_BIN=path                    use this gateway binary instead of building bin/gatehouse
 #   SKIP_GATEWAY=1                      measure nginx only (for testing the harness)
-#   POLICY_RUN                          reserved for a later policy run; ignored for now
+#   POLICY_RUN=1                        also measure a second gateway whose route runs
+#                                       key-auth + rate-limit (local, far above the load)
+#                                       + request-id (metrics are always on); POLICY_PORT=19280
 set -euo pipefail
 
 DURATION=${DURATION:-15s}
@@ -22,7 +24,10 @@ NGINX_PORT=${NGINX_PORT:-19080}
 GATEWAY_PORT=${GATEWAY_PORT:-19180}
 STATUS_PORT=${STATUS_PORT:-19185}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
-: "${POLICY_RUN:=}" # reserved, ignored
+POLICY_RUN=${POLICY_RUN:-0}
+POLICY_PORT=${POLICY_PORT:-19280}
+POLICY_STATUS_PORT=${POLICY_STATUS_PORT:-19285}
+BENCH_KEY=bench-key-0123456789
 
 # Targets the gateway is held to (printed for context).
 TARGET_RPS_RATIO=1.0 # gateway throughput >= 1.0x nginx
@@ -211,6 +216,38 @@ EOF
 		--tls-listen "" >"$WORK/gateway.log" 2>&1 &
 	GATEWAY_PID=$!
 	PIDS+=("$GATEWAY_PID")
+	if [[ $POLICY_RUN == 1 ]]; then
+		cat >"$WORK/gateway-policies.yaml" <<EOF
+upstreams:
+  - name: bench
+    targets:
+      - address: 127.0.0.1:$UPSTREAM_PORT
+consumers:
+  - name: bench
+    credentials:
+      - type: key
+        key: $BENCH_KEY
+global_policies:
+  - name: request-id
+services:
+  - name: bench
+    upstream: bench
+    policies:
+      - name: key-auth
+        config: {header: X-API-Key}
+      - name: rate-limit
+        config: {limits: [{requests: 1000000000, window: second}], key: consumer}
+    routes:
+      - name: bench
+        paths: [/*]
+EOF
+		mkdir -p "$WORK/gwpol"
+		"$GATEWAY_BIN" gateway --config "$WORK/gateway-policies.yaml" --data-dir "$WORK/gwpol" \
+			--listen "127.0.0.1:$POLICY_PORT" --status-listen "127.0.0.1:$POLICY_STATUS_PORT" \
+			--tls-listen "" >"$WORK/gateway-policies.log" 2>&1 &
+		POLICY_PID=$!
+		PIDS+=("$POLICY_PID")
+	fi
 fi
 
 # ---------------------------------------------------------------- readiness
@@ -233,7 +270,7 @@ wait_until() {
 	die "$what not ready after ${secs}s"
 }
 ok_through() { # ok_through PORT: one request returns 200 with body "ok"
-	[[ $(curl -fsS --max-time 2 "http://127.0.0.1:$1/bench-check") == ok ]]
+	[[ $(curl -fsS --max-time 2 -H "X-API-Key: $BENCH_KEY" "http://127.0.0.1:$1/bench-check") == ok ]]
 }
 
 wait_until 10 "$upstream_PID" "$WORK/upstream/error.log" "upstream nginx" ok_through "$UPSTREAM_PORT"
@@ -243,13 +280,22 @@ if [[ $SKIP_GATEWAY != 1 ]]; then
 		curl -fsS --max-time 2 "http://127.0.0.1:$STATUS_PORT/readyz"
 	wait_until 10 "$GATEWAY_PID" "$WORK/gateway.log" "gateway (request through 127.0.0.1:$GATEWAY_PORT)" \
 		ok_through "$GATEWAY_PORT"
+	if [[ $POLICY_RUN == 1 ]]; then
+		wait_until 20 "$POLICY_PID" "$WORK/gateway-policies.log" "policy gateway" \
+			curl -fsS --max-time 2 "http://127.0.0.1:$POLICY_STATUS_PORT/readyz"
+		wait_until 10 "$POLICY_PID" "$WORK/gateway-policies.log" "policy gateway (request)" \
+			ok_through "$POLICY_PORT"
+		# Without the key the route must refuse: the policies are really on.
+		code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$POLICY_PORT/")
+		[[ $code == 401 ]] || die "policy gateway answered $code without a key, want 401"
+	fi
 fi
 
 # ---------------------------------------------------------------- load
 # run_wrk OUTFILE PORT DURATION: wrk in the background so a signal can stop it.
 run_wrk() {
 	local out=$1 port=$2 dur=$3
-	wrk -t"$THREADS" -c"$CONNS" -d"$dur" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 &
+	wrk -t"$THREADS" -c"$CONNS" -d"$dur" --latency -H "X-API-Key: $BENCH_KEY" "http://127.0.0.1:$port/" >"$out" 2>&1 &
 	WRK_PID=$!
 	wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk against 127.0.0.1:$port failed"; }
 	WRK_PID=""
@@ -281,7 +327,8 @@ parse_wrk() {
 
 targets=(nginx)
 [[ $SKIP_GATEWAY == 1 ]] || targets+=(gateway)
-declare -A PORT=([nginx]=$NGINX_PORT [gateway]=$GATEWAY_PORT)
+[[ $SKIP_GATEWAY == 1 || $POLICY_RUN != 1 ]] || targets+=(policies)
+declare -A PORT=([nginx]=$NGINX_PORT [gateway]=$GATEWAY_PORT [policies]=$POLICY_PORT)
 declare -A BEST_RPS BEST_P50 BEST_P99 BEST_ERR
 
 echo
@@ -337,6 +384,13 @@ if [[ $SKIP_GATEWAY != 1 ]]; then
 		printf "  gateway/nginx throughput  %6.2fx   (target >= %.1fx: %s)\n", r, trps, (r >= trps) ? "met" : "NOT met"
 		printf "  gateway/nginx p99         %6.2fx   (target <= %.1fx: %s)\n", l, tp99, (l <= tp99) ? "met" : "NOT met"
 	}'
+	if [[ $POLICY_RUN == 1 ]]; then
+		awk -v prps="${BEST_RPS[policies]}" -v grps="${BEST_RPS[gateway]}" -v nrps="${BEST_RPS[nginx]}" 'BEGIN {
+		a = prps / grps; n = prps / nrps
+		printf "  policies/gateway          %6.2fx   (target >= 0.9x: %s)\n", a, (a >= 0.9) ? "met" : "NOT met"
+		printf "  policies/nginx            %6.2fx   (target >= 0.9x: %s)\n", n, (n >= 0.9) ? "met" : "NOT met"
+	}'
+	fi
 	echo "  gateway RSS after load    ${GATEWAY_RSS} MiB   (nginx proxy, master+workers: ${NGINX_RSS} MiB)"
 else
 	echo "  gateway skipped (SKIP_GATEWAY=1); nginx proxy RSS (master+workers): ${NGINX_RSS} MiB"
