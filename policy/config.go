@@ -182,7 +182,8 @@ func (r *Reader) StringMap(key string) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(m))
-	for k, item := range m {
+	for _, k := range SortedKeys(m) {
+		item := m[k]
 		s, isStr := item.(string)
 		if !isStr {
 			r.errs.Addf(Join(p, k), "must be a string, got %s", describe(item))
@@ -255,6 +256,17 @@ func (r *Reader) Done() {
 	for _, k := range unknown {
 		r.errs.Add(Join(r.path, k), "unknown field")
 	}
+}
+
+// SortedKeys returns m's keys in order, so that what is checked or built
+// from a mapping comes out the same every time.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func describe(v any) string {

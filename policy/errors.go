@@ -51,8 +51,11 @@ func (es ConfigErrors) Err() error {
 
 // Join returns the path of field inside path.
 func Join(path, field string) string {
-	if path == "" {
+	switch {
+	case path == "":
 		return field
+	case field == "":
+		return path
 	}
 	return path + "." + field
 }
