@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/valyala/fasthttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/evloop"

@@ -3,13 +3,13 @@ package gateway
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/gatehouse/gatehouse/policy"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/gateway/gossip"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // peering is the gateway's membership in its group's gossip
@@ -26,6 +26,9 @@ type peering struct {
 	// the broadcast (up to a second), which must not hold up the
 	// deployment watch.
 	kick chan struct{}
+	// group is the policies' channel to the group, over the member once
+	// it has started.
+	group groupChannel
 }
 
 // gossipSettings applies the gossip part of a node manager's answer.
@@ -61,6 +64,7 @@ func (g *Gateway) gossipSettings(s *localapi.Gossip) {
 			return
 		}
 		p.member, p.seeds, p.keys, p.err = m, slices.Clone(s.Seeds), slices.Clone(s.Keys), ""
+		p.group.attach(m.Channel())
 		p.kick = make(chan struct{}, 1)
 		go g.metaLoop(m, p.kick)
 		g.logger.Info("gossip started", "listen", g.opts.GossipListen, "seeds", len(s.Seeds))
@@ -162,5 +166,79 @@ func (g *Gateway) gossipReport() *GossipReport {
 	return &GossipReport{Listen: g.opts.GossipListen, Error: errText, Peers: peers}
 }
 
-// channel is the group channel policies share counts over.
-func (p *peering) channel() policy.GroupChannel { return nil }
+// channel is the group channel policies share counts over. Policies are
+// built before gossip starts (from the stored deployment), so it is there
+// from the start and carries messages once the member is.
+func (p *peering) channel() policy.GroupChannel { return &p.group }
+
+// groupChannel is policy.GroupChannel over the gossip member's Channel:
+// it holds the subscriptions, so that they outlive a member that starts
+// later and can be cancelled when a policy's resources close.
+type groupChannel struct {
+	mu       sync.RWMutex
+	ch       *gossip.Channel
+	subs     map[string]map[int]func(from string, msg []byte)
+	next     int
+	attached map[string]bool
+}
+
+// attach starts carrying messages over ch.
+func (g *groupChannel) attach(ch *gossip.Channel) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ch = ch
+	for topic := range g.subs {
+		g.attachTopic(topic)
+	}
+}
+
+// attachTopic subscribes to topic on the member once; what arrives goes
+// to the topic's subscribers of the moment. g.mu is held.
+func (g *groupChannel) attachTopic(topic string) {
+	if g.ch == nil || g.attached[topic] {
+		return
+	}
+	if g.attached == nil {
+		g.attached = map[string]bool{}
+	}
+	g.attached[topic] = true
+	g.ch.Subscribe(topic, func(from string, msg []byte) {
+		g.mu.RLock()
+		defer g.mu.RUnlock()
+		for _, fn := range g.subs[topic] {
+			fn(from, msg)
+		}
+	})
+}
+
+// Broadcast implements policy.GroupChannel; before gossip starts there is
+// nobody to tell.
+func (g *groupChannel) Broadcast(topic string, msg []byte) {
+	g.mu.RLock()
+	ch := g.ch
+	g.mu.RUnlock()
+	if ch != nil {
+		ch.Broadcast(topic, msg)
+	}
+}
+
+// Subscribe implements policy.GroupChannel.
+func (g *groupChannel) Subscribe(topic string, fn func(from string, msg []byte)) func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.subs == nil {
+		g.subs = map[string]map[int]func(string, []byte){}
+	}
+	if g.subs[topic] == nil {
+		g.subs[topic] = map[int]func(string, []byte){}
+	}
+	id := g.next
+	g.next++
+	g.subs[topic][id] = fn
+	g.attachTopic(topic)
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		delete(g.subs[topic], id)
+	}
+}

@@ -177,7 +177,9 @@ func (g *Gateway) ConsumerRequest(consumer string, code int) {
 }
 
 // LogDropped implements policy.Metrics.
-func (g *Gateway) LogDropped(policy string, n int) { g.logDropped.WithLabelValues(policy).Add(float64(n)) }
+func (g *Gateway) LogDropped(policy string, n int) {
+	g.logDropped.WithLabelValues(policy).Add(float64(n))
+}
 
 // ExternalFailed implements policy.Metrics.
 func (g *Gateway) ExternalFailed(plugin, reason string) {

@@ -127,8 +127,9 @@ type GroupChannel interface {
 	// Broadcast sends msg to every other live instance of the group.
 	Broadcast(topic string, msg []byte)
 	// Subscribe calls fn for every message of topic from another
-	// instance; from names the instance. fn must not block.
-	Subscribe(topic string, fn func(from string, msg []byte))
+	// instance; from names the instance. fn must not block. cancel ends
+	// the subscription (when the policy's resources are closed).
+	Subscribe(topic string, fn func(from string, msg []byte)) (cancel func())
 }
 
 // Resources hands out long-lived things by key, so that a deployment that

@@ -226,6 +226,7 @@ type Member struct {
 	changed chan struct{} // wakes the OnChange goroutine
 	seeds   seedList
 	keys    keyState
+	channel channelState
 
 	stopMu sync.Mutex // serialises Leave and Shutdown
 	left   atomic.Bool

@@ -232,6 +232,10 @@ func (d *delegate) NotifyMsg(b []byte) {
 		return
 	}
 	m := (*Member)(d)
+	if b[0] == msgChannel {
+		m.deliver(b[1:])
+		return
+	}
 	name := string(b[1:])
 	switch b[0] {
 	case msgLeaving:
