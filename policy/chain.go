@@ -19,8 +19,10 @@ type Chain struct {
 	responders []Step
 	loggers    []Step
 	blocking   bool
-	// consumerLogs: a consumer's chain may bring log policies.
-	consumerLogs bool
+	limitsBody bool
+	// consumerLogs and consumerResponds: a consumer's chain may bring
+	// log or response policies.
+	consumerLogs, consumerResponds bool
 }
 
 // NewChain compiles steps given from the widest scope to the narrowest
@@ -42,6 +44,7 @@ func NewChain(steps []Step) *Chain {
 	ch := &Chain{}
 	for _, s := range kept {
 		ch.blocking = ch.blocking || s.Kind.Blocking
+		ch.limitsBody = ch.limitsBody || s.Kind.LimitsBody
 		if s.Kind.Phase < PhaseResponse {
 			ch.phases[s.Kind.Phase] = append(ch.phases[s.Kind.Phase], s)
 		}
@@ -70,16 +73,28 @@ func sortSteps(s []Step) {
 	})
 }
 
-// MarkBlocking marks the chain as one that may block although none of its
-// own policies does: a consumer's policy that joins it may.
-func (ch *Chain) MarkBlocking() { ch.blocking = true }
+// JoinableBy notes what the chains of consumers may bring to this one
+// when they are identified: a policy that blocks, responds or logs.
+func (ch *Chain) JoinableBy(consumers []*Chain) {
+	for _, c := range consumers {
+		ch.blocking = ch.blocking || c.blocking
+		ch.consumerResponds = ch.consumerResponds || len(c.responders) > 0
+		ch.consumerLogs = ch.consumerLogs || len(c.loggers) > 0
+	}
+}
 
 // Logs reports whether the chain has a log phase to run (of its own, or
 // possibly a consumer's).
 func (ch *Chain) Logs() bool { return ch != nil && (len(ch.loggers) > 0 || ch.consumerLogs) }
 
-// MarkConsumerLogs notes that a consumer's log policy may join the chain.
-func (ch *Chain) MarkConsumerLogs() { ch.consumerLogs = true }
+// Responds reports whether the chain has a response phase to run.
+func (ch *Chain) Responds() bool {
+	return ch != nil && (len(ch.responders) > 0 || ch.consumerResponds)
+}
+
+// LimitsBody reports whether a policy of the chain may limit a body of
+// unknown length.
+func (ch *Chain) LimitsBody() bool { return ch != nil && ch.limitsBody }
 
 // Blocking reports whether a policy of the chain may block.
 func (ch *Chain) Blocking() bool { return ch != nil && ch.blocking }

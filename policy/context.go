@@ -94,6 +94,9 @@ type Context struct {
 	local   bool
 	raw     bool
 
+	// bodyLimit is the most a body of unknown length may hold; 0: none.
+	bodyLimit int64
+
 	// Vars are small values policies leave for each other and for logs
 	// (request-size-limit's measured length, an external policy's
 	// verdict); keys are the policies' own.
@@ -295,6 +298,17 @@ func (c *Context) Answer() (Answer, bool) {
 	}
 	return a, true
 }
+
+// LimitBody asks the engine to refuse a body of unknown length (chunked)
+// once it passes max bytes, with 413; the tightest limit asked wins.
+func (c *Context) LimitBody(max int64) {
+	if c.bodyLimit == 0 || max < c.bodyLimit {
+		c.bodyLimit = max
+	}
+}
+
+// BodyLimit is the limit LimitBody set, ok false without one.
+func (c *Context) BodyLimit() (max int64, ok bool) { return c.bodyLimit, c.bodyLimit > 0 }
 
 // SetVar leaves a value under key for later policies and logs.
 func (c *Context) SetVar(key string, value []byte) {

@@ -84,6 +84,10 @@ type Kind struct {
 	// whose chain holds one are served on the goroutine-per-connection
 	// engine, where a wait holds one goroutine rather than an event loop.
 	Blocking bool
+	// LimitsBody kinds may call Context.LimitBody: a chunked request on
+	// their routes is read by the goroutine engine, which can count it
+	// before it goes upstream.
+	LimitsBody bool
 	// New checks config and builds the policy. Its errors are
 	// ConfigErrors with paths relative to config ("limits[0].window").
 	New func(config map[string]any, env *Env) (Policy, error)

@@ -9,8 +9,9 @@ import (
 )
 
 // evReq is an evloop request as policies see it. The engine's request
-// lives only during Dispatch; a chain with log policies reads it in Done,
-// so its fields are then copied into the connection's own buffer.
+// lives only during Dispatch; a chain with response or log policies reads
+// it later, so its fields are then copied into the connection's own
+// buffer.
 type evReq struct {
 	r                   *evloop.Request
 	path                []byte
@@ -79,7 +80,7 @@ func (q *evReq) Body() ([]byte, bool) { return nil, false }
 // runPolicies runs the route's chain for an evloop request. It returns
 // false when the exchange is settled (a local answer or a hand-off).
 func (d *Dispatcher) runPolicies(req *evloop.Request, ex *evloop.Exchange, st *connState, rt *route) bool {
-	if rt.chain.Blocking() {
+	if rt.chain.Blocking() || req.ContentLength < 0 && rt.chain.LimitsBody() {
 		ex.Handoff = true
 		return false
 	}
@@ -95,7 +96,7 @@ func (d *Dispatcher) runPolicies(req *evloop.Request, ex *evloop.Exchange, st *c
 	}
 	ex.ResponseHeaders = append(append(append(ex.ResponseHeaders[:0], "X-Request-Id: "...), st.id...), "\r\n"...)
 	st.rhBase = len(ex.ResponseHeaders)
-	if rt.chain.Logs() {
+	if rt.chain.Logs() || rt.chain.Responds() {
 		st.req.keep()
 	}
 	if !ok {

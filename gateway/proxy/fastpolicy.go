@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -94,7 +95,12 @@ func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router
 	pc.Service, pc.Route, pc.RequestID = rt.service, rt.name, id
 	req := &ctx.Request
 	var upTime time.Duration
-	if !rt.chain.Run(pc) {
+	ok := rt.chain.Run(pc)
+	req.Header.SetBytesKV(headerXRequestID, pc.RequestID)
+	if ok {
+		ok = p.limitBody(ctx, pc)
+	}
+	if !ok {
 		p.answer(ctx, pc)
 	} else {
 		p.prepare(ctx, rt, m)
@@ -126,6 +132,35 @@ func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router
 		BytesIn: int64(max(req.Header.ContentLength(), 0)), BytesOut: int64(max(resp.Header.ContentLength(), 0)),
 	})
 	st.req.ctx = nil
+}
+
+// limitBody reads a chunked body whose size a policy limits, refusing it
+// once it passes the limit, before anything goes upstream; the body then
+// goes on from memory.
+func (p *Proxy) limitBody(ctx *fasthttp.RequestCtx, pc *policy.Context) bool {
+	max, ok := pc.BodyLimit()
+	req := &ctx.Request
+	if !ok || req.Header.ContentLength() >= 0 {
+		return true
+	}
+	var body []byte
+	if s := ctx.RequestBodyStream(); s != nil {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(s, max+1))
+		if err != nil {
+			pc.Reject(fasthttp.StatusBadRequest, "bad_request_body", "the request body could not be read")
+			return false
+		}
+	} else {
+		body = req.Body()
+	}
+	if int64(len(body)) > max {
+		pc.Reject(fasthttp.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the route allows")
+		ctx.SetConnectionClose()
+		return false
+	}
+	req.SetBody(body)
+	return true
 }
 
 // answer writes a policy's local answer.

@@ -58,7 +58,7 @@ func (pe *PolicyEnv) chains(cfg *deploy.Config, ups map[string]*upstream.Upstrea
 		}
 		return steps, nil
 	}
-	consumerBlocking, consumerLogs := false, false
+	var consumerChains []*policy.Chain
 	for i := range cfg.Consumers {
 		c := &cfg.Consumers[i]
 		if len(c.Policies) == 0 {
@@ -69,8 +69,7 @@ func (pe *PolicyEnv) chains(cfg *deploy.Config, ups map[string]*upstream.Upstrea
 			return nil, err
 		}
 		ch := policy.NewChain(steps)
-		consumerBlocking = consumerBlocking || ch.Blocking()
-		consumerLogs = consumerLogs || ch.Logs()
+		consumerChains = append(consumerChains, ch)
 		consumers.Named(c.Name).SetChain(ch)
 	}
 	global, err := build("global_policies", cfg.GlobalPolicies)
@@ -97,15 +96,9 @@ func (pe *PolicyEnv) chains(cfg *deploy.Config, ups map[string]*upstream.Upstrea
 				continue
 			}
 			ch := policy.NewChain(all)
-			if consumerBlocking {
-				// A consumer's own blocking policy may join any chain
-				// that identifies consumers; which one is known only
-				// per request.
-				ch.MarkBlocking()
-			}
-			if consumerLogs {
-				ch.MarkConsumerLogs()
-			}
+			// Which consumer's policies join the chain is known only per
+			// request.
+			ch.JoinableBy(consumerChains)
 			out = append(out, ch)
 		}
 	}

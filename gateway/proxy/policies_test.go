@@ -185,3 +185,131 @@ func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// upstreamWith answers with the request it saw and a header of its own.
+func upstreamWith(t *testing.T, name string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Upstream", name)
+		w.Header().Set("X-Internal", "secret")
+		w.Header().Set("X-Old", "o")
+		json.NewEncoder(w).Encode(map[string]any{"uri": r.URL.RequestURI(), "method": r.Method, "host": r.Host,
+			"headers": r.Header, "body": len(body)})
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// The transforming policies on both engines: request and response header
+// edits (with the consumer in a value, renames, removals of the
+// upstream's headers), path/host/method rewriting, a canary by header,
+// CORS preflights and headers, chunked bodies over a size limit.
+func TestPoliciesTransform(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			main, canary := upstreamWith(t, "main"), upstreamWith(t, "canary")
+			cfg := &deploy.Config{
+				Upstreams: []deploy.Upstream{
+					{Name: "main", Targets: []deploy.Target{{Address: main}}},
+					{Name: "canary", Targets: []deploy.Target{{Address: canary}}},
+				},
+				Consumers: []deploy.Consumer{{Name: "alice", Credentials: []deploy.Credential{{Type: "key", Key: "alice-key"}}}},
+				GlobalPolicies: []deploy.Policy{
+					{Name: "cors", Config: map[string]any{"origins": []any{"https://app.example.com"}}},
+					{Name: "request-size-limit", Config: map[string]any{"max_bytes": 10}},
+				},
+				Services: []deploy.Service{{Name: "s", Upstream: "main",
+					Policies: []deploy.Policy{
+						{Name: "key-auth"},
+						{Name: "request-headers", Config: map[string]any{
+							"set": map[string]any{"X-Consumer": "$consumer"}, "remove": []any{"X-Drop"},
+							"rename": map[string]any{"X-Client-Old": "X-Client-New"}}},
+						{Name: "response-headers", Config: map[string]any{
+							"remove": []any{"X-Internal"}, "set": map[string]any{"X-Served-By": "gatehouse"},
+							"rename": map[string]any{"X-Old": "X-New"}}},
+						{Name: "traffic-split", Config: map[string]any{"rules": []any{map[string]any{
+							"match":     []any{map[string]any{"header": "X-Canary", "values": []any{"1"}}},
+							"upstreams": []any{map[string]any{"upstream": "canary", "weight": 100}}}}}},
+					},
+					Routes: []deploy.Route{
+						{Name: "r", Paths: []string{"/api/*"}, StripPrefix: true},
+						{Name: "rw", Paths: []string{"/v1/*"}, Policies: []deploy.Policy{{Name: "proxy-rewrite", Config: map[string]any{
+							"regex": "^/v1/(.*)$", "replacement": "/internal/$1", "host": "orders.internal", "method": "POST"}}}},
+					}}},
+			}
+			base := serveOn(t, engine, cfg)
+			var saw struct {
+				URI, Method, Host string
+				Headers           http.Header
+				Body              int
+			}
+			decode := func(body string) {
+				saw.Headers = nil
+				if err := json.Unmarshal([]byte(body), &saw); err != nil {
+					t.Fatalf("upstream answer %q: %v", body, err)
+				}
+			}
+
+			resp, body := do(t, "GET", base+"/api/x", "X-API-Key", "alice-key", "X-Drop", "1", "X-Client-Old", "v",
+				"Origin", "https://app.example.com")
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			decode(body)
+			if saw.URI != "/x" || saw.Headers.Get("X-Consumer") != "alice" || saw.Headers.Get("X-Drop") != "" ||
+				saw.Headers.Get("X-Client-New") != "v" || saw.Headers.Get("X-Client-Old") != "" || saw.Headers.Get("X-Request-Id") == "" {
+				t.Fatalf("upstream saw %+v", saw)
+			}
+			h := resp.Header
+			if h.Get("X-Upstream") != "main" || h.Get("X-Internal") != "" || h.Get("X-Served-By") != "gatehouse" ||
+				h.Get("X-New") != "o" || h.Get("X-Old") != "" || h.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+				t.Fatalf("response headers %v", h)
+			}
+
+			if resp, body = do(t, "GET", base+"/api/x", "X-API-Key", "alice-key", "X-Canary", "1"); resp.Header.Get("X-Upstream") != "canary" {
+				t.Fatalf("canary request went to %q: %s", resp.Header.Get("X-Upstream"), body)
+			}
+
+			resp, body = do(t, "GET", base+"/v1/orders/7?q=1", "X-API-Key", "alice-key")
+			decode(body)
+			if saw.URI != "/internal/orders/7?q=1" || saw.Method != "POST" || saw.Host != "orders.internal" {
+				t.Fatalf("rewritten request: %+v", saw)
+			}
+
+			// A preflight is answered by the gateway, before authentication.
+			resp, body = do(t, "OPTIONS", base+"/api/x", "Origin", "https://app.example.com", "Access-Control-Request-Method", "PUT")
+			if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Methods") == "" || resp.Header.Get("X-Upstream") != "" {
+				t.Fatalf("preflight: %d %v %s", resp.StatusCode, resp.Header, body)
+			}
+			// A refusal carries the CORS headers, so a page can read it.
+			resp, _ = do(t, "GET", base+"/api/x", "Origin", "https://app.example.com")
+			if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+				t.Fatalf("401 without CORS headers: %d %v", resp.StatusCode, resp.Header)
+			}
+
+			for _, tt := range []struct {
+				size int
+				want int
+			}{{10, 200}, {11, 413}} {
+				req, _ := http.NewRequest("POST", base+"/api/upload", io.MultiReader(strings.NewReader(strings.Repeat("x", tt.size))))
+				req.Header.Set("X-API-Key", "alice-key")
+				req.ContentLength = -1 // chunked
+				r, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(r.Body)
+				r.Body.Close()
+				if r.StatusCode != tt.want {
+					t.Fatalf("chunked body of %d bytes: %d %s, want %d", tt.size, r.StatusCode, b, tt.want)
+				}
+				if tt.want == 200 {
+					decode(string(b))
+					if saw.Body != tt.size {
+						t.Fatalf("upstream got %d bytes, want %d", saw.Body, tt.size)
+					}
+				}
+			}
+		})
+	}
+}

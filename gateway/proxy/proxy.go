@@ -71,17 +71,25 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	req := &ctx.Request
 	var idBuf [40]byte
-	id := p.requestID(&req.Header, idBuf[:0])
+	id, generated := p.requestID(&req.Header, idBuf[:0])
 	var m router.Match
 	if !snap.table.Lookup(req.Header.Host(), req.Header.Method(), ctx.Path(), &req.Header, &m) {
+		if generated {
+			req.Header.SetBytesKV(headerXRequestID, id)
+		}
 		writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
 		p.unmatched.Observe(fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
 		return
 	}
 	rt := &snap.routes[m.Handle]
 	if rt.chain != nil {
+		// The policies see the client's request: an id the gateway
+		// made is set once they have run (request-id may make its own).
 		p.serveWithPolicies(ctx, rt, &m, id, start)
 		return
+	}
+	if generated {
+		req.Header.SetBytesKV(headerXRequestID, id)
 	}
 	p.prepare(ctx, rt, &m)
 	if isWebSocket(&req.Header) {
@@ -128,15 +136,13 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, rt *route, m *router.Match) {
 	req.URI().SetSchemeBytes(protoHTTP)
 }
 
-// requestID returns the client's X-Request-Id, or sets a new one on the
-// request, built in buf.
-func (p *Proxy) requestID(h *fasthttp.RequestHeader, buf []byte) []byte {
+// requestID returns the client's X-Request-Id, or a new one built in buf
+// (generated: the caller sets it on the request).
+func (p *Proxy) requestID(h *fasthttp.RequestHeader, buf []byte) (id []byte, generated bool) {
 	if id := h.PeekBytes(headerXRequestID); len(id) > 0 {
-		return id
+		return id, false
 	}
-	id := strconv.AppendUint(append(buf, p.idPrefix[:]...), p.idCounter.Add(1), 16)
-	h.SetBytesKV(headerXRequestID, id)
-	return id
+	return strconv.AppendUint(append(buf, p.idPrefix[:]...), p.idCounter.Add(1), 16), true
 }
 
 // forward sends the request to a target of the route's upstream, retrying
