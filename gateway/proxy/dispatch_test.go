@@ -124,8 +124,8 @@ func BenchmarkDispatch(b *testing.B) {
 // request-id.
 func BenchmarkDispatchPolicies(b *testing.B) {
 	d := testDispatcher(b, &deploy.Config{
-		Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}},
-		Consumers: []deploy.Consumer{{Name: "bench", Credentials: []deploy.Credential{{Type: "key", Key: "bench-key"}}}},
+		Upstreams:      []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}},
+		Consumers:      []deploy.Consumer{{Name: "bench", Credentials: []deploy.Credential{{Type: "key", Key: "bench-key"}}}},
 		GlobalPolicies: []deploy.Policy{{Name: "request-id"}},
 		Services: []deploy.Service{{Name: "s", Upstream: "u",
 			Policies: []deploy.Policy{
