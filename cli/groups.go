@@ -231,14 +231,27 @@ func summary(w io.Writer, s apitypes.GroupSummary) {
 	for _, st := range slices.Sorted(maps.Keys(s.ByStatus)) {
 		byStatus = append(byStatus, fmt.Sprintf("%s %d", st, s.ByStatus[st]))
 	}
-	fields(w,
+	pairs := []string{
 		"Group", s.Group,
 		"Deployment", number(s.CurrentDeployment),
 		"Checksum", s.CurrentChecksum,
 		"Instances", strconv.Itoa(s.Instances),
 		"By status", strings.Join(byStatus, ", "),
 		"Rollout", s.Rollout,
-		"Complete", strconv.FormatBool(s.Complete))
+		"Complete", strconv.FormatBool(s.Complete),
+	}
+	// Only when there is something to say: both are exceptions.
+	if len(s.Unreachable) > 0 {
+		pairs = append(pairs, "Unreachable", strings.Join(s.Unreachable, ","))
+	}
+	if len(s.Drift) > 0 {
+		drift := make([]string, len(s.Drift))
+		for i, d := range s.Drift {
+			drift[i] = d.Instance + " runs " + deploymentLabel(strconv.FormatUint(d.Deployment, 10))
+		}
+		pairs = append(pairs, "Drift", strings.Join(drift, ", "))
+	}
+	fields(w, pairs...)
 	if len(s.Deployments) == 0 {
 		return
 	}
@@ -251,11 +264,15 @@ func summary(w io.Writer, s apitypes.GroupSummary) {
 		return cmp.Compare(ny, nx)
 	})
 	for _, n := range nums {
-		label := "#" + n
-		if n == "0" {
-			label = "none"
-		}
-		t.row(label, strings.Join(s.Deployments[n], ","))
+		t.row(deploymentLabel(n), strings.Join(s.Deployments[n], ","))
 	}
 	t.flush()
+}
+
+// deploymentLabel names deployment number n as the summary shows it.
+func deploymentLabel(n string) string {
+	if n == "0" {
+		return "none"
+	}
+	return "#" + n
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -158,6 +159,7 @@ func (a *app) printInstance(cmd *cobra.Command, i apitypes.Instance) error {
 			"Listen", i.Listen,
 			"TLS listen", i.TLSListen,
 			"Status listen", i.StatusListen,
+			"Gossip listen", i.GossipListen,
 			"Status", i.Status,
 			"Created", a.when(i.CreatedAt),
 			"Updated", a.when(i.UpdatedAt),
@@ -173,6 +175,9 @@ func (a *app) printInstance(cmd *cobra.Command, i apitypes.Instance) error {
 				"Restarts", strconv.Itoa(o.Restarts),
 				"Last error", o.LastError)
 		}
+		if i.Unreachable {
+			pairs = append(pairs, "Unreachable by", strings.Join(i.UnreachableBy, ","))
+		}
 		fields(w, pairs...)
 	})
 }
@@ -185,6 +190,7 @@ func instanceFlags(cmd *cobra.Command, i *apitypes.Instance) {
 	fs.StringVar(&i.Listen, "listen", "", `HTTP traffic address, e.g. ":8080" (empty: the gateway's default)`)
 	fs.StringVar(&i.TLSListen, "tls-listen", "", `HTTPS traffic address, e.g. ":8443"`)
 	fs.StringVar(&i.StatusListen, "status-listen", "", `status address, e.g. ":8085"`)
+	fs.StringVar(&i.GossipListen, "gossip-listen", "", `gossip address with the group's peers, TCP and UDP, e.g. ":7946" (empty: the first free port from 7946 up on the host)`)
 }
 
 func (a *app) instanceCreateCommand() *cobra.Command {
@@ -256,6 +262,7 @@ value (--tls-listen "") clears an address.`,
 				"listen":        {&cur.Listen, &in.Listen},
 				"tls-listen":    {&cur.TLSListen, &in.TLSListen},
 				"status-listen": {&cur.StatusListen, &in.StatusListen},
+				"gossip-listen": {&cur.GossipListen, &in.GossipListen},
 			} {
 				if fs.Changed(flag) {
 					*field.to = *field.from

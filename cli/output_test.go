@@ -112,6 +112,26 @@ DEPLOYMENT  INSTANCES
 none        web-3
 `,
 		},
+		{
+			name: "summary with gossip",
+			print: func(b *bytes.Buffer) {
+				summary(b, apitypes.GroupSummary{Group: "web", CurrentDeployment: 3, Instances: 3,
+					ByStatus: map[string]int{"Healthy": 3}, UpToDate: 1, Rollout: "1/3",
+					Unreachable: []string{"web-2"},
+					Drift:       []apitypes.Drift{{Instance: "web-2", Deployment: 2}, {Instance: "web-3"}}})
+			},
+			want: `
+Group:        web
+Deployment:   3
+Checksum:     -
+Instances:    3
+By status:    Healthy 3
+Rollout:      1/3
+Complete:     false
+Unreachable:  web-2
+Drift:        web-2 runs #2, web-3 runs none
+`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

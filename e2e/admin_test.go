@@ -279,10 +279,10 @@ func apiError(t *testing.T, body []byte) apitypes.Error {
 
 // startAdminNode runs `gatehouse admin run` on dir at addr and waits for
 // its ready line, which must name the domain's CA fingerprint.
-func startAdminNode(t *testing.T, dir, addr, fingerprint string) *proc {
+func startAdminNode(t *testing.T, dir, addr, fingerprint string, extra ...string) *proc {
 	t.Helper()
 	// Debug logs the most there is to look for secrets in.
-	p := start(t, "admin", "run", "--data-dir", dir, "--listen", addr, "--log-level", "debug")
+	p := start(t, append([]string{"admin", "run", "--data-dir", dir, "--listen", addr, "--log-level", "debug"}, extra...)...)
 	p.waitFor(t, 10*time.Second, "admin node ready", func() bool {
 		return strings.Contains(p.out.String(), "admin node ready")
 	})

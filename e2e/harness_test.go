@@ -101,8 +101,14 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	return startCmd(t, exec.Command(binary, args...))
+}
+
+// startCmd is start for a command the caller made: with its own
+// environment, or run through a wrapper.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,7 +121,7 @@ func start(t *testing.T, args ...string) *proc {
 		p.cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("output of gatehouse %s:\n%s", strings.Join(args, " "), p.out.String())
+			t.Logf("output of %s:\n%s", strings.Join(p.cmd.Args, " "), p.out.String())
 		}
 	})
 	return p

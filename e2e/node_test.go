@@ -127,9 +127,10 @@ func alive(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
-// newNMDomain initialises a domain "e2e", starts its admin node, logs the
-// CLI in and creates group g1.
-func newNMDomain(t *testing.T) *nmDomain {
+// newNMDomain initialises a domain "e2e", starts its admin node (with
+// adminArgs added to admin run's flags), logs the CLI in and creates group
+// g1.
+func newNMDomain(t *testing.T, adminArgs ...string) *nmDomain {
 	t.Helper()
 	d := &nmDomain{work: t.TempDir(), instances: map[string][2]string{}}
 	d.adminDir = filepath.Join(d.work, "admin")
@@ -144,7 +145,7 @@ func newNMDomain(t *testing.T) *nmDomain {
 	d.caFile = filepath.Join(d.adminDir, "ca.crt")
 	d.adminAddr = freeAddr(t)
 	d.url = "https://" + d.adminAddr
-	d.admin = startAdminNode(t, d.adminDir, d.adminAddr, d.fingerprint)
+	d.admin = startAdminNode(t, d.adminDir, d.adminAddr, d.fingerprint, adminArgs...)
 	d.cli.ok(t, m[1]+"\n", "login", "--addr", d.url, "--ca-fingerprint", d.fingerprint, "--user", "admin", "--password-stdin")
 	d.cli.ok(t, "", "group", "create", nmGroup)
 	return d

@@ -64,6 +64,9 @@ type agent struct {
 	// the next beat.
 	kick    chan struct{}
 	metrics *metrics.Node
+	// stopping is closed when the node manager shuts down, to answer the
+	// blocking queries it holds.
+	stopping chan struct{}
 
 	mu      sync.Mutex
 	reports map[string]report
@@ -360,7 +363,7 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
 			Ready: v.Ready, LastError: v.LastError}
-		for _, p := range a.peers(v.Name) {
+		for _, p := range v.Peers {
 			st.Peers = append(st.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
 		hb.Instances = append(hb.Instances, st)
@@ -401,7 +404,8 @@ func (a *agent) views() []localapi.InstanceView {
 			Restarts: st.Restarts, StartedAt: st.StartedAt, LastExit: st.LastExit, NextStartAt: st.NextStartAt,
 			DesiredDeployment: desired[in.Group],
 			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
-			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at}
+			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at,
+			Peers: r.Peers}
 		if r.LastError != "" {
 			v.LastError = r.LastError
 		}
@@ -475,12 +479,4 @@ func (a *agent) deployment(in apitypes.AgentInstance) (localapi.DeploymentAnswer
 		ans.Gossip = &localapi.Gossip{Seeds: in.Gossip.Seeds, Keys: in.Gossip.Keys}
 	}
 	return ans, nil
-}
-
-// peers is an instance's last reported gossip view, if its report is of
-// the running process.
-func (a *agent) peers(name string) []localapi.Peer {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reports[name].Peers
 }

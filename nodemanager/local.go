@@ -130,6 +130,9 @@ func (a *agent) serveDeployment(w http.ResponseWriter, r *http.Request) {
 		case <-timer.C:
 			writeLocal(w, http.StatusOK, ans)
 			return
+		case <-a.stopping:
+			writeLocal(w, http.StatusOK, ans)
+			return
 		case <-r.Context().Done():
 			return
 		}

@@ -139,6 +139,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
 		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
+		stopping: make(chan struct{}),
 	}
 	a.localIndex.Store(uint64(time.Now().UnixNano()))
 	reg := prometheus.NewRegistry()
@@ -177,6 +178,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 		}
 		cancel()
 	}
+	// Shutdown waits for the requests in flight, and a blocking query
+	// holds on for up to its wait: they are answered now.
+	close(a.stopping)
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shut)

@@ -355,13 +355,10 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	}
 	now := s.now()
 	var sts []store.InstanceState
-	groups := map[string]string{}
 	for _, st := range in.Instances {
-		i := slices.IndexFunc(mine, func(i store.Instance) bool { return i.Name == st.Name })
-		if i < 0 {
+		if !slices.ContainsFunc(mine, func(i store.Instance) bool { return i.Name == st.Name }) {
 			continue
 		}
-		groups[st.Name] = mine[i].Group
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
 			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError}
@@ -371,7 +368,7 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		sts = append(sts, state)
 	}
 	s.observe(sts)
-	s.noteDrift(q.ctx, sts, groups, now)
+	s.noteDrift(q.ctx, sts, now)
 	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC()}, nil
 }
 

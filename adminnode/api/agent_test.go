@@ -341,3 +341,62 @@ func TestGossipSettingsAndViews(t *testing.T) {
 		t.Errorf("drift after i2 applied the deployment: %+v", sum.Drift)
 	}
 }
+
+// TestDriftFromPeers: an instance whose node manager has gone silent is
+// known only through its peers' gossip, which says what it runs: left on
+// an older deployment, it is flagged once the grace period is over, and
+// cleared when its peers see it catch up.
+func TestDriftFromPeers(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	c1, c2 := e.joinAs(srv.URL, "h1"), e.joinAs(srv.URL, "h2")
+	n1, n2 := newNode(t, srv.URL, e.ca, &c1), newNode(t, srv.URL, e.ca, &c2)
+	e.group("edge", nil)
+	e.group("other", nil)
+	for _, in := range []apitypes.Instance{
+		{Name: "i1", Group: "edge", Host: "h1", Listen: ":8080", StatusListen: ":8085"},
+		{Name: "i2", Group: "edge", Host: "h2", Listen: ":8080", StatusListen: ":8085"},
+		{Name: "o1", Group: "other", Host: "h1", Listen: ":8081", StatusListen: ":8086"},
+	} {
+		e.do(e.admin, "POST", "/instances", in).expect(t, http.StatusCreated, in.Name)
+	}
+	e.deployed("edge")
+	beat := func(n *node, states ...apitypes.AgentInstanceState) {
+		t.Helper()
+		n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: states}).expect(t, http.StatusOK, "heartbeat")
+	}
+	i1 := func(peers ...apitypes.GossipPeer) apitypes.AgentInstanceState {
+		return apitypes.AgentInstanceState{Name: "i1", Ready: true, AppliedDeployment: 2, Peers: peers}
+	}
+	drift := func() []apitypes.Drift {
+		t.Helper()
+		var sum apitypes.GroupSummary
+		e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
+		return sum.Drift
+	}
+	beat(n2, apitypes.AgentInstanceState{Name: "i2", Ready: true, AppliedDeployment: 1})
+
+	// h2's node manager falls silent; #2 reaches i1 only. i1 sees i2
+	// alive on #1; o1, of another group, cannot speak for i2.
+	e.addToDraft("edge", func(c *deploy.Config) { c.Services[0].Routes[0].Paths = []string{"/b"} })
+	e.deployed("edge")
+	beat(n1, i1(apitypes.GossipPeer{Name: "i2", State: "alive", Deployment: 1}),
+		apitypes.AgentInstanceState{Name: "o1", Peers: []apitypes.GossipPeer{{Name: "i2", State: "alive", Deployment: 2}}})
+	if d := drift(); len(d) != 0 {
+		t.Errorf("drift within the grace period: %+v", d)
+	}
+	e.advance(DefaultDriftGrace + time.Second)
+	beat(n1, i1(apitypes.GossipPeer{Name: "i2", State: "alive", Deployment: 1}))
+	if d := drift(); len(d) != 1 || d[0].Instance != "i2" || d[0].Deployment != 1 {
+		t.Fatalf("drift of i2, silent but seen on #1 by its peer: %+v", d)
+	}
+	// A dead peer says nothing of what it runs.
+	beat(n1, i1(apitypes.GossipPeer{Name: "i2", State: "dead", Deployment: 2}))
+	if d := drift(); len(d) != 1 || d[0].Instance != "i2" {
+		t.Errorf("drift after i2 was seen dead: %+v", d)
+	}
+	beat(n1, i1(apitypes.GossipPeer{Name: "i2", State: "alive", Deployment: 2}))
+	if d := drift(); len(d) != 0 {
+		t.Errorf("drift after i2's peer saw it on #2: %+v", d)
+	}
+}

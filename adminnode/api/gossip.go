@@ -27,10 +27,11 @@ const (
 	DefaultDriftGrace = 60 * time.Second
 )
 
-// Peer states as the gateways' gossip reports them.
+// Peer states as the gateways' gossip reports them (alive, dead, left:
+// memberlist does not expose its suspect state, docs/gossip.md).
 const (
-	peerDead    = "dead"
-	peerSuspect = "suspect"
+	peerAlive = "alive"
+	peerDead  = "dead"
 )
 
 func newGossipKey() ([]byte, error) {
@@ -137,8 +138,8 @@ func (s *Server) agentGossip(in store.Instance, gg *groupGossip, addrs map[strin
 }
 
 // unreachable names, for each instance, the peers whose fresh reports
-// declare it dead or suspect. Reports of instances that are themselves out
-// of touch do not count.
+// declare it dead. Reports of instances that are themselves out of touch
+// do not count.
 func (s *Server) unreachable(states map[string]store.InstanceState, now time.Time) map[string][]string {
 	out := map[string][]string{}
 	for name, st := range states {
@@ -146,7 +147,7 @@ func (s *Server) unreachable(states map[string]store.InstanceState, now time.Tim
 			continue
 		}
 		for _, p := range st.Peers {
-			if p.State == peerDead || p.State == peerSuspect {
+			if p.State == peerDead {
 				out[p.Name] = append(out[p.Name], name)
 			}
 		}
@@ -155,18 +156,43 @@ func (s *Server) unreachable(states map[string]store.InstanceState, now time.Tim
 }
 
 // noteDrift records, at each heartbeat, since when each instance has run
-// another deployment than its group's current one.
-func (s *Server) noteDrift(ctx context.Context, sts []store.InstanceState, groups map[string]string, now time.Time) {
+// another deployment than its group's current one. What an instance runs
+// is in its own report, and in the gossip view of every peer that sees it
+// alive: for a gateway whose node manager is down or cut off from the
+// admin node, the peers' word is all there is, and precisely the case of
+// an instance left behind on an old deployment. The latest word wins; the
+// two agree but for the instant a new deployment spreads, and an
+// instance's own report beats its peers' in the same heartbeat.
+func (s *Server) noteDrift(ctx context.Context, sts []store.InstanceState, now time.Time) {
+	all, _, err := s.hosts.current(ctx, s)
+	if err != nil {
+		return
+	}
+	groups := make(map[string]string, len(all))
+	for _, in := range all {
+		groups[in.Name] = in.Group
+	}
+	applied := map[string]uint64{}
 	for _, st := range sts {
-		cur, err := s.current(ctx, groups[st.Instance])
+		for _, p := range st.Peers {
+			if p.State == peerAlive && groups[p.Name] != "" && groups[p.Name] == groups[st.Instance] {
+				applied[p.Name] = p.Deployment
+			}
+		}
+	}
+	for _, st := range sts {
+		applied[st.Instance] = st.AppliedDeployment
+	}
+	for name, n := range applied {
+		cur, err := s.current(ctx, groups[name])
 		if err != nil {
 			continue
 		}
 		s.obs.mu.Lock()
-		if cur.Number == 0 || st.AppliedDeployment == cur.Number {
-			delete(s.obs.drift, st.Instance)
-		} else if d, ok := s.obs.drift[st.Instance]; !ok || d.current != cur.Number || d.applied != st.AppliedDeployment {
-			s.obs.drift[st.Instance] = drift{applied: st.AppliedDeployment, current: cur.Number, since: now}
+		if cur.Number == 0 || n == cur.Number {
+			delete(s.obs.drift, name)
+		} else if d, ok := s.obs.drift[name]; !ok || d.current != cur.Number || d.applied != n {
+			s.obs.drift[name] = drift{applied: n, current: cur.Number, since: now}
 		}
 		s.obs.mu.Unlock()
 	}

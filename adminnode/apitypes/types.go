@@ -191,8 +191,8 @@ type Instance struct {
 	Status   string         `json:"status,omitempty"`
 	Observed *InstanceState `json:"observed,omitempty"`
 	// UnreachableBy names the group's peers whose gossip declares this
-	// instance dead or suspect: a detail beside Status, seen within
-	// seconds where heartbeats take LostAfter.
+	// instance dead: a detail beside Status, seen within seconds where
+	// heartbeats take LostAfter.
 	Unreachable   bool      `json:"unreachable,omitempty"`
 	UnreachableBy []string  `json:"unreachable_by,omitempty"`
 	CreatedAt     time.Time `json:"created_at,omitzero"`
@@ -216,7 +216,8 @@ type InstanceState struct {
 // GossipPeer is one member of a group as another member's gossip sees it.
 type GossipPeer struct {
 	Name string `json:"name"`
-	// State is alive, suspect, dead or left.
+	// State is alive, dead or left (docs/gossip.md: memberlist does not
+	// expose its suspect state).
 	State      string    `json:"state"`
 	Deployment uint64    `json:"deployment,omitempty"`
 	Checksum   string    `json:"checksum,omitempty"`

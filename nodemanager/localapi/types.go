@@ -71,7 +71,8 @@ type Gossip struct {
 // Peer is a member of the group as the gateway's gossip sees it.
 type Peer struct {
 	Name string `json:"name"`
-	// State is alive, suspect, dead or left.
+	// State is alive, dead or left (docs/gossip.md: memberlist does not
+	// expose its suspect state).
 	State      string    `json:"state"`
 	Deployment uint64    `json:"deployment,omitempty"`
 	Checksum   string    `json:"checksum,omitempty"`
@@ -129,6 +130,9 @@ type InstanceView struct {
 	Ready             bool      `json:"ready"`
 	LastError         string    `json:"last_error,omitempty"`
 	ReportedAt        time.Time `json:"reported_at,omitzero"`
+	// Peers is the gateway's gossip view of its group, from the same
+	// report.
+	Peers []Peer `json:"peers,omitempty"`
 }
 
 // InstanceList answers GET /v1/instances.
