@@ -91,6 +91,14 @@ func TestDecodeValues(t *testing.T) {
 	if !slices.Equal(r.Paths, []string{"/orders/{id}", "/v1/orders/{id}/"}) || r.Priority != 10 || r.Headers[1].Values != nil {
 		t.Errorf("route = %+v", r)
 	}
+	wantLimits := []any{
+		map[string]any{"requests": 100, "window": "minute"},
+		map[string]any{"requests": 10, "window": "1s"},
+	}
+	if got := c.Services[0].Routes[0].Policies[1].Config["limits"]; !reflect.DeepEqual(got, wantLimits) {
+		t.Errorf("rate-limit limits = %#v, want %#v", got, wantLimits)
+	}
+	// The plugin's own config, which no kind looks into, keeps every value.
 	wantConfig := map[string]any{
 		"requests": 100,
 		"per":      "1m",
@@ -99,9 +107,10 @@ func TestDecodeValues(t *testing.T) {
 		"exempt":   nil,
 		"enabled":  true,
 		"headers":  map[string]any{"X-RateLimit-Limit": true},
+		"a.b":      map[string]any{"z": []any{}, "y": map[string]any{}},
 	}
-	if got := c.Services[0].Routes[0].Policies[0].Config; !reflect.DeepEqual(got, wantConfig) {
-		t.Errorf("policy config = %#v, want %#v", got, wantConfig)
+	if got := c.Services[0].Routes[0].Policies[2].Config["config"]; !reflect.DeepEqual(got, wantConfig) {
+		t.Errorf("external policy config = %#v, want %#v", got, wantConfig)
 	}
 }
 
@@ -398,6 +407,9 @@ func TestDecodeTestdata(t *testing.T) {
 			"certificates[0].snis[0]: " + hostRule,
 			"certificates[0].cert: must be a PEM certificate chain",
 			`global_policies[0].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
+			`global_policies[1].name: unknown policy "request-ids"`,
+			`global_policies[2].config.limits[0].window: must be "second", "minute", "hour" or a whole number of seconds from 1s to 24h such as "10s"`,
+			`global_policies[3].name: policy "rate-limit" is already set at global_policies[2]`,
 		}},
 	}
 	for _, tc := range cases {

@@ -24,8 +24,8 @@ services:
         paths: [/orders]
         methods: [GET]
         policies:
-          - name: rate-limit
-            config: {limits: {per: 1m}, "a.b": 1}
+          - name: external
+            config: {plugin: orders-check, config: {limits: {per: 1m}, "a.b": 1}}
       - name: get-order
         paths: ["/orders/{id}"]
   - name: users
@@ -45,7 +45,7 @@ consumers:
 global_policies:
   - name: request-id
   - name: rate-limit
-    config: {requests: 100, per: 1m}
+    config: {limits: [{requests: 100, window: minute}]}
 `
 
 // diffConfig returns diffBase with a certificate from kp.
@@ -53,8 +53,18 @@ func diffConfig(t *testing.T, kp testKeyPair) *Config {
 	t.Helper()
 	c := mustDecode(t, diffBase)
 	c.Certificates = []Certificate{{Name: "example", SNIs: []string{"api.example.com"}, Cert: kp.cert, Key: kp.key}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("diffBase is invalid:\n%v", err)
+	}
 	return c
 }
+
+// globalLimit returns the first limit of diffBase's global rate-limit.
+func globalLimit(c *Config) map[string]any {
+	return c.GlobalPolicies[1].Config["limits"].([]any)[0].(map[string]any)
+}
+
+var corsPolicy = Policy{Name: "cors", Config: map[string]any{"origins": []any{"https://app.example.com"}}}
 
 func num(s string) json.Number { return json.Number(s) }
 
@@ -97,9 +107,12 @@ func TestDiff(t *testing.T) {
 		}}}},
 		{"service changed", func(c *Config) {
 			c.Services[1].Upstream = "orders"
-			c.Services[1].Policies = []Policy{{Name: "cors"}}
+			c.Services[1].Policies = []Policy{corsPolicy}
 		}, []Change{{Kind: "service", Name: "users", Op: "changed", Fields: []FieldChange{
-			{Path: "policies", To: []any{map[string]any{"name": "cors"}}},
+			{Path: "policies", To: []any{map[string]any{
+				"name":   "cors",
+				"config": map[string]any{"origins": []any{"https://app.example.com"}},
+			}}},
 			{Path: "upstream", From: "users", To: "orders"},
 		}}}},
 		{"route changed, not its service", func(c *Config) { c.Services[0].Routes[0].Methods[0] = "POST" },
@@ -107,12 +120,12 @@ func TestDiff(t *testing.T) {
 				{Path: "methods[0]", From: "GET", To: "POST"},
 			}}}},
 		{"route policy config", func(c *Config) {
-			cfg := c.Services[0].Routes[0].Policies[0].Config
+			cfg := c.Services[0].Routes[0].Policies[0].Config["config"].(map[string]any)
 			cfg["limits"] = map[string]any{"per": "2m"}
 			cfg["a.b"] = 2
 		}, []Change{{Kind: "route", Name: "orders/list-orders", Op: "changed", Fields: []FieldChange{
-			{Path: `policies[0].config["a.b"]`, From: num("1"), To: num("2")},
-			{Path: "policies[0].config.limits.per", From: "1m", To: "2m"},
+			{Path: `policies[0].config.config["a.b"]`, From: num("1"), To: num("2")},
+			{Path: "policies[0].config.config.limits.per", From: "1m", To: "2m"},
 		}}}},
 		{"route added and removed", func(c *Config) {
 			c.Services[1].Routes = []Route{{Name: "user", Paths: []string{"/users/{id}"}}}
@@ -181,12 +194,12 @@ func TestDiff(t *testing.T) {
 				{Kind: "certificate", Name: "example", Op: "removed"},
 				{Kind: "certificate", Name: "example-2", Op: "added"},
 			}},
-		{"global policy changed", func(c *Config) { c.GlobalPolicies[1].Config["requests"] = 200 },
+		{"global policy changed", func(c *Config) { globalLimit(c)["requests"] = 200 },
 			[]Change{{Kind: "global_policy", Name: "rate-limit[1]", Op: "changed", Fields: []FieldChange{
-				{Path: "config.requests", From: num("100"), To: num("200")},
+				{Path: "config.limits[0].requests", From: num("100"), To: num("200")},
 			}}}},
 		{"global policy inserted", func(c *Config) {
-			c.GlobalPolicies = slices.Insert(c.GlobalPolicies, 0, Policy{Name: "cors"})
+			c.GlobalPolicies = slices.Insert(c.GlobalPolicies, 0, corsPolicy)
 		}, []Change{
 			{Kind: "global_policy", Name: "cors[0]", Op: "added"},
 			{Kind: "global_policy", Name: "request-id[0]", Op: "removed"},
@@ -194,22 +207,26 @@ func TestDiff(t *testing.T) {
 			{Kind: "global_policy", Name: "request-id[1]", Op: "added"},
 			{Kind: "global_policy", Name: "rate-limit[2]", Op: "added"},
 		}},
+		// By position, not by name.
 		{"global policies ordered by position", func(c *Config) {
-			for i := range 11 {
-				c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "p" + string(rune('a'+i))})
+			for _, name := range []string{
+				"key-auth", "basic-auth", "jwt-auth", "ip-restriction", "request-size-limit", "cors",
+				"request-headers", "response-headers", "proxy-rewrite", "traffic-split", "external",
+			} {
+				c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: name})
 			}
 		}, []Change{
-			{Kind: "global_policy", Name: "pa[2]", Op: "added"},
-			{Kind: "global_policy", Name: "pb[3]", Op: "added"},
-			{Kind: "global_policy", Name: "pc[4]", Op: "added"},
-			{Kind: "global_policy", Name: "pd[5]", Op: "added"},
-			{Kind: "global_policy", Name: "pe[6]", Op: "added"},
-			{Kind: "global_policy", Name: "pf[7]", Op: "added"},
-			{Kind: "global_policy", Name: "pg[8]", Op: "added"},
-			{Kind: "global_policy", Name: "ph[9]", Op: "added"},
-			{Kind: "global_policy", Name: "pi[10]", Op: "added"},
-			{Kind: "global_policy", Name: "pj[11]", Op: "added"},
-			{Kind: "global_policy", Name: "pk[12]", Op: "added"},
+			{Kind: "global_policy", Name: "key-auth[2]", Op: "added"},
+			{Kind: "global_policy", Name: "basic-auth[3]", Op: "added"},
+			{Kind: "global_policy", Name: "jwt-auth[4]", Op: "added"},
+			{Kind: "global_policy", Name: "ip-restriction[5]", Op: "added"},
+			{Kind: "global_policy", Name: "request-size-limit[6]", Op: "added"},
+			{Kind: "global_policy", Name: "cors[7]", Op: "added"},
+			{Kind: "global_policy", Name: "request-headers[8]", Op: "added"},
+			{Kind: "global_policy", Name: "response-headers[9]", Op: "added"},
+			{Kind: "global_policy", Name: "proxy-rewrite[10]", Op: "added"},
+			{Kind: "global_policy", Name: "traffic-split[11]", Op: "added"},
+			{Kind: "global_policy", Name: "external[12]", Op: "added"},
 		}},
 		{"every kind, in kind order", func(c *Config) {
 			c.GlobalPolicies = c.GlobalPolicies[:1]
@@ -298,7 +315,7 @@ func TestDiffNoSecrets(t *testing.T) {
 
 func TestDiffUnencodable(t *testing.T) {
 	from, to := diffConfig(t, keyPairA()), diffConfig(t, keyPairA())
-	to.GlobalPolicies[1].Config["requests"] = math.NaN()
+	globalLimit(to)["requests"] = math.NaN()
 	got := Diff(from, to)
 	if len(got) != 1 || got[0].Name != "rate-limit[1]" || got[0].Op != OpChanged {
 		t.Fatalf("Diff = %v, want rate-limit[1] changed", got)

@@ -28,6 +28,9 @@ func addSeeds(f *testing.F) {
 		"&a [*a]",
 		"global_policies: [{name: p, config: {a: &x [1, *x], <<: {b: 1}}}]",
 		"global_policies: [{name: p, config: {a: 1e400, b: -0.0, c: 0x10, d: 2024-01-01, \"\\x85\": \"\\ufffe\"}}]",
+		"global_policies: [{name: external, config: {plugin: p, config: {a: 1e19, b: -0.0, c: 0x10, d: 2024-01-01, \"\\x85\": \"\\ufffe\"}}}]",
+		"global_policies: [{name: rate-limit, config: {limits: [{requests: 1.0, window: 90s}, {requests: 2147483648, window: minute}], key: header}}, {name: rate-limit}]",
+		"services: [{name: s, upstream: u, routes: [{name: r, paths: [/], policies: [{name: cors, config: {origins: ['*.example.com'], max_age: 0s}}, {name: traffic-split, config: {rules: [{upstreams: [{upstream: u, weight: 100}]}]}}]}]}]\nupstreams: [{name: u, targets: [{address: 'a:1'}]}]",
 		`{"services": [{"routes": [{"paths": ["/a/{id}"], "rewrite": "/{id}", "priority": 9223372036854775807}]}]}`,
 	} {
 		f.Add([]byte(s))

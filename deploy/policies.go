@@ -71,7 +71,7 @@ func (v *validator) policy(path string, p *Policy) {
 			return
 		}
 		for _, e := range ces {
-			v.errs.Add(policy.Join(path+".config", e.Path), e.Message)
+			v.errs.Add(policy.Under(path+".config", e.Path), e.Message)
 		}
 	}
 }

@@ -27,8 +27,8 @@ services:
         paths: [/orders]
         methods: [GET]
         policies:
-          - name: header
-            config: {value: "a<b>&c", line: "x\u2028y"}
+          - name: request-headers
+            config: {set: {X-Note: "a<b>&c", X-Line: "x\u2028y"}}
 `
 
 var signingTime = time.Date(2026, 11, 23, 18, 30, 0, 123456789, time.UTC)

@@ -438,16 +438,82 @@ func TestValidate(t *testing.T) {
 
 		// Policies.
 		{"policies", func(c *Config) {
-			c.GlobalPolicies = append(c.GlobalPolicies, Policy{}, Policy{Name: "Rate_Limit"}, Policy{Name: "a" + strings.Repeat("b", 62)})
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{}, Policy{Name: "Rate_Limit"}, Policy{Name: "a" + strings.Repeat("b", 63)})
 			c.Services[0].Policies = []Policy{{Name: "1cors"}}
 			route(c).Policies = []Policy{{Name: "-x"}}
-			c.Consumers[0].Policies = []Policy{{Name: "ok-1", Config: map[string]any{"anything": []any{1, "x"}}}, {Name: ""}}
+			c.Consumers[0].Policies = []Policy{{Name: "external", Config: map[string]any{"plugin": "ok-1", "config": map[string]any{"anything": []any{1, "x"}}}}, {Name: ""}}
 		}, []string{
 			`services[0].routes[0].policies[0].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
 			`services[0].policies[0].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
 			"consumers[0].policies[1].name: required",
 			"global_policies[1].name: required",
 			`global_policies[2].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
+			`global_policies[3].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
+		}},
+		{"policy name of 63 characters is looked up", func(c *Config) {
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "a" + strings.Repeat("b", 62)})
+		}, []string{
+			`global_policies[1].name: unknown policy "a` + strings.Repeat("b", 62) + `"`,
+		}},
+		{"unknown policy", func(c *Config) {
+			route(c).Policies = []Policy{{Name: "x"}}
+			c.Consumers[0].Policies = []Policy{{Name: "rate-limits", Config: map[string]any{"limits": []any{}}}}
+		}, []string{
+			`services[0].routes[0].policies[0].name: unknown policy "x"`,
+			`consumers[0].policies[0].name: unknown policy "rate-limits"`,
+		}},
+		{"policy kind twice in a list", func(c *Config) {
+			cors := Policy{Name: "cors", Config: map[string]any{"origins": []any{"https://app.example.com"}}}
+			c.Services[0].Policies = []Policy{cors, {Name: "request-id"}, cors, {Name: "cors"}}
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "request-id"})
+			route(c).Policies = []Policy{{Name: "x"}, {Name: "x"}}
+		}, []string{
+			`services[0].routes[0].policies[0].name: unknown policy "x"`,
+			`services[0].routes[0].policies[1].name: policy "x" is already set at services[0].routes[0].policies[0]`,
+			`services[0].policies[2].name: policy "cors" is already set at services[0].policies[0]`,
+			`services[0].policies[3].name: policy "cors" is already set at services[0].policies[0]`,
+			`global_policies[1].name: policy "request-id" is already set at global_policies[0]`,
+		}},
+		{"policy kind in several lists", func(c *Config) {
+			limit := Policy{Name: "rate-limit", Config: map[string]any{"limits": []any{map[string]any{"requests": 10, "window": "minute"}}}}
+			c.GlobalPolicies = append(c.GlobalPolicies, limit)
+			c.Services[0].Policies = []Policy{limit, {Name: "request-id"}}
+			route(c).Policies = []Policy{limit}
+			c.Consumers[0].Policies = []Policy{limit}
+		}, nil},
+		{"policy config", func(c *Config) {
+			route(c).Policies = []Policy{{Name: "rate-limit"}}
+			c.Services[0].Routes[1].Policies = []Policy{{Name: "rate-limit", Config: map[string]any{
+				"limits": []any{map[string]any{"requests": 0, "window": "fortnight"}},
+				"per":    "1m",
+			}}}
+			c.Services[0].Policies = []Policy{{Name: "external", Config: map[string]any{"config": "anything"}}}
+			c.Consumers[0].Policies = []Policy{{Name: "rate-limit", Config: map[string]any{"limits": "lots"}}}
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "cors", Config: map[string]any{}})
+		}, []string{
+			"services[0].routes[0].policies[0].config.limits: required",
+			"services[0].routes[1].policies[0].config.limits[0].requests: must be between 1 and 2147483647",
+			`services[0].routes[1].policies[0].config.limits[0].window: must be "second", "minute", "hour" or a whole number of seconds from 1s to 24h such as "10s"`,
+			"services[0].routes[1].policies[0].config.per: unknown field",
+			"services[0].policies[0].config.plugin: required",
+			"consumers[0].policies[0].config.limits: must be a list, got a string",
+			"global_policies[1].config.origins: required",
+		}},
+		{"policy config refers to the configuration", func(c *Config) {
+			c.Upstreams = append(c.Upstreams, Upstream{Name: "orders-v2", Targets: []Target{{Address: "10.0.0.2:8080"}}})
+			route(c).Policies = []Policy{{Name: "traffic-split", Config: map[string]any{"rules": []any{map[string]any{
+				"upstreams": []any{
+					map[string]any{"upstream": "orders-v2", "weight": 10},
+					map[string]any{"upstream": "orders-v3", "weight": 10},
+					map[string]any{"weight": 80},
+				},
+			}}}}}
+			c.Consumers = append(c.Consumers, Consumer{Name: "guest"})
+			c.Services[0].Policies = []Policy{{Name: "key-auth", Config: map[string]any{"anonymous": "guest"}}}
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "basic-auth", Config: map[string]any{"anonymous": "nobody"}})
+		}, []string{
+			`services[0].routes[0].policies[0].config.rules[0].upstreams[1].upstream: unknown upstream "orders-v3"`,
+			`global_policies[1].config.anonymous: unknown consumer "nobody"`,
 		}},
 	}
 	for _, tc := range cases {

@@ -39,12 +39,13 @@ func (r *Reader) Has(key string) bool {
 	return ok && v != nil
 }
 
-// Fail records a problem at key.
-func (r *Reader) Fail(key, message string) { r.errs.Add(Join(r.path, key), message) }
+// Fail records a problem at key, a field name or a path below the
+// reader's object (policy.Join("headers", name)).
+func (r *Reader) Fail(key, message string) { r.errs.Add(Under(r.path, key), message) }
 
 // Failf records a problem at key with a formatted message.
 func (r *Reader) Failf(key, format string, args ...any) {
-	r.errs.Addf(Join(r.path, key), format, args...)
+	r.errs.Addf(Under(r.path, key), format, args...)
 }
 
 // Path is where this reader reads, for messages about the whole object.

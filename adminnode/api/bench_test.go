@@ -134,7 +134,9 @@ func bigDraft(services, routesPer int) *deploy.Config {
 		name := fmt.Sprintf("svc%03d", s)
 		svc := deploy.Service{Name: name, Upstream: fmt.Sprintf("pool%d", s%4)}
 		if s%2 == 0 {
-			svc.Policies = []deploy.Policy{{Name: "rate-limit", Config: map[string]any{"requests": 100, "per": "1m"}}}
+			svc.Policies = []deploy.Policy{{Name: "rate-limit", Config: map[string]any{
+				"limits": []any{map[string]any{"requests": 100, "window": "minute"}},
+			}}}
 		}
 		base := "/" + name
 		for r := range routesPer {
@@ -156,7 +158,7 @@ func bigDraft(services, routesPer int) *deploy.Config {
 				rt.Priority = 1
 			}
 			if r%25 == 0 {
-				rt.Policies = []deploy.Policy{{Name: "cors"}}
+				rt.Policies = []deploy.Policy{{Name: "cors", Config: map[string]any{"origins": []any{"https://app.example.com"}}}}
 			}
 			svc.Routes = append(svc.Routes, rt)
 		}

@@ -344,7 +344,7 @@ func TestHTTPLogConfigErrors(t *testing.T) {
 			`flush_interval: must be a duration such as "1s" or "250ms", got an integer`,
 			"buffer: must be an integer",
 			"timeout: must be between 100ms and 5m0s",
-			"headers.Bad Name: must be keyed by an HTTP header name",
+			`headers["Bad Name"]: must be keyed by an HTTP header name`,
 			"headers.X-Ok: must not contain control characters",
 			"include_request_headers[1]: must be an HTTP header name",
 			"format: unknown field",
