@@ -94,7 +94,7 @@ func TestPolicyConfigErrorKeepsServing(t *testing.T) {
 	cfg := filepath.Join(dir, "gateway.json")
 	good := deploy.Config{
 		Upstreams: []deploy.Upstream{{Name: "api", Targets: []deploy.Target{{Address: up.addr}}}},
-		Services: []deploy.Service{{Name: "api", Upstream: "api", Routes: []deploy.Route{{Name: "all", Paths: []string{"/*"}}}}},
+		Services:  []deploy.Service{{Name: "api", Upstream: "api", Routes: []deploy.Route{{Name: "all", Paths: []string{"/*"}}}}},
 	}
 	writeConfig(t, cfg, good)
 	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw")})
