@@ -85,6 +85,8 @@ type Context struct {
 	hostSet bool
 	method  [2]int
 	methSet bool
+	query   [2]int
+	qSet    bool
 
 	status  int
 	code    string
@@ -247,6 +249,19 @@ func (c *Context) Host() ([]byte, bool) {
 		return nil, false
 	}
 	return c.slice(c.host), true
+}
+
+// SetQuery sets the raw query string the upstream receives (without '?';
+// empty sends none).
+func (c *Context) SetQuery(q []byte) { c.query, c.qSet = c.keep(q), true }
+
+// Query is the raw query the upstream would receive so far, and whether a
+// policy set it.
+func (c *Context) Query() ([]byte, bool) {
+	if !c.qSet {
+		return c.Request.Query(), false
+	}
+	return c.slice(c.query), true
 }
 
 // SetMethod sets the method the upstream receives.

@@ -109,7 +109,7 @@ func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target)
 func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) []byte {
 	var edits []policy.HeaderEdit
 	var host []byte
-	method, path := req.Method, []byte(nil)
+	method, path, query := req.Method, []byte(nil), req.Query
 	if st.chain != nil {
 		pc := &st.pc
 		edits = pc.RequestEdits()
@@ -122,6 +122,9 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		if v, ok := pc.Path(); ok {
 			path = v
 		}
+		if v, ok := pc.Query(); ok {
+			query = v
+		}
 	}
 	b = append(append(b, method...), ' ')
 	if path != nil {
@@ -130,8 +133,8 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		st.target = rt.appendPath(st.target[:0], m, st.path)
 	}
 	b = appendEscapedPath(b, st.target)
-	if len(req.Query) > 0 {
-		b = append(append(b, '?'), req.Query...)
+	if len(query) > 0 {
+		b = append(append(b, '?'), query...)
 	}
 	b = append(b, " HTTP/1.1\r\n"...)
 

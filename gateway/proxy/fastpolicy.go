@@ -191,5 +191,8 @@ func applyPolicyRequest(pc *policy.Context, req *fasthttp.Request) {
 	if method, ok := pc.Method(); ok {
 		req.Header.SetMethodBytes(method)
 	}
+	if q, ok := pc.Query(); ok {
+		req.URI().SetQueryStringBytes(q)
+	}
 	applyEdits(pc, pc.RequestEdits(), reqHeaders{&req.Header})
 }

@@ -313,3 +313,25 @@ func TestPoliciesTransform(t *testing.T) {
 		})
 	}
 }
+
+// A key sent in the query string is taken out of it on both engines.
+func TestPoliciesQueryKeyHidden(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			up := echoUpstream(t)
+			base := serveOn(t, engine, &deploy.Config{
+				Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: up}}}},
+				Consumers: []deploy.Consumer{{Name: "c", Credentials: []deploy.Credential{{Type: "key", Key: "k1"}}}},
+				Services: []deploy.Service{{Name: "s", Upstream: "u",
+					Policies: []deploy.Policy{{Name: "key-auth", Config: map[string]any{"query": "apikey", "hide_credentials": true}}},
+					Routes:   []deploy.Route{{Name: "r", Paths: []string{"/*"}}}}},
+			})
+			resp, body := do(t, "GET", base+"/x?a=1&apikey=k1&b=2")
+			var s seen
+			json.Unmarshal([]byte(body), &s)
+			if resp.StatusCode != 200 || s.URI != "/x?a=1&b=2" {
+				t.Fatalf("%d, upstream saw %q", resp.StatusCode, s.URI)
+			}
+		})
+	}
+}

@@ -72,7 +72,35 @@ func (p *keyAuth) Run(c *policy.Context) bool {
 		return refuse(c, keyChallenge, "invalid API key")
 	}
 	c.Identify(consumer, "key")
+	if fromQuery && p.hide {
+		q, _ := c.Query()
+		c.SetQuery(withoutParam(c.Scratch()[:0], q, p.query))
+	}
 	return true
+}
+
+// withoutParam appends the raw query q less every parameter called name.
+func withoutParam(dst, q []byte, name string) []byte {
+	for len(q) > 0 {
+		pair := q
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			q = nil
+		}
+		k := pair
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
+			k = pair[:i]
+		}
+		if string(k) == name || len(pair) == 0 {
+			continue
+		}
+		if len(dst) > 0 {
+			dst = append(dst, '&')
+		}
+		dst = append(dst, pair...)
+	}
+	return dst
 }
 
 // queryParam returns the raw value of the first parameter called name in

@@ -93,6 +93,28 @@ func TestKeyAuthHideCredentials(t *testing.T) {
 	}
 }
 
+func TestKeyAuthHideQueryKey(t *testing.T) {
+	env := policytest.Env(consumers())
+	for _, tt := range []struct {
+		config, query, want string
+		set                 bool
+	}{
+		{`{"query": "apikey", "hide_credentials": true}`, "a=1&apikey=alice-key&b=2", "a=1&b=2", true},
+		{`{"query": "apikey", "hide_credentials": true}`, "apikey=alice-key", "", true},
+		{`{"query": "apikey", "hide_credentials": true}`, "apikey=alice-key&apikey=x&z", "z", true},
+		{`{"query": "apikey"}`, "a=1&apikey=alice-key", "a=1&apikey=alice-key", false},
+	} {
+		p := policytest.Build(t, keyAuthKind, tt.config, env)
+		c, ok := policytest.Run(p, policytest.Get("/?"+tt.query))
+		if !ok {
+			t.Fatalf("%s %s: refused", tt.config, tt.query)
+		}
+		if q, set := c.Query(); string(q) != tt.want || set != tt.set {
+			t.Errorf("%s %s: upstream query %q (set %v), want %q", tt.config, tt.query, q, set, tt.want)
+		}
+	}
+}
+
 func TestKeyAuthConfigErrors(t *testing.T) {
 	env := policytest.Env(consumers())
 	checkErrors(t, keyAuthKind,
