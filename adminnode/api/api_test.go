@@ -131,8 +131,10 @@ func TestDraftConcurrencyAndValidation(t *testing.T) {
 	}
 
 	// An invalid draft is stored (work in progress) but validates with
-	// every error at its path, and does not deploy.
-	bad := strings.Replace(config("nope"), "upstream: up", "upstream: missing", 1)
+	// every error at its path — policy configurations too, checked by
+	// their kinds — and does not deploy.
+	bad := strings.Replace(config("nope"), "upstream: up", "upstream: missing", 1) +
+		"global_policies:\n  - name: rate-limit\n    config: {limits: [{requests: 5, window: fortnight}]}\n"
 	e.do(e.admin, "PUT", "/groups/edge/draft", bad, "If-Match", `"2"`).expect(t, http.StatusOK, "store invalid draft")
 	var v apitypes.Validation
 	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
@@ -140,7 +142,8 @@ func TestDraftConcurrencyAndValidation(t *testing.T) {
 	for _, fe := range v.Errors {
 		fields[fe.Field] = true
 	}
-	if v.Valid || !fields["services[0].upstream"] || !fields["services[0].routes[0].paths[0]"] {
+	if v.Valid || !fields["services[0].upstream"] || !fields["services[0].routes[0].paths[0]"] ||
+		!fields["global_policies[0].config.limits[0].window"] {
 		t.Fatalf("validation %+v", v)
 	}
 	r = e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "bad"}).
