@@ -177,7 +177,7 @@ func (v *validator) route(path string, r *Route) {
 		switch {
 		case h.Name == "":
 			v.errs.Add(p, "required")
-		case !isToken(h.Name):
+		case !policy.IsToken(h.Name):
 			v.errs.Add(p, "must be an HTTP header name")
 		}
 	}
@@ -296,21 +296,6 @@ func headersKey(hs []HeaderMatch) string {
 	return setKey(set)
 }
 
-// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as
-// header names are.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
 func (v *validator) upstream(path string, u *Upstream) {
 	if len(u.Targets) == 0 {
 		v.errs.Add(path+".targets", "at least one target is required")
@@ -380,7 +365,7 @@ func (v *validator) hashOn(path string, h *HashOn) {
 		switch {
 		case h.Name == "":
 			v.errs.Addf(path+".name", "required with source %s", h.Source)
-		case !isToken(h.Name):
+		case !policy.IsToken(h.Name):
 			v.errs.Addf(path+".name", "must be a %s name", h.Source)
 		}
 	case HashOnClientIP:

@@ -215,9 +215,9 @@ func (c *Context) RequestHeader(name string) []byte {
 	for i := len(c.reqEd) - 1; i >= 0; i-- {
 		e := &c.reqEd[i]
 		switch {
-		case e.Op == EditRename && equalFold(e.NewName, name):
+		case e.Op == EditRename && EqualFold(e.NewName, name):
 			return c.Request.Header(e.Name)
-		case !equalFold(e.Name, name):
+		case !EqualFold(e.Name, name):
 			continue
 		case e.Op == EditDel, e.Op == EditRename:
 			return nil
@@ -345,22 +345,3 @@ func (c *Context) Var(key string) ([]byte, bool) {
 // build a value in before passing it to an edit; the value is copied by
 // the edit, so scratch may be reused at once.
 func (c *Context) Scratch() []byte { return c.arena[len(c.arena):] }
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}

@@ -44,6 +44,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 )
 
@@ -124,13 +125,8 @@ func serveAdmin(args []string) {
 // bench is one run.
 type bench struct {
 	o         options
-	work      string
-	admin     *exec.Cmd
-	adminDone chan struct{}
-	adminURL  string
+	d         *localdomain.Domain
 	pprofURL  string
-	caPEM     []byte
-	api       *client.Client
 	nodes     []*node
 	hb        *latencies
 	watchErrs atomic.Int64
@@ -141,19 +137,12 @@ func run(ctx context.Context, o options) (err error) {
 	if err := raiseFileLimit(2*o.nodes + 512); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "gatehouse-nodescale-")
+	d, err := localdomain.New(o.bin, "nodescale", logf)
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, work: work, hb: &latencies{}}
-	defer func() {
-		b.stopAdmin()
-		if o.keep || err != nil {
-			logf("work dir kept: %s", work)
-		} else {
-			os.RemoveAll(work)
-		}
-	}()
+	defer func() { d.Close(o.keep || err != nil) }()
+	b := &bench{o: o, d: d, hb: &latencies{}}
 	if err := b.startAdmin(ctx); err != nil {
 		return err
 	}
@@ -227,30 +216,10 @@ func raiseFileLimit(want int) error {
 	return nil
 }
 
-// startAdmin inits a domain and starts its admin node.
+// startAdmin inits a domain and starts its admin node: with -profile,
+// this program's -serve-admin, so that pprof can reach it.
 func (b *bench) startAdmin(ctx context.Context) error {
-	o := b.o
-	bin, err := filepath.Abs(o.bin)
-	if err != nil {
-		return err
-	}
-	dataDir := filepath.Join(b.work, "admin")
-	pwFile := filepath.Join(b.work, "password")
-	password := measure.RandomHex(16)
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		return err
-	}
-	logf("admin init")
-	if out, err := exec.CommandContext(ctx, bin, "admin", "init", "--data-dir", dataDir, "--domain", "scale",
-		"--password-file", pwFile).CombinedOutput(); err != nil {
-		return fmt.Errorf("admin init (%s): %w\n%s", bin, err, out)
-	}
-	addr, err := measure.FreeAddr()
-	if err != nil {
-		return err
-	}
-	var cmd *exec.Cmd
-	if o.profile != "" {
+	if b.o.profile != "" {
 		self, err := os.Executable()
 		if err != nil {
 			return err
@@ -260,70 +229,11 @@ func (b *bench) startAdmin(ctx context.Context) error {
 			return err
 		}
 		b.pprofURL = "http://" + pprofAddr
-		cmd = exec.Command(self, "-serve-admin", "-data-dir", dataDir, "-listen", addr, "-pprof", pprofAddr)
-	} else {
-		cmd = exec.Command(bin, "admin", "run", "--data-dir", dataDir, "--listen", addr)
-	}
-	logFile, err := os.Create(filepath.Join(b.work, "admin.log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start admin node: %w", err)
-	}
-	b.admin, b.adminDone = cmd, make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(b.adminDone)
-	}()
-	logf("admin node pid %d on %s: %s", cmd.Process.Pid, addr, strings.Join(cmd.Args, " "))
-	b.adminURL = "https://" + addr
-	if b.caPEM, err = os.ReadFile(filepath.Join(dataDir, adminnode.CACertFile)); err != nil {
-		return err
-	}
-	anon, err := client.New(client.Config{Address: b.adminURL, CACertPEM: b.caPEM})
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := anon.Health(ctx); err == nil {
-			break
-		}
-		select {
-		case <-b.adminDone:
-			return fmt.Errorf("admin node exited; see %s", filepath.Join(b.work, "admin.log"))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return errors.New("admin node not healthy after 20 s")
+		b.d.RunAdmin = func(dataDir, listen string) *exec.Cmd {
+			return exec.Command(self, "-serve-admin", "-data-dir", dataDir, "-listen", listen, "-pprof", pprofAddr)
 		}
 	}
-	login, err := anon.Login(ctx, adminnode.AdminUser, password)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	b.api, err = client.New(client.Config{Address: b.adminURL, CACertPEM: b.caPEM, Token: login.Token})
-	return err
-}
-
-func (b *bench) stopAdmin() {
-	if b.admin == nil {
-		return
-	}
-	b.admin.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.adminDone:
-	case <-time.After(15 * time.Second):
-		b.admin.Process.Kill()
-		<-b.adminDone
-	}
+	return b.d.StartAdmin(ctx, "scale")
 }
 
 func groupName(i int) string { return fmt.Sprintf("g%02d", i) }
@@ -343,15 +253,15 @@ services:
 // deploy changes group g's draft (so that every deployment is a change)
 // and deploys it.
 func (b *bench) deploy(ctx context.Context, g, message string) (apitypes.Deployment, error) {
-	d, err := b.api.GetDraft(ctx, g)
+	d, err := b.d.API.GetDraft(ctx, g)
 	if err != nil {
 		return apitypes.Deployment{}, fmt.Errorf("get draft of %s: %w", g, err)
 	}
 	cfg := fmt.Appendf(nil, draftYAML, g+"-"+measure.RandomHex(3))
-	if _, err := b.api.PutDraft(ctx, g, cfg, "application/yaml", d.Version); err != nil {
+	if _, err := b.d.API.PutDraft(ctx, g, cfg, "application/yaml", d.Version); err != nil {
 		return apitypes.Deployment{}, fmt.Errorf("put draft of %s: %w", g, err)
 	}
-	dep, err := b.api.Deploy(ctx, g, apitypes.DeployRequest{Message: message})
+	dep, err := b.d.API.Deploy(ctx, g, apitypes.DeployRequest{Message: message})
 	if err != nil {
 		return apitypes.Deployment{}, fmt.Errorf("deploy %s: %w", g, err)
 	}
@@ -365,7 +275,7 @@ func (b *bench) declare(ctx context.Context) error {
 	logf("declaring %d groups, %d hosts with join tokens and instances", o.groups, o.nodes)
 	for g := range o.groups {
 		name := groupName(g)
-		if _, err := b.api.CreateGroup(ctx, apitypes.Group{Name: name}); err != nil {
+		if _, err := b.d.API.CreateGroup(ctx, apitypes.Group{Name: name}); err != nil {
 			return fmt.Errorf("create group %s: %w", name, err)
 		}
 		if _, err := b.deploy(ctx, name, "initial"); err != nil {
@@ -376,12 +286,12 @@ func (b *bench) declare(ctx context.Context) error {
 	return parallel(ctx, o.nodes, o.concurrency, func(i int) error {
 		n := &node{i: i, host: fmt.Sprintf("host-%04d", i), instance: fmt.Sprintf("inst-%04d", i), group: groupName(i % o.groups),
 			kick: make(chan struct{}, 1)}
-		jt, err := b.api.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: n.host, TTL: "2h"})
+		jt, err := b.d.API.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: n.host, TTL: "2h"})
 		if err != nil {
 			return fmt.Errorf("join token for %s: %w", n.host, err)
 		}
 		n.token = jt.Token
-		_, err = b.api.CreateInstance(ctx, apitypes.Instance{Name: n.instance, Group: n.group, Host: n.host,
+		_, err = b.d.API.CreateInstance(ctx, apitypes.Instance{Name: n.instance, Group: n.group, Host: n.host,
 			Listen: "127.0.0.1:8080", StatusListen: "127.0.0.1:8085"})
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", n.instance, err)
@@ -395,7 +305,7 @@ func (b *bench) declare(ctx context.Context) error {
 // without a name, the join token; then its own mutual-TLS client.
 func (b *bench) join(ctx context.Context) error {
 	logf("joining %d nodes", len(b.nodes))
-	anon, err := client.New(client.Config{Address: b.adminURL, CACertPEM: b.caPEM})
+	anon, err := client.New(client.Config{Address: b.d.AdminURL, CACertPEM: b.d.CAPEM})
 	if err != nil {
 		return err
 	}
@@ -415,7 +325,7 @@ func (b *bench) join(ctx context.Context) error {
 		}
 		// A client of its own, as each node manager has (client.New makes
 		// a transport per client): its own TLS connection.
-		n.c, err = client.New(client.Config{Address: b.adminURL, CACertPEM: []byte(ans.CA),
+		n.c, err = client.New(client.Config{Address: b.d.AdminURL, CACertPEM: []byte(ans.CA),
 			ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil },
 			Timeout:           b.o.wait + b.o.wait/8 + 30*time.Second})
 		return err
@@ -600,11 +510,11 @@ type measurement struct {
 }
 
 func (b *bench) measure(ctx context.Context) (measurement, error) {
-	pid := b.admin.Process.Pid
+	pid := b.d.Admin().Pid()
 	m := measurement{loadBefore: measure.LoadAvg()}
 	hbErr0, watch0 := b.hbErrs(), b.watchErrs.Load()
 	ans0 := [2]int64{b.answers[0].Load(), b.answers[1].Load()}
-	cpu0, self0, t0 := measure.ProcCPU(pid), selfCPU(), time.Now()
+	cpu0, self0, t0 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
 	var rss []float64
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -613,7 +523,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 		select {
 		case <-ctx.Done():
 			return m, ctx.Err()
-		case <-b.adminDone:
+		case <-b.d.Admin().Done():
 			return m, errors.New("admin node exited during the measurement")
 		case <-tick.C:
 		}
@@ -626,7 +536,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 			m.threads = int(must(procStatus(pid, "Threads")))
 		}
 	}
-	cpu1, self1, t1 := measure.ProcCPU(pid), selfCPU(), time.Now()
+	cpu1, self1, t1 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
 	m.window = t1.Sub(t0)
 	m.cpu = float64(cpu1-cpu0) / float64(m.window)
 	m.simCPU = float64(self1-self0) / float64(m.window)
@@ -699,16 +609,16 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		f.what = fmt.Sprintf("deploy all %d groups, one after the other", len(groups))
 	}
 	logf("fan-out: %s", f.what)
-	pid := b.admin.Process.Pid
+	pid := b.d.Admin().Pid()
 	// Draft changes bump the index too: make them first, so that only the
 	// deployments are timed.
 	drafts := map[string]uint64{}
 	for _, g := range groups {
-		d, err := b.api.GetDraft(ctx, g)
+		d, err := b.d.API.GetDraft(ctx, g)
 		if err != nil {
 			return f, err
 		}
-		nd, err := b.api.PutDraft(ctx, g, fmt.Appendf(nil, draftYAML, g+"-"+measure.RandomHex(3)), "application/yaml", d.Version)
+		nd, err := b.d.API.PutDraft(ctx, g, fmt.Appendf(nil, draftYAML, g+"-"+measure.RandomHex(3)), "application/yaml", d.Version)
 		if err != nil {
 			return f, err
 		}
@@ -721,7 +631,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 	t0 := time.Now()
 	want := map[string]uint64{}
 	for _, g := range groups {
-		dep, err := b.api.Deploy(ctx, g, apitypes.DeployRequest{Message: "fan-out", DraftVersion: drafts[g]})
+		dep, err := b.d.API.Deploy(ctx, g, apitypes.DeployRequest{Message: "fan-out", DraftVersion: drafts[g]})
 		if err != nil {
 			return f, fmt.Errorf("deploy %s: %w", g, err)
 		}
@@ -791,7 +701,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 // deployment applied; it returns the time since t0, 0 after 30 s.
 func (b *bench) waitStatus(ctx context.Context, g string, number uint64, t0 time.Time) time.Duration {
 	for time.Since(t0) < 30*time.Second && ctx.Err() == nil {
-		ins, err := b.api.GroupInstances(ctx, g)
+		ins, err := b.d.API.GroupInstances(ctx, g)
 		if err == nil {
 			all := len(ins) > 0
 			for _, in := range ins {
@@ -819,7 +729,7 @@ func (b *bench) takeProfiles(ctx context.Context) ([]string, error) {
 	logf("CPU profile of the admin node for %s", b.o.profileFor)
 	cpuFile := filepath.Join(dir, "admin.cpu.pprof")
 	heapFile := filepath.Join(dir, "admin.heap.pprof")
-	pid := b.admin.Process.Pid
+	pid := b.d.Admin().Pid()
 	cpu0, t0 := measure.ProcCPU(pid), time.Now()
 	if err := fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.pprofURL, int(b.o.profileFor.Seconds())), cpuFile); err != nil {
 		return nil, err
@@ -906,7 +816,7 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	per := o.nodes / o.groups
 	fmt.Println()
 	fmt.Printf("Admin node with %d simulated node managers (%d groups of %d; one host, one instance each)\n", o.nodes, o.groups, per)
-	fmt.Printf("  admin node: %s (pid %d)\n", strings.Join(b.admin.Args, " "), b.admin.Process.Pid)
+	fmt.Printf("  admin node: %s (pid %d)\n", strings.Join(b.d.Admin().Cmd.Args, " "), b.d.Admin().Pid())
 	fmt.Printf("  each node: own mTLS client, heartbeat every %s, blocking queries on /instances and /groups/{g}/deployment with wait=%s\n", o.heartbeat, o.wait)
 	fmt.Printf("  setup: groups, hosts, tokens, instances %.1f s; %d joins %.1f s; nodes started over %s, then %s warm-up\n",
 		declared.Seconds(), o.nodes, joined.Seconds(), o.ramp, o.warmup)
@@ -957,14 +867,6 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "NOT met"
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus reads a field of /proc/<pid>/status: kB fields in MiB, others

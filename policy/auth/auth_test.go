@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/policytest"
@@ -63,6 +64,51 @@ func checkErrors(t *testing.T, kind *policy.Kind, config string, env *policy.Env
 	got := policytest.Errors(t, kind, config, env)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("errors of %s:\n%s\nwant:\n%s", config, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// checkHideCredentials runs kind on req, which it admits by the
+// credential in header, with hide_credentials unset, false and true: the
+// upstream gets every header of req, the credential's unless true.
+func checkHideCredentials(t *testing.T, kind *policy.Kind, req *policytest.Request, header string) {
+	t.Helper()
+	env := policytest.Env(consumers())
+	for _, tt := range []struct {
+		config string
+		hidden bool
+	}{
+		{`{}`, false},
+		{`{"hide_credentials": false}`, false},
+		{`{"hide_credentials": true}`, true},
+	} {
+		p := policytest.Build(t, kind, tt.config, env)
+		c, ok := policytest.Run(p, req)
+		if !ok {
+			t.Fatalf("%s: refused", tt.config)
+		}
+		want := map[string][]string{}
+		for _, h := range req.Headers {
+			if k := strings.ToLower(h[0]); !tt.hidden || k != strings.ToLower(header) {
+				want[k] = append(want[k], h[1])
+			}
+		}
+		if got := policytest.RequestHeaders(c, req); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: upstream headers %v, want %v", tt.config, got, want)
+		}
+	}
+}
+
+// benchAdmit runs p on req b.N times on one Context, reset per request
+// as the engines do; p must admit req.
+func benchAdmit(b *testing.B, p policy.Policy, req policy.Request) {
+	c := &policy.Context{}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Reset(req, now)
+		if !p.Run(c) {
+			b.Fatal("refused")
+		}
 	}
 }
 

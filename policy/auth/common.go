@@ -58,49 +58,9 @@ func refuse(c *policy.Context, challenge, message string) bool {
 	return false
 }
 
-// isToken reports whether s is an HTTP token (a valid header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func tokenChar(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	switch b {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
 // hasPrefixFold reports whether b starts with prefix, ASCII case ignored.
 func hasPrefixFold(b []byte, prefix string) bool {
-	if len(b) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		x, y := b[i], prefix[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return len(b) >= len(prefix) && policy.EqualFold(b[:len(prefix)], prefix)
 }
 
 // trimSpace removes leading and trailing spaces and tabs.

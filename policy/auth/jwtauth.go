@@ -46,7 +46,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	p := &jwtAuth{keys: map[string][]jwtKey{}}
 
 	p.header = r.String("header", "Authorization")
-	if !isToken(p.header) {
+	if !policy.IsToken(p.header) {
 		r.Fail("header", "must be an HTTP header name")
 	}
 	p.bearerOnly = strings.EqualFold(p.header, "Authorization")
@@ -55,7 +55,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 		r.Fail("query", `must be a query parameter name, without "&", "=", "#", "%", "+" or spaces`)
 	}
 	p.cookie = r.String("cookie", "")
-	if r.Has("cookie") && !isToken(p.cookie) {
+	if r.Has("cookie") && !policy.IsToken(p.cookie) {
 		r.Fail("cookie", "must be a cookie name")
 	}
 
@@ -81,7 +81,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	p.skew = r.Duration("clock_skew", 30*time.Second, 0, 10*time.Minute)
 
 	for claim, header := range r.StringMap("claims_to_headers") {
-		if !isToken(header) {
+		if !policy.IsToken(header) {
 			errs.Add(policy.Join("claims_to_headers", claim), "must be an HTTP header name")
 			continue
 		}

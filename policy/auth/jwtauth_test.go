@@ -292,13 +292,5 @@ func BenchmarkJWTAuthHS256(b *testing.B) {
 		"exp": float64(time.Now().Add(time.Hour).Unix()), "iat": float64(time.Now().Unix()),
 	})
 	req := &benchRequest{headers: [][2][]byte{{[]byte("Authorization"), []byte("Bearer " + tok)}}}
-	c := &policy.Context{}
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Reset(req, now)
-		if !p.Run(c) {
-			b.Fatal("refused")
-		}
-	}
+	benchAdmit(b, p, req)
 }

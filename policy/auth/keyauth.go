@@ -28,7 +28,7 @@ func newKeyAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	r := policy.NewReader(config, &errs)
 	p := &keyAuth{consumers: consumersOf(env)}
 	p.header = r.String("header", "X-API-Key")
-	if !isToken(p.header) {
+	if !policy.IsToken(p.header) {
 		r.Fail("header", "must be an HTTP header name")
 	}
 	p.query = r.String("query", "")
@@ -82,16 +82,9 @@ func (p *keyAuth) Run(c *policy.Context) bool {
 // withoutParam appends the raw query q less every parameter called name.
 func withoutParam(dst, q []byte, name string) []byte {
 	for len(q) > 0 {
-		pair := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		k := pair
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			k = pair[:i]
-		}
+		var pair []byte
+		pair, q, _ = bytes.Cut(q, []byte("&"))
+		k, _, _ := bytes.Cut(pair, []byte("="))
 		if string(k) == name || len(pair) == 0 {
 			continue
 		}
@@ -108,16 +101,9 @@ func withoutParam(dst, q []byte, name string) []byte {
 // a percent-encoded name does not match.
 func queryParam(q []byte, name string) []byte {
 	for len(q) > 0 {
-		pair := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		k, v := pair, []byte(nil)
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			k, v = pair[:i], pair[i+1:]
-		}
+		var pair []byte
+		pair, q, _ = bytes.Cut(q, []byte("&"))
+		k, v, _ := bytes.Cut(pair, []byte("="))
 		if string(k) == name {
 			return v
 		}

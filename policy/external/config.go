@@ -74,7 +74,7 @@ func parse(config map[string]any, env *policy.Env) (*settings, error) {
 		s.headers = []string{}
 	}
 	for i, h := range s.headers {
-		if !isToken(h) {
+		if !policy.IsToken(h) {
 			r.Fail(policy.Index("headers", i), "must be a header name")
 		}
 	}
@@ -115,7 +115,7 @@ func (s *settings) wants(name []byte) bool {
 		return true
 	}
 	for _, h := range s.headers {
-		if equalFold(name, h) {
+		if policy.EqualFold(name, h) {
 			return true
 		}
 	}

@@ -82,8 +82,8 @@ func TestConfigOnGateway(t *testing.T) {
 			if len(got) != 1 || got[0] != tt.want {
 				t.Errorf("errors %q, want %q", got, tt.want)
 			}
-			if res.made != 0 {
-				t.Errorf("a refused configuration started %d plugins", res.made)
+			if res.Made() != 0 {
+				t.Errorf("a refused configuration started %d plugins", res.Made())
 			}
 		})
 	}

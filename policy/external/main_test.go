@@ -2,7 +2,6 @@ package external
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/policytest"
 )
 
 // pluginDir holds the plugins the tests run, built once by TestMain:
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 const gatewayHelperEnv = "EXTERNAL_TEST_GATEWAY"
 
 func gatewayHelper(dir string) int {
-	env := &policy.Env{Logger: hclog.NewNullLogger(), Resources: &resources{}, PluginDir: dir}
+	env := &policy.Env{Logger: hclog.NewNullLogger(), Resources: &policytest.Resources{}, PluginDir: dir}
 	p, err := New(map[string]any{"plugin": "signature", "config": map[string]any{"secret": "x"}}, env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -66,40 +66,6 @@ func build(dir string) int {
 		}
 	}
 	return 0
-}
-
-// resources is the gateway's Resources, reduced to what the tests need.
-type resources struct {
-	mu   sync.Mutex
-	m    map[string]io.Closer
-	made int
-}
-
-func (r *resources) Get(key string, make func() (io.Closer, error)) (io.Closer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.m[key]; ok {
-		return c, nil
-	}
-	c, err := make()
-	if err != nil {
-		return nil, err
-	}
-	if r.m == nil {
-		r.m = map[string]io.Closer{}
-	}
-	r.m[key] = c
-	r.made++
-	return c, nil
-}
-
-func (r *resources) closeAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, c := range r.m {
-		c.Close()
-		delete(r.m, k)
-	}
 }
 
 // metrics counts failures by plugin and reason.
@@ -127,9 +93,8 @@ func (m *metrics) count(key string) int {
 
 // gatewayEnv is an Env as a gateway gives it, with the test plugins; its
 // resources are closed when the test ends.
-func gatewayEnv(t testing.TB) (*policy.Env, *resources, *metrics) {
-	res, met := &resources{}, &metrics{}
-	t.Cleanup(res.closeAll)
+func gatewayEnv(t testing.TB) (*policy.Env, *policytest.Resources, *metrics) {
+	res, met := policytest.NewResources(t), &metrics{}
 	level := hclog.Off
 	if testing.Verbose() && os.Getenv("EXTERNAL_LOG") != "" {
 		level = hclog.Debug

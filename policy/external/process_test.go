@@ -301,11 +301,11 @@ func TestSharedAcrossDeployments(t *testing.T) {
 	a := policytest.Build(t, Kind, `{"plugin": "testplugin", "config": {"x": 1}, "timeout": "1s"}`, env)
 	b := policytest.Build(t, Kind, `{"plugin": "testplugin", "config": {"x": 1}, "failure_mode": "open"}`, env)
 	c := policytest.Build(t, Kind, `{"plugin": "testplugin", "config": {"x": 2}}`, env)
-	if res.made != 2 || pid(a) != pid(b) || pid(a) == pid(c) {
-		t.Errorf("%d processes made; pids %d %d %d", res.made, pid(a), pid(b), pid(c))
+	if res.Made() != 2 || pid(a) != pid(b) || pid(a) == pid(c) {
+		t.Errorf("%d processes made; pids %d %d %d", res.Made(), pid(a), pid(b), pid(c))
 	}
 	first := pid(a)
-	res.closeAll()
+	res.Close()
 	if alive(first) {
 		t.Errorf("process %d still runs after Close", first)
 	}

@@ -39,7 +39,7 @@ func readConfig(r *policy.Reader) config {
 	for _, name := range policy.SortedKeys(c.headers) {
 		value := c.headers[name]
 		switch {
-		case !isToken(name):
+		case !policy.IsToken(name):
 			r.Fail(policy.Join("headers", name), "must be keyed by an HTTP header name")
 		case strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }):
 			r.Fail(policy.Join("headers", name), "must not contain control characters")
@@ -62,22 +62,4 @@ func (c *config) key() string {
 		fmt.Fprintf(h, " %q=%q", n, c.headers[n])
 	}
 	return "http-log:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// isToken reports whether s is an HTTP token (a valid header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-			continue
-		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
-			continue
-		}
-		return false
-	}
-	return true
 }

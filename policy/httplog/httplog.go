@@ -26,7 +26,7 @@ func newHTTPLog(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	cfg := readConfig(r)
 	p := &httpLog{}
 	for i, name := range r.Strings("include_request_headers") {
-		if !isToken(name) {
+		if !policy.IsToken(name) {
 			errs.Add(policy.Index("include_request_headers", i), "must be an HTTP header name")
 			continue
 		}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,38 +15,6 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/policytest"
 )
-
-// resources is a policy.Resources keeping what it made until closeAll.
-type resources struct {
-	mu sync.Mutex
-	m  map[string]io.Closer
-}
-
-func (r *resources) Get(key string, make func() (io.Closer, error)) (io.Closer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.m[key]; ok {
-		return c, nil
-	}
-	c, err := make()
-	if err != nil {
-		return nil, err
-	}
-	if r.m == nil {
-		r.m = map[string]io.Closer{}
-	}
-	r.m[key] = c
-	return c, nil
-}
-
-func (r *resources) closeAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, c := range r.m {
-		c.Close()
-		delete(r.m, k)
-	}
-}
 
 type metrics struct{ dropped atomic.Int64 }
 
@@ -110,17 +77,16 @@ func (c *collector) next(t *testing.T) batch {
 
 type fixture struct {
 	p   *httpLog
-	res *resources
+	res *policytest.Resources
 	m   *metrics
 }
 
 func build(t testing.TB, config string) fixture {
 	t.Helper()
-	f := fixture{res: &resources{}, m: &metrics{}}
+	f := fixture{res: policytest.NewResources(t), m: &metrics{}}
 	env := policytest.Env(nil)
 	env.Resources, env.Metrics = f.res, f.m
 	f.p = policytest.Build(t, httpLogKind, config, env).(*httpLog)
-	t.Cleanup(f.res.closeAll)
 	return f
 }
 
@@ -203,7 +169,7 @@ func TestHTTPLogCloseFlushes(t *testing.T) {
 		f.p.Log(c, o)
 	}
 	// Close returns once every batch was answered, so all are in.
-	f.res.closeAll()
+	f.res.Close()
 	lines := 0
 	for len(col.batches) > 0 {
 		b := <-col.batches
@@ -292,7 +258,7 @@ func TestHTTPLogFailingEndpointDrops(t *testing.T) {
 				f.p.Log(c, o)
 			}
 			// Close waits for the batch's two attempts.
-			f.res.closeAll()
+			f.res.Close()
 			if got := calls.Load(); got != 2 {
 				t.Errorf("%d requests, want 2 (one retry)", got)
 			}
@@ -306,8 +272,7 @@ func TestHTTPLogFailingEndpointDrops(t *testing.T) {
 // A deployment that keeps the configuration keeps the sender and its
 // queue; another configuration has its own.
 func TestHTTPLogSharedSender(t *testing.T) {
-	res := &resources{}
-	defer res.closeAll()
+	res := policytest.NewResources(t)
 	env := policytest.Env(nil)
 	env.Resources = res
 	a := policytest.Build(t, httpLogKind, `{"endpoint": "http://127.0.0.1:1/", "include_request_headers": ["A"]}`, env).(*httpLog)

@@ -94,7 +94,7 @@ func parseConfig(m map[string]any) (config, error) {
 	case cfg.key == byHeader:
 		if r.Required("header_name") {
 			h, ok := r.Any("header_name").(string)
-			if !ok || !validHeaderName(h) {
+			if !ok || !policy.IsToken(h) {
 				r.Fail("header_name", "must be an HTTP header name")
 			}
 			cfg.header = h
@@ -161,23 +161,6 @@ func readRedis(r *policy.Reader) redisConfig {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 1 && n <= 65535
-}
-
-// validHeaderName reports whether s is an HTTP token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // windows are the limits' windows (distinct: parseConfig refuses twice

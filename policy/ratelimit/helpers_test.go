@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,43 +13,6 @@ import (
 
 // t0 is 10 s into a minute (and an hour, and a day).
 var t0 = time.Date(2030, 1, 2, 3, 0, 10, 0, time.UTC)
-
-// resources is an Env.Resources that keeps everything until closeAll.
-type resources struct {
-	mu   sync.Mutex
-	m    map[string]io.Closer
-	made int
-}
-
-func newResources(t testing.TB) *resources {
-	r := &resources{m: map[string]io.Closer{}}
-	t.Cleanup(r.closeAll)
-	return r
-}
-
-func (r *resources) Get(key string, make func() (io.Closer, error)) (io.Closer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.m[key]; ok {
-		return c, nil
-	}
-	c, err := make()
-	if err != nil {
-		return nil, err
-	}
-	r.m[key] = c
-	r.made++
-	return c, nil
-}
-
-func (r *resources) closeAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, c := range r.m {
-		_ = c.Close()
-		delete(r.m, k)
-	}
-}
 
 // hub is an in-memory group: what one member broadcasts reaches the
 // others' subscribers at once, unless dropped says otherwise.
@@ -102,7 +64,7 @@ func (m *member) Broadcast(topic string, msg []byte) {
 // env is a test Env with resources and, when g is not nil, a group.
 func env(t testing.TB, g policy.GroupChannel) *policy.Env {
 	e := policytest.Env(nil)
-	e.Resources = newResources(t)
+	e.Resources = policytest.NewResources(t)
 	e.Group = g
 	return e
 }

@@ -84,7 +84,7 @@ func newCORS(config map[string]any, _ *policy.Env) (policy.Policy, error) {
 	}
 	var names []string
 	for i, m := range methods {
-		if !isToken(m) || m != strings.ToUpper(m) {
+		if !policy.IsToken(m) || m != strings.ToUpper(m) {
 			errs.Addf(policy.Index("methods", i), "%q is not a method: methods are upper-case tokens such as \"GET\"", m)
 			continue
 		}
@@ -134,7 +134,7 @@ func joinHeaderNames(errs *policy.ConfigErrors, key string, list []string, star 
 		switch {
 		case h == "*" && star != "":
 			errs.Add(path, star)
-		case !isToken(h):
+		case !policy.IsToken(h):
 			errs.Addf(path, "%q is not a valid header name", h)
 		default:
 			names = append(names, h)

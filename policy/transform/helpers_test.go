@@ -75,24 +75,13 @@ func (r *benchReq) Query() []byte  { return nil }
 func (r *benchReq) Host() []byte   { return nil }
 func (r *benchReq) Header(name string) []byte {
 	for _, h := range r.headers {
-		if asciiEqualFold(h[0], name) {
+		if policy.EqualFold(h[0], name) {
 			return h[1]
 		}
 	}
 	return nil
 }
 
-func asciiEqualFold(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i]|0x20 != b[i]|0x20 {
-			return false
-		}
-	}
-	return true
-}
 func (r *benchReq) VisitHeaders(fn func(name, value []byte)) {
 	for _, h := range r.headers {
 		fn(h[0], h[1])

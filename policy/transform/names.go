@@ -7,28 +7,6 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 )
 
-// isToken reports whether s is an HTTP token: a valid header name or
-// method.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func tokenChar(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-}
-
 // reservedHeaders are the headers the gateway writes itself, or that
 // frame the connection or the body: an edit of them would either be
 // overwritten or corrupt the exchange. The value says why, for the error.
@@ -58,7 +36,7 @@ var reservedRequestHeaders = map[string]string{
 // checkHeaderName returns why name cannot be edited, "" when it can.
 // request says whether the edit is of the request the upstream receives.
 func checkHeaderName(name string, request bool) string {
-	if !isToken(name) {
+	if !policy.IsToken(name) {
 		return fmt.Sprintf("%q is not a valid header name", name)
 	}
 	lower := strings.ToLower(name)

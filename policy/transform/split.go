@@ -101,7 +101,7 @@ func readHeaderMatch(r *policy.Reader, errs *policy.ConfigErrors) (headerMatch, 
 	var m headerMatch
 	r.Required("header")
 	name, ok := stringField(r, errs, "header")
-	if ok && !isToken(name) {
+	if ok && !policy.IsToken(name) {
 		r.Failf("header", "%q is not a valid header name", name)
 		ok = false
 	}

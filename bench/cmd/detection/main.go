@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -23,18 +22,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 	"github.com/gatehouse/gatehouse/gateway/gossip"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
@@ -90,14 +86,11 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "detection: "+format+"\n", args...)
 }
 
-// bench is one run: the work dir, the processes and the clients.
+// bench is one run: the domain, its hosts and the group's instances.
 type bench struct {
 	o         options
-	work      string
-	adminDir  string
-	api       *client.Client
-	procs     []*proc
-	hosts     map[string]*host
+	d         *localdomain.Domain
+	hosts     map[string]*localdomain.Host
 	survivors []string
 	victim    string
 	// status is each instance's status address.
@@ -105,35 +98,14 @@ type bench struct {
 	hc     *http.Client
 }
 
-// host is a node manager's data dir, local API and process.
-type host struct {
-	name, dir, local string
-	node             *proc
-}
-
 func run(ctx context.Context, o options) (err error) {
-	bin, err := filepath.Abs(o.bin)
+	d, err := localdomain.New(o.bin, "detection", logf)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("gatehouse binary: %w (build it: go build -o bin/gatehouse ./cmd/gatehouse)", err)
-	}
-	o.bin = bin
-	work, err := os.MkdirTemp("", "gatehouse-detection-")
-	if err != nil {
-		return err
-	}
-	b := &bench{o: o, work: work, adminDir: filepath.Join(work, "admin"), hosts: map[string]*host{},
-		status: map[string]string{}, hc: &http.Client{Timeout: 5 * time.Second}}
-	defer func() {
-		b.cleanup()
-		if o.keep || err != nil {
-			logf("work dir kept: %s", work)
-		} else {
-			os.RemoveAll(work)
-		}
-	}()
+	defer func() { d.Close(o.keep || err != nil) }()
+	b := &bench{o: o, d: d, hosts: map[string]*localdomain.Host{}, status: map[string]string{},
+		hc: &http.Client{Timeout: 5 * time.Second}}
 	if err := b.setUp(ctx); err != nil {
 		return err
 	}
@@ -145,66 +117,20 @@ func run(ctx context.Context, o options) (err error) {
 // is whole.
 func (b *bench) setUp(ctx context.Context) error {
 	o := b.o
-	adminAddr, err := measure.FreeAddr()
-	if err != nil {
+	if err := b.d.StartAdmin(ctx, domain); err != nil {
 		return err
 	}
-	pwFile := filepath.Join(b.work, "password")
-	if err := os.WriteFile(pwFile, []byte(measure.RandomHex(16)+"\n"), 0o600); err != nil {
-		return err
-	}
-	password, _ := os.ReadFile(pwFile)
-	logf("admin init (%s)", b.adminDir)
-	if out, err := exec.CommandContext(ctx, o.bin, "admin", "init", "--data-dir", b.adminDir, "--domain", domain,
-		"--password-file", pwFile).CombinedOutput(); err != nil {
-		return fmt.Errorf("admin init: %w\n%s", err, out)
-	}
-	admin, err := b.start("admin", "admin", "run", "--data-dir", b.adminDir, "--listen", adminAddr)
-	if err != nil {
-		return err
-	}
-	caFile := filepath.Join(b.adminDir, "ca.crt")
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return err
-	}
-	adminURL := "https://" + adminAddr
-	anon, err := client.New(client.Config{Address: adminURL, CACertPEM: caPEM})
-	if err != nil {
-		return err
-	}
-	if err := waitUntil(ctx, 15*time.Second, "admin node health", admin, func() bool {
-		_, err := anon.Health(ctx)
-		return err == nil
-	}); err != nil {
-		return err
-	}
-	login, err := anon.Login(ctx, "admin", strings.TrimSpace(string(password)))
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	if b.api, err = client.New(client.Config{Address: adminURL, CACertPEM: caPEM, Token: login.Token}); err != nil {
-		return err
-	}
-	if _, err := b.api.CreateGroup(ctx, apitypes.Group{Name: group, Description: "detection benchmark"}); err != nil {
+	if _, err := b.d.API.CreateGroup(ctx, apitypes.Group{Name: group, Description: "detection benchmark"}); err != nil {
 		return fmt.Errorf("create group: %w", err)
 	}
 	for _, name := range []string{hostA, hostB} {
-		h := &host{name: name, dir: filepath.Join(b.work, name)}
-		if h.local, err = measure.FreeAddr(); err != nil {
-			return err
-		}
-		jt, err := b.api.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: name, TTL: "10m"})
+		h, err := b.d.JoinHost(ctx, name)
 		if err != nil {
-			return fmt.Errorf("create join token: %w", err)
-		}
-		logf("node join %s", name)
-		if out, err := exec.CommandContext(ctx, o.bin, "node", "join", "--admin", adminURL, "--token", jt.Token,
-			"--data-dir", h.dir, "--ca-cert", caFile).CombinedOutput(); err != nil {
-			return fmt.Errorf("node join: %w\n%s", err, out)
+			return err
 		}
 		b.hosts[name] = h
 	}
+	var err error
 	for i := 1; i <= o.members; i++ {
 		in := apitypes.Instance{Name: fmt.Sprintf("%s-%d", group, i), Group: group, Host: hostA}
 		if i == o.members {
@@ -222,24 +148,24 @@ func (b *bench) setUp(ctx context.Context) error {
 		if in.GossipListen, err = freeGossipAddr(); err != nil {
 			return err
 		}
-		if _, err := b.api.CreateInstance(ctx, in); err != nil {
+		if _, err := b.d.API.CreateInstance(ctx, in); err != nil {
 			return fmt.Errorf("create instance %s: %w", in.Name, err)
 		}
 		b.status[in.Name] = in.StatusListen
 	}
-	d, err := b.api.GetDraft(ctx, group)
+	d, err := b.d.API.GetDraft(ctx, group)
 	if err != nil {
 		return fmt.Errorf("get draft: %w", err)
 	}
-	if _, err := b.api.PutDraft(ctx, group, []byte(draft), "application/yaml", d.Version); err != nil {
+	if _, err := b.d.API.PutDraft(ctx, group, []byte(draft), "application/yaml", d.Version); err != nil {
 		return fmt.Errorf("put draft: %w", err)
 	}
-	if _, err := b.api.Deploy(ctx, group, apitypes.DeployRequest{Message: "detection"}); err != nil {
+	if _, err := b.d.API.Deploy(ctx, group, apitypes.DeployRequest{Message: "detection"}); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	logf("node run --heartbeat %s on %s (%d instances) and %s (1)", o.heartbeat, hostA, o.members-1, hostB)
 	for _, name := range []string{hostA, hostB} {
-		if err := b.startNode(b.hosts[name]); err != nil {
+		if err := b.d.StartNode(b.hosts[name], o.heartbeat); err != nil {
 			return err
 		}
 	}
@@ -276,21 +202,11 @@ func freeGossipAddr() (string, error) {
 	return "", fmt.Errorf("no loopback port free for both TCP and UDP")
 }
 
-func (b *bench) startNode(h *host) error {
-	p, err := b.start("node-"+h.name, "node", "run", "--data-dir", h.dir, "--listen", h.local,
-		"--heartbeat", b.o.heartbeat.String(), "--drain-timeout", "2s", "--log-json")
-	if err != nil {
-		return err
-	}
-	h.node = p
-	return nil
-}
-
 // waitWhole waits until every instance lists every other alive in its
 // /status and the admin node shows them all Healthy, none unreachable,
 // each with a view of its peers all alive.
 func (b *bench) waitWhole(ctx context.Context, d time.Duration) error {
-	return waitUntil(ctx, d, "the group whole: every peer alive everywhere, none unreachable", b.hosts[hostA].node, func() bool {
+	return b.hosts[hostA].Node.WaitUntil(ctx, d, "the group whole: every peer alive everywhere, none unreachable", func() bool {
 		for name, addr := range b.status {
 			ps, err := b.peers(ctx, addr)
 			if err != nil || len(ps) != b.o.members-1 {
@@ -302,7 +218,7 @@ func (b *bench) waitWhole(ctx context.Context, d time.Duration) error {
 				}
 			}
 		}
-		ins, err := b.api.GroupInstances(ctx, group)
+		ins, err := b.d.API.GroupInstances(ctx, group)
 		if err != nil || len(ins) != b.o.members {
 			return false
 		}
@@ -393,8 +309,7 @@ func (b *bench) trial(ctx context.Context) (trial, error) {
 	}
 	// The host is lost: its node manager first, so that nobody starts
 	// the victim again.
-	hb.node.cmd.Process.Kill()
-	<-hb.node.done
+	hb.Node.Kill()
 	t0 := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return tr, fmt.Errorf("kill the victim %d: %w", pid, err)
@@ -406,22 +321,21 @@ func (b *bench) trial(ctx context.Context) (trial, error) {
 	var mu sync.Mutex
 	for _, s := range b.survivors {
 		wg.Go(func() {
-			d, ok := pollUntil(tctx, b.o.poll, t0, func() bool {
+			p := measure.PollUntil(tctx, b.o.poll, t0, func() bool {
 				ps, err := b.peers(tctx, b.status[s])
 				return err == nil && slices.ContainsFunc(ps, func(p gossip.Peer) bool { return p.Name == b.victim && p.State == gossip.StateDead })
 			})
 			mu.Lock()
 			defer mu.Unlock()
-			tr.timedOut = tr.timedOut || !ok
-			if tr.firstPeer == 0 || d < tr.firstPeer {
-				tr.firstPeer = d
+			tr.timedOut = tr.timedOut || !p.OK
+			if tr.firstPeer == 0 || p.Took < tr.firstPeer {
+				tr.firstPeer = p.Took
 			}
-			tr.allPeers = max(tr.allPeers, d)
+			tr.allPeers = max(tr.allPeers, p.Took)
 		})
 	}
-	var shown bool
-	tr.adminAll, shown = pollUntil(tctx, b.o.poll, t0, func() bool {
-		ins, err := b.api.GroupInstances(tctx, group)
+	shown := measure.PollUntil(tctx, b.o.poll, t0, func() bool {
+		ins, err := b.d.API.GroupInstances(tctx, group)
 		if err != nil {
 			return false
 		}
@@ -436,11 +350,12 @@ func (b *bench) trial(ctx context.Context) (trial, error) {
 		return false
 	})
 	wg.Wait()
-	tr.timedOut = tr.timedOut || !shown
+	tr.adminAll = shown.Took
+	tr.timedOut = tr.timedOut || !shown.OK
 	tr.logFirst, tr.logLast = b.failedInLogs(t0)
 
 	restarted := time.Now()
-	if err := b.startNode(hb); err != nil {
+	if err := b.d.StartNode(hb, b.o.heartbeat); err != nil {
 		return tr, err
 	}
 	if err := b.waitWhole(ctx, b.o.timeout); err != nil {
@@ -451,43 +366,17 @@ func (b *bench) trial(ctx context.Context) (trial, error) {
 }
 
 // victimPID asks the victim's node manager for its pid.
-func (b *bench) victimPID(ctx context.Context, h *host) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.local+localapi.PathInstances, nil)
+func (b *bench) victimPID(ctx context.Context, h *localdomain.Host) (int, error) {
+	ins, err := h.Instances(ctx, b.hc)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var l localapi.InstanceList
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-		return 0, err
-	}
-	for _, in := range l.Instances {
+	for _, in := range ins {
 		if in.Name == b.victim && in.PID > 0 && in.Process == localapi.ProcessRunning {
 			return in.PID, nil
 		}
 	}
-	return 0, fmt.Errorf("%s's node manager shows no running %s: %+v", h.name, b.victim, l.Instances)
-}
-
-// pollUntil calls done every poll until it says yes, and returns the time
-// from t0 to the end of the call that said yes; false when ctx ended
-// first.
-func pollUntil(ctx context.Context, poll time.Duration, t0 time.Time, done func() bool) (time.Duration, bool) {
-	for {
-		ok := done()
-		end := time.Now()
-		if ok {
-			return end.Sub(t0), true
-		}
-		if ctx.Err() != nil {
-			return end.Sub(t0), false
-		}
-		time.Sleep(poll)
-	}
+	return 0, fmt.Errorf("%s's node manager shows no running %s: %+v", h.Name, b.victim, ins)
 }
 
 // failedInLogs reads, in the survivors' logs, when each declared the
@@ -513,26 +402,15 @@ func (b *bench) failedInLogs(t0 time.Time) (first, last time.Duration) {
 // failedAt is when instance's log first says the victim failed at or
 // after since.
 func (b *bench) failedAt(instance string, since time.Time) time.Time {
-	f, err := os.Open(filepath.Join(b.hosts[hostA].dir, "instances", instance, "gateway.log"))
-	if err != nil {
-		return time.Time{}
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		// 2026-11-23T22:14:36.352Z [WARN]  gateway.gossip: peer failed: peer=det-3 address=…
-		line := sc.Text()
-		stamp, rest, ok := strings.Cut(line, " ")
-		if !ok || !strings.Contains(rest, "peer failed: peer="+b.victim+" ") {
-			continue
+	var failed time.Time
+	localdomain.ScanGatewayLog(b.hosts[hostA].GatewayLog(instance), "peer failed: peer="+b.victim+" ", func(at time.Time, _ string) bool {
+		if at.Before(since) {
+			return true
 		}
-		at, err := time.Parse(time.RFC3339Nano, stamp)
-		if err == nil && !at.Before(since) {
-			return at
-		}
-	}
-	return time.Time{}
+		failed = at
+		return false
+	})
+	return failed
 }
 
 func report(o options, trials []trial) {
@@ -586,131 +464,4 @@ func report(o options, trials []trial) {
 	if timedOut > 0 {
 		fmt.Printf("  WARNING: %d trial(s) timed out after %s and are left out of the figures\n", timedOut, o.timeout)
 	}
-}
-
-// proc is a gatehouse process started by the benchmark.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-func (b *bench) start(name string, args ...string) (*proc, error) {
-	logFile, err := os.OpenFile(filepath.Join(b.work, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(b.o.bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group: a Ctrl-C reaches the benchmark, which stops
-	// everything in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	b.procs = append(b.procs, p)
-	return p, nil
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// cleanup stops the node managers, then their gateways (which outlive
-// them by design: found by their pid files), then the admin node.
-func (b *bench) cleanup() {
-	for i := len(b.procs) - 1; i >= 0; i-- {
-		if b.procs[i].name != "admin" {
-			b.procs[i].stop()
-		}
-	}
-	b.stopGateways()
-	for _, p := range b.procs {
-		p.stop()
-	}
-}
-
-// gatewayPIDs returns the running gateways of this run, from their pid
-// files.
-func (b *bench) gatewayPIDs() []int {
-	var pids []int
-	for _, h := range b.hosts {
-		files, _ := filepath.Glob(filepath.Join(h.dir, "instances", "*", "gateway.pid"))
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			var rec struct {
-				PID int `json:"pid"`
-			}
-			if json.Unmarshal(data, &rec) != nil || rec.PID <= 0 {
-				continue
-			}
-			// Only a process of this run: its command line names the work
-			// dir.
-			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", rec.PID))
-			if err != nil || !strings.Contains(string(cmdline), h.dir) {
-				continue
-			}
-			pids = append(pids, rec.PID)
-		}
-	}
-	return pids
-}
-
-func (b *bench) stopGateways() {
-	var ps []*os.Process
-	for _, pid := range b.gatewayPIDs() {
-		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.SIGTERM) == nil {
-			ps = append(ps, p)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range ps {
-		for p.Signal(syscall.Signal(0)) == nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if p.Signal(syscall.Signal(0)) == nil {
-			p.Kill()
-		}
-	}
-}
-
-// waitUntil calls ok every 50 ms until it says yes, p exits or d passes.
-func waitUntil(ctx context.Context, d time.Duration, what string, p *proc, ok func() bool) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited while waiting for %s: %v (see its log)", p.name, what, p.err)
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if ok() {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("timed out after %s waiting for %s", d, what)
 }

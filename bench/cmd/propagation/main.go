@@ -22,7 +22,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -32,9 +31,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
-	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 const (
@@ -89,40 +87,22 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "propagation: "+format+"\n", args...)
 }
 
-// bench is one run: the work dir, the processes and the clients.
+// bench is one run: the domain, its one host and a client of the host's
+// node manager.
 type bench struct {
-	o        options
-	work     string
-	adminDir string
-	nodeDir  string
-	procs    []*proc
-	api      *client.Client
-	local    string // node manager's base URL
-	localHC  *http.Client
+	o       options
+	d       *localdomain.Domain
+	host    *localdomain.Host
+	localHC *http.Client
 }
 
 func run(ctx context.Context, o options) (err error) {
-	bin, err := filepath.Abs(o.bin)
+	d, err := localdomain.New(o.bin, "propagation", logf)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("gatehouse binary: %w (build it: go build -o bin/gatehouse ./cmd/gatehouse)", err)
-	}
-	o.bin = bin
-	work, err := os.MkdirTemp("", "gatehouse-propagation-")
-	if err != nil {
-		return err
-	}
-	b := &bench{o: o, work: work, adminDir: filepath.Join(work, "admin"), nodeDir: filepath.Join(work, "node")}
-	defer func() {
-		b.cleanup()
-		if o.keep || err != nil {
-			logf("work dir kept: %s", work)
-		} else {
-			os.RemoveAll(work)
-		}
-	}()
+	defer func() { d.Close(o.keep || err != nil) }()
+	b := &bench{o: o, d: d, localHC: &http.Client{Timeout: 10 * time.Second}}
 	if err := b.setUp(ctx); err != nil {
 		return err
 	}
@@ -134,62 +114,15 @@ func run(ctx context.Context, o options) (err error) {
 // Healthy.
 func (b *bench) setUp(ctx context.Context) error {
 	o := b.o
-	adminAddr, err := measure.FreeAddr()
-	if err != nil {
+	if err := b.d.StartAdmin(ctx, domain); err != nil {
 		return err
 	}
-	nodeAddr, err := measure.FreeAddr()
-	if err != nil {
-		return err
-	}
-	pwFile := filepath.Join(b.work, "password")
-	if err := os.WriteFile(pwFile, []byte(measure.RandomHex(16)+"\n"), 0o600); err != nil {
-		return err
-	}
-	password, _ := os.ReadFile(pwFile)
-	logf("admin init (%s)", b.adminDir)
-	if out, err := exec.CommandContext(ctx, o.bin, "admin", "init", "--data-dir", b.adminDir, "--domain", domain,
-		"--password-file", pwFile).CombinedOutput(); err != nil {
-		return fmt.Errorf("admin init: %w\n%s", err, out)
-	}
-	admin, err := b.start("admin", "admin", "run", "--data-dir", b.adminDir, "--listen", adminAddr)
-	if err != nil {
-		return err
-	}
-	caFile := filepath.Join(b.adminDir, "ca.crt")
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return err
-	}
-	adminURL := "https://" + adminAddr
-	anon, err := client.New(client.Config{Address: adminURL, CACertPEM: caPEM})
-	if err != nil {
-		return err
-	}
-	if err := waitUntil(ctx, 15*time.Second, "admin node health", admin, func() bool {
-		_, err := anon.Health(ctx)
-		return err == nil
-	}); err != nil {
-		return err
-	}
-	login, err := anon.Login(ctx, "admin", strings.TrimSpace(string(password)))
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	if b.api, err = client.New(client.Config{Address: adminURL, CACertPEM: caPEM, Token: login.Token}); err != nil {
-		return err
-	}
-	if _, err := b.api.CreateGroup(ctx, apitypes.Group{Name: group, Description: "propagation benchmark"}); err != nil {
+	if _, err := b.d.API.CreateGroup(ctx, apitypes.Group{Name: group, Description: "propagation benchmark"}); err != nil {
 		return fmt.Errorf("create group: %w", err)
 	}
-	jt, err := b.api.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: host, TTL: "10m"})
-	if err != nil {
-		return fmt.Errorf("create join token: %w", err)
-	}
-	logf("node join")
-	if out, err := exec.CommandContext(ctx, o.bin, "node", "join", "--admin", adminURL, "--token", jt.Token,
-		"--data-dir", b.nodeDir, "--ca-cert", caFile).CombinedOutput(); err != nil {
-		return fmt.Errorf("node join: %w\n%s", err, out)
+	var err error
+	if b.host, err = b.d.JoinHost(ctx, host); err != nil {
+		return err
 	}
 	for i := 1; i <= o.instances; i++ {
 		listen, err := measure.FreeAddr()
@@ -201,7 +134,7 @@ func (b *bench) setUp(ctx context.Context) error {
 			return err
 		}
 		in := apitypes.Instance{Name: fmt.Sprintf("%s-%02d", group, i), Group: group, Host: host, Listen: listen, StatusListen: status}
-		if _, err := b.api.CreateInstance(ctx, in); err != nil {
+		if _, err := b.d.API.CreateInstance(ctx, in); err != nil {
 			return fmt.Errorf("create instance %s: %w", in.Name, err)
 		}
 	}
@@ -210,15 +143,11 @@ func (b *bench) setUp(ctx context.Context) error {
 		return err
 	}
 	logf("node run --heartbeat %s (%d instances)", o.heartbeat, o.instances)
-	node, err := b.start("node", "node", "run", "--data-dir", b.nodeDir, "--listen", nodeAddr,
-		"--heartbeat", o.heartbeat.String(), "--drain-timeout", "2s", "--log-json")
-	if err != nil {
+	if err := b.d.StartNode(b.host, o.heartbeat); err != nil {
 		return err
 	}
-	b.local = "http://" + nodeAddr
-	b.localHC = &http.Client{Timeout: 10 * time.Second}
-	return waitUntil(ctx, 90*time.Second, "every instance Healthy", node, func() bool {
-		ins, err := b.api.GroupInstances(ctx, group)
+	return b.host.Node.WaitUntil(ctx, 90*time.Second, "every instance Healthy", func() bool {
+		ins, err := b.d.API.GroupInstances(ctx, group)
 		if err != nil || len(ins) != o.instances {
 			return false
 		}
@@ -259,11 +188,11 @@ type deployed struct {
 // the node manager settle, then deploys and returns when the POST was
 // sent (t0).
 func (b *bench) deploy(ctx context.Context, r int) (deployed, error) {
-	d, err := b.api.GetDraft(ctx, group)
+	d, err := b.d.API.GetDraft(ctx, group)
 	if err != nil {
 		return deployed{}, fmt.Errorf("get draft: %w", err)
 	}
-	if _, err := b.api.PutDraft(ctx, group, draft(r), "application/yaml", d.Version); err != nil {
+	if _, err := b.d.API.PutDraft(ctx, group, draft(r), "application/yaml", d.Version); err != nil {
 		return deployed{}, fmt.Errorf("put draft: %w", err)
 	}
 	// Any change wakes the node manager's watch of its instances; let that
@@ -272,7 +201,7 @@ func (b *bench) deploy(ctx context.Context, r int) (deployed, error) {
 		time.Sleep(200*time.Millisecond + mrand.N(300*time.Millisecond))
 	}
 	t0 := time.Now()
-	dep, err := b.api.Deploy(ctx, group, apitypes.DeployRequest{Message: fmt.Sprintf("round %d", r)})
+	dep, err := b.d.API.Deploy(ctx, group, apitypes.DeployRequest{Message: fmt.Sprintf("round %d", r)})
 	if err != nil {
 		return deployed{}, fmt.Errorf("deploy: %w", err)
 	}
@@ -321,16 +250,13 @@ func (b *bench) measure(ctx context.Context) error {
 			if !o.local {
 				return
 			}
-			rd.local, rd.localPolls, _ = pollUntil(rctx, o.poll, dep.t0, func() (bool, error) {
-				return b.localApplied(rctx, dep.number)
-			})
+			p := measure.PollUntil(rctx, o.poll, dep.t0, func() bool { return b.localApplied(rctx, dep.number) })
+			rd.local, rd.localPolls = p.Took, len(p.Times)
 		}()
 		var perr error
-		var times []time.Duration
-		rd.admin, rd.adminPolls, times = pollUntil(rctx, o.poll, dep.t0, func() (bool, error) {
-			return b.adminApplied(rctx, dep.number)
-		})
-		pollTimes = append(pollTimes, times...)
+		p := measure.PollUntil(rctx, o.poll, dep.t0, func() bool { return b.adminApplied(rctx, dep.number) })
+		rd.admin, rd.adminPolls = p.Took, len(p.Times)
+		pollTimes = append(pollTimes, p.Times...)
 		<-localDone
 		if rctx.Err() != nil {
 			rd.timedOut = true
@@ -365,89 +291,47 @@ func (b *bench) measure(ctx context.Context) error {
 
 // cpu returns the CPU time (user + system) used so far by each party.
 func (b *bench) cpu() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, p := range b.procs {
-		name := map[string]string{"admin": "admin node", "node": "node manager"}[p.name]
-		out[name] += measure.ProcCPU(p.cmd.Process.Pid)
+	out := map[string]time.Duration{
+		"admin node":             measure.ProcCPU(b.d.Admin().Pid()),
+		"node manager":           measure.ProcCPU(b.host.Node.Pid()),
+		"this program (pollers)": measure.SelfCPU(),
 	}
-	for _, pid := range b.gatewayPIDs() {
+	for _, pid := range b.d.GatewayPIDs() {
 		out["gateways (sum)"] += measure.ProcCPU(pid)
-	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		out["this program (pollers)"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return out
 }
 
-// pollUntil calls done every poll until it says yes; it returns the time
-// from t0 to the arrival of the answer that said yes (so a poll's own
-// time and the pause before it count against the figure), the number of
-// polls and each poll's duration.
-func pollUntil(ctx context.Context, poll time.Duration, t0 time.Time, done func() (bool, error)) (time.Duration, int, []time.Duration) {
-	var times []time.Duration
-	for n := 1; ; n++ {
-		start := time.Now()
-		ok, err := done()
-		end := time.Now()
-		times = append(times, end.Sub(start))
-		if err == nil && ok {
-			return end.Sub(t0), n, times
-		}
-		if ctx.Err() != nil {
-			return end.Sub(t0), n, times
-		}
-		if poll > 0 {
-			time.Sleep(poll)
-		}
-	}
-}
-
-func (b *bench) adminApplied(ctx context.Context, number uint64) (bool, error) {
-	ins, err := b.api.GroupInstances(ctx, group)
-	if err != nil {
-		return false, err
-	}
-	if len(ins) != b.o.instances {
-		return false, nil
+func (b *bench) adminApplied(ctx context.Context, number uint64) bool {
+	ins, err := b.d.API.GroupInstances(ctx, group)
+	if err != nil || len(ins) != b.o.instances {
+		return false
 	}
 	for _, in := range ins {
 		if in.Observed == nil || in.Observed.AppliedDeployment != number {
-			return false, nil
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
 
-func (b *bench) localApplied(ctx context.Context, number uint64) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", b.local+"/v1/instances", nil)
-	if err != nil {
-		return false, err
+func (b *bench) localApplied(ctx context.Context, number uint64) bool {
+	ins, err := b.host.Instances(ctx, b.localHC)
+	if err != nil || len(ins) != b.o.instances {
+		return false
 	}
-	resp, err := b.localHC.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	var l localapi.InstanceList
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-		return false, err
-	}
-	if len(l.Instances) != b.o.instances {
-		return false, nil
-	}
-	for _, in := range l.Instances {
+	for _, in := range ins {
 		if in.AppliedDeployment != number {
-			return false, nil
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
 
 // readNodeLog finds, in the node manager's JSON log, when each deployment
 // was received and when the last gateway reported it applied.
 func (b *bench) readNodeLog(rounds []round, t0s map[uint64]time.Time) {
-	f, err := os.Open(filepath.Join(b.work, "node.log"))
+	f, err := os.Open(b.host.Node.Log)
 	if err != nil {
 		return
 	}
@@ -502,33 +386,17 @@ func (b *bench) readNodeLog(rounds []round, t0s map[uint64]time.Time) {
 // deployment, and returns the last time for each number.
 func (b *bench) gatewaysApplied() map[uint64]time.Time {
 	last := map[uint64]time.Time{}
-	logs, _ := filepath.Glob(filepath.Join(b.nodeDir, "instances", "*", "gateway.log"))
+	logs, _ := filepath.Glob(b.host.GatewayLog("*"))
 	for _, path := range logs {
-		f, err := os.Open(path)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			// 2026-11-23T20:21:56.495Z [INFO]  gateway: deployment applied: number=4 checksum=…
-			line := sc.Text()
-			stamp, rest, ok := strings.Cut(line, " ")
-			if !ok || !strings.Contains(rest, "deployment applied: number=") {
-				continue
-			}
-			at, err := time.Parse(time.RFC3339Nano, stamp)
-			if err != nil {
-				continue
-			}
+		localdomain.ScanGatewayLog(path, "deployment applied: number=", func(at time.Time, rest string) bool {
 			_, num, _ := strings.Cut(rest, "number=")
 			num, _, _ = strings.Cut(num, " ")
 			var n uint64
 			if _, err := fmt.Sscan(num, &n); err == nil && at.After(last[n]) {
 				last[n] = at
 			}
-		}
-		f.Close()
+			return true
+		})
 	}
 	return last
 }
@@ -585,124 +453,4 @@ func report(o options, rounds []round, pollTimes []time.Duration) {
 
 func nonZero(ds []time.Duration) []time.Duration {
 	return slices.DeleteFunc(ds, func(d time.Duration) bool { return d == 0 })
-}
-
-// proc is a gatehouse process started by the benchmark.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-func (b *bench) start(name string, args ...string) (*proc, error) {
-	logFile, err := os.Create(filepath.Join(b.work, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(b.o.bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group: a Ctrl-C reaches the benchmark, which stops
-	// everything in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	b.procs = append(b.procs, p)
-	return p, nil
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// cleanup stops the node manager, then its gateways (which outlive it by
-// design: found by their pid files), then the admin node.
-func (b *bench) cleanup() {
-	for i := len(b.procs) - 1; i >= 0; i-- {
-		b.procs[i].stop()
-		if b.procs[i].name == "node" {
-			b.stopGateways()
-		}
-	}
-}
-
-// gatewayPIDs returns the gateways of this run, from their pid files.
-func (b *bench) gatewayPIDs() []int {
-	files, _ := filepath.Glob(filepath.Join(b.nodeDir, "instances", "*", "gateway.pid"))
-	var pids []int
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var rec struct {
-			PID int `json:"pid"`
-		}
-		if json.Unmarshal(data, &rec) != nil || rec.PID <= 0 {
-			continue
-		}
-		// Only a process of this run: its command line names the work dir.
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", rec.PID))
-		if err != nil || !strings.Contains(string(cmdline), b.nodeDir) {
-			continue
-		}
-		pids = append(pids, rec.PID)
-	}
-	return pids
-}
-
-func (b *bench) stopGateways() {
-	var ps []*os.Process
-	for _, pid := range b.gatewayPIDs() {
-		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.SIGTERM) == nil {
-			ps = append(ps, p)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range ps {
-		for p.Signal(syscall.Signal(0)) == nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if p.Signal(syscall.Signal(0)) == nil {
-			p.Kill()
-		}
-	}
-}
-
-// waitUntil calls ok every 50 ms until it says yes, p exits or d passes.
-func waitUntil(ctx context.Context, d time.Duration, what string, p *proc, ok func() bool) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited while waiting for %s: %v (see its log)", p.name, what, p.err)
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if ok() {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("timed out after %s waiting for %s", d, what)
 }

@@ -1,9 +1,10 @@
 // Package measure holds what the benchmark programs under bench/ all
-// need: CPU time and load of processes from /proc, percentiles, free
-// loopback ports.
+// need: CPU time and load of processes from /proc, polling until a
+// condition holds, percentiles, free loopback ports.
 package measure
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -38,6 +40,16 @@ func ProcCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clockTicks
 }
 
+// SelfCPU is the user and system CPU time this process has used, 0 when
+// it cannot be read.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // LoadAvg is the machine's 1, 5 and 15 minute load averages, for reports:
 // figures of a busy machine are read differently.
 func LoadAvg() string {
@@ -47,6 +59,37 @@ func LoadAvg() string {
 	}
 	f := strings.Fields(string(data))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// Polls is what PollUntil saw.
+type Polls struct {
+	// Took is the time from t0 to the end of the poll that said yes, or
+	// of the last one when ctx ended first: a poll's own time and the
+	// pause before it count against the figure.
+	Took time.Duration
+	// OK is false when ctx ended before a poll said yes.
+	OK bool
+	// Times are each poll's own duration.
+	Times []time.Duration
+}
+
+// PollUntil calls done, pausing every between two calls, until it says
+// yes or ctx ends.
+func PollUntil(ctx context.Context, every time.Duration, t0 time.Time, done func() bool) Polls {
+	var p Polls
+	for {
+		start := time.Now()
+		p.OK = done()
+		end := time.Now()
+		p.Times = append(p.Times, end.Sub(start))
+		p.Took = end.Sub(t0)
+		if p.OK || ctx.Err() != nil {
+			return p
+		}
+		if every > 0 {
+			time.Sleep(every)
+		}
+	}
 }
 
 // Percentile is the nearest-rank p-th percentile of ds (0 when empty).
