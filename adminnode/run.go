@@ -26,9 +26,11 @@ import (
 const (
 	// DefaultListen is the admin node's port on every address.
 	DefaultListen = ":8090"
-	// maintainEvery is how often Run renews the server certificate when due
-	// and removes instances offline for too long. Both thresholds are hours
-	// or days, so a minute is precise enough and costs nothing.
+	// maintainEvery is how often Run renews the server certificate when
+	// due, removes instances offline for too long, and rolls up and prunes
+	// the traffic store. The thresholds are hours or days, and a minute is
+	// the traffic's coarse resolution, so a minute is precise enough and
+	// costs nothing.
 	maintainEvery = time.Minute
 	// shutdownTimeout bounds how long shutdown waits for requests in
 	// flight; API calls are short, so this is generous.
@@ -61,6 +63,10 @@ type RunOptions struct {
 	// DriftGrace is how long an instance may run another deployment than
 	// its group's current one before it is flagged (api.DefaultDriftGrace).
 	DriftGrace time.Duration
+	// TrafficMaxRoutes and TrafficMaxConsumers bound the distinct routes
+	// and consumers of a group's traffic (api.DefaultTrafficMaxRoutes,
+	// api.DefaultTrafficMaxConsumers).
+	TrafficMaxRoutes, TrafficMaxConsumers int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -111,6 +117,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 		MaxBodyBytes:  opts.MaxBodyBytes,
 		DriftGrace:    opts.DriftGrace,
 		Now:           opts.Now,
+
+		TrafficMaxRoutes:    opts.TrafficMaxRoutes,
+		TrafficMaxConsumers: opts.TrafficMaxConsumers,
 	})
 	if err != nil {
 		return err
@@ -258,8 +267,8 @@ func loadKeys(dir string, d store.Domain) (*ca.CA, ed25519.PrivateKey, error) {
 }
 
 // maintain renews the server certificate when due (cert is nil over plain
-// HTTP) and removes instances offline for too long (when remove is set),
-// every maintainEvery until ctx ends.
+// HTTP), removes instances offline for too long (when remove is set) and
+// maintains the traffic store, every maintainEvery until ctx ends.
 func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server, remove bool) {
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
@@ -282,6 +291,11 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 		// last beats left.
 		if err := server.Flush(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("write instance states", "error", err)
+		}
+		if m, err := server.MaintainTraffic(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("roll up and prune the traffic store", "error", err)
+		} else if m.Pruned > 0 || m.Forgotten > 0 {
+			logger.Debug("traffic store maintained", "rolled_up", m.RolledUp, "pruned", m.Pruned, "labels_forgotten", m.Forgotten)
 		}
 		if remove {
 			removed, err := server.RemoveOffline(ctx)

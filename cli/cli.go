@@ -79,6 +79,7 @@ func (a *app) commands() []*cobra.Command {
 		a.groupCommand(), a.hostCommand(), a.instanceCommand(),
 		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
+		a.metricsCommand(), a.topCommand(),
 	}
 	for _, cmd := range cmds {
 		fs := cmd.PersistentFlags()

@@ -31,9 +31,13 @@ func (a *app) hostCommand() *cobra.Command {
 				return err
 			}
 			return a.render(cmd, hosts, func(w io.Writer) {
-				t := newTable(w, "NAME", "LABELS", "CREATED")
+				t := newTable(w, "NAME", "LABELS", "CREATED", "LAST BATCH", "DROPPED", "LOST")
 				for _, h := range hosts {
-					t.row(h.Name, labels(h.Labels), a.when(h.CreatedAt))
+					var last, dropped, lost string
+					if tr := h.Traffic; tr != nil {
+						last, dropped, lost = a.when(tr.LastBatchAt), strconv.FormatUint(tr.Dropped, 10), strconv.FormatUint(tr.Lost, 10)
+					}
+					t.row(h.Name, labels(h.Labels), a.when(h.CreatedAt), last, dropped, lost)
 				}
 				t.flush()
 			})
@@ -99,7 +103,14 @@ func (a *app) hostCommand() *cobra.Command {
 
 func (a *app) printHost(cmd *cobra.Command, h apitypes.Host) error {
 	return a.render(cmd, h, func(w io.Writer) {
-		fields(w, "Name", h.Name, "Labels", labels(h.Labels), "Created", a.when(h.CreatedAt))
+		pairs := []string{"Name", h.Name, "Labels", labels(h.Labels), "Created", a.when(h.CreatedAt)}
+		if tr := h.Traffic; tr != nil {
+			pairs = append(pairs, "Last batch", fmt.Sprintf("#%d at %s", tr.LastSeq, a.when(tr.LastBatchAt)),
+				"Batches", strconv.FormatUint(tr.Batches, 10),
+				"Dropped", strconv.FormatUint(tr.Dropped, 10)+" (from the node manager's spool)",
+				"Lost", strconv.FormatUint(tr.Lost, 10)+" (never arrived)")
+		}
+		fields(w, pairs...)
 	})
 }
 

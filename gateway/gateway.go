@@ -95,6 +95,9 @@ type Gateway struct {
 	remote     *remote // the node manager source; nil in standalone mode
 	draining   atomic.Bool
 	started    time.Time
+	// boot is unique to this process: the node manager tells a restart by
+	// it, since the traffic counts then start again from zero.
+	boot string
 
 	listenersMu sync.Mutex
 	listeners   []listenerInfo
@@ -139,6 +142,7 @@ func New(opts Options) (*Gateway, error) {
 		metrics:  metrics.NewGateway(reg, opts.Group),
 		gatherer: reg,
 		started:  time.Now(),
+		boot:     newBoot(),
 	}
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
 	g.fast = newServer(g)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/store"
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -40,6 +41,7 @@ type fakeNodeManager struct {
 	dep     *deploy.Deployment
 	changed chan struct{} // closed on every change
 	reports []localapi.Report
+	pushes  []traffic.Snapshot
 }
 
 func startFakeNodeManager(t *testing.T) *fakeNodeManager {
@@ -47,6 +49,7 @@ func startFakeNodeManager(t *testing.T) *fakeNodeManager {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/deployment", f.deployment)
 	mux.HandleFunc("PUT /v1/instances/{name}/report", f.report)
+	mux.HandleFunc("PUT /v1/instances/{name}/traffic", f.traffic)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -111,6 +114,21 @@ func (f *fakeNodeManager) report(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.reports = append(f.reports, rep)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (f *fakeNodeManager) traffic(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r, r.PathValue("name")) {
+		return
+	}
+	var snap traffic.Snapshot
+	if err := json.NewDecoder(r.Body).Decode(&snap); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.pushes = append(f.pushes, snap)
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -51,7 +51,8 @@ func newStatusServer(g *Gateway) *http.Server {
 
 // shutdown marks the gateway unready (so that load balancers in front stop
 // sending), stops accepting, and waits for in-flight requests up to the
-// drain timeout.
+// drain timeout; under a node manager it then gives it its last traffic
+// counts.
 func (g *Gateway) shutdown(engine *evloop.Engine, srv *fasthttp.Server, statusSrv *http.Server) {
 	g.draining.Store(true)
 	g.logger.Info("draining", "timeout", g.opts.DrainTimeout)
@@ -74,6 +75,9 @@ func (g *Gateway) shutdown(engine *evloop.Engine, srv *fasthttp.Server, statusSr
 	statusCtx, cancelStatus := context.WithTimeout(context.Background(), time.Second)
 	defer cancelStatus()
 	statusSrv.Shutdown(statusCtx)
+	if g.remote != nil {
+		g.pushTraffic()
+	}
 	g.registry.Close()
 	g.policies.closeAll()
 	if err := g.store.Close(); err != nil {

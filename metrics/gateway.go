@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // Names of the gateway's metrics.
@@ -26,9 +28,9 @@ const (
 )
 
 // LatencyBuckets are the histogram buckets of every latency metric, in
-// seconds. They are fixed so that histograms of different instances can be
-// merged bucket by bucket.
-var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+// seconds: the buckets of the domain's traffic counts, so that a
+// Prometheus histogram and the admin node's merged ones agree.
+var LatencyBuckets = traffic.LatencyBuckets
 
 // Gateway is the set of metrics one gateway exports.
 type Gateway struct {
@@ -50,6 +52,10 @@ type Gateway struct {
 
 	mu     sync.Mutex
 	routes map[[2]string]*Route
+	// trafficMu makes Traffic's readings follow one another: every count
+	// of a reading is at least that of the reading before, which is how
+	// the node manager tells an older reading that arrives late.
+	trafficMu sync.Mutex
 }
 
 // NewGateway defines the gateway's metrics, labelled with its group, and
@@ -199,6 +205,14 @@ type Route struct {
 	// short slice scanned without locks beats a labelled lookup per request.
 	codes   atomic.Pointer[[]codeCounter]
 	codesMu sync.Mutex
+
+	// anonymous and consumers hold the route's traffic counts
+	// (Gateway.Traffic). consumers is copy-on-write: a consumer is added
+	// once, at its first request on the route, and looked up without a
+	// lock after that.
+	anonymous   consumerTraffic
+	consumers   atomic.Pointer[map[string]*consumerTraffic]
+	consumersMu sync.Mutex
 }
 
 type codeCounter struct {
@@ -206,9 +220,11 @@ type codeCounter struct {
 	counter prometheus.Counter
 }
 
-// Observe records one request. upstream is zero when no upstream was asked;
-// a negative byte count means unknown and is not counted.
-func (r *Route) Observe(code int, total, upstream time.Duration, in, out int) {
+// Observe records one request of consumer ("" when anonymous). upstream is
+// zero when no upstream was asked; a negative byte count means unknown and
+// is not counted.
+func (r *Route) Observe(consumer string, code int, total, upstream time.Duration, in, out int) {
+	r.consumerTraffic(consumer).cell(classIndex(code)).add(total, in, out)
 	r.counter(code).Inc()
 	r.duration.Observe(total.Seconds())
 	if upstream > 0 {

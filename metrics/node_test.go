@@ -34,6 +34,27 @@ gatehouse_node_heartbeats_total{result="ok"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), NodeInstanceRestarts, NodeInstances, NodeHeartbeats); err != nil {
 		t.Error(err)
 	}
+	n.TrafficSpool(3, 4096, 2)
+	n.TrafficSent(SendRefused)
+	want = `
+# HELP gatehouse_node_traffic_dropped_batches_total Traffic batches dropped since the node joined: the spool was past its bounds, or the admin node refused them.
+# TYPE gatehouse_node_traffic_dropped_batches_total counter
+gatehouse_node_traffic_dropped_batches_total 2
+# HELP gatehouse_node_traffic_spool_batches Traffic batches spooled, waiting for the admin node's acknowledgement.
+# TYPE gatehouse_node_traffic_spool_batches gauge
+gatehouse_node_traffic_spool_batches 3
+# HELP gatehouse_node_traffic_spool_bytes Size of the spooled traffic batches, in bytes.
+# TYPE gatehouse_node_traffic_spool_bytes gauge
+gatehouse_node_traffic_spool_bytes 4096
+# HELP gatehouse_node_traffic_sends_total Traffic batches sent to the admin node, by result (ok, error, refused).
+# TYPE gatehouse_node_traffic_sends_total counter
+gatehouse_node_traffic_sends_total{result="error"} 0
+gatehouse_node_traffic_sends_total{result="ok"} 0
+gatehouse_node_traffic_sends_total{result="refused"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), NodeTrafficDropped, NodeTrafficSpoolBatches, NodeTrafficSpoolBytes, NodeTrafficSends); err != nil {
+		t.Error(err)
+	}
 	// A removed instance disappears at the next scrape.
 	instances = instances[:1]
 	if n := testutil.CollectAndCount(reg, NodeInstanceReady); n != 1 {

@@ -1,6 +1,7 @@
 package nodemanager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ type agent struct {
 	// the next beat.
 	kick    chan struct{}
 	metrics *metrics.Node
+	// traffic collects the gateways' traffic counts for the admin node.
+	traffic *collector
 	// stopping is closed when the node manager shuts down, to answer the
 	// blocking queries it holds.
 	stopping chan struct{}
@@ -451,6 +454,38 @@ func (a *agent) report(name string, r localapi.Report) {
 	a.mu.Lock()
 	a.reports[name] = report{Report: r, at: a.now()}
 	a.mu.Unlock()
+}
+
+// trafficTargets lists the instances whose traffic the node counts: the
+// desired ones, read when a process runs, and the ones still stopping
+// after they were removed, whose last push is still to come.
+func (a *agent) trafficTargets() []trafficTarget {
+	_, ins, err := a.state.Instances()
+	if err != nil {
+		a.log.Error("read desired instances", "error", err)
+	}
+	states := map[string]supervisor.State{}
+	for _, st := range a.sup.States() {
+		states[st.Name] = st
+	}
+	out := make([]trafficTarget, 0, len(ins)+len(states))
+	for _, in := range ins {
+		t := trafficTarget{name: in.Name, group: in.Group}
+		if st, ok := states[in.Name]; ok && st.PID != 0 {
+			// The group the process runs with: until a moved instance
+			// restarts, its gateway counts under the old one.
+			t.group = cmp.Or(st.Group, in.Group)
+			if t.url, err = statusTrafficURL(orDefault(in.StatusListen, ":8085")); err != nil {
+				a.log.Warn("cannot read the traffic of instance", "instance", in.Name, "error", err)
+			}
+		}
+		delete(states, in.Name)
+		out = append(out, t)
+	}
+	for _, st := range states {
+		out = append(out, trafficTarget{name: st.Name, group: st.Group})
+	}
+	return out
 }
 
 // instance finds a desired instance by name.

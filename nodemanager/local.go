@@ -3,6 +3,7 @@ package nodemanager
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -49,6 +51,7 @@ func (a *agent) localHandler(reg *prometheus.Registry) http.Handler {
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods("GET")
 	r.HandleFunc("/v1/deployment", a.serveDeployment).Methods("GET")
 	r.HandleFunc("/v1/instances/{name}/report", a.serveReport).Methods("PUT")
+	r.HandleFunc("/v1/instances/{name}/traffic", a.serveTraffic).Methods("PUT")
 	r.HandleFunc("/v1/instances", func(w http.ResponseWriter, _ *http.Request) {
 		writeLocal(w, http.StatusOK, localapi.InstanceList{Instances: a.views()})
 	}).Methods("GET")
@@ -158,6 +161,36 @@ func (a *agent) serveReport(w http.ResponseWriter, r *http.Request) {
 		a.kickHeartbeat()
 		a.log.Info("instance reports", "instance", name, "applied", rep.AppliedDeployment, "ready", rep.Ready, "error", rep.LastError)
 	}
+	writeLocal(w, http.StatusNoContent, nil)
+}
+
+// serveTraffic takes a stopping gateway's last traffic snapshot. Only the
+// secret is checked, not that the instance is desired: a removed instance
+// pushes while it stops, after it left the desired instances, and its
+// secret is kept.
+func (a *agent) serveTraffic(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	secrets, err := a.state.Secrets()
+	want, ok := secrets[name]
+	if err != nil || !ok || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+		failLocal(w, http.StatusUnauthorized, "unauthorized", "unknown instance or wrong secret")
+		return
+	}
+	var snap traffic.Snapshot
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSnapshotBytes)).Decode(&snap); err != nil {
+		failLocal(w, http.StatusBadRequest, "bad_request", "traffic snapshot: "+err.Error())
+		return
+	}
+	if err := a.traffic.push(name, &snap); err != nil {
+		code := http.StatusConflict
+		if errors.Is(err, errUnknownInstance) {
+			code = http.StatusNotFound
+		}
+		failLocal(w, code, "bad_snapshot", err.Error())
+		return
+	}
+	a.log.Debug("last traffic counts of a stopping gateway", "instance", name, "series", len(snap.Series))
 	writeLocal(w, http.StatusNoContent, nil)
 }
 

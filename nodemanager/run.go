@@ -55,6 +55,14 @@ type RunOptions struct {
 	// their peers (gossip); empty, the admin node uses the address the
 	// node manager's heartbeats come from.
 	Advertise string
+	// TrafficInterval is how often the gateways' traffic counts are read
+	// and spooled as a batch for the admin node (10 s).
+	TrafficInterval time.Duration
+	// TrafficSpoolMaxBytes and TrafficSpoolMaxAge bound the batches
+	// spooled while the admin node is unreachable (64 MiB, 24 h): past
+	// either, the oldest are dropped and counted.
+	TrafficSpoolMaxBytes int64
+	TrafficSpoolMaxAge   time.Duration
 	// StopGateways stops the gateways when Run returns, instead of leaving
 	// them serving: for gatehouse dev, where everything goes together.
 	StopGateways bool
@@ -79,6 +87,18 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	if opts.Driver == "" {
 		opts.Driver = DriverExec
+	}
+	if opts.TrafficInterval == 0 {
+		opts.TrafficInterval = DefaultTrafficInterval
+	}
+	if opts.TrafficSpoolMaxBytes == 0 {
+		opts.TrafficSpoolMaxBytes = DefaultTrafficSpoolMaxBytes
+	}
+	if opts.TrafficSpoolMaxAge == 0 {
+		opts.TrafficSpoolMaxAge = DefaultTrafficSpoolMaxAge
+	}
+	if opts.TrafficInterval < 0 || opts.TrafficSpoolMaxBytes < 0 || opts.TrafficSpoolMaxAge < 0 {
+		return errors.New("run node manager: the traffic interval and spool bounds must be positive")
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -145,6 +165,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = metrics.NewNode(reg, a.metricInstances)
+	a.traffic, err = newCollector(collectorOptions{Node: id.Host, Logger: log.Named("traffic"), State: st, Admin: admin, Metrics: a.metrics,
+		Limits:  state.SpoolLimits{MaxBytes: opts.TrafficSpoolMaxBytes, MaxAge: opts.TrafficSpoolMaxAge},
+		Targets: a.trafficTargets, Interval: opts.TrafficInterval})
+	if err != nil {
+		l.Close()
+		return err
+	}
 	srv := &http.Server{Handler: a.localHandler(reg), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
@@ -162,6 +189,11 @@ func Run(ctx context.Context, opts RunOptions) error {
 	wg.Go(func() { a.heartbeats(ctx, opts.Heartbeat) })
 	wg.Go(func() { a.renewals(ctx) })
 	wg.Go(func() { watchdog(ctx) })
+	wg.Go(func() { a.traffic.send(ctx) })
+	// Collection stops after the local API, so that the last counts of
+	// gateways stopped on the way out (StopGateways) are spooled.
+	collectCtx, stopCollect := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { a.traffic.run(collectCtx, opts.TrafficInterval) })
 
 	var runErr error
 	select {
@@ -189,6 +221,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		cancel()
 	}
 	a.mu.Unlock()
+	stopCollect()
 	wg.Wait()
 	return runErr
 }

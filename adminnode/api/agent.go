@@ -306,6 +306,12 @@ func (s *Server) join(q *request) (any, error) {
 		return nil, err
 	}
 	q.auditUser, q.auditTarget = "node:"+tok.Host, "host/"+tok.Host
+	// A node manager joins with a new data dir, so its traffic batches
+	// are numbered from 1 again: an old sequence would have them taken
+	// for retries and never stored.
+	if err := s.store.ResetTrafficNode(q.ctx, tok.Host); err != nil {
+		return nil, err
+	}
 	certPEM, err := s.issueNodeCert(q.ctx, []byte(in.CSR), tok.Host, now)
 	if err != nil {
 		return nil, err

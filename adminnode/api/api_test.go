@@ -415,5 +415,3 @@ func TestRolesAndUsers(t *testing.T) {
 		t.Errorf("user list shows password material: %s", r.body)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -38,6 +38,11 @@ type Config struct {
 	DriftGrace time.Duration
 	// MaxBodyBytes bounds request bodies (8 MiB).
 	MaxBodyBytes int64
+	// TrafficMaxRoutes and TrafficMaxConsumers bound the distinct
+	// service/route pairs and consumers of a group's traffic
+	// (DefaultTrafficMaxRoutes, DefaultTrafficMaxConsumers); beyond, the
+	// label folds into "(other)".
+	TrafficMaxRoutes, TrafficMaxConsumers int
 	// Now is the clock (time.Now); tests move it.
 	Now func() time.Time
 }

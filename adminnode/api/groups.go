@@ -266,9 +266,14 @@ func (s *Server) listHosts(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr, err := s.hostTraffic(q.ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]apitypes.Host, len(hosts))
 	for i, h := range hosts {
 		out[i] = hostOut(h)
+		out[i].Traffic = tr[h.Name]
 	}
 	return out, nil
 }
@@ -297,7 +302,13 @@ func (s *Server) getHost(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return hostOut(h), nil
+	tr, err := s.hostTraffic(q.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := hostOut(h)
+	out.Traffic = tr[h.Name]
+	return out, nil
 }
 
 func (s *Server) deleteHost(q *request) (any, error) {

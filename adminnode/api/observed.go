@@ -125,6 +125,8 @@ type hostIndex struct {
 	built  bool
 	all    []store.Instance
 	byHost map[string][]store.Instance
+	// byName finds an instance by name, for traffic batches.
+	byName map[string]store.Instance
 	// addrs is each host's advertised address.
 	addrs map[string]string
 	// currents caches each group's current deployment, for statuses.
@@ -159,13 +161,26 @@ func (h *hostIndex) snapshot(ctx context.Context, s *Server) ([]store.Instance, 
 		}
 		h.all = all
 		h.byHost = map[string][]store.Instance{}
+		h.byName = make(map[string]store.Instance, len(all))
 		for _, in := range all {
 			h.byHost[in.Host] = append(h.byHost[in.Host], in)
+			h.byName[in.Name] = in
 		}
 		h.index, h.built = index, true
 		h.currents = map[string]status.Current{}
 	}
 	return h.all, h.byHost, h.addrs, nil
+}
+
+// instance finds an instance by name.
+func (h *hostIndex) instance(ctx context.Context, s *Server, name string) (store.Instance, bool, error) {
+	if _, _, err := h.current(ctx, s); err != nil {
+		return store.Instance{}, false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in, ok := h.byName[name]
+	return in, ok, nil
 }
 
 // current is the group's current deployment for status derivation,

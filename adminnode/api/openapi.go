@@ -54,7 +54,8 @@ func buildOpenAPI(routes []*route) map[string]any {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, name := range rt.query {
-			params = append(params, map[string]any{"name": name, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+			required := rt.scope == scopeQueryGroup && name == "group"
+			params = append(params, map[string]any{"name": name, "in": "query", "required": required, "schema": map[string]any{"type": "string"}})
 		}
 		if rt.method == http.MethodPut && (strings.HasSuffix(rt.path, "/draft") || strings.HasPrefix(rt.path, "/groups/{group}") && !strings.Contains(rt.path, "/draft")) {
 			params = append(params, map[string]any{"name": "If-Match", "in": "header", "required": strings.HasSuffix(rt.path, "/draft"),
@@ -73,10 +74,13 @@ func buildOpenAPI(routes []*route) map[string]any {
 		}
 		responses := map[string]any{}
 		ok := map[string]any{"description": http.StatusText(rt.status)}
-		if rt.out != nil {
+		switch {
+		case rt.produces != "":
+			ok["content"] = map[string]any{rt.produces: map[string]any{"schema": map[string]any{"type": "string"}}}
+		case rt.out != nil:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": comps.of(reflect.TypeOf(rt.out))}}
 		}
-		if rt.out == nil && rt.status == http.StatusOK {
+		if rt.out == nil && rt.produces == "" && rt.status == http.StatusOK {
 			responses["204"] = map[string]any{"description": "No Content"}
 		} else {
 			responses[strconv.Itoa(rt.status)] = ok

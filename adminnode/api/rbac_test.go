@@ -266,6 +266,9 @@ func fixtures() map[string]fixture {
 			return call{method: "POST", path: "/join-tokens", body: map[string]string{"host": "h1"}}
 		}),
 		"join-token.list": d(rbac.HostRead, get("/join-tokens")),
+
+		"metrics.query":      g(rbac.MetricsRead, get("/metrics/query?group={group}&since=10m")),
+		"metrics.prometheus": {list: true, make: get("/metrics/prometheus")},
 	}
 	for _, kind := range draftKinds {
 		first := map[string]string{"services": "svc", "upstreams": "up", "consumers": "alice", "certificates": ""}[kind]
@@ -347,7 +350,7 @@ func TestPermissionMatrix(t *testing.T) {
 					allowed := f.perm == "" || f.list || holds(role, f.perm) && (f.perm == rbac.TokenSelf ||
 						bound == "domain" || f.group && target == "dev")
 					want := rt.status
-					if rt.status == http.StatusOK && rt.out == nil {
+					if rt.status == http.StatusOK && rt.out == nil && rt.produces == "" {
 						want = http.StatusNoContent
 					}
 					if !allowed {

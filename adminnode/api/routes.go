@@ -20,6 +20,8 @@ const (
 	scopeDomain
 	// scopeGroup checks on the path's {group}.
 	scopeGroup
+	// scopeQueryGroup checks on the query's required group parameter.
+	scopeQueryGroup
 )
 
 // route is one operation of the API.
@@ -53,8 +55,11 @@ type route struct {
 	in, out any
 	inRaw   bool
 	// query lists the query parameters the route reads.
-	query  []string
-	handle func(s *Server, q *request) (any, error)
+	query []string
+	// produces is the media type of an answer that is not JSON (its
+	// handler returns served).
+	produces string
+	handle   func(s *Server, q *request) (any, error)
 }
 
 // fullPath is the route's path with its prefix.
@@ -214,6 +219,7 @@ func (s *Server) routes() []*route {
 				perm: rbac.DraftWrite, scope: scopeGroup, handle: deleteResource(kind)},
 		)
 	}
+	rs = append(rs, metricsRoutes()...)
 	rs = append(rs, joinTokenRoutes()...)
 	rs = append(rs, agentRoutes()...)
 	for _, rt := range rs {

@@ -28,6 +28,11 @@ import (
 const (
 	DefaultLoginTTL     = 12 * time.Hour
 	DefaultMaxBodyBytes = 8 << 20
+	// A group's traffic keeps 1000 routes and 1000 consumers apart:
+	// enough for large configurations, and a bound on what the store
+	// grows by whatever labels node managers send.
+	DefaultTrafficMaxRoutes    = 1000
+	DefaultTrafficMaxConsumers = 1000
 	// touchEvery bounds how often a token's last use is written: a write
 	// per request would make every read a write.
 	touchEvery = time.Minute
@@ -48,7 +53,12 @@ type Server struct {
 	thresholds status.Thresholds
 	driftGrace time.Duration
 	maxBody    int64
-	now        func() time.Time
+	traffic    store.TrafficLimits
+	// refused counts, by node, the traffic series refused since start
+	// because they named an instance of another host or group.
+	refusedMu sync.Mutex
+	refused   map[string]uint64
+	now       func() time.Time
 	// Failed logins are limited per user (guessing one password) and per
 	// source (trying many users).
 	userLimiter, sourceLimiter *auth.Limiter
@@ -92,6 +102,17 @@ func New(cfg Config) (*Server, error) {
 		userLimiter:   auth.NewLimiter(loginFailuresPerUser, loginWindow),
 		sourceLimiter: auth.NewLimiter(loginFailuresPerSource, loginWindow),
 		touched:       map[string]time.Time{},
+		traffic:       store.TrafficLimits{MaxRoutes: cfg.TrafficMaxRoutes, MaxConsumers: cfg.TrafficMaxConsumers},
+		refused:       map[string]uint64{},
+	}
+	if s.traffic.MaxRoutes == 0 {
+		s.traffic.MaxRoutes = DefaultTrafficMaxRoutes
+	}
+	if s.traffic.MaxConsumers == 0 {
+		s.traffic.MaxConsumers = DefaultTrafficMaxConsumers
+	}
+	if s.traffic.MaxRoutes < 0 || s.traffic.MaxConsumers < 0 {
+		return nil, fmt.Errorf("new admin API: traffic limits %d routes, %d consumers: must be positive", cfg.TrafficMaxRoutes, cfg.TrafficMaxConsumers)
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -153,6 +174,12 @@ type principal struct {
 	expires time.Time
 	authz   *rbac.Authorizer
 }
+
+// served is an answer that is not JSON, written by its own handler: the
+// Prometheus exposition, whose format promhttp negotiates. Only for
+// routes that change nothing, since it is neither audited nor wakes
+// blocking queries.
+type served struct{ http.Handler }
 
 // request is one call as handlers see it.
 type request struct {
@@ -236,6 +263,10 @@ func (s *Server) serve(rt *route) http.Handler {
 			}
 			return
 		}
+		if h, ok := out.(served); ok {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if out == nil && status == http.StatusOK {
 			status = http.StatusNoContent
 		}
@@ -284,8 +315,13 @@ func (s *Server) authorize(q *request) error {
 	switch q.route.scope {
 	case scopeDomain:
 		return q.need(q.route.perm, nil)
-	case scopeGroup:
+	case scopeGroup, scopeQueryGroup:
 		name := q.vars["group"]
+		if q.route.scope == scopeQueryGroup {
+			if name = q.r.URL.Query().Get("group"); name == "" {
+				return badRequest("group", "the group parameter is required")
+			}
+		}
 		q.auditGroup = name
 		g, err := s.store.GetGroup(q.ctx, name)
 		if errors.Is(err, store.ErrNotFound) {

@@ -170,6 +170,8 @@ type Host struct {
 	Name      string            `json:"name"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	CreatedAt time.Time         `json:"created_at,omitzero"`
+	// Traffic is read-only: the host's traffic batches, once one came.
+	Traffic *HostTraffic `json:"traffic,omitempty"`
 }
 
 // Instance is one gateway process of a group on a host: its desired state

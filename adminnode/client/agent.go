@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // The agent API is the node managers' (docs/node-manager.md): every call
@@ -41,6 +42,16 @@ func (c *Client) Renew(ctx context.Context, csrPEM []byte) (apitypes.AgentRenewR
 func (c *Client) Heartbeat(ctx context.Context, hb apitypes.AgentHeartbeat) (apitypes.AgentHeartbeatAnswer, error) {
 	var out apitypes.AgentHeartbeatAnswer
 	err := c.agent(ctx, http.MethodPut, "/heartbeat", nil, hb, &out)
+	return out, err
+}
+
+// SendTraffic sends a batch of the host's traffic counts. The answer's Seq
+// is the highest stored for the host: every batch up to it may be deleted
+// from the spool, including this one when it was a retry. An APIError
+// with status 400 is a batch the admin node can never store.
+func (c *Client) SendTraffic(ctx context.Context, b traffic.Batch) (traffic.Ack, error) {
+	var out traffic.Ack
+	err := c.agent(ctx, http.MethodPost, "/traffic", nil, b, &out)
 	return out, err
 }
 

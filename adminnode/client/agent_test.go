@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // TestAgentCalls joins as a node manager would (CA pinned by fingerprint,
@@ -71,5 +72,28 @@ func TestAgentCalls(t *testing.T) {
 	}
 	if _, err := anon.WatchInstances(ctx, nil, 0); !client.IsStatus(err, http.StatusUnauthorized) {
 		t.Fatalf("agent call without a certificate: %v, want 401", err)
+	}
+
+	// Traffic batches are stored once and read back by a query.
+	if _, err := admin.CreateGroup(ctx, apitypes.Group{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateInstance(ctx, apitypes.Instance{Name: "web-1", Group: "web", Host: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	series := traffic.DomainSeries{Group: "web", Instance: "web-1", Series: traffic.Series{
+		Key: traffic.Key{Service: "app", Route: "all", Class: traffic.Class2xx}, Counts: traffic.Counts{Requests: 7}}}
+	batch := traffic.Batch{Node: "h1", Seq: 1, End: time.Now(), Series: []traffic.DomainSeries{series}}
+	for range 2 {
+		if ack, err := node.SendTraffic(ctx, batch); err != nil || ack.Seq != 1 {
+			t.Fatalf("SendTraffic = %+v, %v", ack, err)
+		}
+	}
+	if _, err := node.SendTraffic(ctx, traffic.Batch{Node: "h1"}); !client.IsStatus(err, http.StatusBadRequest) {
+		t.Fatalf("batch without a seq: %v, want 400", err)
+	}
+	m, err := admin.Metrics(ctx, client.MetricsQuery{Group: "web", Since: 5 * time.Minute, Step: time.Minute, By: apitypes.MetricsByRoute})
+	if err != nil || m.Totals.Requests != 7 || m.StepSeconds != 60 || len(m.Breakdown) != 1 || m.Breakdown[0].Route != "all" {
+		t.Fatalf("Metrics = %+v, %v", m, err)
 	}
 }

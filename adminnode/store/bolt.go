@@ -26,9 +26,11 @@ import (
 // bucket "audit" maps an 8-byte big-endian sequence number to a JSON
 // AuditEntry. Version 2 adds bucket "instance_states" mapping an instance
 // name to a JSON InstanceState. Version 3 adds buckets "join_tokens"
-// (ID → JoinToken) and "node_certs" (serial in hex → NodeCert). Older files
-// upgrade by gaining the empty buckets.
-const SchemaVersion = 3
+// (ID → JoinToken) and "node_certs" (serial in hex → NodeCert). Version 4
+// adds the domain's traffic: buckets "traffic_10s", "traffic_1m",
+// "traffic_groups" and "traffic_nodes" (laid out in traffic.go). Older
+// files upgrade by gaining the empty buckets.
+const SchemaVersion = 4
 
 var (
 	bucketDomain      = []byte("domain")
@@ -48,7 +50,8 @@ var (
 	keyDomain         = []byte("domain")
 
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
-		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts}
+		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts,
+		bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes}
 )
 
 // Bolt is the bbolt implementation of Store.
@@ -80,8 +83,8 @@ func Open(path string) (*Bolt, error) {
 
 func (b *Bolt) upgrade() error {
 	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
-		// Versions 0 (a new file), 1 and 2 lack only buckets; later versions
-		// add their steps here.
+		// Versions 0 (a new file) to 3 lack only buckets (version 3 those of
+		// the traffic); later versions add their steps here.
 		return boltfile.CreateBuckets(tx, allBuckets...)
 	})
 }
@@ -351,6 +354,9 @@ func (b *Bolt) DeleteGroup(ctx context.Context, name string) error {
 		if err := tx.Bucket(bucketDrafts).Delete([]byte(name)); err != nil {
 			return err
 		}
+		if err := deleteGroupTraffic(tx, name); err != nil {
+			return err
+		}
 		deps := tx.Bucket(bucketDeployments)
 		if deps.Bucket([]byte(name)) != nil {
 			if err := deps.DeleteBucket([]byte(name)); err != nil {
@@ -419,6 +425,10 @@ func (b *Bolt) DeleteHost(ctx context.Context, name string) error {
 			return put(certs, k, c)
 		})
 		if err != nil {
+			return err
+		}
+		// A host added again later joins anew: its batches start from 1.
+		if err := tx.Bucket(bucketTrafficNodes).Delete([]byte(name)); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketHosts).Delete([]byte(name))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/boltfile"
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // Errors the store wraps; test them with errors.Is.
@@ -385,6 +386,26 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	// ListAudit returns the matching entries, newest (highest Seq) first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+
+	// IngestTraffic stores a node manager's batch once: a batch whose Seq
+	// is not above the node's last stored one is acknowledged without
+	// being stored (TrafficIngest.Stored false). Labels beyond lim fold
+	// into OtherLabel; now stamps the node's last batch and the labels'
+	// last use. ErrInvalid for a malformed batch.
+	IngestTraffic(ctx context.Context, b traffic.Batch, lim TrafficLimits, now time.Time) (TrafficIngest, error)
+	// ResetTrafficNode restarts a node's sequence, when a new node manager
+	// joins for the host.
+	ResetTrafficNode(ctx context.Context, node string) error
+	ListTrafficNodes(ctx context.Context) ([]TrafficNode, error)
+	// QueryTraffic sums a group's traffic by step; ErrInvalid for a query
+	// that TrafficQuery's rules refuse, ErrNotFound for a missing group.
+	QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult, error)
+	// TrafficTotals returns each group's running totals since its first
+	// batch, by service and class.
+	TrafficTotals(ctx context.Context) ([]TrafficGroup, error)
+	// MaintainTraffic rolls 10 s points up into 1 min points and removes
+	// what is past retention, as of now.
+	MaintainTraffic(ctx context.Context, now time.Time) (TrafficMaintenance, error)
 
 	Close() error
 }

@@ -24,7 +24,7 @@ var (
 	t0  = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 )
 
-func open(t *testing.T) (*Bolt, string) {
+func open(t testing.TB) (*Bolt, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "admin.db")
 	b, err := Open(path)

@@ -129,6 +129,8 @@ runs. SIGINT and SIGTERM shut it down gracefully.`,
 	fs.DurationVar(&opts.RemoveAfter, "remove-after", 7*24*time.Hour, "an instance without a heartbeat for this long is removed (0 never removes)")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body", 8<<20, "largest request body in bytes")
 	fs.DurationVar(&opts.DriftGrace, "drift-grace", api.DefaultDriftGrace, "an instance running another deployment than its group's for this long is flagged as drifting")
+	fs.IntVar(&opts.TrafficMaxRoutes, "traffic-max-routes", api.DefaultTrafficMaxRoutes, `distinct service/route pairs kept apart in a group's traffic; beyond, routes fold into "(other)"`)
+	fs.IntVar(&opts.TrafficMaxConsumers, "traffic-max-consumers", api.DefaultTrafficMaxConsumers, `distinct consumers kept apart in a group's traffic; beyond, consumers fold into "(other)"`)
 	logs.register(fs)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd

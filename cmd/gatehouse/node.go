@@ -128,6 +128,9 @@ serving when the node manager stops, and are adopted again when it starts.`,
 	fs.DurationVar(&opts.Heartbeat, "heartbeat", nodemanager.DefaultHeartbeat, "how often instance state is reported")
 	fs.DurationVar(&opts.Wait, "wait", nodemanager.DefaultWait, "how long blocking queries wait on the admin node")
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long a stopped gateway may drain before SIGKILL (default 30s)")
+	fs.DurationVar(&opts.TrafficInterval, "traffic-interval", nodemanager.DefaultTrafficInterval, "how often the gateways' traffic counts are read and spooled for the admin node")
+	fs.Int64Var(&opts.TrafficSpoolMaxBytes, "traffic-spool-max-bytes", nodemanager.DefaultTrafficSpoolMaxBytes, "bound of the traffic batches spooled while the admin node is unreachable, in bytes (past it the oldest are dropped)")
+	fs.DurationVar(&opts.TrafficSpoolMaxAge, "traffic-spool-max-age", nodemanager.DefaultTrafficSpoolMaxAge, "age past which spooled traffic batches are dropped")
 	logs.register(fs)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd

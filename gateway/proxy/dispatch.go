@@ -144,13 +144,13 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		switch {
 		case hopByHop(h.Name, req.Upgrade):
 			continue
-		case equalFoldBytes(h.Name, "X-Forwarded-For"):
+		case policy.EqualFold(h.Name, "X-Forwarded-For"):
 			prior = h.Value
 			continue
-		case equalFoldBytes(h.Name, "X-Forwarded-Proto"), equalFoldBytes(h.Name, "X-Forwarded-Host"),
-			equalFoldBytes(h.Name, "X-Request-Id"):
+		case policy.EqualFold(h.Name, "X-Forwarded-Proto"), policy.EqualFold(h.Name, "X-Forwarded-Host"),
+			policy.EqualFold(h.Name, "X-Request-Id"):
 			continue
-		case host != nil && equalFoldBytes(h.Name, "Host"):
+		case host != nil && policy.EqualFold(h.Name, "Host"):
 			b = append(append(append(b, "Host: "...), host...), "\r\n"...)
 			continue
 		}
@@ -220,9 +220,14 @@ func (d *Dispatcher) Done(ex *evloop.Exchange, res evloop.Result) {
 		m = st.rt.metrics
 	}
 	took := time.Since(ex.Start)
-	m.Observe(res.Status, took, res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
-	if st.chain != nil && st.pc.Consumer != nil {
-		d.p.metrics.ConsumerRequest(st.pc.Consumer.Name, res.Status)
+	// The policy context is of this request only when it has a chain.
+	consumer := ""
+	if st.chain != nil {
+		consumer = st.pc.ConsumerName()
+	}
+	m.Observe(consumer, res.Status, took, res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
+	if consumer != "" {
+		d.p.metrics.ConsumerRequest(consumer, res.Status)
 	}
 	if st.chain != nil && st.chain.Logs() {
 		st.chain.Log(&st.pc, &policy.Outcome{Status: res.Status, Duration: took, UpstreamTime: res.UpstreamTime,
@@ -296,30 +301,17 @@ func idempotent(method []byte) bool {
 func hopByHop(name []byte, upgrade bool) bool {
 	switch len(name) {
 	case 2:
-		return equalFoldBytes(name, "TE")
+		return policy.EqualFold(name, "TE")
 	case 7:
-		return equalFoldBytes(name, "Trailer") || (!upgrade && equalFoldBytes(name, "Upgrade"))
+		return policy.EqualFold(name, "Trailer") || (!upgrade && policy.EqualFold(name, "Upgrade"))
 	case 10:
-		return equalFoldBytes(name, "Connection") || equalFoldBytes(name, "Keep-Alive")
+		return policy.EqualFold(name, "Connection") || policy.EqualFold(name, "Keep-Alive")
 	case 16:
-		return equalFoldBytes(name, "Proxy-Connection")
+		return policy.EqualFold(name, "Proxy-Connection")
 	case 19:
-		return equalFoldBytes(name, "Proxy-Authorization")
+		return policy.EqualFold(name, "Proxy-Authorization")
 	}
 	return false
-}
-
-func equalFoldBytes(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i]|0x20, s[i]|0x20
-		if x != y || (x < 'a' || x > 'z') && b[i] != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

@@ -58,7 +58,7 @@ func (q *evReq) Query() []byte  { return q.query }
 func (q *evReq) Host() []byte   { return q.host }
 func (q *evReq) Header(name string) []byte {
 	for i := range q.headers {
-		if equalFoldBytes(q.headers[i].Name, name) {
+		if policy.EqualFold(q.headers[i].Name, name) {
 			return q.headers[i].Value
 		}
 	}
@@ -145,7 +145,7 @@ func (st *connState) ResponseStatus(ex *evloop.Exchange, status int) { st.respon
 // new name. Framing headers are the engine's and always kept.
 func (st *connState) KeepHeader(ex *evloop.Exchange, name, value []byte) bool {
 	edits := st.pc.ResponseEdits()
-	if len(edits) == 0 || equalFoldBytes(name, "Content-Length") || equalFoldBytes(name, "Transfer-Encoding") {
+	if len(edits) == 0 || policy.EqualFold(name, "Content-Length") || policy.EqualFold(name, "Transfer-Encoding") {
 		return true
 	}
 	to, keep := editedName(edits, 0, name)
@@ -166,9 +166,9 @@ func editedName[T string | []byte](edits []policy.HeaderEdit, from int, name T) 
 		e := &edits[i]
 		var match bool
 		if to != "" {
-			match = equalFoldGeneric(to, e.Name)
+			match = policy.EqualFold(to, e.Name)
 		} else {
-			match = equalFoldGeneric(name, e.Name)
+			match = policy.EqualFold(name, e.Name)
 		}
 		if !match {
 			continue
@@ -202,17 +202,4 @@ func appendEdited(b []byte, pc *policy.Context, edits []policy.HeaderEdit) []byt
 		b = append(append(append(append(b, name...), ": "...), pc.Value(e)...), "\r\n"...)
 	}
 	return b
-}
-
-func equalFoldGeneric[T string | []byte](a T, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y || (x < 'a' || x > 'z') && a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

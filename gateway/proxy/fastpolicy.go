@@ -110,7 +110,7 @@ func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router
 			up = u
 		}
 		if isWebSocket(&req.Header) {
-			p.upgrade(ctx, rt, up, start)
+			p.upgrade(ctx, rt, up, pc.ConsumerName(), start)
 			rt.chain.Log(pc, &policy.Outcome{Status: 101, Duration: time.Since(start)})
 			st.req.ctx = nil
 			return
@@ -123,7 +123,7 @@ func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router
 	applyEdits(pc, pc.ResponseEdits(), respHeaders{&resp.Header})
 	resp.Header.SetBytesKV(headerXRequestID, pc.RequestID)
 	took := time.Since(start)
-	rt.metrics.Observe(status, took, upTime, req.Header.ContentLength(), resp.Header.ContentLength())
+	rt.metrics.Observe(pc.ConsumerName(), status, took, upTime, req.Header.ContentLength(), resp.Header.ContentLength())
 	if pc.Consumer != nil {
 		p.metrics.ConsumerRequest(pc.Consumer.Name, status)
 	}

@@ -78,7 +78,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			req.Header.SetBytesKV(headerXRequestID, id)
 		}
 		writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
-		p.unmatched.Observe(fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
+		p.unmatched.Observe("", fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
 		return
 	}
 	rt := &snap.routes[m.Handle]
@@ -93,13 +93,13 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	p.prepare(ctx, rt, &m)
 	if isWebSocket(&req.Header) {
-		p.upgrade(ctx, rt, rt.upstream, start)
+		p.upgrade(ctx, rt, rt.upstream, "", start)
 		return
 	}
 	upstreamTime := p.forward(ctx, rt, rt.upstream)
 	// Set after forwarding: the upstream's answer replaces the response.
 	ctx.Response.Header.SetBytesKV(headerXRequestID, id)
-	rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(start), upstreamTime,
+	rt.metrics.Observe("", ctx.Response.StatusCode(), time.Since(start), upstreamTime,
 		req.Header.ContentLength(), ctx.Response.Header.ContentLength())
 }
 

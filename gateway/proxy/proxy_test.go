@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy/policytest"
 )
 
 // seen is what the test upstream reports about a request.
@@ -50,43 +50,13 @@ func newTestProxy(t testing.TB, cfg *deploy.Config) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := &testResources{items: map[string]io.Closer{}}
-	t.Cleanup(res.closeAll)
-	snap, err := Compile(cfg, "sum", ups, m, &PolicyEnv{Resources: res})
+	snap, err := Compile(cfg, "sum", ups, m, &PolicyEnv{Resources: policytest.NewResources(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := New(hclog.NewNullLogger(), m)
 	p.Swap(snap)
 	return p
-}
-
-// testResources keeps policy resources for one test and closes them at
-// its end.
-type testResources struct {
-	mu    sync.Mutex
-	items map[string]io.Closer
-}
-
-func (r *testResources) Get(key string, make func() (io.Closer, error)) (io.Closer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.items[key]; ok {
-		return c, nil
-	}
-	c, err := make()
-	if err == nil {
-		r.items[key] = c
-	}
-	return c, err
-}
-
-func (r *testResources) closeAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.items {
-		c.Close()
-	}
 }
 
 // serve serves cfg with a Proxy on a loopback fasthttp listener.

@@ -20,12 +20,12 @@ func isWebSocket(h *fasthttp.RequestHeader) bool {
 // upgrade passes a WebSocket handshake to a target and, from then on,
 // copies bytes both ways until either side closes. The upstream's own
 // answer (101 or a refusal) goes to the client as it is.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstream, start time.Time) {
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstream, consumer string, start time.Time) {
 	var keyBuf [64]byte
 	t := up.Pick(hashKey(keyBuf[:0], ctx, rt, up), nil)
 	if t == nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_healthy_target", "no healthy target in upstream "+up.Name)
-		rt.metrics.Observe(fasthttp.StatusServiceUnavailable, time.Since(start), 0, -1, -1)
+		rt.metrics.Observe(consumer, fasthttp.StatusServiceUnavailable, time.Since(start), 0, -1, -1)
 		return
 	}
 	t.Acquire()
@@ -33,7 +33,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 	if err != nil {
 		t.Release(false, 0)
 		writeError(ctx, fasthttp.StatusBadGateway, "upstream_failed", "the upstream could not be reached")
-		rt.metrics.Observe(fasthttp.StatusBadGateway, time.Since(start), 0, -1, -1)
+		rt.metrics.Observe(consumer, fasthttp.StatusBadGateway, time.Since(start), 0, -1, -1)
 		return
 	}
 	req := &ctx.Request
@@ -42,10 +42,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 		backend.Close()
 		t.Release(false, 0)
 		writeError(ctx, fasthttp.StatusBadGateway, "upstream_failed", "the upstream could not be reached")
-		rt.metrics.Observe(fasthttp.StatusBadGateway, time.Since(start), 0, -1, -1)
+		rt.metrics.Observe(consumer, fasthttp.StatusBadGateway, time.Since(start), 0, -1, -1)
 		return
 	}
-	rt.metrics.Observe(fasthttp.StatusSwitchingProtocols, time.Since(start), 0, -1, -1)
+	rt.metrics.Observe(consumer, fasthttp.StatusSwitchingProtocols, time.Since(start), 0, -1, -1)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer t.Release(true, fasthttp.StatusSwitchingProtocols)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // Reporter is what the status port asks of the gateway.
@@ -16,6 +18,9 @@ type Reporter interface {
 	Ready() bool
 	// Status describes the gateway; it is encoded as JSON.
 	Status() any
+	// Traffic is what the gateway has served since it started, for its
+	// node manager (docs/metrics.md).
+	Traffic() traffic.Snapshot
 }
 
 // Handler returns the status port's routes. withProfiling adds Go's
@@ -42,6 +47,12 @@ func Handler(r Reporter, g prometheus.Gatherer, withProfiling bool) http.Handler
 		writeJSON(w, http.StatusOK, r.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /traffic", func(w http.ResponseWriter, _ *http.Request) {
+		// Not indented: read by a program every few seconds, and large
+		// with many routes and consumers.
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(r.Traffic())
+	})
 	return mux
 }
 

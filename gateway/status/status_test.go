@@ -8,12 +8,19 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 type fakeReporter struct{ ready bool }
 
 func (f fakeReporter) Ready() bool { return f.ready }
 func (f fakeReporter) Status() any { return map[string]string{"group": "g1"} }
+func (f fakeReporter) Traffic() traffic.Snapshot {
+	return traffic.Snapshot{Group: "g1", Instance: "i1", Boot: "b1", Series: []traffic.Series{
+		{Key: traffic.Key{Service: "s", Route: "r", Class: traffic.Class2xx}, Counts: traffic.Counts{Requests: 3}},
+	}}
+}
 
 func TestRoutes(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -31,6 +38,7 @@ func TestRoutes(t *testing.T) {
 		{true, "/readyz", 200, `"ready"`},
 		{true, "/status", 200, `"group": "g1"`},
 		{true, "/metrics", 200, "probe_total 1"},
+		{false, "/traffic", 200, `"boot":"b1"`},
 		{true, "/nothing", 404, ""},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,6 @@
 // counts, read by its node manager); the node manager turns successive
 // snapshots into increments and sends them to the admin node in numbered
 // Batches; the admin node adds them up per group. Latencies travel as
-// histogram buckets (the bounds of metrics.LatencyBuckets) so that
+// histogram buckets (the bounds of LatencyBuckets) so that
 // percentiles are computed from merged histograms, never averaged.
 package traffic

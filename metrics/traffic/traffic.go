@@ -3,17 +3,22 @@ package traffic
 import (
 	"math"
 	"time"
-
-	"github.com/gatehouse/gatehouse/metrics"
 )
 
+// LatencyBuckets are the upper bounds of the latency buckets, in seconds,
+// fixed so that histograms of different instances can be merged bucket by
+// bucket. metrics.LatencyBuckets, the buckets of the Prometheus
+// histograms, is this slice: it lives here so that package metrics, whose
+// gateway counts Snapshots, can import this package.
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
 // NumBuckets is the number of latency buckets: one per bound of
-// metrics.LatencyBuckets, and one for what is slower than the last.
+// LatencyBuckets, and one for what is slower than the last.
 const NumBuckets = 17
 
 func init() {
-	if len(metrics.LatencyBuckets)+1 != NumBuckets {
-		panic("traffic: NumBuckets does not match metrics.LatencyBuckets")
+	if len(LatencyBuckets)+1 != NumBuckets {
+		panic("traffic: NumBuckets does not match LatencyBuckets")
 	}
 }
 
@@ -56,7 +61,7 @@ type Counts struct {
 	BytesIn  uint64 `json:"bytes_in,omitempty"`
 	BytesOut uint64 `json:"bytes_out,omitempty"`
 	// Latency counts requests by duration: Latency[i] those above bound
-	// i-1 and at most bound i of metrics.LatencyBuckets, the last those
+	// i-1 and at most bound i of LatencyBuckets, the last those
 	// above every bound. Buckets are not cumulative.
 	Latency [NumBuckets]uint64 `json:"latency"`
 	// LatencySumMicros is the sum of the durations, in microseconds.
@@ -66,7 +71,7 @@ type Counts struct {
 // BucketOf is the index of the latency bucket of d.
 func BucketOf(d time.Duration) int {
 	s := d.Seconds()
-	for i, b := range metrics.LatencyBuckets {
+	for i, b := range LatencyBuckets {
 		if s <= b {
 			return i
 		}
@@ -128,16 +133,16 @@ func (c *Counts) Quantile(q float64) float64 {
 			continue
 		}
 		if i == NumBuckets-1 {
-			return metrics.LatencyBuckets[NumBuckets-2]
+			return LatencyBuckets[NumBuckets-2]
 		}
 		lower := 0.0
 		if i > 0 {
-			lower = metrics.LatencyBuckets[i-1]
+			lower = LatencyBuckets[i-1]
 		}
-		upper := metrics.LatencyBuckets[i]
+		upper := LatencyBuckets[i]
 		return lower + (upper-lower)*(rank-float64(seen))/float64(n)
 	}
-	return metrics.LatencyBuckets[NumBuckets-2]
+	return LatencyBuckets[NumBuckets-2]
 }
 
 // Series is one series' counts.

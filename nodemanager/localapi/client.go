@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // Client is a gateway's client of the local API: it watches the instance's
@@ -99,6 +101,20 @@ func (c *Client) Report(ctx context.Context, r Report) error {
 	path := PathInstances + "/" + url.PathEscape(c.instance) + "/report"
 	if err := c.do(ctx, http.MethodPut, path, nil, r, nil); err != nil {
 		return fmt.Errorf("report to node manager: %w", err)
+	}
+	return nil
+}
+
+// PushTraffic gives the node manager the gateway's last traffic snapshot
+// (PUT /v1/instances/{name}/traffic, body traffic.Snapshot): a stopping
+// gateway's requests since the node manager last read its /traffic would
+// otherwise be lost with the process.
+func (c *Client) PushTraffic(ctx context.Context, s traffic.Snapshot) error {
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	path := PathInstances + "/" + url.PathEscape(c.instance) + "/traffic"
+	if err := c.do(ctx, http.MethodPut, path, nil, s, nil); err != nil {
+		return fmt.Errorf("push traffic to node manager: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 func TestWatchDeploymentRequest(t *testing.T) {
@@ -52,6 +53,33 @@ func TestWatchDeploymentRequest(t *testing.T) {
 	}
 	if err := ans.Deployment.Verify(pub); err != nil {
 		t.Fatalf("deployment no longer verifies after the round trip: %v", err)
+	}
+}
+
+func TestPushTrafficRequest(t *testing.T) {
+	var got traffic.Snapshot
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || r.URL.EscapedPath() != PathInstances+"/web-1/traffic" ||
+			r.Header.Get(HeaderAuthorization) != "Bearer s" {
+			t.Errorf("request %s %s", r.Method, r.URL.EscapedPath())
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, "web-1", "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := traffic.Snapshot{Group: "web", Instance: "web-1", Boot: "b", At: time.Unix(100, 0).UTC(),
+		Series: []traffic.Series{{Key: traffic.Key{Service: "s", Route: "r", Class: traffic.Class2xx}, Counts: traffic.Counts{Requests: 2}}}}
+	if err := c.PushTraffic(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("server got %+v, want %+v", got, want)
 	}
 }
 

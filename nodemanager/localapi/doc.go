@@ -20,6 +20,10 @@
 //   - PUT /v1/instances/{name}/report (Report) says what the gateway runs:
 //     after every attempt to apply a deployment and periodically, so that
 //     the node manager sees readiness.
+//   - PUT /v1/instances/{name}/traffic (traffic.Snapshot) is a stopping
+//     gateway's last traffic counts, sent once it has drained, so that
+//     what it served since the node manager last read its /traffic is
+//     not lost.
 //   - GET /v1/instances (InstanceList, loopback only, no secret) is the
 //     supervisor's view of every local instance.
 //

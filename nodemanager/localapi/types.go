@@ -23,8 +23,9 @@ const EnvInstanceSecret = "GATEHOUSE_INSTANCE_SECRET"
 const (
 	Prefix         = "/v1"
 	PathDeployment = Prefix + "/deployment"
-	// PathInstances lists instances; PathInstances + "/{name}/report" and
-	// PathInstances + "/{name}/restart" act on one.
+	// PathInstances lists instances; PathInstances + "/{name}/report",
+	// PathInstances + "/{name}/traffic" and PathInstances +
+	// "/{name}/restart" act on one.
 	PathInstances = Prefix + "/instances"
 )
 

@@ -20,8 +20,10 @@ import (
 // SchemaVersion is the layout this binary writes. Version 1: bucket "meta"
 // holds "schema"; "deployments" maps a group to its JSON deploy.Deployment;
 // "desired" holds "instances" (JSON []apitypes.AgentInstance) and "index"
-// (8 bytes big-endian); "secrets" maps an instance to its secret.
-const SchemaVersion = 1
+// (8 bytes big-endian); "secrets" maps an instance to its secret. Version
+// 2 adds the traffic spool: buckets "traffic", "traffic-spool" and
+// "traffic-readings" (traffic.go).
+const SchemaVersion = 2
 
 var (
 	bucketDeployments = []byte("deployments")
@@ -57,9 +59,17 @@ func Open(path string) (*Store, error) {
 }
 
 func (s *Store) upgrade() error {
-	return boltfile.Upgrade(s.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
-		// Version 0 is a new file; later versions add their steps here.
-		return boltfile.CreateBuckets(tx, [][]byte{bucketDeployments, bucketDesired, bucketSecrets}...)
+	return boltfile.Upgrade(s.db, SchemaVersion, func(tx *bolt.Tx, from int) error {
+		// Version 0 is a new file, which takes every step.
+		if from < 1 {
+			if err := boltfile.CreateBuckets(tx, bucketDeployments, bucketDesired, bucketSecrets); err != nil {
+				return err
+			}
+		}
+		if from < 2 {
+			return boltfile.CreateBuckets(tx, bucketTraffic, bucketSpool, bucketReadings)
+		}
+		return nil
 	})
 }
 

@@ -1,0 +1,31 @@
+package metrics
+
+// Names of the admin node's metrics of the domain's traffic
+// (GET /api/v1/metrics/prometheus): the totals of every group and service
+// since their first batch, and what the admin node received of the node
+// managers' batches. docs/grafana/gatehouse-domain.json queries them.
+const (
+	// DomainRequests counts requests by group, service and status class.
+	DomainRequests = "gatehouse_domain_requests_total"
+	// DomainDuration is the latency histogram by group and service, with
+	// the buckets of LatencyBuckets.
+	DomainDuration = "gatehouse_domain_request_duration_seconds"
+	DomainBytesIn  = "gatehouse_domain_request_bytes_total"
+	DomainBytesOut = "gatehouse_domain_response_bytes_total"
+	// DomainFolded counts the requests whose route or consumer (label
+	// "label") was folded into "(other)" by the group's limits, and
+	// DomainLabels the distinct routes and consumers the group tracks.
+	DomainFolded = "gatehouse_domain_folded_requests_total"
+	DomainLabels = "gatehouse_domain_tracked_labels"
+
+	// Per node (host), shown to domain-wide readers only: batches stored
+	// and retries acknowledged (label "result": stored, duplicate), Seqs
+	// that never arrived, batches the node manager reported dropped from
+	// its spool, the time of its last batch, and series stored, skipped
+	// (group deleted) or refused (instance of another host).
+	AdminTrafficBatches   = "gatehouse_admin_traffic_batches_total"
+	AdminTrafficLost      = "gatehouse_admin_traffic_lost_batches_total"
+	AdminTrafficDropped   = "gatehouse_admin_traffic_dropped_batches_total"
+	AdminTrafficLastBatch = "gatehouse_admin_traffic_last_batch_timestamp_seconds"
+	AdminTrafficSeries    = "gatehouse_admin_traffic_series_total"
+)
