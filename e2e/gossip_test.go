@@ -173,8 +173,15 @@ func freeGossipAddr(t *testing.T) string {
 		addr := l.Addr().String()
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
-		if err == nil {
-			u.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		handedOutMu.Lock()
+		dup := handedOut[addr]
+		handedOut[addr] = true
+		handedOutMu.Unlock()
+		if !dup {
 			return addr
 		}
 	}

@@ -39,16 +39,35 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
+// freeAddr returns a loopback address with a port nobody listens on, and
+// that no other call of this test process has returned: the kernel may
+// hand a just-released port out again at once, and two addresses of one
+// gateway (traffic and status) must differ.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		handedOutMu.Lock()
+		dup := handedOut[addr]
+		handedOut[addr] = true
+		handedOutMu.Unlock()
+		if !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out already")
+	return ""
 }
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
 
 // deadAddr returns a loopback address that refuses connections for the whole
 // test: its port is bound but never listened on, so no other listener of a
