@@ -4,6 +4,14 @@ package deploy
 // gateway of the group, and it is what a standalone gateway reads from its
 // declarative file. The json tags are the field names of both the YAML and
 // the JSON forms, and the field paths of validation errors.
+//
+// Any string field may hold placeholders (package deploy/placeholder)
+// unless it is tagged placeholder:"no": the names that identify resources
+// and the references to them, and the keywords that choose how other
+// fields are read. A field tagged placeholder:"secret" holds a secret,
+// which a promotion package carries only as a ${secret:NAME} placeholder.
+// A new field is therefore placeholder-capable and not secret unless
+// tagged.
 type Config struct {
 	Upstreams      []Upstream    `json:"upstreams,omitempty"`
 	Services       []Service     `json:"services,omitempty"`
@@ -15,8 +23,8 @@ type Config struct {
 // Service binds routes to an upstream, with the policies that apply to all
 // of its routes.
 type Service struct {
-	Name     string   `json:"name"`
-	Upstream string   `json:"upstream"`
+	Name     string   `json:"name" placeholder:"no"`
+	Upstream string   `json:"upstream" placeholder:"no"`
 	Routes   []Route  `json:"routes,omitempty"`
 	Policies []Policy `json:"policies,omitempty"`
 }
@@ -29,10 +37,10 @@ type Service struct {
 // leading wildcard ("*.example.com"); no hosts means any host. No methods
 // means any method.
 type Route struct {
-	Name    string        `json:"name"`
+	Name    string        `json:"name" placeholder:"no"`
 	Hosts   []string      `json:"hosts,omitempty"`
 	Paths   []string      `json:"paths"`
-	Methods []string      `json:"methods,omitempty"`
+	Methods []string      `json:"methods,omitempty" placeholder:"no"`
 	Headers []HeaderMatch `json:"headers,omitempty"`
 	// StripPrefix removes the matched literal prefix of a prefix path
 	// ("/api/*" turns "/api/v1/x" into "/v1/x") before proxying.
@@ -68,11 +76,11 @@ const (
 
 // Upstream is a set of targets and how traffic is spread over them.
 type Upstream struct {
-	Name    string   `json:"name"`
+	Name    string   `json:"name" placeholder:"no"`
 	Targets []Target `json:"targets"`
 	// Balancer is round-robin (the default), least-connections or
 	// consistent-hash.
-	Balancer string   `json:"balancer,omitempty"`
+	Balancer string   `json:"balancer,omitempty" placeholder:"no"`
 	HashOn   *HashOn  `json:"hash_on,omitempty"`
 	Timeouts Timeouts `json:"timeouts,omitempty"`
 	// Retries is how many other targets an idempotent request (GET, HEAD,
@@ -86,7 +94,7 @@ type Upstream struct {
 // HashOn is the key of the consistent-hash balancer.
 type HashOn struct {
 	// Source is header, cookie or client-ip.
-	Source string `json:"source"`
+	Source string `json:"source" placeholder:"no"`
 	// Name is the header or cookie name; empty for client-ip.
 	Name string `json:"name,omitempty"`
 }
@@ -135,7 +143,7 @@ type PassiveHealthCheck struct {
 
 // Consumer is an API client known by its credentials.
 type Consumer struct {
-	Name        string       `json:"name"`
+	Name        string       `json:"name" placeholder:"no"`
 	Credentials []Credential `json:"credentials,omitempty"`
 	Policies    []Policy     `json:"policies,omitempty"`
 }
@@ -151,28 +159,28 @@ const (
 // API and never logged.
 type Credential struct {
 	// Type is key, basic or jwt.
-	Type     string `json:"type"`
-	Key      string `json:"key,omitempty"`
+	Type     string `json:"type" placeholder:"no"`
+	Key      string `json:"key,omitempty" placeholder:"secret"`
 	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
+	Password string `json:"password,omitempty" placeholder:"secret"`
 	// Subject is the JWT "sub" (or configured claim) identifying the
 	// consumer; Secret is the HMAC secret or PEM public key.
 	Subject string `json:"subject,omitempty"`
-	Secret  string `json:"secret,omitempty"`
+	Secret  string `json:"secret,omitempty" placeholder:"secret"`
 }
 
 // Certificate is served on the TLS listener to clients whose SNI matches
 // one of SNIs (exact or "*.example.com").
 type Certificate struct {
-	Name string   `json:"name"`
+	Name string   `json:"name" placeholder:"no"`
 	SNIs []string `json:"snis"`
-	Cert string   `json:"cert"` // PEM chain
-	Key  string   `json:"key"`  // PEM private key
+	Cert string   `json:"cert"`                     // PEM chain
+	Key  string   `json:"key" placeholder:"secret"` // PEM private key
 }
 
 // Policy is a named policy with its own configuration, checked by the
 // policy's schema.
 type Policy struct {
-	Name   string         `json:"name"`
+	Name   string         `json:"name" placeholder:"no"`
 	Config map[string]any `json:"config,omitempty"`
 }

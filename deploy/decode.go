@@ -162,7 +162,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.value(item, s.Index(i), index(path, i))
+			d.value(item, s.Index(i), IndexPath(path, i))
 		}
 		v.Set(s)
 	case reflect.Struct:
@@ -196,7 +196,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	d.entries(n, path, func(key string, k, val *yaml.Node) {
-		p := field(path, key)
+		p := FieldPath(path, key)
 		i, ok := fields[key]
 		if !ok {
 			d.fail(k, p, "unknown field")
@@ -226,7 +226,7 @@ func (d *decoder) entries(n *yaml.Node, path string, fn func(key string, k, v *y
 			d.fail(k, path, "keys must be strings, got null")
 			continue
 		}
-		p := field(path, k.Value)
+		p := FieldPath(path, k.Value)
 		if line, dup := first[k.Value]; dup {
 			d.fail(k, p, "duplicate key, first at line %d", line)
 			continue
@@ -240,7 +240,7 @@ func (d *decoder) entries(n *yaml.Node, path string, fn func(key string, k, v *y
 func (d *decoder) mapping(n *yaml.Node, path string) map[string]any {
 	m := make(map[string]any, len(n.Content)/2)
 	d.entries(n, path, func(key string, k, v *yaml.Node) {
-		p := field(path, key)
+		p := FieldPath(path, key)
 		if utf8.RuneCountInString(key) > maxKeyLength {
 			d.fail(k, p, "keys must be at most %d characters", maxKeyLength)
 			return
@@ -262,7 +262,7 @@ func (d *decoder) anyValue(n *yaml.Node, path string) any {
 	case yaml.SequenceNode:
 		list := make([]any, len(n.Content))
 		for i, item := range n.Content {
-			list[i] = d.anyValue(item, index(path, i))
+			list[i] = d.anyValue(item, IndexPath(path, i))
 		}
 		return list
 	}

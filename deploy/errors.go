@@ -58,10 +58,13 @@ func (es Errors) Err() error {
 // plainKey is a map key that needs no quoting in a path.
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// field is the path of a field or map key below path. Keys of policy
+// FieldPath returns the path of the field or map key name below path, as
+// validation errors, decoding errors and diffs write it. Keys of policy
 // configurations can hold any text, so those that would make the path
-// ambiguous are quoted: config["a.b"].
-func field(path, name string) string {
+// ambiguous are quoted: config["a.b"]. It is exported for the packages
+// that walk a configuration themselves (placeholders), so that their paths
+// name fields exactly as validation does.
+func FieldPath(path, name string) string {
 	if !plainKey.MatchString(name) {
 		return path + "[" + strconv.Quote(name) + "]"
 	}
@@ -71,7 +74,7 @@ func field(path, name string) string {
 	return path + "." + name
 }
 
-// index is the path of a list element.
-func index(path string, i int) string {
+// IndexPath returns the path of the list element i below path.
+func IndexPath(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
 }

@@ -80,13 +80,13 @@ func (c *Config) Validate() error {
 	}
 	upstreams := make(map[string]string)
 	for i := range c.Upstreams {
-		p := index("upstreams", i)
+		p := IndexPath("upstreams", i)
 		v.name(upstreams, p, c.Upstreams[i].Name)
 		v.upstream(p, &c.Upstreams[i])
 	}
 	services := make(map[string]string)
 	for i := range c.Services {
-		p := index("services", i)
+		p := IndexPath("services", i)
 		v.name(services, p, c.Services[i].Name)
 		v.service(p, &c.Services[i], upstreams)
 	}
@@ -143,7 +143,7 @@ func (v *validator) service(path string, s *Service, upstreams map[string]string
 		v.errs.Add(path+".routes", "at least one route is required")
 	}
 	for i := range s.Routes {
-		v.route(index(path+".routes", i), &s.Routes[i])
+		v.route(IndexPath(path+".routes", i), &s.Routes[i])
 	}
 	v.policies(path+".policies", s.Policies)
 }
@@ -152,7 +152,7 @@ func (v *validator) route(path string, r *Route) {
 	v.name(v.routeNames, path, r.Name)
 	for i, h := range r.Hosts {
 		if !ValidHost(h) {
-			v.errs.Add(index(path+".hosts", i), hostRule)
+			v.errs.Add(IndexPath(path+".hosts", i), hostRule)
 		}
 	}
 	if len(r.Paths) == 0 {
@@ -165,7 +165,7 @@ func (v *validator) route(path string, r *Route) {
 	for i, s := range r.Paths {
 		pat, err := ParsePath(s)
 		if err != nil {
-			v.errs.Add(index(path+".paths", i), err.Error())
+			v.errs.Add(IndexPath(path+".paths", i), err.Error())
 			continue
 		}
 		patterns[i] = pat
@@ -173,7 +173,7 @@ func (v *validator) route(path string, r *Route) {
 	}
 	v.methods(path, r.Methods)
 	for i, h := range r.Headers {
-		p := index(path+".headers", i) + ".name"
+		p := IndexPath(path+".headers", i) + ".name"
 		switch {
 		case h.Name == "":
 			v.errs.Add(p, "required")
@@ -193,7 +193,7 @@ func (v *validator) route(path string, r *Route) {
 
 func (v *validator) methods(path string, ms []string) {
 	for i, m := range ms {
-		p := index(path+".methods", i)
+		p := IndexPath(path+".methods", i)
 		switch {
 		case !slices.Contains(httpMethods, m):
 			v.errs.Addf(p, "must be one of %s (upper case)", strings.Join(httpMethods, ", "))
@@ -263,7 +263,7 @@ func (v *validator) conflicts(path string, r *Route, patterns map[int]PathPatter
 		}
 		key := base
 		key.path = pat.shape()
-		p := index(path+".paths", i)
+		p := IndexPath(path+".paths", i)
 		other, dup := v.routeKeys[key]
 		switch {
 		case !dup:
@@ -302,7 +302,7 @@ func (v *validator) upstream(path string, u *Upstream) {
 	}
 	addresses := make(map[string]int)
 	for i, t := range u.Targets {
-		p := index(path+".targets", i)
+		p := IndexPath(path+".targets", i)
 		if msg := checkAddress(t.Address); msg != "" {
 			v.errs.Add(p+".address", msg)
 		} else if first, dup := addresses[t.Address]; dup {
@@ -406,7 +406,7 @@ func (v *validator) healthCheck(path string, hc *ActiveHealthCheck) {
 
 func (v *validator) statuses(path string, statuses []int) {
 	for i, s := range statuses {
-		v.intRange(index(path, i), s, 100, 599)
+		v.intRange(IndexPath(path, i), s, 100, 599)
 	}
 }
 
@@ -443,11 +443,11 @@ func (v *validator) consumers(cs []Consumer) {
 	usernames := make(map[string]ownerRef)
 	for i := range cs {
 		c := &cs[i]
-		path := index("consumers", i)
+		path := IndexPath("consumers", i)
 		v.name(names, path, c.Name)
 		for j := range c.Credentials {
 			cred := &c.Credentials[j]
-			p := index(path+".credentials", j)
+			p := IndexPath(path+".credentials", j)
 			want, ok := credentialFields[cred.Type]
 			if !ok {
 				if cred.Type == "" {
@@ -502,13 +502,13 @@ func (v *validator) certificates(certs []Certificate) {
 	snis := make(map[string]ownerRef)
 	for i := range certs {
 		c := &certs[i]
-		path := index("certificates", i)
+		path := IndexPath("certificates", i)
 		v.name(names, path, c.Name)
 		if len(c.SNIs) == 0 {
 			v.errs.Add(path+".snis", "at least one SNI is required")
 		}
 		for j, sni := range c.SNIs {
-			p := index(path+".snis", j)
+			p := IndexPath(path+".snis", j)
 			if !ValidHost(sni) {
 				v.errs.Add(p, hostRule)
 				continue
@@ -573,9 +573,9 @@ func checkChain(b []byte) string {
 func (v *validator) policies(path string, ps []Policy) {
 	seen := make(map[string]int)
 	for i := range ps {
-		p := index(path, i)
+		p := IndexPath(path, i)
 		if first, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
-			v.errs.Addf(p+".name", "policy %q is already set at %s", ps[i].Name, index(path, first))
+			v.errs.Addf(p+".name", "policy %q is already set at %s", ps[i].Name, IndexPath(path, first))
 			continue
 		}
 		seen[ps[i].Name] = i

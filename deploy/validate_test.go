@@ -142,7 +142,7 @@ func TestValidate(t *testing.T) {
 		}, func() []string {
 			var want []string
 			for i := range 11 {
-				want = append(want, index("services[0].routes[0].hosts", i)+": "+hostRule)
+				want = append(want, IndexPath("services[0].routes[0].hosts", i)+": "+hostRule)
 			}
 			return want
 		}()},
