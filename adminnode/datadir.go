@@ -18,6 +18,8 @@ const (
 	CACertFile     = "ca.crt"
 	CAKeyFile      = "ca.key"
 	SigningKeyFile = "signing.key"
+	// SettingsKeyFile seals the environments' secrets (adminnode/seal).
+	SettingsKeyFile = "settings.key"
 
 	// stagingStoreFile is where Init builds the store before linking it to
 	// StoreFile; a leftover one marks an interrupted init.
@@ -26,7 +28,7 @@ const (
 
 // keyFiles are what Init writes before the store; any of them without the
 // store is the trace of an interrupted init.
-var keyFiles = []string{CAKeyFile, CACertFile, SigningKeyFile, stagingStoreFile}
+var keyFiles = []string{CAKeyFile, CACertFile, SigningKeyFile, SettingsKeyFile, stagingStoreFile}
 
 // existing returns which of names exist in dir, in the order given.
 func existing(dir string, names []string) ([]string, error) {

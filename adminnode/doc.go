@@ -16,7 +16,10 @@
 // certificates no node trusts and sign deployments every gateway refuses.
 // The node issues its own HTTPS certificate from the domain CA at start and
 // renews it while it runs, so there is no server certificate to provision
-// or to let expire; clients pin the CA, never that certificate.
+// or to let expire; clients pin the CA, never that certificate. Run also
+// loads settings.key, the key environment secrets are sealed with, making
+// it for a domain that predates it — but never over secrets sealed with a
+// lost one — and brings the built-in roles of an older domain up to date.
 //
 // docs/admin-node.md is the operator's view of both.
 package adminnode

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
@@ -59,8 +60,9 @@ type InitResult struct {
 	Password string
 }
 
-// Init creates a domain in opts.DataDir: its CA, its signing key and its
-// store with the built-in roles and the admin user.
+// Init creates a domain in opts.DataDir: its CA, its signing key, the key
+// its environments' secrets are sealed with and its store with the
+// built-in roles and the admin user.
 //
 // The store is the commit point. The key files are written first, each
 // created exclusively, so that of two concurrent inits one fails there;
@@ -138,6 +140,7 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 		{CAKeyFile, keyPEM, 0o600},
 		{CACertFile, certPEM, 0o644},
 		{SigningKeyFile, signingPEM, 0o600},
+		{SettingsKeyFile, seal.NewKeyFile(), 0o600},
 	} {
 		path := filepath.Join(opts.DataDir, f.name)
 		if err := writeNew(path, f.data, f.mode); err != nil {

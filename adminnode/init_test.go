@@ -66,11 +66,12 @@ func TestInitCreatesDomain(t *testing.T) {
 	}
 
 	modes := map[string]fs.FileMode{
-		".":            fs.ModeDir | 0o700,
-		StoreFile:      0o600,
-		CACertFile:     0o644,
-		CAKeyFile:      0o600,
-		SigningKeyFile: 0o600,
+		".":             fs.ModeDir | 0o700,
+		StoreFile:       0o600,
+		CACertFile:      0o644,
+		CAKeyFile:       0o600,
+		SigningKeyFile:  0o600,
+		SettingsKeyFile: 0o600,
 	}
 	for name, want := range modes {
 		fi, err := os.Stat(filepath.Join(dir, name))
@@ -176,6 +177,7 @@ func TestInitRefusesInterruptedInit(t *testing.T) {
 		{CAKeyFile},
 		{CAKeyFile, CACertFile, SigningKeyFile},
 		{CAKeyFile, CACertFile, SigningKeyFile, stagingStoreFile},
+		{CAKeyFile, CACertFile, SigningKeyFile, SettingsKeyFile, stagingStoreFile},
 	} {
 		t.Run(strings.Join(leftovers, "+"), func(t *testing.T) {
 			dir := t.TempDir()

@@ -98,6 +98,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
+	settingsKey, err := loadSettingsKey(ctx, opts.DataDir, s, logger)
+	if err != nil {
+		return err
+	}
+	if err := syncBuiltInRoles(ctx, s, opts.Now(), logger); err != nil {
+		return err
+	}
 	removeAfter := opts.RemoveAfter
 	if removeAfter <= 0 {
 		removeAfter = -1 // api.Config's "disabled"
@@ -106,6 +113,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		Store:         s,
 		Domain:        domain,
 		SigningKey:    signingKey,
+		SettingsKey:   settingsKey,
 		CA:            root,
 		CAFingerprint: root.Fingerprint(),
 		Logger:        logger.Named("api"),

@@ -120,7 +120,7 @@ password is asked for.`,
 // password reads a password from stdin or the terminal.
 func (a *app) password(fromStdin bool, prompt string) (string, error) {
 	if !fromStdin {
-		return a.readPassword(prompt)
+		return a.prompt(prompt, "password-stdin")
 	}
 	return readLine(bufio.NewReader(a.stdin), "password")
 }
@@ -145,11 +145,11 @@ func (a *app) newPassword(fromStdin bool, prompt string) (string, error) {
 	if fromStdin {
 		return a.password(true, "")
 	}
-	p, err := a.readPassword(prompt)
+	p, err := a.prompt(prompt, "password-stdin")
 	if err != nil {
 		return "", err
 	}
-	again, err := a.readPassword("Again: ")
+	again, err := a.prompt("Again: ", "password-stdin")
 	if err != nil {
 		return "", err
 	}

@@ -31,7 +31,7 @@ type env struct {
 	getenv func(string) string
 	stdin  io.Reader
 	// readPassword prompts on stderr and reads a line without echo; it
-	// fails when stdin is not a terminal.
+	// fails with errNoTerminal when stdin is not a terminal.
 	readPassword func(prompt string) (string, error)
 	now          func() time.Time
 	// loc is the zone times are printed in.
@@ -45,7 +45,7 @@ func processEnv() env {
 		readPassword: func(prompt string) (string, error) {
 			fd := int(os.Stdin.Fd())
 			if !term.IsTerminal(fd) {
-				return "", errors.New("standard input is not a terminal to prompt for a password on: use --password-stdin")
+				return "", errNoTerminal
 			}
 			fmt.Fprint(os.Stderr, prompt)
 			b, err := term.ReadPassword(fd)
@@ -58,6 +58,20 @@ func processEnv() env {
 		now: time.Now,
 		loc: time.Local,
 	}
+}
+
+// errNoTerminal is readPassword's error when standard input is not a
+// terminal; prompt adds the flag that reads standard input instead.
+var errNoTerminal = errors.New("standard input is not a terminal to prompt on")
+
+// prompt reads a line without echo on the terminal (passwords, secrets);
+// without a terminal, its error names flag, the way to pipe the value in.
+func (a *app) prompt(prompt, flag string) (string, error) {
+	s, err := a.readPassword(prompt)
+	if errors.Is(err, errNoTerminal) {
+		return "", fmt.Errorf("%w: use --%s", err, flag)
+	}
+	return s, err
 }
 
 // app holds what the commands share: the environment and the global
@@ -80,6 +94,7 @@ func (a *app) commands() []*cobra.Command {
 		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
 		a.metricsCommand(), a.topCommand(),
+		a.envCommand(), a.trustCommand(), a.domainCommand(),
 	}
 	for _, cmd := range cmds {
 		fs := cmd.PersistentFlags()

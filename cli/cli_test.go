@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ func testEnv(vars map[string]string, stdin string) env {
 		getenv: func(k string) string { return vars[k] },
 		stdin:  strings.NewReader(stdin),
 		readPassword: func(string) (string, error) {
-			return "", errors.New("no terminal in tests")
+			return "", errNoTerminal
 		},
 		now: func() time.Time { return testTime },
 		loc: time.UTC,
@@ -65,6 +64,14 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"config", "apply", "--group", "web"}, `required flag(s) "file" not set`},
 		{[]string{"audit", "--since", "yesterday"}, `--since "yesterday": want an RFC 3339 time`},
 		{[]string{"login", "--ca-cert", "ca.pem", "--ca-fingerprint", "SHA256:00"}, "give --ca-cert or --ca-fingerprint, not both"},
+		{[]string{"env", "set", "prod"}, "nothing to set: give NAME=value arguments or -f FILE"},
+		{[]string{"env", "set", "prod", "A=1", "FOO"}, `"FOO": want NAME=value`},
+		{[]string{"env", "set", "prod", "=1"}, `"=1": want NAME=value`},
+		{[]string{"env", "set", "prod", "-f", "/nonexistent/prod.env"}, "open /nonexistent/prod.env: no such file or directory"},
+		{[]string{"env", "unset", "prod"}, "requires at least 2 arg(s)"},
+		{[]string{"env", "secret", "set", "prod", "A", "hunter2"}, "accepts 2 arg(s), received 3"},
+		{[]string{"trust", "add", "dev"}, `required flag(s) "key" not set`},
+		{[]string{"trust", "add", "dev", "--key", "AAAA"}, `--key: parse public key: must start with "ed25519:"`},
 		{[]string{"group", "list"}, "no admin node address"},
 	}
 	for _, tt := range tests {

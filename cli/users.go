@@ -150,7 +150,7 @@ another user's.`,
 					return err
 				}
 			} else {
-				if current, err = a.readPassword("Current password: "); err != nil {
+				if current, err = a.prompt("Current password: ", "password-stdin"); err != nil {
 					return err
 				}
 				if next, err = a.newPassword(false, "New password: "); err != nil {

@@ -255,7 +255,7 @@ func TestObservedStateSurvivesRestart(t *testing.T) {
 	if err := e.srv.Flush(bg); err != nil {
 		t.Fatal(err)
 	}
-	again, err := New(Config{Store: e.store, Domain: must[store.Domain](t)(e.store.GetDomain(bg)), SigningKey: e.srv.key, CA: e.ca, Now: e.clockNow})
+	again, err := New(Config{Store: e.store, Domain: must[store.Domain](t)(e.store.GetDomain(bg)), SigningKey: e.srv.key, SettingsKey: e.settingsKey, CA: e.ca, Now: e.clockNow})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
@@ -72,7 +73,9 @@ func newBenchAPI(b *testing.B, now func() time.Time, caFP string) *benchAPI {
 		_, err := st.CreateRole(bg, r)
 		benchCheck(b, err)
 	}
-	srv, err := New(Config{Store: st, Domain: dom, SigningKey: key, CAFingerprint: caFP,
+	settingsKey, err := seal.Parse(seal.NewKeyFile())
+	benchCheck(b, err)
+	srv, err := New(Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: settingsKey, CAFingerprint: caFP,
 		PasswordCost: bcrypt.MinCost, Now: now})
 	benchCheck(b, err)
 	return &benchAPI{store: st, srv: srv, path: path}

@@ -7,16 +7,20 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
-// Config is what a Server needs. Store, Domain and SigningKey are
-// required; zero values of the rest take the defaults noted.
+// Config is what a Server needs. Store, Domain, SigningKey and
+// SettingsKey are required; zero values of the rest take the defaults
+// noted.
 type Config struct {
 	Store store.Store
 	// Domain is the store's domain record, read once at start.
 	Domain     store.Domain
 	SigningKey ed25519.PrivateKey
+	// SettingsKey seals the environments' secrets in the store.
+	SettingsKey *seal.Key
 	// CA signs node certificates and verifies node managers' client
 	// certificates; without it the agent API answers 503.
 	CA *ca.CA

@@ -1,7 +1,7 @@
 // Package api is the admin node's HTTP API (/api/v1): authentication,
 // RBAC enforcement, the audit trail of every change, and the handlers for
-// groups, hosts, instances, drafts, deployments, users, roles and tokens
-// over an adminnode/store.Store.
+// groups, hosts, instances, drafts, deployments, users, roles, tokens,
+// environments and trusted domains over an adminnode/store.Store.
 //
 // Routes are declared once, in a table (routes.go), with the permission
 // each needs and how it finds the group that permission is checked on:

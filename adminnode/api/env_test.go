@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
@@ -44,10 +45,12 @@ type env struct {
 	http  *httptest.Server
 	pub   ed25519.PublicKey
 	ca    *ca.CA
-	now   time.Time
-	clock sync.Mutex
-	seq   int
-	admin string // bearer of the admin user
+	// settingsKey seals the environments' secrets.
+	settingsKey *seal.Key
+	now         time.Time
+	clock       sync.Mutex
+	seq         int
+	admin       string // bearer of the admin user
 }
 
 var bg = context.Background()
@@ -78,7 +81,10 @@ func newEnv(t testing.TB) *env {
 	if e.ca, err = ca.New("test", e.now); err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = New(Config{Store: st, Domain: dom, SigningKey: key, CA: e.ca, CAFingerprint: e.ca.Fingerprint(),
+	if e.settingsKey, err = seal.Parse(seal.NewKeyFile()); err != nil {
+		t.Fatal(err)
+	}
+	e.srv, err = New(Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: e.settingsKey, CA: e.ca, CAFingerprint: e.ca.Fingerprint(),
 		PasswordCost: bcrypt.MinCost, Now: e.clockNow})
 	if err != nil {
 		t.Fatal(err)

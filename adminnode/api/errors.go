@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -18,7 +19,7 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string {
-	if e.body.Field != "" {
+	if e.body.Field != "" && !strings.HasPrefix(e.body.Message, e.body.Field+": ") {
 		return e.body.Field + ": " + e.body.Message
 	}
 	return e.body.Message

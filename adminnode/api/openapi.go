@@ -57,7 +57,8 @@ func buildOpenAPI(routes []*route) map[string]any {
 			required := rt.scope == scopeQueryGroup && name == "group"
 			params = append(params, map[string]any{"name": name, "in": "query", "required": required, "schema": map[string]any{"type": "string"}})
 		}
-		if rt.method == http.MethodPut && (strings.HasSuffix(rt.path, "/draft") || strings.HasPrefix(rt.path, "/groups/{group}") && !strings.Contains(rt.path, "/draft")) {
+		if rt.method == http.MethodPut && (strings.HasSuffix(rt.path, "/draft") || strings.HasPrefix(rt.path, "/groups/{group}") && !strings.Contains(rt.path, "/draft") ||
+			rt.path == "/environments/{env}") {
 			params = append(params, map[string]any{"name": "If-Match", "in": "header", "required": strings.HasSuffix(rt.path, "/draft"),
 				"schema": map[string]any{"type": "string"}, "description": "The ETag (version) the change is based on; another version gives 409."})
 		}
@@ -101,7 +102,7 @@ func buildOpenAPI(routes []*route) map[string]any {
 		"info": map[string]any{
 			"title":       "Gatehouse admin API",
 			"version":     "1",
-			"description": "The admin node's API: groups, hosts, instances, drafts, deployments, users, roles, tokens and the audit log.",
+			"description": "The admin node's API: groups, hosts, instances, drafts, deployments, users, roles, tokens, the audit log, environments and trusted domains.",
 		},
 		"paths": paths,
 		"components": map[string]any{

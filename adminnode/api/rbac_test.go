@@ -267,6 +267,47 @@ func fixtures() map[string]fixture {
 		}),
 		"join-token.list": d(rbac.HostRead, get("/join-tokens")),
 
+		"environment.list": d(rbac.EnvironmentRead, get("/environments")),
+		"environment.get": d(rbac.EnvironmentRead, func(e *env, target, user string) call {
+			return call{method: "GET", path: "/environments/" + e.environment(nil)}
+		}),
+		"environment.replace": d(rbac.EnvironmentWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/environments/" + e.name("env"), body: map[string]any{"values": map[string]string{"A": "1"}}}
+		}),
+		"environment.update": d(rbac.EnvironmentWrite, func(e *env, target, user string) call {
+			return call{method: "PATCH", path: "/environments/" + e.name("env"), body: map[string]any{"set": map[string]string{"A": "1"}}}
+		}),
+		"environment.delete": d(rbac.EnvironmentWrite, func(e *env, target, user string) call {
+			return call{method: "DELETE", path: "/environments/" + e.environment(nil)}
+		}),
+		"environment.value.set": d(rbac.EnvironmentWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/environments/" + e.name("env") + "/values/A", body: map[string]string{"value": "1"}}
+		}),
+		"environment.value.unset": d(rbac.EnvironmentWrite, func(e *env, target, user string) call {
+			return call{method: "DELETE", path: "/environments/" + e.environment(map[string]string{"A": "1"}) + "/values/A"}
+		}),
+		"environment.secret.list": d(rbac.EnvironmentRead, func(e *env, target, user string) call {
+			return call{method: "GET", path: "/environments/" + e.environment(nil) + "/secrets"}
+		}),
+		"environment.secret.set": d(rbac.SecretWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/environments/" + e.name("env") + "/secrets/S", body: map[string]string{"value": "s3cret"}}
+		}),
+		"environment.secret.unset": d(rbac.SecretWrite, func(e *env, target, user string) call {
+			name := e.environment(nil)
+			e.secret(name, "S", "s3cret")
+			return call{method: "DELETE", path: "/environments/" + name + "/secrets/S"}
+		}),
+		"trust.list": d(rbac.TrustRead, get("/trusted-domains")),
+		"trust.get": d(rbac.TrustRead, func(e *env, target, user string) call {
+			return call{method: "GET", path: "/trusted-domains/" + e.trusted()}
+		}),
+		"trust.add": d(rbac.TrustWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/trusted-domains/" + e.name("dom"), body: map[string]string{"public_key": e.publicKey()}}
+		}),
+		"trust.remove": d(rbac.TrustWrite, func(e *env, target, user string) call {
+			return call{method: "DELETE", path: "/trusted-domains/" + e.trusted()}
+		}),
+
 		"metrics.query":      g(rbac.MetricsRead, get("/metrics/query?group={group}&since=10m")),
 		"metrics.prometheus": {list: true, make: get("/metrics/prometheus")},
 	}

@@ -219,6 +219,7 @@ func (s *Server) routes() []*route {
 				perm: rbac.DraftWrite, scope: scopeGroup, handle: deleteResource(kind)},
 		)
 	}
+	rs = append(rs, settingsRoutes()...)
 	rs = append(rs, metricsRoutes()...)
 	rs = append(rs, joinTokenRoutes()...)
 	rs = append(rs, agentRoutes()...)

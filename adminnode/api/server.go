@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
@@ -43,6 +44,7 @@ type Server struct {
 	store      store.Store
 	domain     store.Domain
 	key        []byte
+	secretKey  *seal.Key
 	caFP       string
 	ca         *ca.CA
 	nodeTTL    time.Duration
@@ -87,10 +89,14 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.SigningKey) == 0 {
 		return nil, errors.New("new admin API: no signing key")
 	}
+	if cfg.SettingsKey == nil {
+		return nil, errors.New("new admin API: no settings key")
+	}
 	s := &Server{
 		store:         cfg.Store,
 		domain:        cfg.Domain,
 		key:           cfg.SigningKey,
+		secretKey:     cfg.SettingsKey,
 		caFP:          cfg.CAFingerprint,
 		ca:            cfg.CA,
 		nodeTTL:       cfg.NodeCertTTL,

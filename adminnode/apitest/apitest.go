@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
@@ -59,7 +60,10 @@ func AdminNode(t testing.TB) (*httptest.Server, *ca.CA) {
 	check(err)
 	root, err := ca.New("test", time.Now())
 	check(err)
-	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
+	settingsKey, err := seal.Parse(seal.NewKeyFile())
+	check(err)
+	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: settingsKey,
+		CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost})
 	check(err)
 	cert, err := root.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour, time.Now())
 	check(err)

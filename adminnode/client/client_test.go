@@ -206,6 +206,42 @@ func TestRequests(t *testing.T) {
 				body: `{"message":"bad"}`},
 		},
 		{
+			name: "replace an environment at a version",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.ReplaceEnvironment(ctx, "prod", map[string]string{"A": "1"}, 4)
+				return err
+			},
+			want: recorded{method: "PUT", uri: "/api/v1/environments/prod", ifMatch: `"4"`, contentType: "application/json",
+				body: `{"values":{"A":"1"}}`},
+		},
+		{
+			name: "edit an environment",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.EditEnvironment(ctx, "prod", map[string]string{"A": "1"}, []string{"B"})
+				return err
+			},
+			want: recorded{method: "PATCH", uri: "/api/v1/environments/prod", contentType: "application/json",
+				body: `{"set":{"A":"1"},"unset":["B"]}`},
+		},
+		{
+			name: "set a secret",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.SetSecret(ctx, "prod", "DB_PASSWORD", "pw")
+				return err
+			},
+			want: recorded{method: "PUT", uri: "/api/v1/environments/prod/secrets/DB_PASSWORD", contentType: "application/json",
+				body: `{"value":"pw"}`},
+		},
+		{
+			name: "trust a domain",
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.TrustDomain(ctx, "dev", "ed25519:AA==")
+				return err
+			},
+			want: recorded{method: "PUT", uri: "/api/v1/trusted-domains/dev", contentType: "application/json",
+				body: `{"public_key":"ed25519:AA=="}`},
+		},
+		{
 			name: "route of a draft service",
 			call: func(ctx context.Context, c *Client) error { return c.DeleteDraftRoute(ctx, "web", "orders", "list") },
 			want: recorded{method: "DELETE", uri: "/api/v1/groups/web/draft/services/orders/routes/list"},

@@ -16,8 +16,9 @@ import (
 //     metrics) on the groups its scope covers; a domain-level check of
 //     one (g nil, e.g. listing every group's metrics at once) needs a
 //     domain-scoped binding;
-//   - domain-only permissions (host, user, audit) only when its scope is
-//     the domain, whatever group is asked about;
+//   - domain-only permissions (host, user, audit, environment, secret,
+//     trust) only when its scope is the domain, whatever group is asked
+//     about;
 //   - token:self whatever its scope.
 type Authorizer struct {
 	grants []grant

@@ -30,6 +30,17 @@ const (
 	TokenSelf   = "token:self"
 	AuditRead   = "audit:read"
 	MetricsRead = "metrics:read"
+	// EnvironmentRead reads the domain's environments: their values and
+	// the names of their secrets, never a secret's value.
+	EnvironmentRead  = "environment:read"
+	EnvironmentWrite = "environment:write"
+	// SecretWrite sets and unsets the secrets of environments. Nothing
+	// reads them back.
+	SecretWrite = "secret:write"
+	// TrustRead and TrustWrite concern the other domains whose packages
+	// this one accepts.
+	TrustRead  = "trust:read"
+	TrustWrite = "trust:write"
 
 	// Any grants every permission; "resource:*" grants every permission
 	// of one resource.
@@ -41,11 +52,14 @@ var All = []string{
 	AuditRead,
 	DeploymentCreate, DeploymentRead,
 	DraftRead, DraftWrite,
+	EnvironmentRead, EnvironmentWrite,
 	GroupRead, GroupWrite,
 	HostRead, HostWrite,
 	InstanceOperate, InstanceRead, InstanceWrite,
 	MetricsRead,
+	SecretWrite,
 	TokenSelf,
+	TrustRead, TrustWrite,
 	UserAdmin, UserRead,
 }
 
@@ -57,9 +71,10 @@ const (
 	// covers the group grants them.
 	classGroup class = iota + 1
 	// classDomain permissions concern the whole domain (hosts are shared
-	// by groups, users and the audit log span them), so only a
-	// domain-scoped binding grants them; otherwise a binding on one group
-	// would leak into the others.
+	// by groups, users and the audit log span them, environments and
+	// trusted domains are the domain's settings), so only a domain-scoped
+	// binding grants them; otherwise a binding on one group would leak
+	// into the others.
 	classDomain
 	// classSelf permissions concern only the caller, so any binding
 	// grants them: a user bound to one group must still be able to rotate
@@ -68,15 +83,18 @@ const (
 )
 
 var resources = map[string]class{
-	"group":      classGroup,
-	"draft":      classGroup,
-	"deployment": classGroup,
-	"instance":   classGroup,
-	"metrics":    classGroup,
-	"host":       classDomain,
-	"user":       classDomain,
-	"audit":      classDomain,
-	"token":      classSelf,
+	"group":       classGroup,
+	"draft":       classGroup,
+	"deployment":  classGroup,
+	"instance":    classGroup,
+	"metrics":     classGroup,
+	"host":        classDomain,
+	"user":        classDomain,
+	"audit":       classDomain,
+	"environment": classDomain,
+	"secret":      classDomain,
+	"trust":       classDomain,
+	"token":       classSelf,
 }
 
 func classOf(perm string) class {

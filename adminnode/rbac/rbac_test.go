@@ -99,7 +99,9 @@ func TestBuiltInRoleDefinitions(t *testing.T) {
 		}
 	}
 	viewer := New(roles, bind(RoleViewer, store.Scope{Domain: true})).Permissions(nil)
-	if want := append(reads, TokenSelf); !slices.Equal(viewer, want) {
+	want := append(reads, TokenSelf)
+	slices.Sort(want)
+	if !slices.Equal(viewer, want) {
 		t.Errorf("viewer: %v, want %v", viewer, want)
 	}
 
@@ -124,6 +126,11 @@ func TestPermissions(t *testing.T) {
 		{InstanceOperate, true, true},
 		{MetricsRead, true, true},
 		{HostWrite, true, false},
+		{EnvironmentWrite, true, false},
+		{SecretWrite, true, false},
+		{TrustWrite, true, false},
+		{"secret:*", true, false},
+		{"secret:read", false, false},
 		{UserAdmin, true, false},
 		{AuditRead, true, false},
 		{TokenSelf, true, false},

@@ -31,10 +31,21 @@ const (
 //	token:self              x          x        x        x        x
 //	audit:read              x
 //	metrics:read            x          x        x        x        x
+//	environment:read        x          x        x        x        x
+//	environment:write       x                   x
+//	secret:write            x
+//	trust:read              x          x        x                 x
+//	trust:write             x
 //
 // domain-admin holds "*", so it also gets permissions added later. The
 // table assumes a domain-scoped binding: bound to groups, a role grants
-// none of host, user and audit (see Authorizer).
+// none of host, user, audit, environment, secret and trust (see
+// Authorizer).
+//
+// Environment values are infrastructure (upstream addresses, host names)
+// that operators keep; deployers and developers read them to write and
+// promote configurations with placeholders. Secrets and the domains
+// trusted to send packages are as sensitive as users: admins only.
 func BuiltInRoles() []store.Role {
 	return []store.Role{
 		{
@@ -52,16 +63,18 @@ func BuiltInRoles() []store.Role {
 				DraftRead, DraftWrite,
 				DeploymentRead, DeploymentCreate,
 				InstanceRead, MetricsRead, TokenSelf,
+				EnvironmentRead, TrustRead,
 			},
 		},
 		{
 			Name:        RoleOperator,
 			BuiltIn:     true,
-			Description: "Manages and restarts instances; cannot change configuration.",
+			Description: "Manages and restarts instances, keeps environment values; cannot change configuration.",
 			Permissions: []string{
 				GroupRead, DeploymentRead,
 				InstanceRead, InstanceWrite, InstanceOperate,
 				HostRead, MetricsRead, TokenSelf,
+				EnvironmentRead, EnvironmentWrite, TrustRead,
 			},
 		},
 		{
@@ -71,6 +84,7 @@ func BuiltInRoles() []store.Role {
 			Permissions: []string{
 				GroupRead, DraftRead, DraftWrite,
 				DeploymentRead, InstanceRead, MetricsRead, TokenSelf,
+				EnvironmentRead,
 			},
 		},
 		{
@@ -80,6 +94,7 @@ func BuiltInRoles() []store.Role {
 			Permissions: []string{
 				GroupRead, DraftRead, DeploymentRead, InstanceRead,
 				HostRead, MetricsRead, TokenSelf,
+				EnvironmentRead, TrustRead,
 			},
 		},
 	}

@@ -28,9 +28,12 @@ import (
 // name to a JSON InstanceState. Version 3 adds buckets "join_tokens"
 // (ID → JoinToken) and "node_certs" (serial in hex → NodeCert). Version 4
 // adds the domain's traffic: buckets "traffic_10s", "traffic_1m",
-// "traffic_groups" and "traffic_nodes" (laid out in traffic.go). Older
-// files upgrade by gaining the empty buckets.
-const SchemaVersion = 4
+// "traffic_groups" and "traffic_nodes" (laid out in traffic.go). Version 5
+// adds the domain's settings: buckets "environments" (name → JSON
+// Environment), "environment_secrets" (a bucket per environment mapping a
+// secret's name to a JSON Secret) and "trusted_domains" (name → JSON
+// TrustedDomain). Older files upgrade by gaining the empty buckets.
+const SchemaVersion = 5
 
 var (
 	bucketDomain      = []byte("domain")
@@ -51,7 +54,8 @@ var (
 
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
 		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts,
-		bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes}
+		bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes,
+		bucketEnvironments, bucketSecrets, bucketTrusted}
 )
 
 // Bolt is the bbolt implementation of Store.
@@ -83,8 +87,9 @@ func Open(path string) (*Bolt, error) {
 
 func (b *Bolt) upgrade() error {
 	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
-		// Versions 0 (a new file) to 3 lack only buckets (version 3 those of
-		// the traffic); later versions add their steps here.
+		// Versions 0 (a new file) to 4 lack only buckets (version 3 those of
+		// the traffic, version 4 those of the settings); later versions add
+		// their steps here.
 		return boltfile.CreateBuckets(tx, allBuckets...)
 	})
 }

@@ -1,8 +1,10 @@
 // Package store keeps the admin node's state: the domain, its groups,
 // hosts and instances, each group's draft and deployment history, users,
-// roles, role bindings, API tokens, the audit log, and the domain's
-// traffic (traffic.go: 10 s and 1 min points per group, rolled up and
-// pruned by MaintainTraffic, each node manager's batch stored once).
+// roles, role bindings, API tokens, the audit log, the domain's traffic
+// (traffic.go: 10 s and 1 min points per group, rolled up and pruned by
+// MaintainTraffic, each node manager's batch stored once), and its
+// settings (settings.go: environments, their secrets, sealed by the
+// caller, and trusted domains).
 //
 // Store is the interface the admin node programs against; Bolt keeps it in
 // one bbolt file. A PostgreSQL implementation is meant to follow, so the

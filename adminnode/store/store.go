@@ -387,6 +387,31 @@ type Store interface {
 	// ListAudit returns the matching entries, newest (highest Seq) first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 
+	ListEnvironments(ctx context.Context) ([]Environment, error)
+	GetEnvironment(ctx context.Context, name string) (Environment, error)
+	// UpdateEnvironment lets change edit the environment's values in one
+	// transaction, creating the environment when it is missing (change
+	// then sees Version 0); it bumps Version and stamps the update with
+	// by. An error from change is returned as it is, and nothing is
+	// written.
+	UpdateEnvironment(ctx context.Context, name, by string, change func(e *Environment) error) (Environment, error)
+	// DeleteEnvironment deletes the environment with its secrets.
+	DeleteEnvironment(ctx context.Context, name string) error
+	// PutSecret stores s, replacing the secret of the same name, and
+	// creates its environment when missing (leaving the Version of an
+	// existing one: the secrets are not part of what its ETag protects).
+	PutSecret(ctx context.Context, s Secret) (Secret, error)
+	// ListSecrets returns the secrets of env, or of every environment for
+	// "", sorted by environment and name.
+	ListSecrets(ctx context.Context, env string) ([]Secret, error)
+	DeleteSecret(ctx context.Context, env, name string) error
+
+	ListTrustedDomains(ctx context.Context) ([]TrustedDomain, error)
+	GetTrustedDomain(ctx context.Context, name string) (TrustedDomain, error)
+	// PutTrustedDomain creates or replaces the trusted domain d.Name.
+	PutTrustedDomain(ctx context.Context, d TrustedDomain) (TrustedDomain, error)
+	DeleteTrustedDomain(ctx context.Context, name string) error
+
 	// IngestTraffic stores a node manager's batch once: a batch whose Seq
 	// is not above the node's last stored one is acknowledged without
 	// being stored (TrafficIngest.Stored false). Labels beyond lim fold

@@ -347,7 +347,7 @@ func TestUpgradeFromVersion3(t *testing.T) {
 		t.Errorf("query after upgrade: %+v", r.Total)
 	}
 	err = s2.db.View(func(tx *bolt.Tx) error {
-		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != "4" {
+		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != fmt.Sprint(SchemaVersion) {
 			t.Errorf("schema after upgrade %s", v)
 		}
 		return nil

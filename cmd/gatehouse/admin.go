@@ -36,10 +36,11 @@ func adminInitCommand() *cobra.Command {
 		Use:   "init",
 		Short: "Create a domain: its CA, signing key, store and admin user",
 		Long: `Create a domain in --data-dir: the domain CA (ca.crt, ca.key), the key
-deployments are signed with (signing.key) and the store (admin.db) with the
-built-in roles and the user admin, bound to domain-admin. A data dir that
-already holds a domain, or the remains of an interrupted init, is refused:
-init never overwrites anything.
+deployments are signed with (signing.key), the key environment secrets are
+sealed with (settings.key) and the store (admin.db) with the built-in roles
+and the user admin, bound to domain-admin. A data dir that already holds a
+domain, or the remains of an interrupted init, is refused: init never
+overwrites anything.
 
 The admin password is the first line of --password-file; without it, one is
 generated and printed once.`,
