@@ -17,7 +17,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,7 +30,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +40,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
@@ -128,13 +125,13 @@ type bench struct {
 	d         *localdomain.Domain
 	pprofURL  string
 	nodes     []*node
-	hb        *latencies
+	hb        *measure.Latencies
 	watchErrs atomic.Int64
 	answers   [2]atomic.Int64 // blocking query answers: instances, deployment
 }
 
 func run(ctx context.Context, o options) (err error) {
-	if err := raiseFileLimit(2*o.nodes + 512); err != nil {
+	if err := measure.RaiseFileLimit(2*o.nodes + 512); err != nil {
 		return err
 	}
 	d, err := localdomain.New(o.bin, "nodescale", logf)
@@ -142,7 +139,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer func() { d.Close(o.keep || err != nil) }()
-	b := &bench{o: o, d: d, hb: &latencies{}}
+	b := &bench{o: o, d: d, hb: &measure.Latencies{}}
 	if err := b.startAdmin(ctx); err != nil {
 		return err
 	}
@@ -166,7 +163,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer wg.Wait()
 	defer stopNodes()
-	if !sleepCtx(ctx, o.ramp+o.warmup) {
+	if !measure.Sleep(ctx, o.ramp+o.warmup) {
 		return ctx.Err()
 	}
 	logf("measuring for %s", o.window)
@@ -195,24 +192,6 @@ func run(ctx context.Context, o options) (err error) {
 		prof = append(prof, <-fanProf...)
 	}
 	b.report(m, fan, declared, joined, prof)
-	return nil
-}
-
-func raiseFileLimit(want int) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	if lim.Cur >= uint64(want) {
-		return nil
-	}
-	lim.Cur = min(max(uint64(want), 4096), lim.Max)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raise the open files limit to %d: %w", lim.Cur, err)
-	}
-	if lim.Cur < uint64(want) {
-		return fmt.Errorf("open files limit %d (hard) is below the %d needed: raise it (ulimit -Hn) or lower -nodes", lim.Max, want)
-	}
 	return nil
 }
 
@@ -283,7 +262,7 @@ func (b *bench) declare(ctx context.Context) error {
 		}
 	}
 	b.nodes = make([]*node, o.nodes)
-	return parallel(ctx, o.nodes, o.concurrency, func(i int) error {
+	return measure.Parallel(ctx, o.nodes, o.concurrency, func(i int) error {
 		n := &node{i: i, host: fmt.Sprintf("host-%04d", i), instance: fmt.Sprintf("inst-%04d", i), group: groupName(i % o.groups),
 			kick: make(chan struct{}, 1)}
 		jt, err := b.d.API.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: n.host, TTL: "2h"})
@@ -305,59 +284,14 @@ func (b *bench) declare(ctx context.Context) error {
 // without a name, the join token; then its own mutual-TLS client.
 func (b *bench) join(ctx context.Context) error {
 	logf("joining %d nodes", len(b.nodes))
-	anon, err := client.New(client.Config{Address: b.d.AdminURL, CACertPEM: b.d.CAPEM})
-	if err != nil {
-		return err
-	}
-	return parallel(ctx, len(b.nodes), b.o.concurrency, func(i int) error {
+	return measure.Parallel(ctx, len(b.nodes), b.o.concurrency, func(i int) error {
 		n := b.nodes[i]
-		csrPEM, keyPEM, err := ca.NewCSR("")
-		if err != nil {
-			return err
-		}
-		ans, err := anon.Join(ctx, n.token, csrPEM)
-		if err != nil {
+		var err error
+		if n.c, err = b.d.JoinSimulated(ctx, n.token, b.o.wait+b.o.wait/8+30*time.Second); err != nil {
 			return fmt.Errorf("join %s: %w", n.host, err)
 		}
-		cert, err := tls.X509KeyPair([]byte(ans.Certificate), keyPEM)
-		if err != nil {
-			return fmt.Errorf("certificate of %s: %w", n.host, err)
-		}
-		// A client of its own, as each node manager has (client.New makes
-		// a transport per client): its own TLS connection.
-		n.c, err = client.New(client.Config{Address: b.d.AdminURL, CACertPEM: []byte(ans.CA),
-			ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil },
-			Timeout:           b.o.wait + b.o.wait/8 + 30*time.Second})
-		return err
+		return nil
 	})
-}
-
-// parallel runs f(0..n-1) on k goroutines and returns the first error.
-func parallel(ctx context.Context, n, k int, f func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range k {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
 }
 
 // node is one simulated node manager.
@@ -375,7 +309,7 @@ type node struct {
 }
 
 func (n *node) run(ctx context.Context, b *bench) {
-	if b.o.ramp > 0 && !sleepCtx(ctx, mrand.N(b.o.ramp)) {
+	if b.o.ramp > 0 && !measure.Sleep(ctx, mrand.N(b.o.ramp)) {
 		return
 	}
 	var wg sync.WaitGroup
@@ -389,7 +323,7 @@ func (n *node) run(ctx context.Context, b *bench) {
 // new deployment is "applied", as the node manager does after a gateway's
 // report.
 func (n *node) heartbeats(ctx context.Context, b *bench) {
-	if !sleepCtx(ctx, mrand.N(b.o.heartbeat)) {
+	if !measure.Sleep(ctx, mrand.N(b.o.heartbeat)) {
 		return
 	}
 	t := time.NewTimer(0)
@@ -412,7 +346,7 @@ func (n *node) heartbeats(ctx context.Context, b *bench) {
 		if err != nil {
 			n.hbErr.Add(1)
 		} else {
-			b.hb.add(start, time.Since(start))
+			b.hb.Add(start, time.Since(start))
 		}
 		t.Reset(b.o.heartbeat)
 	}
@@ -427,7 +361,7 @@ func (n *node) watchInstances(ctx context.Context, b *bench) {
 		}
 		if err != nil {
 			b.watchErrs.Add(1)
-			sleepCtx(ctx, time.Second+mrand.N(time.Second))
+			measure.Sleep(ctx, time.Second+mrand.N(time.Second))
 			continue
 		}
 		b.answers[0].Add(1)
@@ -449,7 +383,7 @@ func (n *node) watchDeployment(ctx context.Context, b *bench) {
 		}
 		if err != nil {
 			b.watchErrs.Add(1)
-			sleepCtx(ctx, time.Second+mrand.N(time.Second))
+			measure.Sleep(ctx, time.Second+mrand.N(time.Second))
 			continue
 		}
 		b.answers[1].Add(1)
@@ -465,33 +399,6 @@ func (n *node) watchDeployment(ctx context.Context, b *bench) {
 		idx := ans.Index
 		known = &idx
 	}
-}
-
-// latencies collects heartbeat round trips.
-type latencies struct {
-	mu  sync.Mutex
-	at  []time.Time
-	dur []time.Duration
-}
-
-func (l *latencies) add(at time.Time, d time.Duration) {
-	l.mu.Lock()
-	l.at = append(l.at, at)
-	l.dur = append(l.dur, d)
-	l.mu.Unlock()
-}
-
-// between returns the round trips that started in [from, to).
-func (l *latencies) between(from, to time.Time) []time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []time.Duration
-	for i, at := range l.at {
-		if !at.Before(from) && at.Before(to) {
-			out = append(out, l.dur[i])
-		}
-	}
-	return out
 }
 
 // measurement is the steady state over the window.
@@ -527,13 +434,13 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 			return m, errors.New("admin node exited during the measurement")
 		case <-tick.C:
 		}
-		if v, err := procStatus(pid, "VmRSS"); err == nil {
+		if v, err := measure.ProcStatus(pid, "VmRSS"); err == nil {
 			rss = append(rss, v)
 		}
 		if m.established == 0 && time.Now().After(half) {
 			m.established = establishedSockets(pid)
 			m.simConns = establishedSockets(os.Getpid())
-			m.threads = int(must(procStatus(pid, "Threads")))
+			m.threads = int(must(measure.ProcStatus(pid, "Threads")))
 		}
 	}
 	cpu1, self1, t1 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
@@ -544,8 +451,8 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 		m.rssMean += v / float64(len(rss))
 		m.rssMax = max(m.rssMax, v)
 	}
-	m.hwm, _ = procStatus(pid, "VmHWM")
-	m.hb = b.hb.between(t0, t1)
+	m.hwm, _ = measure.ProcStatus(pid, "VmHWM")
+	m.hb = b.hb.Between(t0, t1)
 	m.hbPerSec = float64(len(m.hb)) / m.window.Seconds()
 	m.hbErrs = b.hbErrs() - hbErr0
 	m.watchErrs = b.watchErrs.Load() - watch0
@@ -583,7 +490,7 @@ type fan struct {
 func (b *bench) fanOut(ctx context.Context) ([]fan, error) {
 	var out []fan
 	for _, groups := range [][]string{{groupName(0)}, allGroups(b.o.groups)} {
-		if !sleepCtx(ctx, 3*time.Second) {
+		if !measure.Sleep(ctx, 3*time.Second) {
 			return nil, ctx.Err()
 		}
 		f, err := b.fanOutOnce(ctx, groups)
@@ -624,7 +531,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		}
 		drafts[g] = nd.Version
 	}
-	if !sleepCtx(ctx, 2*time.Second) {
+	if !measure.Sleep(ctx, 2*time.Second) {
 		return f, ctx.Err()
 	}
 	cpu0 := measure.ProcCPU(pid)
@@ -662,7 +569,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		if f.missing == 0 {
 			break
 		}
-		if !sleepCtx(ctx, 5*time.Millisecond) {
+		if !measure.Sleep(ctx, 5*time.Millisecond) {
 			return f, ctx.Err()
 		}
 	}
@@ -687,10 +594,10 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		if f.instAnswered == len(b.nodes) || time.Since(t0) > f.last+2*time.Second {
 			break
 		}
-		sleepCtx(ctx, 10*time.Millisecond)
+		measure.Sleep(ctx, 10*time.Millisecond)
 	}
 	f.statusAll = <-statusDone
-	if !sleepCtx(ctx, time.Second) {
+	if !measure.Sleep(ctx, time.Second) {
 		return f, ctx.Err()
 	}
 	f.cpu = (measure.ProcCPU(pid) - cpu0).Seconds()
@@ -869,34 +776,6 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-// procStatus reads a field of /proc/<pid>/status: kB fields in MiB, others
-// as they are.
-func procStatus(pid int, field string) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(data)) {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || name != field {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			break
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, err
-		}
-		if len(f) > 1 && f[1] == "kB" {
-			v /= 1024
-		}
-		return v, nil
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
 func must(v float64, _ error) float64 { return v }
 
 // establishedSockets counts the process's TCP sockets in state
@@ -932,15 +811,4 @@ func establishedSockets(pid int) int {
 		f.Close()
 	}
 	return n
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

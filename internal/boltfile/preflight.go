@@ -79,6 +79,25 @@ func Preflight(path string) error {
 	if size == 0 {
 		return nil
 	}
+	m, err := newestMeta(f)
+	if err != nil {
+		return fmt.Errorf("not a bbolt file: %w", err)
+	}
+	if m.pageSize < 512 || m.pageSize > 1<<20 || m.pageSize&(m.pageSize-1) != 0 {
+		return fmt.Errorf("bad page size %d", m.pageSize)
+	}
+	if int64(m.pgid)*int64(m.pageSize) > size || m.pgid < 4 {
+		return fmt.Errorf("file holds %d bytes but its pages reach %d: cut short", size, int64(m.pgid)*int64(m.pageSize))
+	}
+	if m.root >= m.pgid || (m.freelist != noFreelist && m.freelist >= m.pgid) {
+		return errors.New("meta page points past the last page")
+	}
+	return nil
+}
+
+// newestMeta reads both meta pages of f and returns the valid one of the
+// latest transaction: bbolt writes them in turn, so one may be torn.
+func newestMeta(f *os.File) (boltMeta, error) {
 	buf := make([]byte, pageHeaderSize+metaSize)
 	var metas []boltMeta
 	var firstErr error
@@ -102,20 +121,11 @@ func Preflight(path string) error {
 		if firstErr == nil {
 			firstErr = errors.New("no meta page")
 		}
-		return fmt.Errorf("not a bbolt file: %w", firstErr)
+		return boltMeta{}, firstErr
 	}
 	m := metas[0]
 	if len(metas) == 2 && metas[1].txid > m.txid {
 		m = metas[1]
 	}
-	if m.pageSize < 512 || m.pageSize > 1<<20 || m.pageSize&(m.pageSize-1) != 0 {
-		return fmt.Errorf("bad page size %d", m.pageSize)
-	}
-	if int64(m.pgid)*int64(m.pageSize) > size || m.pgid < 4 {
-		return fmt.Errorf("file holds %d bytes but its pages reach %d: cut short", size, int64(m.pgid)*int64(m.pageSize))
-	}
-	if m.root >= m.pgid || (m.freelist != noFreelist && m.freelist >= m.pgid) {
-		return errors.New("meta page points past the last page")
-	}
-	return nil
+	return m, nil
 }

@@ -2,6 +2,7 @@ package localdomain
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 )
@@ -44,10 +46,12 @@ type Domain struct {
 	// API is logged in as the domain's first administrator.
 	API *client.Client
 
-	logf  func(format string, args ...any)
-	admin *Proc
-	procs []*Proc
-	hosts []*Host
+	logf      func(format string, args ...any)
+	adminAddr string
+	anon      *client.Client
+	admin     *Proc
+	procs     []*Proc
+	hosts     []*Host
 }
 
 // New checks the binary and makes the work dir; name goes into the work
@@ -87,35 +91,77 @@ func (d *Domain) StartAdmin(ctx context.Context, domain string) error {
 		"--password-file", pwFile).CombinedOutput(); err != nil {
 		return fmt.Errorf("admin init (%s): %w\n%s", d.Bin, err, out)
 	}
-	cmd := exec.Command(d.Bin, "admin", "run", "--data-dir", d.AdminDir, "--listen", addr)
-	if d.RunAdmin != nil {
-		cmd = d.RunAdmin(d.AdminDir, addr)
-	}
-	if d.admin, err = d.start("admin", cmd); err != nil {
-		return err
-	}
-	d.logf("admin node pid %d on %s: %s", d.admin.Pid(), addr, strings.Join(cmd.Args, " "))
+	d.adminAddr = addr
 	d.AdminURL = "https://" + addr
 	d.CAFile = filepath.Join(d.AdminDir, caCertFile)
 	if d.CAPEM, err = os.ReadFile(d.CAFile); err != nil {
 		return err
 	}
-	anon, err := client.New(client.Config{Address: d.AdminURL, CACertPEM: d.CAPEM})
-	if err != nil {
+	if d.anon, err = client.New(client.Config{Address: d.AdminURL, CACertPEM: d.CAPEM}); err != nil {
 		return err
 	}
-	if err := d.admin.WaitUntil(ctx, 20*time.Second, "admin node health", func() bool {
-		_, err := anon.Health(ctx)
-		return err == nil
-	}); err != nil {
+	if err := d.runAdmin(ctx); err != nil {
 		return err
 	}
-	login, err := anon.Login(ctx, adminUser, password)
+	login, err := d.anon.Login(ctx, adminUser, password)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	d.API, err = client.New(client.Config{Address: d.AdminURL, CACertPEM: d.CAPEM, Token: login.Token})
 	return err
+}
+
+// runAdmin starts the admin node on the domain's data dir and address and
+// waits until it is healthy.
+func (d *Domain) runAdmin(ctx context.Context) error {
+	cmd := exec.Command(d.Bin, "admin", "run", "--data-dir", d.AdminDir, "--listen", d.adminAddr)
+	if d.RunAdmin != nil {
+		cmd = d.RunAdmin(d.AdminDir, d.adminAddr)
+	}
+	var err error
+	if d.admin, err = d.start("admin", cmd); err != nil {
+		return err
+	}
+	d.logf("admin node pid %d on %s: %s", d.admin.Pid(), d.adminAddr, strings.Join(cmd.Args, " "))
+	// Opening the store walks every page of it: a large one takes a while.
+	return d.admin.WaitUntil(ctx, 2*time.Minute, "admin node health", func() bool {
+		_, err := d.anon.Health(ctx)
+		return err == nil
+	})
+}
+
+// RestartAdmin stops the admin node, calls between, and starts it again
+// on the same data dir and address: its store is one process's at a
+// time, so a benchmark that reads or fills it directly does so in
+// between. The administrator's token is in the store and stays valid.
+func (d *Domain) RestartAdmin(ctx context.Context, between func() error) error {
+	d.admin.Stop()
+	if err := between(); err != nil {
+		return err
+	}
+	return d.runAdmin(ctx)
+}
+
+// JoinSimulated joins a simulated node manager as gatehouse node join
+// does (its own P-256 key, a CSR without a name, the join token of its
+// host) and returns its mutual-TLS client, whose requests timeout bounds.
+// client.New makes a transport per client: each simulated node has its
+// own connection, as each node manager has.
+func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.Duration) (*client.Client, error) {
+	csrPEM, keyPEM, err := ca.NewCSR("")
+	if err != nil {
+		return nil, err
+	}
+	ans, err := d.anon.Join(ctx, token, csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair([]byte(ans.Certificate), keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("issued certificate: %w", err)
+	}
+	return client.New(client.Config{Address: d.AdminURL, CACertPEM: []byte(ans.CA),
+		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }, Timeout: timeout})
 }
 
 // JoinHost joins a host called name to the domain with node join; its

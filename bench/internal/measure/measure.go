@@ -1,6 +1,8 @@
 // Package measure holds what the benchmark programs under bench/ all
-// need: CPU time and load of processes from /proc, polling until a
-// condition holds, percentiles, free loopback ports.
+// need: CPU time, memory and load of processes from /proc, polling until
+// a condition holds, round trips and their percentiles, free loopback
+// ports, and what a simulator of many nodes needs (the open files limit,
+// setup calls in parallel).
 package measure
 
 import (
@@ -38,6 +40,55 @@ func ProcCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// ProcStatus reads a field of /proc/<pid>/status: kB fields in MiB, others
+// as they are.
+func ProcStatus(pid int, field string) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || name != field {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, err
+		}
+		if len(f) > 1 && f[1] == "kB" {
+			v /= 1024
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// RaiseFileLimit raises this process's open files limit to want, up to
+// the hard limit, and fails when that is not enough: a simulator holds a
+// connection per simulated node.
+func RaiseFileLimit(want int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= uint64(want) {
+		return nil
+	}
+	lim.Cur = min(max(uint64(want), 4096), lim.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise the open files limit to %d: %w", lim.Cur, err)
+	}
+	if lim.Cur < uint64(want) {
+		return fmt.Errorf("open files limit %d (hard) is below the %d needed: raise it (ulimit -Hn) or lower -nodes", lim.Max, want)
+	}
+	return nil
 }
 
 // SelfCPU is the user and system CPU time this process has used, 0 when
