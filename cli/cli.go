@@ -95,6 +95,7 @@ func (a *app) commands() []*cobra.Command {
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
 		a.metricsCommand(), a.topCommand(),
 		a.envCommand(), a.trustCommand(), a.domainCommand(),
+		a.exportCommand(), a.importCommand(), a.promoteCommand(),
 	}
 	for _, cmd := range cmds {
 		fs := cmd.PersistentFlags()

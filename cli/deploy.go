@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -84,7 +85,10 @@ func (a *app) deploymentTable(w io.Writer, ds []apitypes.Deployment) {
 }
 
 func (a *app) diffCommand() *cobra.Command {
-	var group string
+	var (
+		group  string
+		remote domainPair
+	)
 	cmd := &cobra.Command{
 		Use:   "diff --group G [FROM [TO]]",
 		Short: "Show what changed between deployments, or what deploying the draft would change",
@@ -96,14 +100,26 @@ func (a *app) diffCommand() *cobra.Command {
                                       what has changed since FROM
   gatehouse diff --group G FROM TO    deployment FROM → deployment TO
 
+With --from and --to, two admin nodes (two domains) are compared instead:
+the current deployments of the group of that name in each, as written
+(placeholders unresolved), to spot drift between environments.
+
 FROM and TO are deployment numbers or "latest". The table has one row per
 added or removed resource and one per changed field of a changed resource,
 values in JSON, cut to 60 characters (-o json has them whole). Secrets show
 as "(redacted)" and certificate chains as "(changed)".`,
 		Example: `  gatehouse diff --group web
-  gatehouse diff --group web 3 5`,
+  gatehouse diff --group web 3 5
+  gatehouse diff --group web --from https://admin.dev:8443 --from-token "$DEV_TOKEN" \
+    --to https://admin.prod:8443 --to-token "$PROD_TOKEN"`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if remote.from != "" || remote.to != "" {
+				if len(args) > 0 {
+					return errors.New("--from and --to compare current deployments: give no deployment numbers")
+				}
+				return a.domainDiff(cmd, group, remote)
+			}
 			for _, n := range args {
 				if _, err := strconv.ParseUint(n, 10, 64); err != nil && n != client.Latest {
 					return fmt.Errorf("deployment %q: want a number or %q", n, client.Latest)
@@ -129,7 +145,9 @@ as "(redacted)" and certificate chains as "(changed)".`,
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "group to compare the configurations of")
+	remote.flags(cmd, "compared with --to")
 	_ = cmd.MarkFlagRequired("group")
+	cmd.MarkFlagsRequiredTogether("from", "to")
 	return cmd
 }
 

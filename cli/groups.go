@@ -79,6 +79,7 @@ func (a *app) printGroup(cmd *cobra.Command, g apitypes.Group) error {
 			"Type", g.Type,
 			"Labels", labels(g.Labels),
 			"Description", g.Description,
+			"Environment", g.Environment,
 			"Created", a.when(g.CreatedAt),
 			"Updated", a.when(g.UpdatedAt),
 			"Version", number(g.Version))
@@ -138,15 +139,19 @@ func (a *app) groupUpdateCommand() *cobra.Command {
 	var (
 		set, remove []string
 		description string
+		environment string
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
-		Short: "Change a group's labels or description",
-		Long: `Change a group's labels or description; what no flag mentions is kept. The
+		Short: "Change a group's labels, description or environment",
+		Long: `Change a group's labels, description or environment (whose values and
+secrets resolve the placeholders of its deployments; "" for none); what no
+flag mentions is kept. The
 group is read and written back at the version read, so that an edit made
 by someone else in between is refused rather than undone.`,
-		Example: `  gatehouse group update web --label env=prod --remove-label canary --description "public API"`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  gatehouse group update web --label env=prod --remove-label canary --description "public API"
+  gatehouse group update web --environment prod`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			add, err := parseLabels("label", set)
 			if err != nil {
@@ -172,6 +177,9 @@ by someone else in between is refused rather than undone.`,
 			if cmd.Flags().Changed("description") {
 				g.Description = description
 			}
+			if cmd.Flags().Changed("environment") {
+				g.Environment = environment
+			}
 			g, err = c.UpdateGroup(cmd.Context(), g, g.Version)
 			if client.IsStatus(err, http.StatusConflict) {
 				return fmt.Errorf("group %s changed while it was being updated; run the command again: %w", args[0], err)
@@ -185,6 +193,7 @@ by someone else in between is refused rather than undone.`,
 	cmd.Flags().StringArrayVar(&set, "label", nil, "add or change label k=v (repeatable)")
 	cmd.Flags().StringArrayVar(&remove, "remove-label", nil, "remove the label with this key (repeatable)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")
+	cmd.Flags().StringVar(&environment, "environment", "", `environment resolving the group's placeholders ("" for none)`)
 	return cmd
 }
 

@@ -19,6 +19,7 @@ func deploymentOut(d store.Deployment) apitypes.Deployment {
 	return apitypes.Deployment{
 		Group: d.Group, Number: d.Number, Checksum: d.Checksum, Author: d.Author, Message: d.Message,
 		CreatedAt: d.CreatedAt, RollbackOf: d.RollbackOf, Signature: base64.StdEncoding.EncodeToString(d.Signature),
+		Source: (*apitypes.DeploymentSource)(d.Source),
 	}
 }
 
@@ -47,9 +48,11 @@ func optionalJSON(q *request, v any) error {
 	return decodeJSONBytes(data, v)
 }
 
-// deploy freezes the draft into the next deployment: validated, encoded
-// canonically, checksummed and signed, in the store's transaction, so that
-// numbers have no gaps and what is stored is exactly what was validated.
+// deploy freezes the draft into the next deployment: its placeholders
+// resolved with the group's environment, validated, encoded canonically,
+// checksummed and signed, in the store's transaction, so that numbers have
+// no gaps and what is stored is exactly what was validated. The draft as
+// written is kept beside it, for exports.
 func (s *Server) deploy(q *request) (any, error) {
 	var in apitypes.DeployRequest
 	if err := optionalJSON(q, &in); err != nil {
@@ -68,8 +71,16 @@ func (s *Server) deploy(q *request) (any, error) {
 	if version == 0 {
 		return nil, conflict("group %q has no draft to deploy: write one first (PUT /groups/%s/draft)", group, group)
 	}
+	st, err := s.settingsOf(q.ctx, q.group.Environment)
+	if err != nil {
+		return nil, err
+	}
 	dep, err := s.store.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
-		return s.sign(group, number, &d.Config, q.who.user, in.Message)
+		resolved, err := resolve(&d.Config, st)
+		if err != nil {
+			return store.Deployment{}, err
+		}
+		return s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
 	})
 	if err != nil {
 		return nil, err
@@ -120,11 +131,22 @@ func (s *Server) getDeployment(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := deploymentOut(d)
 	cfg, err := decodeDeployment(d)
 	if err != nil {
 		return nil, err
 	}
-	out := deploymentOut(d)
+	if len(d.Template) > 0 {
+		if cfg, err = hideResolvedSecrets(d.Config, d.Template); err != nil {
+			return nil, fmt.Errorf("redact deployment %d of group %q: %w", d.Number, d.Group, err)
+		}
+		tmpl, err := template(d)
+		if err != nil {
+			return nil, err
+		}
+		t := redact(*tmpl)
+		out.Template = &t
+	}
 	red := redact(*cfg)
 	out.Config = &red
 	return out, nil
@@ -172,7 +194,11 @@ func (s *Server) rollback(q *request) (any, error) {
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		return s.sign(group, number, cfg, q.who.user, in.Message)
+		// The configuration gateways ran is redeployed as it was, not
+		// resolved again with today's settings; its template goes with it.
+		d, err := s.sign(group, number, cfg, q.who.user, in.Message)
+		d.Template = src.Template
+		return d, err
 	})
 	if err != nil {
 		return nil, err

@@ -81,7 +81,25 @@ func (s *Server) validateDraft(q *request) (any, error) {
 			return nil, err
 		}
 	}
-	return validation(cfg), nil
+	// What is validated is what a deployment would be: the placeholders
+	// resolved with the group's environment.
+	st, err := s.settingsOf(q.ctx, q.group.Environment)
+	if err != nil {
+		return nil, err
+	}
+	resolved, err := resolve(cfg, st)
+	if err != nil {
+		e, internal := asAPIError(err)
+		if internal || e.status != http.StatusUnprocessableEntity {
+			return nil, err
+		}
+		errs := e.body.Errors
+		if len(errs) == 0 {
+			errs = []apitypes.FieldError{{Message: e.body.Message}}
+		}
+		return apitypes.Validation{Errors: errs}, nil
+	}
+	return validation(resolved), nil
 }
 
 func validation(cfg *deploy.Config) apitypes.Validation {

@@ -47,7 +47,7 @@ func checkLabels(field string, labels map[string]string) error {
 
 func groupOut(g store.Group) apitypes.Group {
 	return apitypes.Group{Name: g.Name, Type: g.Type, Labels: g.Labels, Description: g.Description,
-		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Version: g.Version}
+		Environment: g.Environment, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Version: g.Version}
 }
 
 func checkGroup(g apitypes.Group) error {
@@ -56,6 +56,11 @@ func checkGroup(g apitypes.Group) error {
 	}
 	if g.Type != "" && g.Type != store.GroupTypeGateway {
 		return badRequest("type", "type %q: the only group type is %q", g.Type, store.GroupTypeGateway)
+	}
+	if g.Environment != "" {
+		if err := checkName("environment", g.Environment); err != nil {
+			return err
+		}
 	}
 	return checkLabels("labels", g.Labels)
 }
@@ -91,7 +96,7 @@ func (s *Server) createGroup(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, GossipKeys: [][]byte{key}}
+	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, Environment: in.Environment, GossipKeys: [][]byte{key}}
 	// The permission is checked on the group as it will be, so that a
 	// binding on env=dev cannot create a group labelled env=prod.
 	if err := q.need(rbac.GroupWrite, &g); err != nil {
@@ -126,7 +131,7 @@ func (s *Server) updateGroup(q *request) (any, error) {
 	if err := checkGroup(in); err != nil {
 		return nil, err
 	}
-	next := store.Group{Name: cur.Name, Type: in.Type, Labels: in.Labels, Description: in.Description}
+	next := store.Group{Name: cur.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, Environment: in.Environment}
 	if next.Type == "" {
 		next.Type = cur.Type
 	}

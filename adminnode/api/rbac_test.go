@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/promotion"
 )
 
 // call is one request of the matrix.
@@ -64,6 +66,26 @@ func (e *env) deployed(group string) {
 	must[store.Deployment](e.t)(e.store.Freeze(bg, group, d.Version, func(d store.Draft, n uint64) (store.Deployment, error) {
 		return e.srv.sign(group, n, &d.Config, "admin", "")
 	}))
+}
+
+// exportable makes a group labelled like target with a deployment that
+// holds no secret in clear, which an export would refuse.
+func (e *env) exportable(target string) string {
+	e.t.Helper()
+	name := e.freshGroup(target)
+	e.addToDraft(name, func(c *deploy.Config) { c.Consumers, c.Certificates = nil, nil })
+	e.deployed(name)
+	return name
+}
+
+// pkg is the package of group's latest deployment, exported by the
+// domain itself.
+func (e *env) pkg(group string) []byte {
+	e.t.Helper()
+	d := must[store.Deployment](e.t)(e.store.LatestDeployment(bg, group))
+	cfg := must[*deploy.Config](e.t)(template(d))
+	return must[[]byte](e.t)(promotion.Export(promotion.Source{Domain: e.srv.domain.Name, Group: group, Deployment: d.Number,
+		Author: d.Author, CreatedAt: d.CreatedAt, Config: cfg}, ed25519.PrivateKey(e.srv.key)))
 }
 
 // addToDraft edits a group's draft directly.
@@ -219,6 +241,13 @@ func fixtures() map[string]fixture {
 		"deployment.list": g(rbac.DeploymentRead, get("/groups/{group}/deployments")),
 		"deployment.get":  g(rbac.DeploymentRead, get("/groups/{group}/deployments/latest")),
 		"deployment.diff": g(rbac.DeploymentRead, get("/groups/{group}/deployments/1/diff/latest")),
+		"deployment.export": g(rbac.DeploymentRead, func(e *env, target, user string) call {
+			name := e.exportable(target)
+			return call{method: "GET", path: "/groups/" + name + "/deployments/latest/package"}
+		}),
+		"deployment.import": g(rbac.DeploymentCreate, func(e *env, target, user string) call {
+			return call{method: "POST", path: "/groups/" + target + "/import?dry_run=true", body: e.pkg(e.exportable(target))}
+		}),
 		"deployment.rollback": g(rbac.DeploymentCreate, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/groups/" + target + "/deployments/1/rollback", body: map[string]string{}}
 		}),

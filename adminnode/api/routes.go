@@ -170,6 +170,10 @@ func (s *Server) routes() []*route {
 			perm: rbac.DeploymentRead, scope: scopeGroup, out: apitypes.Deployment{}, handle: (*Server).getDeployment},
 		{method: "GET", path: "/groups/{group}/deployments/{from}/diff/{to}", action: "deployment.diff", summary: "What changed from one deployment to another, resource by resource",
 			perm: rbac.DeploymentRead, scope: scopeGroup, out: apitypes.Diff{}, handle: (*Server).diffDeployments},
+		{method: "GET", path: "/groups/{group}/deployments/{number}/package", action: "deployment.export", summary: "The deployment's configuration as written, placeholders unresolved, as a signed package file (.ghpkg)",
+			perm: rbac.DeploymentRead, scope: scopeGroup, produces: packageMediaType, handle: (*Server).exportPackage},
+		{method: "POST", path: "/groups/{group}/import", action: "deployment.import", summary: "Open a package, resolve it with an environment, validate it and show the diff; unless a dry run, write it as the draft and deploy it", status: http.StatusOK,
+			perm: rbac.DeploymentCreate, scope: scopeGroup, query: []string{"env", "dry_run"}, out: apitypes.Import{}, handle: (*Server).importPackage},
 		{method: "POST", path: "/groups/{group}/deployments/{number}/rollback", action: "deployment.rollback", summary: "Deploy an earlier deployment's configuration as the next number", status: http.StatusCreated,
 			perm: rbac.DeploymentCreate, scope: scopeGroup, in: apitypes.RollbackRequest{}, out: apitypes.Deployment{}, handle: (*Server).rollback},
 

@@ -137,9 +137,11 @@ type Group struct {
 	Type        string            `json:"type,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Description string            `json:"description,omitempty"`
-	CreatedAt   time.Time         `json:"created_at,omitzero"`
-	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
-	Version     uint64            `json:"version,omitempty"`
+	// Environment resolves the placeholders of the group's deployments.
+	Environment string    `json:"environment,omitempty"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+	Version     uint64    `json:"version,omitempty"`
 }
 
 // GroupSummary is the body of GET /groups/{group}/summary.
@@ -278,15 +280,38 @@ type RollbackRequest struct {
 // Deployment is a frozen, signed configuration of a group. Config (with
 // secrets redacted) is set only by GET of one deployment.
 type Deployment struct {
-	Group      string         `json:"group"`
-	Number     uint64         `json:"number"`
-	Checksum   string         `json:"checksum"`
-	Author     string         `json:"author"`
-	Message    string         `json:"message,omitempty"`
-	CreatedAt  time.Time      `json:"created_at"`
-	RollbackOf uint64         `json:"rollback_of,omitempty"`
-	Signature  string         `json:"signature"`
-	Config     *deploy.Config `json:"config,omitempty"`
+	Group      string    `json:"group"`
+	Number     uint64    `json:"number"`
+	Checksum   string    `json:"checksum"`
+	Author     string    `json:"author"`
+	Message    string    `json:"message,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	RollbackOf uint64    `json:"rollback_of,omitempty"`
+	Signature  string    `json:"signature"`
+	// Config is the configuration gateways run, Template the one as
+	// written, with its placeholders (absent when it had none); both
+	// with secrets redacted.
+	Config   *deploy.Config    `json:"config,omitempty"`
+	Template *deploy.Config    `json:"template,omitempty"`
+	Source   *DeploymentSource `json:"source,omitempty"`
+}
+
+// DeploymentSource is the deployment an imported package came from.
+type DeploymentSource struct {
+	Domain     string `json:"domain"`
+	Group      string `json:"group"`
+	Deployment uint64 `json:"deployment"`
+	Checksum   string `json:"checksum"`
+}
+
+// Import is the answer of POST /groups/{group}/import: what deploying the
+// package changes and, unless it was a dry run, the deployment made.
+type Import struct {
+	DryRun     bool             `json:"dry_run"`
+	Source     DeploymentSource `json:"source"`
+	Checksum   string           `json:"checksum"`
+	Diff       Diff             `json:"diff"`
+	Deployment *Deployment      `json:"deployment,omitempty"`
 }
 
 // Diff is what changed from one configuration to another, resource by

@@ -222,6 +222,13 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, newAPIError(resp)
 	}
+	if raw, ok := out.(*[]byte); ok {
+		// An answer that is a file (a package) is kept byte for byte.
+		if *raw, err = io.ReadAll(resp.Body); err != nil {
+			return nil, fmt.Errorf("read answer to %s %s: %w", r.method, req.URL.EscapedPath(), err)
+		}
+		return resp.Header, nil
+	}
 	if out != nil {
 		err := json.NewDecoder(resp.Body).Decode(out)
 		if err != nil && !errors.Is(err, io.EOF) { // EOF: an empty body, as of 204

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -48,5 +49,27 @@ func (c *Client) Rollback(ctx context.Context, group string, number uint64, mess
 	path := segments("groups", group, "deployments", strconv.FormatUint(number, 10), "rollback")
 	var out apitypes.Deployment
 	err := c.send(ctx, http.MethodPost, path, apitypes.RollbackRequest{Message: message}, &out)
+	return out, err
+}
+
+// ExportPackage returns the package file (.ghpkg) of a deployment of the
+// group, a number or Latest, byte for byte.
+func (c *Client) ExportPackage(ctx context.Context, group, number string) ([]byte, error) {
+	var out []byte
+	err := c.get(ctx, segments("groups", group, "deployments", number, "package"), nil, &out)
+	return out, err
+}
+
+// Import opens package pkg in the group's domain, resolves it with
+// environment env ("" for the group's own) and answers the diff against
+// the group's current deployment; unless dryRun, it deploys it.
+func (c *Client) Import(ctx context.Context, group string, pkg []byte, env string, dryRun bool) (apitypes.Import, error) {
+	var out apitypes.Import
+	q := url.Values{"dry_run": {strconv.FormatBool(dryRun)}}
+	if env != "" {
+		q.Set("env", env)
+	}
+	r := request{method: http.MethodPost, path: segments("groups", group, "import"), query: q, body: pkg, contentType: "application/json"}
+	_, err := c.do(ctx, r, &out)
 	return out, err
 }

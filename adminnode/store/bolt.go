@@ -329,6 +329,7 @@ func (b *Bolt) UpdateGroup(ctx context.Context, g Group, expectedVersion uint64)
 		}
 		cur.Labels = g.Labels
 		cur.Description = g.Description
+		cur.Environment = g.Environment
 		cur.UpdatedAt = now()
 		cur.Version++
 		return nil

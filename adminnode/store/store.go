@@ -42,8 +42,11 @@ type Group struct {
 	Type        string            `json:"type"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Description string            `json:"description,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
+	// Environment names the domain's environment whose values and secrets
+	// resolve the placeholders of the group's deployments; "" for none.
+	Environment string    `json:"environment,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Version is bumped by every update, so that it can serve as an ETag.
 	Version uint64 `json:"version"`
 	// GossipKeys encrypt the gossip of the group's gateways; the first is
@@ -162,6 +165,22 @@ type Deployment struct {
 	// RollbackOf is the number of the earlier deployment this one
 	// redeploys, or 0.
 	RollbackOf uint64 `json:"rollback_of,omitempty"`
+	// Template is the canonical encoding of the configuration as written,
+	// placeholders unresolved, when it differs from Config (which holds
+	// their values, secrets included): what an export packages. Empty
+	// when the configuration had no placeholders.
+	Template []byte `json:"template,omitempty"`
+	// Source is the package this deployment was imported from, or nil.
+	Source *DeploymentSource `json:"source,omitempty"`
+}
+
+// DeploymentSource names the deployment of another (or the same) domain
+// that an imported package was exported from.
+type DeploymentSource struct {
+	Domain     string `json:"domain"`
+	Group      string `json:"group"`
+	Deployment uint64 `json:"deployment"`
+	Checksum   string `json:"checksum"`
 }
 
 // User is an administrator. PasswordHash is opaque to the store.

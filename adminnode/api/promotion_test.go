@@ -1,0 +1,72 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// A secret placeholder fills fields redact does not know, such as a
+// policy's password: GET of a deployment must hide those too.
+func TestHideResolvedSecrets(t *testing.T) {
+	tmpl := `{"global_policies":[{"name":"rate-limit","config":{"redis":{"password":"${secret:REDIS}","address":"${REDIS_HOST}"}}}],` +
+		`"upstreams":[{"name":"u","targets":[{"address":"${HOST}:80"}]}]}`
+	resolved := `{"global_policies":[{"name":"rate-limit","config":{"redis":{"password":"s3cret-value","address":"10.0.0.9:6379"}}}],` +
+		`"upstreams":[{"name":"u","targets":[{"address":"10.0.0.1:80"}]}]}`
+	cfg, err := hideResolvedSecrets([]byte(resolved), []byte(tmpl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cfg.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	if strings.Contains(out, "s3cret-value") || !strings.Contains(out, deploy.Redacted) {
+		t.Errorf("secret not hidden: %s", out)
+	}
+	if !strings.Contains(out, "10.0.0.9:6379") || !strings.Contains(out, "10.0.0.1:80") {
+		t.Errorf("settings hidden too: %s", out)
+	}
+}
+
+// Deploying resolves the draft with the group's environment: without one,
+// or with names missing, one 422 lists every field; with them, the
+// deployment runs the values and keeps the draft as its template.
+func TestDeployResolvesPlaceholders(t *testing.T) {
+	e := newEnv(t)
+	e.group("g", nil)
+	e.addToDraft("g", func(c *deploy.Config) {
+		c.Upstreams[0].Targets[0].Address = "${HOST}:80"
+		c.Consumers = []deploy.Consumer{{Name: "app", Credentials: []deploy.Credential{{Type: "key", Key: "${secret:KEY}"}}}}
+	})
+	var fail apitypes.ErrorBody
+	e.do(e.admin, "POST", "/groups/g/deployments", map[string]string{}).expect(t, http.StatusUnprocessableEntity, "deploy without an environment").decode(t, &fail)
+	if len(fail.Error.Errors) != 2 || fail.Error.Errors[0].Field != "upstreams[0].targets[0].address" || fail.Error.Errors[1].Field != "consumers[0].credentials[0].key" {
+		t.Errorf("errors %+v, want the address and the key", fail.Error.Errors)
+	}
+	must[store.Environment](t)(e.store.UpdateEnvironment(bg, "prod", "admin", func(env *store.Environment) error {
+		env.Values = map[string]string{"HOST": "10.0.0.7"}
+		return nil
+	}))
+	must[store.Secret](t)(e.store.PutSecret(bg, store.Secret{Environment: "prod", Name: "KEY", Sealed: e.srv.secretKey.Seal("prod", "KEY", []byte("k-secret-1")), SetBy: "admin"}))
+	e.do(e.admin, "PUT", "/groups/g", apitypes.Group{Environment: "prod"}).expect(t, http.StatusOK, "set the environment")
+	var dep apitypes.Deployment
+	e.do(e.admin, "POST", "/groups/g/deployments", map[string]string{}).expect(t, http.StatusCreated, "deploy").decode(t, &dep)
+	r := e.do(e.admin, "GET", "/groups/g/deployments/latest", nil).expect(t, http.StatusOK, "get")
+	if strings.Contains(string(r.body), "k-secret-1") {
+		t.Errorf("GET of the deployment shows the secret: %s", r.body)
+	}
+	r.decode(t, &dep)
+	if dep.Config.Upstreams[0].Targets[0].Address != "10.0.0.7:80" || dep.Template == nil || dep.Template.Upstreams[0].Targets[0].Address != "${HOST}:80" {
+		t.Errorf("config %+v, template %+v", dep.Config.Upstreams, dep.Template)
+	}
+	stored := must[store.Deployment](t)(e.store.LatestDeployment(bg, "g"))
+	if !strings.Contains(string(stored.Config), "k-secret-1") {
+		t.Errorf("the signed configuration does not hold the resolved secret")
+	}
+}
