@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 // promoteSecrets are the consumer keys of the two domains: they must never
@@ -41,6 +42,7 @@ consumers:
 // promoteDomain is one admin node, its own domain, with a logged-in CLI.
 type promoteDomain struct {
 	name, url, caFile, token string
+	fingerprint              string
 	cli                      *adminCLI
 	api                      *adminAPI
 	node                     *proc
@@ -63,7 +65,7 @@ func newPromoteDomain(t *testing.T, tr *transcript, name string) *promoteDomain 
 	p.waitFor(t, 10*time.Second, "admin node ready", func() bool {
 		return strings.Contains(p.out.String(), "admin node ready")
 	})
-	d := &promoteDomain{name: name, url: "https://" + addr, caFile: filepath.Join(dir, "ca.crt"), cli: cli, node: p}
+	d := &promoteDomain{name: name, url: "https://" + addr, caFile: filepath.Join(dir, "ca.crt"), fingerprint: f[1], cli: cli, node: p}
 	cli.ok(t, m[1]+"\n", "login", "--addr", d.url, "--ca-fingerprint", f[1], "--user", "admin", "--password-stdin")
 	_, _, d.token, _ = cli.saved(t)
 	d.api = newAdminAPI(t, d.url, d.caFile, d.token)
@@ -89,6 +91,42 @@ func (d *promoteDomain) deployment(t *testing.T, group, n string) (apitypes.Depl
 		t.Fatal(err)
 	}
 	return dep, string(body)
+}
+
+// runGateway joins a node manager to the domain as host h1, declares one
+// instance of group there and runs the node manager; it returns the
+// instance's traffic address.
+func (d *promoteDomain) runGateway(t *testing.T, group string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "node")
+	pids := &gatewayPids{pids: map[int]bool{}, nodeDir: dir}
+	t.Cleanup(pids.killAll)
+	tok := strings.TrimSpace(d.cli.ok(t, "", "token", "create", "--host", "h1"))
+	d.cli.ok(t, "", "node", "join", "--admin", d.url, "--token", tok, "--ca-fingerprint", d.fingerprint, "--data-dir", dir)
+	listen := freeAddr(t)
+	d.cli.ok(t, "", "instance", "create", "gw-1", "--group", group, "--host", "h1",
+		"--listen", listen, "--status-listen", freeAddr(t), "--gossip-listen", freeGossipAddr(t))
+	nodeAddr := freeAddr(t)
+	p := start(t, "node", "run", "--data-dir", dir, "--listen", nodeAddr, "--heartbeat", "1s", "--wait", "5s",
+		"--drain-timeout", "5s", "--log-level", "debug")
+	p.waitFor(t, 10*time.Second, "node manager ready", func() bool {
+		return strings.Contains(p.out.String(), "node manager ready")
+	})
+	// The gateway's pid, for the cleanup, once the node manager runs it.
+	until(t, "the gateway started", func() (bool, string) {
+		resp, err := http.Get("http://" + nodeAddr + localapi.PathInstances)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var list localapi.InstanceList
+		if json.NewDecoder(resp.Body).Decode(&list) != nil || len(list.Instances) == 0 || list.Instances[0].PID == 0 {
+			return false, "no pid yet"
+		}
+		pids.add(list.Instances[0].PID)
+		return true, ""
+	})
+	return listen
 }
 
 func TestPromotion(t *testing.T) {
@@ -171,7 +209,11 @@ func TestPromotion(t *testing.T) {
 	if ds := prod.deployments(t, "payments"); len(ds) != 0 {
 		t.Errorf("a refused import deployed: %+v", ds)
 	}
-	prod.cli.ok(t, "", "env", "set", "prod", "UPSTREAM=127.0.0.1:9002")
+	// prod's gateway: a node manager joined to prod, one instance of the
+	// group, and prod's own upstream.
+	prodUp := startUpstream(t, "prod-orders", nil)
+	gwListen := prod.runGateway(t, "payments")
+	prod.cli.ok(t, "", "env", "set", "prod", "UPSTREAM="+prodUp.addr)
 	prod.cli.ok(t, prodAPIKey+"\n", "env", "secret", "set", "prod", "API_KEY", "--value-stdin")
 
 	// A dry run changes nothing.
@@ -208,9 +250,19 @@ func TestPromotion(t *testing.T) {
 		t.Errorf("promote said:\n%s", out)
 	}
 	prodDep, prodBody := prod.deployment(t, "payments", "1")
-	if got := prodDep.Config.Upstreams[0].Targets[0].Address; got != "127.0.0.1:9002" {
-		t.Errorf("prod deployment: upstream %q, want prod's 127.0.0.1:9002", got)
+	if got := prodDep.Config.Upstreams[0].Targets[0].Address; got != prodUp.addr {
+		t.Errorf("prod deployment: upstream %q, want prod's %s", got, prodUp.addr)
 	}
+	// prod's gateway serves the promoted configuration with prod's upstream.
+	until(t, "prod's gateway serving the promotion", func() (bool, string) {
+		resp, err := noKeepAlive.Get("http://" + gwListen + "/orders")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200 && resp.Header.Get("X-Upstream") == "prod-orders",
+			resp.Status + " from " + resp.Header.Get("X-Upstream")
+	})
 	if s := prodDep.Source; s == nil || s.Domain != "dev" || s.Group != "payments" || s.Deployment != 1 || !strings.HasPrefix(s.Checksum, "sha256:") {
 		t.Errorf("prod deployment: source %+v", prodDep.Source)
 	}
