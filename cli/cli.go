@@ -102,7 +102,10 @@ func (a *app) commands() []*cobra.Command {
 		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
 		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
 		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
-		fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+		// A command whose output is a file (export) has its own -o.
+		if cmd.Flags().Lookup("output") == nil {
+			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+		}
 		// Checked before the command runs, so that a typo in -o does
 		// not come to light after a deployment was made.
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {

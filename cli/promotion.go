@@ -22,16 +22,16 @@ func (a *app) exportCommand() *cobra.Command {
 		group, deployment, file string
 	)
 	cmd := &cobra.Command{
-		Use:   "export --group G --deployment N [-f FILE]",
+		Use:   "export --group G --deployment N [-o FILE]",
 		Short: "Write a deployment's configuration to a signed package file",
 		Long: `Write the configuration of a deployment as it was written, placeholders
 unresolved, to a package file signed by this domain (docs/promotion.md), for
-"gatehouse import" in another domain. The file is GROUP-N.ghpkg unless -f
+"gatehouse import" in another domain. The file is GROUP-N.ghpkg unless -o
 names another ("-" for standard output). A deployment whose secret fields
 hold anything but a ${secret:NAME} placeholder is refused: a package never
 carries a secret in clear.`,
 		Example: `  gatehouse export --group payments --deployment 7
-  gatehouse export --group payments --deployment latest -f payments.ghpkg`,
+  gatehouse export --group payments --deployment latest -o payments.ghpkg`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDeploymentRef(deployment); err != nil {
@@ -61,7 +61,7 @@ carries a secret in clear.`,
 	}
 	cmd.Flags().StringVar(&group, "group", "", "group of the deployment")
 	cmd.Flags().StringVar(&deployment, "deployment", "", `deployment number, or "latest"`)
-	cmd.Flags().StringVarP(&file, "file", "f", "", `file to write (default GROUP-N.ghpkg; "-" for standard output)`)
+	cmd.Flags().StringVarP(&file, "output", "o", "", `file to write (default GROUP-N.ghpkg; "-" for standard output)`)
 	_ = cmd.MarkFlagRequired("group")
 	_ = cmd.MarkFlagRequired("deployment")
 	return cmd

@@ -165,7 +165,7 @@ func TestPromotion(t *testing.T) {
 
 	// The package: no secret, and dev's key.
 	pkgFile := filepath.Join(work, "payments-1.ghpkg")
-	dev.cli.ok(t, "", "export", "--group", "payments", "--deployment", "1", "-f", pkgFile)
+	dev.cli.ok(t, "", "export", "--group", "payments", "--deployment", "1", "-o", pkgFile)
 	pkg, err := os.ReadFile(pkgFile)
 	if err != nil {
 		t.Fatal(err)
