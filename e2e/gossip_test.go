@@ -177,11 +177,7 @@ func freeGossipAddr(t *testing.T) string {
 			continue
 		}
 		u.Close()
-		handedOutMu.Lock()
-		dup := handedOut[addr]
-		handedOut[addr] = true
-		handedOutMu.Unlock()
-		if !dup {
+		if handOut(addr) {
 			return addr
 		}
 	}

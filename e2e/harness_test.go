@@ -52,11 +52,7 @@ func freeAddr(t *testing.T) string {
 		}
 		addr := l.Addr().String()
 		l.Close()
-		handedOutMu.Lock()
-		dup := handedOut[addr]
-		handedOut[addr] = true
-		handedOutMu.Unlock()
-		if !dup {
+		if handOut(addr) {
 			return addr
 		}
 	}
@@ -68,6 +64,17 @@ var (
 	handedOutMu sync.Mutex
 	handedOut   = map[string]bool{}
 )
+
+// handOut records addr as given to a test; false if it was already.
+func handOut(addr string) bool {
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	if handedOut[addr] {
+		return false
+	}
+	handedOut[addr] = true
+	return true
+}
 
 // deadAddr returns a loopback address that refuses connections for the whole
 // test: its port is bound but never listened on, so no other listener of a
