@@ -141,6 +141,44 @@ func settingName(q *request) (string, error) {
 	return q.vars["name"], errs.err()
 }
 
+// settingPath is the path's environment and value or secret name, checked,
+// with the audit target naming the setting under kind ("values",
+// "secrets").
+func settingPath(q *request, kind string) (env, name string, err error) {
+	if env, err = envName(q); err != nil {
+		return "", "", err
+	}
+	if name, err = settingName(q); err != nil {
+		return "", "", err
+	}
+	q.auditTarget += "/" + kind + "/" + name
+	return env, name, nil
+}
+
+// settingBody decodes the request's body and checks it with check, which
+// adds the errors of what it holds.
+func settingBody[T any](q *request, check func(in *T, errs *settingErrors)) (T, error) {
+	var in T
+	if err := decodeJSON(q, &in); err != nil {
+		return in, err
+	}
+	var errs settingErrors
+	check(&in, &errs)
+	return in, errs.err()
+}
+
+// envBody is the path's environment, checked, and the request's body as
+// settingBody decodes and checks it.
+func envBody[T any](q *request, check func(in *T, errs *settingErrors)) (string, T, error) {
+	var in T
+	name, err := envName(q)
+	if err != nil {
+		return "", in, err
+	}
+	in, err = settingBody(q, check)
+	return name, in, err
+}
+
 func (s *Server) secretOut(sec store.Secret) apitypes.Secret {
 	_, err := s.secretKey.Open(sec.Environment, sec.Name, sec.Sealed)
 	return apitypes.Secret{Name: sec.Name, SetAt: sec.SetAt, SetBy: sec.SetBy, Unreadable: err != nil}
@@ -229,11 +267,14 @@ func valueChanges(before, after map[string]string) string {
 
 // editEnvironment applies edit to the environment's values in one store
 // transaction, creating the environment when missing unless edit refuses,
-// notes the change for the audit entry and answers the environment.
+// with a map of values ready for edit to set, notes the change for the audit entry and answers the environment.
 func (s *Server) editEnvironment(q *request, name string, edit func(e *store.Environment) error) (any, error) {
 	var detail string
 	e, err := s.store.UpdateEnvironment(q.ctx, name, q.who.user, func(e *store.Environment) error {
 		before := maps.Clone(e.Values)
+		if e.Values == nil {
+			e.Values = map[string]string{}
+		}
 		if err := edit(e); err != nil {
 			return err
 		}
@@ -248,17 +289,10 @@ func (s *Server) editEnvironment(q *request, name string, edit func(e *store.Env
 }
 
 func (s *Server) replaceEnvironment(q *request) (any, error) {
-	name, err := envName(q)
+	name, in, err := envBody(q, func(in *apitypes.EnvironmentValues, errs *settingErrors) {
+		errs.checkValues("values", in.Values)
+	})
 	if err != nil {
-		return nil, err
-	}
-	var in apitypes.EnvironmentValues
-	if err := decodeJSON(q, &in); err != nil {
-		return nil, err
-	}
-	var errs settingErrors
-	errs.checkValues("values", in.Values)
-	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	// If-Match is optional: without it the values are replaced whatever
@@ -278,35 +312,26 @@ func (s *Server) replaceEnvironment(q *request) (any, error) {
 }
 
 func (s *Server) updateEnvironment(q *request) (any, error) {
-	name, err := envName(q)
+	name, in, err := envBody(q, func(in *apitypes.EnvironmentEdit, errs *settingErrors) {
+		errs.checkValues("set", in.Set)
+		for i, n := range in.Unset {
+			f := fmt.Sprintf("unset[%d]", i)
+			errs.checkName(f, n)
+			if _, ok := in.Set[n]; ok {
+				errs.add(f, "%s is also in set", n)
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	var in apitypes.EnvironmentEdit
-	if err := decodeJSON(q, &in); err != nil {
-		return nil, err
-	}
+	// An empty edit has no errors of its own above.
 	if len(in.Set) == 0 && len(in.Unset) == 0 {
 		return nil, badRequest("", "nothing to change: give names to set or unset")
-	}
-	var errs settingErrors
-	errs.checkValues("set", in.Set)
-	for i, n := range in.Unset {
-		f := fmt.Sprintf("unset[%d]", i)
-		errs.checkName(f, n)
-		if _, ok := in.Set[n]; ok {
-			errs.add(f, "%s is also in set", n)
-		}
-	}
-	if err := errs.err(); err != nil {
-		return nil, err
 	}
 	return s.editEnvironment(q, name, func(e *store.Environment) error {
 		if err := mustHave(e, in.Unset); err != nil {
 			return err
-		}
-		if e.Values == nil {
-			e.Values = map[string]string{}
 		}
 		maps.Copy(e.Values, in.Set)
 		for _, n := range in.Unset {
@@ -336,43 +361,27 @@ func mustHave(e *store.Environment, names []string) error {
 }
 
 func (s *Server) setValue(q *request) (any, error) {
-	env, err := envName(q)
+	env, name, err := settingPath(q, "values")
 	if err != nil {
 		return nil, err
 	}
-	name, err := settingName(q)
+	in, err := settingBody(q, func(in *apitypes.SettingValue, errs *settingErrors) {
+		errs.checkValue("value", in.Value)
+	})
 	if err != nil {
-		return nil, err
-	}
-	q.auditTarget += "/values/" + name
-	var in apitypes.SettingValue
-	if err := decodeJSON(q, &in); err != nil {
-		return nil, err
-	}
-	var errs settingErrors
-	errs.checkValue("value", in.Value)
-	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return s.editEnvironment(q, env, func(e *store.Environment) error {
-		if e.Values == nil {
-			e.Values = map[string]string{}
-		}
 		e.Values[name] = in.Value
 		return nil
 	})
 }
 
 func (s *Server) unsetValue(q *request) (any, error) {
-	env, err := envName(q)
+	env, name, err := settingPath(q, "values")
 	if err != nil {
 		return nil, err
 	}
-	name, err := settingName(q)
-	if err != nil {
-		return nil, err
-	}
-	q.auditTarget += "/values/" + name
 	_, err = s.editEnvironment(q, env, func(e *store.Environment) error {
 		if err := mustHave(e, []string{name}); err != nil {
 			return err
@@ -449,15 +458,10 @@ func secretBody(q *request) (string, error) {
 }
 
 func (s *Server) setSecret(q *request) (any, error) {
-	env, err := envName(q)
+	env, name, err := settingPath(q, "secrets")
 	if err != nil {
 		return nil, err
 	}
-	name, err := settingName(q)
-	if err != nil {
-		return nil, err
-	}
-	q.auditTarget += "/secrets/" + name
 	value, err := secretBody(q)
 	if err != nil {
 		return nil, err
@@ -471,16 +475,18 @@ func (s *Server) setSecret(q *request) (any, error) {
 }
 
 func (s *Server) unsetSecret(q *request) (any, error) {
-	env, err := envName(q)
+	env, name, err := settingPath(q, "secrets")
 	if err != nil {
 		return nil, err
 	}
-	name, err := settingName(q)
-	if err != nil {
-		return nil, err
-	}
-	q.auditTarget += "/secrets/" + name
 	return nil, s.store.DeleteSecret(q.ctx, env, name)
+}
+
+// trustedName is the path's trusted domain, named in the audit target.
+func trustedName(q *request) string {
+	name := q.vars["name"]
+	q.auditTarget = "trusted-domain/" + name
+	return name
 }
 
 func trustedOut(d store.TrustedDomain) apitypes.TrustedDomain {
@@ -512,8 +518,7 @@ func (s *Server) getTrusted(q *request) (any, error) {
 // is refused: its own key is the one it signs with, and another key under
 // its name would let someone else's packages pass for its own.
 func (s *Server) putTrusted(q *request) (any, error) {
-	name := q.vars["name"]
-	q.auditTarget = "trusted-domain/" + name
+	name := trustedName(q)
 	if !domainNameRE.MatchString(name) {
 		return nil, badRequest("name", "name %q: must be a domain name, 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
 	}
@@ -548,7 +553,5 @@ func (s *Server) putTrusted(q *request) (any, error) {
 }
 
 func (s *Server) deleteTrusted(q *request) (any, error) {
-	name := q.vars["name"]
-	q.auditTarget = "trusted-domain/" + name
-	return nil, s.store.DeleteTrustedDomain(q.ctx, name)
+	return nil, s.store.DeleteTrustedDomain(q.ctx, trustedName(q))
 }

@@ -176,27 +176,7 @@ func TestUpgradeFromVersion4(t *testing.T) {
 	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
 	must[User](t)(s.CreateUser(ctx, User{Name: "ann"}))
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, bk := range [][]byte{bucketEnvironments, bucketSecrets, bucketTrusted} {
-			if err := tx.DeleteBucket(bk); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte("4"))
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenAtSchema(t, path, "4", bucketEnvironments, bucketSecrets, bucketTrusted)
 	if _, err := s2.GetGroup(ctx, "edge"); err != nil {
 		t.Errorf("group after upgrade: %v", err)
 	}
@@ -206,7 +186,7 @@ func TestUpgradeFromVersion4(t *testing.T) {
 	must[Environment](t)(s2.UpdateEnvironment(ctx, "prod", "ann", setValues(map[string]string{"A": "1"})))
 	must[Secret](t)(s2.PutSecret(ctx, Secret{Environment: "prod", Name: "S", Sealed: []byte("x")}))
 	must[TrustedDomain](t)(s2.PutTrustedDomain(ctx, TrustedDomain{Name: "dev", PublicKey: []byte("k")}))
-	err = s2.db.View(func(tx *bolt.Tx) error {
+	err := s2.db.View(func(tx *bolt.Tx) error {
 		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != "5" {
 			t.Errorf("schema after upgrade %s", v)
 		}

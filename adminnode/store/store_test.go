@@ -600,6 +600,35 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
+// reopenAtSchema makes the closed store file at path one of an older
+// schema version, without the buckets that version did not have, and
+// opens it again, closing it when the test ends.
+func reopenAtSchema(t *testing.T, path, version string, drop ...[]byte) *Bolt {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, bk := range drop {
+			if err := tx.DeleteBucket(bk); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte(version))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // A version 1 file (no instance states) upgrades in place and keeps its
 // records.
 func TestUpgradeFromVersion1(t *testing.T) {
@@ -608,25 +637,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
 	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1"}))
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketStates); err != nil {
-			return err
-		}
-		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte("1"))
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenAtSchema(t, path, "1", bucketStates)
 	if err := s2.PutInstanceState(ctx, InstanceState{Instance: "i1", LastHeartbeat: time.Now()}); err != nil {
 		t.Fatalf("heartbeat after upgrade: %v", err)
 	}

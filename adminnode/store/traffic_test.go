@@ -319,34 +319,14 @@ func TestUpgradeFromVersion3(t *testing.T) {
 	s, path := open(t)
 	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, bk := range [][]byte{bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes} {
-			if err := tx.DeleteBucket(bk); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(boltfile.MetaBucket).Put(boltfile.SchemaKey, []byte("3"))
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenAtSchema(t, path, "3", bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes)
 	if got := ingest(t, s2, batch("h1", 1, t0, series("r", "", "2xx", 3, 0)), t0); !got.Stored {
 		t.Fatalf("ingest after upgrade: %+v", got)
 	}
 	if r := query(t, s2, TrafficQuery{From: t0, To: t0.Add(time.Minute), Step: TrafficFine, Resolution: TrafficFine}); r.Total.Requests != 3 {
 		t.Errorf("query after upgrade: %+v", r.Total)
 	}
-	err = s2.db.View(func(tx *bolt.Tx) error {
+	err := s2.db.View(func(tx *bolt.Tx) error {
 		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != fmt.Sprint(SchemaVersion) {
 			t.Errorf("schema after upgrade %s", v)
 		}
