@@ -17,7 +17,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -403,9 +402,7 @@ func (n *node) watchDeployment(ctx context.Context, b *bench) {
 
 // measurement is the steady state over the window.
 type measurement struct {
-	window                time.Duration
-	cpu, simCPU           float64 // fraction of one core
-	rssMean, rssMax, hwm  float64 // MiB
+	measure.Usage
 	hb                    []time.Duration
 	hbErrs, watchErrs     int64
 	answers               [2]int64
@@ -421,39 +418,20 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 	m := measurement{loadBefore: measure.LoadAvg()}
 	hbErr0, watch0 := b.hbErrs(), b.watchErrs.Load()
 	ans0 := [2]int64{b.answers[0].Load(), b.answers[1].Load()}
-	cpu0, self0, t0 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
-	var rss []float64
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	half := t0.Add(b.o.window / 2)
-	for time.Since(t0) < b.o.window {
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-b.d.Admin().Done():
-			return m, errors.New("admin node exited during the measurement")
-		case <-tick.C:
-		}
-		if v, err := measure.ProcStatus(pid, "VmRSS"); err == nil {
-			rss = append(rss, v)
-		}
+	half := time.Now().Add(b.o.window / 2)
+	var err error
+	m.Usage, err = measure.Watch(ctx, pid, "admin node", b.d.Admin().Done(), b.o.window, func() {
 		if m.established == 0 && time.Now().After(half) {
 			m.established = establishedSockets(pid)
 			m.simConns = establishedSockets(os.Getpid())
 			m.threads = int(must(measure.ProcStatus(pid, "Threads")))
 		}
+	})
+	if err != nil {
+		return m, err
 	}
-	cpu1, self1, t1 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
-	m.window = t1.Sub(t0)
-	m.cpu = float64(cpu1-cpu0) / float64(m.window)
-	m.simCPU = float64(self1-self0) / float64(m.window)
-	for _, v := range rss {
-		m.rssMean += v / float64(len(rss))
-		m.rssMax = max(m.rssMax, v)
-	}
-	m.hwm, _ = measure.ProcStatus(pid, "VmHWM")
-	m.hb = b.hb.Between(t0, t1)
-	m.hbPerSec = float64(len(m.hb)) / m.window.Seconds()
+	m.hb = b.hb.Between(m.Start, m.End)
+	m.hbPerSec = float64(len(m.hb)) / m.Window.Seconds()
 	m.hbErrs = b.hbErrs() - hbErr0
 	m.watchErrs = b.watchErrs.Load() - watch0
 	m.answers = [2]int64{b.answers[0].Load() - ans0[0], b.answers[1].Load() - ans0[1]}
@@ -729,21 +707,21 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 		declared.Seconds(), o.nodes, joined.Seconds(), o.ramp, o.warmup)
 	fmt.Printf("  load average %s before the window, %s after (%d CPUs)\n", m.loadBefore, m.loadAfter, runtime.NumCPU())
 	fmt.Println()
-	fmt.Printf("  steady state over %.0f s:\n", m.window.Seconds())
-	fmt.Printf("    admin CPU          %6.1f %% of one core     (target <= 25 %%: %s)\n", 100*m.cpu, verdict(m.cpu <= 0.25))
+	fmt.Printf("  steady state over %.0f s:\n", m.Window.Seconds())
+	fmt.Printf("    admin CPU          %6.1f %% of one core     (target <= 25 %%: %s)\n", 100*m.CPU, verdict(m.CPU <= 0.25))
 	fmt.Printf("    admin RSS          %6.1f MiB mean, %.1f MiB max in the window; peak VmHWM %.1f MiB since start (target <= 300 MB = %.0f MiB: %s)\n",
-		m.rssMean, m.rssMax, m.hwm, 300e6/(1<<20), verdict(m.rssMax*(1<<20) <= 300e6))
+		m.RSSMean, m.RSSMax, m.HWM, 300e6/(1<<20), verdict(m.RSSMax*(1<<20) <= 300e6))
 	fmt.Printf("    heartbeats         %6.1f /s handled (%d in the window, %d failed); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		m.hbPerSec, len(m.hb), m.hbErrs, measure.MS(measure.Percentile(m.hb, 50)), measure.MS(measure.Percentile(m.hb, 99)), measure.MS(measure.Percentile(m.hb, 100)))
 	fmt.Printf("    blocking queries   %6.1f /s answered (instances %d, deployment %d in the window; %d failed)\n",
-		float64(m.answers[0]+m.answers[1])/m.window.Seconds(), m.answers[0], m.answers[1], m.watchErrs)
+		float64(m.answers[0]+m.answers[1])/m.Window.Seconds(), m.answers[0], m.answers[1], m.watchErrs)
 	extra := ""
 	if m.goroutines != "" {
 		extra = ", " + m.goroutines + " goroutines"
 	}
 	fmt.Printf("    connections        %d ESTABLISHED TCP sockets held by the admin node (%d on the simulator's side); %d threads%s\n",
 		m.established, m.simConns, m.threads, extra)
-	fmt.Printf("    simulator          %6.1f %% of one core (shares the machine with the admin node)\n", 100*m.simCPU)
+	fmt.Printf("    simulator          %6.1f %% of one core (shares the machine with the admin node)\n", 100*m.SelfCPU)
 	fmt.Println()
 	fmt.Println("  fan-out (a deployment answers every blocking query on its group; t0 = before the POST):")
 	for _, f := range fans {

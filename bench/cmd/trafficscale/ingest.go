@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -222,14 +221,13 @@ func (n *node) send(ctx context.Context, b *ingest, batch traffic.Batch) bool {
 
 // ingestMeasurement is the window's.
 type ingestMeasurement struct {
-	window                        time.Duration
-	cpu, simCPU                   float64 // fraction of one core
-	rssMean, rssMax, anonMax, hwm float64 // MiB
-	batches, series, errs         int64
-	acks                          []time.Duration
-	use0, use1                    boltfile.Usage
-	file0, file1                  int64
-	loadBefore, loadAfter         string
+	measure.Usage
+	anonMax               float64 // MiB
+	batches, series, errs int64
+	acks                  []time.Duration
+	use0, use1            boltfile.Usage
+	file0, file1          int64
+	loadBefore, loadAfter string
 }
 
 func (b *ingest) measure(ctx context.Context) (ingestMeasurement, error) {
@@ -242,40 +240,20 @@ func (b *ingest) measure(ctx context.Context) (ingestMeasurement, error) {
 	}
 	m.file0 = fileSize(path)
 	batches0, series0, errs0 := b.batches.Load(), b.series.Load(), b.errs.Load()
-	cpu0, self0, t0 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
-	var rss []float64
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for time.Since(t0) < b.o.window {
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-b.d.Admin().Done():
-			return m, errors.New("admin node exited during the measurement")
-		case <-tick.C:
-		}
-		if v, err := measure.ProcStatus(pid, "VmRSS"); err == nil {
-			rss = append(rss, v)
-		}
+	m.Usage, err = measure.Watch(ctx, pid, "admin node", b.d.Admin().Done(), b.o.window, func() {
 		if v, err := measure.ProcStatus(pid, "RssAnon"); err == nil {
 			m.anonMax = max(m.anonMax, v)
 		}
+	})
+	if err != nil {
+		return m, err
 	}
-	cpu1, self1, t1 := measure.ProcCPU(pid), measure.SelfCPU(), time.Now()
 	if m.use1, err = boltfile.ReadUsage(path); err != nil {
 		return m, err
 	}
 	m.file1 = fileSize(path)
-	m.window = t1.Sub(t0)
-	m.cpu = float64(cpu1-cpu0) / float64(m.window)
-	m.simCPU = float64(self1-self0) / float64(m.window)
-	for _, v := range rss {
-		m.rssMean += v / float64(len(rss))
-		m.rssMax = max(m.rssMax, v)
-	}
-	m.hwm, _ = measure.ProcStatus(pid, "VmHWM")
 	m.batches, m.series, m.errs = b.batches.Load()-batches0, b.series.Load()-series0, b.errs.Load()-errs0
-	m.acks = b.acks.Between(t0, t1)
+	m.acks = b.acks.Between(m.Start, m.End)
 	m.loadAfter = measure.LoadAvg()
 	return m, nil
 }
@@ -295,8 +273,8 @@ func (b *ingest) report(m ingestMeasurement, st storeStats, declared, joined tim
 	instances := o.groups * o.instances
 	perInstance := 2 * o.routes
 	series := instances * perInstance
-	secs := m.window.Seconds()
-	perDay := float64(day) / float64(m.window)
+	secs := m.Window.Seconds()
+	perDay := float64(day) / float64(m.Window)
 	fmt.Println()
 	fmt.Printf("Traffic ingest: %d simulated node managers, each POST /agent/v1/traffic every %s over its own mTLS connection\n", o.nodes, o.interval)
 	fmt.Printf("  domain: %d groups × %d routes × %d instances = %d instances on %d hosts; %d series each (route × 2xx, 4xx): %d series per interval\n",
@@ -316,17 +294,17 @@ func (b *ingest) report(m ingestMeasurement, st storeStats, declared, joined tim
 		measure.MS(measure.Percentile(m.acks, 50)), measure.MS(measure.Percentile(m.acks, 99)), measure.MS(measure.Percentile(m.acks, 100)))
 	perBatch := 0.0
 	if m.batches > 0 {
-		perBatch = m.cpu * secs * 1000 / float64(m.batches)
+		perBatch = m.CPU * secs * 1000 / float64(m.batches)
 	}
-	fmt.Printf("    admin CPU          %7.1f %% of one core (%.2f ms per batch)\n", 100*m.cpu, perBatch)
+	fmt.Printf("    admin CPU          %7.1f %% of one core (%.2f ms per batch)\n", 100*m.CPU, perBatch)
 	fmt.Printf("    admin RSS          %7.1f MiB mean, %.1f MiB max (of which anonymous %.1f MiB max; the rest is the store's mapped pages); VmHWM %.1f MiB\n",
-		m.rssMean, m.rssMax, m.anonMax, m.hwm)
+		m.RSSMean, m.RSSMax, m.anonMax, m.HWM)
 	grow := m.use1.Size - m.use0.Size
 	used := (m.use1.Size - m.use1.Free) - (m.use0.Size - m.use0.Free)
 	fmt.Printf("    store pages        %+.1f MiB allocated (high-water %.1f → %.1f MiB: %.2f GiB/day at this rate); %+.1f MiB in use, free pages %.1f → %.1f MiB\n",
 		mib(grow), mib(m.use0.Size), mib(m.use1.Size), gib(float64(grow)*perDay), mib(used), mib(m.use0.Free), mib(m.use1.Free))
 	fmt.Printf("    store file         %.1f → %.1f MiB (bbolt grows it ahead of its pages, in steps of up to 16 MiB)\n", mib(m.file0), mib(m.file1))
-	fmt.Printf("    simulator          %7.1f %% of one core (shares the machine with the admin node)\n", 100*m.simCPU)
+	fmt.Printf("    simulator          %7.1f %% of one core (shares the machine with the admin node)\n", 100*m.SelfCPU)
 	fmt.Println()
 	st.report(instances, perInstance)
 }
