@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -201,7 +202,7 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 		g.noteContact("watch", err)
 		if err != nil {
 			failed = true
-			if !sleep(ctx, bo.next()) {
+			if !pause.For(ctx, bo.next()) {
 				return
 			}
 			continue
@@ -218,7 +219,7 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 			// at once would make this loop spin on a server that does not
 			// block, so such answers are paced.
 			if time.Since(asked) < min(time.Second, r.wait/2) {
-				if !sleep(ctx, bo.next()) {
+				if !pause.For(ctx, bo.next()) {
 					return
 				}
 			} else {
@@ -321,15 +322,3 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.d = 0 }
-
-// sleep waits d or until ctx is done; false means ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

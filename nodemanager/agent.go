@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
@@ -204,17 +205,6 @@ func backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // watchInstances follows the host's desired instances with blocking
 // queries, from the index stored last.
 func (a *agent) watchInstances(ctx context.Context) {
@@ -234,7 +224,7 @@ func (a *agent) watchInstances(ctx context.Context) {
 			}
 			failures++
 			a.logUnreachable("watch instances", err, failures)
-			sleep(ctx, backoff(failures))
+			pause.For(ctx, backoff(failures))
 			continue
 		}
 		failures = 0
@@ -243,7 +233,7 @@ func (a *agent) watchInstances(ctx context.Context) {
 		}
 		if err := a.state.PutInstances(ans.Index, ans.Instances); err != nil {
 			a.log.Error("store desired instances", "error", err)
-			sleep(ctx, time.Second)
+			pause.For(ctx, time.Second)
 			continue
 		}
 		idx := ans.Index
@@ -287,7 +277,7 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 			}
 			failures++
 			a.logUnreachable("watch deployment of group "+group, err, failures)
-			sleep(ctx, backoff(failures))
+			pause.For(ctx, backoff(failures))
 			continue
 		}
 		failures = 0
@@ -437,7 +427,7 @@ func (a *agent) renewals(ctx context.Context) {
 		case renewed:
 			a.log.Info("node certificate renewed")
 		}
-		if !sleep(ctx, time.Hour) {
+		if !pause.For(ctx, time.Hour) {
 			return
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
@@ -348,7 +349,7 @@ func (c *collector) send(ctx context.Context) {
 		b, err := c.state.OldestBatch()
 		if err != nil {
 			c.log.Error("read the traffic spool", "error", err)
-			sleep(ctx, 10*time.Second)
+			pause.For(ctx, 10*time.Second)
 			continue
 		}
 		if b == nil {
@@ -380,7 +381,7 @@ func (c *collector) send(ctx context.Context) {
 			if err != nil {
 				// Sent again: the admin node keeps it once.
 				c.log.Error("delete acknowledged traffic batches", "seq", ack.Seq, "error", err)
-				sleep(ctx, time.Second)
+				pause.For(ctx, time.Second)
 				continue
 			}
 			c.metrics.TrafficSpool(sp.Batches, sp.Bytes, sp.Dropped)
@@ -390,7 +391,7 @@ func (c *collector) send(ctx context.Context) {
 			sp, derr := c.state.DropBatch(b.Seq)
 			if derr != nil {
 				c.log.Error("drop refused traffic batch", "seq", b.Seq, "error", derr)
-				sleep(ctx, time.Second)
+				pause.For(ctx, time.Second)
 				continue
 			}
 			c.log.Error("the admin node refused a traffic batch: dropped, its counts are lost", "seq", b.Seq, "error", err,
@@ -403,7 +404,7 @@ func (c *collector) send(ctx context.Context) {
 		if failures == 1 || failures%20 == 0 {
 			c.log.Warn("send traffic batch: admin node unreachable; batches stay spooled", "seq", b.Seq, "error", err, "failures", failures)
 		}
-		sleep(ctx, backoff(failures))
+		pause.For(ctx, backoff(failures))
 	}
 }
 

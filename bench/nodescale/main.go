@@ -42,6 +42,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
+	"github.com/gatehouse/gatehouse/internal/pause"
 )
 
 type options struct {
@@ -162,7 +163,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer wg.Wait()
 	defer stopNodes()
-	if !measure.Sleep(ctx, o.ramp+o.warmup) {
+	if !pause.For(ctx, o.ramp+o.warmup) {
 		return ctx.Err()
 	}
 	logf("measuring for %s", o.window)
@@ -308,7 +309,7 @@ type node struct {
 }
 
 func (n *node) run(ctx context.Context, b *bench) {
-	if b.o.ramp > 0 && !measure.Sleep(ctx, mrand.N(b.o.ramp)) {
+	if b.o.ramp > 0 && !pause.For(ctx, mrand.N(b.o.ramp)) {
 		return
 	}
 	var wg sync.WaitGroup
@@ -322,7 +323,7 @@ func (n *node) run(ctx context.Context, b *bench) {
 // new deployment is "applied", as the node manager does after a gateway's
 // report.
 func (n *node) heartbeats(ctx context.Context, b *bench) {
-	if !measure.Sleep(ctx, mrand.N(b.o.heartbeat)) {
+	if !pause.For(ctx, mrand.N(b.o.heartbeat)) {
 		return
 	}
 	t := time.NewTimer(0)
@@ -360,7 +361,7 @@ func (n *node) watchInstances(ctx context.Context, b *bench) {
 		}
 		if err != nil {
 			b.watchErrs.Add(1)
-			measure.Sleep(ctx, time.Second+mrand.N(time.Second))
+			pause.For(ctx, time.Second+mrand.N(time.Second))
 			continue
 		}
 		b.answers[0].Add(1)
@@ -382,7 +383,7 @@ func (n *node) watchDeployment(ctx context.Context, b *bench) {
 		}
 		if err != nil {
 			b.watchErrs.Add(1)
-			measure.Sleep(ctx, time.Second+mrand.N(time.Second))
+			pause.For(ctx, time.Second+mrand.N(time.Second))
 			continue
 		}
 		b.answers[1].Add(1)
@@ -468,7 +469,7 @@ type fan struct {
 func (b *bench) fanOut(ctx context.Context) ([]fan, error) {
 	var out []fan
 	for _, groups := range [][]string{{groupName(0)}, allGroups(b.o.groups)} {
-		if !measure.Sleep(ctx, 3*time.Second) {
+		if !pause.For(ctx, 3*time.Second) {
 			return nil, ctx.Err()
 		}
 		f, err := b.fanOutOnce(ctx, groups)
@@ -509,7 +510,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		}
 		drafts[g] = nd.Version
 	}
-	if !measure.Sleep(ctx, 2*time.Second) {
+	if !pause.For(ctx, 2*time.Second) {
 		return f, ctx.Err()
 	}
 	cpu0 := measure.ProcCPU(pid)
@@ -547,7 +548,7 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		if f.missing == 0 {
 			break
 		}
-		if !measure.Sleep(ctx, 5*time.Millisecond) {
+		if !pause.For(ctx, 5*time.Millisecond) {
 			return f, ctx.Err()
 		}
 	}
@@ -572,10 +573,10 @@ func (b *bench) fanOutOnce(ctx context.Context, groups []string) (fan, error) {
 		if f.instAnswered == len(b.nodes) || time.Since(t0) > f.last+2*time.Second {
 			break
 		}
-		measure.Sleep(ctx, 10*time.Millisecond)
+		pause.For(ctx, 10*time.Millisecond)
 	}
 	f.statusAll = <-statusDone
-	if !measure.Sleep(ctx, time.Second) {
+	if !pause.For(ctx, time.Second) {
 		return f, ctx.Err()
 	}
 	f.cpu = (measure.ProcCPU(pid) - cpu0).Seconds()

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 	"github.com/gatehouse/gatehouse/internal/boltfile"
+	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
@@ -93,7 +94,7 @@ func runIngest(ctx context.Context, o options) (err error) {
 	for _, n := range b.nodes {
 		wg.Go(func() { n.run(runCtx, b) })
 	}
-	if !measure.Sleep(ctx, o.interval+o.warmup) {
+	if !pause.For(ctx, o.interval+o.warmup) {
 		stopNodes()
 		wg.Wait()
 		return ctx.Err()
@@ -161,7 +162,7 @@ func (b *ingest) declare(ctx context.Context) error {
 // manager collects its gateways every --traffic-interval: the increments
 // of the interval, numbered in order, each retried until acknowledged.
 func (n *node) run(ctx context.Context, b *ingest) {
-	if !measure.Sleep(ctx, rand.N(b.o.interval)) {
+	if !pause.For(ctx, rand.N(b.o.interval)) {
 		return
 	}
 	prev := time.Now()
@@ -212,7 +213,7 @@ func (n *node) send(ctx context.Context, b *ingest, batch traffic.Batch) bool {
 		}
 		b.errs.Add(1)
 		b.firstErr.Do(func() { b.firstErrText = fmt.Sprintf("%s: %v", n.host, err) })
-		if !measure.Sleep(ctx, backoff) {
+		if !pause.For(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, b.o.interval)

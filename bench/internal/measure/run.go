@@ -7,18 +7,6 @@ import (
 	"time"
 )
 
-// Sleep waits d, and reports false when ctx ended first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Parallel runs f(0..n-1) on k goroutines and returns the first error
 // (or ctx's): a setup of thousands of API calls, on a few connections.
 func Parallel(ctx context.Context, n, k int, f func(i int) error) error {
