@@ -26,6 +26,11 @@
 //     not lost.
 //   - GET /v1/instances (InstanceList, loopback only, no secret) is the
 //     supervisor's view of every local instance.
+//   - POST /v1/instances/{name}/restart is an operator's: it needs the
+//     operator token of TokenFile in the node manager's data dir as
+//     "Authorization: Bearer <token>".
+//   - Every route refuses a request with an Origin header or a Host that
+//     is not a loopback address (403): web pages and rebound names.
 //
 // A gateway trusts nothing the node manager says about a deployment: it
 // applies one only if its signature verifies with the domain key, its group
