@@ -102,7 +102,7 @@ func (l Limits) check() error {
 // Memory is bounded per table. Entries are kept in the order of their
 // last failure, so expired ones are dropped from the front on every
 // Failed, and a full table drops the least recently failed entry: the one
-// closest to expiring, never the key of an address that keeps failing.
+// closest to expiring, while a key that keeps failing stays at the back.
 // Keys are bounded too: long user names and sources are hashed, and IPv6
 // sources are counted per /64, the block one host or household gets.
 //
