@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,9 +44,11 @@ type Options struct {
 	GatewayBin string // this executable when empty
 }
 
-// Gateway is one instance of the demo group.
+// Gateway is one instance of the demo group. An empty GossipListen is
+// 127.0.0.1 with port 7946 for the first gateway, 7947 for the second, ...
 type Gateway struct {
 	Name, Listen, StatusListen string
+	GossipListen               string
 }
 
 func (o *Options) defaults() {
@@ -61,6 +65,14 @@ func (o *Options) defaults() {
 		o.Gateways = []Gateway{
 			{Name: "demo-1", Listen: "127.0.0.1:8080", StatusListen: "127.0.0.1:8085"},
 			{Name: "demo-2", Listen: "127.0.0.1:8081", StatusListen: "127.0.0.1:8086"},
+		}
+	}
+	// Gossip stays on loopback like everything else here; left to the
+	// admin node, it would take ":7946", every interface.
+	o.Gateways = slices.Clone(o.Gateways)
+	for i := range o.Gateways {
+		if o.Gateways[i].GossipListen == "" {
+			o.Gateways[i].GossipListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(7946+i))
 		}
 	}
 	if o.Logger == nil {
@@ -208,7 +220,7 @@ func setUp(ctx context.Context, anon *client.Client, caPEM []byte, password stri
 	}
 	for _, g := range opts.Gateways {
 		if _, err := c.CreateInstance(ctx, apitypes.Instance{Name: g.Name, Group: group, Host: host,
-			Listen: g.Listen, StatusListen: g.StatusListen}); err != nil {
+			Listen: g.Listen, StatusListen: g.StatusListen, GossipListen: g.GossipListen}); err != nil {
 			return err
 		}
 	}

@@ -69,9 +69,12 @@ type Options struct {
 	// Engine serves the HTTP listener: EngineEvloop (the default) or
 	// EngineFasthttp.
 	Engine string
-	// Profiling serves Go's /debug/pprof on the status port.
-	Profiling bool
-	Logger    hclog.Logger
+	// Profiling serves Go's /debug/pprof on ProfilingListen, a loopback
+	// address (DefaultProfilingListen when empty), never on the status
+	// port.
+	Profiling       bool
+	ProfilingListen string
+	Logger          hclog.Logger
 }
 
 // Gateway is one gateway process.
@@ -133,6 +136,14 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.ConfigPath != "" && opts.NodeManager != "" {
 		return nil, errors.New("a gateway has one source: a configuration file or a node manager, not both")
+	}
+	if opts.Profiling {
+		if opts.ProfilingListen == "" {
+			opts.ProfilingListen = DefaultProfilingListen
+		}
+		if err := CheckProfilingListen(opts.ProfilingListen); err != nil {
+			return nil, fmt.Errorf("pprof listen address: %w", err)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -366,8 +377,14 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	fast := g.fast
 	statusSrv := newStatusServer(g)
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	go func() { errs <- statusSrv.Serve(l.status) }()
+	if l.pprof != nil {
+		pprofSrv := newProfilingServer(g)
+		defer pprofSrv.Close()
+		go func() { errs <- pprofSrv.Serve(l.pprof) }()
+		g.logger.Info("serving /debug/pprof on loopback", "address", l.pprof.Addr())
+	}
 	if l.engine != nil {
 		go func() { errs <- l.engine.Serve() }()
 	} else {
@@ -409,6 +426,7 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 // listeners are the gateway's bound sockets.
 type listeners struct {
 	status, http, https net.Listener
+	pprof               net.Listener   // nil unless Profiling
 	engine              *evloop.Engine // serves http instead of a listener
 }
 
@@ -417,7 +435,7 @@ type listeners struct {
 func (g *Gateway) listen() (*listeners, error) {
 	var l listeners
 	fail := func(err error) (*listeners, error) {
-		for _, c := range []net.Listener{l.status, l.http, l.https} {
+		for _, c := range []net.Listener{l.status, l.http, l.https, l.pprof} {
 			if c != nil {
 				c.Close()
 			}
@@ -427,6 +445,11 @@ func (g *Gateway) listen() (*listeners, error) {
 	var err error
 	if l.status, err = net.Listen("tcp", g.opts.StatusListen); err != nil {
 		return fail(fmt.Errorf("listen status %s: %w", g.opts.StatusListen, err))
+	}
+	if g.opts.Profiling {
+		if l.pprof, err = g.listenProfiling(); err != nil {
+			return fail(err)
+		}
 	}
 	var httpAddr string
 	switch g.opts.Engine {
@@ -488,6 +511,9 @@ func (g *Gateway) listen() (*listeners, error) {
 	g.listeners = []listenerInfo{{"http", httpAddr}, {"status", l.status.Addr().String()}}
 	if l.https != nil {
 		g.listeners = append(g.listeners, listenerInfo{"https", l.https.Addr().String()})
+	}
+	if l.pprof != nil {
+		g.listeners = append(g.listeners, listenerInfo{"pprof", l.pprof.Addr().String()})
 	}
 	g.listenersMu.Unlock()
 	return &l, nil

@@ -43,7 +43,7 @@ func newServer(g *Gateway) *fasthttp.Server {
 
 func newStatusServer(g *Gateway) *http.Server {
 	return &http.Server{
-		Handler:           status.Handler(g, g.gatherer, g.opts.Profiling),
+		Handler:           status.Handler(g, g.gatherer),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          g.logger.Named("status").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
