@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // agentServer serves the API over TLS with the domain CA, as admin run
@@ -172,7 +173,7 @@ func TestAgentAPI(t *testing.T) {
 	if dep.Index != 1 || dep.Deployment == nil || dep.Deployment.Number != 1 {
 		t.Fatalf("deployment %+v", dep)
 	}
-	if err := dep.Deployment.Verify(e.pub); err != nil {
+	if err := dep.Deployment.Verify(e.pub, catalog.Checker{}); err != nil {
 		t.Fatalf("relayed deployment does not verify: %v", err)
 	}
 
