@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/pki"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
@@ -233,7 +234,7 @@ func jsonIndex(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func newCSR(t testing.TB, host string) (csr, key []byte) {
 	t.Helper()
-	csr, key, err := ca.NewCSR(host)
+	csr, key, err := pki.NewCSR(host)
 	if err != nil {
 		t.Fatal(err)
 	}
