@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // Options configure a gateway process.
@@ -302,7 +303,7 @@ func (g *Gateway) settle(origin string, err error) error {
 
 // apply is Apply's work, with applyMu held.
 func (g *Gateway) apply(cfg *deploy.Config, src source) error {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(catalog.Checker{}); err != nil {
 		return fmt.Errorf("validate configuration:\n%w", err)
 	}
 	sum, err := cfg.Checksum()

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 func TestLoginAndTokens(t *testing.T) {
@@ -257,7 +258,7 @@ func TestDeployDiffRollback(t *testing.T) {
 	dep := must[store.Deployment](t)(e.store.GetDeployment(bg, "edge", 2))
 	signed := deploy.Deployment{Domain: "test", Group: "edge", Number: 2, Checksum: dep.Checksum, Config: dep.Config,
 		Author: dep.Author, Message: dep.Message, CreatedAt: dep.CreatedAt, Signature: dep.Signature}
-	if err := signed.Verify(e.pub); err != nil {
+	if err := signed.Verify(e.pub, catalog.Checker{}); err != nil {
 		t.Fatalf("deployment 2 does not verify: %v", err)
 	}
 	if base64.StdEncoding.EncodeToString(dep.Signature) != d2.Signature {

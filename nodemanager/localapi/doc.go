@@ -1,7 +1,9 @@
-// Package localapi is the contract of the node manager's local API: the
-// HTTP API a node manager serves on loopback (DefaultAddress, paths under
-// /v1) to the gateway processes it supervises. It holds the wire types and
-// a small Client that gateways use; the server lives in nodemanager.
+// Package localapi is a published contract of the node manager: its local
+// API, the HTTP API a node manager serves on loopback (DefaultAddress,
+// paths under /v1) to the gateway processes it supervises. It holds the
+// wire types and a small Client that gateways use; the server lives in
+// nodemanager. As a contract it imports no node manager logic
+// (internal/archtest checks it).
 //
 // The protocol is described in docs/node-manager.md. In short:
 //
