@@ -46,12 +46,12 @@ func skipEmptyLines(b []byte) int {
 	return n
 }
 
-// validMethod reports whether m is a method the gateway accepts: as
+// ValidMethod reports whether m is a method the gateway accepts: as
 // nginx does, upper-case letters, '-' and '_' only. The method is a
 // case-sensitive token (RFC 9110 §9.1); a lower-case "get" is not GET, and
 // a target that compared it without regard to case would run a request the
-// gateway routed as another.
-func validMethod(m []byte) bool {
+// gateway routed as another. Both engines refuse other methods with 400.
+func ValidMethod(m []byte) bool {
 	for _, c := range m {
 		if (c < 'A' || c > 'Z') && c != '-' && c != '_' {
 			return false
@@ -141,7 +141,7 @@ func parseRequest(head []byte, req *Request) reject {
 		return reject{400, "malformed request line"}
 	}
 	req.Method = rl[:sp]
-	if !validMethod(req.Method) {
+	if !ValidMethod(req.Method) {
 		return reject{400, "malformed method"}
 	}
 	rl = rl[sp+1:]
