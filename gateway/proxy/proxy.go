@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Proxy serves requests from the current Snapshot.
@@ -73,7 +74,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	start := time.Now()
-	if refuseMethod(ctx) {
+	if refuseFraming(ctx) {
 		return
 	}
 	snap := p.snap.Load()
@@ -120,15 +121,55 @@ func (p *Proxy) noRoute(ctx *fasthttp.RequestCtx, id []byte, generated bool, sta
 	p.unmatched.Observe("", fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
 }
 
-// refuseMethod answers 400 and closes the connection for a method the
-// gateway does not accept, as the event-loop engine does.
-func refuseMethod(ctx *fasthttp.RequestCtx) bool {
-	if evloop.ValidMethod(ctx.Method()) {
+// refuseFraming answers 400 and closes the connection for a request the
+// event-loop engine refuses too and fasthttp lets through: a method the
+// gateway does not accept, obsolete line folding, and Content-Length with
+// Transfer-Encoding (which fasthttp would settle in favour of the
+// coding; another hop might not).
+func refuseFraming(ctx *fasthttp.RequestCtx) bool {
+	msg := ""
+	if !evloop.ValidMethod(ctx.Method()) {
+		msg = "malformed method"
+	} else {
+		msg = rawHeadProblem(ctx.Request.Header.RawHeaders())
+	}
+	if msg == "" {
 		return false
 	}
-	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "malformed method")
+	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", msg)
 	ctx.SetConnectionClose()
 	return true
+}
+
+// rawHeadProblem looks at the header lines as the client sent them.
+func rawHeadProblem(raw []byte) string {
+	var cl, te bool
+	for len(raw) > 0 {
+		ln := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			ln, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		ln = bytes.TrimSuffix(ln, []byte("\r"))
+		if len(ln) == 0 {
+			continue
+		}
+		if ln[0] == ' ' || ln[0] == '\t' {
+			return "obsolete line folding is not allowed"
+		}
+		name, _, _ := bytes.Cut(ln, []byte(":"))
+		switch {
+		case policy.EqualFold(name, "Content-Length"):
+			cl = true
+		case policy.EqualFold(name, "Transfer-Encoding"):
+			te = true
+		}
+	}
+	if cl && te {
+		return "both Content-Length and Transfer-Encoding"
+	}
+	return ""
 }
 
 // expectKey is the RequestCtx user value under which Expect leaves the
@@ -153,7 +194,7 @@ type expectState struct {
 // the 100 is out.
 func (p *Proxy) Expect(ctx *fasthttp.RequestCtx) int {
 	start := time.Now()
-	if refuseMethod(ctx) {
+	if refuseFraming(ctx) {
 		return fasthttp.StatusBadRequest
 	}
 	snap := p.snap.Load()
