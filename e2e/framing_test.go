@@ -192,16 +192,20 @@ func TestNoReplayOfNonIdempotentRequests(t *testing.T) {
 			}
 		}
 
-		io.WriteString(c, "GET /open/warm HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
-			t.Fatalf("warming the pool: %d %q", resp.StatusCode, body)
-		}
-		io.WriteString(c, "GET /open/get HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
-			t.Fatalf("GET: %d %q, want it retried on a new connection", resp.StatusCode, body)
-		}
-		if n := strings.Count(target.received(), "GET /open/get HTTP/1.1\r\n"); n != 2 {
-			t.Fatalf("GET reached the target %d times, want twice (the lost one and the retry)", n)
+		// DELETE too: fasthttp on its own would not retry it.
+		for _, method := range []string{"GET", "DELETE"} {
+			io.WriteString(c, "GET /open/warm HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("warming the pool: %d %q", resp.StatusCode, body)
+			}
+			line := method + " /open/" + strings.ToLower(method) + " HTTP/1.1"
+			io.WriteString(c, line+"\r\nHost: x\r\n\r\n")
+			if resp, body := readAnswer(t, br, method); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("%s: %d %q, want it retried on a new connection", method, resp.StatusCode, body)
+			}
+			if n := strings.Count(target.received(), line+"\r\n"); n != 2 {
+				t.Fatalf("%s reached the target %d times, want twice (the lost one and the retry)", method, n)
+			}
 		}
 	})
 }
