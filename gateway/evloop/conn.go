@@ -274,6 +274,7 @@ func (c *cconn) startExchange(head []byte) {
 	c.retried = false
 	c.bytesIn, c.bytesOut, c.status, c.upTime = 0, 0, 0, 0
 	c.respStarted, c.reqDone, c.reqAvail = false, false, 0
+	c.respHead, c.interim = false, false
 	switch {
 	case req.ContentLength > 0:
 		c.reqBody.init(bodyFixed, req.ContentLength)
