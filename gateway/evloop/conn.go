@@ -587,8 +587,8 @@ func (c *cconn) pumpRequest() {
 		switch {
 		case !c.rechunk:
 			if c.reqAvail == 0 && c.r < c.w && !c.reqBody.done() {
-				n, ok := c.reqBody.scan(c.rbuf[c.r:c.w])
-				if !ok {
+				n, valid := c.reqBody.scan(c.rbuf[c.r:c.w])
+				if !valid {
 					c.badRequestBody()
 					return
 				}
