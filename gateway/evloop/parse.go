@@ -165,7 +165,7 @@ func parseRequest(head []byte, req *Request) reject {
 	default:
 		// absolute-form: scheme "://" authority [path]
 		i := bytes.Index(target, []byte("://"))
-		if i <= 0 {
+		if i <= 0 || !validScheme(target[:i]) {
 			return reject{400, "malformed request target"}
 		}
 		rest := target[i+3:]
@@ -175,6 +175,12 @@ func parseRequest(head []byte, req *Request) reject {
 		}
 		authority = rest[:j]
 		req.Path = rest[j:]
+		// validHost refuses '@' too: userinfo is an error here (RFC 9110
+		// §4.2.4), and a hop that kept it in the host would route
+		// elsewhere than a hop that dropped it.
+		if len(authority) == 0 || !validHost(authority) {
+			return reject{400, "malformed request target"}
+		}
 	}
 	if q := bytes.IndexByte(req.Path, '?'); q >= 0 {
 		req.Query = req.Path[q+1:]
@@ -223,18 +229,17 @@ func parseRequest(head []byte, req *Request) reject {
 			}
 			haveCL, req.ContentLength = true, n
 		case equalFold(name, "Transfer-Encoding"):
-			te = true
-			bad := false
-			tokens(value, func(t []byte) {
-				if !equalFold(t, "chunked") || chunked {
-					bad = true
-				}
-				chunked = true
-			})
-			if bad || !chunked {
+			// Only the exact value: the body goes on with this header,
+			// and a target that did not take "chunked," as chunked
+			// would read the body as the next request.
+			if te || !equalFold(value, "chunked") {
 				return reject{501, "unsupported transfer coding"}
 			}
+			te, chunked = true, true
 		case equalFold(name, "Host"):
+			if !validHost(value) {
+				return reject{400, "malformed Host header"}
+			}
 			hosts++
 			req.Host = value
 		case equalFold(name, "Connection"):
@@ -259,6 +264,12 @@ func parseRequest(head []byte, req *Request) reject {
 	if te && haveCL {
 		return reject{400, "both Content-Length and Transfer-Encoding"}
 	}
+	if te && req.Minor == 0 {
+		// RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+		// faulty framing; a hop that read it differently could be
+		// smuggled a second request.
+		return reject{400, "Transfer-Encoding in an HTTP/1.0 request"}
+	}
 	if chunked {
 		req.ContentLength = -1
 	}
@@ -271,6 +282,35 @@ func parseRequest(head []byte, req *Request) reject {
 	req.Close = connClose || req.Minor == 0 && !connKA
 	req.Upgrade = connUpgrade && wsUp
 	return reject{}
+}
+
+// validHost reports whether a Host value or a target's authority has only
+// the characters of RFC 3986's host and port: the gateway routes on it and
+// forwards it, and what a target makes of anything else is not its to
+// guess.
+func validHost(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validScheme reports whether b is a URI scheme (RFC 3986 §3.1).
+func validScheme(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // respHead is what the engine needs from a response head.
@@ -406,6 +446,7 @@ const (
 	ckTrailer
 	ckTrailerLF
 	ckFinalLF
+	ckSizeWS
 )
 
 // body tracks where a message body ends while its bytes are forwarded
@@ -459,9 +500,23 @@ func (b *body) scan(p []byte) (int, bool) {
 				b.remain = b.remain<<4 | int64(v)
 			case b.digits == 0:
 				return i, false
-			case c == ';' || c == ' ' || c == '\t':
+			case c == ';':
 				b.state = ckExt
+			case c == ' ' || c == '\t':
+				// Whitespace may end the line or come before ';' (RFC
+				// 9112 §7.1.1 BWS); "3 4" is not a size of 3.
+				b.state = ckSizeWS
 			case c == '\r':
+				b.state = ckSizeLF
+			default:
+				return i, false
+			}
+		case ckSizeWS:
+			switch c {
+			case ' ', '\t':
+			case ';':
+				b.state = ckExt
+			case '\r':
 				b.state = ckSizeLF
 			default:
 				return i, false
@@ -502,9 +557,14 @@ func (b *body) scan(p []byte) (int, bool) {
 			}
 			b.state, b.digits = ckSize, 0
 		case ckTrailerStart:
-			if c == '\r' {
+			switch c {
+			case '\r':
 				b.state = ckFinalLF
-			} else {
+			case '\n':
+				// A bare LF here ends the body for some readers and starts
+				// a trailer line for others.
+				return i, false
+			default:
 				b.state = ckTrailer
 			}
 		case ckTrailer:
