@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,6 +66,7 @@ type rawHead struct {
 	folded bool     // some header line starts with SP or HT
 	size   int      // bytes through the empty line (the whole input if none)
 	chunks rawChunks
+	isHead bool // the response answers a HEAD request
 }
 
 // rawChunks is a naive reading of what follows a head as a chunked body,
@@ -258,31 +260,11 @@ var stricterRequest = []difference{
 	}},
 	// Heads over Config.MaxHeaderBytes get 431; net/http's limit is 1 MiB.
 	{"head over 16 KiB", func(h *rawHead) bool { return h.size > fuzzMaxHead }},
-	// A bare LF in the chunked framing: net/http takes one as the end of
-	// the trailer section, the engine (and RFC 9112 §7.1) does not; a
-	// body that ends at different places for two hops smuggles what
-	// follows.
-	{"bare LF in the chunked framing", func(h *rawHead) bool { return h.chunks.bareLF }},
-	// Chunk sizes are at most 15 hex digits (a body under 1 EiB); net/http
-	// takes 16.
-	{"chunk size of more than 15 hex digits", func(h *rawHead) bool { return h.chunks.longSize }},
 }
 
 // lenientRequest lists what the engine reads in a request although
 // net/http refuses it, each with why forwarding it is safe.
 var lenientRequest = []difference{
-	// RFC 9112 §7.1.1 allows whitespace before a chunk extension's ';';
-	// net/http refuses it. Every reader that takes the line at all reads
-	// the same size from it.
-	{"whitespace before a chunk extension", func(h *rawHead) bool { return h.chunks.sizeBWS }},
-	// The engine checks the trailer section's line structure (CRLF line
-	// ends, no bare CR or LF) but not the fields in it: the end of the
-	// body is the same for every reader, whatever the lines say.
-	{"malformed trailer field", func(h *rawHead) bool { return h.chunks.badTrailer }},
-	// net/http bounds framing overhead and line lengths against slow
-	// reads; the engine streams the body with bounded memory whatever the
-	// framing costs, and the request timeouts bound the time.
-	{"chunk framing beyond net/http's allowance", func(h *rawHead) bool { return h.chunks.excess || h.chunks.longLine }},
 	// The target's path is passed on as sent, percent-escapes and all; the
 	// gateway's dispatcher routes on its own decoded, normalised path and
 	// sends the target that path re-escaped, so a "%zz" reaches no target
@@ -312,13 +294,120 @@ var lenientRequest = []difference{
 	}},
 }
 
-// stricterResponse and lenientResponse are the same lists for response
-// heads, which come from the gateway's own targets.
-var stricterResponse = []difference{
-	{"obsolete line folding", func(h *rawHead) bool { return h.folded }},
+// stricterChunked lists what the engine refuses in a chunked body, of a
+// request or a response, although net/http reads it.
+var stricterChunked = []difference{
+	// A bare LF in the chunked framing: net/http takes one as the end of
+	// the trailer section, the engine (and RFC 9112 §7.1) does not; a
+	// body that ends at different places for two hops smuggles what
+	// follows.
+	{"bare LF in the chunked framing", func(h *rawHead) bool { return h.chunks.bareLF }},
+	// Chunk sizes are at most 15 hex digits (a body under 1 EiB); net/http
+	// takes 16.
+	{"chunk size of more than 15 hex digits", func(h *rawHead) bool { return h.chunks.longSize }},
 }
 
-var lenientResponse = []difference{}
+// lenientChunked lists what the engine reads in a chunked body although
+// net/http refuses it.
+var lenientChunked = []difference{
+	// RFC 9112 §7.1.1 allows whitespace before a chunk extension's ';';
+	// net/http refuses it. Every reader that takes the line at all reads
+	// the same size from it.
+	{"whitespace before a chunk extension", func(h *rawHead) bool { return h.chunks.sizeBWS }},
+	// The engine checks the trailer section's line structure (CRLF line
+	// ends, no bare CR or LF) but not the fields in it: the end of the
+	// body is the same for every reader, whatever the lines say.
+	{"malformed trailer field", func(h *rawHead) bool { return h.chunks.badTrailer }},
+	// net/http bounds framing overhead and line lengths against slow
+	// reads; the engine streams the body with bounded memory whatever the
+	// framing costs, and the request timeouts bound the time.
+	{"chunk framing beyond net/http's allowance", func(h *rawHead) bool { return h.chunks.excess || h.chunks.longLine }},
+}
+
+// stricterResponse lists what the engine refuses in a response from a
+// target although net/http reads it: the client gets a 502 instead.
+var stricterResponse = []difference{
+	{"obsolete line folding", func(h *rawHead) bool { return h.folded }},
+	// The status line is HTTP/1.0 or HTTP/1.1, one space, a status code
+	// of 100 to 999, and a reason after one more space if any (RFC 9112
+	// §4); net/http also takes other versions, more spaces and codes
+	// under 100.
+	{"status line other than HTTP/1.x, one space, code from 100", func(h *rawHead) bool {
+		return !statusLine.MatchString(h.first)
+	}},
+	// The engine passes the head on to the client: a control byte in it
+	// (a lone CR above all) or a name that is not a token could make the
+	// client see other lines, and so another framing, than the engine
+	// did. net/http takes names with spaces and controls in the reason.
+	{"control byte or malformed field name in the head", func(h *rawHead) bool {
+		if !validFieldValue(h.first) {
+			return true
+		}
+		for _, f := range h.fields {
+			name, value, _ := strings.Cut(f, ":")
+			if !validFieldName(name) || !validFieldValue(value) {
+				return true
+			}
+		}
+		return false
+	}},
+	// The engine reads the body of an HTTP/1.0 response with
+	// Transfer-Encoding: chunked as chunked (see lenientResponse), so a
+	// malformed one fails; net/http reads until the close.
+	{"malformed chunked body in an HTTP/1.0 response", func(h *rawHead) bool {
+		return strings.HasPrefix(h.first, "HTTP/1.0") && len(h.values("Transfer-Encoding")) > 0
+	}},
+	// A body length is at most 18 digits (under 1 EiB); net/http takes 19.
+	{"Content-Length of more than 18 digits", func(h *rawHead) bool {
+		for _, v := range h.values("Content-Length") {
+			if len(v) > 18 {
+				return true
+			}
+		}
+		return false
+	}},
+}
+
+var statusLine = regexp.MustCompile(`^HTTP/1\.[01] [1-9][0-9][0-9]( |$)`)
+
+// lenientResponse lists what the engine reads in a response although
+// net/http refuses it, or reads differently. The engine forwards a
+// response body with its framing unchanged (but for dechunking it for an
+// HTTP/1.0 client), so a client reads the body the engine read.
+var lenientResponse = []difference{
+	// RFC 9112 §6.3: with a final "chunked" coding the body is chunked,
+	// with another final coding it runs until the connection closes. The
+	// codings reach the client unchanged; net/http takes "chunked" only.
+	{"transfer codings other than a lone chunked", func(h *rawHead) bool {
+		te := h.values("Transfer-Encoding")
+		return len(te) > 1 || len(te) == 1 && !strings.EqualFold(te[0], "chunked")
+	}},
+	// RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+	// framing, to be processed and the connection closed after. The engine
+	// reads the chunked body and never reuses an HTTP/1.0 connection;
+	// net/http ignores the header and reads until the close.
+	{"Transfer-Encoding in an HTTP/1.0 response", func(h *rawHead) bool {
+		return strings.HasPrefix(h.first, "HTTP/1.0") && len(h.values("Transfer-Encoding")) > 0
+	}},
+	// Content-Length does not frame a response that Transfer-Encoding
+	// frames (RFC 9112 §6.3; the connection is not reused after) or that
+	// has no body (HEAD, 1xx, 204, 304): the engine ignores a malformed or
+	// conflicting one there, net/http refuses the response.
+	{"malformed Content-Length that frames nothing", func(h *rawHead) bool {
+		cl := h.values("Content-Length")
+		bad := false
+		for _, v := range cl {
+			_, err := strconv.ParseUint(v, 10, 63)
+			bad = bad || err != nil || v != cl[0]
+		}
+		status := ""
+		if len(h.first) >= 12 {
+			status = h.first[9:12]
+		}
+		return bad && (h.isHead || len(h.values("Transfer-Encoding")) > 0 ||
+			status[0] == '1' || status == "204" || status == "304")
+	}},
+}
 
 // authority returns the authority of an absolute-form target.
 func authority(target string) (string, bool) {
@@ -428,7 +517,14 @@ func engineChunked(p []byte, split int) (data []byte, n int, o outcome, bug stri
 	var d body
 	d.init(bodyChunked, 0)
 	cp := append([]byte(nil), p...)
-	consumed, got, dok := d.dechunk(cp)
+	consumed, got, dok := d.dechunk(cp[:split])
+	data = append(data, cp[:got]...)
+	if dok && !d.done() {
+		var c2 int
+		c2, got, dok = d.dechunk(cp[consumed:])
+		data = append(data, cp[consumed:consumed+got]...)
+		consumed += c2
+	}
 	switch {
 	case ok != dok || s.done() != d.done() || ok && s.done() && scanned != consumed:
 		return nil, 0, refused, "scan and dechunk disagree"
@@ -437,7 +533,7 @@ func engineChunked(p []byte, split int) (data []byte, n int, o outcome, bug stri
 	case !s.done():
 		return nil, 0, incomplete, ""
 	}
-	return cp[:got], consumed, accepted, ""
+	return data, consumed, accepted, ""
 }
 
 // ---- net/http's reading
@@ -571,34 +667,36 @@ func compareRequests(t *testing.T, data []byte, split int) {
 			data = data[ev.n:]
 			continue
 		}
-		checkDifference(t, "request", data, ev, std, stricterRequest, lenientRequest)
+		h := splitHead(data[skipEmptyLines(data):])
+		checkDifference(t, "request", data, &h, ev, std, stricterRequest, lenientRequest)
 		return
 	}
 }
 
 // checkDifference checks two readings of which at most one accepted.
-func checkDifference(t *testing.T, kind string, data []byte, ev, std message, stricter, lenient []difference) {
+func checkDifference(t *testing.T, kind string, data []byte, h *rawHead, ev, std message, stricter, lenient []difference) {
 	t.Helper()
-	h := splitHead(data[skipEmptyLines(data):])
+	stricter = append(stricter[:len(stricter):len(stricter)], stricterChunked...)
+	lenient = append(lenient[:len(lenient):len(lenient)], lenientChunked...)
 	switch {
 	case ev.outcome == std.outcome:
 	case ev.outcome == incomplete:
 		// The engine waits for more where net/http already decided; it
 		// decides too once the head or body is complete. But a message
 		// net/http takes as complete must be complete for the engine.
-		if std.outcome == accepted {
+		if std.outcome == accepted && covered(lenient, h) == "" {
 			t.Fatalf("%s %q: net/http accepts a message the engine still waits for (%s)", kind, data, ev.why)
 		}
 	case std.outcome == incomplete:
-		if ev.outcome == accepted && covered(lenient, &h) == "" {
+		if ev.outcome == accepted && covered(lenient, h) == "" {
 			t.Fatalf("%s %q: the engine accepts a message net/http still waits for (%s)", kind, data, std.why)
 		}
 	case ev.outcome == refused:
-		if covered(stricter, &h) == "" {
+		if covered(stricter, h) == "" {
 			t.Fatalf("%s %q: the engine refuses (%d %s), net/http accepts: not a documented refusal", kind, data, ev.status, ev.why)
 		}
 	default:
-		if covered(lenient, &h) == "" {
+		if covered(lenient, h) == "" {
 			t.Fatalf("%s %q: the engine accepts, net/http refuses (%s): not a documented leniency", kind, data, std.why)
 		}
 	}
@@ -730,4 +828,205 @@ var requestSeeds = []string{
 	"GET /a\x7fb HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("a", fuzzMaxHead) + "\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("a", fuzzMaxHead),
+}
+
+// ---- responses
+
+// engineResponse reads the first response in b as the engine does for a
+// client of the given HTTP minor version that sent a HEAD request or not
+// (pumpResponse and startResponse): the head parsed, the body framed,
+// and the head the client gets read back with net/http's reader.
+func engineResponse(b []byte, isHead, http10 bool, split int) message {
+	end := headEnd(b, 0)
+	switch {
+	case end < 0 && len(b) >= bufSize:
+		return message{outcome: refused, why: "head fills the buffer"}
+	case end < 0:
+		return message{outcome: incomplete, why: "head"}
+	}
+	var rh respHead
+	out, ok := parseResponse(b[:end], &rh, nil, http10, &Exchange{})
+	if !ok {
+		return message{outcome: refused, why: "malformed response head"}
+	}
+	m := message{outcome: accepted, status: rh.status, n: end, tunnel: rh.status == 101}
+	// What the client reads: the head as the engine wrote it.
+	if !(http10 && rh.status < 200) {
+		tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(out), strings.NewReader("\r\n"))))
+		tp.ReadLine()
+		h, err := tp.ReadMIMEHeader()
+		if err != nil {
+			return message{bug: "the head sent to the client is unreadable: " + err.Error()}
+		}
+		m.header = http.Header(h)
+		normalize(m.header)
+	}
+	if rh.badLength && !isHead && rh.status >= 200 && rh.status != 204 && rh.status != 304 && !rh.te {
+		return message{outcome: refused, why: "bad Content-Length"}
+	}
+	rest := b[end:]
+	switch {
+	case rh.status < 200, isHead, rh.status == 204, rh.status == 304:
+	case rh.te && rh.chunked:
+		body, n, o, bug := engineChunked(rest, split)
+		if o != accepted || bug != "" {
+			return message{outcome: o, why: "chunked body", bug: bug}
+		}
+		m.body, m.n = body, end+n
+	case !rh.te && rh.haveCL:
+		if int64(len(rest)) < rh.cl {
+			return message{outcome: incomplete, why: "body"}
+		}
+		m.body, m.n = rest[:rh.cl], end+int(rh.cl)
+	default:
+		m.body, m.n, m.close = rest, len(b), true
+	}
+	return m
+}
+
+// stdResponse reads the first response in b as net/http's client does.
+func stdResponse(b []byte, isHead bool) message {
+	src := bytes.NewReader(b)
+	br := bufio.NewReader(src)
+	method := "GET"
+	if isHead {
+		method = "HEAD"
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		return message{outcome: stdOutcome(err), why: err.Error()}
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return message{outcome: stdOutcome(err), why: "body: " + err.Error()}
+	}
+	for _, h := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer"} {
+		delete(resp.Header, h)
+	}
+	normalize(resp.Header)
+	return message{
+		outcome: accepted,
+		status:  resp.StatusCode,
+		header:  resp.Header,
+		body:    body,
+		n:       len(b) - src.Len() - br.Buffered(),
+		close: !isHead && resp.StatusCode >= 200 && resp.StatusCode != 204 && resp.StatusCode != 304 &&
+			resp.ContentLength < 0 && len(resp.TransferEncoding) == 0,
+		tunnel: resp.StatusCode == 101,
+	}
+}
+
+// compareResponses reads up to four responses from data with both
+// readers, as the answers to requests of the given kind.
+func compareResponses(t *testing.T, data []byte, isHead, http10 bool, split int) {
+	for i := 0; i < 4 && len(data) > 0; i++ {
+		ev, std := engineResponse(data, isHead, http10, split), stdResponse(data, isHead)
+		if ev.bug != "" {
+			t.Fatalf("response %q: %s", data, ev.bug)
+		}
+		h := splitHead(data)
+		h.isHead = isHead
+		if ev.outcome != accepted || std.outcome != accepted {
+			checkDifference(t, "response", data, &h, ev, std, stricterResponse, lenientResponse)
+			return
+		}
+		if covered(lenientResponse, &h) != "" {
+			// The engine reads this one its own documented way.
+			return
+		}
+		if ev.header == nil {
+			ev.header = std.header // an interim response an HTTP/1.0 client does not get
+		}
+		compareMessages(t, data, ev, std)
+		if ev.close || ev.tunnel {
+			return
+		}
+		data = data[ev.n:]
+	}
+}
+
+// FuzzChunked reads a chunked request body with the engine's two
+// scanners (each in two pieces) and with net/http's.
+func FuzzChunked(f *testing.F) {
+	for _, s := range chunkedSeeds {
+		f.Add([]byte(s), uint16(len(s)/2))
+	}
+	const head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
+		compareRequests(t, append([]byte(head), data...), len(head)+int(split))
+	})
+}
+
+var chunkedSeeds = []string{
+	"0\r\n\r\n",
+	"5\r\nhello\r\n0\r\n\r\n",
+	"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\nOther: y\r\n\r\n",
+	"000ff\r\n" + strings.Repeat("z", 255) + "\r\n0\r\n\r\n",
+	"3 4\r\nabc\r\n0\r\n\r\n",
+	"3 ;ext\r\nabc\r\n0\r\n\r\n",
+	"3;ext=\"q;\\\"\"\r\nabc\r\n0\r\n\r\n",
+	"3\t\r\nabc\r\n0\r\n\r\n",
+	"3\r\nabc\r\n0\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n",
+	"0\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+	"0\r\nX: a\nGET / HTTP/1.1\r\n\r\n",
+	"0\r\n\r\rGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+	"0\n\r\n",
+	"3\nabc\r\n0\r\n\r\n",
+	"3\r\nabcd\r\n0\r\n\r\n",
+	"3\r\nab\r\n0\r\n\r\n",
+	"-3\r\nabc\r\n0\r\n\r\n",
+	"0x3\r\nabc\r\n0\r\n\r\n",
+	"fffffffffffffff\r\n",
+	"1234567890abcdef0\r\n",
+	"0000000000000003\r\nabc\r\n0\r\n\r\n",
+	"\r\n",
+	"0\r\n folded: x\r\n\r\n",
+	"0\r\nno colon\r\n\r\n",
+	"1;" + strings.Repeat("e", 5000) + "\r\nx\r\n0\r\n\r\n",
+}
+
+// FuzzResponse reads target bytes as the engine does and as net/http
+// does, for GET and HEAD requests from HTTP/1.1 and HTTP/1.0 clients.
+func FuzzResponse(f *testing.F) {
+	for _, s := range responseSeeds {
+		f.Add([]byte(s), false, false, uint16(len(s)/2))
+	}
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"), true, false, uint16(0))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), false, true, uint16(9))
+	f.Fuzz(func(t *testing.T, data []byte, isHead, http10 bool, split uint16) {
+		compareResponses(t, data, isHead, http10, int(split))
+	})
+}
+
+var responseSeeds = []string{
+	"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhelloHTTP/1.1 204 No Content\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nKeep-Alive: t=5\r\nContent-Length: 2\r\nTE: x\r\nTrailer: y\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+	"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+	"HTTP/1.0 200 OK\r\n\r\nold style",
+	"HTTP/1.0 404 Not Found\nContent-Length: 2\n\nno",
+	"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00",
+	"HTTP/1.1 204\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzzz",
+	"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 4\r\nabc\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\nHTTP/1.1 200 OK\r\n\r\n",
+	"HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nX: a\rContent-Length: 0\r\nContent-Length: 2\r\n\r\nok",
+	"HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nX Y: z\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\n: z\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/2 200\r\n\r\n",
+	"HTTP/1.1 20 OK\r\n\r\n",
+	"HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 200OK\r\n\r\n",
+	"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
 }

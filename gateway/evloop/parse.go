@@ -209,16 +209,12 @@ func parseRequest(head []byte, req *Request) reject {
 			return reject{400, "malformed header line"}
 		}
 		name := ln[:colon]
-		for _, c := range name {
-			if !isTchar(c) {
-				return reject{400, "malformed header name"}
-			}
+		if !validName(name) {
+			return reject{400, "malformed header name"}
 		}
 		value := trimOWS(ln[colon+1:])
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return reject{400, "malformed header value"}
-			}
+		if !validValue(value) {
+			return reject{400, "malformed header value"}
 		}
 		req.Headers = append(req.Headers, Header{Name: name, Value: value})
 		switch {
@@ -282,6 +278,25 @@ func parseRequest(head []byte, req *Request) reject {
 	req.Close = connClose || req.Minor == 0 && !connKA
 	req.Upgrade = connUpgrade && wsUp
 	return reject{}
+}
+
+func validName(b []byte) bool {
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether b has no control bytes but HT.
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // validHost reports whether a Host value or a target's authority has only
@@ -364,7 +379,7 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool, ex *Excha
 		}
 		rh.status = rh.status*10 + int(c-'0')
 	}
-	if rh.status < 100 || len(sl) > 12 && sl[12] != ' ' {
+	if rh.status < 100 || len(sl) > 12 && sl[12] != ' ' || !validValue(sl) {
 		return out, false
 	}
 	out = append(out, "HTTP/1.1"...)
@@ -392,6 +407,12 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool, ex *Excha
 			return out, false
 		}
 		name, value := ln[:colon], trimOWS(ln[colon+1:])
+		// The head goes to the client as it came, but for its line ends: a
+		// CR or another control byte in it would let the client find
+		// other lines, and so another framing, than the engine did.
+		if !validName(name) || !validValue(value) {
+			return out, false
+		}
 		switch {
 		case equalFold(name, "Content-Length"):
 			n, ok := parseDigits(value)
