@@ -458,6 +458,7 @@ const (
 // Chunked decoder states.
 const (
 	ckSize = iota
+	ckSizeWS
 	ckExt
 	ckSizeLF
 	ckData
@@ -467,7 +468,6 @@ const (
 	ckTrailer
 	ckTrailerLF
 	ckFinalLF
-	ckSizeWS
 )
 
 // body tracks where a message body ends while its bytes are forwarded
@@ -524,8 +524,6 @@ func (b *body) scan(p []byte) (int, bool) {
 			case c == ';':
 				b.state = ckExt
 			case c == ' ' || c == '\t':
-				// Whitespace may end the line or come before ';' (RFC
-				// 9112 §7.1.1 BWS); "3 4" is not a size of 3.
 				b.state = ckSizeWS
 			case c == '\r':
 				b.state = ckSizeLF
@@ -533,6 +531,8 @@ func (b *body) scan(p []byte) (int, bool) {
 				return i, false
 			}
 		case ckSizeWS:
+			// Whitespace after the size may only lead to an extension
+			// (RFC 9112 §7.1.1, BWS): "3 4" is not a size.
 			switch c {
 			case ' ', '\t':
 			case ';':
