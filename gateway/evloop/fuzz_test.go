@@ -279,6 +279,17 @@ var lenientRequest = []difference{
 		}
 		return false
 	}},
+	// The engine may drop a fragment before it reads the target (RFC 9110
+	// §4.2.4: it is the client's own); net/http reads "http://h#x" as the
+	// host "h#x" and refuses it.
+	{"fragment right after an absolute-form host", func(h *rawHead) bool {
+		_, t, _ := h.requestLine()
+		_, rest, ok := strings.Cut(t, "://")
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			rest = rest[:i]
+		}
+		return ok && strings.Contains(rest, "#")
+	}},
 	// An absolute-form target's host is held to the characters of a host
 	// and port, as a Host header is, and not parsed further: net/http
 	// takes "Host: h:x" but refuses the target "http://h:x/". The host is

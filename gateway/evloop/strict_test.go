@@ -54,3 +54,24 @@ func TestChunkedScanStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestParseResponseStrict: response heads the engine would have passed to
+// the client with lines the client could split otherwise.
+func TestParseResponseStrict(t *testing.T) {
+	tests := []struct {
+		head string
+		ok   bool
+	}{
+		{"HTTP/1.1 200 OK\r\nX: a\rContent-Length: 0\r\nContent-Length: 2\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", false},
+		{"HTTP/1.1 200 O\rK\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nX Y: z\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nX: a\tb \xff\r\n\r\n", true},
+	}
+	for _, tt := range tests {
+		var rh respHead
+		if _, ok := parseResponse([]byte(tt.head), &rh, nil, false, &Exchange{}); ok != tt.ok {
+			t.Errorf("%q: ok=%v, want %v", tt.head, ok, tt.ok)
+		}
+	}
+}
