@@ -252,11 +252,12 @@ var stricterRequest = []difference{
 	// RFC 3986's host and port as a Host header is. That refuses userinfo
 	// too, which RFC 9110 §4.2.4 has a recipient treat as an error:
 	// net/http drops it from the host, a hop that kept it would route the
-	// request elsewhere.
-	{"absolute-form target with userinfo or odd characters in the host", func(h *rawHead) bool {
+	// request elsewhere. And a percent-escape, which net/http decodes in a
+	// target's host but not in a Host header.
+	{"absolute-form target with userinfo, a percent-escape or odd characters in the host", func(h *rawHead) bool {
 		_, t, _ := h.requestLine()
 		auth, ok := authority(t)
-		return ok && !stdValidHost(auth)
+		return ok && (!stdValidHost(auth) || strings.Contains(auth, "%"))
 	}},
 	// Heads over Config.MaxHeaderBytes get 431; net/http's limit is 1 MiB.
 	{"head over 16 KiB", func(h *rawHead) bool { return h.size > fuzzMaxHead }},

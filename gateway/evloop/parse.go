@@ -177,8 +177,9 @@ func parseRequest(head []byte, req *Request) reject {
 		req.Path = rest[j:]
 		// validHost refuses '@' too: userinfo is an error here (RFC 9110
 		// §4.2.4), and a hop that kept it in the host would route
-		// elsewhere than a hop that dropped it.
-		if len(authority) == 0 || !validHost(authority) {
+		// elsewhere than a hop that dropped it. So does a percent-escape,
+		// which some hops decode in a target's host and others do not.
+		if len(authority) == 0 || !validHost(authority) || bytes.IndexByte(authority, '%') >= 0 {
 			return reject{400, "malformed request target"}
 		}
 	}

@@ -14,6 +14,7 @@ func TestParseRequestStrict(t *testing.T) {
 		{"chunked after an empty element", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: , chunked\r\n\r\n", 501},
 		{"chunked in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"userinfo in the target", "GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+		{"percent-escape in the target's host", "GET http://%61pi.example/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
 		{"no host in the target", "GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n", 400},
 		{"scheme starting with a digit", "GET 0://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
 		{"space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
