@@ -259,6 +259,8 @@ var stricterRequest = []difference{
 		auth, ok := authority(t)
 		return ok && (!stdValidHost(auth) || strings.Contains(auth, "%"))
 	}},
+	// A body length is at most 18 digits (under 1 EiB); net/http takes 19.
+	{"Content-Length of more than 18 digits", longLength},
 	// Heads over Config.MaxHeaderBytes get 431; net/http's limit is 1 MiB.
 	{"head over 16 KiB", func(h *rawHead) bool { return h.size > fuzzMaxHead }},
 }
@@ -266,6 +268,19 @@ var stricterRequest = []difference{
 // lenientRequest lists what the engine reads in a request although
 // net/http refuses it, each with why forwarding it is safe.
 var lenientRequest = []difference{
+	// Content-Length repeated with the same number written differently
+	// ("5" and "05"): every reader that takes the header takes 5.
+	{"Content-Length repeated with the same number written differently", func(h *rawHead) bool {
+		cl := h.values("Content-Length")
+		for _, v := range cl {
+			a, err1 := strconv.ParseUint(v, 10, 63)
+			b, err2 := strconv.ParseUint(cl[0], 10, 63)
+			if err1 != nil || err2 != nil || a != b {
+				return false
+			}
+		}
+		return len(cl) > 1
+	}},
 	// The target's path is passed on as sent, percent-escapes and all; the
 	// gateway's dispatcher routes on its own decoded, normalised path and
 	// sends the target that path re-escaped, so a "%zz" reaches no target
@@ -369,15 +384,7 @@ var stricterResponse = []difference{
 	{"malformed chunked body in an HTTP/1.0 response", func(h *rawHead) bool {
 		return strings.HasPrefix(h.first, "HTTP/1.0") && len(h.values("Transfer-Encoding")) > 0
 	}},
-	// A body length is at most 18 digits (under 1 EiB); net/http takes 19.
-	{"Content-Length of more than 18 digits", func(h *rawHead) bool {
-		for _, v := range h.values("Content-Length") {
-			if len(v) > 18 {
-				return true
-			}
-		}
-		return false
-	}},
+	{"Content-Length of more than 18 digits", longLength},
 }
 
 var statusLine = regexp.MustCompile(`^HTTP/1\.[01] [1-9][0-9][0-9]( |$)`)
@@ -419,6 +426,15 @@ var lenientResponse = []difference{
 		return bad && (h.isHead || len(h.values("Transfer-Encoding")) > 0 ||
 			status[0] == '1' || status == "204" || status == "304")
 	}},
+}
+
+func longLength(h *rawHead) bool {
+	for _, v := range h.values("Content-Length") {
+		if len(v) > 18 {
+			return true
+		}
+	}
+	return false
 }
 
 // authority returns the authority of an absolute-form target.
@@ -774,6 +790,8 @@ var requestSeeds = []string{
 	"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\nhello",
 	"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0000000000000000005\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello",
 	// Chunked, with extensions and trailers.
 	"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\n\r\n",
