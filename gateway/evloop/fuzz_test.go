@@ -424,7 +424,7 @@ var lenientResponse = []difference{
 			status = h.first[9:12]
 		}
 		return bad && (h.isHead || len(h.values("Transfer-Encoding")) > 0 ||
-			status[0] == '1' || status == "204" || status == "304")
+			strings.HasPrefix(status, "1") || status == "204" || status == "304")
 	}},
 }
 
