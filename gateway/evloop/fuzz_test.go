@@ -437,17 +437,20 @@ func longLength(h *rawHead) bool {
 	return false
 }
 
-// authority returns the authority of an absolute-form target.
+// authority returns the authority of an absolute-form target, one that
+// starts with a scheme and "://".
 func authority(target string) (string, bool) {
-	if strings.HasPrefix(target, "/") {
+	scheme, rest, ok := strings.Cut(target, "://")
+	if !ok || !uriScheme.MatchString(scheme) {
 		return "", false
 	}
-	_, rest, ok := strings.Cut(target, "://")
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}
-	return rest, ok
+	return rest, true
 }
+
+var uriScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 
 // covered returns the name of the first difference in list that covers
 // the input, or "".
