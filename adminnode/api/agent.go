@@ -394,7 +394,8 @@ func (s *Server) agentInstances(q *request) (any, error) {
 				return 0, nil, err
 			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
-				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs)}
+				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs),
+				RestartGeneration: in.RestartGeneration}
 		}
 		return index, out, nil
 	})
