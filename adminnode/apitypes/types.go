@@ -214,7 +214,7 @@ type Instance struct {
 	// UnreachableBy names the group's peers whose gossip declares this
 	// instance dead: a detail beside Status, seen within seconds where
 	// heartbeats take LostAfter.
-	Unreachable   bool      `json:"unreachable,omitempty"`
+	Unreachable   bool     `json:"unreachable,omitempty"`
 	UnreachableBy []string `json:"unreachable_by,omitempty"`
 	// RestartGeneration is read-only: how many restarts were asked of the
 	// admin node (POST /instances/{name}/restart).
