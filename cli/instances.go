@@ -120,7 +120,7 @@ func (a *app) instanceCommand() *cobra.Command {
 		Short: "Manage instances, the gateway processes of a group on a host",
 	}
 	cmd.AddCommand(a.instanceListCommand(), a.instanceCreateCommand(), a.instanceGetCommand(),
-		a.instanceUpdateCommand(), a.instanceDeleteCommand())
+		a.instanceUpdateCommand(), a.instanceDeleteCommand(), a.instanceRestartCommand())
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,11 @@ func (b *broadcast) notify() {
 	b.mu.Unlock()
 }
 
+// envRestartGeneration carries an instance's restart generation
+// (apitypes.AgentInstance.RestartGeneration) into its gateway's
+// environment.
+const envRestartGeneration = "GATEHOUSE_RESTART_GENERATION"
+
 // specs turns the desired instances into what the supervisor runs.
 func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 	out := make([]supervisor.Spec, 0, len(ins))
@@ -125,8 +131,16 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			"--node-manager", a.local,
 			"--domain-key", a.id.SigningKey,
 		}
-		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args,
-			Env: []string{localapi.EnvInstanceSecret + "=" + secret}})
+		env := []string{localapi.EnvInstanceSecret + "=" + secret}
+		if in.RestartGeneration > 0 {
+			// The generation is part of the spec's hash, so the
+			// supervisor restarts a gateway started with an older one:
+			// a restart asked of the admin node happens once, even
+			// across reconnects and node manager restarts. The gateway
+			// ignores the variable.
+			env = append(env, envRestartGeneration+"="+strconv.FormatUint(in.RestartGeneration, 10))
+		}
+		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args, Env: env})
 	}
 	return out, nil
 }
