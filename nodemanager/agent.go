@@ -56,6 +56,11 @@ type agent struct {
 	// advertise is the IP address the host's gateways are reached at by
 	// their peers; empty lets the admin node use the heartbeats' source.
 	advertise string
+	// pluginDir holds the external policy binaries of every gateway of
+	// the host; probe tells the gateway binary's version and feature
+	// level. Both go into the heartbeats' capabilities.
+	pluginDir string
+	probe     *gatewayProbe
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -129,6 +134,7 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			"--gossip-listen=" + a.gossipListen(in),
 			"--gossip-advertise=" + a.gossipAdvertise(in),
 			"--node-manager", a.local,
+			"--plugin-dir", a.pluginDir,
 			"--domain-key", a.id.SigningKey,
 		}
 		env := []string{localapi.EnvInstanceSecret + "=" + secret}
@@ -327,7 +333,9 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	for failures := 0; ; {
-		_, err := a.admin.Heartbeat(ctx, a.heartbeat())
+		hb := a.heartbeat()
+		hb.Capabilities = a.capabilities(ctx)
+		_, err := a.admin.Heartbeat(ctx, hb)
 		if ctx.Err() == nil {
 			a.metrics.Heartbeat(err == nil)
 		}
