@@ -355,6 +355,9 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	if err := s.noteAddress(q, in.Address); err != nil {
 		return nil, err
 	}
+	if err := s.noteCapabilities(q, in.Capabilities); err != nil {
+		return nil, err
+	}
 	mine, err := s.hostInstances(q.ctx, q.node, "")
 	if err != nil {
 		return nil, err

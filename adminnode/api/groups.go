@@ -263,7 +263,7 @@ func (s *Server) groupInstances(q *request) (any, error) {
 }
 
 func hostOut(h store.Host) apitypes.Host {
-	return apitypes.Host{Name: h.Name, Labels: h.Labels, CreatedAt: h.CreatedAt}
+	return apitypes.Host{Name: h.Name, Labels: h.Labels, CreatedAt: h.CreatedAt, Capabilities: capabilitiesOut(h.Capabilities)}
 }
 
 func (s *Server) listHosts(q *request) (any, error) {

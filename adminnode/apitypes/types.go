@@ -25,6 +25,11 @@ const (
 	CodeInternal             = "internal"              // 500
 )
 
+// CodeUnrunnable (422) refuses a strict deploy of a configuration that
+// instances of the group lack something to run (a plugin, a feature
+// level).
+const CodeUnrunnable = "unrunnable_config"
+
 // ErrorBody is the body of every error response.
 type ErrorBody struct {
 	Error Error `json:"error"`
@@ -185,12 +190,13 @@ type Host struct {
 // external policy plugins present in its plugin directory. Validation and
 // deploy warn when a configuration needs what a host lacks
 // (docs/deployments.md#what-hosts-can-run).
+// Since is when the host began to report them as they are.
 type HostCapabilities struct {
 	GatewayVersion string    `json:"gateway_version,omitempty"`
 	FeatureLevel   int       `json:"feature_level,omitempty"`
 	PluginDir      string    `json:"plugin_dir,omitempty"`
 	Plugins        []string  `json:"plugins"`
-	ReportedAt     time.Time `json:"reported_at,omitzero"`
+	Since          time.Time `json:"since,omitzero"`
 }
 
 // Instance is one gateway process of a group on a host: its desired state

@@ -393,7 +393,7 @@ func (b *Bolt) SetHostAddress(ctx context.Context, name, address string) error {
 
 // SetHostCapabilities implements Store.
 func (b *Bolt) SetHostCapabilities(ctx context.Context, name string, c HostCapabilities) error {
-	c.ReportedAt = c.ReportedAt.UTC()
+	c.Since = c.Since.UTC()
 	_, err := updateNamed(ctx, b, bucketHosts, "host", name, func(h *Host) error {
 		h.Capabilities = &c
 		return nil

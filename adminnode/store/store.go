@@ -70,13 +70,14 @@ type Host struct {
 // HostCapabilities is what the gateways of a host can run: the gateway
 // binary's version, the configuration format level it understands
 // (deploy.FeatureLevel) and the external policy plugins in the node
-// manager's plugin directory.
+// manager's plugin directory. Since is when the host began to report
+// them as they are: they are written when they change.
 type HostCapabilities struct {
 	GatewayVersion string    `json:"gateway_version,omitempty"`
 	FeatureLevel   int       `json:"feature_level,omitempty"`
 	PluginDir      string    `json:"plugin_dir,omitempty"`
 	Plugins        []string  `json:"plugins,omitempty"`
-	ReportedAt     time.Time `json:"reported_at"`
+	Since          time.Time `json:"since"`
 }
 
 // Instance is one gateway process of a group on a host. Its name is unique

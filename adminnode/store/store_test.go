@@ -831,7 +831,7 @@ func TestRestartGenerationAndCapabilities(t *testing.T) {
 	if _, err := s.RequestRestart(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("restart of a missing instance: %v", err)
 	}
-	caps := HostCapabilities{GatewayVersion: "1.2.3", FeatureLevel: 1, Plugins: []string{"sig"}, ReportedAt: time.Now()}
+	caps := HostCapabilities{GatewayVersion: "1.2.3", FeatureLevel: 1, Plugins: []string{"sig"}, Since: time.Now()}
 	if err := s.SetHostCapabilities(ctx, "h1", caps); err != nil {
 		t.Fatal(err)
 	}

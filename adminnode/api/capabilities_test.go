@@ -1,0 +1,102 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// Hosts report what their gateways can run; validation and deploy warn
+// about the instances whose host lacks what the draft needs, and a strict
+// deploy refuses to sign it.
+func TestRunWarnings(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	e.group("edge", nil)
+	e.group("other", nil)
+	for _, h := range []string{"h1", "h2"} {
+		cert := e.joinAs(srv.URL, h)
+		plugins := map[string][]string{"h1": {"sig", "audit"}, "h2": {"sig"}}[h]
+		newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+			Capabilities: &apitypes.HostCapabilities{GatewayVersion: "1.0.0", FeatureLevel: deploy.FeatureLevel, PluginDir: "/p", Plugins: plugins},
+		}).expect(t, http.StatusOK, "heartbeat of "+h)
+	}
+	// h3 never reported: its instance is not judged.
+	must[store.Host](t)(e.store.CreateHost(bg, store.Host{Name: "h3"}))
+	for name, host := range map[string]string{"a1": "h1", "b1": "h2", "b2": "h2", "c1": "h3"} {
+		must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: name, Group: "edge", Host: host}))
+	}
+	must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: "x1", Group: "other", Host: "h2"}))
+
+	var h apitypes.Host
+	e.do(e.admin, "GET", "/hosts/h1", nil).expect(t, http.StatusOK, "host").decode(t, &h)
+	if c := h.Capabilities; c == nil || c.GatewayVersion != "1.0.0" || c.FeatureLevel != deploy.FeatureLevel ||
+		!reflect.DeepEqual(c.Plugins, []string{"audit", "sig"}) || c.Since.IsZero() {
+		t.Fatalf("capabilities of h1: %+v", h.Capabilities)
+	}
+
+	// Without an external policy, nothing to warn about.
+	var v apitypes.Validation
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if !v.Valid || v.Warnings == nil || len(v.Warnings) != 0 {
+		t.Fatalf("validation of a draft without plugins: %+v", v)
+	}
+
+	ext := func(plugin string) deploy.Policy {
+		return deploy.Policy{Name: deploy.ExternalPolicy, Config: map[string]any{"plugin": plugin}}
+	}
+	e.addToDraft("edge", func(c *deploy.Config) {
+		c.GlobalPolicies = append(c.GlobalPolicies, ext("audit"))
+		c.Services[0].Routes[0].Policies = append(c.Services[0].Routes[0].Policies, ext("sig"))
+	})
+	e.addToDraft("other", func(c *deploy.Config) { c.GlobalPolicies = append(c.GlobalPolicies, ext("audit")) })
+	want := []apitypes.Warning{{Field: "global_policies[0].config.plugin", Instances: []string{"b1", "b2"},
+		Message: `external policy plugin "audit" is not in the plugin directory of host h2: b1, b2 would refuse this configuration`}}
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if !v.Valid || !reflect.DeepEqual(v.Warnings, want) {
+		t.Fatalf("validation:\n got %+v\nwant %+v", v, want)
+	}
+
+	// Strict: refused, nothing deployed.
+	r := e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m", Strict: true}).
+		expect(t, http.StatusUnprocessableEntity, "strict deploy")
+	var body apitypes.ErrorBody
+	r.decode(t, &body)
+	if body.Error.Code != apitypes.CodeUnrunnable || len(body.Error.Errors) != 1 || body.Error.Errors[0].Field != want[0].Field ||
+		body.Error.Errors[0].Message != want[0].Message {
+		t.Errorf("strict refusal %+v", body.Error)
+	}
+	if _, err := e.store.LatestDeployment(bg, "edge"); err == nil {
+		t.Error("a strict deploy with warnings made a deployment")
+	}
+	// Not strict: deployed, with the warnings.
+	var d apitypes.Deployment
+	e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m"}).
+		expect(t, http.StatusCreated, "deploy").decode(t, &d)
+	if d.Number != 1 || !reflect.DeepEqual(d.Warnings, want) {
+		t.Errorf("deploy answer %+v", d)
+	}
+
+	// A plugin installed on h2: the next heartbeat clears the warning.
+	cert := e.joinAs(srv.URL, "h2")
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+		Capabilities: &apitypes.HostCapabilities{GatewayVersion: "1.0.0", FeatureLevel: deploy.FeatureLevel, PluginDir: "/p", Plugins: []string{"sig", "audit"}},
+	}).expect(t, http.StatusOK, "heartbeat of h2")
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if len(v.Warnings) != 0 {
+		t.Errorf("warnings after the plugin was installed: %+v", v.Warnings)
+	}
+	// A gateway of a lower feature level than the configuration needs
+	// (level 0 is unknown: not judged).
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+		Capabilities: &apitypes.HostCapabilities{FeatureLevel: 0, Plugins: []string{"sig", "audit"}},
+	}).expect(t, http.StatusOK, "heartbeat of h2")
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if len(v.Warnings) != 0 {
+		t.Errorf("warnings for an unknown level: %+v", v.Warnings)
+	}
+}
