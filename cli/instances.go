@@ -110,6 +110,10 @@ func (a *app) printHost(cmd *cobra.Command, h apitypes.Host) error {
 				"Dropped", strconv.FormatUint(tr.Dropped, 10)+" (from the node manager's spool)",
 				"Lost", strconv.FormatUint(tr.Lost, 10)+" (never arrived)")
 		}
+		if c := h.Capabilities; c != nil {
+			pairs = append(pairs, "Gateway version", c.GatewayVersion, "Feature level", strconv.Itoa(c.FeatureLevel),
+				"Plugin dir", c.PluginDir, "Plugins", strings.Join(c.Plugins, ","))
+		}
 		fields(w, pairs...)
 	})
 }
