@@ -101,11 +101,10 @@ func capabilitiesOut(c *store.HostCapabilities) *apitypes.HostCapabilities {
 // reported its capabilities (no heartbeat yet, an older node manager) are
 // not judged.
 func (s *Server) runWarnings(ctx context.Context, group string, cfg *deploy.Config) ([]apitypes.Warning, error) {
-	warnings := []apitypes.Warning{}
 	uses := deploy.ExternalPlugins(cfg)
 	level, levelField := deploy.RequiredFeatureLevel(cfg)
 	if len(uses) == 0 && level <= 1 {
-		return warnings, nil
+		return []apitypes.Warning{}, nil
 	}
 	// From the store rather than the host index: validation and deploys
 	// are rare, and the store is what every admin node shares.
@@ -121,17 +120,25 @@ func (s *Server) runWarnings(ctx context.Context, group string, cfg *deploy.Conf
 	for _, h := range hosts {
 		caps[h.Name] = h.Capabilities
 	}
+	return lacks(uses, level, levelField, all, caps), nil
+}
+
+// lacks lists, for each plugin use and for the feature level, the
+// instances whose host's capabilities lack it; instances of hosts without
+// capabilities are left out.
+func lacks(uses []deploy.PluginUse, level int, levelField string, all []store.Instance, caps map[string]*store.HostCapabilities) []apitypes.Warning {
+	warnings := []apitypes.Warning{}
 	var ins []store.Instance
 	for _, in := range all {
 		if caps[in.Host] != nil {
 			ins = append(ins, in)
 		}
 	}
-	// lacking lists the instances, and their hosts, for which lacks is
+	// lacking lists the instances, and their hosts, for which missing is
 	// true of their host's capabilities.
-	lacking := func(lacks func(c *store.HostCapabilities) bool) (names, onHosts []string) {
+	lacking := func(missing func(c *store.HostCapabilities) bool) (names, onHosts []string) {
 		for _, in := range ins {
-			if lacks(caps[in.Host]) {
+			if missing(caps[in.Host]) {
 				names = append(names, in.Name)
 				if !slices.Contains(onHosts, in.Host) {
 					onHosts = append(onHosts, in.Host)
@@ -156,7 +163,7 @@ func (s *Server) runWarnings(ctx context.Context, group string, cfg *deploy.Conf
 			Message: fmt.Sprintf("this configuration needs feature level %d, which the gateways of host %s do not have: %s would refuse it",
 				level, strings.Join(onHosts, ", "), strings.Join(names, ", "))})
 	}
-	return warnings, nil
+	return warnings
 }
 
 // refuseWarnings is the answer of a strict deploy whose configuration

@@ -100,3 +100,35 @@ func TestRunWarnings(t *testing.T) {
 		t.Errorf("warnings for an unknown level: %+v", v.Warnings)
 	}
 }
+
+func TestLacks(t *testing.T) {
+	ins := []store.Instance{{Name: "a1", Host: "old"}, {Name: "b1", Host: "new"}, {Name: "b2", Host: "new"}, {Name: "c1", Host: "silent"}}
+	caps := map[string]*store.HostCapabilities{
+		"old":    {FeatureLevel: 1, Plugins: []string{"sig"}},
+		"new":    {FeatureLevel: 2, Plugins: []string{"sig", "quota"}},
+		"silent": nil,
+	}
+	sig := deploy.PluginUse{Field: "global_policies[0].config.plugin", Plugin: "sig"}
+	quota := deploy.PluginUse{Field: "services[0].policies[0].config.plugin", Plugin: "quota"}
+	for _, tc := range []struct {
+		name       string
+		uses       []deploy.PluginUse
+		level      int
+		levelField string
+		want       []apitypes.Warning
+	}{
+		{"everything present", []deploy.PluginUse{sig}, 1, "", []apitypes.Warning{}},
+		{"a plugin missing on one host", []deploy.PluginUse{sig, quota}, 1, "", []apitypes.Warning{{Field: quota.Field, Instances: []string{"a1"},
+			Message: `external policy plugin "quota" is not in the plugin directory of host old: a1 would refuse this configuration`}}},
+		{"a plugin missing everywhere", []deploy.PluginUse{{Field: "f", Plugin: "nope"}}, 1, "", []apitypes.Warning{{Field: "f", Instances: []string{"a1", "b1", "b2"},
+			Message: `external policy plugin "nope" is not in the plugin directory of host new, old: a1, b1, b2 would refuse this configuration`}}},
+		{"a level above one host's", nil, 2, "services[0].routes[0].policies[0]", []apitypes.Warning{{Field: "services[0].routes[0].policies[0]", Instances: []string{"a1"},
+			Message: "this configuration needs feature level 2, which the gateways of host old do not have: a1 would refuse it"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lacks(tc.uses, tc.level, tc.levelField, ins, caps); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
