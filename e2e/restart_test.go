@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,5 +116,50 @@ func TestInstanceRestartFromAdminNode(t *testing.T) {
 	want := []string{"oscar instance/web-1 ok", "oscar instance/web-1 ok", "vic instance/web-1 denied"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("audit of instance.restart: %q, want %q", got, want)
+	}
+}
+
+// TestInstanceRestartWhileNodeManagerAway: a restart asked while the
+// node manager is down is kept by the admin node and done once when it
+// comes back; a later start of the node manager adopts the restarted
+// gateway instead of restarting it again.
+func TestInstanceRestartWhileNodeManagerAway(t *testing.T) {
+	up := startUpstream(t, "one", nil)
+	d := setUpNode(t, up, "web-1")
+	before := d.waitLocal(t, "web-1 running", d.appliedEverywhere(1))["web-1"]
+
+	d.node.cmd.Process.Signal(syscall.SIGKILL)
+	d.node.exit(t, 10*time.Second)
+	out := d.cli.ok(t, "", "instance", "restart", "web-1", "--no-wait")
+	if !strings.Contains(out, "Restart of instance web-1 requested (generation 1)") {
+		t.Errorf("instance restart --no-wait said %q", out)
+	}
+	if !alive(before.PID) {
+		t.Fatalf("web-1 (pid %d) is gone while its node manager is down", before.PID)
+	}
+
+	d.startNode(t)
+	after := d.waitLocal(t, "web-1 restarted once the node manager is back", func(v map[string]localapi.InstanceView) bool {
+		w := v["web-1"]
+		return w.PID != 0 && w.PID != before.PID && w.Ready && freshlyReported(w)
+	})["web-1"]
+	d.mustRouteTo(t, "one", "web-1")
+
+	// Once: the node manager started again adopts the new process.
+	d.node.cmd.Process.Signal(syscall.SIGKILL)
+	d.node.exit(t, 10*time.Second)
+	d.startNode(t)
+	d.waitLocal(t, "web-1 adopted and reporting", func(v map[string]localapi.InstanceView) bool {
+		w := v["web-1"]
+		return w.Ready && freshlyReported(w)
+	})
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		v, err := d.localInstances(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v["web-1"].PID != after.PID {
+			t.Fatalf("web-1 restarted again: pid %d, was %d", v["web-1"].PID, after.PID)
+		}
 	}
 }
