@@ -81,6 +81,19 @@ func TestRunWarnings(t *testing.T) {
 		t.Errorf("deploy answer %+v", d)
 	}
 
+	// An import, dry run or not, answers them too.
+	src := e.freshGroup("edge")
+	e.addToDraft(src, func(c *deploy.Config) {
+		c.Consumers, c.Certificates = nil, nil
+		c.GlobalPolicies = append(c.GlobalPolicies, ext("audit"))
+	})
+	e.deployed(src)
+	var imp apitypes.Import
+	e.do(e.admin, "POST", "/groups/edge/import?dry_run=true", e.pkg(src)).expect(t, http.StatusOK, "import dry run").decode(t, &imp)
+	if !reflect.DeepEqual(imp.Warnings, want) {
+		t.Errorf("import dry run: warnings %+v, want %+v", imp.Warnings, want)
+	}
+
 	// A plugin installed on h2: the next heartbeat clears the warning.
 	cert := e.joinAs(srv.URL, "h2")
 	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{

@@ -373,6 +373,9 @@ type Import struct {
 	Checksum   string           `json:"checksum"`
 	Diff       Diff             `json:"diff"`
 	Deployment *Deployment      `json:"deployment,omitempty"`
+	// Warnings list what instances of the group lack to run the package
+	// (see Validation).
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Diff is what changed from one configuration to another, resource by
