@@ -214,7 +214,10 @@ func (a *app) configValidateCommand() *cobra.Command {
 		Long: `Validate the group's draft, or with -f the configuration in FILE as if it
 were the group's draft, without changing anything. Prints the checksum of
 a valid configuration and every error of an invalid one, and then exits
-with status 1.`,
+with status 1. A valid configuration that instances of the group lack
+something to run (an external policy's plugin absent from their host, a
+feature level above their gateway's) is printed with a warning naming
+them: deploying it as it is would be refused by those instances.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var data []byte
@@ -252,6 +255,7 @@ with status 1.`,
 func validationText(w io.Writer, what string, v apitypes.Validation) {
 	if v.Valid {
 		fmt.Fprintf(w, "%s is valid: %s\n", what, v.Checksum)
+		printWarnings(w, v.Warnings)
 		return
 	}
 	fmt.Fprintf(w, "%s has %s:\n", what, plural(len(v.Errors), "error"))
@@ -265,5 +269,17 @@ func validationText(w io.Writer, what string, v apitypes.Validation) {
 			fmt.Fprintf(w, " (line %d)", e.Line)
 		}
 		fmt.Fprintln(w)
+	}
+}
+
+// printWarnings writes what instances lack to run a configuration, one
+// line each, naming the field and the instances.
+func printWarnings(w io.Writer, warnings []apitypes.Warning) {
+	for _, x := range warnings {
+		fmt.Fprint(w, "warning: ")
+		if x.Field != "" {
+			fmt.Fprint(w, x.Field+": ")
+		}
+		fmt.Fprintln(w, x.Message)
 	}
 }

@@ -18,6 +18,7 @@ func (a *app) deployCommand() *cobra.Command {
 	var (
 		group, message string
 		draftVersion   uint64
+		strict         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy --group G -m MESSAGE",
@@ -28,7 +29,12 @@ deployment history and the audit log.
 
 With --draft-version, the deployment is made only if the draft is still at
 that version ("config apply" and "-o json" of "config dump" show it), so
-that what was reviewed is what is deployed.`,
+that what was reviewed is what is deployed.
+
+A draft that instances of the group lack something to run (an external
+policy's plugin absent from their host, a feature level above their
+gateway's) is deployed with a warning naming them; with --strict it is
+refused and nothing is deployed.`,
 		Example: `  gatehouse deploy --group web -m "add the orders service"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -36,10 +42,11 @@ that what was reviewed is what is deployed.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion})
+			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion, Strict: strict})
 			if err != nil {
 				return fmt.Errorf("deploy group %s: %w", group, err)
 			}
+			printWarnings(cmd.ErrOrStderr(), d.Warnings)
 			return a.render(cmd, d, func(w io.Writer) {
 				fmt.Fprintf(w, "deployed %s #%d %s\n", d.Group, d.Number, d.Checksum)
 			})
@@ -48,6 +55,7 @@ that what was reviewed is what is deployed.`,
 	cmd.Flags().StringVar(&group, "group", "", "group to deploy")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "what the deployment changes, and why")
 	cmd.Flags().Uint64Var(&draftVersion, "draft-version", 0, "deploy only if the draft is at this version")
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse, rather than warn about, a draft that instances of the group lack something to run")
 	_ = cmd.MarkFlagRequired("group")
 	_ = cmd.MarkFlagRequired("message")
 	return cmd

@@ -110,6 +110,10 @@ func (a *app) printHost(cmd *cobra.Command, h apitypes.Host) error {
 				"Dropped", strconv.FormatUint(tr.Dropped, 10)+" (from the node manager's spool)",
 				"Lost", strconv.FormatUint(tr.Lost, 10)+" (never arrived)")
 		}
+		if c := h.Capabilities; c != nil {
+			pairs = append(pairs, "Gateway version", c.GatewayVersion, "Feature level", strconv.Itoa(c.FeatureLevel),
+				"Plugin dir", c.PluginDir, "Plugins", strings.Join(c.Plugins, ","))
+		}
 		fields(w, pairs...)
 	})
 }
@@ -120,7 +124,7 @@ func (a *app) instanceCommand() *cobra.Command {
 		Short: "Manage instances, the gateway processes of a group on a host",
 	}
 	cmd.AddCommand(a.instanceListCommand(), a.instanceCreateCommand(), a.instanceGetCommand(),
-		a.instanceUpdateCommand(), a.instanceDeleteCommand())
+		a.instanceUpdateCommand(), a.instanceDeleteCommand(), a.instanceRestartCommand())
 	return cmd
 }
 

@@ -127,6 +127,7 @@ func sourceText(s apitypes.DeploymentSource) string {
 func importPlan(w io.Writer, p apitypes.Import) {
 	fmt.Fprintf(w, "Package %s resolves to %s.\n", sourceText(p.Source), p.Checksum)
 	diffTable(w, p.Diff)
+	printWarnings(w, p.Warnings)
 }
 
 // confirm asks question on standard error and reads the answer from

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,11 @@ type agent struct {
 	// advertise is the IP address the host's gateways are reached at by
 	// their peers; empty lets the admin node use the heartbeats' source.
 	advertise string
+	// pluginDir holds the external policy binaries of every gateway of
+	// the host; probe tells the gateway binary's version and feature
+	// level. Both go into the heartbeats' capabilities.
+	pluginDir string
+	probe     *gatewayProbe
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -102,6 +108,11 @@ func (b *broadcast) notify() {
 	b.mu.Unlock()
 }
 
+// envRestartGeneration carries an instance's restart generation
+// (apitypes.AgentInstance.RestartGeneration) into its gateway's
+// environment.
+const envRestartGeneration = "GATEHOUSE_RESTART_GENERATION"
+
 // specs turns the desired instances into what the supervisor runs.
 func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 	out := make([]supervisor.Spec, 0, len(ins))
@@ -123,10 +134,19 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			"--gossip-listen=" + a.gossipListen(in),
 			"--gossip-advertise=" + a.gossipAdvertise(in),
 			"--node-manager", a.local,
+			"--plugin-dir", a.pluginDir,
 			"--domain-key", a.id.SigningKey,
 		}
-		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args,
-			Env: []string{localapi.EnvInstanceSecret + "=" + secret}})
+		env := []string{localapi.EnvInstanceSecret + "=" + secret}
+		if in.RestartGeneration > 0 {
+			// The generation is part of the spec's hash, so the
+			// supervisor restarts a gateway started with an older one:
+			// a restart asked of the admin node happens once, even
+			// across reconnects and node manager restarts. The gateway
+			// ignores the variable.
+			env = append(env, envRestartGeneration+"="+strconv.FormatUint(in.RestartGeneration, 10))
+		}
+		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args, Env: env})
 	}
 	return out, nil
 }
@@ -313,7 +333,9 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	for failures := 0; ; {
-		_, err := a.admin.Heartbeat(ctx, a.heartbeat())
+		hb := a.heartbeat()
+		hb.Capabilities = a.capabilities(ctx)
+		_, err := a.admin.Heartbeat(ctx, hb)
 		if ctx.Err() == nil {
 			a.metrics.Heartbeat(err == nil)
 		}

@@ -63,6 +63,9 @@ type RunOptions struct {
 	// either, the oldest are dropped and counted.
 	TrafficSpoolMaxBytes int64
 	TrafficSpoolMaxAge   time.Duration
+	// PluginDir holds the binaries of external policies, given to every
+	// gateway (default <DataDir>/plugins).
+	PluginDir string
 	// StopGateways stops the gateways when Run returns, instead of leaving
 	// them serving: for gatehouse dev, where everything goes together.
 	StopGateways bool
@@ -102,6 +105,16 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.PluginDir == "" {
+		opts.PluginDir = filepath.Join(opts.DataDir, "plugins")
+	}
+	if !filepath.IsAbs(opts.PluginDir) {
+		abs, err := filepath.Abs(opts.PluginDir)
+		if err != nil {
+			return fmt.Errorf("plugin dir: %w", err)
+		}
+		opts.PluginDir = abs
 	}
 	log := opts.Logger
 	if err := checkLoopback(opts.Listen); err != nil {
@@ -165,6 +178,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
 		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
+		pluginDir: opts.PluginDir, probe: &gatewayProbe{binary: opts.GatewayBinary},
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}

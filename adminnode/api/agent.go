@@ -355,6 +355,9 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	if err := s.noteAddress(q, in.Address); err != nil {
 		return nil, err
 	}
+	if err := s.noteCapabilities(q, in.Capabilities); err != nil {
+		return nil, err
+	}
 	mine, err := s.hostInstances(q.ctx, q.node, "")
 	if err != nil {
 		return nil, err
@@ -394,7 +397,8 @@ func (s *Server) agentInstances(q *request) (any, error) {
 				return 0, nil, err
 			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
-				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs)}
+				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs),
+				RestartGeneration: in.RestartGeneration}
 		}
 		return index, out, nil
 	})

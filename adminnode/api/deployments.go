@@ -76,6 +76,13 @@ func (s *Server) deploy(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnings, err := s.draftWarnings(q.ctx, group, version, st)
+	if err != nil {
+		return nil, err
+	}
+	if in.Strict && len(warnings) > 0 {
+		return nil, refuseWarnings(group, warnings)
+	}
 	dep, err := s.store.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		resolved, err := resolve(&d.Config, st)
 		if err != nil {
@@ -88,7 +95,9 @@ func (s *Server) deploy(q *request) (any, error) {
 	}
 	q.auditTarget = fmt.Sprintf("group/%s/deployments/%d", group, dep.Number)
 	q.auditDetail = fmt.Sprintf("deployment %d of draft version %d, %s", dep.Number, version, dep.Checksum)
-	return deploymentOut(dep), nil
+	out := deploymentOut(dep)
+	out.Warnings = warnings
+	return out, nil
 }
 
 func (s *Server) listDeployments(q *request) (any, error) {

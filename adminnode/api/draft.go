@@ -74,7 +74,7 @@ func (s *Server) validateDraft(q *request) (any, error) {
 		if cfg, err = deploy.Decode(data); err != nil {
 			var errs deploy.Errors
 			if errors.As(err, &errs) {
-				return apitypes.Validation{Errors: fieldErrors(errs)}, nil
+				return apitypes.Validation{Errors: fieldErrors(errs), Warnings: []apitypes.Warning{}}, nil
 			}
 			return nil, badRequest("", "%v", err)
 		}
@@ -98,9 +98,17 @@ func (s *Server) validateDraft(q *request) (any, error) {
 		if len(errs) == 0 {
 			errs = []apitypes.FieldError{{Message: e.body.Message}}
 		}
-		return apitypes.Validation{Errors: errs}, nil
+		return apitypes.Validation{Errors: errs, Warnings: []apitypes.Warning{}}, nil
 	}
-	return validation(resolved), nil
+	v := validation(resolved)
+	if v.Valid {
+		// What the group's instances lack to run it: the gateways would
+		// refuse the deployment.
+		if v.Warnings, err = s.runWarnings(q.ctx, q.group.Name, resolved); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
 }
 
 func validation(cfg *deploy.Config) apitypes.Validation {
@@ -109,13 +117,13 @@ func validation(cfg *deploy.Config) apitypes.Validation {
 		if !errors.As(err, &errs) {
 			errs = deploy.Errors{{Message: err.Error()}}
 		}
-		return apitypes.Validation{Errors: fieldErrors(errs)}
+		return apitypes.Validation{Errors: fieldErrors(errs), Warnings: []apitypes.Warning{}}
 	}
 	sum, err := cfg.Checksum()
 	if err != nil {
-		return apitypes.Validation{Errors: []apitypes.FieldError{{Message: err.Error()}}}
+		return apitypes.Validation{Errors: []apitypes.FieldError{{Message: err.Error()}}, Warnings: []apitypes.Warning{}}
 	}
-	return apitypes.Validation{Valid: true, Checksum: sum, Errors: []apitypes.FieldError{}}
+	return apitypes.Validation{Valid: true, Checksum: sum, Errors: []apitypes.FieldError{}, Warnings: []apitypes.Warning{}}
 }
 
 func (s *Server) draftDiff(q *request) (any, error) {

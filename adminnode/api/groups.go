@@ -239,7 +239,7 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 	out := apitypes.Instance{
 		Name: in.Name, Group: in.Group, Host: in.Host,
 		Listen: in.Listen, TLSListen: in.TLSListen, StatusListen: in.StatusListen, GossipListen: in.GossipListen,
-		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+		RestartGeneration: in.RestartGeneration, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}
 	obs := status.Observation{LastHeartbeat: st.LastHeartbeat, AppliedDeployment: st.AppliedDeployment,
 		AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, LastError: st.LastError}
@@ -263,7 +263,7 @@ func (s *Server) groupInstances(q *request) (any, error) {
 }
 
 func hostOut(h store.Host) apitypes.Host {
-	return apitypes.Host{Name: h.Name, Labels: h.Labels, CreatedAt: h.CreatedAt}
+	return apitypes.Host{Name: h.Name, Labels: h.Labels, CreatedAt: h.CreatedAt, Capabilities: capabilitiesOut(h.Capabilities)}
 }
 
 func (s *Server) listHosts(q *request) (any, error) {

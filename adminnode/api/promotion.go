@@ -281,6 +281,9 @@ func (s *Server) importPackage(q *request) (any, error) {
 	}
 	out := apitypes.Import{DryRun: dryRun, Source: src, Checksum: sum,
 		Diff: apitypes.Diff{Group: group, From: label, To: "package", Changes: diffChanges(from, resolved)}}
+	if out.Warnings, err = s.runWarnings(q.ctx, group, resolved); err != nil {
+		return nil, err
+	}
 	if dryRun {
 		q.auditDetail = "dry run: " + q.auditDetail
 		return out, nil

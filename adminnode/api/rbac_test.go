@@ -205,6 +205,9 @@ func fixtures() map[string]fixture {
 		"instance.delete": g(rbac.InstanceWrite, func(e *env, target, user string) call {
 			return call{method: "DELETE", path: "/instances/" + e.instance(target)}
 		}),
+		"instance.restart": g(rbac.InstanceOperate, func(e *env, target, user string) call {
+			return call{method: "POST", path: "/instances/" + e.instance(target) + "/restart"}
+		}),
 
 		"draft.get": g(rbac.DraftRead, get("/groups/{group}/draft")),
 		"draft.update": g(rbac.DraftWrite, func(e *env, target, user string) call {

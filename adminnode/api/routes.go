@@ -138,6 +138,8 @@ func (s *Server) routes() []*route {
 			in: apitypes.Instance{}, out: apitypes.Instance{}, handle: (*Server).updateInstance},
 		{method: "DELETE", path: "/instances/{instance}", action: "instance.delete", summary: "Delete an instance",
 			handle: (*Server).deleteInstance},
+		{method: "POST", path: "/instances/{instance}/restart", action: "instance.restart", summary: "Have the instance's node manager restart its gateway; 202, then wait for the instance ready under a new process",
+			status: http.StatusAccepted, out: apitypes.InstanceRestart{}, handle: (*Server).restartInstance},
 
 		{method: "GET", path: "/groups/{group}/draft", action: "draft.get", summary: "The group's draft configuration (ETag: its version; secrets redacted)",
 			perm: rbac.DraftRead, scope: scopeGroup, out: apitypes.Draft{}, handle: (*Server).getDraft},

@@ -65,8 +65,11 @@ type Server struct {
 	loginAttempts *auth.Limiter
 	router        *mux.Router
 
-	obs      observed
-	hosts    hostIndex
+	obs   observed
+	hosts hostIndex
+	// caps is what each host's node manager last reported its gateways
+	// can run, as written to the store.
+	caps     hostCaps
 	verified verifiedCerts
 
 	// spec is the OpenAPI description, built on first use.

@@ -25,6 +25,11 @@ const (
 	CodeInternal             = "internal"              // 500
 )
 
+// CodeUnrunnable (422) refuses a strict deploy of a configuration that
+// instances of the group lack something to run (a plugin, a feature
+// level).
+const CodeUnrunnable = "unrunnable_config"
+
 // ErrorBody is the body of every error response.
 type ErrorBody struct {
 	Error Error `json:"error"`
@@ -174,6 +179,24 @@ type Host struct {
 	CreatedAt time.Time         `json:"created_at,omitzero"`
 	// Traffic is read-only: the host's traffic batches, once one came.
 	Traffic *HostTraffic `json:"traffic,omitempty"`
+	// Capabilities is read-only: what the host's node manager last
+	// reported its gateways can run.
+	Capabilities *HostCapabilities `json:"capabilities,omitempty"`
+}
+
+// HostCapabilities is what the gateways of a host can run, as its node
+// manager reports it in heartbeats: the gateway binary's version, the
+// configuration format level it understands (deploy.FeatureLevel) and the
+// external policy plugins present in its plugin directory. Validation and
+// deploy warn when a configuration needs what a host lacks
+// (docs/deployments.md#what-hosts-can-run).
+// Since is when the host began to report them as they are.
+type HostCapabilities struct {
+	GatewayVersion string    `json:"gateway_version,omitempty"`
+	FeatureLevel   int       `json:"feature_level,omitempty"`
+	PluginDir      string    `json:"plugin_dir,omitempty"`
+	Plugins        []string  `json:"plugins"`
+	Since          time.Time `json:"since,omitzero"`
 }
 
 // Instance is one gateway process of a group on a host: its desired state
@@ -197,10 +220,29 @@ type Instance struct {
 	// UnreachableBy names the group's peers whose gossip declares this
 	// instance dead: a detail beside Status, seen within seconds where
 	// heartbeats take LostAfter.
-	Unreachable   bool      `json:"unreachable,omitempty"`
-	UnreachableBy []string  `json:"unreachable_by,omitempty"`
-	CreatedAt     time.Time `json:"created_at,omitzero"`
-	UpdatedAt     time.Time `json:"updated_at,omitzero"`
+	Unreachable   bool     `json:"unreachable,omitempty"`
+	UnreachableBy []string `json:"unreachable_by,omitempty"`
+	// RestartGeneration is read-only: how many restarts were asked of the
+	// admin node (POST /instances/{name}/restart).
+	RestartGeneration uint64    `json:"restart_generation,omitempty"`
+	CreatedAt         time.Time `json:"created_at,omitzero"`
+	UpdatedAt         time.Time `json:"updated_at,omitzero"`
+}
+
+// InstanceRestart is the answer (202) to POST /instances/{name}/restart:
+// the restart is handed to the instance's node manager, which restarts
+// the gateway when it next hears from the admin node. It is done when GET
+// Wait shows the instance ready with another PID than PreviousPID (or more
+// Restarts than PreviousRestarts) in a heartbeat after RequestedAt.
+type InstanceRestart struct {
+	Instance         string    `json:"instance"`
+	Group            string    `json:"group"`
+	Host             string    `json:"host"`
+	Generation       uint64    `json:"generation"`
+	RequestedAt      time.Time `json:"requested_at"`
+	PreviousPID      int       `json:"previous_pid,omitempty"`
+	PreviousRestarts int       `json:"previous_restarts,omitempty"`
+	Wait             string    `json:"wait"`
 }
 
 // InstanceState is what the instance's node manager last reported.
@@ -262,6 +304,19 @@ type Validation struct {
 	Valid    bool         `json:"valid"`
 	Checksum string       `json:"checksum,omitempty"`
 	Errors   []FieldError `json:"errors"`
+	// Warnings list what a valid configuration needs that instances of
+	// the group lack; deploying it would be refused by them.
+	Warnings []Warning `json:"warnings"`
+}
+
+// Warning is something a configuration needs that some instances of the
+// group cannot give (a plugin absent from their host, a format level
+// newer than their gateway's): Field is the configuration's field path,
+// Instances the instances concerned.
+type Warning struct {
+	Field     string   `json:"field"`
+	Message   string   `json:"message"`
+	Instances []string `json:"instances"`
 }
 
 // DeployRequest is the body of POST /groups/{group}/deployments.
@@ -270,6 +325,9 @@ type Validation struct {
 type DeployRequest struct {
 	Message      string `json:"message"`
 	DraftVersion uint64 `json:"draft_version,omitempty"`
+	// Strict refuses (422, with the warnings) a draft that instances of
+	// the group cannot run, instead of deploying it with warnings.
+	Strict bool `json:"strict,omitempty"`
 }
 
 // RollbackRequest is the body of POST /groups/{group}/deployments/{n}/rollback.
@@ -294,6 +352,9 @@ type Deployment struct {
 	Config   *deploy.Config    `json:"config,omitempty"`
 	Template *deploy.Config    `json:"template,omitempty"`
 	Source   *DeploymentSource `json:"source,omitempty"`
+	// Warnings, in the answer to a deploy, list what instances of the
+	// group lack to run it (see Validation).
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // DeploymentSource is the deployment an imported package came from.
@@ -312,6 +373,9 @@ type Import struct {
 	Checksum   string           `json:"checksum"`
 	Diff       Diff             `json:"diff"`
 	Deployment *Deployment      `json:"deployment,omitempty"`
+	// Warnings list what instances of the group lack to run the package
+	// (see Validation).
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Diff is what changed from one configuration to another, resource by
@@ -472,6 +536,9 @@ type AgentHeartbeat struct {
 	// address the heartbeat comes from.
 	Address   string               `json:"address,omitempty"`
 	Instances []AgentInstanceState `json:"instances"`
+	// Capabilities is what the host's gateways can run; absent from node
+	// managers older than this field.
+	Capabilities *HostCapabilities `json:"capabilities,omitempty"`
 }
 
 // AgentHeartbeatAnswer acknowledges a heartbeat.
@@ -488,6 +555,9 @@ type AgentInstance struct {
 	StatusListen string `json:"status_listen,omitempty"`
 	// Gossip is how the instance joins its group's gossip.
 	Gossip *AgentGossip `json:"gossip,omitempty"`
+	// RestartGeneration goes up with every restart asked of the admin
+	// node; the node manager restarts the gateway when it changes.
+	RestartGeneration uint64 `json:"restart_generation,omitempty"`
 }
 
 // AgentGossip is an instance's gossip settings: where it listens, the

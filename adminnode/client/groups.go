@@ -140,6 +140,14 @@ func (c *Client) UpdateInstance(ctx context.Context, i apitypes.Instance) (apity
 	return out, err
 }
 
+// RestartInstance asks the instance's node manager, through the admin
+// node, to restart its gateway; the answer says what to wait on.
+func (c *Client) RestartInstance(ctx context.Context, name string) (apitypes.InstanceRestart, error) {
+	var out apitypes.InstanceRestart
+	err := c.send(ctx, http.MethodPost, segments("instances", name, "restart"), nil, &out)
+	return out, err
+}
+
 // DeleteInstance deletes the instance.
 func (c *Client) DeleteInstance(ctx context.Context, name string) error {
 	return c.send(ctx, http.MethodDelete, segments("instances", name), nil, nil)

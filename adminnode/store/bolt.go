@@ -391,6 +391,16 @@ func (b *Bolt) SetHostAddress(ctx context.Context, name, address string) error {
 	return err
 }
 
+// SetHostCapabilities implements Store.
+func (b *Bolt) SetHostCapabilities(ctx context.Context, name string, c HostCapabilities) error {
+	c.Since = c.Since.UTC()
+	_, err := updateNamed(ctx, b, bucketHosts, "host", name, func(h *Host) error {
+		h.Capabilities = &c
+		return nil
+	})
+	return err
+}
+
 // GetHost implements Store.
 func (b *Bolt) GetHost(ctx context.Context, name string) (Host, error) {
 	var h Host
@@ -536,9 +546,9 @@ func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error
 			if err := instanceRefs(tx, in); err != nil {
 				return err
 			}
-			created := cur.CreatedAt
+			created, generation := cur.CreatedAt, cur.RestartGeneration
 			*cur = in
-			cur.CreatedAt = created
+			cur.CreatedAt, cur.RestartGeneration = created, generation
 			cur.UpdatedAt = now()
 			return nil
 		})
@@ -548,6 +558,14 @@ func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error
 		return Instance{}, err
 	}
 	return in, nil
+}
+
+// RequestRestart implements Store.
+func (b *Bolt) RequestRestart(ctx context.Context, name string) (Instance, error) {
+	return updateNamed(ctx, b, bucketInstances, "instance", name, func(in *Instance) error {
+		in.RestartGeneration++
+		return nil
+	})
 }
 
 // DeleteInstance implements Store.

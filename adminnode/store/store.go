@@ -62,6 +62,22 @@ type Host struct {
 	// Address is the IP address the host's gateways are reached at by
 	// their peers, as its node manager last advertised it.
 	Address string `json:"address,omitempty"`
+	// Capabilities is what its node manager last reported the host's
+	// gateways can run; nil until one reported.
+	Capabilities *HostCapabilities `json:"capabilities,omitempty"`
+}
+
+// HostCapabilities is what the gateways of a host can run: the gateway
+// binary's version, the configuration format level it understands
+// (deploy.FeatureLevel) and the external policy plugins in the node
+// manager's plugin directory. Since is when the host began to report
+// them as they are: they are written when they change.
+type HostCapabilities struct {
+	GatewayVersion string    `json:"gateway_version,omitempty"`
+	FeatureLevel   int       `json:"feature_level,omitempty"`
+	PluginDir      string    `json:"plugin_dir,omitempty"`
+	Plugins        []string  `json:"plugins,omitempty"`
+	Since          time.Time `json:"since"`
 }
 
 // Instance is one gateway process of a group on a host. Its name is unique
@@ -74,9 +90,15 @@ type Instance struct {
 	TLSListen    string `json:"tls_listen,omitempty"`
 	StatusListen string `json:"status_listen,omitempty"`
 	// GossipListen is the gateway's gossip address, ":7946"-style.
-	GossipListen string    `json:"gossip_listen,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	GossipListen string `json:"gossip_listen,omitempty"`
+	// RestartGeneration counts the restarts asked of the admin node
+	// (RequestRestart). The node manager restarts the gateway when it sees
+	// a higher one than its process was started with; kept here rather
+	// than in memory, it survives reconnects and is shared by every admin
+	// node of the store. UpdateInstance keeps it.
+	RestartGeneration uint64    `json:"restart_generation,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // InstanceState is what the admin node last heard about an instance from
@@ -306,6 +328,9 @@ type Store interface {
 	// SetHostAddress records the address a host's node manager
 	// advertises.
 	SetHostAddress(ctx context.Context, name, address string) error
+	// SetHostCapabilities records what a host's node manager reports its
+	// gateways can run.
+	SetHostCapabilities(ctx context.Context, name string, c HostCapabilities) error
 	// DeleteHost refuses with ErrInUse while instances are on the host,
 	// and revokes the host's node certificates.
 	DeleteHost(ctx context.Context, name string) error
@@ -328,6 +353,9 @@ type Store interface {
 	CreateInstance(ctx context.Context, in Instance) (Instance, error)
 	GetInstance(ctx context.Context, name string) (Instance, error)
 	ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, error)
+	// RequestRestart bumps the instance's RestartGeneration and returns
+	// the instance as stored.
+	RequestRestart(ctx context.Context, name string) (Instance, error)
 	// UpdateInstance replaces everything but CreatedAt, with the same
 	// checks as CreateInstance.
 	UpdateInstance(ctx context.Context, in Instance) (Instance, error)

@@ -811,3 +811,38 @@ func TestGossipKeysAndHostAddress(t *testing.T) {
 		t.Errorf("host %+v", h)
 	}
 }
+
+// A restart request survives an update of the instance's desired state,
+// and a host's capabilities are kept beside its address.
+func TestRestartGenerationAndCapabilities(t *testing.T) {
+	s, _ := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	must[Host](t)(s.CreateHost(ctx, Host{Name: "h1"}))
+	must[Instance](t)(s.CreateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1"}))
+	for want := uint64(1); want <= 2; want++ {
+		if got := must[Instance](t)(s.RequestRestart(ctx, "i1")); got.RestartGeneration != want {
+			t.Fatalf("restart %d: generation %d", want, got.RestartGeneration)
+		}
+	}
+	must[Instance](t)(s.UpdateInstance(ctx, Instance{Name: "i1", Group: "edge", Host: "h1", Listen: ":9"}))
+	if got := must[Instance](t)(s.GetInstance(ctx, "i1")); got.RestartGeneration != 2 || got.Listen != ":9" {
+		t.Errorf("after an update: %+v", got)
+	}
+	if _, err := s.RequestRestart(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("restart of a missing instance: %v", err)
+	}
+	caps := HostCapabilities{GatewayVersion: "1.2.3", FeatureLevel: 1, Plugins: []string{"sig"}, Since: time.Now()}
+	if err := s.SetHostCapabilities(ctx, "h1", caps); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetHostAddress(ctx, "h1", "10.0.0.5"); err != nil {
+		t.Fatal(err)
+	}
+	h := must[Host](t)(s.GetHost(ctx, "h1"))
+	if h.Capabilities == nil || h.Capabilities.GatewayVersion != "1.2.3" || !reflect.DeepEqual(h.Capabilities.Plugins, []string{"sig"}) || h.Address != "10.0.0.5" {
+		t.Errorf("host %+v", h)
+	}
+	if err := s.SetHostCapabilities(ctx, "nope", caps); !errors.Is(err, ErrNotFound) {
+		t.Errorf("capabilities of a missing host: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/cli"
+	"github.com/gatehouse/gatehouse/deploy"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -23,6 +24,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Node managers read the feature level from this line
+	// (nodemanager/capabilities.go): keep its form.
+	root.SetVersionTemplate(fmt.Sprintf("gatehouse version %s (configuration feature level %d)\n", version, deploy.FeatureLevel))
 	root.AddCommand(devCommand(), adminCommand(), nodeCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
 	root.AddCommand(cli.Commands()...)
 	if err := root.Execute(); err != nil {

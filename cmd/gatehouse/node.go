@@ -130,6 +130,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 	fs.StringVar(&opts.Listen, "listen", nodemanager.DefaultListen, "local API address (loopback only)")
 	fs.StringVar(&opts.Driver, "driver", nodemanager.DriverExec, "how gateways are run: exec (child processes) or systemd (units)")
 	fs.StringVar(&opts.GatewayBinary, "gateway-binary", "", "gatehouse binary the gateways run (default: this one)")
+	fs.StringVar(&opts.PluginDir, "plugin-dir", "", "directory of external policy binaries, for every gateway of the host (default <data-dir>/plugins)")
 	fs.StringVar(&opts.Advertise, "advertise", "", "IP address this host's gateways are reached at by their peers (default: the address the admin node sees)")
 	fs.DurationVar(&opts.Heartbeat, "heartbeat", nodemanager.DefaultHeartbeat, "how often instance state is reported")
 	fs.DurationVar(&opts.Wait, "wait", nodemanager.DefaultWait, "how long blocking queries wait on the admin node")

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// Hosts report what their gateways can run; validation and deploy warn
+// about the instances whose host lacks what the draft needs, and a strict
+// deploy refuses to sign it.
+func TestRunWarnings(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	e.group("edge", nil)
+	e.group("other", nil)
+	for _, h := range []string{"h1", "h2"} {
+		cert := e.joinAs(srv.URL, h)
+		plugins := map[string][]string{"h1": {"sig", "audit"}, "h2": {"sig"}}[h]
+		newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+			Capabilities: &apitypes.HostCapabilities{GatewayVersion: "1.0.0", FeatureLevel: deploy.FeatureLevel, PluginDir: "/p", Plugins: plugins},
+		}).expect(t, http.StatusOK, "heartbeat of "+h)
+	}
+	// h3 never reported: its instance is not judged.
+	must[store.Host](t)(e.store.CreateHost(bg, store.Host{Name: "h3"}))
+	for name, host := range map[string]string{"a1": "h1", "b1": "h2", "b2": "h2", "c1": "h3"} {
+		must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: name, Group: "edge", Host: host}))
+	}
+	must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: "x1", Group: "other", Host: "h2"}))
+
+	var h apitypes.Host
+	e.do(e.admin, "GET", "/hosts/h1", nil).expect(t, http.StatusOK, "host").decode(t, &h)
+	if c := h.Capabilities; c == nil || c.GatewayVersion != "1.0.0" || c.FeatureLevel != deploy.FeatureLevel ||
+		!reflect.DeepEqual(c.Plugins, []string{"audit", "sig"}) || c.Since.IsZero() {
+		t.Fatalf("capabilities of h1: %+v", h.Capabilities)
+	}
+
+	// Without an external policy, nothing to warn about.
+	var v apitypes.Validation
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if !v.Valid || v.Warnings == nil || len(v.Warnings) != 0 {
+		t.Fatalf("validation of a draft without plugins: %+v", v)
+	}
+
+	ext := func(plugin string) deploy.Policy {
+		return deploy.Policy{Name: deploy.ExternalPolicy, Config: map[string]any{"plugin": plugin}}
+	}
+	e.addToDraft("edge", func(c *deploy.Config) {
+		c.GlobalPolicies = append(c.GlobalPolicies, ext("audit"))
+		c.Services[0].Routes[0].Policies = append(c.Services[0].Routes[0].Policies, ext("sig"))
+	})
+	e.addToDraft("other", func(c *deploy.Config) { c.GlobalPolicies = append(c.GlobalPolicies, ext("audit")) })
+	want := []apitypes.Warning{{Field: "global_policies[0].config.plugin", Instances: []string{"b1", "b2"},
+		Message: `external policy plugin "audit" is not in the plugin directory of host h2: b1, b2 would refuse this configuration`}}
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if !v.Valid || !reflect.DeepEqual(v.Warnings, want) {
+		t.Fatalf("validation:\n got %+v\nwant %+v", v, want)
+	}
+
+	// Strict: refused, nothing deployed.
+	r := e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m", Strict: true}).
+		expect(t, http.StatusUnprocessableEntity, "strict deploy")
+	var body apitypes.ErrorBody
+	r.decode(t, &body)
+	if body.Error.Code != apitypes.CodeUnrunnable || len(body.Error.Errors) != 1 || body.Error.Errors[0].Field != want[0].Field ||
+		body.Error.Errors[0].Message != want[0].Message {
+		t.Errorf("strict refusal %+v", body.Error)
+	}
+	if _, err := e.store.LatestDeployment(bg, "edge"); err == nil {
+		t.Error("a strict deploy with warnings made a deployment")
+	}
+	// Not strict: deployed, with the warnings.
+	var d apitypes.Deployment
+	e.do(e.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m"}).
+		expect(t, http.StatusCreated, "deploy").decode(t, &d)
+	if d.Number != 1 || !reflect.DeepEqual(d.Warnings, want) {
+		t.Errorf("deploy answer %+v", d)
+	}
+
+	// An import, dry run or not, answers them too.
+	src := e.freshGroup("edge")
+	e.addToDraft(src, func(c *deploy.Config) {
+		c.Consumers, c.Certificates = nil, nil
+		c.GlobalPolicies = append(c.GlobalPolicies, ext("audit"))
+	})
+	e.deployed(src)
+	var imp apitypes.Import
+	e.do(e.admin, "POST", "/groups/edge/import?dry_run=true", e.pkg(src)).expect(t, http.StatusOK, "import dry run").decode(t, &imp)
+	if !reflect.DeepEqual(imp.Warnings, want) {
+		t.Errorf("import dry run: warnings %+v, want %+v", imp.Warnings, want)
+	}
+
+	// A plugin installed on h2: the next heartbeat clears the warning.
+	cert := e.joinAs(srv.URL, "h2")
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+		Capabilities: &apitypes.HostCapabilities{GatewayVersion: "1.0.0", FeatureLevel: deploy.FeatureLevel, PluginDir: "/p", Plugins: []string{"sig", "audit"}},
+	}).expect(t, http.StatusOK, "heartbeat of h2")
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if len(v.Warnings) != 0 {
+		t.Errorf("warnings after the plugin was installed: %+v", v.Warnings)
+	}
+	// A gateway of a lower feature level than the configuration needs
+	// (level 0 is unknown: not judged).
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+		Capabilities: &apitypes.HostCapabilities{FeatureLevel: 0, Plugins: []string{"sig", "audit"}},
+	}).expect(t, http.StatusOK, "heartbeat of h2")
+	e.do(e.admin, "POST", "/groups/edge/draft/validate", nil).expect(t, http.StatusOK, "validate").decode(t, &v)
+	if len(v.Warnings) != 0 {
+		t.Errorf("warnings for an unknown level: %+v", v.Warnings)
+	}
+}
+
+func TestLacks(t *testing.T) {
+	ins := []store.Instance{{Name: "a1", Host: "old"}, {Name: "b1", Host: "new"}, {Name: "b2", Host: "new"}, {Name: "c1", Host: "silent"}}
+	caps := map[string]*store.HostCapabilities{
+		"old":    {FeatureLevel: 1, Plugins: []string{"sig"}},
+		"new":    {FeatureLevel: 2, Plugins: []string{"sig", "quota"}},
+		"silent": nil,
+	}
+	sig := deploy.PluginUse{Field: "global_policies[0].config.plugin", Plugin: "sig"}
+	quota := deploy.PluginUse{Field: "services[0].policies[0].config.plugin", Plugin: "quota"}
+	for _, tc := range []struct {
+		name       string
+		uses       []deploy.PluginUse
+		level      int
+		levelField string
+		want       []apitypes.Warning
+	}{
+		{"everything present", []deploy.PluginUse{sig}, 1, "", []apitypes.Warning{}},
+		{"a plugin missing on one host", []deploy.PluginUse{sig, quota}, 1, "", []apitypes.Warning{{Field: quota.Field, Instances: []string{"a1"},
+			Message: `external policy plugin "quota" is not in the plugin directory of host old: a1 would refuse this configuration`}}},
+		{"a plugin missing everywhere", []deploy.PluginUse{{Field: "f", Plugin: "nope"}}, 1, "", []apitypes.Warning{{Field: "f", Instances: []string{"a1", "b1", "b2"},
+			Message: `external policy plugin "nope" is not in the plugin directory of host new, old: a1, b1, b2 would refuse this configuration`}}},
+		{"a level above one host's", nil, 2, "services[0].routes[0].policies[0]", []apitypes.Warning{{Field: "services[0].routes[0].policies[0]", Instances: []string{"a1"},
+			Message: "this configuration needs feature level 2, which the gateways of host old do not have: a1 would refuse it"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lacks(tc.uses, tc.level, tc.levelField, ins, caps); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
