@@ -470,7 +470,9 @@ type AgentHeartbeat struct {
 	// Address is the IP address the host's gateways are reached at by
 	// their peers (node run --advertise); empty, the admin node takes the
 	// address the heartbeat comes from.
-	Address   string               `json:"address,omitempty"`
+	Address string `json:"address,omitempty"`
+	// Version is the node manager's version (gatehouse --version).
+	Version   string               `json:"version,omitempty"`
 	Instances []AgentInstanceState `json:"instances"`
 }
 

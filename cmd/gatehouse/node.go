@@ -120,6 +120,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("node")
+			opts.Version = version
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return nodemanager.Run(ctx, opts)
