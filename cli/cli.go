@@ -17,6 +17,7 @@ import (
 const (
 	outputTable = "table"
 	outputJSON  = "json"
+	outputYAML  = "yaml"
 )
 
 // Commands returns the top-level commands of the CLI, for the root
@@ -104,13 +105,13 @@ func (a *app) commands() []*cobra.Command {
 		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
 		// A command whose output is a file (export) has its own -o.
 		if cmd.Flags().Lookup("output") == nil {
-			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
 		}
 		// Checked before the command runs, so that a typo in -o does
 		// not come to light after a deployment was made.
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-			if a.output != outputTable && a.output != outputJSON {
-				return fmt.Errorf("unknown output format %q: want table or json", a.output)
+			if a.output != outputTable && a.output != outputJSON && a.output != outputYAML {
+				return fmt.Errorf("unknown output format %q: want table, json or yaml", a.output)
 			}
 			return nil
 		}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"io"
 	"os"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/deploy"
+	"gopkg.in/yaml.v3"
 )
 
 func TestTables(t *testing.T) {
@@ -166,6 +169,61 @@ func TestJSONOutput(t *testing.T) {
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// -o yaml prints the JSON's field names in the JSON's order, and values
+// that read back as what the JSON holds: strings YAML would take for
+// another type are quoted, large integers keep every digit.
+func TestYAMLOutput(t *testing.T) {
+	a := newApp(testEnv(nil, ""))
+	a.output = outputYAML
+	cmd := a.groupCommand()
+	var b bytes.Buffer
+	cmd.SetOut(&b)
+	v := []any{
+		apitypes.Group{Name: "web", Labels: map[string]string{"env": "prod"}, Version: 2},
+		map[string]any{"tricky": []string{"true", "007", "null", "1e3", "a: b", "", "multi\nline"},
+			"big": uint64(18446744073709551615), "ratio": 0.25, "none": nil, "empty": []int{}, "yes": true},
+	}
+	if err := a.render(cmd, v, func(w io.Writer) { t.Error("table printed with -o yaml") }); err != nil {
+		t.Fatal(err)
+	}
+	want := `- name: web
+  labels:
+    env: prod
+  version: 2
+- big: 18446744073709551615
+  empty: []
+  none: null
+  ratio: 0.25
+  tricky:
+    - "true"
+    - "007"
+    - "null"
+    - "1e3"
+    - 'a: b'
+    - ""
+    - |-
+      multi
+      line
+  yes: true
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	// Read back, it is the JSON's value.
+	var fromYAML any
+	if err := yaml.Unmarshal(b.Bytes(), &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	j1, _ := json.Marshal(fromYAML)
+	var fromJSON, back any
+	j2, _ := json.Marshal(v)
+	json.Unmarshal(j2, &fromJSON)
+	json.Unmarshal(j1, &back)
+	if !reflect.DeepEqual(back, fromJSON) {
+		t.Errorf("YAML reads back as\n%s\nwant\n%s", j1, j2)
 	}
 }
 
