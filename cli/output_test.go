@@ -3,9 +3,9 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"

@@ -171,7 +171,7 @@ func fixtures() map[string]fixture {
 		"group.delete": g(rbac.GroupWrite, func(e *env, target, user string) call {
 			return call{method: "DELETE", path: "/groups/" + e.freshGroup(target)}
 		}),
-		"group.summary": g(rbac.GroupRead, get("/groups/{group}/summary")),
+		"group.summary":   g(rbac.GroupRead, get("/groups/{group}/summary")),
 		"domain.overview": {list: true, make: get("/overview")},
 		"group.gossip-key.rotate": g(rbac.GroupWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/groups/" + target + "/gossip-key"}
