@@ -91,6 +91,7 @@ func newApp(e env) *app { return &app{env: e} }
 func (a *app) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
+		a.statusCommand(),
 		a.groupCommand(), a.hostCommand(), a.instanceCommand(),
 		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),

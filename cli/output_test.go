@@ -38,6 +38,52 @@ internal  -                -            -
 `,
 		},
 		{
+			name: "status",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created,
+					Groups: []apitypes.OverviewGroup{{Name: "web", CurrentDeployment: 3, Instances: 3, Rollout: "1/3",
+						ByStatus: map[string]int{"Healthy": 1, "Only Heartbeat": 1, "Lost Connection": 1, "Offline": 0, "Pending": 0}}},
+					Hosts: []apitypes.OverviewHost{{Name: "h1", Address: "10.0.0.1", Instances: 3, LastContact: created, Version: "1.4.0"},
+						{Name: "h2"}},
+					Attention: []apitypes.Attention{
+						{Kind: "lost_connection", Group: "web", Instance: "web-2", Host: "h1", Reason: "no heartbeat for 1m0s"},
+						{Kind: "only_heartbeat", Group: "web", Instance: "web-3", Host: "h1", Reason: `plugin "sig" not found`},
+						{Kind: "spool_drops", Host: "h2", Reason: "traffic batches missing"},
+					}})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+GROUP  DEPLOYMENT  ROLLOUT  HEALTHY  ONLY-HEARTBEAT  LOST  OFFLINE  PENDING
+web    #3          1/3      1        1               1     0        0
+
+HOST  ADDRESS   INSTANCES  LAST-CONTACT          VERSION  CERT-EXPIRES
+h1    10.0.0.1  3          2026-11-20T08:30:00Z  1.4.0    -
+h2    -         0          -                     -        -
+
+Needs attention (3):
+KIND             GROUP  INSTANCE  HOST  REASON
+lost_connection  web    web-2     h1    no heartbeat for 1m0s
+only_heartbeat   web    web-3     h1    plugin "sig" not found
+spool_drops      -      -         h2    traffic batches missing
+`,
+		},
+		{
+			name: "status of a viewer, all well",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+No group.
+
+Hosts are not shown: that needs host:read.
+
+Nothing needs attention.
+`,
+		},
+		{
 			name: "deployments",
 			print: func(b *bytes.Buffer) {
 				a.deploymentTable(b, []apitypes.Deployment{

@@ -171,8 +171,7 @@ func fixtures() map[string]fixture {
 		"group.delete": g(rbac.GroupWrite, func(e *env, target, user string) call {
 			return call{method: "DELETE", path: "/groups/" + e.freshGroup(target)}
 		}),
-		"group.summary":   g(rbac.GroupRead, get("/groups/{group}/summary")),
-		"domain.overview": {list: true, make: get("/overview")},
+		"group.summary": g(rbac.GroupRead, get("/groups/{group}/summary")),
 		"group.gossip-key.rotate": g(rbac.GroupWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/groups/" + target + "/gossip-key"}
 		}),
@@ -292,6 +291,8 @@ func fixtures() map[string]fixture {
 			return call{method: "DELETE", path: "/bindings/" + b.ID}
 		}),
 		"audit.list": d(rbac.AuditRead, get("/audit")),
+
+		"domain.overview": {list: true, make: get("/overview")},
 		"join-token.create": d(rbac.HostWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/join-tokens", body: map[string]string{"host": "h1"}}
 		}),
