@@ -100,6 +100,7 @@ func (a *app) commands() []*cobra.Command {
 		a.exportCommand(), a.importCommand(), a.promoteCommand(),
 	}
 	for _, cmd := range cmds {
+		cmd.SetGlobalNormalizationFunc(NormalizeFlag)
 		fs := cmd.PersistentFlags()
 		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
 		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
