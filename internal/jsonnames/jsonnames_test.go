@@ -18,11 +18,11 @@ type Embedded struct {
 
 type outer struct {
 	Embedded
-	When    time.Time           `json:"when"`
-	List    []inner             `json:"list"`
-	ByName  map[string]*inner   `json:"by_name"`
-	Skipped string              `json:"-"`
-	Any     any                 `json:"any"`
+	When    time.Time         `json:"when"`
+	List    []inner           `json:"list"`
+	ByName  map[string]*inner `json:"by_name"`
+	Skipped string            `json:"-"`
+	Any     any               `json:"any"`
 	private string
 	Nested  map[string][]nested `json:"nested"`
 }
