@@ -101,6 +101,7 @@ func (a *app) commands() []*cobra.Command {
 	}
 	for _, cmd := range cmds {
 		cmd.SetGlobalNormalizationFunc(NormalizeFlag)
+		withHints(cmd)
 		fs := cmd.PersistentFlags()
 		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
 		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
