@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: a standalone gateway on examples/gateway.yaml in front of the
+# make run-standalone: a standalone gateway on examples/gateway.yaml in front of the
 # demo upstream, until Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
