@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -134,5 +135,34 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 	}
 	if !yamlHas {
 		t.Errorf("status -o yaml lacks gw-x's refusal: %+v", y.Attention)
+	}
+}
+
+// Shell completion, as docs/cli.md tells to install it: the bash script
+// is valid bash, and completes commands and flags of the binary itself.
+func TestShellCompletion(t *testing.T) {
+	t.Parallel()
+	cli := newAdminCLI(t, &transcript{})
+	script := filepath.Join(t.TempDir(), "gatehouse.bash")
+	writeFile(t, script, cli.ok(t, "", "completion", "bash"))
+	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n on the completion script: %v\n%s", err, out)
+	}
+	// What the script runs to complete "gatehouse sta<TAB>".
+	cases := map[string][]string{
+		"status\t":     {"__complete", "sta"},
+		"--env\t":      {"__complete", "group", "update", "web", "--en"},
+		"completion\t": {"__complete", "compl"},
+		"--addr\t":     {"__complete", "node", "join", "--ad"},
+	}
+	for want, args := range cases {
+		if out := cli.ok(t, "", args...); !strings.Contains(out, want) {
+			t.Errorf("gatehouse %s: %q lacks %q", strings.Join(args, " "), out, want)
+		}
+	}
+	for _, shell := range []string{"zsh", "fish"} {
+		if out := cli.ok(t, "", "completion", shell); !strings.Contains(out, "gatehouse") {
+			t.Errorf("completion %s: %q", shell, out)
+		}
 	}
 }
