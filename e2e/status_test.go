@@ -29,7 +29,8 @@ func refusedConfig(upstreamAddr string) string {
 // TestStatusShowsWhatNeedsAttention: on a domain where one instance is
 // killed (with its host's node manager, so that it stays down) and one
 // refuses its deployment, `gatehouse status` lists both in its attention
-// list, the refusal with the gateway's own reason, and its host with the
+// list (the killed one lost and unreachable by its peers), the refusal
+// with the gateway's own reason, and its host with the
 // node manager's version; -o json and -o yaml carry the same answer.
 func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 	t.Parallel()
@@ -70,12 +71,15 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 		}
 		return apitypes.Attention{}, false
 	}
-	until(t, "status showing gw-x refusing and gw-c lost", func() (bool, string) {
+	until(t, "status showing gw-x refusing and gw-c lost and unreachable", func() (bool, string) {
 		o = apitypes.Overview{}
 		d.cli.json(t, &o, "status")
 		refused, ok1 := find(apitypes.AttentionOnlyHeartbeat, "gw-x")
 		_, ok2 := find(apitypes.AttentionLostConnection, "gw-c")
-		return ok1 && strings.Contains(refused.Reason, "no such file in the plugin directory") && ok2, fmt.Sprintf("%+v", o.Attention)
+		// Its peers' gossip declares it dead within seconds, too.
+		dead, ok3 := find(apitypes.AttentionUnreachable, "gw-c")
+		return ok1 && strings.Contains(refused.Reason, "no such file in the plugin directory") && ok2 &&
+			ok3 && strings.Contains(dead.Reason, "gw-a, gw-b"), fmt.Sprintf("%+v", o.Attention)
 	})
 	refused, _ := find(apitypes.AttentionOnlyHeartbeat, "gw-x")
 	if refused.Group != "ext" || refused.Host != "h1" {
@@ -109,6 +113,7 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 
 	// The table names both, with the reason.
 	out := d.cli.ok(t, "", "status")
+	t.Logf("gatehouse status:\n%s", out)
 	for _, want := range []string{"Domain e2e at ", "GROUP ", "HOST ", "Needs attention",
 		"only_heartbeat ", "gw-x", "no such file in the plugin directory", "lost_connection ", "gw-c"} {
 		if !strings.Contains(out, want) {
