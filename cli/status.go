@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/status"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -43,11 +42,16 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 	if len(o.Groups) == 0 {
 		fmt.Fprintln(w, "No group.")
 	} else {
+		// The statuses as the API names them (docs/admin-api.md), in the
+		// order a dashboard lists them.
+		statuses := []string{"Healthy", "Only Heartbeat", "Lost Connection", "Offline", "Pending"}
 		t := newTable(w, "GROUP", "DEPLOYMENT", "ROLLOUT", "HEALTHY", "ONLY-HEARTBEAT", "LOST", "OFFLINE", "PENDING")
 		for _, g := range o.Groups {
-			count := func(st string) string { return strconv.Itoa(g.ByStatus[st]) }
-			t.row(g.Name, deploymentLabel(strconv.FormatUint(g.CurrentDeployment, 10)), g.Rollout, count(status.Healthy),
-				count(status.OnlyHeartbeat), count(status.LostConnection), count(status.Offline), count(status.Pending))
+			row := []string{g.Name, deploymentLabel(strconv.FormatUint(g.CurrentDeployment, 10)), g.Rollout}
+			for _, st := range statuses {
+				row = append(row, strconv.Itoa(g.ByStatus[st]))
+			}
+			t.row(row...)
 		}
 		t.flush()
 	}
