@@ -212,14 +212,23 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 		return nil, nil, err
 	}
 	count := map[string]int{}
+	// A host not heard from since the admin node started was last heard
+	// from when its instances' stored states were.
+	stored := map[string]time.Time{}
 	for _, v := range views {
 		count[v.Host]++
+		if v.Observed != nil && v.Observed.LastHeartbeat.After(stored[v.Host]) {
+			stored[v.Host] = v.Observed.LastHeartbeat
+		}
 	}
 	contacts := s.hostContacts()
 	out := make([]apitypes.OverviewHost, 0, len(hosts))
 	var attention []apitypes.Attention
 	for _, h := range hosts {
-		c := contacts[h.Name]
+		c, ok := contacts[h.Name]
+		if !ok {
+			c.at = stored[h.Name]
+		}
 		out = append(out, apitypes.OverviewHost{Name: h.Name, Address: h.Address, Instances: count[h.Name],
 			LastContact: c.at.UTC(), Version: c.version, CertNotAfter: c.certNotAfter.UTC(), Traffic: tr[h.Name]})
 		// Node managers renew in the last third of their certificate's

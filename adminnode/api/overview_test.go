@@ -38,6 +38,12 @@ func TestOverview(t *testing.T) {
 	}}).expect(t, http.StatusOK, "heartbeat")
 	e.srv.observe([]store.InstanceState{{Instance: lost, LastHeartbeat: e.now.Add(-time.Minute), Ready: true,
 		AppliedDeployment: cur.Number, AppliedChecksum: cur.Checksum}})
+	// h2 was heard from before the admin node started: its instance's
+	// stored state says when.
+	e.do(e.admin, "POST", "/hosts", apitypes.Host{Name: "h2"}).expect(t, http.StatusCreated, "host h2")
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "on-h2", Group: "prod", Host: "h2", Listen: ":1", StatusListen: ":2"}).
+		expect(t, http.StatusCreated, "instance on h2")
+	e.srv.observe([]store.InstanceState{{Instance: "on-h2", LastHeartbeat: e.now.Add(-time.Second), Ready: true}})
 	// A gap in the host's traffic batches: one lost.
 	n.do("POST", "/traffic", batchOf("h1", 1, e.now, nil)).expect(t, http.StatusOK, "batch 1")
 	n.do("POST", "/traffic", batchOf("h1", 3, e.now, nil)).expect(t, http.StatusOK, "batch 3")
@@ -52,7 +58,10 @@ func TestOverview(t *testing.T) {
 		dev.ByStatus[status.LostConnection] != 1 || dev.ByStatus[status.Pending] != 1 || dev.Rollout != "1/5" || dev.Complete {
 		t.Errorf("dev %+v", dev)
 	}
-	if len(o.Hosts) != 1 || o.Hosts[0].Name != "h1" || o.Hosts[0].Version != "1.2.3" || !o.Hosts[0].LastContact.Equal(e.now) ||
+	if len(o.Hosts) != 2 || o.Hosts[1].Name != "h2" || !o.Hosts[1].LastContact.Equal(e.now.Add(-time.Second)) || o.Hosts[1].Version != "" {
+		t.Errorf("host h2 %+v", o.Hosts[1])
+	}
+	if o.Hosts[0].Name != "h1" || o.Hosts[0].Version != "1.2.3" || !o.Hosts[0].LastContact.Equal(e.now) ||
 		o.Hosts[0].Instances != 6 || o.Hosts[0].CertNotAfter.Before(e.now) || o.Hosts[0].Traffic == nil {
 		t.Errorf("hosts %+v", o.Hosts)
 	}
@@ -69,12 +78,16 @@ func TestOverview(t *testing.T) {
 		{apitypes.AttentionPending, pending, "h1"},
 		{apitypes.AttentionPending, prodOne, "h1"},
 	}
+	// on-h2 runs no deployment of prod's.
+	want = slices.Insert(want, 3, item{apitypes.AttentionOnlyHeartbeat, "on-h2", "h2"})
 	if !slices.Equal(got, want) {
 		t.Fatalf("attention %v\nwant %v", got, want)
 	}
 	reasons := map[string]string{}
 	for _, a := range o.Attention {
-		reasons[a.Kind] = a.Reason
+		if _, ok := reasons[a.Kind]; !ok { // the first of each kind
+			reasons[a.Kind] = a.Reason
+		}
 	}
 	for kind, part := range map[string]string{
 		apitypes.AttentionOnlyHeartbeat:  `plugin "sig" not found`,

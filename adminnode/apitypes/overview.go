@@ -35,10 +35,11 @@ type OverviewHost struct {
 	Address string `json:"address,omitempty"`
 	// Instances counts the host's instances of every group.
 	Instances int `json:"instances"`
-	// LastContact is the node manager's last heartbeat since the admin
-	// node started; zero when none came.
+	// LastContact is the node manager's last heartbeat; zero when none
+	// came.
 	LastContact time.Time `json:"last_contact,omitzero"`
-	// Version is the node manager's, as its heartbeats report it.
+	// Version is the node manager's, as its heartbeats report it; empty
+	// until the first since the admin node started.
 	Version string `json:"version,omitempty"`
 	// CertNotAfter is when the client certificate of its last heartbeat
 	// expires.
