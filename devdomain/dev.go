@@ -265,6 +265,7 @@ func printUsage(opts Options, password, envFile, adminURL string) {
 Try:
   curl %[1]s/orders/42
   source %[2]s           # the CLI now talks to this domain
+  gatehouse status                 # the domain on one screen
   gatehouse group summary demo
   gatehouse instance list
   gatehouse config dump --group demo > demo.yaml   # edit, then:
