@@ -17,6 +17,7 @@ import (
 const (
 	outputTable = "table"
 	outputJSON  = "json"
+	outputYAML  = "yaml"
 )
 
 // Commands returns the top-level commands of the CLI, for the root
@@ -90,6 +91,7 @@ func newApp(e env) *app { return &app{env: e} }
 func (a *app) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
+		a.statusCommand(),
 		a.groupCommand(), a.hostCommand(), a.instanceCommand(),
 		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
@@ -98,19 +100,21 @@ func (a *app) commands() []*cobra.Command {
 		a.exportCommand(), a.importCommand(), a.promoteCommand(),
 	}
 	for _, cmd := range cmds {
+		cmd.SetGlobalNormalizationFunc(NormalizeFlag)
+		withHints(cmd)
 		fs := cmd.PersistentFlags()
 		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
 		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
 		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
 		// A command whose output is a file (export) has its own -o.
 		if cmd.Flags().Lookup("output") == nil {
-			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
 		}
 		// Checked before the command runs, so that a typo in -o does
 		// not come to light after a deployment was made.
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-			if a.output != outputTable && a.output != outputJSON {
-				return fmt.Errorf("unknown output format %q: want table or json", a.output)
+			if a.output != outputTable && a.output != outputJSON && a.output != outputYAML {
+				return fmt.Errorf("unknown output format %q: want table, json or yaml", a.output)
 			}
 			return nil
 		}

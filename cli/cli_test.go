@@ -52,7 +52,7 @@ func TestArgumentErrors(t *testing.T) {
 			"give exactly one scope, --domain, --group or --selector; got none"},
 		{[]string{"role", "bind", "--user", "u", "--role", "r", "--selector", "env"}, `--selector "env": want key=value`},
 		{[]string{"role", "bind", "--role", "r", "--domain"}, `required flag(s) "user" not set`},
-		{[]string{"group", "list", "-o", "yaml"}, `unknown output format "yaml": want table or json`},
+		{[]string{"group", "list", "-o", "xml"}, `unknown output format "xml": want table, json or yaml`},
 		{[]string{"group", "create", "web", "--label", "prod"}, `--label "prod": want key=value`},
 		{[]string{"group", "get"}, "accepts 1 arg(s), received 0"},
 		{[]string{"token", "list", "--user", "u", "--all"}, "[all user] were all set"},

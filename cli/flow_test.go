@@ -118,7 +118,7 @@ func TestFlow(t *testing.T) {
 	delete(vars, envToken)
 
 	out, errOut = step("", "token", "create", "--host", "web-1", "--ttl", "30m")
-	if !strings.HasPrefix(out, "gh_") || !strings.Contains(errOut, "gatehouse node join --admin "+hs.URL) ||
+	if !strings.HasPrefix(out, "gh_") || !strings.Contains(errOut, "gatehouse node join --addr "+hs.URL) ||
 		!strings.Contains(errOut, "--ca-fingerprint SHA256:") {
 		t.Errorf("join token create said %q and %q", out, errOut)
 	}

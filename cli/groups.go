@@ -150,7 +150,7 @@ flag mentions is kept. The
 group is read and written back at the version read, so that an edit made
 by someone else in between is refused rather than undone.`,
 		Example: `  gatehouse group update web --label env=prod --remove-label canary --description "public API"
-  gatehouse group update web --environment prod`,
+  gatehouse group update web --env prod`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			add, err := parseLabels("label", set)
@@ -177,7 +177,7 @@ by someone else in between is refused rather than undone.`,
 			if cmd.Flags().Changed("description") {
 				g.Description = description
 			}
-			if cmd.Flags().Changed("environment") {
+			if cmd.Flags().Changed("env") {
 				g.Environment = environment
 			}
 			g, err = c.UpdateGroup(cmd.Context(), g, g.Version)
@@ -193,7 +193,7 @@ by someone else in between is refused rather than undone.`,
 	cmd.Flags().StringArrayVar(&set, "label", nil, "add or change label k=v (repeatable)")
 	cmd.Flags().StringArrayVar(&remove, "remove-label", nil, "remove the label with this key (repeatable)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")
-	cmd.Flags().StringVar(&environment, "environment", "", `environment resolving the group's placeholders ("" for none)`)
+	cmd.Flags().StringVar(&environment, "env", "", `environment resolving the group's placeholders ("" for none)`)
 	return cmd
 }
 

@@ -192,8 +192,8 @@ func (a *app) topOnce(ctx context.Context, cmd *cobra.Command, c *client.Client,
 	if err != nil {
 		return fmt.Errorf("metrics of group %s: %w", group, err)
 	}
-	if a.output == outputJSON {
-		return printJSON(cmd.OutOrStdout(), ans)
+	if a.output != outputTable {
+		return a.print(cmd.OutOrStdout(), ans)
 	}
 	w := cmd.OutOrStdout()
 	if live {

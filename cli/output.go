@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,22 +13,102 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 )
 
 // none fills empty cells, so that every row has the same number of
 // words for awk and cut.
 const none = "-"
 
-// render prints v as indented JSON with -o json, else calls table. JSON is
-// the API's answer as the client decoded it, so that scripts see the
-// documented field names.
+// render prints v as indented JSON with -o json, as YAML with -o yaml,
+// else calls table. Both are the API's answer as the client decoded it,
+// so that scripts see the documented field names.
 func (a *app) render(cmd *cobra.Command, v any, table func(w io.Writer)) error {
 	w := cmd.OutOrStdout()
-	if a.output == outputJSON {
-		return printJSON(w, v)
+	if a.output != outputTable {
+		return a.print(w, v)
 	}
 	table(w)
 	return nil
+}
+
+// print prints v in the -o format, json or yaml.
+func (a *app) print(w io.Writer, v any) error {
+	if a.output == outputYAML {
+		return printYAML(w, v)
+	}
+	return printJSON(w, v)
+}
+
+// printYAML prints v as YAML with the field names, order and values of
+// its JSON: the JSON is what the API documents, and one set of names for
+// both formats means one set for scripts to learn. It goes through a
+// YAML node tree rather than a map, which would lose the order of the
+// fields and the precision of large integers.
+func printYAML(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("print YAML: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	node, err := yamlNode(dec)
+	if err != nil {
+		return fmt.Errorf("print YAML: %w", err)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(node); err != nil {
+		return fmt.Errorf("print YAML: %w", err)
+	}
+	return enc.Close()
+}
+
+// yamlNode reads the next JSON value of dec as a YAML node. Scalars keep
+// their JSON type by their tag, so that a string such as "true" or "007"
+// is quoted rather than read back as another type.
+func yamlNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if t == '{' {
+			n = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		}
+		for dec.More() {
+			if t == '{' {
+				key, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key.(string)})
+			}
+			child, err := yamlNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, child)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}, nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(t.String(), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: t.String()}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+	default: // nil
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	}
 }
 
 func printJSON(w io.Writer, v any) error {

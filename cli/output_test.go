@@ -2,14 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/deploy"
+	"gopkg.in/yaml.v3"
 )
 
 func TestTables(t *testing.T) {
@@ -32,6 +35,52 @@ func TestTables(t *testing.T) {
 NAME      LABELS           DESCRIPTION  UPDATED
 web       env=prod,team=a  public API   2026-11-20T08:30:00Z
 internal  -                -            -
+`,
+		},
+		{
+			name: "status",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created,
+					Groups: []apitypes.OverviewGroup{{Name: "web", CurrentDeployment: 3, Instances: 3, Rollout: "1/3",
+						ByStatus: map[string]int{"Healthy": 1, "Only Heartbeat": 1, "Lost Connection": 1, "Offline": 0, "Pending": 0}}},
+					Hosts: []apitypes.OverviewHost{{Name: "h1", Address: "10.0.0.1", Instances: 3, LastContact: created, Version: "1.4.0"},
+						{Name: "h2"}},
+					Attention: []apitypes.Attention{
+						{Kind: "lost_connection", Group: "web", Instance: "web-2", Host: "h1", Reason: "no heartbeat for 1m0s"},
+						{Kind: "only_heartbeat", Group: "web", Instance: "web-3", Host: "h1", Reason: `plugin "sig" not found`},
+						{Kind: "spool_drops", Host: "h2", Reason: "traffic batches missing"},
+					}})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+GROUP  DEPLOYMENT  ROLLOUT  HEALTHY  ONLY-HEARTBEAT  LOST  OFFLINE  PENDING
+web    #3          1/3      1        1               1     0        0
+
+HOST  ADDRESS   INSTANCES  LAST-CONTACT          VERSION  CERT-EXPIRES
+h1    10.0.0.1  3          2026-11-20T08:30:00Z  1.4.0    -
+h2    -         0          -                     -        -
+
+Needs attention (3):
+KIND             GROUP  INSTANCE  HOST  REASON
+lost_connection  web    web-2     h1    no heartbeat for 1m0s
+only_heartbeat   web    web-3     h1    plugin "sig" not found
+spool_drops      -      -         h2    traffic batches missing
+`,
+		},
+		{
+			name: "status of a viewer, all well",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+No group.
+
+Hosts are not shown: that needs host:read.
+
+Nothing needs attention.
 `,
 		},
 		{
@@ -166,6 +215,61 @@ func TestJSONOutput(t *testing.T) {
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// -o yaml prints the JSON's field names in the JSON's order, and values
+// that read back as what the JSON holds: strings YAML would take for
+// another type are quoted, large integers keep every digit.
+func TestYAMLOutput(t *testing.T) {
+	a := newApp(testEnv(nil, ""))
+	a.output = outputYAML
+	cmd := a.groupCommand()
+	var b bytes.Buffer
+	cmd.SetOut(&b)
+	v := []any{
+		apitypes.Group{Name: "web", Labels: map[string]string{"env": "prod"}, Version: 2},
+		map[string]any{"tricky": []string{"true", "007", "null", "1e3", "a: b", "", "multi\nline"},
+			"big": uint64(18446744073709551615), "ratio": 0.25, "none": nil, "empty": []int{}, "yes": true},
+	}
+	if err := a.render(cmd, v, func(w io.Writer) { t.Error("table printed with -o yaml") }); err != nil {
+		t.Fatal(err)
+	}
+	want := `- name: web
+  labels:
+    env: prod
+  version: 2
+- big: 18446744073709551615
+  empty: []
+  none: null
+  ratio: 0.25
+  tricky:
+    - "true"
+    - "007"
+    - "null"
+    - "1e3"
+    - 'a: b'
+    - ""
+    - |-
+      multi
+      line
+  yes: true
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	// Read back, it is the JSON's value.
+	var fromYAML any
+	if err := yaml.Unmarshal(b.Bytes(), &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	j1, _ := json.Marshal(fromYAML)
+	var fromJSON, back any
+	j2, _ := json.Marshal(v)
+	json.Unmarshal(j2, &fromJSON)
+	json.Unmarshal(j1, &back)
+	if !reflect.DeepEqual(back, fromJSON) {
+		t.Errorf("YAML reads back as\n%s\nwant\n%s", j1, j2)
 	}
 }
 

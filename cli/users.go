@@ -516,7 +516,7 @@ func (a *app) createJoinToken(cmd *cobra.Command, host, ttl string) error {
 		return fmt.Errorf("create join token for host %s: %w", host, err)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Join token for host %s, single use, expires %s. Shown this once; on the host run:\n"+
-		"  gatehouse node join --admin %s --token %s --ca-fingerprint %s --data-dir /var/lib/gatehouse/node\n",
+		"  gatehouse node join --addr %s --token %s --ca-fingerprint %s --data-dir /var/lib/gatehouse/node\n",
 		host, a.when(t.ExpiresAt), target.addr, t.Token, t.CAFingerprint)
 	return a.render(cmd, t, func(w io.Writer) { fmt.Fprintln(w, t.Token) })
 }

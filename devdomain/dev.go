@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/demo"
 	"github.com/gatehouse/gatehouse/nodemanager"
+	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
 )
 
 //go:embed sample.yaml
@@ -240,6 +241,12 @@ func setUp(ctx context.Context, anon *client.Client, caPEM []byte, password stri
 	return os.WriteFile(envFile, []byte(env), 0o600)
 }
 
+// gatewayLog is where the node manager's exec driver writes a gateway's
+// output, in the node data dir of the domain in dir.
+func gatewayLog(dir, name string) string {
+	return filepath.Join(dir, "node", "instances", name, supervisor.LogFileName)
+}
+
 func printUsage(opts Options, password, envFile, adminURL string) {
 	w := opts.Out
 	fmt.Fprintf(w, "\nGatehouse dev domain in %s\n\n", opts.Dir)
@@ -252,11 +259,13 @@ func printUsage(opts Options, password, envFile, adminURL string) {
 	fmt.Fprintf(w, "  demo upstream  http://%s\n", opts.Upstream)
 	for _, g := range opts.Gateways {
 		fmt.Fprintf(w, "  gateway %-6s http://%s  (status http://%s/status)\n", g.Name, g.Listen, g.StatusListen)
+		fmt.Fprintf(w, "                 log %s\n", gatewayLog(opts.Dir, g.Name))
 	}
 	fmt.Fprintf(w, `
 Try:
   curl %[1]s/orders/42
   source %[2]s           # the CLI now talks to this domain
+  gatehouse status                 # the domain on one screen
   gatehouse group summary demo
   gatehouse instance list
   gatehouse config dump --group demo > demo.yaml   # edit, then:

@@ -44,6 +44,8 @@ type agent struct {
 	sup     Supervisor
 	binary  string
 	dataDir string
+	// version is the node manager's, reported in heartbeats.
+	version string
 	// local is the local API's base URL, given to the gateways.
 	local string
 	// localToken is the operator token of the local API's state-changing
@@ -368,7 +370,7 @@ func (a *agent) kickHeartbeat() {
 }
 
 func (a *agent) heartbeat() apitypes.AgentHeartbeat {
-	hb := apitypes.AgentHeartbeat{Address: a.advertise, Instances: []apitypes.AgentInstanceState{}}
+	hb := apitypes.AgentHeartbeat{Address: a.advertise, Version: a.version, Instances: []apitypes.AgentInstanceState{}}
 	young := a.now().Sub(a.started) < reportGrace
 	for _, v := range a.views() {
 		if young && v.ReportedAt.IsZero() && v.Process == localapi.ProcessRunning {

@@ -69,7 +69,9 @@ type RunOptions struct {
 	// StopGateways stops the gateways when Run returns, instead of leaving
 	// them serving: for gatehouse dev, where everything goes together.
 	StopGateways bool
-	Logger       hclog.Logger
+	// Version is reported in heartbeats, for gatehouse status.
+	Version string
+	Logger  hclog.Logger
 }
 
 // Run runs the node manager until ctx is cancelled. Its gateways outlive
@@ -179,6 +181,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
 		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		pluginDir: opts.PluginDir, probe: &gatewayProbe{binary: opts.GatewayBinary},
+		version: opts.Version,
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}

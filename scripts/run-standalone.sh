@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: a standalone gateway on examples/gateway.yaml in front of the
+# make run-standalone: a standalone gateway on examples/gateway.yaml in front of the
 # demo upstream, until Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +25,8 @@ for _ in $(seq 50); do
 done
 cat <<TXT
 
-Gatehouse gateway (standalone) is serving examples/gateway.yaml:
+Gatehouse gateway (standalone) is serving examples/gateway.yaml, in front of
+the demo upstream on 127.0.0.1:9001 (gatehouse demo-upstream):
   curl 127.0.0.1:8080/orders          # list-orders -> demo upstream
   curl 127.0.0.1:8080/orders/42       # get-order ({id} parameter)
   curl 127.0.0.1:8080/api/v1/things   # prefix route, /api stripped

@@ -378,6 +378,7 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	}
 	s.observe(sts)
 	s.noteDrift(q.ctx, sts, now)
+	s.noteHost(q, in.Version, now)
 	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC()}, nil
 }
 

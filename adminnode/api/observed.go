@@ -31,6 +31,8 @@ type observed struct {
 	// drift is since when each instance has run another deployment than
 	// its group's current one.
 	drift map[string]drift
+	// hosts is each node manager's last heartbeat (overview.go).
+	hosts map[string]hostContact
 }
 
 func (s *Server) loadObserved(ctx context.Context) error {

@@ -224,6 +224,9 @@ func (s *Server) trusted(ctx context.Context) func(string) (ed25519.PublicKey, b
 	}
 }
 
+// auditImportDryRun is the audit action of an import with dry_run=true.
+const auditImportDryRun = "deployment.import.dry-run"
+
 // importPackage opens a package, resolves it with an environment of this
 // domain, validates it and answers the diff against the group's current
 // deployment; unless it is a dry run, it then writes the template as the
@@ -242,6 +245,11 @@ func (s *Server) importPackage(q *request) (any, error) {
 		if dryRun, err = strconv.ParseBool(v); err != nil {
 			return nil, badRequest("dry_run", "dry_run %q is not true or false", v)
 		}
+	}
+	if dryRun {
+		// Audited, since it reads the environment's settings, but as
+		// what it is: nothing was deployed.
+		q.auditAction = auditImportDryRun
 	}
 	data, err := readBody(q)
 	if err != nil {

@@ -70,3 +70,38 @@ func TestDeployResolvesPlaceholders(t *testing.T) {
 		t.Errorf("the signed configuration does not hold the resolved secret")
 	}
 }
+
+// An import with dry_run=true is audited as a dry run, under its own
+// action, so that the audit log never shows a deployment that was not
+// made; a real import keeps deployment.import.
+func TestImportDryRunAudit(t *testing.T) {
+	e := newEnv(t)
+	e.group("dev", map[string]string{"env": "dev"})
+	src := e.exportable("dev")
+	pkg := e.pkg(src)
+	into := e.freshGroup("dev")
+	var plan apitypes.Import
+	e.do(e.admin, "POST", "/groups/"+into+"/import?dry_run=true", pkg).expect(t, http.StatusOK, "dry run").decode(t, &plan)
+	if !plan.DryRun {
+		t.Fatalf("dry run answered %+v", plan)
+	}
+	a := e.lastAudit(auditImportDryRun)
+	if a.Group != into || a.Result != store.AuditOK || !strings.HasPrefix(a.Detail, "dry run: import of test/"+src) {
+		t.Errorf("audit of the dry run %+v", a)
+	}
+	var entries []apitypes.AuditEntry
+	e.do(e.admin, "GET", "/audit?action=deployment.import", nil).expect(t, http.StatusOK, "audit").decode(t, &entries)
+	if len(entries) != 0 {
+		t.Errorf("a dry run audited as an import: %+v", entries)
+	}
+	// A refused dry run is a dry run too.
+	e.do(e.admin, "POST", "/groups/"+into+"/import?dry_run=true", []byte("not a package")).expect(t, http.StatusBadRequest, "bad package")
+	if a := e.lastAudit(auditImportDryRun); a.Result != store.AuditError {
+		t.Errorf("audit of the refused dry run %+v", a)
+	}
+
+	e.do(e.admin, "POST", "/groups/"+into+"/import", pkg).expect(t, http.StatusCreated, "import")
+	if a := e.lastAudit("deployment.import"); a.Group != into || a.Result != store.AuditOK || strings.Contains(a.Detail, "dry run") {
+		t.Errorf("audit of the import %+v", a)
+	}
+}

@@ -294,6 +294,8 @@ func fixtures() map[string]fixture {
 			return call{method: "DELETE", path: "/bindings/" + b.ID}
 		}),
 		"audit.list": d(rbac.AuditRead, get("/audit")),
+
+		"domain.overview": {list: true, make: get("/overview")},
 		"join-token.create": d(rbac.HostWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/join-tokens", body: map[string]string{"host": "h1"}}
 		}),

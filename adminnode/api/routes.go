@@ -229,6 +229,7 @@ func (s *Server) routes() []*route {
 	rs = append(rs, metricsRoutes()...)
 	rs = append(rs, joinTokenRoutes()...)
 	rs = append(rs, agentRoutes()...)
+	rs = append(rs, overviewRoutes()...)
 	for _, rt := range rs {
 		if rt.status == 0 {
 			rt.status = http.StatusOK

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -212,6 +213,9 @@ type request struct {
 	// The audit entry of a mutating call: target defaults to the path,
 	// user (for logins) to the caller.
 	auditTarget, auditGroup, auditUser, auditDetail string
+	// auditAction replaces the route's action in the audit entry, for a
+	// call that is another action than its route says (a dry run).
+	auditAction string
 }
 
 // allowed checks perm on g (nil: the domain level).
@@ -438,7 +442,7 @@ func (s *Server) audit(q *request, status int, detail string) {
 	e := store.AuditEntry{
 		Time:      s.now(),
 		User:      q.auditUser,
-		Action:    q.route.action,
+		Action:    cmp.Or(q.auditAction, q.route.action),
 		Target:    q.auditTarget,
 		Group:     q.auditGroup,
 		Status:    status,

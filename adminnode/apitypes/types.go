@@ -534,7 +534,9 @@ type AgentHeartbeat struct {
 	// Address is the IP address the host's gateways are reached at by
 	// their peers (node run --advertise); empty, the admin node takes the
 	// address the heartbeat comes from.
-	Address   string               `json:"address,omitempty"`
+	Address string `json:"address,omitempty"`
+	// Version is the node manager's version (gatehouse --version).
+	Version   string               `json:"version,omitempty"`
 	Instances []AgentInstanceState `json:"instances"`
 	// Capabilities is what the host's gateways can run; absent from node
 	// managers older than this field.

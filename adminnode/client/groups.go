@@ -152,3 +152,11 @@ func (c *Client) RestartInstance(ctx context.Context, name string) (apitypes.Ins
 func (c *Client) DeleteInstance(ctx context.Context, name string) error {
 	return c.send(ctx, http.MethodDelete, segments("instances", name), nil, nil)
 }
+
+// Overview returns the domain on one screen, as far as the caller may see
+// it: groups, hosts and what needs attention.
+func (c *Client) Overview(ctx context.Context) (apitypes.Overview, error) {
+	var out apitypes.Overview
+	err := c.get(ctx, "/overview", nil, &out)
+	return out, err
+}

@@ -23,7 +23,45 @@ func adminCommand() *cobra.Command {
 		Short: "Create and run the admin node, which holds the domain's configuration",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(adminInitCommand(), adminRunCommand())
+	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand())
+	return cmd
+}
+
+func adminUnitCommand() *cobra.Command {
+	var binary, dataDir, user, listen string
+	cmd := &cobra.Command{
+		Use:   "unit",
+		Short: "Print the admin node's systemd unit",
+		Long: `Print a hardened systemd unit of the admin node, to install as
+/etc/systemd/system/gatehouse-admin.service. It runs "gatehouse admin run" as
+--user, which must own --data-dir, with the rest of the file system read-only
+or hidden, no capability and a system-call filter; the user and the domain
+(gatehouse admin init, as that user) are made beforehand.`,
+		Example: `  useradd --system --home-dir /var/lib/gatehouse --shell /usr/sbin/nologin gatehouse
+  sudo -u gatehouse gatehouse admin init --data-dir /var/lib/gatehouse/admin --domain acme
+  gatehouse admin unit > /etc/systemd/system/gatehouse-admin.service
+  systemctl daemon-reload && systemctl enable --now gatehouse-admin`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if binary == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				binary = exe
+			}
+			unit, err := adminnode.Unit(binary, dataDir, user, listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), unit)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&binary, "binary", "", "gatehouse binary the unit runs (default: this one)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "/var/lib/gatehouse/admin", "the admin node's data directory")
+	cmd.Flags().StringVar(&user, "user", adminnode.DefaultUnitUser, "account the admin node runs as (not root)")
+	cmd.Flags().StringVar(&listen, "listen", adminnode.DefaultListen, "API address")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/cli"
 	"github.com/gatehouse/gatehouse/nodemanager"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
@@ -64,7 +65,7 @@ func nodeJoinCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join",
 		Short: "Join this host to a domain with a join token",
-		Long: `Join this host to the domain of the admin node at --admin, with a join token
+		Long: `Join this host to the domain of the admin node at --addr, with a join token
 made by "gatehouse token create --host NAME". The admin node is trusted only
 if its CA has the fingerprint --ca-fingerprint (printed by "gatehouse admin
 init" and by "token create --host"), or is the certificate in --ca-cert. The
@@ -88,12 +89,13 @@ and identity are kept in --data-dir for "gatehouse node run".`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Admin, "admin", "", "admin node URL, https://host:8090")
+	fs.StringVar(&opts.Admin, "addr", "", "admin node URL, https://host:8090")
 	fs.StringVar(&opts.Token, "token", "", "join token (gatehouse token create --host NAME)")
 	fs.StringVar(&opts.DataDir, "data-dir", "", "the node manager's data directory")
 	fs.StringVar(&opts.CAFingerprint, "ca-fingerprint", "", "fingerprint of the domain CA to trust, SHA256:…")
 	fs.StringVar(&caFile, "ca-cert", "", "the domain CA certificate to trust, instead of --ca-fingerprint")
-	for _, f := range []string{"admin", "token", "data-dir"} {
+	fs.SetNormalizeFunc(cli.NormalizeFlag)
+	for _, f := range []string{"addr", "token", "data-dir"} {
 		cmd.MarkFlagRequired(f)
 	}
 	cmd.MarkFlagsMutuallyExclusive("ca-fingerprint", "ca-cert")
@@ -120,6 +122,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("node")
+			opts.Version = version
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return nodemanager.Run(ctx, opts)

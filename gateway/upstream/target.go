@@ -350,16 +350,16 @@ func (c *core) report(always bool) {
 // TargetState is a snapshot of a target for status pages and the admin
 // API.
 type TargetState struct {
-	Address string
-	Weight  int
+	Address string `json:"address"`
+	Weight  int    `json:"weight"`
 	// Healthy is whether Pick may choose the target.
-	Healthy bool
+	Healthy bool `json:"healthy"`
 	// Ejected is whether the passive check has taken the target out.
-	Ejected bool
+	Ejected bool `json:"ejected"`
 	// Active is the number of requests in flight.
-	Active int64
+	Active int64 `json:"active"`
 	// ConsecutiveFailures is the passive check's count.
-	ConsecutiveFailures int
+	ConsecutiveFailures int `json:"consecutive_failures"`
 }
 
 func (t *Target) state() TargetState {

@@ -1,0 +1,79 @@
+package apitypes
+
+import "time"
+
+// Overview is the answer to GET /overview: the domain on one screen, as far
+// as the caller may see it. Lists are never null.
+type Overview struct {
+	Domain string    `json:"domain"`
+	Time   time.Time `json:"time"`
+	// Groups are the groups the caller may read, by name.
+	Groups []OverviewGroup `json:"groups"`
+	// Hosts are listed to callers with host:read only; HostsHidden says
+	// they were left out.
+	Hosts       []OverviewHost `json:"hosts"`
+	HostsHidden bool           `json:"hosts_hidden,omitempty"`
+	// Attention lists what needs an operator, most severe kinds first.
+	Attention []Attention `json:"attention"`
+}
+
+// OverviewGroup is a group's roll-out, as in its summary.
+type OverviewGroup struct {
+	Name              string `json:"name"`
+	CurrentDeployment uint64 `json:"current_deployment"`
+	Instances         int    `json:"instances"`
+	// ByStatus counts instances by status; every status is present.
+	ByStatus map[string]int `json:"by_status"`
+	UpToDate int            `json:"up_to_date"`
+	Rollout  string         `json:"rollout"`
+	Complete bool           `json:"complete"`
+}
+
+// OverviewHost is a host and what its node manager last said.
+type OverviewHost struct {
+	Name    string `json:"name"`
+	Address string `json:"address,omitempty"`
+	// Instances counts the host's instances of every group.
+	Instances int `json:"instances"`
+	// LastContact is the node manager's last heartbeat; zero when none
+	// came.
+	LastContact time.Time `json:"last_contact,omitzero"`
+	// Version is the node manager's, as its heartbeats report it; empty
+	// until the first since the admin node started.
+	Version string `json:"version,omitempty"`
+	// CertNotAfter is when the client certificate of its last heartbeat
+	// expires.
+	CertNotAfter time.Time    `json:"cert_not_after,omitzero"`
+	Traffic      *HostTraffic `json:"traffic,omitempty"`
+}
+
+// Kinds of Attention, most severe first.
+const (
+	AttentionOffline        = "offline"
+	AttentionLostConnection = "lost_connection"
+	AttentionCrashLoop      = "crash_loop"
+	AttentionOnlyHeartbeat  = "only_heartbeat"
+	AttentionUnreachable    = "unreachable"
+	AttentionDrift          = "drift"
+	AttentionCertExpiry     = "cert_expiry"
+	AttentionSpoolDrops     = "spool_drops"
+	AttentionPending        = "pending"
+)
+
+// AttentionKinds returns the kinds in the order the overview lists them.
+func AttentionKinds() []string {
+	return []string{AttentionOffline, AttentionLostConnection, AttentionCrashLoop, AttentionOnlyHeartbeat,
+		AttentionUnreachable, AttentionDrift, AttentionCertExpiry, AttentionSpoolDrops, AttentionPending}
+}
+
+// Attention is one thing that needs an operator: an instance, a host or
+// the domain (neither set), with the reason in words.
+type Attention struct {
+	Kind     string `json:"kind"`
+	Group    string `json:"group,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Reason   string `json:"reason"`
+	// Since is when it started, where known.
+	Since time.Time `json:"since,omitzero"`
+}
