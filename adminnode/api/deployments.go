@@ -118,7 +118,7 @@ func sameConfig(a, b store.Deployment) bool {
 // from the history that nothing changed.
 func nothingToDeploy(group string, draftVersion, current uint64) *apiError {
 	return newError(http.StatusConflict, apitypes.CodeNothingToDeploy,
-		"nothing to deploy: the draft of group %q (version %d) is what deployment %d runs; force deploys it again", group, draftVersion, current)
+		"nothing to deploy: the draft of group %q (version %d) is what deployment %d runs", group, draftVersion, current)
 }
 
 func (s *Server) listDeployments(q *request) (any, error) {
