@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 )
 
@@ -82,8 +84,12 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 	for {
 		var err error
 		r, err = c.Rollout(ctx, d.Group, number, index, min(time.Until(deadline), rolloutPoll))
+		if client.IsStatus(err, http.StatusForbidden) {
+			return nil, fmt.Errorf("deployment %s #%d made, but its roll-out cannot be watched without permission %s (--no-wait does not watch): %w",
+				d.Group, d.Number, rbac.DeploymentRead, err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("watch the roll-out of %s #%d: %w", d.Group, d.Number, err)
+			return nil, fmt.Errorf("deployment %s #%d made, but watching its roll-out failed: %w", d.Group, d.Number, err)
 		}
 		for _, in := range r.Instances {
 			if printed[in.Name] == in.State || (in.State != status.InstanceApplied && in.State != status.InstanceRefused && in.State != status.InstanceUnreachable) {
