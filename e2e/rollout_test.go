@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,5 +140,50 @@ func TestDeployTellsTheTruth(t *testing.T) {
 	}
 	mustMatch("deploy with gw-c, stdout", out, `(?m)^  gw-a: applied #8$`, `(?m)^  gw-b: applied #8$`)
 	mustMatch("deploy with gw-c, stderr", errOut, `^gatehouse: roll-out of g1 #8 not complete after 2s: 1 of 3 instances did not apply it\n  gw-c \(host h2\): pending: never reported by its node manager\n$`)
+	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
+}
+
+// Instances whose node manager stopped reporting (killed: its gateways
+// serve on, unheard) did not report: once they are Lost Connection, deploy
+// fails at once, naming both as unreachable, rather than waiting for its
+// timeout.
+func TestDeployNamesSilentInstances(t *testing.T) {
+	began := time.Now()
+	u1, u2 := startUpstream(t, "u1", nil), startUpstream(t, "u2", nil)
+	d := newNMDomain(t, "--lost-after", "2s")
+	d.joinNode(t)
+	d.createInstance(t, "gw-a")
+	d.createInstance(t, "gw-b")
+	d.deployTo(t, u1.addr, "first")
+	d.startNode(t)
+	d.waitLocal(t, "both running deployment #1", d.appliedEverywhere(1))
+	d.waitRolledOut(t, 1)
+
+	d.node.cmd.Process.Signal(syscall.SIGKILL)
+	d.node.exit(t, 10*time.Second)
+	until(t, "both instances Lost Connection", func() (bool, string) {
+		ins := d.adminInstances(t)
+		return ins["gw-a"].Status == "Lost Connection" && ins["gw-b"].Status == "Lost Connection",
+			ins["gw-a"].Status + ", " + ins["gw-b"].Status
+	})
+
+	f := filepath.Join(d.work, "u2.yaml")
+	writeFile(t, f, routeConfig(u2.addr))
+	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
+	out, errOut, code := d.cli.run(t, "", "deploy", "--group", nmGroup, "-m", "to u2", "--timeout", "1m")
+	if code == 0 {
+		t.Fatalf("deploy to silent instances: exit 0\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+	silent := `unreachable: Lost Connection: no heartbeat since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`
+	want := regexp.MustCompile(`^gatehouse: roll-out of g1 #2 failed: 2 of 2 instances did not apply it\n` +
+		`  gw-a \(host h1\): ` + silent + `\n  gw-b \(host h1\): ` + silent + `\n$`)
+	if !want.MatchString(errOut) {
+		t.Errorf("deploy to silent instances said:\n%s\nwant it to match %s", errOut, want)
+	}
+	if !strings.Contains(out, "  gw-a: unreachable: Lost Connection") || !strings.Contains(out, "  gw-b: unreachable: Lost Connection") {
+		t.Errorf("no progress line for the silent instances:\n%s", out)
+	}
+	// They still serve what they had.
+	d.mustRouteTo(t, "u1", "gw-a", "gw-b")
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
 }
