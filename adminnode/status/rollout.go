@@ -73,9 +73,10 @@ func (r Rollout) Done() bool { return r.State != RolloutInProgress }
 //
 // Every instance of the group should run the deployment: an instance is
 // declared on a host, so it always has a node manager to start it. An
-// instance that is Lost Connection or Offline has settled as far as the
-// roll-out is concerned (it is not going to apply anything while silent)
-// and fails it; one never heard from (Pending) and one that reports but
+// instance whose last report says it applied the deployment has, even if
+// it has been silent since. One that is Lost Connection or Offline without
+// having reported it applied has settled as far as the roll-out is
+// concerned (it is not going to apply anything while silent) and fails it; one never heard from (Pending) and one that reports but
 // has not applied the deployment yet keep it in progress, as their node
 // managers may still bring them up — the caller's timeout bounds that.
 //
@@ -96,14 +97,16 @@ func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutVie
 		case in.Status == Pending:
 			in.State = InstancePending
 			in.Reason = "never reported by its node manager"
-		case in.Status == LostConnection || in.Status == Offline:
-			in.State = InstanceUnreachable
-			in.Reason = fmt.Sprintf("%s: no heartbeat since %s", in.Status, v.Obs.LastHeartbeat.UTC().Format(time.RFC3339))
-			settled++
 		case ranIt && v.Obs.Ready:
+			// Applied, even if silent since: it did report the
+			// deployment applied, which is what a roll-out waits for.
 			in.State = InstanceApplied
 			in.Reason = ""
 			r.Applied++
+			settled++
+		case in.Status == LostConnection || in.Status == Offline:
+			in.State = InstanceUnreachable
+			in.Reason = fmt.Sprintf("%s: no heartbeat since %s", in.Status, v.Obs.LastHeartbeat.UTC().Format(time.RFC3339))
 			settled++
 		case !ranIt && v.Obs.LastError != "" && names.MatchString(v.Obs.LastError):
 			in.State = InstanceRefused

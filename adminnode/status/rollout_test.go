@@ -19,6 +19,10 @@ func TestRolloutOf(t *testing.T) {
 	lost := applied
 	lost.LastHeartbeat = now.Add(-time.Minute)
 	lost.AppliedDeployment = 6
+	lostAfterApplying := applied
+	lostAfterApplying.LastHeartbeat = now.Add(-time.Minute)
+	offline := older
+	offline.LastHeartbeat = now.Add(-3 * time.Hour)
 	notReady := applied
 	notReady.Ready = false
 	otherBuild := applied
@@ -44,6 +48,8 @@ func TestRolloutOf(t *testing.T) {
 		{"17 is not 7", 7, []Observation{refused17}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
 		{"never heard from", 7, []Observation{applied, {}}, want{RolloutInProgress, 1, []string{InstanceApplied, InstancePending}}},
 		{"lost connection fails it", 7, []Observation{applied, lost}, want{RolloutFailed, 1, []string{InstanceApplied, InstanceUnreachable}}},
+		{"applied, then lost", 7, []Observation{applied, lostAfterApplying}, want{RolloutComplete, 2, []string{InstanceApplied, InstanceApplied}}},
+		{"offline, never applied", 7, []Observation{offline}, want{RolloutFailed, 0, []string{InstanceUnreachable}}},
 		{"applied, not ready", 7, []Observation{notReady}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
 		{"same number, other build", 7, []Observation{otherBuild}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
 		{"a newer deployment", 8, []Observation{older}, want{RolloutSuperseded, 0, []string{InstanceApplying}}},
