@@ -136,12 +136,12 @@ func TestDeployTellsTheTruth(t *testing.T) {
 	d.cli.ok(t, "", "host", "create", "h2")
 	d.cli.ok(t, "", "instance", "create", "gw-c", "--group", nmGroup, "--host", "h2", "--listen", freeAddr(t), "--status-listen", freeAddr(t))
 	apply(strings.Replace(renamed, "name: everything", "name: all-paths", 1))
-	out, errOut, code = d.cli.run(t, "", deploy("with gw-c", "--timeout", "2s")...)
+	out, errOut, code = d.cli.run(t, "", deploy("with gw-c", "--timeout", "5s")...)
 	if code == 0 {
 		t.Fatalf("deploy with an instance that never reports: exit 0\nstdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 	mustMatch("deploy with gw-c, stdout", out, `(?m)^  gw-a: applied #8$`, `(?m)^  gw-b: applied #8$`)
-	mustMatch("deploy with gw-c, stderr", errOut, `(?m)^gatehouse: roll-out of g1 #8 not complete after 2s: 1 of 3 instances did not apply it\n  gw-c \(host h2\): pending: never reported by its node manager\n$`)
+	mustMatch("deploy with gw-c, stderr", errOut, `(?m)^gatehouse: roll-out of g1 #8 not complete after 5s: 1 of 3 instances did not apply it\n  gw-c \(host h2\): pending: never reported by its node manager\n$`)
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
 }
 
