@@ -19,13 +19,26 @@ func (a *app) deployCommand() *cobra.Command {
 		group, message string
 		draftVersion   uint64
 		strict         bool
+		force          bool
+		ro             rolloutOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy --group G -m MESSAGE",
-		Short: "Deploy a group's draft",
+		Short: "Deploy a group's draft and wait until its instances apply it",
 		Long: `Freeze the group's draft into its next deployment, signed by the admin node,
 which the group's instances then apply. The message is kept in the
 deployment history and the audit log.
+
+Then wait (--timeout, default 60s) until every instance of the group has
+applied it, printing a line per instance as it applies or refuses it. The
+command succeeds only if every instance applied the deployment; otherwise
+it fails, naming each instance that refused it (with the error its gateway
+reported), stopped reporting (Lost Connection, Offline) or had not applied
+it when the time was up. --no-wait returns as soon as the deployment is
+made.
+
+A draft identical to the current deployment is not deployed: the command
+says "nothing to deploy" and succeeds; --force deploys it again all the same.
 
 With --draft-version, the deployment is made only if the draft is still at
 that version ("config apply" and "-o json" of "config dump" show it), so
@@ -35,30 +48,63 @@ A draft that instances of the group lack something to run (an external
 policy's plugin absent from their host, a feature level above their
 gateway's) is deployed with a warning naming them; with --strict it is
 refused and nothing is deployed.`,
-		Example: `  gatehouse deploy --group web -m "add the orders service"`,
-		Args:    cobra.NoArgs,
+		Example: `  gatehouse deploy --group web -m "add the orders service"
+  gatehouse deploy --group web -m "add the orders service" --timeout 2m
+  gatehouse deploy --group web -m "same again" --force --no-wait`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ro.check(); err != nil {
+				return err
+			}
 			c, err := a.connect()
 			if err != nil {
 				return err
 			}
-			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion, Strict: strict})
+			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion, Strict: strict, Force: force})
+			if client.IsNothingToDeploy(err) {
+				var apiErr *client.APIError
+				errors.As(err, &apiErr)
+				res := deployResult{Reason: apiErr.Detail.Message}
+				return a.render(cmd, res, func(w io.Writer) {
+					fmt.Fprintf(w, "%s: nothing deployed (--force deploys it again)\n", res.Reason)
+				})
+			}
 			if err != nil {
 				return fmt.Errorf("deploy group %s: %w", group, err)
 			}
 			printWarnings(cmd.ErrOrStderr(), d.Warnings)
-			return a.render(cmd, d, func(w io.Writer) {
-				fmt.Fprintf(w, "deployed %s #%d %s\n", d.Group, d.Number, d.Checksum)
-			})
+			return a.finishDeploy(cmd, c, d, ro, fmt.Sprintf("deployed %s #%d %s\n", d.Group, d.Number, d.Checksum))
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "group to deploy")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "what the deployment changes, and why")
 	cmd.Flags().Uint64Var(&draftVersion, "draft-version", 0, "deploy only if the draft is at this version")
 	cmd.Flags().BoolVar(&strict, "strict", false, "refuse, rather than warn about, a draft that instances of the group lack something to run")
+	cmd.Flags().BoolVar(&force, "force", false, "deploy even if the draft is the current deployment")
+	ro.flags(cmd)
 	_ = cmd.MarkFlagRequired("group")
 	_ = cmd.MarkFlagRequired("message")
 	return cmd
+}
+
+// finishDeploy prints what a deploy or rollback made (head) and, unless
+// --no-wait, waits for its roll-out; with -o json, the deployment and its
+// roll-out are printed at the end, as one document.
+func (a *app) finishDeploy(cmd *cobra.Command, c *client.Client, d apitypes.Deployment, ro rolloutOptions, head string) error {
+	res := deployResult{Deployed: true, Deployment: &d}
+	if a.output == outputTable {
+		fmt.Fprint(cmd.OutOrStdout(), head)
+	}
+	var werr error
+	if !ro.noWait {
+		res.Rollout, werr = a.waitRollout(cmd.Context(), c, a.progress(cmd), d, ro)
+	}
+	if a.output != outputTable {
+		if err := a.render(cmd, res, nil); err != nil {
+			return err
+		}
+	}
+	return werr
 }
 
 func (a *app) deploymentsCommand() *cobra.Command {
@@ -201,31 +247,51 @@ func (a *app) rollbackCommand() *cobra.Command {
 	var (
 		group, message string
 		to             uint64
+		keepDraft      bool
+		ro             rolloutOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback --group G --to N -m MESSAGE",
 		Short: "Deploy an earlier deployment's configuration again",
 		Long: `Deploy the configuration of deployment N again, as the group's next
-deployment: history only grows. The draft is left as it is.`,
-		Example: `  gatehouse rollback --group web --to 4 -m "5 breaks the orders service"`,
-		Args:    cobra.NoArgs,
+deployment: history only grows. Then wait for the roll-out as "deploy" does
+(--timeout, --no-wait): the command succeeds only if every instance of the
+group applied it.
+
+The group's draft is set to the configuration rolled back to (as written,
+placeholders unresolved), so that the change rolled back is not shipped
+again by the next, unrelated deploy. --keep-draft leaves the draft as it
+was: its changes are then still in the next deploy. The command says which
+it did.`,
+		Example: `  gatehouse rollback --group web --to 4 -m "5 breaks the orders service"
+  gatehouse rollback --group web --to 4 -m "5 breaks the orders service" --keep-draft`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ro.check(); err != nil {
+				return err
+			}
 			c, err := a.connect()
 			if err != nil {
 				return err
 			}
-			d, err := c.Rollback(cmd.Context(), group, to, message)
+			d, err := c.RollbackWith(cmd.Context(), group, to, apitypes.RollbackRequest{Message: message, KeepDraft: keepDraft})
 			if err != nil {
 				return fmt.Errorf("roll group %s back to #%d: %w", group, to, err)
 			}
-			return a.render(cmd, d, func(w io.Writer) {
-				fmt.Fprintf(w, "rolled back %s to #%d: deployed #%d %s\n", d.Group, d.RollbackOf, d.Number, d.Checksum)
-			})
+			head := fmt.Sprintf("rolled back %s to #%d: deployed #%d %s\n", d.Group, d.RollbackOf, d.Number, d.Checksum)
+			if d.Draft == apitypes.DraftReset {
+				head += fmt.Sprintf("draft reset to the configuration of #%d\n", d.RollbackOf)
+			} else {
+				head += "draft kept as it was: the next deploy ships its changes\n"
+			}
+			return a.finishDeploy(cmd, c, d, ro, head)
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "group to roll back")
 	cmd.Flags().Uint64Var(&to, "to", 0, "number of the deployment to deploy again")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why")
+	cmd.Flags().BoolVar(&keepDraft, "keep-draft", false, "leave the draft as it is instead of setting it to the configuration rolled back to")
+	ro.flags(cmd)
 	for _, f := range []string{"group", "to", "message"} {
 		_ = cmd.MarkFlagRequired(f)
 	}

@@ -87,9 +87,22 @@ func TestFlow(t *testing.T) {
 	if out, _ := step("", "config", "validate", "--group", "web"); !strings.Contains(out, "is valid: sha256:") {
 		t.Errorf("config validate said %q", out)
 	}
-	if out, _ := step("", "deploy", "--group", "web", "-m", "first"); !strings.HasPrefix(out, "deployed web #1 sha256:") {
+	if out, _ := step("", "deploy", "--group", "web", "-m", "first"); !strings.HasPrefix(out, "deployed web #1 sha256:") ||
+		!strings.HasSuffix(out, "\ngroup web has no instances: nothing to roll out\n") {
 		t.Errorf("deploy said %q", out)
 	}
+	if out, _ := step("", "deploy", "--group", "web", "-m", "again"); !strings.HasPrefix(out, "nothing to deploy: ") || !strings.Contains(out, "deployment 1 runs") {
+		t.Errorf("deploy of the unchanged draft said %q", out)
+	}
+	out, _ = step("", "deploy", "--group", "web", "-m", "again", "-o", "json")
+	var nothing struct {
+		Deployed bool   `json:"deployed"`
+		Reason   string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(out), &nothing); err != nil || nothing.Deployed || !strings.Contains(nothing.Reason, "nothing to deploy") {
+		t.Errorf("deploy -o json of the unchanged draft = %s (%v)", out, err)
+	}
+	fail("--timeout must be positive", "deploy", "--group", "web", "-m", "x", "--timeout", "0s")
 	out, _ = step("", "deployments", "--group", "web", "-o", "json")
 	var deps []apitypes.Deployment
 	if err := json.Unmarshal([]byte(out), &deps); err != nil || len(deps) != 1 || deps[0].Message != "first" {

@@ -78,6 +78,7 @@ func checkDeploymentRef(n string) error {
 type importOptions struct {
 	group, env  string
 	dryRun, yes bool
+	rollout     rolloutOptions
 }
 
 func (o *importOptions) flags(cmd *cobra.Command) {
@@ -85,6 +86,7 @@ func (o *importOptions) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.env, "env", "", "environment resolving the placeholders (default: the group's)")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show the diff and change nothing")
 	cmd.Flags().BoolVar(&o.yes, "yes", false, "deploy without asking for confirmation")
+	o.rollout.flags(cmd)
 	_ = cmd.MarkFlagRequired("group")
 }
 
@@ -92,6 +94,9 @@ func (o *importOptions) flags(cmd *cobra.Command) {
 // run or the user declines, deploys it.
 func (a *app) importPackage(cmd *cobra.Command, c *client.Client, pkg []byte, o importOptions) error {
 	ctx := cmd.Context()
+	if err := o.rollout.check(); err != nil {
+		return err
+	}
 	plan, err := c.Import(ctx, o.group, pkg, o.env, true)
 	if err != nil {
 		return fmt.Errorf("import into group %s: %w", o.group, err)
@@ -115,9 +120,20 @@ func (a *app) importPackage(cmd *cobra.Command, c *client.Client, pkg []byte, o 
 	if err != nil {
 		return fmt.Errorf("import into group %s: %w", o.group, err)
 	}
-	return a.render(cmd, done, func(w io.Writer) {
-		fmt.Fprintf(w, "deployed %s #%d %s, from %s\n", done.Deployment.Group, done.Deployment.Number, done.Deployment.Checksum, sourceText(done.Source))
-	})
+	res := importResult{Import: done}
+	if a.output == outputTable {
+		fmt.Fprintf(cmd.OutOrStdout(), "deployed %s #%d %s, from %s\n", done.Deployment.Group, done.Deployment.Number, done.Deployment.Checksum, sourceText(done.Source))
+	}
+	var werr error
+	if !o.rollout.noWait && done.Deployment != nil {
+		res.Rollout, werr = a.waitRollout(ctx, c, a.progress(cmd), *done.Deployment, o.rollout)
+	}
+	if a.output != outputTable {
+		if err := a.render(cmd, res, nil); err != nil {
+			return err
+		}
+	}
+	return werr
 }
 
 func sourceText(s apitypes.DeploymentSource) string {
@@ -155,7 +171,9 @@ domains, resolve its placeholders with environment E (default: the group's),
 validate it and show what deploying it to group G would change. Unless
 --dry-run, ask for confirmation (or not, with --yes), then write it as the
 group's draft and deploy it; the deployment and the audit log record the
-package's source domain, group, deployment and checksum.`,
+package's source domain, group, deployment and checksum. Then wait for the
+roll-out as "deploy" does (--timeout, --no-wait): the command succeeds only
+if every instance of the group applied the deployment.`,
 		Example: `  gatehouse import payments-7.ghpkg --group payments --env prod --dry-run
   gatehouse import payments-7.ghpkg --group payments --env prod --yes`,
 		Args: cobra.ExactArgs(1),
@@ -256,7 +274,8 @@ into the group of the same name of the admin node --to, as "gatehouse
 export" and "gatehouse import" do: the diff is shown, and confirmation asked
 unless --yes. Each side takes its token and CA certificate from its own
 flags; a side without them uses --token and --ca-cert, the environment
-variables, then the saved login when its address is the saved login's.`,
+variables, then the saved login when its address is the saved login's. Like import,
+it waits for the roll-out in the target domain (--timeout, --no-wait).`,
 		Example: `  gatehouse promote --from https://admin.dev:8443 --from-token $DEV_TOKEN \
     --to https://admin.prod:8443 --to-token $PROD_TOKEN --to-ca-cert prod-ca.pem \
     --group payments --deployment 7 --env prod`,

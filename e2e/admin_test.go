@@ -555,7 +555,7 @@ func TestAdminNodeEndToEnd(t *testing.T) {
 		if !strings.Contains(out, "Applied "+v1+" to the draft of group payments (version ") {
 			t.Errorf("config apply said %q", out)
 		}
-		out = admin.ok(t, "", "deploy", "--group", "payments", "-m", "first")
+		out = admin.ok(t, "", "deploy", "--group", "payments", "-m", "first", "--no-wait")
 		m := regexp.MustCompile(`^deployed payments #1 (sha256:[0-9a-f]{64})\n$`).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("deploy said %q, want \"deployed payments #1 sha256:…\"", out)
@@ -585,7 +585,7 @@ func TestAdminNodeEndToEnd(t *testing.T) {
 			t.Errorf("diff has %d rows, want 1 (the consumer's key was kept):\n%s", lines, out)
 		}
 
-		out = admin.ok(t, "", "deploy", "--group", "payments", "-m", "second")
+		out = admin.ok(t, "", "deploy", "--group", "payments", "-m", "second", "--no-wait")
 		m := regexp.MustCompile(`^deployed payments #2 (sha256:[0-9a-f]{64})\n$`).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("deploy said %q", out)
@@ -607,14 +607,15 @@ func TestAdminNodeEndToEnd(t *testing.T) {
 			t.Errorf("diff after deploying the draft: %+v, want none", d.Changes)
 		}
 
-		out = admin.ok(t, "", "rollback", "--group", "payments", "--to", "1", "-m", "back")
-		if want := "rolled back payments to #1: deployed #3 " + sum1 + "\n"; out != want {
+		out = admin.ok(t, "", "rollback", "--group", "payments", "--to", "1", "-m", "back", "--no-wait", "--keep-draft")
+		if want := "rolled back payments to #1: deployed #3 " + sum1 + "\ndraft kept as it was: the next deploy ships its changes\n"; out != want {
 			t.Errorf("rollback said %q, want %q", out, want)
 		}
 		var ds []apitypes.Deployment
 		admin.json(t, &ds, "deployments", "--group", "payments")
 		checkDeployments(t, ds, sum1, sum2)
-		// The draft is left alone: deploying it would go to 9002 again.
+		// --keep-draft: the draft is left alone, deploying it would go to
+		// 9002 again.
 		admin.json(t, &d, "diff", "--group", "payments")
 		if !changesEqual(d.Changes, []deploy.Change{{Kind: deploy.KindUpstream, Name: "ledger", Op: deploy.OpChanged,
 			Fields: []deploy.FieldChange{{Path: "targets[0].address", From: "127.0.0.1:9001", To: "127.0.0.1:9002"}}}}) {
@@ -834,7 +835,7 @@ func TestAdminNodeEndToEnd(t *testing.T) {
 			t.Errorf("val's groups after the restart: %v", names)
 		}
 		// And new writes go on from where they were.
-		out := admin.ok(t, "", "deploy", "--group", "payments", "-m", "after restart")
+		out := admin.ok(t, "", "deploy", "--group", "payments", "-m", "after restart", "--no-wait")
 		if !strings.HasPrefix(out, "deployed payments #4 sha256:") {
 			t.Errorf("deploy after the restart said %q", out)
 		}

@@ -192,7 +192,7 @@ func (d *gossipDomain) deployGroup(t *testing.T, group, upstreamAddr, message st
 	f := filepath.Join(d.work, group+".yaml")
 	writeFile(t, f, routeConfig(upstreamAddr))
 	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", group)
-	out := d.cli.ok(t, "", "deploy", "--group", group, "-m", message)
+	out := d.cli.ok(t, "", "deploy", "--group", group, "-m", message, "--no-wait")
 	m := regexp.MustCompile(`^deployed ` + regexp.QuoteMeta(group) + ` #(\d+) `).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("deploy said %q", out)

@@ -114,7 +114,7 @@ func TestDomainMetricsExact(t *testing.T) {
 	f := filepath.Join(d.work, "routes.yaml")
 	writeFile(t, f, twoRouteConfig(up.addr))
 	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
-	d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", "two routes")
+	d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", "two routes", "--no-wait")
 	h1.start(t)
 	h2.start(t)
 	d.waitPeers(t, "the group formed", []string{"gw-a", "gw-b"}, d.formed(1))

@@ -229,7 +229,7 @@ func (d *nmDomain) deployTo(t *testing.T, upstreamAddr, message string) uint64 {
 	f := filepath.Join(d.work, "config.yaml")
 	writeFile(t, f, routeConfig(upstreamAddr))
 	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
-	out := d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", message)
+	out := d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", message, "--no-wait")
 	m := deployedRE.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("deploy said %q", out)

@@ -176,10 +176,18 @@ func TestPromotion(t *testing.T) {
 
 	// Round trip: the same domain takes its own package back, with the
 	// same checksum.
-	var rt apitypes.Import
+	// -o json is the import's answer with its roll-out (dev's group has no
+	// instances: complete at once).
+	var rt struct {
+		apitypes.Import
+		Rollout *apitypes.Rollout `json:"rollout"`
+	}
 	dev.cli.json(t, &rt, "import", pkgFile, "--group", "payments", "--env", "dev", "--yes")
 	if rt.Deployment == nil || rt.Deployment.Checksum != devDep.Checksum || rt.Deployment.Source == nil || rt.Deployment.Source.Domain != "dev" {
 		t.Errorf("round trip: %+v, want checksum %s and source dev", rt, devDep.Checksum)
+	}
+	if rt.Rollout == nil || rt.Rollout.State != "complete" || rt.Rollout.Deployment != rt.Deployment.Number {
+		t.Errorf("round trip: roll-out %+v, want complete", rt.Rollout)
 	}
 
 	// prod: not yet trusting dev.

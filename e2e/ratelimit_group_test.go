@@ -47,7 +47,7 @@ func TestRateLimitGroupMode(t *testing.T) {
 	f := filepath.Join(d.work, "limit.yaml")
 	writeFile(t, f, groupLimitConfig(up.addr, limit))
 	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
-	out := d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", "group limit")
+	out := d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", "group limit", "--no-wait")
 	if !regexp.MustCompile(`^deployed ` + nmGroup + ` #1 `).MatchString(out) {
 		t.Fatalf("deploy said %q", out)
 	}

@@ -1,13 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/status"
@@ -83,12 +86,23 @@ func (s *Server) deploy(q *request) (any, error) {
 	if in.Strict && len(warnings) > 0 {
 		return nil, refuseWarnings(group, warnings)
 	}
+	latest, err := s.store.LatestDeployment(q.ctx, group)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	dep, err := s.store.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		resolved, err := resolve(&d.Config, st)
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		return s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
+		dep, err := s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
+		// latest is read before the transaction: when another deployment
+		// came in between, the comparison is skipped rather than made
+		// against the wrong one.
+		if err == nil && !in.Force && latest.Number != 0 && latest.Number == number-1 && sameConfig(dep, latest) {
+			return store.Deployment{}, nothingToDeploy(group, version, latest.Number)
+		}
+		return dep, err
 	})
 	if err != nil {
 		return nil, err
@@ -98,6 +112,22 @@ func (s *Server) deploy(q *request) (any, error) {
 	out := deploymentOut(dep)
 	out.Warnings = warnings
 	return out, nil
+}
+
+// sameConfig says whether two deployments carry the same configuration:
+// as written (placeholders unresolved) and as resolved, both. Either alone
+// would hide a change: an environment value changed since (same template,
+// new values), or a literal replaced by a placeholder of the same value.
+func sameConfig(a, b store.Deployment) bool {
+	return bytes.Equal(a.Config, b.Config) && bytes.Equal(a.Template, b.Template)
+}
+
+// nothingToDeploy is the answer to deploying a draft identical to the
+// current deployment: deploying it would only bump the number, and hide
+// from the history that nothing changed.
+func nothingToDeploy(group string, draftVersion, current uint64) *apiError {
+	return newError(http.StatusConflict, apitypes.CodeNothingToDeploy,
+		"nothing to deploy: the draft of group %q (version %d) is what deployment %d runs", group, draftVersion, current)
 }
 
 func (s *Server) listDeployments(q *request) (any, error) {
@@ -183,8 +213,9 @@ func (s *Server) diffDeployments(q *request) (any, error) {
 }
 
 // rollback deploys an earlier deployment's configuration as a new number:
-// history only grows, so what ran when stays answerable. The draft is left
-// as it is.
+// history only grows, so what ran when stays answerable. The draft is then
+// set to that configuration as written, unless keep_draft: left as it was,
+// the change rolled back would ship again with the next, unrelated deploy.
 func (s *Server) rollback(q *request) (any, error) {
 	var in apitypes.RollbackRequest
 	if err := optionalJSON(q, &in); err != nil {
@@ -214,7 +245,113 @@ func (s *Server) rollback(q *request) (any, error) {
 		return nil, err
 	}
 	q.auditDetail = fmt.Sprintf("deployment %d rolls back to %d, %s", dep.Number, to, dep.Checksum)
-	return deploymentOut(dep), nil
+	out := deploymentOut(dep)
+	out.Draft = apitypes.DraftKept
+	if !in.KeepDraft {
+		reset, err := s.resetDraft(q, dep)
+		if err != nil {
+			return nil, err
+		}
+		if reset {
+			out.Draft = apitypes.DraftReset
+		}
+	}
+	q.auditDetail += ", draft " + out.Draft
+	return out, nil
+}
+
+// resetDraft sets the group's draft to dep's configuration as written. A
+// draft written meanwhile (its version moved between the read and the
+// write) is someone's newer work: it is kept, and resetDraft says false.
+func (s *Server) resetDraft(q *request, dep store.Deployment) (bool, error) {
+	cfg, err := template(dep)
+	if err != nil {
+		return false, err
+	}
+	cur, err := s.store.GetDraft(q.ctx, dep.Group)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.store.PutDraft(q.ctx, dep.Group, *cfg, cur.Version, q.who.user)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("set the draft of group %q to deployment %d: %w", dep.Group, dep.Number, err)
+	}
+	return true, nil
+}
+
+// rolloutTick re-reads a watched roll-out even when nothing reported:
+// statuses age into Lost Connection with time alone.
+const rolloutTick = time.Second
+
+// rollout answers where a deployment is in its roll-out to the group's
+// instances: at once, or with ?index= (Consul-style blocking) when the
+// answer's index differs from the caller's, or after wait. Deployments and
+// instance changes wake it through changes, instances' reports through
+// reports.
+func (s *Server) rollout(q *request) (any, error) {
+	dep, err := s.deployment(q.ctx, q.group.Name, "number", q.vars["number"])
+	if err != nil {
+		return nil, err
+	}
+	known, blocking, err := indexOf(q)
+	if err != nil {
+		return nil, err
+	}
+	wait, err := waitOf(q)
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	tick := time.NewTicker(rolloutTick)
+	defer tick.Stop()
+	for {
+		_, changed := s.changes.current()
+		_, reported := s.reports.current()
+		out, err := s.readRollout(q.ctx, dep)
+		if err != nil || !blocking || out.Index != known {
+			return out, err
+		}
+		select {
+		case <-changed:
+		case <-reported:
+		case <-tick.C:
+		case <-timer.C:
+			return out, nil
+		case <-q.ctx.Done():
+			return nil, q.ctx.Err()
+		}
+	}
+}
+
+func (s *Server) readRollout(ctx context.Context, dep store.Deployment) (apitypes.Rollout, error) {
+	ins, err := s.instances(ctx, store.InstanceFilter{Group: dep.Group})
+	if err != nil {
+		return apitypes.Rollout{}, err
+	}
+	cur, err := s.current(ctx, dep.Group)
+	if err != nil {
+		return apitypes.Rollout{}, err
+	}
+	states := s.states()
+	views := make([]status.RolloutView, len(ins))
+	for i, in := range ins {
+		st := states[in.Name]
+		views[i] = status.RolloutView{Name: in.Name, Obs: status.Observation{LastHeartbeat: st.LastHeartbeat,
+			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, LastError: st.LastError}}
+	}
+	r := s.thresholds.RolloutOf(status.Current{Number: dep.Number, Checksum: dep.Checksum}, cur.Number, views, s.now())
+	out := apitypes.Rollout{Group: dep.Group, Deployment: dep.Number, Checksum: dep.Checksum, CurrentDeployment: cur.Number,
+		State: r.State, Done: r.Done(), Applied: r.Applied, Total: len(ins), Index: r.Index,
+		Instances: make([]apitypes.RolloutInstance, len(ins))}
+	for i, in := range r.Instances {
+		out.Instances[i] = apitypes.RolloutInstance{Name: in.Name, Host: ins[i].Host, State: in.State, Status: in.Status,
+			AppliedDeployment: views[i].Obs.AppliedDeployment, Reason: in.Reason}
+	}
+	return out, nil
 }
 
 // RemoveOffline deletes the instances offline for longer than the removal

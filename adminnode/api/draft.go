@@ -131,8 +131,17 @@ func (s *Server) draftDiff(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	from, label, err := s.latestConfig(q.ctx, q.group.Name)
-	if err != nil {
+	// The draft is written with its placeholders: it is compared with
+	// the current deployment as written, not with the values it ran.
+	from, label := &deploy.Config{}, "none"
+	dep, err := s.store.LatestDeployment(q.ctx, q.group.Name)
+	switch {
+	case err == nil:
+		if from, err = template(dep); err != nil {
+			return nil, err
+		}
+		label = fmt.Sprint(dep.Number)
+	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
 	return apitypes.Diff{Group: q.group.Name, From: label, To: "draft", Changes: diffChanges(from, &d.Config)}, nil

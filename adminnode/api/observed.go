@@ -55,12 +55,18 @@ func (s *Server) loadObserved(ctx context.Context) error {
 func (s *Server) observe(sts []store.InstanceState) {
 	o := &s.obs
 	o.mu.Lock()
+	moved := false
 	for _, st := range sts {
+		prev, ok := o.states[st.Instance]
+		moved = moved || !ok || reportMoved(prev, st)
 		o.states[st.Instance] = st
 		o.dirty[st.Instance] = true
 	}
 	due := s.now().Sub(o.lastFlush) >= flushEvery
 	o.mu.Unlock()
+	if moved {
+		s.reports.bump()
+	}
 	if due && o.flushing.CompareAndSwap(false, true) {
 		go func() {
 			defer o.flushing.Store(false)
@@ -71,6 +77,13 @@ func (s *Server) observe(sts []store.InstanceState) {
 			}
 		}()
 	}
+}
+
+// reportMoved says whether an instance's new state may change a
+// roll-out: what it runs, whether it is ready, its last error.
+func reportMoved(prev, next store.InstanceState) bool {
+	return prev.AppliedDeployment != next.AppliedDeployment || prev.AppliedChecksum != next.AppliedChecksum ||
+		prev.Ready != next.Ready || prev.LastError != next.LastError
 }
 
 // states returns a copy of every observed state.

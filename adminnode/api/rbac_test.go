@@ -254,6 +254,7 @@ func fixtures() map[string]fixture {
 		"deployment.rollback": g(rbac.DeploymentCreate, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/groups/" + target + "/deployments/1/rollback", body: map[string]string{}}
 		}),
+		"deployment.rollout": g(rbac.DeploymentRead, get("/groups/{group}/deployments/latest/rollout")),
 
 		"user.list": d(rbac.UserRead, get("/users")),
 		"user.create": d(rbac.UserAdmin, func(e *env, target, user string) call {

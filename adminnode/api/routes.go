@@ -164,7 +164,7 @@ func (s *Server) routes() []*route {
 		{method: "DELETE", path: "/groups/{group}/draft/services/{service}/routes/{route}", action: "draft.routes.delete", summary: "Remove a route from the draft",
 			perm: rbac.DraftWrite, scope: scopeGroup, handle: (*Server).deleteRoute},
 
-		{method: "POST", path: "/groups/{group}/deployments", action: "deployment.create", summary: "Freeze the draft into the next deployment, signed", status: http.StatusCreated,
+		{method: "POST", path: "/groups/{group}/deployments", action: "deployment.create", summary: "Freeze the draft into the next deployment, signed (409 nothing_to_deploy when it is the current one, unless force)", status: http.StatusCreated,
 			perm: rbac.DeploymentCreate, scope: scopeGroup, in: apitypes.DeployRequest{}, out: apitypes.Deployment{}, handle: (*Server).deploy},
 		{method: "GET", path: "/groups/{group}/deployments", action: "deployment.list", summary: "The group's deployments, newest first",
 			perm: rbac.DeploymentRead, scope: scopeGroup, out: []apitypes.Deployment{}, handle: (*Server).listDeployments},
@@ -176,7 +176,9 @@ func (s *Server) routes() []*route {
 			perm: rbac.DeploymentRead, scope: scopeGroup, produces: packageMediaType, handle: (*Server).exportPackage},
 		{method: "POST", path: "/groups/{group}/import", action: "deployment.import", summary: "Open a package, resolve it with an environment, validate it and show the diff; unless a dry run, write it as the draft and deploy it", status: http.StatusOK,
 			perm: rbac.DeploymentCreate, scope: scopeGroup, query: []string{"env", "dry_run"}, out: apitypes.Import{}, handle: (*Server).importPackage},
-		{method: "POST", path: "/groups/{group}/deployments/{number}/rollback", action: "deployment.rollback", summary: "Deploy an earlier deployment's configuration as the next number", status: http.StatusCreated,
+		{method: "GET", path: "/groups/{group}/deployments/{number}/rollout", action: "deployment.rollout", summary: "Where a deployment is in its roll-out, instance by instance; with index, a blocking query answered when that changes",
+			perm: rbac.DeploymentRead, scope: scopeGroup, query: []string{"index", "wait"}, out: apitypes.Rollout{}, handle: (*Server).rollout},
+		{method: "POST", path: "/groups/{group}/deployments/{number}/rollback", action: "deployment.rollback", summary: "Deploy an earlier deployment's configuration as the next number; the draft is set to it unless keep_draft", status: http.StatusCreated,
 			perm: rbac.DeploymentCreate, scope: scopeGroup, in: apitypes.RollbackRequest{}, out: apitypes.Deployment{}, handle: (*Server).rollback},
 
 		{method: "GET", path: "/users", action: "user.list", summary: "Users",

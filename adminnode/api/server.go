@@ -73,6 +73,11 @@ type Server struct {
 	caps     hostCaps
 	verified verifiedCerts
 
+	// reports wakes roll-out queries when an instance reports a change of
+	// what it runs (heartbeats do not bump changes: that would wake every
+	// node manager's blocking query).
+	reports *changes
+
 	// spec is the OpenAPI description, built on first use.
 	specOnce sync.Once
 	spec     []byte
@@ -151,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 	// Indexes of blocking queries start at the start time, so that after a
 	// restart they differ from any a node manager holds.
 	s.changes = newChanges(uint64(time.Now().UnixNano()))
+	s.reports = newChanges(0)
 	s.thresholds = status.DefaultThresholds()
 	if cfg.LostAfter != 0 {
 		s.thresholds.LostAfter = cfg.LostAfter

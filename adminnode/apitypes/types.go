@@ -17,6 +17,7 @@ const (
 	CodeNotFound             = "not_found"             // 404
 	CodeMethodNotAllowed     = "method_not_allowed"    // 405
 	CodeConflict             = "conflict"              // 409
+	CodeNothingToDeploy      = "nothing_to_deploy"     // 409
 	CodeTooLarge             = "payload_too_large"     // 413
 	CodeUnsupportedMedia     = "unsupported_media"     // 415
 	CodeInvalidConfig        = "invalid_config"        // 422
@@ -322,17 +323,68 @@ type Warning struct {
 // DeployRequest is the body of POST /groups/{group}/deployments.
 // DraftVersion, when set, must be the draft's version (409 otherwise), so
 // that what was reviewed is what is deployed.
+//
+// A draft identical to the current deployment (the configuration as
+// written and its resolved values both) is not deployed: the answer is 409
+// with code nothing_to_deploy, unless Force.
 type DeployRequest struct {
 	Message      string `json:"message"`
 	DraftVersion uint64 `json:"draft_version,omitempty"`
 	// Strict refuses (422, with the warnings) a draft that instances of
 	// the group cannot run, instead of deploying it with warnings.
 	Strict bool `json:"strict,omitempty"`
+	Force  bool `json:"force,omitempty"`
 }
 
 // RollbackRequest is the body of POST /groups/{group}/deployments/{n}/rollback.
+// The group's draft is set to the configuration rolled back to, unless
+// KeepDraft.
 type RollbackRequest struct {
-	Message string `json:"message"`
+	Message   string `json:"message"`
+	KeepDraft bool   `json:"keep_draft,omitempty"`
+}
+
+// Draft outcomes of a rollback (Deployment.Draft).
+const (
+	DraftReset = "reset"
+	DraftKept  = "kept"
+)
+
+// Rollout is the body of GET /groups/{group}/deployments/{number}/rollout:
+// where a deployment is in its roll-out to the group's instances.
+type Rollout struct {
+	Group      string `json:"group"`
+	Deployment uint64 `json:"deployment"`
+	Checksum   string `json:"checksum"`
+	// CurrentDeployment is the group's newest deployment.
+	CurrentDeployment uint64 `json:"current_deployment"`
+	// State is in_progress, complete (every instance applied it), failed
+	// (every instance settled, one or more refused it or stopped
+	// reporting) or superseded (a newer deployment was made).
+	State string `json:"state"`
+	// Done: the state will not change by itself (any but in_progress).
+	Done      bool              `json:"done"`
+	Applied   int               `json:"applied"`
+	Total     int               `json:"total"`
+	Instances []RolloutInstance `json:"instances"`
+	// Index is the blocking query's index: pass it back as ?index= to be
+	// answered when anything above changes.
+	Index uint64 `json:"index"`
+}
+
+// RolloutInstance is one instance in a roll-out.
+type RolloutInstance struct {
+	Name string `json:"name"`
+	Host string `json:"host"`
+	// State is applied, refused, applying, pending (never reported) or
+	// unreachable (Lost Connection or Offline).
+	State string `json:"state"`
+	// Status is the instance's status against this deployment.
+	Status            string `json:"status"`
+	AppliedDeployment uint64 `json:"applied_deployment"`
+	// Reason says why an instance has not applied the deployment: the
+	// error it reported (the gateway's refusal), or its silence.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Deployment is a frozen, signed configuration of a group. Config (with
@@ -355,6 +407,10 @@ type Deployment struct {
 	// Warnings, in the answer to a deploy, list what instances of the
 	// group lack to run it (see Validation).
 	Warnings []Warning `json:"warnings,omitempty"`
+	// Draft is set by a rollback: "reset" when the group's draft was set
+	// to the configuration rolled back to, "kept" when it was left as it
+	// was (keep_draft).
+	Draft string `json:"draft,omitempty"`
 }
 
 // DeploymentSource is the deployment an imported package came from.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -130,6 +131,19 @@ func TestAgainstAdminNode(t *testing.T) {
 	back, err := c.Rollback(ctx, "web", first.Number, "undo")
 	if err != nil || back.RollbackOf != first.Number || back.Checksum != first.Checksum {
 		t.Fatalf("Rollback = %+v, %v", back, err)
+	}
+	if back.Draft != apitypes.DraftReset {
+		t.Errorf("Rollback left the draft %q, want it reset", back.Draft)
+	}
+	if _, err := c.Deploy(ctx, "web", apitypes.DeployRequest{Message: "same"}); !client.IsNothingToDeploy(err) {
+		t.Errorf("Deploy of the draft rolled back to = %v, want nothing to deploy", err)
+	}
+	ro, err := c.Rollout(ctx, "web", client.Latest, nil, 0)
+	if err != nil || ro.Deployment != back.Number || ro.State != "complete" || ro.Total != 0 || ro.Index == 0 {
+		t.Fatalf("Rollout(latest) = %+v, %v", ro, err)
+	}
+	if again, err := c.Rollout(ctx, "web", client.Latest, &ro.Index, 10*time.Millisecond); err != nil || again.Index != ro.Index {
+		t.Fatalf("Rollout(latest, index) = %+v, %v", again, err)
 	}
 	deps, err := c.ListDeployments(ctx, "web")
 	if err != nil || len(deps) != 3 {

@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 )
@@ -44,11 +46,33 @@ func (c *Client) Diff(ctx context.Context, group, from, to string) (apitypes.Dif
 }
 
 // Rollback deploys the configuration of an earlier deployment again, as a
-// new deployment.
+// new deployment, and sets the group's draft to it.
 func (c *Client) Rollback(ctx context.Context, group string, number uint64, message string) (apitypes.Deployment, error) {
+	return c.RollbackWith(ctx, group, number, apitypes.RollbackRequest{Message: message})
+}
+
+// RollbackWith is Rollback with every option of the request (keep_draft).
+func (c *Client) RollbackWith(ctx context.Context, group string, number uint64, req apitypes.RollbackRequest) (apitypes.Deployment, error) {
 	path := segments("groups", group, "deployments", strconv.FormatUint(number, 10), "rollback")
 	var out apitypes.Deployment
-	err := c.send(ctx, http.MethodPost, path, apitypes.RollbackRequest{Message: message}, &out)
+	err := c.send(ctx, http.MethodPost, path, req, &out)
+	return out, err
+}
+
+// IsNothingToDeploy reports whether err is the admin node's answer to
+// deploying a draft identical to the current deployment.
+func IsNothingToDeploy(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.Detail.Code == apitypes.CodeNothingToDeploy
+}
+
+// Rollout returns where deployment number (or Latest) of the group is in
+// its roll-out: at once when index is nil, else when its index differs
+// from *index or after wait (a blocking query). The client's Timeout must
+// be longer than wait.
+func (c *Client) Rollout(ctx context.Context, group, number string, index *uint64, wait time.Duration) (apitypes.Rollout, error) {
+	var out apitypes.Rollout
+	err := c.get(ctx, segments("groups", group, "deployments", number, "rollout"), blocking(index, wait), &out)
 	return out, err
 }
 

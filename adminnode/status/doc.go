@@ -32,4 +32,13 @@
 //     Connection and Offline ones included, as each is still expected to
 //     run the deployment until it is removed. A group without instances has
 //     a complete rollout ("0/0"): nothing is left to do.
+//   - A Rollout (RolloutOf) follows one deployment rather than the current
+//     one, for the commands that deploy and wait: every instance of the
+//     group should apply it; Lost Connection and Offline instances that
+//     had not reported it applied did not report and fail it as soon as
+//     the others have settled, while Pending
+//     ones are waited for (their node manager may be starting) until the
+//     caller's timeout. Refused means an error naming the deployment, as
+//     gateways word their refusals, so that an older refusal still reported
+//     does not fail a newer deployment before it is even tried.
 package status

@@ -97,7 +97,7 @@ func (s *settings) locate(r *policy.Reader, dir string) {
 	fi, err := os.Stat(s.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		r.Failf("plugin", "no such file in the plugin directory %s", dir)
+		r.Failf("plugin", "no file %s in the plugin directory %s", s.plugin, dir)
 	case err != nil:
 		r.Failf("plugin", "%v", err)
 	case !fi.Mode().IsRegular():

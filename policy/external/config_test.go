@@ -69,7 +69,7 @@ func TestConfigOnGateway(t *testing.T) {
 	tests := []struct {
 		name, dir, config, want string
 	}{
-		{"missing", dir, `{"plugin": "nothere"}`, "plugin: no such file in the plugin directory " + dir},
+		{"missing", dir, `{"plugin": "nothere"}`, "plugin: no file nothere in the plugin directory " + dir},
 		{"not executable", dir, `{"plugin": "notexec"}`, "plugin: " + filepath.Join(dir, "notexec") + " is not executable"},
 		{"directory", dir, `{"plugin": "adir"}`, "plugin: " + filepath.Join(dir, "adir") + " is not a regular file"},
 		{"no plugin dir", "", `{"plugin": "signature"}`, "plugin: this gateway has no plugin directory"},

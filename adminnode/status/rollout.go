@@ -1,0 +1,155 @@
+package status
+
+import (
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"time"
+)
+
+// The states of a roll-out, and of each instance in it.
+const (
+	// RolloutInProgress: some instance may still apply the deployment.
+	RolloutInProgress = "in_progress"
+	// RolloutComplete: every instance of the group applied it.
+	RolloutComplete = "complete"
+	// RolloutFailed: every instance has settled, and at least one refused
+	// the deployment or stopped reporting.
+	RolloutFailed = "failed"
+	// RolloutSuperseded: a newer deployment of the group was made; this
+	// one will not roll out any further.
+	RolloutSuperseded = "superseded"
+
+	// InstanceApplied runs the deployment (number and checksum) and is
+	// ready.
+	InstanceApplied = "applied"
+	// InstanceRefused reports an error naming the deployment and runs
+	// another one.
+	InstanceRefused = "refused"
+	// InstanceApplying reports fresh heartbeats but has not applied the
+	// deployment yet.
+	InstanceApplying = "applying"
+	// InstancePending was never heard from.
+	InstancePending = "pending"
+	// InstanceUnreachable is Lost Connection or Offline: its node manager
+	// has not reported it for longer than the lost threshold.
+	InstanceUnreachable = "unreachable"
+)
+
+// RolloutView is one instance as a roll-out needs it.
+type RolloutView struct {
+	Name string
+	Obs  Observation
+}
+
+// InstanceRollout is where one instance is in a roll-out.
+type InstanceRollout struct {
+	Name  string
+	State string
+	// Status is the instance's status against the deployment rolled out.
+	Status string
+	// Reason is why an instance is not applied: the error it reported, or
+	// what is known of its silence.
+	Reason string
+}
+
+// Rollout is where a deployment is in its roll-out to the group.
+type Rollout struct {
+	State     string
+	Applied   int
+	Instances []InstanceRollout
+	// Index changes whenever anything above changes, for blocking
+	// queries; never 0.
+	Index uint64
+}
+
+// Done reports whether the roll-out will not change any more by itself
+// (complete, failed or superseded).
+func (r Rollout) Done() bool { return r.State != RolloutInProgress }
+
+// RolloutOf says where deployment target is in its roll-out to the
+// group's instances (views, in the order given) at now, current being the
+// group's newest deployment number.
+//
+// Every instance of the group should run the deployment: an instance is
+// declared on a host, so it always has a node manager to start it. An
+// instance whose last report says it applied the deployment has, even if
+// it has been silent since. One that is Lost Connection or Offline without
+// having reported it applied has settled as far as the roll-out is
+// concerned (it is not going to apply anything while silent) and fails it; one never heard from (Pending) and one that reports but
+// has not applied the deployment yet keep it in progress, as their node
+// managers may still bring them up — the caller's timeout bounds that.
+//
+// Refused means the instance reports a last error naming the deployment
+// ("deployment 7 refused: ...", the gateway's own words, relayed by the
+// node manager) while it runs another one. An error that does not name it
+// (an older refusal, a failed start) leaves the instance applying: it may
+// yet apply the deployment, and its error is given as the reason if it
+// never does.
+func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutView, now time.Time) Rollout {
+	r := Rollout{State: RolloutInProgress, Instances: make([]InstanceRollout, 0, len(views))}
+	names := namesDeployment(target.Number)
+	settled := 0
+	for _, v := range views {
+		in := InstanceRollout{Name: v.Name, Status: t.Derive(v.Obs, target, now), Reason: v.Obs.LastError}
+		ranIt := v.Obs.AppliedDeployment == target.Number && v.Obs.AppliedChecksum == target.Checksum
+		switch {
+		case in.Status == Pending:
+			in.State = InstancePending
+			in.Reason = "never reported by its node manager"
+		case ranIt && v.Obs.Ready:
+			// Applied, even if silent since: it did report the
+			// deployment applied, which is what a roll-out waits for.
+			in.State = InstanceApplied
+			in.Reason = ""
+			r.Applied++
+			settled++
+		case in.Status == LostConnection || in.Status == Offline:
+			in.State = InstanceUnreachable
+			in.Reason = fmt.Sprintf("%s: no heartbeat since %s", in.Status, v.Obs.LastHeartbeat.UTC().Format(time.RFC3339))
+			settled++
+		case !ranIt && v.Obs.LastError != "" && names.MatchString(v.Obs.LastError):
+			in.State = InstanceRefused
+			settled++
+		default:
+			in.State = InstanceApplying
+			if in.Reason == "" {
+				if ranIt {
+					in.Reason = "applied, not ready yet"
+				} else {
+					in.Reason = fmt.Sprintf("runs deployment %d", v.Obs.AppliedDeployment)
+				}
+			}
+		}
+		r.Instances = append(r.Instances, in)
+	}
+	switch {
+	case current > target.Number:
+		r.State = RolloutSuperseded
+	case r.Applied == len(views):
+		r.State = RolloutComplete
+	case settled == len(views):
+		r.State = RolloutFailed
+	}
+	r.Index = r.index(current)
+	return r
+}
+
+// namesDeployment matches an error that names deployment n, as the
+// gateway words its refusals.
+func namesDeployment(n uint64) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`(^|\W)deployment #?%d(\W|$)`, n))
+}
+
+// index hashes what a watcher of the roll-out sees.
+func (r Rollout) index(current uint64) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00", r.State, r.Applied, current)
+	for _, in := range r.Instances {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", in.Name, in.State, in.Status, in.Reason)
+	}
+	if i := h.Sum64(); i != 0 {
+		return i
+	}
+	return 1
+}
