@@ -13,8 +13,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
-	"github.com/gatehouse/gatehouse/adminnode/rbac"
-	"github.com/gatehouse/gatehouse/adminnode/status"
 )
 
 // defaultRolloutTimeout bounds the wait of the commands that deploy.
@@ -86,17 +84,17 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 		r, err = c.Rollout(ctx, d.Group, number, index, min(time.Until(deadline), rolloutPoll))
 		if client.IsStatus(err, http.StatusForbidden) {
 			return nil, fmt.Errorf("deployment %s #%d made, but its roll-out cannot be watched without permission %s (--no-wait does not watch): %w",
-				d.Group, d.Number, rbac.DeploymentRead, err)
+				d.Group, d.Number, "deployment:read", err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("deployment %s #%d made, but watching its roll-out failed: %w", d.Group, d.Number, err)
 		}
 		for _, in := range r.Instances {
-			if printed[in.Name] == in.State || (in.State != status.InstanceApplied && in.State != status.InstanceRefused && in.State != status.InstanceUnreachable) {
+			if printed[in.Name] == in.State || (in.State != apitypes.InstanceApplied && in.State != apitypes.InstanceRefused && in.State != apitypes.InstanceUnreachable) {
 				continue
 			}
 			printed[in.Name] = in.State
-			if in.State == status.InstanceApplied {
+			if in.State == apitypes.InstanceApplied {
 				fmt.Fprintf(w, "  %s: applied #%d\n", in.Name, d.Number)
 			} else {
 				fmt.Fprintf(w, "  %s: %s: %s\n", in.Name, in.State, in.Reason)
@@ -108,17 +106,17 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 		index = &r.Index
 	}
 	switch r.State {
-	case status.RolloutComplete:
+	case apitypes.RolloutComplete:
 		if r.Total == 0 {
 			fmt.Fprintf(w, "group %s has no instances: nothing to roll out\n", d.Group)
 		} else {
 			fmt.Fprintf(w, "rolled out #%d: %d/%d instances applied it\n", d.Number, r.Applied, r.Total)
 		}
 		return &r, nil
-	case status.RolloutSuperseded:
+	case apitypes.RolloutSuperseded:
 		return &r, fmt.Errorf("deployment %s #%d was superseded by #%d before it rolled out (%d/%d instances had applied it)",
 			d.Group, d.Number, r.CurrentDeployment, r.Applied, r.Total)
-	case status.RolloutFailed:
+	case apitypes.RolloutFailed:
 		return &r, rolloutError(fmt.Sprintf("roll-out of %s #%d failed", d.Group, d.Number), r)
 	}
 	return &r, rolloutError(fmt.Sprintf("roll-out of %s #%d not complete after %s", d.Group, d.Number, o.timeout), r)
@@ -130,7 +128,7 @@ func rolloutError(head string, r apitypes.Rollout) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d of %d instances did not apply it", head, r.Total-r.Applied, r.Total)
 	for _, in := range r.Instances {
-		if in.State == status.InstanceApplied {
+		if in.State == apitypes.InstanceApplied {
 			continue
 		}
 		fmt.Fprintf(&b, "\n  %s (host %s): %s: %s", in.Name, in.Host, in.State, in.Reason)

@@ -113,7 +113,7 @@ func TestOverview(t *testing.T) {
 	}
 
 	// Drift: an instance on another deployment past the grace period.
-	e.do(e.admin, "POST", "/groups/dev/deployments", apitypes.DeployRequest{Message: "m"}).expect(t, http.StatusCreated, "deploy")
+	e.do(e.admin, "POST", "/groups/dev/deployments", apitypes.DeployRequest{Message: "m", Force: true}).expect(t, http.StatusCreated, "deploy")
 	n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
 		{Name: healthy, Process: "running", Ready: true, AppliedDeployment: cur.Number, AppliedChecksum: cur.Checksum}}}).
 		expect(t, http.StatusOK, "heartbeat")

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
@@ -149,7 +148,7 @@ func TestRolloutQuery(t *testing.T) {
 	}
 
 	r := get("")
-	if r.State != status.RolloutInProgress || r.Done || r.Total != 2 || states(r) != a+"=pending "+b+"=pending" || r.Instances[0].Host != "h1" {
+	if r.State != apitypes.RolloutInProgress || r.Done || r.Total != 2 || states(r) != a+"=pending "+b+"=pending" || r.Instances[0].Host != "h1" {
 		t.Fatalf("fresh roll-out %+v", r)
 	}
 
@@ -192,7 +191,7 @@ func TestRolloutQuery(t *testing.T) {
 	}
 
 	beat(b, 1, d1.Checksum, "")
-	if r = get(""); r.State != status.RolloutComplete || !r.Done || r.Applied != 2 {
+	if r = get(""); r.State != apitypes.RolloutComplete || !r.Done || r.Applied != 2 {
 		t.Fatalf("both applied: %+v", r)
 	}
 
@@ -200,19 +199,19 @@ func TestRolloutQuery(t *testing.T) {
 	e.addToDraft("g", func(c *deploy.Config) { c.Services[0].Routes[0].Paths = []string{"/b"} })
 	var d2 apitypes.Deployment
 	e.deploy(t, "g", apitypes.DeployRequest{Message: "v2"}, http.StatusCreated).decode(t, &d2)
-	if r = get(""); r.State != status.RolloutSuperseded || !r.Done || r.CurrentDeployment != 2 {
+	if r = get(""); r.State != apitypes.RolloutSuperseded || !r.Done || r.CurrentDeployment != 2 {
 		t.Errorf("deployment 1 once 2 is made: %+v", r)
 	}
 	const why = `deployment 2 refused: validate configuration: policy "external": plugin "sig" not found`
 	beat(a, 1, d1.Checksum, why)
 	var r2 apitypes.Rollout
 	e.do(e.admin, "GET", "/groups/g/deployments/latest/rollout", nil).expect(t, http.StatusOK, "rollout of latest").decode(t, &r2)
-	if r2.Deployment != 2 || r2.State != status.RolloutInProgress || states(r2) != a+"=refused "+b+"=applying" || r2.Instances[0].Reason != why {
+	if r2.Deployment != 2 || r2.State != apitypes.RolloutInProgress || states(r2) != a+"=refused "+b+"=applying" || r2.Instances[0].Reason != why {
 		t.Fatalf("one refused: %+v", r2)
 	}
 	beat(b, 1, d1.Checksum, why)
 	e.do(e.admin, "GET", "/groups/g/deployments/2/rollout", nil).expect(t, http.StatusOK, "rollout 2").decode(t, &r2)
-	if r2.State != status.RolloutFailed || !r2.Done || r2.Applied != 0 || states(r2) != a+"=refused "+b+"=refused" {
+	if r2.State != apitypes.RolloutFailed || !r2.Done || r2.Applied != 0 || states(r2) != a+"=refused "+b+"=refused" {
 		t.Fatalf("both refused: %+v", r2)
 	}
 
@@ -225,7 +224,7 @@ func TestRolloutQuery(t *testing.T) {
 	e.advance(time.Minute)
 	beat(a, 3, d3.Checksum, "")
 	e.do(e.admin, "GET", "/groups/g/deployments/3/rollout", nil).expect(t, http.StatusOK, "rollout 3").decode(t, &r2)
-	if r2.State != status.RolloutFailed || states(r2) != a+"=applied "+b+"=unreachable" || !strings.Contains(r2.Instances[1].Reason, "Lost Connection") {
+	if r2.State != apitypes.RolloutFailed || states(r2) != a+"=applied "+b+"=unreachable" || !strings.Contains(r2.Instances[1].Reason, "Lost Connection") {
 		t.Fatalf("one lost: %+v", r2)
 	}
 

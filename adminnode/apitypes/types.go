@@ -350,6 +350,35 @@ const (
 	DraftKept  = "kept"
 )
 
+// The states of a roll-out, and of each instance in it.
+const (
+	// RolloutInProgress: some instance may still apply the deployment.
+	RolloutInProgress = "in_progress"
+	// RolloutComplete: every instance of the group applied it.
+	RolloutComplete = "complete"
+	// RolloutFailed: every instance has settled, and at least one refused
+	// the deployment or stopped reporting.
+	RolloutFailed = "failed"
+	// RolloutSuperseded: a newer deployment of the group was made; this
+	// one will not roll out any further.
+	RolloutSuperseded = "superseded"
+
+	// InstanceApplied runs the deployment (number and checksum) and is
+	// ready.
+	InstanceApplied = "applied"
+	// InstanceRefused reports an error naming the deployment and runs
+	// another one.
+	InstanceRefused = "refused"
+	// InstanceApplying reports fresh heartbeats but has not applied the
+	// deployment yet.
+	InstanceApplying = "applying"
+	// InstancePending was never heard from.
+	InstancePending = "pending"
+	// InstanceUnreachable is Lost Connection or Offline: its node manager
+	// has not reported it for longer than the lost threshold.
+	InstanceUnreachable = "unreachable"
+)
+
 // Rollout is the body of GET /groups/{group}/deployments/{number}/rollout:
 // where a deployment is in its roll-out to the group's instances.
 type Rollout struct {

@@ -2,38 +2,10 @@ package status
 
 import (
 	"fmt"
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"hash/fnv"
 	"regexp"
 	"time"
-)
-
-// The states of a roll-out, and of each instance in it.
-const (
-	// RolloutInProgress: some instance may still apply the deployment.
-	RolloutInProgress = "in_progress"
-	// RolloutComplete: every instance of the group applied it.
-	RolloutComplete = "complete"
-	// RolloutFailed: every instance has settled, and at least one refused
-	// the deployment or stopped reporting.
-	RolloutFailed = "failed"
-	// RolloutSuperseded: a newer deployment of the group was made; this
-	// one will not roll out any further.
-	RolloutSuperseded = "superseded"
-
-	// InstanceApplied runs the deployment (number and checksum) and is
-	// ready.
-	InstanceApplied = "applied"
-	// InstanceRefused reports an error naming the deployment and runs
-	// another one.
-	InstanceRefused = "refused"
-	// InstanceApplying reports fresh heartbeats but has not applied the
-	// deployment yet.
-	InstanceApplying = "applying"
-	// InstancePending was never heard from.
-	InstancePending = "pending"
-	// InstanceUnreachable is Lost Connection or Offline: its node manager
-	// has not reported it for longer than the lost threshold.
-	InstanceUnreachable = "unreachable"
 )
 
 // RolloutView is one instance as a roll-out needs it.
@@ -65,7 +37,7 @@ type Rollout struct {
 
 // Done reports whether the roll-out will not change any more by itself
 // (complete, failed or superseded).
-func (r Rollout) Done() bool { return r.State != RolloutInProgress }
+func (r Rollout) Done() bool { return r.State != apitypes.RolloutInProgress }
 
 // RolloutOf says where deployment target is in its roll-out to the
 // group's instances (views, in the order given) at now, current being the
@@ -87,7 +59,7 @@ func (r Rollout) Done() bool { return r.State != RolloutInProgress }
 // yet apply the deployment, and its error is given as the reason if it
 // never does.
 func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutView, now time.Time) Rollout {
-	r := Rollout{State: RolloutInProgress, Instances: make([]InstanceRollout, 0, len(views))}
+	r := Rollout{State: apitypes.RolloutInProgress, Instances: make([]InstanceRollout, 0, len(views))}
 	names := namesDeployment(target.Number)
 	settled := 0
 	for _, v := range views {
@@ -95,24 +67,24 @@ func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutVie
 		ranIt := v.Obs.AppliedDeployment == target.Number && v.Obs.AppliedChecksum == target.Checksum
 		switch {
 		case in.Status == Pending:
-			in.State = InstancePending
+			in.State = apitypes.InstancePending
 			in.Reason = "never reported by its node manager"
 		case ranIt && v.Obs.Ready:
 			// Applied, even if silent since: it did report the
 			// deployment applied, which is what a roll-out waits for.
-			in.State = InstanceApplied
+			in.State = apitypes.InstanceApplied
 			in.Reason = ""
 			r.Applied++
 			settled++
 		case in.Status == LostConnection || in.Status == Offline:
-			in.State = InstanceUnreachable
+			in.State = apitypes.InstanceUnreachable
 			in.Reason = fmt.Sprintf("%s: no heartbeat since %s", in.Status, v.Obs.LastHeartbeat.UTC().Format(time.RFC3339))
 			settled++
 		case !ranIt && v.Obs.LastError != "" && names.MatchString(v.Obs.LastError):
-			in.State = InstanceRefused
+			in.State = apitypes.InstanceRefused
 			settled++
 		default:
-			in.State = InstanceApplying
+			in.State = apitypes.InstanceApplying
 			if in.Reason == "" {
 				if ranIt {
 					in.Reason = "applied, not ready yet"
@@ -125,11 +97,11 @@ func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutVie
 	}
 	switch {
 	case current > target.Number:
-		r.State = RolloutSuperseded
+		r.State = apitypes.RolloutSuperseded
 	case r.Applied == len(views):
-		r.State = RolloutComplete
+		r.State = apitypes.RolloutComplete
 	case settled == len(views):
-		r.State = RolloutFailed
+		r.State = apitypes.RolloutFailed
 	}
 	r.Index = r.index(current)
 	return r

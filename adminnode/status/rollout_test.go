@@ -1,6 +1,7 @@
 package status
 
 import (
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"testing"
 	"time"
 )
@@ -39,20 +40,20 @@ func TestRolloutOf(t *testing.T) {
 		obs     []Observation
 		want    want
 	}{
-		{"no instances", 7, nil, want{RolloutComplete, 0, nil}},
-		{"all applied", 7, []Observation{applied, applied}, want{RolloutComplete, 2, []string{InstanceApplied, InstanceApplied}}},
-		{"one still on the older one", 7, []Observation{applied, older}, want{RolloutInProgress, 1, []string{InstanceApplied, InstanceApplying}}},
-		{"both refused", 7, []Observation{refused, refused}, want{RolloutFailed, 0, []string{InstanceRefused, InstanceRefused}}},
-		{"one refused, one applying", 7, []Observation{refused, older}, want{RolloutInProgress, 0, []string{InstanceRefused, InstanceApplying}}},
-		{"an older refusal is not this one's", 7, []Observation{refusedEarlier}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
-		{"17 is not 7", 7, []Observation{refused17}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
-		{"never heard from", 7, []Observation{applied, {}}, want{RolloutInProgress, 1, []string{InstanceApplied, InstancePending}}},
-		{"lost connection fails it", 7, []Observation{applied, lost}, want{RolloutFailed, 1, []string{InstanceApplied, InstanceUnreachable}}},
-		{"applied, then lost", 7, []Observation{applied, lostAfterApplying}, want{RolloutComplete, 2, []string{InstanceApplied, InstanceApplied}}},
-		{"offline, never applied", 7, []Observation{offline}, want{RolloutFailed, 0, []string{InstanceUnreachable}}},
-		{"applied, not ready", 7, []Observation{notReady}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
-		{"same number, other build", 7, []Observation{otherBuild}, want{RolloutInProgress, 0, []string{InstanceApplying}}},
-		{"a newer deployment", 8, []Observation{older}, want{RolloutSuperseded, 0, []string{InstanceApplying}}},
+		{"no instances", 7, nil, want{apitypes.RolloutComplete, 0, nil}},
+		{"all applied", 7, []Observation{applied, applied}, want{apitypes.RolloutComplete, 2, []string{apitypes.InstanceApplied, apitypes.InstanceApplied}}},
+		{"one still on the older one", 7, []Observation{applied, older}, want{apitypes.RolloutInProgress, 1, []string{apitypes.InstanceApplied, apitypes.InstanceApplying}}},
+		{"both refused", 7, []Observation{refused, refused}, want{apitypes.RolloutFailed, 0, []string{apitypes.InstanceRefused, apitypes.InstanceRefused}}},
+		{"one refused, one applying", 7, []Observation{refused, older}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceRefused, apitypes.InstanceApplying}}},
+		{"an older refusal is not this one's", 7, []Observation{refusedEarlier}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
+		{"17 is not 7", 7, []Observation{refused17}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
+		{"never heard from", 7, []Observation{applied, {}}, want{apitypes.RolloutInProgress, 1, []string{apitypes.InstanceApplied, apitypes.InstancePending}}},
+		{"lost connection fails it", 7, []Observation{applied, lost}, want{apitypes.RolloutFailed, 1, []string{apitypes.InstanceApplied, apitypes.InstanceUnreachable}}},
+		{"applied, then lost", 7, []Observation{applied, lostAfterApplying}, want{apitypes.RolloutComplete, 2, []string{apitypes.InstanceApplied, apitypes.InstanceApplied}}},
+		{"offline, never applied", 7, []Observation{offline}, want{apitypes.RolloutFailed, 0, []string{apitypes.InstanceUnreachable}}},
+		{"applied, not ready", 7, []Observation{notReady}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
+		{"same number, other build", 7, []Observation{otherBuild}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
+		{"a newer deployment", 8, []Observation{older}, want{apitypes.RolloutSuperseded, 0, []string{apitypes.InstanceApplying}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			views := make([]RolloutView, len(tc.obs))
@@ -67,7 +68,7 @@ func TestRolloutOf(t *testing.T) {
 				if in.State != tc.want.each[i] {
 					t.Errorf("instance %s: %s (%s), want %s", in.Name, in.State, in.Reason, tc.want.each[i])
 				}
-				if in.State != InstanceApplied && in.Reason == "" {
+				if in.State != apitypes.InstanceApplied && in.Reason == "" {
 					t.Errorf("instance %s is %s with no reason", in.Name, in.State)
 				}
 			}
@@ -92,7 +93,7 @@ func TestRolloutIndex(t *testing.T) {
 	}
 	obs.AppliedDeployment, obs.AppliedChecksum = 2, "sha256:aa"
 	c := th.RolloutOf(target, 2, []RolloutView{{Name: "gw", Obs: obs}}, now)
-	if c.Index == a.Index || c.State != RolloutComplete {
+	if c.Index == a.Index || c.State != apitypes.RolloutComplete {
 		t.Errorf("applying did not move the index: %+v", c)
 	}
 }
