@@ -285,7 +285,7 @@ func (d *docDomain) unrewrite(s string) string {
 // as a reader would.
 const docEditor = `#!/bin/sh
 set -e
-grep -q '^    routes:$' "$1"
+grep -q '^    routes:$' "$1" || { echo "docs editor: no routes to add one to in $1" >&2; exit 1; }
 sed -i 's|^    routes:$|    routes:\n      - name: edited\n        paths: [/edited]|' "$1"
 `
 
