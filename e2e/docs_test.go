@@ -209,6 +209,9 @@ func startDocDomain(t *testing.T) *docDomain {
 		ready = filepath.Join(t.TempDir(), "ready.json")
 		args = append(args, "--admin-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--upstream-listen", "127.0.0.1:0",
 			"--gateway-listen", "127.0.0.1:0,127.0.0.1:0", "--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0", "--ready-file", ready)
+		if strings.Contains(string(help), "--gateway-gossip-listen") {
+			args = append(args, "--gateway-gossip-listen", "127.0.0.1:0,127.0.0.1:0")
+		}
 	} else {
 		for addr := range docDevAddrs {
 			l, err := net.Listen("tcp", addr)
