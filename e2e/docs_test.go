@@ -30,6 +30,9 @@ var docPages = []string{"README.md", "docs/cli.md"}
 //
 //	<!-- run -->         run the block in bash with set -e; it must succeed
 //	<!-- run fails -->   the same, but it must fail (exit non-zero)
+//	<!-- run alone -->   run it with no domain (before gatehouse dev starts)
+//	                     and the addresses as written, gatehouse on PATH:
+//	                     for what runs on its own, like a standalone gateway
 //	<!-- output -->      what the run block before it prints (stdout and
 //	                     stderr): "…" in a line stands for any text, a line
 //	                     that is "…" alone for any number of lines
@@ -50,6 +53,7 @@ type docBlock struct {
 	line   int    // of the opening fence (or of the setup comment)
 	kind   string // "run", "setup", "file"
 	fails  bool   // run fails
+	alone  bool   // run alone
 	name   string // file name
 	text   string
 	output *docOutput // expected output of a run block
@@ -105,6 +109,8 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 			case mark == "run":
 			case mark == "run fails":
 				b.fails = true
+			case mark == "run alone":
+				b.alone = true
 			case mark == "output":
 				if lastRun < 0 || blocks[lastRun].output != nil {
 					return nil, fmt.Errorf("line %d: output block with no run block before it to be the output of", markLine)
@@ -270,6 +276,9 @@ func startDocDomain(t *testing.T) *docDomain {
 // rewrite puts the domain's real addresses and directory in place of
 // those a page shows.
 func (d *docDomain) rewrite(s string) string {
+	if d.dir == "" {
+		return s
+	}
 	for shown, real := range d.addrs {
 		s = strings.ReplaceAll(s, shown, real)
 	}
@@ -278,6 +287,9 @@ func (d *docDomain) rewrite(s string) string {
 
 // unrewrite is rewrite backwards, for output compared with a page's.
 func (d *docDomain) unrewrite(s string) string {
+	if d.dir == "" {
+		return s
+	}
 	for shown, real := range d.addrs {
 		s = strings.ReplaceAll(s, real, shown)
 	}
@@ -331,49 +343,108 @@ func TestDocs(t *testing.T) {
 			t.Skipf("the docs use %s, which this machine lacks", tool)
 		}
 	}
-	d := startDocDomain(t)
 	tools := t.TempDir()
 	if err := os.WriteFile(filepath.Join(tools, "editor"), []byte(docEditor), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "PATH=/usr/local/bin:/usr/bin:/bin", "EDITOR=" + filepath.Join(tools, "editor"),
-		"LANG=C.UTF-8", "TERM=dumb"}
+	// A reader's shell: gatehouse is on PATH once dev.env is sourced, or
+	// for blocks that run alone, as the quickstart says to put it there.
+	base := []string{"HOME=" + home, "EDITOR=" + filepath.Join(tools, "editor"), "LANG=C.UTF-8", "TERM=dumb"}
+	env := append(slices.Clone(base), "PATH=/usr/local/bin:/usr/bin:/bin")
+	aloneEnv := append(slices.Clone(base), "PATH="+filepath.Dir(binary)+":/usr/local/bin:/usr/bin:/bin")
+	works := map[string]string{}
 	for _, p := range pages {
 		work := filepath.Join(t.TempDir(), strings.NewReplacer("/", "_", ".", "_").Replace(p.path))
 		if err := os.MkdirAll(work, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range p.blocks {
-			if b.kind == "file" {
-				if err := os.WriteFile(filepath.Join(work, b.name), []byte(d.rewrite(b.text)), 0o644); err != nil {
-					t.Fatal(err)
+		works[p.path] = work
+	}
+	writeFiles := func(d *docDomain) {
+		for _, p := range pages {
+			for _, b := range p.blocks {
+				if b.kind == "file" {
+					if err := os.WriteFile(filepath.Join(works[p.path], b.name), []byte(d.rewrite(b.text)), 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		}
+	}
+	check := func(where string, b docBlock, out string, err error) {
+		switch {
+		case b.fails && err == nil:
+			t.Errorf("%s: the block succeeded; the page says it fails:\n%s\noutput:\n%s", where, b.text, out)
+		case !b.fails && err != nil:
+			t.Errorf("%s: %v\n%s\noutput:\n%s", where, err, b.text, out)
+		case b.output != nil && !outputMatches(b.output.text, out):
+			t.Errorf("%s: the output is not what line %d shows\nblock:\n%s\nthe page shows:\n%s\ngot:\n%s", where, b.output.line, b.text, b.output.text, out)
+		default:
+			t.Logf("%s: ok\n%s", where, out)
+		}
+	}
+
+	// First what runs on its own, with the addresses as written: nothing
+	// else listens on them yet.
+	writeFiles(&docDomain{})
+	for _, p := range pages {
 		for _, b := range p.blocks {
-			if b.kind == "file" {
+			if !b.alone {
 				continue
 			}
-			pre := "set -e -o pipefail\ncd " + shellQuoted(work) + "\n"
+			where := fmt.Sprintf("%s:%d", p.path, b.line)
+			addrs := docAddrRE.FindAllString(b.text, -1)
+			if taken := takenAddr(addrs); taken != "" {
+				t.Logf("%s: not run: it listens on %s, which is taken here", where, taken)
+				continue
+			}
+			out, err := runDocBlock(aloneEnv, "set -e -o pipefail\ncd "+shellQuoted(works[p.path])+"\n"+b.text)
+			check(where, b, out, err)
+			// What the block started is gone with it, and its addresses
+			// free again for the domain.
+			until(t, where+"'s addresses free again", func() (bool, string) {
+				for _, a := range addrs {
+					if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+						c.Close()
+						return false, a + " still answers"
+					}
+				}
+				return true, ""
+			})
+		}
+	}
+
+	d := startDocDomain(t)
+	writeFiles(d)
+	for _, p := range pages {
+		for _, b := range p.blocks {
+			if b.kind == "file" || b.alone {
+				continue
+			}
+			pre := "set -e -o pipefail\ncd " + shellQuoted(works[p.path]) + "\n"
 			if p.path != "README.md" {
 				pre += "source " + shellQuoted(d.envFile) + "\n"
 			}
 			out, err := runDocBlock(env, pre+d.rewrite(b.text))
-			out = d.unrewrite(out)
-			where := fmt.Sprintf("%s:%d", p.path, b.line)
-			switch {
-			case b.fails && err == nil:
-				t.Errorf("%s: the block succeeded; the page says it fails:\n%s\noutput:\n%s", where, b.text, out)
-			case !b.fails && err != nil:
-				t.Errorf("%s: %v\n%s\noutput:\n%s", where, err, b.text, out)
-			case b.output != nil && !outputMatches(b.output.text, out):
-				t.Errorf("%s: the output is not what %s:%d shows\nblock:\n%s\nthe page shows:\n%s\ngot:\n%s", where, p.path, b.output.line, b.text, b.output.text, out)
-			default:
-				t.Logf("%s: ok\n%s", where, out)
-			}
+			check(fmt.Sprintf("%s:%d", p.path, b.line), b, d.unrewrite(out), err)
 		}
 	}
+}
+
+// docAddrRE finds the loopback addresses a block names.
+var docAddrRE = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
+
+// takenAddr returns the first of addrs something listens on already.
+func takenAddr(addrs []string) string {
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return a
+		}
+		l.Close()
+	}
+	return ""
 }
 
 // runDocBlock runs script in bash in a process group of its own, killed
@@ -416,7 +487,7 @@ func shellQuoted(s string) string {
 func TestParseDocBlocks(t *testing.T) {
 	page := "# Title\n\n<!-- run -->\n```sh\necho hi\n```\n\nprose\n\n<!-- output -->\n```\nhi\n```\n\n" +
 		"```sh\nnot marked\n```\n<!-- run fails -->\n\n```sh\nfalse\n```\n<!-- file a.txt -->\n```\ncontent\n```\n" +
-		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n"
+		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n<!-- run alone -->\n```sh\nserve &\n```\n"
 	blocks, err := parseDocBlocks(page)
 	if err != nil {
 		t.Fatal(err)
@@ -426,13 +497,14 @@ func TestParseDocBlocks(t *testing.T) {
 		{line: 20, kind: "run", fails: true, text: "false\n"},
 		{line: 24, kind: "file", name: "a.txt", text: "content\n"},
 		{line: 27, kind: "setup", text: "touch b\n"},
+		{line: 32, kind: "run", alone: true, text: "serve &\n"},
 	}
 	if len(blocks) != len(want) {
 		t.Fatalf("blocks %+v, want %+v", blocks, want)
 	}
 	for i := range want {
 		g, w := blocks[i], want[i]
-		if g.line != w.line || g.kind != w.kind || g.fails != w.fails || g.name != w.name || g.text != w.text ||
+		if g.line != w.line || g.kind != w.kind || g.fails != w.fails || g.alone != w.alone || g.name != w.name || g.text != w.text ||
 			(g.output == nil) != (w.output == nil) || (g.output != nil && *g.output != *w.output) {
 			t.Errorf("block %d: %+v (output %+v), want %+v (output %+v)", i, g, g.output, w, w.output)
 		}
