@@ -33,6 +33,7 @@ var docPages = []string{"README.md", "docs/cli.md"}
 //	<!-- run alone -->   run it with no domain (before gatehouse dev starts)
 //	                     and the addresses as written, gatehouse on PATH:
 //	                     for what runs on its own, like a standalone gateway
+//	                     (<!-- run alone fails --> for both)
 //	<!-- output -->      what the run block before it prints (stdout and
 //	                     stderr): "…" in a line stands for any text, a line
 //	                     that is "…" alone for any number of lines
@@ -106,11 +107,7 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 			words := strings.Fields(mark)
 			b := docBlock{line: start, kind: words[0], text: text}
 			switch {
-			case mark == "run":
-			case mark == "run fails":
-				b.fails = true
-			case mark == "run alone":
-				b.alone = true
+			case words[0] == "run" && runOptions(&b, words[1:]):
 			case mark == "output":
 				if lastRun < 0 || blocks[lastRun].output != nil {
 					return nil, fmt.Errorf("line %d: output block with no run block before it to be the output of", markLine)
@@ -136,6 +133,22 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 		return nil, fmt.Errorf("line %d: mark %q before no code block", markLine, mark)
 	}
 	return blocks, nil
+}
+
+// runOptions sets the options of a run mark, false for a word that is
+// none.
+func runOptions(b *docBlock, words []string) bool {
+	for _, w := range words {
+		switch w {
+		case "fails":
+			b.fails = true
+		case "alone":
+			b.alone = true
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // outputMatches reports whether got is what a page shows as want: line by
@@ -487,7 +500,7 @@ func shellQuoted(s string) string {
 func TestParseDocBlocks(t *testing.T) {
 	page := "# Title\n\n<!-- run -->\n```sh\necho hi\n```\n\nprose\n\n<!-- output -->\n```\nhi\n```\n\n" +
 		"```sh\nnot marked\n```\n<!-- run fails -->\n\n```sh\nfalse\n```\n<!-- file a.txt -->\n```\ncontent\n```\n" +
-		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n<!-- run alone -->\n```sh\nserve &\n```\n"
+		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n<!-- run alone -->\n```sh\nserve &\n```\n<!-- run alone fails -->\n```sh\nfalse\n```\n"
 	blocks, err := parseDocBlocks(page)
 	if err != nil {
 		t.Fatal(err)
@@ -498,6 +511,7 @@ func TestParseDocBlocks(t *testing.T) {
 		{line: 24, kind: "file", name: "a.txt", text: "content\n"},
 		{line: 27, kind: "setup", text: "touch b\n"},
 		{line: 32, kind: "run", alone: true, text: "serve &\n"},
+		{line: 36, kind: "run", alone: true, fails: true, text: "false\n"},
 	}
 	if len(blocks) != len(want) {
 		t.Fatalf("blocks %+v, want %+v", blocks, want)
