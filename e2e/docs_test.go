@@ -65,10 +65,6 @@ type docOutput struct {
 	text string
 }
 
-func (b docBlock) String() string {
-	return fmt.Sprintf("%s block at line %d", b.kind, b.line)
-}
-
 // parseDocBlocks returns the marked blocks of a page, in order.
 func parseDocBlocks(page string) ([]docBlock, error) {
 	lines := strings.Split(page, "\n")
@@ -86,7 +82,9 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 				return nil, fmt.Errorf("line %d: setup comment never closed", start)
 			}
 			blocks = append(blocks, docBlock{line: start, kind: "setup", text: strings.Join(lines[start:i], "\n") + "\n"})
-			lastRun = len(blocks) - 1
+			// An output block shows what its run block printed; hidden
+			// commands between them would make it show something else.
+			lastRun = -1
 			mark = ""
 		case strings.HasPrefix(line, docMarkPrefix) && strings.HasSuffix(line, "-->"):
 			words := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(line, docMarkPrefix), "-->"))
@@ -529,6 +527,7 @@ func TestParseDocBlocks(t *testing.T) {
 		"<!-- run quickly -->\n```sh\nx\n```\n",
 		"<!-- run -->\n```sh\nx\n",
 		"<!-- setup\nx\n",
+		"<!-- run -->\n```sh\nx\n```\n<!-- setup\ny\n-->\n<!-- output -->\n```\nx\n```\n",
 		"<!-- run -->\n",
 	} {
 		if _, err := parseDocBlocks(bad); err == nil {
