@@ -193,7 +193,7 @@ by someone else in between is refused rather than undone.`,
 	cmd.Flags().StringArrayVar(&set, "label", nil, "add or change label k=v (repeatable)")
 	cmd.Flags().StringArrayVar(&remove, "remove-label", nil, "remove the label with this key (repeatable)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")
-	cmd.Flags().StringVar(&environment, "env", "", `environment resolving the group's placeholders ("" for none)`)
+	cmd.Flags().StringVar(&environment, "env", "", `environment resolving the group's placeholders, one of "env list" ("" for none)`)
 	return cmd
 }
 

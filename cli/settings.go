@@ -117,11 +117,13 @@ func parseAssignment(s string) (name, value string, err error) {
 	return strings.TrimSpace(name), value, nil
 }
 
-// parseEnvFile reads NAME=value lines. Blank lines and lines starting
-// with "#" are skipped; spaces around the name and the value are not
-// part of them, and a value in matching single or double quotes loses
-// them (there are no escapes: everything between the quotes is the
-// value). A name set twice is an error: which one was meant?
+// parseEnvFile reads NAME=value lines, the format of docs/cli.md. Blank
+// lines and lines starting with "#" are skipped, and so is a "#" after a
+// space or tab outside quotes, to the end of the line; spaces around the
+// name and the value are not part of them, and a value in matching single
+// or double quotes loses them (there are no escapes: everything between
+// the quotes is the value). A name set twice is an error: which one was
+// meant?
 func parseEnvFile(file string, data []byte) (map[string]string, error) {
 	values := map[string]string{}
 	lineOf := map[string]int{}
@@ -135,9 +137,8 @@ func parseEnvFile(file string, data []byte) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", file, n, err)
 		}
-		value = strings.TrimSpace(value)
-		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
-			value = value[1 : len(value)-1]
+		if value, err = envFileValue(value); err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", file, n, name, err)
 		}
 		if first, dup := lineOf[name]; dup {
 			return nil, fmt.Errorf("%s:%d: %s is already set on line %d", file, n, name, first)
@@ -145,6 +146,36 @@ func parseEnvFile(file string, data []byte) (map[string]string, error) {
 		values[name], lineOf[name] = value, n
 	}
 	return values, nil
+}
+
+// envFileValue is the value of a NAME=value line: without the spaces
+// around it and a comment after it, and out of its quotes when quoted.
+func envFileValue(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		// The value ends at the last quote that only a comment follows,
+		// so that quotes inside it stay (there are no escapes).
+		closing := false
+		for end := len(s) - 1; end > 0; end-- {
+			if s[end] != s[0] {
+				continue
+			}
+			closing = true
+			if rest := strings.TrimSpace(s[end+1:]); rest == "" || rest[0] == '#' {
+				return s[1:end], nil
+			}
+		}
+		if closing {
+			return "", fmt.Errorf("%q: text after the closing quote (a comment starts with \" #\")", s)
+		}
+		// An unmatched quote is part of the value, as it was written.
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] == '#' && (s[i-1] == ' ' || s[i-1] == '\t') {
+			return strings.TrimSpace(s[:i]), nil
+		}
+	}
+	return s, nil
 }
 
 func (a *app) envSetCommand() *cobra.Command {
@@ -157,8 +188,9 @@ when it does not exist; the other values are kept. NAME is upper-case
 letters, digits and "_", starting with a letter.
 
 -f reads NAME=value lines from FILE ("-" is standard input): blank lines and
-lines starting with # are skipped, spaces around names and values are
-dropped, and a value in single or double quotes loses them. Values given as
+lines starting with # are skipped, and so is a # after a space to the end
+of the line; spaces around names and values are dropped, and a value in
+single or double quotes loses them. Values given as
 arguments win over the file's.
 
 Values are not secret: they are shown by "env get". Use "env secret set"

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,13 +15,15 @@ import (
 
 func TestParseEnvFile(t *testing.T) {
 	data := "# prod settings\r\n\nORDERS_UPSTREAM=10.0.0.5:8080\r\n  API_HOST = api.example.com  \n" +
-		"GREETING=\"hello world\"\nQUOTED='it''s'\nEMPTY=\nEQUALS=a=b\nHALF=\"open\n"
+		"GREETING=\"hello world\"\nQUOTED='it''s'\nEMPTY=\nEQUALS=a=b\nHALF=\"open\n" +
+		"COMMENTED=x # the x\nHASH=a#b\nQHASH=' # kept ' # dropped\n"
 	got, err := parseEnvFile("prod.env", []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"ORDERS_UPSTREAM": "10.0.0.5:8080", "API_HOST": "api.example.com", "GREETING": "hello world",
-		"QUOTED": "it''s", "EMPTY": "", "EQUALS": "a=b", "HALF": `"open`}
+		"QUOTED": "it''s", "EMPTY": "", "EQUALS": "a=b", "HALF": `"open`,
+		"COMMENTED": "x", "HASH": "a#b", "QHASH": " # kept "}
 	if !maps.Equal(got, want) {
 		t.Errorf("parsed %v\nwant %v", got, want)
 	}
@@ -28,10 +31,33 @@ func TestParseEnvFile(t *testing.T) {
 		{"A=1\nnot an assignment\n", `prod.env:2: "not an assignment": want NAME=value`},
 		{"A=1\n# B=2\nA=3\n", "prod.env:3: A is already set on line 1"},
 		{" =1\n", `prod.env:1: "=1": want NAME=value`},
+		{"A='1' 2\n", `prod.env:1: A: "'1' 2": text after the closing quote (a comment starts with " #")`},
 	} {
 		if _, err := parseEnvFile("prod.env", []byte(tt.data)); err == nil || err.Error() != tt.want {
 			t.Errorf("%q: error %v, want %q", tt.data, err, tt.want)
 		}
+	}
+}
+
+// TestParseEnvFileOfTheDocs parses the env file that docs/cli.md shows,
+// read from the page, so that the page and the parser cannot drift apart.
+func TestParseEnvFileOfTheDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "cli.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```sh\n# uat.env\n")
+	if !ok {
+		t.Fatal("docs/cli.md shows no env file (a sh block starting with \"# uat.env\")")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	got, err := parseEnvFile("uat.env", []byte(block))
+	if err != nil {
+		t.Fatalf("the env file of docs/cli.md: %v\n%s", err, block)
+	}
+	want := map[string]string{"ORDERS_UPSTREAM": "10.1.0.5:8080", "API_HOST": "uat.example.com"}
+	if !maps.Equal(got, want) {
+		t.Errorf("the env file of docs/cli.md parses as %q, want %q (what the page says of it)\n%s", got, want, block)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -88,8 +89,42 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
+// yamlError reports a syntax error of the YAML parser with the line it
+// is on. yaml.v3 numbers the lines of its scanner's errors from 1 but
+// those of its parser's (an unclosed "[", a key out of place) from 0, and
+// names no line when that is 0; parserProblems tells them apart.
 func yamlError(err error) error {
-	return fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, problem, ok := strings.Cut(rest, ": "); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				line, msg = v, problem
+			}
+		}
+	}
+	if parserProblems[msg] {
+		line++
+	}
+	if line == 0 {
+		return fmt.Errorf("invalid YAML: %s", msg)
+	}
+	return fmt.Errorf("invalid YAML: line %d: %s", line, msg)
+}
+
+// parserProblems are the errors of yaml.v3's parser, as opposed to its
+// scanner: those whose line it reports one too low.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
 }
 
 // decoder fills Go values from a YAML node tree, collecting every error.

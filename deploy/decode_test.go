@@ -205,7 +205,7 @@ func TestDecodeErrors(t *testing.T) {
 			"only one YAML document is allowed, found another (line 2)",
 		}},
 		{"syntax error", "services: [\n", []string{
-			"invalid YAML: line 1: did not find expected node content",
+			"invalid YAML: line 2: did not find expected node content",
 		}},
 		{"not a mapping", "- a\n- b\n", []string{"must be a mapping, got a list (line 1)"}},
 		{"scalar", "services\n", []string{"must be a mapping, got a string (line 1)"}},

@@ -43,6 +43,10 @@ type Options struct {
 	Logger     hclog.Logger
 	Out        io.Writer
 	GatewayBin string // this executable when empty
+	// CLIDir, when set, is put first on PATH by dev.env: the directory of
+	// the gatehouse that runs the domain, so that `source dev.env` is all
+	// a shell needs to run the CLI against it.
+	CLIDir string
 }
 
 // Gateway is one instance of the demo group. An empty GossipListen is
@@ -236,9 +240,11 @@ func setUp(ctx context.Context, anon *client.Client, caPEM []byte, password stri
 	if _, err := c.Deploy(ctx, group, apitypes.DeployRequest{Message: "sample configuration"}); err != nil {
 		return err
 	}
-	env := fmt.Sprintf("GATEHOUSE_ADDR=%s\nGATEHOUSE_TOKEN=%s\nGATEHOUSE_CACERT=%s\n", adminURL, tok.Secret,
-		filepath.Join(opts.Dir, "admin", adminnode.CACertFile))
-	return os.WriteFile(envFile, []byte(env), 0o600)
+	return writeEnvFile(envFile, []envVar{
+		{"GATEHOUSE_ADDR", adminURL},
+		{"GATEHOUSE_TOKEN", tok.Secret},
+		{"GATEHOUSE_CACERT", filepath.Join(opts.Dir, "admin", adminnode.CACertFile)},
+	}, opts.CLIDir)
 }
 
 // gatewayLog is where the node manager's exec driver writes a gateway's
@@ -264,7 +270,7 @@ func printUsage(opts Options, password, envFile, adminURL string) {
 	fmt.Fprintf(w, `
 Try:
   curl %[1]s/orders/42
-  source %[2]s           # the CLI now talks to this domain
+  source %[2]s           # gatehouse on PATH, talking to this domain
   gatehouse status                 # the domain on one screen
   gatehouse group summary demo
   gatehouse instance list

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -82,6 +81,7 @@ func TestDevDomain(t *testing.T) {
 		}
 		return s.Instances == 2 && s.ByStatus["Healthy"] == 2 && s.Complete && s.CurrentDeployment == 1, string(data)
 	})
+	sourceDevEnvAndRun(t, dir)
 
 	// The gateways' pids, to check they are gone after Ctrl-C.
 	var pids []int
@@ -130,23 +130,27 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// devEnv reads the KEY=VALUE lines of dev.env, as `source` would.
+// devEnv reads the GATEHOUSE_ variables of dev.env as a user's shell
+// sets them: sourced in bash.
 func devEnv(t *testing.T, path string) []string {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if m := permOf(t, path); m != 0o600 {
 		t.Errorf("dev.env: mode %v, want 0600 (it holds a token)", m)
 	}
+	cmd := exec.Command("bash", "-c", `source "$1" && env -0`, "bash", path)
+	cmd.Env = withoutGatehouseEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("source %s: %v", path, err)
+	}
 	var env []string
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !strings.HasPrefix(k, "GATEHOUSE_") || v == "" {
-			t.Fatalf("dev.env: line %q", line)
+	for _, kv := range strings.Split(string(out), "\x00") {
+		if strings.HasPrefix(kv, "GATEHOUSE_") {
+			env = append(env, kv)
 		}
-		env = append(env, k+"="+v)
+	}
+	if len(env) != 3 {
+		t.Fatalf("source %s set %q, want GATEHOUSE_ADDR, GATEHOUSE_TOKEN and GATEHOUSE_CACERT", path, env)
 	}
 	return env
 }
@@ -156,15 +160,7 @@ func devEnv(t *testing.T, path string) []string {
 func devCLI(t *testing.T, devEnv []string, args ...string) []byte {
 	t.Helper()
 	home := t.TempDir()
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "GATEHOUSE_") || k == "HOME" || k == "XDG_CONFIG_HOME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "HOME="+home, "GATEHOUSE_CONFIG="+filepath.Join(home, "none.json"))
+	env := append(withoutGatehouseEnv(), "HOME="+home, "GATEHOUSE_CONFIG="+filepath.Join(home, "none.json"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)

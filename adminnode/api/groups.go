@@ -105,6 +105,9 @@ func (s *Server) createGroup(q *request) (any, error) {
 	if err := checkGroup(in); err != nil {
 		return nil, err
 	}
+	if err := s.checkEnvironmentExists(q.ctx, in.Environment); err != nil {
+		return nil, err
+	}
 	created, err := s.store.CreateGroup(q.ctx, g)
 	if err != nil {
 		return nil, err
@@ -130,6 +133,12 @@ func (s *Server) updateGroup(q *request) (any, error) {
 	in.Name = cur.Name
 	if err := checkGroup(in); err != nil {
 		return nil, err
+	}
+	// An environment deleted since it was set stays until it is changed.
+	if in.Environment != cur.Environment {
+		if err := s.checkEnvironmentExists(q.ctx, in.Environment); err != nil {
+			return nil, err
+		}
 	}
 	next := store.Group{Name: cur.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, Environment: in.Environment}
 	if next.Type == "" {
@@ -562,4 +571,20 @@ func (s *Server) deleteInstance(q *request) (any, error) {
 	}
 	s.forget(in.Name)
 	return nil, nil
+}
+
+// checkEnvironmentExists refuses a group's environment that the domain
+// does not have: placeholders would only fail to resolve at the next
+// deploy, far from the typo.
+func (s *Server) checkEnvironmentExists(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, err := s.store.GetEnvironment(ctx, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("environment", "environment %q does not exist (gatehouse env list; create it with gatehouse env set %s NAME=value)", name, name)
+		}
+		return fmt.Errorf("read environment %q: %w", name, err)
+	}
+	return nil
 }

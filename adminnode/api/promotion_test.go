@@ -105,3 +105,29 @@ func TestImportDryRunAudit(t *testing.T) {
 		t.Errorf("audit of the import %+v", a)
 	}
 }
+
+// A group's environment must exist when it is set, on create and update,
+// with the field named; one deleted since it was set does not block other
+// changes to the group.
+func TestGroupEnvironmentMustExist(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path string }{{"POST", "/groups"}, {"PUT", "/groups/g"}} {
+		if c.method == "PUT" {
+			e.group("g", nil)
+		}
+		var fail apitypes.ErrorBody
+		e.do(e.admin, c.method, c.path, apitypes.Group{Name: "g", Environment: "prdo"}).expect(t, http.StatusBadRequest, c.method+" with a missing environment").decode(t, &fail)
+		if fail.Error.Field != "environment" || !strings.Contains(fail.Error.Message, `"prdo" does not exist`) {
+			t.Errorf("%s %s: error %+v, want field environment and the name", c.method, c.path, fail.Error)
+		}
+	}
+	must[store.Environment](t)(e.store.UpdateEnvironment(bg, "prod", "admin", func(env *store.Environment) error {
+		env.Values = map[string]string{"HOST": "10.0.0.7"}
+		return nil
+	}))
+	e.do(e.admin, "PUT", "/groups/g", apitypes.Group{Environment: "prod"}).expect(t, http.StatusOK, "set an existing environment")
+	if err := e.store.DeleteEnvironment(bg, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	e.do(e.admin, "PUT", "/groups/g", apitypes.Group{Environment: "prod", Description: "kept"}).expect(t, http.StatusOK, "update with the environment unchanged")
+}

@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,8 +30,34 @@ func main() {
 	root.SetVersionTemplate(fmt.Sprintf("gatehouse version %s (configuration feature level %d)\n", version, deploy.FeatureLevel))
 	root.AddCommand(devCommand(), adminCommand(), nodeCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
 	root.AddCommand(cli.Commands()...)
+	refuseUnknownSubcommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)
+	}
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// (`gatehouse group`, `gatehouse config`, ...) refuse an argument that
+// names none of them, with suggestions, as the root does for an unknown
+// command: cobra would otherwise print the group's help and exit 0, so
+// that `gatehouse group sumary` in a script would succeed doing nothing.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if cmd.Runnable() || !cmd.HasSubCommands() || !cmd.HasParent() {
+		return
+	}
+	cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only for the root
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return fmt.Errorf("%s\n\nRun '%s --help' for usage", msg, cmd.CommandPath())
 	}
 }
