@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // inbox collects what a subscriber receives.
@@ -41,7 +43,7 @@ func (in *inbox) all() []string {
 // broadcastUntil broadcasts until cond holds: datagrams may be lost.
 func broadcastUntil(t *testing.T, m *Member, topic string, msg []byte, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, what, func() bool {
+	waitfor.True(t, 5*time.Second, what, func() bool {
 		if cond() {
 			return true
 		}
