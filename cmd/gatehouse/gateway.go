@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -21,6 +22,7 @@ func gatewayCommand() *cobra.Command {
 		opts      gateway.Options
 		logs      logFlags
 		domainKey string
+		readyFile string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -42,6 +44,7 @@ store, so it serves while the node manager is down.`,
 				return err
 			}
 			opts.Logger = logs.logger("gateway")
+			opts.Listening = readyfile.Hook(readyFile)
 			g, err := gateway.New(opts)
 			if err != nil {
 				return err
@@ -82,6 +85,7 @@ store, so it serves while the node manager is down.`,
 	fs.DurationVar(&opts.WatchInterval, "watch-interval", time.Second, "how often the configuration file is checked for changes")
 	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on the status port")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen")`)
 	logs.register(fs)
 	return cmd
 }

@@ -25,3 +25,6 @@ func (l *logFlags) logger(name string) hclog.Logger {
 		Output:     os.Stderr,
 	})
 }
+
+// readyFileUsage is the start of every --ready-file flag's usage.
+const readyFileUsage = "file written (atomically) once every listener is bound: a JSON object of the bound addresses, so that a port 0 is known"
