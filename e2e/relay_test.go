@@ -340,7 +340,7 @@ func TestGatewayNodeManagerFlags(t *testing.T) {
 		{[]string{"--domain-key", key}, "--domain-key is for --node-manager"},
 	}
 	for _, tt := range tests {
-		p := start(t, append([]string{"gateway", "--status-listen", freeAddr(t), "--listen", freeAddr(t), "--tls-listen", ""}, tt.args...)...)
+		p := start(t, append([]string{"gateway", "--status-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--tls-listen", ""}, tt.args...)...)
 		if code := p.exit(t, 10*time.Second); code == 0 || !strings.Contains(p.out.String(), tt.want) {
 			t.Errorf("gateway %s: exit %d, output %q; want an error saying %q", strings.Join(tt.args, " "), code, p.out.String(), tt.want)
 		}
