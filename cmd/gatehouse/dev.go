@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/devdomain"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 )
 
 func devCommand() *cobra.Command {
 	var (
-		opts devdomain.Options
-		logs logFlags
+		opts                  devdomain.Options
+		logs                  logFlags
+		readyFile             string
+		gatewayListen, status []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -25,19 +29,41 @@ upstream (127.0.0.1:9001) and a group "demo" of two gateway instances
 Prints the URLs and the admin password, and writes DIR/dev.env for the CLI.
 Without --dir everything lives in a temporary directory removed at the end;
 with --dir, a second run reuses the domain made by the first. Ctrl-C stops
-everything.`,
+everything.
+
+Every address flag takes port 0 to let the domain choose a free port (e.g.
+--admin-listen 127.0.0.1:0): the ports chosen are printed, and written to
+--ready-file. One --gateway-listen and one --gateway-status-listen per
+gateway instance; their number is the number of instances (demo-1, demo-2,
+...). A reused --dir keeps the instances' addresses of the run that made it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(gatewayListen) != len(status) || len(gatewayListen) == 0 {
+				return fmt.Errorf("--gateway-listen and --gateway-status-listen: one of each per gateway instance, got %d and %d",
+					len(gatewayListen), len(status))
+			}
+			for i := range gatewayListen {
+				opts.Gateways = append(opts.Gateways, devdomain.Gateway{Name: fmt.Sprintf("demo-%d", i+1),
+					Listen: gatewayListen[i], StatusListen: status[i]})
+			}
 			opts.Logger = logs.logger("dev")
 			opts.Out = cmd.OutOrStdout()
+			opts.Listening = readyfile.Hook(readyFile)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return devdomain.Run(ctx, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "directory of the domain (default: a temporary one)")
-	logs.register(cmd.Flags())
-	cmd.Flags().Lookup("log-level").DefValue = "warn"
-	cmd.Flags().Set("log-level", "warn")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Dir, "dir", "", "directory of the domain (default: a temporary one)")
+	fs.StringVar(&opts.AdminAddr, "admin-listen", "127.0.0.1:8090", "the admin node's address")
+	fs.StringVar(&opts.NodeAddr, "node-listen", "127.0.0.1:8091", "the node manager's local API address (loopback)")
+	fs.StringVar(&opts.Upstream, "upstream-listen", "127.0.0.1:9001", "the demo upstream's address")
+	fs.StringSliceVar(&gatewayListen, "gateway-listen", []string{"127.0.0.1:8080", "127.0.0.1:8081"}, "traffic address of each gateway instance (comma-separated or repeated)")
+	fs.StringSliceVar(&status, "gateway-status-listen", []string{"127.0.0.1:8085", "127.0.0.1:8086"}, "status address of each gateway instance (comma-separated or repeated)")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "admin_listen", "admin_url", "node_listen", "upstream_listen", "demo-N_listen", "demo-N_status_listen"), once the whole domain runs`)
+	logs.register(fs)
+	fs.Lookup("log-level").DefValue = "warn"
+	fs.Set("log-level", "warn")
 	return cmd
 }
