@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -252,7 +253,9 @@ func TestGatewayFollowsNodeManager(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitfor.Cond(t, 10*time.Second, "traffic flowing before deployment 2", func() (bool, string) {
+		return ok.Load() >= 100, fmt.Sprintf("%d answered, %d failed", ok.Load(), failed.Load())
+	})
 
 	d2 := relayDeployment(t, 2, b.addr)
 	d2.Sign(priv)

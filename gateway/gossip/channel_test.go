@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -48,8 +49,7 @@ func broadcastUntil(t *testing.T, m *Member, topic string, msg []byte, what stri
 			return true
 		}
 		m.Channel().Broadcast(topic, msg)
-		time.Sleep(20 * time.Millisecond)
-		return cond()
+		return false
 	})
 }
 
@@ -112,8 +112,8 @@ func TestChannelStoppedAndMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms[0].Channel().Broadcast("t", []byte("late"))
-	time.Sleep(100 * time.Millisecond)
-	if msgs := got.all(); len(msgs) != 0 {
-		t.Errorf("stopped member's message delivered: %q", msgs)
-	}
+	waitfor.Holds(t, 300*time.Millisecond, "no message of the stopped member", func() (bool, string) {
+		msgs := got.all()
+		return len(msgs) == 0, fmt.Sprintf("delivered: %q", msgs)
+	})
 }

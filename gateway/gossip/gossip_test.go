@@ -242,10 +242,9 @@ func TestLeaveIsNotAFailure(t *testing.T) {
 	}
 	waitfor.True(t, 3*time.Second, "m2 left everywhere", func() bool { return allSee(ms[:2], "m2", StateLeft) })
 	// Longer than a failure takes to be detected.
-	time.Sleep(1500 * time.Millisecond)
-	if !allSee(ms[:2], "m2", StateLeft) {
-		t.Errorf("m2 is no longer left: %+v / %+v", ms[0].Peers(), ms[1].Peers())
-	}
+	waitfor.Holds(t, 1500*time.Millisecond, "m2 left everywhere", func() (bool, string) {
+		return allSee(ms[:2], "m2", StateLeft), fmt.Sprintf("%+v / %+v", ms[0].Peers(), ms[1].Peers())
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if seen[StateDead] {
@@ -265,12 +264,14 @@ func TestGroupsWithOtherKeysStayApart(t *testing.T) {
 	waitfor.True(t, 5*time.Second, "each group to form", func() bool {
 		return allSee([]*Member{a1}, "a2", StateAlive) && allSee([]*Member{b1}, "b2", StateAlive)
 	})
-	time.Sleep(time.Second)
-	for _, m := range []*Member{a1, a2, b1, b2} {
-		if ps := m.Peers(); len(ps) != 1 {
-			t.Errorf("%s sees %+v, want its group's other member only", m.cfg.Meta.Instance, ps)
+	waitfor.Holds(t, time.Second, "each member seeing its group's other member only", func() (bool, string) {
+		for _, m := range []*Member{a1, a2, b1, b2} {
+			if ps := m.Peers(); len(ps) != 1 {
+				return false, fmt.Sprintf("%s sees %+v", m.cfg.Meta.Instance, ps)
+			}
 		}
-	}
+		return true, ""
+	})
 }
 
 func TestSharedKeyStillRefusesOtherGroup(t *testing.T) {
@@ -285,10 +286,9 @@ func TestSharedKeyStillRefusesOtherGroup(t *testing.T) {
 		t.Errorf("join error = %v, want the group refusal", err)
 	}
 	b.SetSeeds([]string{a.Addr()})
-	time.Sleep(time.Second)
-	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
-		t.Errorf("a sees %+v, b sees %+v", a.Peers(), b.Peers())
-	}
+	waitfor.Holds(t, time.Second, "a and b apart", func() (bool, string) {
+		return len(a.Peers()) == 0 && len(b.Peers()) == 0, fmt.Sprintf("a sees %+v, b sees %+v", a.Peers(), b.Peers())
+	})
 	bMeta, _ := encodeMeta(b.cfg.Meta)
 	if err := (*groupCheck)(a).check(&memberlist.Node{Name: "b", Meta: bMeta}); !errors.Is(err, errForeign) {
 		t.Errorf("check(b) = %v", err)
@@ -301,15 +301,17 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	if _, err := x.ml.Join([]string{ms[0].Addr()}); err == nil {
 		t.Fatal("a member with the wrong key joined")
 	}
-	time.Sleep(time.Second)
-	if ps := x.Peers(); len(ps) != 0 {
-		t.Errorf("x sees %+v", ps)
-	}
-	for _, m := range ms {
-		if _, ok := peer(m, "x"); ok {
-			t.Errorf("%s lists x", m.cfg.Meta.Instance)
+	waitfor.Holds(t, time.Second, "x kept out", func() (bool, string) {
+		if ps := x.Peers(); len(ps) != 0 {
+			return false, fmt.Sprintf("x sees %+v", ps)
 		}
-	}
+		for _, m := range ms {
+			if _, ok := peer(m, "x"); ok {
+				return false, m.cfg.Meta.Instance + " lists x"
+			}
+		}
+		return true, ""
+	})
 }
 
 // TestKeyRotation rotates keys as the admin node does: [k1], then
@@ -358,14 +360,16 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	// Longer than a failure takes to be detected.
-	time.Sleep(1500 * time.Millisecond)
-	for i, m := range ms {
-		for j := range ms {
-			if i != j && stateOf(m, fmt.Sprintf("m%d", j)) != StateAlive {
-				t.Errorf("after rotation m%d sees %+v", i, m.Peers())
+	waitfor.Holds(t, 1500*time.Millisecond, "every member alive everywhere after the rotation", func() (bool, string) {
+		for i, m := range ms {
+			for j := range ms {
+				if i != j && stateOf(m, fmt.Sprintf("m%d", j)) != StateAlive {
+					return false, fmt.Sprintf("m%d sees %+v", i, m.Peers())
+				}
 			}
 		}
-	}
+		return true, ""
+	})
 	mu.Lock()
 	if len(deaths) > 0 {
 		t.Errorf("members failed during rotation: %v", deaths)
