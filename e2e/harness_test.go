@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/readyfile"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
@@ -61,46 +61,14 @@ func freeAddr(t *testing.T) string {
 // reserveAddr is freeAddr on the IPv4 address ip.
 func reserveAddr(t *testing.T, ip string) string {
 	t.Helper()
-	parsed := net.ParseIP(ip).To4()
-	if parsed == nil {
-		t.Fatalf("reserve a port on %q: not an IPv4 address", ip)
-	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte(parsed)}); err != nil {
-		t.Fatalf("reserve a port on %s: %v", ip, err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net.JoinHostPort(ip, strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	return testaddr.Reserved(t, ip)
 }
 
-// deadAddr returns a loopback address that refuses connections for the whole
-// test: its port is bound but never listened on, so no other listener of a
-// parallel test or process can take it over the way a released port can be.
+// deadAddr returns a loopback address that refuses connections for the
+// whole test.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	return testaddr.Dead(t)
 }
 
 // syncBuffer collects a process's output while tests read it.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
@@ -281,9 +282,7 @@ func TestRejected(t *testing.T) {
 }
 
 func TestTargetRefused(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testaddr.Dead(t)
 	d := newDispatcher(addr)
 	e := startEngine(t, d, nil)
 	resp, err := httpClient().Get("http://" + e.Addr().String() + "/")
@@ -334,9 +333,7 @@ func TestReadTimeout(t *testing.T) {
 }
 
 func TestRetryOtherTarget(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testaddr.Dead(t)
 	good, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "second")
 	}))
