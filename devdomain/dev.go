@@ -49,14 +49,16 @@ type Options struct {
 	GatewayBin string // this executable when empty
 	// Listening, when set, is called once the whole domain runs, with the
 	// bound addresses: "admin_listen", "admin_url", "node_listen",
-	// "upstream_listen", and "<instance>_listen" and
-	// "<instance>_status_listen" for each gateway. An error stops Run.
+	// "upstream_listen", and "<instance>_listen",
+	// "<instance>_status_listen" and, when given, "<instance>_gossip_listen"
+	// for each gateway. An error stops Run.
 	Listening func(addrs map[string]string) error
 }
 
-// Gateway is one instance of the demo group.
+// Gateway is one instance of the demo group. An empty GossipListen lets
+// the admin node choose the gossip port (the first free one from 7946 up).
 type Gateway struct {
-	Name, Listen, StatusListen string
+	Name, Listen, StatusListen, GossipListen string
 }
 
 func (o *Options) defaults() {
@@ -187,6 +189,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 				defer release()
 				*addr = held
 			}
+			if g.GossipListen != "" {
+				held, release, err := reserveGossipPort(g.GossipListen)
+				if err != nil {
+					return fmt.Errorf("dev: gateway %s: gossip: %w", g.Name, err)
+				}
+				defer release()
+				opts.Gateways[i].GossipListen = held
+			}
 		}
 		if err := setUp(ctx, anon, caPEM, password, opts, envFile, adminURL); err != nil {
 			return fmt.Errorf("dev: set up the domain: %w", err)
@@ -211,6 +221,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 			"upstream_listen": opts.Upstream}
 		for _, g := range opts.Gateways {
 			addrs[g.Name+"_listen"], addrs[g.Name+"_status_listen"] = g.Listen, g.StatusListen
+			if g.GossipListen != "" {
+				addrs[g.Name+"_gossip_listen"] = g.GossipListen
+			}
 		}
 		if err := opts.Listening(addrs); err != nil {
 			return err
@@ -266,7 +279,7 @@ func declaredGateways(ctx context.Context, adminURL string, caPEM []byte, envFil
 	}
 	gws := make([]Gateway, 0, len(list))
 	for _, in := range list {
-		gws = append(gws, Gateway{Name: in.Name, Listen: in.Listen, StatusListen: in.StatusListen})
+		gws = append(gws, Gateway{Name: in.Name, Listen: in.Listen, StatusListen: in.StatusListen, GossipListen: in.GossipListen})
 	}
 	return gws, nil
 }
@@ -315,7 +328,7 @@ func setUp(ctx context.Context, anon *client.Client, caPEM []byte, password stri
 	}
 	for _, g := range opts.Gateways {
 		if _, err := c.CreateInstance(ctx, apitypes.Instance{Name: g.Name, Group: group, Host: host,
-			Listen: g.Listen, StatusListen: g.StatusListen}); err != nil {
+			Listen: g.Listen, StatusListen: g.StatusListen, GossipListen: g.GossipListen}); err != nil {
 			return err
 		}
 	}

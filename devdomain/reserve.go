@@ -46,3 +46,27 @@ func reservePort(addr string) (string, func(), error) {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)), release, nil
 }
+
+// reserveGossipPort is reservePort for a gossip address, which memberlist
+// binds for TCP and UDP. The TCP side is held; the UDP side cannot be
+// (memberlist's UDP socket would not share the port), so the port chosen
+// is one free for UDP too at the time, which only a UDP socket binding
+// port 0 in the meantime could take.
+func reserveGossipPort(addr string) (string, func(), error) {
+	for range 20 {
+		held, release, err := reservePort(addr)
+		if err != nil {
+			return "", nil, err
+		}
+		u, err := net.ListenPacket("udp", held)
+		if err == nil {
+			u.Close()
+			return held, release, nil
+		}
+		release()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			return "", nil, fmt.Errorf("address %s: %w", addr, err)
+		}
+	}
+	return "", nil, fmt.Errorf("address %s: no port free for both TCP and UDP", addr)
+}

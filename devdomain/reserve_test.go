@@ -65,3 +65,22 @@ func TestReservePort(t *testing.T) {
 		}
 	}
 }
+
+func TestReserveGossipPort(t *testing.T) {
+	addr, release, err := reserveGossipPort("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	// memberlist binds both.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("TCP on the reserved gossip address %s: %v", addr, err)
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("UDP on the reserved gossip address %s: %v", addr, err)
+	}
+	u.Close()
+}

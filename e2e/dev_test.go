@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/demo"
+	"github.com/gatehouse/gatehouse/gateway/gossip"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -33,10 +34,11 @@ func TestDevDomain(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready.json")
 	dev := start(t, "dev", "--dir", dir, "--admin-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0",
 		"--upstream-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0,127.0.0.1:0",
-		"--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0", "--ready-file", ready)
+		"--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0", "--gateway-gossip-listen", "127.0.0.1:0,127.0.0.1:0",
+		"--ready-file", ready)
 	addrs := dev.waitReadyFile(t, ready)
 	for _, key := range []string{"admin_listen", "node_listen", "upstream_listen", "demo-1_listen", "demo-1_status_listen",
-		"demo-2_listen", "demo-2_status_listen"} {
+		"demo-1_gossip_listen", "demo-2_listen", "demo-2_status_listen", "demo-2_gossip_listen"} {
 		if a := addrs[key]; !strings.HasPrefix(a, "127.0.0.1:") || strings.HasSuffix(a, ":0") {
 			t.Fatalf("ready file: %s = %q, want a loopback address with its port; all: %v", key, a, addrs)
 		}
@@ -72,6 +74,18 @@ func TestDevDomain(t *testing.T) {
 		if echo.Upstream != "orders" || echo.Method != "GET" || echo.Path != "/orders/42" {
 			t.Errorf("GET /orders/42 via %s: %+v", addr, echo)
 		}
+	}
+
+	// The two gateways gossip on the ports dev chose for them.
+	for _, pair := range [][2]string{{"demo-1", "demo-2"}, {"demo-2", "demo-1"}} {
+		status := addrs[pair[0]+"_status_listen"]
+		until(t, pair[0]+" seeing "+pair[1]+" alive in its gossip", func() (bool, string) {
+			peers, err := peersAt(status)
+			if err != nil {
+				return false, err.Error()
+			}
+			return peers[pair[1]].State == gossip.StateAlive, fmt.Sprintf("%+v", peers)
+		})
 	}
 
 	// source dev.env; gatehouse group summary demo.

@@ -203,7 +203,10 @@ func (d *nmDomain) createInstance(t *testing.T, name string) {
 
 func (d *nmDomain) createInstanceAt(t *testing.T, name, listen, status string) {
 	t.Helper()
-	d.cli.ok(t, "", "instance", "create", name, "--group", nmGroup, "--host", "h1", "--listen", listen, "--status-listen", status)
+	// The gossip port too, or the admin node picks one from 7946 up, on
+	// every address, which any other process may hold.
+	d.cli.ok(t, "", "instance", "create", name, "--group", nmGroup, "--host", "h1", "--listen", listen, "--status-listen", status,
+		"--gossip-listen", freeGossipAddr(t))
 	d.instances[name] = [2]string{listen, status}
 }
 

@@ -14,10 +14,10 @@ import (
 
 func devCommand() *cobra.Command {
 	var (
-		opts                  devdomain.Options
-		logs                  logFlags
-		readyFile             string
-		gatewayListen, status []string
+		opts                          devdomain.Options
+		logs                          logFlags
+		readyFile                     string
+		gatewayListen, status, gossip []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -33,18 +33,24 @@ everything.
 
 Every address flag takes port 0 to let the domain choose a free port (e.g.
 --admin-listen 127.0.0.1:0): the ports chosen are printed, and written to
---ready-file. One --gateway-listen and one --gateway-status-listen per
-gateway instance; their number is the number of instances (demo-1, demo-2,
-...). A reused --dir keeps the instances' addresses of the run that made it.`,
+--ready-file. One --gateway-listen and one --gateway-status-listen (and,
+if given, one --gateway-gossip-listen) per gateway instance; their number is
+the number of instances (demo-1, demo-2, ...). A reused --dir keeps the instances' addresses of the run that made it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(gatewayListen) != len(status) || len(gatewayListen) == 0 {
 				return fmt.Errorf("--gateway-listen and --gateway-status-listen: one of each per gateway instance, got %d and %d",
 					len(gatewayListen), len(status))
 			}
+			if len(gossip) != 0 && len(gossip) != len(gatewayListen) {
+				return fmt.Errorf("--gateway-gossip-listen: one per gateway instance (%d), got %d", len(gatewayListen), len(gossip))
+			}
 			for i := range gatewayListen {
-				opts.Gateways = append(opts.Gateways, devdomain.Gateway{Name: fmt.Sprintf("demo-%d", i+1),
-					Listen: gatewayListen[i], StatusListen: status[i]})
+				g := devdomain.Gateway{Name: fmt.Sprintf("demo-%d", i+1), Listen: gatewayListen[i], StatusListen: status[i]}
+				if len(gossip) != 0 {
+					g.GossipListen = gossip[i]
+				}
+				opts.Gateways = append(opts.Gateways, g)
 			}
 			opts.Logger = logs.logger("dev")
 			opts.Out = cmd.OutOrStdout()
@@ -61,7 +67,8 @@ gateway instance; their number is the number of instances (demo-1, demo-2,
 	fs.StringVar(&opts.Upstream, "upstream-listen", "127.0.0.1:9001", "the demo upstream's address")
 	fs.StringSliceVar(&gatewayListen, "gateway-listen", []string{"127.0.0.1:8080", "127.0.0.1:8081"}, "traffic address of each gateway instance (comma-separated or repeated)")
 	fs.StringSliceVar(&status, "gateway-status-listen", []string{"127.0.0.1:8085", "127.0.0.1:8086"}, "status address of each gateway instance (comma-separated or repeated)")
-	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "admin_listen", "admin_url", "node_listen", "upstream_listen", "demo-N_listen", "demo-N_status_listen"), once the whole domain runs`)
+	fs.StringSliceVar(&gossip, "gateway-gossip-listen", nil, "gossip address of each gateway instance (default: the admin node picks the first free port from 7946 up)")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "admin_listen", "admin_url", "node_listen", "upstream_listen", "demo-N_listen", "demo-N_status_listen", "demo-N_gossip_listen"), once the whole domain runs`)
 	logs.register(fs)
 	fs.Lookup("log-level").DefValue = "warn"
 	fs.Set("log-level", "warn")
