@@ -34,6 +34,7 @@ lint:
 fuzz:
 	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s
 	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 30s
+	$(GO) test ./policy/catalog -run '^$$' -fuzz '^FuzzChecker$$' -fuzztime 30s
 	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime 30s
 	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime 30s
 	$(GO) test ./adminnode/api -run '^$$' -fuzz '^FuzzDraftPut$$' -fuzztime 30s

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // ServerCertTTL is the lifetime of the admin node's HTTPS certificate. It
 // is short because the node re-issues it itself (from two thirds of its
-// life on, ca.NeedsRenewal) and nobody pins it: clients pin the CA.
+// life on, pki.NeedsRenewal) and nobody pins it: clients pin the CA.
 const ServerCertTTL = 30 * 24 * time.Hour
 
 // serverCert holds the certificate the HTTPS listener serves and renews
@@ -50,7 +51,7 @@ func (c *serverCert) issue(now time.Time) error {
 // renew re-issues the certificate when it is due, reporting whether it
 // did.
 func (c *serverCert) renew(now time.Time) (bool, error) {
-	if !ca.NeedsRenewal(c.cur.Load().Leaf, now) {
+	if !pki.NeedsRenewal(c.cur.Load().Leaf, now) {
 		return false, nil
 	}
 	return true, c.issue(now)

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // TestMetricsAndTop sends a node manager's batches to a real admin node
@@ -27,7 +27,7 @@ func TestMetricsAndTop(t *testing.T) {
 	must(admin.CreateGroup(ctx, apitypes.Group{Name: "web"}))(t)
 	jt := must(admin.CreateJoinToken(ctx, apitypes.JoinTokenCreate{Host: "h1"}))(t)
 	must(admin.CreateInstance(ctx, apitypes.Instance{Name: "web-1", Group: "web", Host: "h1"}))(t)
-	csr, key, err := ca.NewCSR("h1")
+	csr, key, err := pki.NewCSR("h1")
 	if err != nil {
 		t.Fatal(err)
 	}

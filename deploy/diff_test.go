@@ -53,7 +53,7 @@ func diffConfig(t *testing.T, kp testKeyPair) *Config {
 	t.Helper()
 	c := mustDecode(t, diffBase)
 	c.Certificates = []Certificate{{Name: "example", SNIs: []string{"api.example.com"}, Cert: kp.cert, Key: kp.key}}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(testKinds); err != nil {
 		t.Fatalf("diffBase is invalid:\n%v", err)
 	}
 	return c

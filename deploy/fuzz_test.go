@@ -78,7 +78,7 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		verr := c.Validate()
+		verr := c.Validate(testKinds)
 		for _, e := range errorLines(t, verr) {
 			if e == "" {
 				t.Fatal("empty error message")
@@ -92,7 +92,7 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a, b := errorString(verr), errorString(c2.Validate()); a != b {
+		if a, b := errorString(verr), errorString(c2.Validate(testKinds)); a != b {
 			t.Fatalf("validation differs after the canonical round trip:\n%s\n---\n%s", a, b)
 		}
 	})

@@ -2,49 +2,48 @@ package deploy
 
 import (
 	"errors"
-
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/policy/catalog"
+	"strings"
 )
 
-// PolicyConsumers indexes the configuration's consumers by their
-// credentials, for the authentication policies. The consumers have no
-// chains yet: the gateway gives them theirs.
-func (c *Config) PolicyConsumers() *policy.Consumers {
-	cs := policy.NewConsumers()
-	for i := range c.Consumers {
-		con := &c.Consumers[i]
-		pc := cs.Add(con.Name)
-		for _, cred := range con.Credentials {
-			switch cred.Type {
-			case CredentialKey:
-				cs.AddKey(pc, cred.Key)
-			case CredentialBasic:
-				cs.AddBasic(pc, cred.Username, cred.Password)
-			case CredentialJWT:
-				cs.AddJWT(pc, cred.Subject, cred.Secret)
-			}
-		}
-	}
-	return cs
+// PolicyKinds is what validation knows of policies beyond their names: the
+// kinds that exist and how each checks its configuration. deploy is the
+// contract between the control and the data plane and depends on no policy
+// implementation, so the caller passes the kinds in: policy/catalog's
+// Checker, which the admin node, the gateway and the CLI always pass.
+//
+// A nil PolicyKinds knows no kind: every policy is refused as unknown, so
+// a caller that forgets the catalog cannot let an unchecked policy
+// configuration through.
+type PolicyKinds interface {
+	// PolicyChecker returns the checker of cfg's policies, whose
+	// configurations may name cfg's consumers and upstreams. Validate calls
+	// it once.
+	PolicyChecker(cfg *Config) PolicyChecker
 }
 
-// validationEnv is what policy kinds see when a configuration is checked:
-// its consumers and upstream names, and nothing that runs.
-func (c *Config) validationEnv() *policy.Env {
-	names := make(map[string]bool, len(c.Upstreams))
-	for _, u := range c.Upstreams {
-		names[u.Name] = true
+// PolicyChecker checks the policies of one configuration.
+type PolicyChecker interface {
+	// Known reports whether name is a kind of policy.
+	Known(name string) bool
+	// Check checks the configuration of a policy of the known kind name.
+	// Errors whose paths are relative to config ("limits[0].window") are
+	// reported below the policy's config field; any other error at the
+	// field itself.
+	Check(name string, config map[string]any) error
+}
+
+// noKinds is the checker of a nil PolicyKinds.
+type noKinds struct{}
+
+func (noKinds) Known(string) bool                  { return false }
+func (noKinds) Check(string, map[string]any) error { return nil }
+
+// policyChecker returns the checker of c's policies by kinds.
+func (c *Config) policyChecker(kinds PolicyKinds) PolicyChecker {
+	if kinds == nil {
+		return noKinds{}
 	}
-	return &policy.Env{
-		Logger:    hclog.NewNullLogger(),
-		Consumers: c.PolicyConsumers(),
-		Upstream: func(name string) (any, bool) {
-			return name, names[name]
-		},
-	}
+	return kinds.PolicyChecker(c)
 }
 
 // policy checks one policy's name and, for a known kind, its
@@ -59,19 +58,48 @@ func (v *validator) policy(path string, p *Policy) {
 		v.errs.Add(np, `must be 1 to 63 lower-case letters, digits or "-", starting with a letter`)
 		return
 	}
-	kind, ok := catalog.Lookup(p.Name)
-	if !ok {
+	if !v.kinds.Known(p.Name) {
 		v.errs.Addf(np, "unknown policy %q", p.Name)
 		return
 	}
-	if _, err := kind.New(p.Config, v.env); err != nil {
-		var ces policy.ConfigErrors
-		if !errors.As(err, &ces) {
+	if err := v.kinds.Check(p.Name, p.Config); err != nil {
+		var es Errors
+		if !errors.As(err, &es) {
 			v.errs.Add(path+".config", err.Error())
 			return
 		}
-		for _, e := range ces {
-			v.errs.Add(policy.Under(path+".config", e.Path), e.Message)
+		for _, e := range es {
+			v.errs.Add(underPath(path+".config", e.Path), e.Message)
 		}
 	}
+}
+
+// underPath returns the path sub (itself a path, such as
+// "limits[0].window" or `["a.b"]`) below path.
+func underPath(path, sub string) string {
+	switch {
+	case sub == "":
+		return path
+	case path == "":
+		return sub
+	case sub[0] == '[':
+		return path + sub
+	}
+	return path + "." + sub
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2),
+// as a header or cookie name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -56,8 +56,9 @@ type Deployment struct {
 // configuration, which no gateway would accept, and text fields that are
 // not UTF-8, which JSON would alter on the way and so break the signature.
 // CreatedAt is at in UTC, without its monotonic clock reading, so that it
-// is the same after a JSON round trip.
-func NewDeployment(domain, group string, number uint64, cfg *Config, author, message string, at time.Time) (*Deployment, error) {
+// is the same after a JSON round trip. kinds checks the policies, as for
+// Validate.
+func NewDeployment(domain, group string, number uint64, cfg *Config, author, message string, at time.Time, kinds PolicyKinds) (*Deployment, error) {
 	if cfg == nil {
 		return nil, errors.New("new deployment: no configuration")
 	}
@@ -68,7 +69,7 @@ func NewDeployment(domain, group string, number uint64, cfg *Config, author, mes
 			return nil, fmt.Errorf("new deployment: %s is not valid UTF-8", f.name)
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(kinds); err != nil {
 		return nil, fmt.Errorf("new deployment: %w: %w", ErrInvalidConfig, err)
 	}
 	canonical, err := cfg.Canonical()
@@ -132,9 +133,10 @@ func (d *Deployment) Sign(key ed25519.PrivateKey) {
 // Verify checks, in this order, that Config matches Checksum
 // (ErrChecksumMismatch), that the deployment is signed by pub
 // (ErrBadSignature), and that Config decodes strictly and is valid
-// (ErrInvalidConfig, wrapping the Errors). The configuration is only
-// parsed once it is known to come from the domain's key.
-func (d *Deployment) Verify(pub ed25519.PublicKey) error {
+// (ErrInvalidConfig, wrapping the Errors), its policies checked by kinds as
+// for Validate. The configuration is only parsed once it is known to come
+// from the domain's key.
+func (d *Deployment) Verify(pub ed25519.PublicKey, kinds PolicyKinds) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("verify deployment: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
@@ -147,7 +149,7 @@ func (d *Deployment) Verify(pub ed25519.PublicKey) error {
 	}
 	cfg, err := DecodeCanonical(config)
 	if err == nil {
-		err = cfg.Validate()
+		err = cfg.Validate(kinds)
 	}
 	if err != nil {
 		return fmt.Errorf("verify deployment %d: %w:\n%w", d.Number, ErrInvalidConfig, err)

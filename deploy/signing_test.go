@@ -44,7 +44,7 @@ func mustKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
 
 func signedDeployment(t *testing.T, priv ed25519.PrivateKey) *Deployment {
 	t.Helper()
-	d, err := NewDeployment("acme", "prod", 7, mustDecode(t, signingConfig), "alice", "add orders", signingTime)
+	d, err := NewDeployment("acme", "prod", 7, mustDecode(t, signingConfig), "alice", "add orders", signingTime, testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestDeploymentSignVerify(t *testing.T) {
 	if want := checksum(t, cfg); d.Checksum != want {
 		t.Errorf("Checksum = %s, want %s", d.Checksum, want)
 	}
-	if err := d.Verify(pub); err != nil {
+	if err := d.Verify(pub, testKinds); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 
@@ -84,7 +84,7 @@ func TestDeploymentSignVerify(t *testing.T) {
 			if bytes.Equal(got.Config, d.Config) {
 				t.Fatal("encoding/json left Config alone; the test no longer checks canonicalConfig")
 			}
-			if err := got.Verify(pub); err != nil {
+			if err := got.Verify(pub, testKinds); err != nil {
 				t.Fatalf("Verify after %s: %v", name, err)
 			}
 			dec, err := got.Decode()
@@ -102,7 +102,7 @@ func TestDeploymentCreatedAtZone(t *testing.T) {
 	pub, priv := mustKey(t)
 	d := signedDeployment(t, priv)
 	d.CreatedAt = d.CreatedAt.In(time.FixedZone("CET", 3600))
-	if err := d.Verify(pub); err != nil {
+	if err := d.Verify(pub, testKinds); err != nil {
 		t.Errorf("same instant in another zone: %v", err)
 	}
 }
@@ -139,7 +139,7 @@ func TestDeploymentChangedField(t *testing.T) {
 		t.Run(tt.field, func(t *testing.T) {
 			d := signedDeployment(t, priv)
 			tt.change(d)
-			if err := d.Verify(pub); !errors.Is(err, tt.want) {
+			if err := d.Verify(pub, testKinds); !errors.Is(err, tt.want) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
 		})
@@ -193,7 +193,7 @@ func TestSigningBytesFormat(t *testing.T) {
 func TestVerifyWrongKey(t *testing.T) {
 	_, priv := mustKey(t)
 	other, _ := mustKey(t)
-	err := signedDeployment(t, priv).Verify(other)
+	err := signedDeployment(t, priv).Verify(other, testKinds)
 	if !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("Verify = %v, want ErrBadSignature", err)
 	}
@@ -206,7 +206,7 @@ func TestVerifyMalformedKey(t *testing.T) {
 	_, priv := mustKey(t)
 	d := signedDeployment(t, priv)
 	for _, pub := range []ed25519.PublicKey{nil, make(ed25519.PublicKey, 31)} {
-		if err := d.Verify(pub); err == nil {
+		if err := d.Verify(pub, testKinds); err == nil {
 			t.Errorf("Verify with a %d-byte key succeeded", len(pub))
 		}
 	}
@@ -216,7 +216,7 @@ func TestVerifyUnsigned(t *testing.T) {
 	pub, priv := mustKey(t)
 	d := signedDeployment(t, priv)
 	d.Signature = nil
-	if err := d.Verify(pub); !errors.Is(err, ErrBadSignature) {
+	if err := d.Verify(pub, testKinds); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("Verify = %v, want ErrBadSignature", err)
 	}
 }
@@ -225,7 +225,7 @@ func TestVerifyTamperedConfig(t *testing.T) {
 	pub, priv := mustKey(t)
 	d := signedDeployment(t, priv)
 	d.Config = bytes.Replace(d.Config, []byte(`"GET"`), []byte(`"PUT"`), 1)
-	err := d.Verify(pub)
+	err := d.Verify(pub, testKinds)
 	if !errors.Is(err, ErrChecksumMismatch) {
 		t.Fatalf("Verify = %v, want ErrChecksumMismatch", err)
 	}
@@ -262,7 +262,7 @@ func TestVerifyInvalidConfig(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := signRaw(t, priv, tt.config).Verify(pub)
+			err := signRaw(t, priv, tt.config).Verify(pub, testKinds)
 			if !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("Verify = %v, want ErrInvalidConfig", err)
 			}
@@ -292,12 +292,12 @@ func TestNewDeploymentRefuses(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := NewDeployment(tt.domain, tt.group, 1, tt.cfg, "alice", "", signingTime); err == nil {
+			if _, err := NewDeployment(tt.domain, tt.group, 1, tt.cfg, "alice", "", signingTime, testKinds); err == nil {
 				t.Error("NewDeployment succeeded")
 			}
 		})
 	}
-	if _, err := NewDeployment("acme", "prod", 1, invalid, "alice", "", signingTime); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewDeployment("acme", "prod", 1, invalid, "alice", "", signingTime, testKinds); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("invalid config: %v, want ErrInvalidConfig", err)
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Defaults of the active health check that validation needs: the timeout
@@ -70,11 +68,12 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 // by no other certificate; cert is a PEM certificate chain and key the PEM
 // private key of its first certificate.
 //
-// Policies, wherever they are, name a kind of policy/catalog, at most once
-// per scope, and their configurations are checked by that kind.
-func (c *Config) Validate() error {
+// Policies, wherever they are, name a kind of kinds (policy/catalog's
+// Checker), at most once per scope, and their configurations are checked by
+// that kind. A nil kinds knows no kind (see PolicyKinds).
+func (c *Config) Validate(kinds PolicyKinds) error {
 	v := validator{
-		env:        c.validationEnv(),
+		kinds:      c.policyChecker(kinds),
 		routeNames: make(map[string]string),
 		routeKeys:  make(map[routeKey]routeRef),
 	}
@@ -97,8 +96,8 @@ func (c *Config) Validate() error {
 }
 
 type validator struct {
-	errs Errors
-	env  *policy.Env
+	errs  Errors
+	kinds PolicyChecker
 	// routeNames maps a route name to the path of the route that has it.
 	routeNames map[string]string
 	// routeKeys maps what a route path matches to the route that has it.
@@ -177,7 +176,7 @@ func (v *validator) route(path string, r *Route) {
 		switch {
 		case h.Name == "":
 			v.errs.Add(p, "required")
-		case !policy.IsToken(h.Name):
+		case !isToken(h.Name):
 			v.errs.Add(p, "must be an HTTP header name")
 		}
 	}
@@ -365,7 +364,7 @@ func (v *validator) hashOn(path string, h *HashOn) {
 		switch {
 		case h.Name == "":
 			v.errs.Addf(path+".name", "required with source %s", h.Source)
-		case !policy.IsToken(h.Name):
+		case !isToken(h.Name):
 			v.errs.Addf(path+".name", "must be a %s name", h.Source)
 		}
 	case HashOnClientIP:

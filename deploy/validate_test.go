@@ -38,8 +38,26 @@ func validConfig() *Config {
 }
 
 func TestValidConfig(t *testing.T) {
-	if err := validConfig().Validate(); err != nil {
+	if err := validConfig().Validate(testKinds); err != nil {
 		t.Fatalf("Validate() = %v", err)
+	}
+}
+
+// TestValidateWithoutKinds checks that a caller passing no policy kinds
+// cannot let a policy through unchecked: every policy is unknown.
+func TestValidateWithoutKinds(t *testing.T) {
+	c := validConfig()
+	c.Services[0].Policies = []Policy{{Name: "cors", Config: map[string]any{"origins": "bad"}}}
+	want := []string{
+		`services[0].policies[0].name: unknown policy "cors"`,
+		`global_policies[0].name: unknown policy "request-id"`,
+	}
+	if got := errorLines(t, c.Validate(nil)); !slices.Equal(got, want) {
+		t.Errorf("Validate(nil) errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	c.Services[0].Policies, c.GlobalPolicies = nil, nil
+	if err := c.Validate(nil); err != nil {
+		t.Errorf("Validate(nil) of a configuration without policies = %v", err)
 	}
 }
 
@@ -482,45 +500,34 @@ func TestValidate(t *testing.T) {
 			c.Consumers[0].Policies = []Policy{limit}
 		}, nil},
 		{"policy config", func(c *Config) {
-			route(c).Policies = []Policy{{Name: "rate-limit"}}
-			c.Services[0].Routes[1].Policies = []Policy{{Name: "rate-limit", Config: map[string]any{
-				"limits": []any{map[string]any{"requests": 0, "window": "fortnight"}},
-				"per":    "1m",
-			}}}
-			c.Services[0].Policies = []Policy{{Name: "external", Config: map[string]any{"config": "anything"}}}
-			c.Consumers[0].Policies = []Policy{{Name: "rate-limit", Config: map[string]any{"limits": "lots"}}}
-			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "cors", Config: map[string]any{}})
+			route(c).Policies = []Policy{{Name: "rate-limit", Config: map[string]any{"limits[0].window": "bad", "per": "bad"}}}
+			c.Services[0].Routes[1].Policies = []Policy{{Name: "cors", Config: map[string]any{`["a.b"]`: "bad", "": "bad"}}}
+			c.Services[0].Policies = []Policy{{Name: "external", Config: map[string]any{"error": "plugin not found"}}}
+			c.Consumers[0].Policies = []Policy{{Name: "rate-limit", Config: map[string]any{"limits": "good"}}}
 		}, []string{
-			"services[0].routes[0].policies[0].config.limits: required",
-			"services[0].routes[1].policies[0].config.limits[0].requests: must be between 1 and 2147483647",
-			`services[0].routes[1].policies[0].config.limits[0].window: must be "second", "minute", "hour" or a whole number of seconds from 1s to 24h such as "10s"`,
-			"services[0].routes[1].policies[0].config.per: unknown field",
-			"services[0].policies[0].config.plugin: required",
-			"consumers[0].policies[0].config.limits: must be a list, got a string",
-			"global_policies[1].config.origins: required",
+			"services[0].routes[0].policies[0].config.limits[0].window: is bad",
+			"services[0].routes[0].policies[0].config.per: is bad",
+			"services[0].routes[1].policies[0].config: is bad",
+			`services[0].routes[1].policies[0].config["a.b"]: is bad`,
+			"services[0].policies[0].config: plugin not found",
 		}},
 		{"policy config refers to the configuration", func(c *Config) {
 			c.Upstreams = append(c.Upstreams, Upstream{Name: "orders-v2", Targets: []Target{{Address: "10.0.0.2:8080"}}})
-			route(c).Policies = []Policy{{Name: "traffic-split", Config: map[string]any{"rules": []any{map[string]any{
-				"upstreams": []any{
-					map[string]any{"upstream": "orders-v2", "weight": 10},
-					map[string]any{"upstream": "orders-v3", "weight": 10},
-					map[string]any{"weight": 80},
-				},
-			}}}}}
+			route(c).Policies = []Policy{{Name: "traffic-split", Config: map[string]any{"upstream": "orders-v2"}}}
+			c.Services[0].Routes[1].Policies = []Policy{{Name: "traffic-split", Config: map[string]any{"upstream": "orders-v3"}}}
 			c.Consumers = append(c.Consumers, Consumer{Name: "guest"})
-			c.Services[0].Policies = []Policy{{Name: "key-auth", Config: map[string]any{"anonymous": "guest"}}}
-			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "basic-auth", Config: map[string]any{"anonymous": "nobody"}})
+			c.Services[0].Policies = []Policy{{Name: "key-auth", Config: map[string]any{"consumer": "guest"}}}
+			c.GlobalPolicies = append(c.GlobalPolicies, Policy{Name: "basic-auth", Config: map[string]any{"consumer": "nobody"}})
 		}, []string{
-			`services[0].routes[0].policies[0].config.rules[0].upstreams[1].upstream: unknown upstream "orders-v3"`,
-			`global_policies[1].config.anonymous: unknown consumer "nobody"`,
+			`services[0].routes[1].policies[0].config.upstream: unknown upstream "orders-v3"`,
+			`global_policies[1].config.consumer: unknown consumer "nobody"`,
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
 			tc.mutate(c)
-			got := errorLines(t, c.Validate())
+			got := errorLines(t, c.Validate(testKinds))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Validate() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
@@ -546,7 +553,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"certificates[0].snis: at least one SNI is required",
 		`global_policies[0].name: must be 1 to 63 lower-case letters, digits or "-", starting with a letter`,
 	}
-	err := c.Validate()
+	err := c.Validate(testKinds)
 	if got := errorLines(t, err); !slices.Equal(got, want) {
 		t.Fatalf("Validate() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -569,7 +576,7 @@ func TestValidateKeepsSecrets(t *testing.T) {
 		Certificate{Name: "switched", SNIs: []string{"c.example.com"}, Cert: kp.key, Key: kp.cert},
 		Certificate{Name: "garbage", SNIs: []string{"d.example.com"}, Cert: kp.cert, Key: "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"},
 	)
-	err := c.Validate()
+	err := c.Validate(testKinds)
 	if err == nil {
 		t.Fatal("Validate() = nil, want errors")
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,15 +52,16 @@ type Options struct {
 	// Listening, when set, is called once the whole domain runs, with the
 	// bound addresses: "admin_listen", "admin_url", "node_listen",
 	// "upstream_listen", and "<instance>_listen",
-	// "<instance>_status_listen" and, when given, "<instance>_gossip_listen"
-	// for each gateway. An error stops Run.
+	// "<instance>_status_listen" and "<instance>_gossip_listen" for each
+	// gateway. An error stops Run.
 	Listening func(addrs map[string]string) error
 }
 
-// Gateway is one instance of the demo group. An empty GossipListen lets
-// the admin node choose the gossip port (the first free one from 7946 up).
+// Gateway is one instance of the demo group. An empty GossipListen is
+// 127.0.0.1 with port 7946 for the first gateway, 7947 for the second, ...
 type Gateway struct {
-	Name, Listen, StatusListen, GossipListen string
+	Name, Listen, StatusListen string
+	GossipListen               string
 }
 
 func (o *Options) defaults() {
@@ -75,6 +78,14 @@ func (o *Options) defaults() {
 		o.Gateways = []Gateway{
 			{Name: "demo-1", Listen: "127.0.0.1:8080", StatusListen: "127.0.0.1:8085"},
 			{Name: "demo-2", Listen: "127.0.0.1:8081", StatusListen: "127.0.0.1:8086"},
+		}
+	}
+	// Gossip stays on loopback like everything else here; left to the
+	// admin node, it would take ":7946", every interface.
+	o.Gateways = slices.Clone(o.Gateways)
+	for i := range o.Gateways {
+		if o.Gateways[i].GossipListen == "" {
+			o.Gateways[i].GossipListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(7946+i))
 		}
 	}
 	if o.Logger == nil {
@@ -181,21 +192,17 @@ func Run(ctx context.Context, opts Options) (err error) {
 		// that nothing else takes them while the node manager (re)starts
 		// the gateways on them.
 		for i, g := range opts.Gateways {
-			for _, addr := range []*string{&opts.Gateways[i].Listen, &opts.Gateways[i].StatusListen} {
-				held, release, err := reservePort(*addr)
+			gw := &opts.Gateways[i]
+			for _, r := range []struct {
+				addr    *string
+				reserve func(string) (string, func(), error)
+			}{{&gw.Listen, reservePort}, {&gw.StatusListen, reservePort}, {&gw.GossipListen, reserveGossipPort}} {
+				held, release, err := r.reserve(*r.addr)
 				if err != nil {
 					return fmt.Errorf("dev: gateway %s: %w", g.Name, err)
 				}
 				defer release()
-				*addr = held
-			}
-			if g.GossipListen != "" {
-				held, release, err := reserveGossipPort(g.GossipListen)
-				if err != nil {
-					return fmt.Errorf("dev: gateway %s: gossip: %w", g.Name, err)
-				}
-				defer release()
-				opts.Gateways[i].GossipListen = held
+				*r.addr = held
 			}
 		}
 		if err := setUp(ctx, anon, caPEM, password, opts, envFile, adminURL); err != nil {
@@ -221,9 +228,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			"upstream_listen": opts.Upstream}
 		for _, g := range opts.Gateways {
 			addrs[g.Name+"_listen"], addrs[g.Name+"_status_listen"] = g.Listen, g.StatusListen
-			if g.GossipListen != "" {
-				addrs[g.Name+"_gossip_listen"] = g.GossipListen
-			}
+			addrs[g.Name+"_gossip_listen"] = g.GossipListen
 		}
 		if err := opts.Listening(addrs); err != nil {
 			return err

@@ -53,6 +53,9 @@ func reservePort(addr string) (string, func(), error) {
 // is one free for UDP too at the time, which only a UDP socket binding
 // port 0 in the meantime could take.
 func reserveGossipPort(addr string) (string, func(), error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "0" {
+		return addr, func() {}, nil
+	}
 	for range 20 {
 		held, release, err := reservePort(addr)
 		if err != nil {
@@ -64,9 +67,6 @@ func reserveGossipPort(addr string) (string, func(), error) {
 			return held, release, nil
 		}
 		release()
-		if _, port, _ := net.SplitHostPort(addr); port != "0" {
-			return "", nil, fmt.Errorf("address %s: %w", addr, err)
-		}
 	}
 	return "", nil, fmt.Errorf("address %s: no port free for both TCP and UDP", addr)
 }

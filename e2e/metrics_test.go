@@ -171,11 +171,9 @@ func TestDomainMetricsExact(t *testing.T) {
 	// A gateway restarted mid-run hands its last counts to its node
 	// manager as it stops.
 	d.send(t, "gw-b", "ok", 10, &total)
-	resp, err := http.Post("http://"+h2.addr+"/v1/instances/gw-b/restart", "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if code, body := localRequest(t, h2.addr, "POST", "/v1/instances/gw-b/restart", "Authorization: Bearer "+readLocalToken(t, h2.dir)); code != http.StatusAccepted {
+		t.Fatalf("restart gw-b: %d %s", code, body)
 	}
-	resp.Body.Close()
 	until(t, "gw-b serving again", func() (bool, string) {
 		r, err := noKeepAlive.Get("http://" + d.instances["gw-b"][0] + "/ok/probe")
 		if err != nil {

@@ -676,13 +676,8 @@ func TestNodeAdminNodeDown(t *testing.T) {
 	}
 	d.mustRouteTo(t, "u1", "gw-a", "gw-b")
 
-	resp, err := http.Post("http://"+d.nodeAddr+localapi.PathInstances+"/gw-a/restart", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /v1/instances/gw-a/restart: %d, want 202", resp.StatusCode)
+	if code, body := localRequest(t, d.nodeAddr, "POST", localapi.PathInstances+"/gw-a/restart", "Authorization: Bearer "+readLocalToken(t, d.nodeDir)); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/instances/gw-a/restart: %d %s, want 202", code, body)
 	}
 	// The new process is started when the answer comes, and has not
 	// reported yet: what /v1/instances (and so the heartbeat) says it runs

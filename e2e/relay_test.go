@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // relayNodeManager stands for a node manager's local API: the two routes a
@@ -178,7 +179,7 @@ func relayDeployment(t *testing.T, n uint64, addr string) *deploy.Deployment {
 			{Name: "version", Paths: []string{fmt.Sprintf("/v/%d", n)}},
 		}}},
 	}
-	d, err := deploy.NewDeployment("acme", "web", n, &cfg, "e2e", fmt.Sprintf("deployment %d", n), time.Now())
+	d, err := deploy.NewDeployment("acme", "web", n, &cfg, "e2e", fmt.Sprintf("deployment %d", n), time.Now(), catalog.Checker{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // Options configure a gateway process.
@@ -69,12 +70,15 @@ type Options struct {
 	// Engine serves the HTTP listener: EngineEvloop (the default) or
 	// EngineFasthttp.
 	Engine string
-	// Profiling serves Go's /debug/pprof on the status port.
-	Profiling bool
+	// Profiling serves Go's /debug/pprof on ProfilingListen, a loopback
+	// address (DefaultProfilingListen when empty), never on the status
+	// port.
+	Profiling       bool
+	ProfilingListen string
 	// Listening, when set, is called by Run once every listener is bound
 	// and before anything is served, with the bound addresses by flag
-	// name ("listen", "tls_listen", "status_listen"): a port 0 in the
-	// options is a real port there. An error stops Run.
+	// name ("listen", "tls_listen", "status_listen", "pprof_listen"): a
+	// port 0 in the options is a real port there. An error stops Run.
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
 }
@@ -138,6 +142,14 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.ConfigPath != "" && opts.NodeManager != "" {
 		return nil, errors.New("a gateway has one source: a configuration file or a node manager, not both")
+	}
+	if opts.Profiling {
+		if opts.ProfilingListen == "" {
+			opts.ProfilingListen = DefaultProfilingListen
+		}
+		if err := CheckProfilingListen(opts.ProfilingListen); err != nil {
+			return nil, fmt.Errorf("pprof listen address: %w", err)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -296,7 +308,7 @@ func (g *Gateway) settle(origin string, err error) error {
 
 // apply is Apply's work, with applyMu held.
 func (g *Gateway) apply(cfg *deploy.Config, src source) error {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(catalog.Checker{}); err != nil {
 		return fmt.Errorf("validate configuration:\n%w", err)
 	}
 	sum, err := cfg.Checksum()
@@ -371,8 +383,14 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	fast := g.fast
 	statusSrv := newStatusServer(g)
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	go func() { errs <- statusSrv.Serve(l.status) }()
+	if l.pprof != nil {
+		pprofSrv := newProfilingServer(g)
+		defer pprofSrv.Close()
+		go func() { errs <- pprofSrv.Serve(l.pprof) }()
+		g.logger.Info("serving /debug/pprof on loopback", "address", l.pprof.Addr())
+	}
 	if l.engine != nil {
 		go func() { errs <- l.engine.Serve() }()
 	} else {
@@ -414,6 +432,7 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 // listeners are the gateway's bound sockets.
 type listeners struct {
 	status, http, https net.Listener
+	pprof               net.Listener   // nil unless Profiling
 	engine              *evloop.Engine // serves http instead of a listener
 }
 
@@ -422,7 +441,7 @@ type listeners struct {
 func (g *Gateway) listen() (*listeners, error) {
 	var l listeners
 	fail := func(err error) (*listeners, error) {
-		for _, c := range []net.Listener{l.status, l.http, l.https} {
+		for _, c := range []net.Listener{l.status, l.http, l.https, l.pprof} {
 			if c != nil {
 				c.Close()
 			}
@@ -435,6 +454,11 @@ func (g *Gateway) listen() (*listeners, error) {
 	var err error
 	if l.status, err = net.Listen("tcp", g.opts.StatusListen); err != nil {
 		return fail(fmt.Errorf("listen status %s: %w", g.opts.StatusListen, err))
+	}
+	if g.opts.Profiling {
+		if l.pprof, err = g.listenProfiling(); err != nil {
+			return fail(err)
+		}
 	}
 	var httpAddr string
 	switch g.opts.Engine {
@@ -495,6 +519,10 @@ func (g *Gateway) listen() (*listeners, error) {
 	if l.https != nil {
 		g.listeners = append(g.listeners, listenerInfo{"https", l.https.Addr().String()})
 		bound["tls_listen"] = l.https.Addr().String()
+	}
+	if l.pprof != nil {
+		g.listeners = append(g.listeners, listenerInfo{"pprof", l.pprof.Addr().String()})
+		bound["pprof_listen"] = l.pprof.Addr().String()
 	}
 	g.listenersMu.Unlock()
 	if g.opts.Listening != nil {

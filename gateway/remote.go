@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // remote is the node manager as a gateway's source (docs/node-manager.md):
@@ -87,7 +88,7 @@ var (
 // not its name, and each domain has its own key, so a signature that
 // verifies already says the deployment is of the gateway's domain.
 func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, current uint64) error {
-	if err := d.Verify(key); err != nil {
+	if err := d.Verify(key, catalog.Checker{}); err != nil {
 		return err
 	}
 	switch {

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 const (
@@ -171,7 +172,7 @@ func testConfig(n uint64) *deploy.Config {
 
 func signed(t *testing.T, priv ed25519.PrivateKey, group string, n uint64) *deploy.Deployment {
 	t.Helper()
-	d, err := deploy.NewDeployment("acme", group, n, testConfig(n), "alice", "", time.Now())
+	d, err := deploy.NewDeployment("acme", group, n, testConfig(n), "alice", "", time.Now(), catalog.Checker{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +251,15 @@ func TestDeploymentRules(t *testing.T) {
 			// NewDeployment refuses an invalid configuration, so this one is
 			// built by hand, as a buggy or compromised signer could.
 			cfg := json.RawMessage(`{"services":[{"name":"svc","upstream":"missing","routes":[{"name":"r","paths":["/x"]}]}]}`)
+			d := &deploy.Deployment{Domain: "acme", Group: testGroup, Number: 10, Checksum: sha256Of(cfg),
+				Config: cfg, Author: "mallory", CreatedAt: time.Now().UTC()}
+			d.Sign(priv)
+			return d
+		}, deploy.ErrInvalidConfig},
+		{"invalid policy config, signed", func() *deploy.Deployment {
+			// deploy knows no policy kind by itself: the gateway must check
+			// the policies with the catalog before it applies anything.
+			cfg := json.RawMessage(`{"services":[{"name":"svc","routes":[{"name":"r","paths":["/x"],"policies":[{"config":{"limits":[{"requests":5,"window":"fortnight"}]},"name":"rate-limit"}]}],"upstream":"up"}],"upstreams":[{"name":"up","targets":[{"address":"127.0.0.1:9"}]}]}`)
 			d := &deploy.Deployment{Domain: "acme", Group: testGroup, Number: 10, Checksum: sha256Of(cfg),
 				Config: cfg, Author: "mallory", CreatedAt: time.Now().UTC()}
 			d.Sign(priv)

@@ -19,6 +19,9 @@ import (
 func newServer(g *Gateway) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler: g.proxy.ServeHTTP,
+		// Expect: 100-continue is decided by routing and policies before
+		// the body is read, as on the event loops.
+		ExpectHandler: g.proxy.Expect,
 		// Bodies stream through instead of being buffered: a large upload
 		// costs the gateway buffers, not its size in memory.
 		StreamRequestBody:     true,
@@ -43,7 +46,7 @@ func newServer(g *Gateway) *fasthttp.Server {
 
 func newStatusServer(g *Gateway) *http.Server {
 	return &http.Server{
-		Handler:           status.Handler(g, g.gatherer, g.opts.Profiling),
+		Handler:           status.Handler(g, g.gatherer),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          g.logger.Named("status").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}

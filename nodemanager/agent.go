@@ -45,8 +45,11 @@ type agent struct {
 	dataDir string
 	// local is the local API's base URL, given to the gateways.
 	local string
-	wait  time.Duration
-	now   func() time.Time
+	// localToken is the operator token of the local API's state-changing
+	// calls (local-api.token); never logged.
+	localToken string
+	wait       time.Duration
+	now        func() time.Time
 	// started is when this node manager started.
 	started time.Time
 	// advertise is the IP address the host's gateways are reached at by

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // Files of a node manager's data directory (docs/node-manager.md).
@@ -74,7 +74,7 @@ func Join(ctx context.Context, opts JoinOptions) (Identity, error) {
 	}
 	// The request carries no name: the token names the host, and the
 	// admin node puts that name in the certificate.
-	csrPEM, keyPEM, err := ca.NewCSR("")
+	csrPEM, keyPEM, err := pki.NewCSR("")
 	if err != nil {
 		return Identity{}, fmt.Errorf("join: %w", err)
 	}
@@ -180,10 +180,10 @@ func (c *certs) get() (*tls.Certificate, error) {
 // the new key and certificate before using them.
 func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host string, now time.Time) (bool, error) {
 	cur, _ := c.get()
-	if !ca.NeedsRenewal(cur.Leaf, now) {
+	if !pki.NeedsRenewal(cur.Leaf, now) {
 		return false, nil
 	}
-	csrPEM, keyPEM, err := ca.NewCSR(host)
+	csrPEM, keyPEM, err := pki.NewCSR(host)
 	if err != nil {
 		return false, err
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +22,11 @@ import (
 
 // The local API (docs/node-manager.md) listens on loopback only: gateways
 // fetch their deployment and report back with their instance's secret;
-// operators on the host read and restart instances.
+// operators on the host read instances without a credential and restart
+// them with the operator token. Loopback is not enough on its own: every
+// local user and every web page the host's browser opens can reach it, so
+// requests from a browser (an Origin header) or through a foreign name (a
+// Host that is not loopback: DNS rebinding) are refused on every route.
 
 type localError struct {
 	Error struct {
@@ -55,16 +61,68 @@ func (a *agent) localHandler(reg *prometheus.Registry) http.Handler {
 	r.HandleFunc("/v1/instances", func(w http.ResponseWriter, _ *http.Request) {
 		writeLocal(w, http.StatusOK, localapi.InstanceList{Instances: a.views()})
 	}).Methods("GET")
-	r.HandleFunc("/v1/instances/{name}/restart", func(w http.ResponseWriter, req *http.Request) {
-		name := mux.Vars(req)["name"]
-		if err := a.sup.Restart(req.Context(), name); err != nil {
-			failLocal(w, http.StatusNotFound, "not_found", err.Error())
+	r.Handle("/v1/instances/{name}/restart", a.operator(http.HandlerFunc(a.serveRestart))).Methods("POST")
+	return localOnly(r)
+}
+
+func (a *agent) serveRestart(w http.ResponseWriter, req *http.Request) {
+	name := mux.Vars(req)["name"]
+	if err := a.sup.Restart(req.Context(), name); err != nil {
+		failLocal(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	a.log.Info("instance restarted on request", "instance", name)
+	writeLocal(w, http.StatusAccepted, map[string]string{"restarting": name})
+}
+
+// localOnly refuses, before any route, a request that a web page made: one
+// with an Origin header (a cross-site form or fetch; no client of this API
+// sends one), or one whose Host is not a loopback address (a page whose
+// name was rebound to 127.0.0.1 sends its own name).
+func localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Origin")) > 0 {
+			failLocal(w, http.StatusForbidden, "forbidden", "the local API refuses requests from web pages (Origin header)")
 			return
 		}
-		a.log.Info("instance restarted on request", "instance", name)
-		writeLocal(w, http.StatusAccepted, map[string]string{"restarting": name})
-	}).Methods("POST")
-	return r
+		if !loopbackHost(r.Host) {
+			failLocal(w, http.StatusForbidden, "forbidden", "the local API answers only a loopback Host (127.0.0.1, [::1], localhost)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost says whether a Host header names a loopback address:
+// localhost or a loopback IP, with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
+}
+
+// operator lets through a request carrying the operator token
+// (DATA_DIR/local-api.token) as a bearer token. An instance's secret is no
+// operator's credential: a gateway may not restart its neighbours.
+func (a *agent) operator(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get(localapi.HeaderAuthorization), localapi.BearerPrefix)
+		if !ok || a.localToken == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.localToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse node manager"`)
+			failLocal(w, http.StatusUnauthorized, "unauthorized",
+				"this call needs the operator token: Authorization: Bearer <the content of "+localapi.TokenFile+" in the node manager's data dir>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // authorize checks the instance's secret and returns its group.

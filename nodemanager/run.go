@@ -137,6 +137,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
+	token, created, err := loadLocalToken(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("made the local API's operator token", "file", filepath.Join(opts.DataDir, localapi.TokenFile))
+	}
 	st, err := state.Open(filepath.Join(opts.DataDir, StateFile))
 	if err != nil {
 		return err
@@ -162,7 +169,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
-		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
+		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}

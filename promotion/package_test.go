@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/deploy/placeholder"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 	"github.com/gatehouse/gatehouse/promotion"
 )
 
@@ -141,7 +142,7 @@ services:
     routes: [{name: r, paths: ["/orders/{id}"], headers: [{name: X-Note, values: ["a<b>&c é \u2028 \u007f"]}]}]
     policies: [{name: cors, config: {origins: ["https://app.example.com"], max_age: 1m}}]
 `)
-	d, err := deploy.NewDeployment("dev", "payments", 12, cfg, "alice", "round <trip>", createdAt)
+	d, err := deploy.NewDeployment("dev", "payments", 12, cfg, "alice", "round <trip>", createdAt, catalog.Checker{})
 	if err != nil {
 		t.Fatal(err)
 	}

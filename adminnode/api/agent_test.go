@@ -18,6 +18,8 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/pki"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // agentServer serves the API over TLS with the domain CA, as admin run
@@ -172,7 +174,7 @@ func TestAgentAPI(t *testing.T) {
 	if dep.Index != 1 || dep.Deployment == nil || dep.Deployment.Number != 1 {
 		t.Fatalf("deployment %+v", dep)
 	}
-	if err := dep.Deployment.Verify(e.pub); err != nil {
+	if err := dep.Deployment.Verify(e.pub, catalog.Checker{}); err != nil {
 		t.Fatalf("relayed deployment does not verify: %v", err)
 	}
 
@@ -232,7 +234,7 @@ func jsonIndex(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func newCSR(t testing.TB, host string) (csr, key []byte) {
 	t.Helper()
-	csr, key, err := ca.NewCSR(host)
+	csr, key, err := pki.NewCSR(host)
 	if err != nil {
 		t.Fatal(err)
 	}

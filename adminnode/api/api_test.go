@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 func TestLoginAndTokens(t *testing.T) {
@@ -64,20 +66,21 @@ func TestLoginAndTokens(t *testing.T) {
 
 func TestLoginRateLimitAndAudit(t *testing.T) {
 	e := newEnv(t)
-	for i := range loginFailuresPerUser {
+	free := auth.DefaultLimits().FreeFailures
+	for i := range free {
 		e.do("", "POST", "/auth/login", apitypes.LoginRequest{User: "admin", Password: "wrong"}).
 			expect(t, http.StatusUnauthorized, fmt.Sprint("failed login ", i))
 	}
 	r := e.do("", "POST", "/auth/login", apitypes.LoginRequest{User: "admin", Password: testPassword}).
 		expect(t, http.StatusTooManyRequests, "login after too many failures")
-	if r.header.Get("Retry-After") == "" {
-		t.Error("429 without Retry-After")
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After %q after the free failures, want 1", got)
 	}
 	e.do("", "POST", "/auth/login", apitypes.LoginRequest{User: "nobody", Password: "x"}).
 		expect(t, http.StatusUnauthorized, "unknown user")
-	e.advance(loginWindow + time.Second)
+	e.advance(time.Second)
 	e.do("", "POST", "/auth/login", apitypes.LoginRequest{User: "admin", Password: testPassword}).
-		expect(t, http.StatusOK, "login after the window")
+		expect(t, http.StatusOK, "login after the delay")
 
 	var entries []apitypes.AuditEntry
 	e.do(e.admin, "GET", "/audit?action=auth.login", nil).expect(t, http.StatusOK, "audit").decode(t, &entries)
@@ -91,9 +94,62 @@ func TestLoginRateLimitAndAudit(t *testing.T) {
 			t.Errorf("audit entry holds a password: %+v", en)
 		}
 	}
-	if results[store.AuditDenied] != loginFailuresPerUser+2 || results[store.AuditOK] != 1 {
-		t.Errorf("login audit results %v, want %d denied and 1 ok", results, loginFailuresPerUser+2)
+	if results[store.AuditDenied] != free+2 || results[store.AuditOK] != 1 {
+		t.Errorf("login audit results %v, want %d denied and 1 ok", results, free+2)
 	}
+}
+
+// TestLoginAttackerDoesNotLockOutTheUser hammers admin's password from
+// other loopback addresses, as an attacker would from theirs, and logs in
+// as admin from 127.0.0.1 all along: the attacker's addresses are slowed
+// down, the real user's is not, even once the failures over all
+// addresses reach the per-user ceiling.
+func TestLoginAttackerDoesNotLockOutTheUser(t *testing.T) {
+	e := newEnv(t)
+	lim := auth.DefaultLimits()
+	login := func(c *http.Client, password string) reply {
+		return e.doWith(c, "", "POST", "/auth/login", apitypes.LoginRequest{User: "admin", Password: password})
+	}
+	attacker := e.from("127.0.0.2")
+	for i := range lim.FreeFailures {
+		login(attacker, "wrong").expect(t, http.StatusUnauthorized, fmt.Sprint("attacker's failure ", i))
+	}
+	r := login(attacker, testPassword).expect(t, http.StatusTooManyRequests, "attacker after the free failures")
+	if r.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
+	}
+	login(e.http.Client(), testPassword).expect(t, http.StatusOK, "admin from another address")
+
+	// The delays grow: 1 s, then 2 s, 4 s, ... up to the cap.
+	for want := time.Second; want < lim.MaxDelay; want *= 2 {
+		e.advance(want)
+		login(attacker, "wrong").expect(t, http.StatusUnauthorized, "attacker after the delay")
+		r := login(attacker, "wrong").expect(t, http.StatusTooManyRequests, "attacker right after a failure")
+		if got := r.header.Get("Retry-After"); got != fmt.Sprint(int(min(2*want, lim.MaxDelay).Seconds())) {
+			t.Fatalf("Retry-After %s after a %s delay", got, want)
+		}
+	}
+	login(e.http.Client(), testPassword).expect(t, http.StatusOK, "admin while the attacker waits the cap")
+
+	// A campaign over many addresses reaches the per-user ceiling: each
+	// address that failed now waits the cap after one failure; the real
+	// user's address, which has not failed, still logs in at once.
+	e.advance(lim.MaxDelay)
+	failures := 0
+	for i := 3; failures < lim.UserFailures; i++ {
+		c := e.from(fmt.Sprintf("127.0.0.%d", i))
+		for range lim.FreeFailures - 1 {
+			login(c, "wrong").expect(t, http.StatusUnauthorized, "a failure of the campaign")
+			failures++
+		}
+	}
+	last := e.from("127.0.0.250")
+	login(last, "wrong").expect(t, http.StatusUnauthorized, "the campaign's first failure from a new address")
+	r = login(last, "wrong").expect(t, http.StatusTooManyRequests, "the campaign's second failure from that address")
+	if want := fmt.Sprint(int(lim.MaxDelay.Seconds())); r.header.Get("Retry-After") != want {
+		t.Errorf("Retry-After %q under attack, want %s", r.header.Get("Retry-After"), want)
+	}
+	login(e.http.Client(), testPassword).expect(t, http.StatusOK, "admin under attack")
 }
 
 func TestDraftConcurrencyAndValidation(t *testing.T) {
@@ -202,7 +258,7 @@ func TestDeployDiffRollback(t *testing.T) {
 	dep := must[store.Deployment](t)(e.store.GetDeployment(bg, "edge", 2))
 	signed := deploy.Deployment{Domain: "test", Group: "edge", Number: 2, Checksum: dep.Checksum, Config: dep.Config,
 		Author: dep.Author, Message: dep.Message, CreatedAt: dep.CreatedAt, Signature: dep.Signature}
-	if err := signed.Verify(e.pub); err != nil {
+	if err := signed.Verify(e.pub, catalog.Checker{}); err != nil {
 		t.Fatalf("deployment 2 does not verify: %v", err)
 	}
 	if base64.StdEncoding.EncodeToString(dep.Signature) != d2.Signature {

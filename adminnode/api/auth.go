@@ -13,14 +13,6 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
-// Login limits: a user's password is guessed from one place or many; a
-// source guesses many users' passwords.
-const (
-	loginFailuresPerUser   = 5
-	loginFailuresPerSource = 20
-	loginWindow            = 5 * time.Minute
-)
-
 func (s *Server) health(q *request) (any, error) {
 	return apitypes.Health{Status: "ok", Domain: s.domain.Name}, nil
 }
@@ -45,15 +37,8 @@ func (s *Server) login(q *request) (any, error) {
 	}
 	q.auditUser, q.auditTarget = in.User, "user/"+in.User
 	now := s.now()
-	userKey, sourceKey := "user:"+in.User, "source:"+q.source
-	for _, c := range []struct {
-		l   *auth.Limiter
-		key string
-	}{{s.userLimiter, userKey}, {s.sourceLimiter, sourceKey}} {
-		if ok, wait := c.l.Allowed(c.key, now); !ok {
-			q.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			return nil, newError(http.StatusTooManyRequests, apitypes.CodeTooManyRequests, "too many failed logins: retry in %s", wait.Round(time.Second))
-		}
+	if err := s.loginAllowed(q, in.User, now); err != nil {
+		return nil, err
 	}
 	u, err := s.store.GetUser(q.ctx, in.User)
 	switch {
@@ -63,16 +48,36 @@ func (s *Server) login(q *request) (any, error) {
 		return nil, err
 	}
 	if err != nil || !auth.CheckPassword(u.PasswordHash, in.Password) || u.Disabled {
-		s.userLimiter.Failed(userKey, now)
-		s.sourceLimiter.Failed(sourceKey, now)
+		s.loginFailed(q, in.User, now)
 		return nil, unauthorized("invalid user or password")
 	}
-	s.userLimiter.Succeeded(userKey)
+	s.loginAttempts.Succeeded(in.User, q.source)
 	tok, err := s.newToken(q, u.Name, store.TokenKindLogin, "login", now.Add(s.loginTTL))
 	if err != nil {
 		return nil, err
 	}
 	return apitypes.LoginResponse{User: u.Name, Token: tok.Secret, ExpiresAt: tok.ExpiresAt.UTC()}, nil
+}
+
+// loginAllowed answers 429 with Retry-After when user may not try a
+// password from the request's source yet. The source is the TCP peer: the
+// admin node trusts no proxy header, which a client could set to anything.
+func (s *Server) loginAllowed(q *request, user string, now time.Time) error {
+	ok, wait := s.loginAttempts.Allowed(user, q.source, now)
+	if ok {
+		return nil
+	}
+	q.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	return newError(http.StatusTooManyRequests, apitypes.CodeTooManyRequests, "too many failed attempts: retry in %s", wait.Round(time.Second))
+}
+
+// loginFailed records a wrong password and tells the operator when the
+// failures for user, over all sources, reach the level of an attack.
+func (s *Server) loginFailed(q *request, user string, now time.Time) {
+	if s.loginAttempts.Failed(user, q.source, now) {
+		s.log.Warn("many failed logins for one user from many addresses: each address that fails now waits the longest delay after every failure",
+			"user", user, "source", q.source)
+	}
 }
 
 // newToken mints a token and stores its hash.
@@ -145,17 +150,15 @@ func (s *Server) changePassword(q *request) (any, error) {
 	}
 	q.auditTarget = "user/" + q.who.user
 	now := s.now()
-	key := "user:" + q.who.user
-	if ok, wait := s.userLimiter.Allowed(key, now); !ok {
-		q.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		return nil, newError(http.StatusTooManyRequests, apitypes.CodeTooManyRequests, "too many failed attempts: retry in %s", wait.Round(time.Second))
+	if err := s.loginAllowed(q, q.who.user, now); err != nil {
+		return nil, err
 	}
 	u, err := s.store.GetUser(q.ctx, q.who.user)
 	if err != nil {
 		return nil, err
 	}
 	if !auth.CheckPassword(u.PasswordHash, in.Current) {
-		s.userLimiter.Failed(key, now)
+		s.loginFailed(q, q.who.user, now)
 		return nil, newError(http.StatusForbidden, apitypes.CodeForbidden, "current password is wrong").withField("current")
 	}
 	if err := auth.ValidatePassword(in.New); err != nil {

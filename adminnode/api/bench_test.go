@@ -40,6 +40,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // benchAPI is the part of env a benchmark needs. env takes a *testing.T;
@@ -184,7 +185,7 @@ func deploy10k(b *testing.B) (a *benchAPI, draft store.Draft, admin string) {
 		b.Fatalf("draft has %d routes, want 10000", n)
 	}
 	// Fail here, with the errors, rather than with a 422 in the loop.
-	benchCheck(b, cfg.Validate())
+	benchCheck(b, cfg.Validate(catalog.Checker{}))
 	_, err := a.store.CreateGroup(bg, store.Group{Name: "big"})
 	benchCheck(b, err)
 	_, err = a.store.PutDraft(bg, "big", *cfg, 0, "admin")
@@ -280,7 +281,7 @@ func BenchmarkSign10kRoutes(b *testing.B) {
 	// What a gateway checks, so that a broken sign cannot look fast.
 	dep := deploy.Deployment{Domain: a.srv.domain.Name, Group: "big", Number: 1, Checksum: d.Checksum,
 		Config: d.Config, Author: d.Author, Message: d.Message, CreatedAt: d.CreatedAt, Signature: d.Signature}
-	benchCheck(b, dep.Verify(a.srv.domain.SigningPublicKey))
+	benchCheck(b, dep.Verify(a.srv.domain.SigningPublicKey, catalog.Checker{}))
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/op")
 	b.ReportMetric(float64(len(d.Config))/1024, "canonical-KB")
 }

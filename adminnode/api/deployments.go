@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 func deploymentOut(d store.Deployment) apitypes.Deployment {
@@ -25,7 +26,7 @@ func deploymentOut(d store.Deployment) apitypes.Deployment {
 
 // sign makes the stored form of a signed deployment of cfg.
 func (s *Server) sign(group string, number uint64, cfg *deploy.Config, author, message string) (store.Deployment, error) {
-	d, err := deploy.NewDeployment(s.domain.Name, group, number, cfg, author, message, s.now())
+	d, err := deploy.NewDeployment(s.domain.Name, group, number, cfg, author, message, s.now(), catalog.Checker{})
 	if err != nil {
 		return store.Deployment{}, err
 	}

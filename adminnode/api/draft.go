@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 func draftOut(d store.Draft) apitypes.Draft {
@@ -103,7 +104,7 @@ func (s *Server) validateDraft(q *request) (any, error) {
 }
 
 func validation(cfg *deploy.Config) apitypes.Validation {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(catalog.Checker{}); err != nil {
 		var errs deploy.Errors
 		if !errors.As(err, &errs) {
 			errs = deploy.Errors{{Message: err.Error()}}

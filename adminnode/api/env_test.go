@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -157,6 +158,21 @@ func (r reply) decode(t testing.TB, v any) {
 // JSON. headers alternate names and values.
 func (e *env) do(token, method, path string, body any, headers ...string) reply {
 	e.t.Helper()
+	return e.doWith(e.http.Client(), token, method, path, body, headers...)
+}
+
+// from returns a client whose connections come from ip, a loopback
+// address other than 127.0.0.1, to be another source to the server.
+func (e *env) from(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// doWith is do with client.
+func (e *env) doWith(client *http.Client, token, method, path string, body any, headers ...string) reply {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -181,7 +197,7 @@ func (e *env) do(token, method, path string, body any, headers ...string) reply 
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.http.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/deploy/placeholder"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 	"github.com/gatehouse/gatehouse/promotion"
 )
 
@@ -90,7 +91,7 @@ func resolve(tmpl *deploy.Config, st settings) (*deploy.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(catalog.Checker{}); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -61,10 +61,9 @@ type Server struct {
 	refusedMu sync.Mutex
 	refused   map[string]uint64
 	now       func() time.Time
-	// Failed logins are limited per user (guessing one password) and per
-	// source (trying many users).
-	userLimiter, sourceLimiter *auth.Limiter
-	router                     *mux.Router
+	// loginAttempts slows down password guessing.
+	loginAttempts *auth.Limiter
+	router        *mux.Router
 
 	obs      observed
 	hosts    hostIndex
@@ -92,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SettingsKey == nil {
 		return nil, errors.New("new admin API: no settings key")
 	}
+	logins, err := auth.NewLimiter(auth.DefaultLimits())
+	if err != nil {
+		return nil, fmt.Errorf("new admin API: %w", err)
+	}
 	s := &Server{
 		store:         cfg.Store,
 		domain:        cfg.Domain,
@@ -105,8 +108,7 @@ func New(cfg Config) (*Server, error) {
 		loginTTL:      cfg.LoginTTL,
 		maxBody:       cfg.MaxBodyBytes,
 		now:           cfg.Now,
-		userLimiter:   auth.NewLimiter(loginFailuresPerUser, loginWindow),
-		sourceLimiter: auth.NewLimiter(loginFailuresPerSource, loginWindow),
+		loginAttempts: logins,
 		touched:       map[string]time.Time{},
 		traffic:       store.TrafficLimits{MaxRoutes: cfg.TrafficMaxRoutes, MaxConsumers: cfg.TrafficMaxConsumers},
 		refused:       map[string]uint64{},

@@ -17,5 +17,6 @@
 //
 // Login timing must not reveal which user names exist, so a login for an
 // unknown user spends the same bcrypt work (CheckUnknownUser) as a real one.
-// The Limiter bounds online guessing, per user and per source address.
+// The Limiter slows online guessing per (user, source address), with
+// ceilings per source and per user that slow but never lock a user out.
 package auth

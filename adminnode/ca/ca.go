@@ -1,8 +1,10 @@
 // Package ca is the domain's certificate authority. The admin node creates
 // one root per domain at init, serves HTTPS with a certificate from it and
 // signs the CSR each node manager sends when it joins; from then on node
-// managers and admin node trust nothing but that root. docs/pki.md
-// describes the profiles, fingerprint pinning and renewal.
+// managers and admin node trust nothing but that root. The node's side,
+// its key and request and when to renew, is package pki: the CA is admin
+// node logic, which no other process imports. docs/pki.md describes the
+// profiles, fingerprint pinning and renewal.
 package ca
 
 import (
@@ -228,31 +230,6 @@ func (c *CA) IssueServer(names []string, ips []net.IP, ttl time.Duration, now ti
 	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }
 
-// NewCSR makes a node manager's key and the request it sends when joining.
-// The key never leaves the node. An empty host leaves the request unnamed,
-// for a node joining with a token that names its host for it.
-func NewCSR(host string) (csrPEM, keyPEM []byte, err error) {
-	if host != "" && !name.MatchString(host) {
-		return nil, nil, fmt.Errorf("ca: invalid host name %q", host)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: generate node key: %w", err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: host},
-	}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: create request: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: marshal node key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
 // SignCSR issues the certificate of node host. host comes from the join
 // token, not from the request: the request's CommonName must be empty or
 // agree, so a token for one host cannot buy a certificate for another. Only the
@@ -320,7 +297,7 @@ func nodeURI(domain, host string) *url.URL {
 
 // issue fills in what every leaf shares and signs it. NotAfter is capped at
 // the root's: a leaf outliving its issuer would fail verification anyway,
-// and capping lets NeedsRenewal see it coming.
+// and capping lets pki.NeedsRenewal see it coming.
 func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Duration, now time.Time) (*x509.Certificate, error) {
 	if ttl <= 0 {
 		return nil, fmt.Errorf("ca: certificate lifetime %v is not positive", ttl)
@@ -412,16 +389,6 @@ func (c *CA) VerifyNode(cert *x509.Certificate, now time.Time, revoked func(*big
 		return "", fmt.Errorf("ca: node certificate %q names %s, which disagrees with its CommonName: %w", host, u, ErrUntrusted)
 	}
 	return host, nil
-}
-
-// NeedsRenewal reports whether cert is in the last third of its validity.
-// A fraction rather than a fixed margin suits any lifetime the operator
-// picks. Renewing at two thirds leaves a third of the lifetime to retry
-// through an admin node outage or a bad clock before the node loses its
-// connection, and is late enough that nodes do not renew needlessly often.
-func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
-	lifetime := cert.NotAfter.Sub(cert.NotBefore)
-	return !now.Before(cert.NotAfter.Add(-lifetime / 3))
 }
 
 // ServerTLS is the admin node's HTTPS configuration. One port serves

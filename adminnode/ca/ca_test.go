@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 const (
@@ -37,7 +39,7 @@ func testCA(t *testing.T, domain string) *CA {
 // nodeCert runs the join path: the node makes a CSR, c signs it.
 func nodeCert(t *testing.T, c *CA, host string, now time.Time) tls.Certificate {
 	t.Helper()
-	csrPEM, keyPEM, err := NewCSR(host)
+	csrPEM, keyPEM, err := pki.NewCSR(host)
 	if err != nil {
 		t.Fatalf("NewCSR: %v", err)
 	}
@@ -271,7 +273,7 @@ func TestServerCertificate(t *testing.T) {
 func TestSignCSRProfile(t *testing.T) {
 	c := testCA(t, domain)
 	now := time.Now()
-	csrPEM, _, err := NewCSR(host)
+	csrPEM, _, err := pki.NewCSR(host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,7 @@ func TestSignCSRProfile(t *testing.T) {
 
 func TestSignCSRRefuses(t *testing.T) {
 	c := testCA(t, domain)
-	good, _, err := NewCSR(host)
+	good, _, err := pki.NewCSR(host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,28 +515,6 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-func TestNeedsRenewal(t *testing.T) {
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	cert := &x509.Certificate{NotBefore: start, NotAfter: start.Add(90 * time.Hour)}
-	renewAt := start.Add(60 * time.Hour)
-	tests := []struct {
-		name string
-		now  time.Time
-		want bool
-	}{
-		{"at issue", start, false},
-		{"just before two thirds", renewAt.Add(-time.Nanosecond), false},
-		{"at two thirds", renewAt, true},
-		{"just before expiry", cert.NotAfter.Add(-time.Nanosecond), true},
-		{"expired", cert.NotAfter.Add(time.Hour), true},
-	}
-	for _, tt := range tests {
-		if got := NeedsRenewal(cert, tt.now); got != tt.want {
-			t.Errorf("%s: NeedsRenewal = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestTLSConfigs(t *testing.T) {
 	c := testCA(t, domain)
 	server, err := c.IssueServer([]string{"localhost"}, nil, time.Hour, time.Now())
@@ -565,7 +545,7 @@ func TestTLSConfigs(t *testing.T) {
 // unnamed request gets the token's host.
 func TestSignUnnamedCSR(t *testing.T) {
 	c := testCA(t, domain)
-	csrPEM, _, err := NewCSR("")
+	csrPEM, _, err := pki.NewCSR("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitest"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // TestAgentCalls joins as a node manager would (CA pinned by fingerprint,
@@ -36,7 +36,7 @@ func TestAgentCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, key, err := ca.NewCSR("h1")
+	csr, key, err := pki.NewCSR("h1")
 	if err != nil {
 		t.Fatal(err)
 	}

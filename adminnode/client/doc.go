@@ -1,8 +1,10 @@
-// Package client is the Go client of the admin node's HTTP API
-// (docs/admin-api.md). The CLI is built on it, and so can be anything else
-// that drives a domain, so that none of them repeats the details of the
-// wire: paths and their escaping, bearer tokens, If-Match versions, and
-// the error bodies, which become *APIError.
+// Package client is a published contract of the admin node: the Go client
+// of its HTTP API (docs/admin-api.md). The CLI and the node manager are
+// built on it, and so can be anything else that drives a domain, so that
+// none of them repeats the details of the wire: paths and their escaping,
+// bearer tokens, If-Match versions, and the error bodies, which become
+// *APIError. As a contract it imports no admin node logic, only
+// adminnode/apitypes and neutral packages (internal/archtest checks it).
 //
 // The admin node's certificate is issued by the domain's own CA, which no
 // system trusts. A client is therefore told which CA to trust, either as a

@@ -67,7 +67,7 @@ the number of instances (demo-1, demo-2, ...). A reused --dir keeps the instance
 	fs.StringVar(&opts.Upstream, "upstream-listen", "127.0.0.1:9001", "the demo upstream's address")
 	fs.StringSliceVar(&gatewayListen, "gateway-listen", []string{"127.0.0.1:8080", "127.0.0.1:8081"}, "traffic address of each gateway instance (comma-separated or repeated)")
 	fs.StringSliceVar(&status, "gateway-status-listen", []string{"127.0.0.1:8085", "127.0.0.1:8086"}, "status address of each gateway instance (comma-separated or repeated)")
-	fs.StringSliceVar(&gossip, "gateway-gossip-listen", nil, "gossip address of each gateway instance (default: the admin node picks the first free port from 7946 up)")
+	fs.StringSliceVar(&gossip, "gateway-gossip-listen", nil, "gossip address of each gateway instance (default: 127.0.0.1:7946, 127.0.0.1:7947, ...)")
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "admin_listen", "admin_url", "node_listen", "upstream_listen", "demo-N_listen", "demo-N_status_listen", "demo-N_gossip_listen"), once the whole domain runs`)
 	logs.register(fs)
 	fs.Lookup("log-level").DefValue = "warn"

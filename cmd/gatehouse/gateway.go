@@ -43,6 +43,9 @@ store, so it serves while the node manager is down.`,
 			if err := nodeManagerFlags(cmd, &opts, domainKey); err != nil {
 				return err
 			}
+			if err := profilingFlags(cmd, opts); err != nil {
+				return err
+			}
 			opts.Logger = logs.logger("gateway")
 			opts.Listening = readyfile.Hook(readyFile)
 			g, err := gateway.New(opts)
@@ -84,10 +87,26 @@ store, so it serves while the node manager is down.`,
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.DurationVar(&opts.WatchInterval, "watch-interval", time.Second, "how often the configuration file is checked for changes")
 	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
-	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on the status port")
-	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen")`)
+	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on --pprof-listen")
+	fs.StringVar(&opts.ProfilingListen, "pprof-listen", gateway.DefaultProfilingListen, "loopback address of /debug/pprof with --pprof (never the status port)")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen", "pprof_listen")`)
 	logs.register(fs)
 	return cmd
+}
+
+// profilingFlags checks --pprof-listen here, to name the flag in the
+// error; the gateway checks the address again when it binds it.
+func profilingFlags(cmd *cobra.Command, opts gateway.Options) error {
+	if !opts.Profiling {
+		if cmd.Flags().Changed("pprof-listen") {
+			return errors.New("--pprof-listen is for --pprof")
+		}
+		return nil
+	}
+	if err := gateway.CheckProfilingListen(opts.ProfilingListen); err != nil {
+		return fmt.Errorf("--pprof-listen: %w", err)
+	}
+	return nil
 }
 
 // nodeManagerFlags checks the flags of the node manager mode and fills

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 func nodeCommand() *cobra.Command {
@@ -112,7 +113,12 @@ func nodeRunCommand() *cobra.Command {
 		Long: `Run the node manager of the host joined in --data-dir: follow the admin node's
 desired instances for this host, start and supervise their gateway processes,
 relay each group's deployment to them, and report their state. Gateways keep
-serving when the node manager stops, and are adopted again when it starts.`,
+serving when the node manager stops, and are adopted again when it starts.
+
+The local API (--listen, loopback only) answers the gateways with their
+instance secrets; its restart call wants the operator token that the first
+run writes to DATA_DIR/` + localapi.TokenFile + ` (0600), and it refuses any request
+with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("node")

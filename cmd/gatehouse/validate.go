@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 func validateCommand() *cobra.Command {
@@ -22,7 +23,7 @@ path when it is not. Exits 1 if any file is invalid.`,
 			for _, f := range files {
 				cfg, err := deploy.DecodeFile(f)
 				if err == nil {
-					err = cfg.Validate()
+					err = cfg.Validate(catalog.Checker{})
 				}
 				var sum string
 				if err == nil {

@@ -29,7 +29,12 @@ type Request struct {
 	Close bool
 	// Upgrade is set for a WebSocket handshake (Connection: upgrade and
 	// Upgrade: websocket).
-	Upgrade    bool
+	Upgrade bool
+	// Continue is set for an HTTP/1.1 request with Expect: 100-continue.
+	// The engine answers the expectation itself (100 Continue once the
+	// request is on its way to a target, or the final local status
+	// without it), so a Dispatcher leaves the Expect header out of Head.
+	Continue   bool
 	RemoteAddr netip.AddrPort
 }
 
@@ -86,6 +91,14 @@ type Exchange struct {
 	Status      int
 	ContentType string
 	Body        []byte
+
+	// Replayable, set by Dispatch, says the request may be sent again
+	// after it may have reached the target: when a pooled connection
+	// turns out to have been closed by the target as the request went out
+	// (the keep-alive race), the engine sends it once more on a new
+	// connection only if this is set. Set it for idempotent methods only:
+	// a POST the target did process must never run twice.
+	Replayable bool
 
 	// Handoff, set by Dispatch, gives the connection from this request on
 	// to Config.Handoff (a goroutine-per-connection server) instead of
@@ -151,7 +164,8 @@ type Dispatcher interface {
 	// Failed is called when the target could not be reached or failed
 	// before any byte of its response was sent to the client. The
 	// Dispatcher may set a new Target for another attempt and return
-	// true (the engine retries only requests without a body), or fill a
+	// true (the engine retries only requests without a body, and the
+	// Dispatcher grants retries only to idempotent ones), or fill a
 	// local error response and return false.
 	Failed(ex *Exchange, err error, timeout bool) (retry bool)
 	// Done is called once per exchange, when it ends.

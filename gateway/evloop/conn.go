@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -59,6 +60,7 @@ type cconn struct {
 	upgrade     bool
 	minor       int
 	retried     bool // the keep-alive race retry was used
+	expect      bool // 100 Continue is owed once the request goes upstream
 
 	req Request
 	ex  Exchange
@@ -77,6 +79,15 @@ type cconn struct {
 	reqAvail int
 	reqDone  bool
 	bytesIn  int64
+	// A chunked body goes upstream re-framed: frame[foff:] (the framing
+	// before the reqAvail data bytes), and reqSkip bytes of the client's
+	// own framing after them, dropped once they are sent.
+	rechunk   bool
+	frame     []byte
+	foff      int
+	reqSkip   int
+	chunkOpen bool // a chunk's data went out; its CRLF is still owed
+	chunkEnd  bool // the last chunk is in frame
 
 	// Response direction: out[outOff:] (a response head or a local
 	// response), then respAvail body bytes at the upstream's read position.
@@ -253,12 +264,17 @@ func (c *cconn) startExchange(head []byte) {
 	*ex = Exchange{Head: c.headBuf, ResponseHeaders: c.rhBuf, Start: l.now, Attempt: 1, User: ex.User}
 	c.isHead = string(req.Method) == "HEAD"
 	c.hasBody = req.ContentLength != 0
+	// As nginx does: no 100 Continue when the body is already arriving.
+	c.expect = req.Continue && c.hasBody && c.r == c.w
+	c.rechunk = req.ContentLength < 0
+	c.frame, c.foff, c.reqSkip, c.chunkOpen, c.chunkEnd = c.frame[:0], 0, 0, false, false
 	c.upgrade = req.Upgrade
 	c.minor = req.Minor
 	c.closeAfter = req.Close || l.draining
 	c.retried = false
 	c.bytesIn, c.bytesOut, c.status, c.upTime = 0, 0, 0, 0
 	c.respStarted, c.reqDone, c.reqAvail = false, false, 0
+	c.respHead, c.interim = false, false
 	switch {
 	case req.ContentLength > 0:
 		c.reqBody.init(bodyFixed, req.ContentLength)
@@ -365,7 +381,12 @@ func (c *cconn) sendLocal(res Result) {
 	}
 	res.BytesIn = c.bytesIn
 	c.res = res
-	c.out = appendLocal(c.out[:0], ex, c.closeAfter || c.l.draining, c.minor == 0, c.isHead)
+	// The rest of a 100 Continue the client has not taken yet goes first.
+	pending := 0
+	if c.respHead && c.interim {
+		pending = copy(c.out, c.out[c.outOff:])
+	}
+	c.out = appendLocal(c.out[:pending], ex, c.closeAfter || c.l.draining, c.minor == 0, c.isHead)
 	c.outOff = 0
 	c.state = cLocal
 	c.respStarted = true
@@ -497,6 +518,12 @@ func (c *cconn) startUpstream(fresh bool) {
 	c.respHead, c.interim, c.respAvail, c.outOff = false, false, 0, 0
 	c.dechunk, c.respSkip = false, 0
 	c.out = c.out[:0]
+	if c.expect {
+		c.expect = false
+		if !c.sendContinue() {
+			return
+		}
+	}
 	if !fresh {
 		if u := l.poolGet(ex.Target); u != nil {
 			c.up, u.c = u, c
@@ -522,6 +549,27 @@ func (c *cconn) startUpstream(fresh bool) {
 	c.pumpRequest()
 }
 
+// sendContinue answers Expect: 100-continue for a request that was routed
+// and passed its policies: the client sends its body only then, instead
+// of waiting for its own timeout. The 100 goes out as an interim response
+// does, ahead of the target's answer. It reports false when the client
+// connection failed.
+func (c *cconn) sendContinue() bool {
+	l := c.l
+	c.out = append(c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
+	c.respHead, c.interim = true, true
+	c.respBody.init(bodyNone, 0)
+	ok, err := l.flush(c.fd, c.out, &c.outOff, nil, nil)
+	if err != nil {
+		c.abort(err, false)
+		return false
+	}
+	if !ok {
+		l.setMask(&c.sock, c.mask|unix.EPOLLOUT)
+	}
+	return true
+}
+
 func (c *cconn) readTimeout() time.Duration {
 	if c.ex.ReadTimeout > 0 {
 		return c.ex.ReadTimeout
@@ -533,16 +581,38 @@ func (c *cconn) readTimeout() time.Duration {
 func (c *cconn) pumpRequest() {
 	l, u := c.l, c.up
 	for {
-		if c.reqAvail == 0 && c.r < c.w && !c.reqBody.done() {
-			n, ok := c.reqBody.scan(c.rbuf[c.r:c.w])
-			if !ok {
+		var ok, headOnly bool
+		var err error
+		before := c.reqAvail
+		switch {
+		case !c.rechunk:
+			if c.reqAvail == 0 && c.r < c.w && !c.reqBody.done() {
+				n, valid := c.reqBody.scan(c.rbuf[c.r:c.w])
+				if !valid {
+					c.badRequestBody()
+					return
+				}
+				c.reqAvail = n
+				before = n
+			}
+			ok, err = l.flush(u.fd, c.ex.Head, &c.hoff, &c.sock, &c.reqAvail)
+		case c.hoff < len(c.ex.Head):
+			// The head alone first: chunked bodies are rare enough for
+			// the extra system call not to matter.
+			headOnly = true
+			ok, err = l.flush(u.fd, c.ex.Head, &c.hoff, nil, nil)
+		default:
+			if c.reqAvail == 0 && c.foff == len(c.frame) && !c.nextChunk() {
 				c.badRequestBody()
 				return
 			}
-			c.reqAvail = n
+			before = c.reqAvail
+			ok, err = l.flush(u.fd, c.frame, &c.foff, &c.sock, &c.reqAvail)
+			if c.reqAvail == 0 {
+				c.r += c.reqSkip
+				c.reqSkip = 0
+			}
 		}
-		before := c.reqAvail
-		ok, err := l.flush(u.fd, c.ex.Head, &c.hoff, &c.sock, &c.reqAvail)
 		c.bytesIn += int64(before - c.reqAvail)
 		if u.connecting {
 			if err != nil {
@@ -569,7 +639,13 @@ func (c *cconn) pumpRequest() {
 		if u.mask&unix.EPOLLOUT != 0 {
 			l.setMask(&u.sock, u.mask&^unix.EPOLLOUT)
 		}
+		if headOnly {
+			continue
+		}
 		if c.reqBody.done() {
+			if c.rechunk && !c.chunkEnd {
+				continue
+			}
 			c.reqDone = true
 			l.setTimer(&u.tm, c.readTimeout())
 			return
@@ -580,6 +656,41 @@ func (c *cconn) pumpRequest() {
 		l.setMask(&c.sock, c.mask|unix.EPOLLIN)
 		return
 	}
+}
+
+// nextChunk takes the client's chunked bytes that have arrived and frames
+// their data afresh for the upstream: one chunk with a plain hex size, no
+// extensions, and at the end a last chunk without trailers. An upstream
+// that parses chunk extensions or trailers its own way (a "3 4" size, a
+// trailer named Content-Length) never sees the client's. It reports false
+// for a malformed body.
+func (c *cconn) nextChunk() bool {
+	c.frame, c.foff = c.frame[:0], 0
+	if c.reqBody.done() {
+		if c.chunkOpen {
+			c.frame = append(c.frame, "\r\n"...)
+		}
+		c.frame = append(c.frame, "0\r\n\r\n"...)
+		c.chunkEnd = true
+		return true
+	}
+	if c.r == c.w {
+		return true
+	}
+	consumed, n, ok := c.reqBody.dechunk(c.rbuf[c.r:c.w])
+	if !ok {
+		return false
+	}
+	c.reqAvail, c.reqSkip = n, consumed-n
+	if n > 0 {
+		if c.chunkOpen {
+			c.frame = append(c.frame, "\r\n"...)
+		}
+		c.frame = strconv.AppendInt(c.frame, int64(n), 16)
+		c.frame = append(c.frame, "\r\n"...)
+		c.chunkOpen = true
+	}
+	return true
 }
 
 // badRequestBody ends an exchange whose chunked body is malformed.
@@ -699,7 +810,7 @@ func (c *cconn) pumpResponse() {
 				switch {
 				case u.eof:
 					c.upstreamFailed(errUpstreamClosed, false)
-				case len(b) == len(u.rbuf):
+				case len(u.rbuf) > 0 && len(b) == len(u.rbuf):
 					c.upstreamFailed(errBadResponse, false)
 				case u.gone:
 					if !c.readGone(u) {
@@ -910,9 +1021,11 @@ func (c *cconn) upstreamFailed(err error, timeout bool) {
 		c.abort(err, timeout)
 		return
 	}
-	if stale && !c.hasBody && !c.retried {
+	if stale && !c.hasBody && !c.retried && c.ex.Replayable {
 		// The keep-alive race: the target closed an idle connection as
-		// the request went out. Nothing was processed; try a new one.
+		// the request went out. Most likely nothing was processed, but
+		// the target may have run the request and died before answering:
+		// only an idempotent request is sent again, on a new connection.
 		c.retried = true
 		c.startUpstream(true)
 		return

@@ -56,6 +56,7 @@ func (d *testDispatcher) Dispatch(req *Request, ex *Exchange) {
 		return
 	}
 	ex.Target = t
+	ex.Replayable = string(req.Method) == "GET" || string(req.Method) == "HEAD"
 	ex.ReadTimeout = d.readTimeout
 	ex.ConnectTimeout = d.connectTimeout
 	ex.ResponseHeaders = append(ex.ResponseHeaders, "X-Gw: 1\r\n"...)
@@ -65,7 +66,7 @@ func (d *testDispatcher) Dispatch(req *Request, ex *Exchange) {
 	h = append(h, req.URI...)
 	h = append(h, " HTTP/1.1\r\n"...)
 	for _, hd := range req.Headers {
-		if hopByHop(hd.Name) || equalFold(hd.Name, "Upgrade") {
+		if hopByHop(hd.Name) || equalFold(hd.Name, "Upgrade") || equalFold(hd.Name, "Expect") {
 			continue
 		}
 		h = append(h, hd.Name...)

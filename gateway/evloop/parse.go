@@ -46,6 +46,20 @@ func skipEmptyLines(b []byte) int {
 	return n
 }
 
+// ValidMethod reports whether m is a method the gateway accepts: as
+// nginx does, upper-case letters, '-' and '_' only. The method is a
+// case-sensitive token (RFC 9110 §9.1); a lower-case "get" is not GET, and
+// a target that compared it without regard to case would run a request the
+// gateway routed as another. Both engines refuse other methods with 400.
+func ValidMethod(m []byte) bool {
+	for _, c := range m {
+		if (c < 'A' || c > 'Z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return len(m) > 0
+}
+
 func isTchar(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
@@ -127,10 +141,8 @@ func parseRequest(head []byte, req *Request) reject {
 		return reject{400, "malformed request line"}
 	}
 	req.Method = rl[:sp]
-	for _, c := range req.Method {
-		if !isTchar(c) {
-			return reject{400, "malformed method"}
-		}
+	if !ValidMethod(req.Method) {
+		return reject{400, "malformed method"}
 	}
 	rl = rl[sp+1:]
 	sp = bytes.IndexByte(rl, ' ')
@@ -140,6 +152,13 @@ func parseRequest(head []byte, req *Request) reject {
 	req.URI = rl[:sp]
 	for _, c := range req.URI {
 		if c <= ' ' || c == 0x7f {
+			return reject{400, "malformed request target"}
+		}
+	}
+	// A fragment is the client's own business (RFC 9110 §4.2.4): it is
+	// dropped here, so that the target never sees it, escaped or not.
+	if i := bytes.IndexByte(req.URI, '#'); i >= 0 {
+		if req.URI = req.URI[:i]; len(req.URI) == 0 {
 			return reject{400, "malformed request target"}
 		}
 	}
@@ -254,10 +273,18 @@ func parseRequest(head []byte, req *Request) reject {
 					wsUp = true
 				}
 			})
+		case equalFold(name, "Expect"):
+			req.Continue = req.Minor == 1 && equalFold(value, "100-continue")
 		}
 	}
 	if te && haveCL {
 		return reject{400, "both Content-Length and Transfer-Encoding"}
+	}
+	if te && req.Minor == 0 {
+		// RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+		// faulty framing; a hop that read it differently could be
+		// smuggled a second request.
+		return reject{400, "Transfer-Encoding in an HTTP/1.0 request"}
 	}
 	if chunked {
 		req.ContentLength = -1
@@ -397,6 +424,7 @@ const (
 // Chunked decoder states.
 const (
 	ckSize = iota
+	ckSizeWS
 	ckExt
 	ckSizeLF
 	ckData
@@ -459,9 +487,23 @@ func (b *body) scan(p []byte) (int, bool) {
 				b.remain = b.remain<<4 | int64(v)
 			case b.digits == 0:
 				return i, false
-			case c == ';' || c == ' ' || c == '\t':
+			case c == ';':
 				b.state = ckExt
+			case c == ' ' || c == '\t':
+				b.state = ckSizeWS
 			case c == '\r':
+				b.state = ckSizeLF
+			default:
+				return i, false
+			}
+		case ckSizeWS:
+			// Whitespace after the size may only lead to an extension
+			// (RFC 9112 §7.1.1, BWS): "3 4" is not a size.
+			switch c {
+			case ' ', '\t':
+			case ';':
+				b.state = ckExt
+			case '\r':
 				b.state = ckSizeLF
 			default:
 				return i, false

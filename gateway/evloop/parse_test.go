@@ -67,6 +67,42 @@ func TestParseRequest(t *testing.T) {
 		{"empty name", "GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400, nil},
 		{"control in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400, nil},
 		{"bad method", "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
+		{"lower-case method", "get / HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
+		{"mixed-case method", "Get / HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
+		{"method with a digit", "GET2 / HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
+		{"unknown method", "M-SEARCH_X / HTTP/1.1\r\nHost: h\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if string(r.Method) != "M-SEARCH_X" {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"fragment", "GET /a?q=1#frag?x HTTP/1.1\r\nHost: h\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if string(r.URI) != "/a?q=1" || string(r.Path) != "/a" || string(r.Query) != "q=1" {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"fragment in path", "GET /a#b/c HTTP/1.1\r\nHost: h\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if string(r.URI) != "/a" || string(r.Path) != "/a" || len(r.Query) != 0 {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"fragment only", "GET #a HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
+		{"http/1.0 with chunked", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, nil},
+		{"http/1.0 with other coding", "POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n", 501, nil},
+		{"expect continue", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nExpect: 100-Continue\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if !r.Continue {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"expect continue http/1.0", "POST / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if r.Continue {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"other expectation", "POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", 0, func(t *testing.T, r *Request) {
+			if r.Continue {
+				t.Fatalf("%+v", r)
+			}
+		}},
 		{"lower-case version", "GET / http/1.1\r\nHost: h\r\n\r\n", 400, nil},
 		{"double space", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
 		{"relative target", "GET a HTTP/1.1\r\nHost: h\r\n\r\n", 400, nil},
@@ -121,6 +157,7 @@ func TestChunkedScan(t *testing.T) {
 		"0\r\n\r\n",
 		"5\r\nhello\r\n0\r\n\r\n",
 		"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\nOther: y\r\n\r\n",
+		"5 \t;ext\r\nhello\r\n3 \r\nabc\r\n0\r\n\r\n",
 		"000ff\r\n" + strings.Repeat("z", 255) + "\r\n0\r\n\r\n",
 	}
 	for _, msg := range valid {
@@ -136,7 +173,8 @@ func TestChunkedScan(t *testing.T) {
 			}
 		}
 	}
-	invalid := []string{"x\r\n", "\r\n", "5\nhello", "5\r\nhelloX", "0\r\nT\n", "1234567890abcdef0\r\n", "0\r\n\rX"}
+	invalid := []string{"x\r\n", "\r\n", "5\nhello", "5\r\nhelloX", "0\r\nT\n", "1234567890abcdef0\r\n", "0\r\n\rX",
+		"3 4\r\nabc", "3\t4\r\nabc", "0 0\r\n\r\n"}
 	for _, msg := range invalid {
 		var b body
 		b.init(bodyChunked, 0)

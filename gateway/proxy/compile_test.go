@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // bigConfig has n routes over n/10 services, each with its own upstream.
@@ -48,7 +49,7 @@ func BenchmarkApply10000(b *testing.B) {
 	defer reg.Close()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := cfg.Validate(); err != nil {
+		if err := cfg.Validate(catalog.Checker{}); err != nil {
 			b.Fatal(err)
 		}
 		sum, err := cfg.Checksum()

@@ -81,18 +81,21 @@ func (d *Dispatcher) Dispatch(req *evloop.Request, ex *evloop.Exchange) {
 		return
 	}
 	st.key = appendHashKey(st.key[:0], req, rt, st.up)
-	st.retry = req.ContentLength == 0 && idempotent(req.Method)
-	st.tries = 0
-	if st.retry {
-		st.tries = st.up.Config.Retries
-	}
 	t := st.up.Pick(st.key, nil)
 	if t == nil {
 		d.local(ex, st, 503, "no_healthy_target", "no healthy target in upstream "+strconv.Quote(st.up.Name))
 		return
 	}
 	d.use(ex, st, t)
-	ex.Head = d.head(ex.Head[:0], req, rt, &m, st)
+	var method []byte
+	ex.Head, method = d.head(ex.Head[:0], req, rt, &m, st)
+	// What decides is the method the target receives, after policies.
+	ex.Replayable = idempotent(method)
+	st.retry = req.ContentLength == 0 && ex.Replayable
+	st.tries = 0
+	if st.retry {
+		st.tries = st.up.Config.Retries
+	}
 }
 
 // use sends the exchange's next attempt to t.
@@ -105,8 +108,11 @@ func (d *Dispatcher) use(ex *evloop.Exchange, st *connState, t *upstream.Target)
 	ex.ReadTimeout = cfg.Timeouts.Read.Or(60 * time.Second)
 }
 
-// head builds the request head the target receives.
-func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) []byte {
+// head builds the request head the target receives and returns it with
+// the method it carries. The body's framing is written afresh, once: the
+// engine re-frames a chunked body, and a Content-Length the client
+// repeated goes out once.
+func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Match, st *connState) ([]byte, []byte) {
 	var edits []policy.HeaderEdit
 	var host []byte
 	method, path, query := req.Method, []byte(nil), req.Query
@@ -153,6 +159,8 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		case host != nil && policy.EqualFold(h.Name, "Host"):
 			b = append(append(append(b, "Host: "...), host...), "\r\n"...)
 			continue
+		case framing(h.Name):
+			continue
 		}
 		name := h.Name
 		if len(edits) > 0 {
@@ -170,6 +178,13 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 	if len(edits) > 0 {
 		b = appendEdited(b, &st.pc, edits)
 	}
+	switch {
+	case req.ContentLength < 0:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case req.ContentLength > 0 || req.Header("Content-Length") != nil:
+		b = strconv.AppendInt(append(b, "Content-Length: "...), req.ContentLength, 10)
+		b = append(b, "\r\n"...)
+	}
 	if req.Upgrade {
 		b = append(b, "Connection: Upgrade\r\n"...)
 	}
@@ -180,7 +195,7 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 	b = appendAddr(b, req.RemoteAddr.Addr())
 	b = append(append(append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...), req.Host...), "\r\nX-Request-Id: "...)
 	b = append(append(b, st.id...), "\r\n\r\n"...)
-	return b
+	return b, method
 }
 
 // Failed implements evloop.Dispatcher: another target while retries last,
@@ -288,6 +303,23 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
+// framing reports whether a request header is one the head is given
+// afresh: the body's framing, and Expect, which the engine answers itself.
+func framing(name []byte) bool {
+	switch len(name) {
+	case 6:
+		return policy.EqualFold(name, "Expect")
+	case 14:
+		return policy.EqualFold(name, "Content-Length")
+	case 17:
+		return policy.EqualFold(name, "Transfer-Encoding")
+	}
+	return false
+}
+
+// idempotent reports whether a request may be sent to a target again
+// after it may have reached one (RFC 9110 §9.2.2). POST and PATCH never
+// are: the target may have run them already.
 func idempotent(method []byte) bool {
 	switch string(method) {
 	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":

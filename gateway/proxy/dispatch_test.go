@@ -100,6 +100,52 @@ func TestDispatchBuildsHead(t *testing.T) {
 	}
 }
 
+// The head states the body's framing once, in its canonical form, leaves
+// out the expectation the engine answers, and only idempotent methods may
+// be replayed.
+func TestDispatchFramingAndReplay(t *testing.T) {
+	d := testDispatcher(t, &deploy.Config{
+		Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: "10.0.0.1:80"}}}},
+		Services:  []deploy.Service{{Name: "s", Upstream: "u", Routes: []deploy.Route{{Name: "all", Paths: []string{"/*"}}}}},
+	})
+	withLength := func(r *evloop.Request, n int64) *evloop.Request { r.ContentLength = n; return r }
+	tests := []struct {
+		name       string
+		req        *evloop.Request
+		replayable bool
+		framing    string // the only framing header line the head may have
+	}{
+		{"GET", request("GET", "/a", ""), true, ""},
+		{"HEAD", request("HEAD", "/a", ""), true, ""},
+		{"DELETE", request("DELETE", "/a", ""), true, ""},
+		{"POST without a body", withLength(request("POST", "/a", "", "Content-Length", "0"), 0), false, "Content-Length: 0\r\n"},
+		{"PATCH", withLength(request("PATCH", "/a", "", "Content-Length", "2"), 2), false, "Content-Length: 2\r\n"},
+		{"repeated length", withLength(request("PUT", "/a", "", "Content-Length", "5", "content-length", "5"), 5), true, "Content-Length: 5\r\n"},
+		{"chunked", withLength(request("POST", "/a", "", "Transfer-Encoding", "CHUNKED", "Expect", "100-continue"), -1), false,
+			"Transfer-Encoding: chunked\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ex evloop.Exchange
+			d.Dispatch(tt.req, &ex)
+			head := strings.ToLower(string(ex.Head))
+			if ex.Replayable != tt.replayable {
+				t.Errorf("Replayable %v, want %v", ex.Replayable, tt.replayable)
+			}
+			if n := strings.Count(head, "content-length:") + strings.Count(head, "transfer-encoding:"); n != 0 && tt.framing == "" || n > 1 {
+				t.Errorf("%d framing headers in:\n%s", n, ex.Head)
+			}
+			if tt.framing != "" && !strings.Contains(string(ex.Head), "\r\n"+tt.framing) {
+				t.Errorf("lacks %q in:\n%s", tt.framing, ex.Head)
+			}
+			if strings.Contains(head, "expect:") {
+				t.Errorf("Expect reached the head:\n%s", ex.Head)
+			}
+			d.Done(&ex, evloop.Result{Status: 200})
+		})
+	}
+}
+
 // BenchmarkDispatch is the proxy's share of a request on the evloop
 // engine: route, pick, build the head, record metrics.
 func BenchmarkDispatch(b *testing.B) {

@@ -89,14 +89,28 @@ func (w respHeaders) get(name string) []byte    { return w.h.Peek(name) }
 func (p *Proxy) serveWithPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router.Match, id []byte, start time.Time) {
 	st := fastStates.Get().(*fastState)
 	defer fastStates.Put(st)
+	ok := p.runChain(ctx, st, rt, id, start)
+	p.finishPolicies(ctx, rt, m, st, ok, start)
+}
+
+// runChain runs the route's chain on the request; false means a policy
+// answered it.
+func (p *Proxy) runChain(ctx *fasthttp.RequestCtx, st *fastState, rt *route, id []byte, start time.Time) bool {
 	st.req.ctx = ctx
 	pc := &st.pc
 	pc.Reset(&st.req, start)
 	pc.Service, pc.Route, pc.RequestID = rt.service, rt.name, id
+	ok := rt.chain.Run(pc)
+	ctx.Request.Header.SetBytesKV(headerXRequestID, pc.RequestID)
+	return ok
+}
+
+// finishPolicies serves a request whose chain ran (ok: it may go on): the
+// local answer or the upstream's, then the response and log phases.
+func (p *Proxy) finishPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router.Match, st *fastState, ok bool, start time.Time) {
+	pc := &st.pc
 	req := &ctx.Request
 	var upTime time.Duration
-	ok := rt.chain.Run(pc)
-	req.Header.SetBytesKV(headerXRequestID, pc.RequestID)
 	if ok {
 		ok = p.limitBody(ctx, pc)
 	}

@@ -30,7 +30,7 @@ func (pe *PolicyEnv) chains(cfg *deploy.Config, ups map[string]*upstream.Upstrea
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	consumers := cfg.PolicyConsumers()
+	consumers := catalog.Consumers(cfg)
 	env := &policy.Env{
 		Logger:    logger.Named("policy"),
 		Consumers: consumers,

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -14,9 +16,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Proxy serves requests from the current Snapshot.
@@ -63,7 +67,16 @@ var (
 
 // ServeHTTP is the fasthttp handler of the traffic listeners.
 func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	if x, ok := ctx.UserValue(expectKey{}).(*expectState); ok {
+		// Expect admitted the request: its policies have run.
+		defer fastStates.Put(x.st)
+		p.finishPolicies(ctx, x.rt, &x.m, x.st, true, x.start)
+		return
+	}
 	start := time.Now()
+	if refuseFraming(ctx) {
+		return
+	}
 	snap := p.snap.Load()
 	if snap == nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", "no configuration is loaded yet")
@@ -74,11 +87,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	id, generated := p.requestID(&req.Header, idBuf[:0])
 	var m router.Match
 	if !snap.table.Lookup(req.Header.Host(), req.Header.Method(), ctx.Path(), &req.Header, &m) {
-		if generated {
-			req.Header.SetBytesKV(headerXRequestID, id)
-		}
-		writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
-		p.unmatched.Observe("", fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
+		p.noRoute(ctx, id, generated, start)
 		return
 	}
 	rt := &snap.routes[m.Handle]
@@ -103,6 +112,117 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		req.Header.ContentLength(), ctx.Response.Header.ContentLength())
 }
 
+// noRoute answers a request that matches no route.
+func (p *Proxy) noRoute(ctx *fasthttp.RequestCtx, id []byte, generated bool, start time.Time) {
+	if generated {
+		ctx.Request.Header.SetBytesKV(headerXRequestID, id)
+	}
+	writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
+	p.unmatched.Observe("", fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
+}
+
+// refuseFraming answers 400 and closes the connection for a request the
+// event-loop engine refuses too and fasthttp lets through: a method the
+// gateway does not accept, obsolete line folding, and Content-Length with
+// Transfer-Encoding (which fasthttp would settle in favour of the
+// coding; another hop might not).
+func refuseFraming(ctx *fasthttp.RequestCtx) bool {
+	msg := ""
+	if !evloop.ValidMethod(ctx.Method()) {
+		msg = "malformed method"
+	} else {
+		msg = rawHeadProblem(ctx.Request.Header.RawHeaders())
+	}
+	if msg == "" {
+		return false
+	}
+	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", msg)
+	ctx.SetConnectionClose()
+	return true
+}
+
+// rawHeadProblem looks at the header lines as the client sent them.
+func rawHeadProblem(raw []byte) string {
+	var cl, te bool
+	for len(raw) > 0 {
+		ln := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			ln, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		ln = bytes.TrimSuffix(ln, []byte("\r"))
+		if len(ln) == 0 {
+			continue
+		}
+		if ln[0] == ' ' || ln[0] == '\t' {
+			return "obsolete line folding is not allowed"
+		}
+		name, _, _ := bytes.Cut(ln, []byte(":"))
+		switch {
+		case policy.EqualFold(name, "Content-Length"):
+			cl = true
+		case policy.EqualFold(name, "Transfer-Encoding"):
+			te = true
+		}
+	}
+	if cl && te {
+		return "both Content-Length and Transfer-Encoding"
+	}
+	return ""
+}
+
+// expectKey is the RequestCtx user value under which Expect leaves the
+// policy state of a request it admitted.
+type expectKey struct{}
+
+// expectState is a request Expect admitted, for ServeHTTP to go on with.
+type expectState struct {
+	st    *fastState
+	rt    *route
+	m     router.Match
+	start time.Time
+	id    [40]byte
+}
+
+// Expect is the fasthttp server's ExpectHandler: it decides a request
+// with Expect: 100-continue before its body is read, as the event-loop
+// engine does, so that the client sends the body only once the request is
+// routed and its policies passed, and a refused request gets its final
+// status instead of 100 Continue. A route whose policies may block (an
+// external policy, which may want the body) runs them after the body, once
+// the 100 is out.
+func (p *Proxy) Expect(ctx *fasthttp.RequestCtx) int {
+	start := time.Now()
+	if refuseFraming(ctx) {
+		return fasthttp.StatusBadRequest
+	}
+	snap := p.snap.Load()
+	if snap == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", "no configuration is loaded yet")
+		return fasthttp.StatusServiceUnavailable
+	}
+	req := &ctx.Request
+	x := &expectState{start: start}
+	id, generated := p.requestID(&req.Header, x.id[:0])
+	if !snap.table.Lookup(req.Header.Host(), req.Header.Method(), ctx.Path(), &req.Header, &x.m) {
+		p.noRoute(ctx, id, generated, start)
+		return fasthttp.StatusNotFound
+	}
+	x.rt = &snap.routes[x.m.Handle]
+	if x.rt.chain == nil || x.rt.chain.Blocking() {
+		return fasthttp.StatusContinue
+	}
+	x.st = fastStates.Get().(*fastState)
+	if !p.runChain(ctx, x.st, x.rt, id, start) {
+		p.finishPolicies(ctx, x.rt, &x.m, x.st, false, start)
+		fastStates.Put(x.st)
+		return ctx.Response.StatusCode()
+	}
+	ctx.SetUserValue(expectKey{}, x)
+	return fasthttp.StatusContinue
+}
+
 // prepare turns the client's request into the upstream's: path rewriting
 // and the forwarding headers.
 func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, rt *route, m *router.Match) {
@@ -116,6 +236,8 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, rt *route, m *router.Match) {
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
+	// The gateway answered the expectation itself (Expect).
+	h.Del("Expect")
 	var ipBuf [64]byte
 	ip := appendClientIP(ipBuf[:0], ctx)
 	if prior := h.PeekBytes(headerXForwardedFor); len(prior) > 0 {
@@ -156,6 +278,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 	// connection's: pooled connections stay open.
 	req.Header.ResetConnectionClose()
 
+	var body *clientBody
+	if req.IsBodyStream() && req.Header.ContentLength() < 0 {
+		// A chunked body is parsed as it goes upstream (and re-framed
+		// there by the client); a malformed one must not pass for a
+		// failing upstream.
+		body = &clientBody{r: ctx.RequestBodyStream(), h: &req.Header}
+		req.SetBodyStream(body, -1)
+	}
 	var keyBuf [64]byte
 	key := hashKey(keyBuf[:0], ctx, rt, up)
 	retries := 0
@@ -183,6 +313,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 			lastErr = nil
 			break
 		}
+		if body != nil && body.err != nil {
+			// The client's fault, not the target's.
+			t.Release(true, 0)
+			lastErr = body.err
+			break
+		}
 		t.Release(false, 0)
 		lastErr = err
 		tried = t
@@ -190,6 +326,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 	}
 	resp := &ctx.Response
 	switch {
+	case body != nil && body.err != nil:
+		resp.Reset()
+		writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "malformed chunked body")
+		clientClose = true
 	case lastErr != nil:
 		resp.Reset()
 		if isTimeout(lastErr) {
@@ -209,15 +349,46 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *route, up *upstream.Upstre
 	return waited
 }
 
-// retryable reports whether a request may be sent again after a failure:
-// an idempotent method whose body, if any, is still in memory.
-func retryable(req *fasthttp.Request) bool {
-	switch string(req.Header.Method()) {
-	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
-		fasthttp.MethodPut, fasthttp.MethodDelete, fasthttp.MethodTrace:
-		return !req.IsBodyStream()
+// clientBody is a client's chunked body on its way upstream. It keeps the
+// error its reading ended with, and at its end drops the client's
+// trailers, which fasthttp would otherwise send after the last chunk: the
+// target gets the data in fresh chunks and nothing else of the client's
+// framing.
+type clientBody struct {
+	r   io.Reader
+	h   *fasthttp.RequestHeader
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		dropTrailers(b.h)
+	case err != nil:
+		b.err = err
 	}
-	return false
+	return n, err
+}
+
+// dropTrailers deletes the trailer fields fasthttp read after a chunked
+// body; fasthttp lists them only as the lines it would write.
+func dropTrailers(h *fasthttp.RequestHeader) {
+	var names [][]byte
+	for ln := range bytes.SplitSeq(h.TrailerHeader(), []byte("\r\n")) {
+		if i := bytes.IndexByte(ln, ':'); i > 0 {
+			names = append(names, append([]byte(nil), ln[:i]...))
+		}
+	}
+	for _, name := range names {
+		h.DelBytes(name)
+	}
+}
+
+// retryable reports whether a request may be sent to another target after
+// a failure: an idempotent method whose body, if any, is still in memory.
+func retryable(req *fasthttp.Request) bool {
+	return idempotent(req.Header.Method()) && !req.IsBodyStream()
 }
 
 // hashKey is the consistent-hash key; the client IP is hashed in its text

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/internal/testaddr"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/policy/catalog"
 	"github.com/gatehouse/gatehouse/policy/policytest"
 )
 
@@ -41,7 +42,7 @@ func echoUpstream(t *testing.T) string {
 // newTestProxy compiles cfg into a Proxy, as the gateway does on apply.
 func newTestProxy(t testing.TB, cfg *deploy.Config) *Proxy {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(catalog.Checker{}); err != nil {
 		t.Fatal(err)
 	}
 	m := metrics.NewGateway(prometheus.NewRegistry(), "test")

@@ -23,16 +23,9 @@ type Reporter interface {
 	Traffic() traffic.Snapshot
 }
 
-// Handler returns the status port's routes. withProfiling adds Go's
-// /debug/pprof endpoints, off by default since profiles reveal internals.
-func Handler(r Reporter, g prometheus.Gatherer, withProfiling bool) http.Handler {
+// Handler returns the status port's routes.
+func Handler(r Reporter, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	if withProfiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -53,6 +46,19 @@ func Handler(r Reporter, g prometheus.Gatherer, withProfiling bool) http.Handler
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(r.Traffic())
 	})
+	return mux
+}
+
+// Profiling returns Go's /debug/pprof endpoints. They are never on the
+// status port, which probes and scrapers reach from other machines:
+// profiles and traces reveal the gateway's internals,
+// and a CPU profile or trace costs CPU for as long as it is asked to run.
+func Profiling() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

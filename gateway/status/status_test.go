@@ -40,9 +40,12 @@ func TestRoutes(t *testing.T) {
 		{true, "/metrics", 200, "probe_total 1"},
 		{false, "/traffic", 200, `"boot":"b1"`},
 		{true, "/nothing", 404, ""},
+		// Profiles are on a loopback listener of their own (Profiling).
+		{true, "/debug/pprof/", 404, ""},
+		{true, "/debug/pprof/profile?seconds=1", 404, ""},
 	}
 	for _, tt := range tests {
-		srv := httptest.NewServer(Handler(fakeReporter{tt.ready}, reg, false))
+		srv := httptest.NewServer(Handler(fakeReporter{tt.ready}, reg))
 		resp, err := http.Get(srv.URL + tt.path)
 		if err != nil {
 			t.Fatal(err)

@@ -69,7 +69,8 @@ func (r *Registry) OnChange(fn func(upstream, address string, healthy bool)) {
 func (r *Registry) Update(ups []deploy.Upstream) (map[string]*Upstream, error) {
 	// Configurations are validated as a whole before they get here; this
 	// is for callers that skip it, since the balancers rely on the rules.
-	if err := (&deploy.Config{Upstreams: ups}).Validate(); err != nil {
+	// A configuration of upstreams alone has no policy to check.
+	if err := (&deploy.Config{Upstreams: ups}).Validate(nil); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()

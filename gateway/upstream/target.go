@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -183,7 +184,30 @@ func newClient(address string, to timeouts) *fasthttp.HostClient {
 		// their size is the client's business, not the pool's.
 		StreamResponseBody:  true,
 		MaxResponseBodySize: 0,
+		// One more try on a new connection, for an idempotent request
+		// only: what the event-loop engine does when a pooled connection
+		// turns out closed. On its own fasthttp would send GET, HEAD and
+		// PUT up to five times, after timeouts too.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                retryIdempotent,
 	}
+}
+
+// retryIdempotent is the client's retry rule: a request that may have
+// reached the target is sent again only when its method is idempotent
+// (RFC 9110 §9.2.2) and the failure was not a timeout. A POST or PATCH is
+// never replayed: the target may have run it.
+func retryIdempotent(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	var t interface{ Timeout() bool }
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &t) && t.Timeout() {
+		return false, false
+	}
+	switch string(req.Header.Method()) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodPut, fasthttp.MethodDelete, fasthttp.MethodTrace:
+		return false, true
+	}
+	return false, false
 }
 
 // Healthy reports whether the target takes traffic: its active check says

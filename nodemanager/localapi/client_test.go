@@ -19,7 +19,7 @@ func TestWatchDeploymentRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := deploy.NewDeployment("dom", "web", 4, &deploy.Config{}, "alice", "", time.Now())
+	d, err := deploy.NewDeployment("dom", "web", 4, &deploy.Config{}, "alice", "", time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestWatchDeploymentRequest(t *testing.T) {
 	if ans.Index != 4 || ans.Deployment == nil || ans.Deployment.Number != 4 {
 		t.Fatalf("answer %+v", ans)
 	}
-	if err := ans.Deployment.Verify(pub); err != nil {
+	if err := ans.Deployment.Verify(pub, nil); err != nil {
 		t.Fatalf("deployment no longer verifies after the round trip: %v", err)
 	}
 }

@@ -1,7 +1,9 @@
-// Package localapi is the contract of the node manager's local API: the
-// HTTP API a node manager serves on loopback (DefaultAddress, paths under
-// /v1) to the gateway processes it supervises. It holds the wire types and
-// a small Client that gateways use; the server lives in nodemanager.
+// Package localapi is a published contract of the node manager: its local
+// API, the HTTP API a node manager serves on loopback (DefaultAddress,
+// paths under /v1) to the gateway processes it supervises. It holds the
+// wire types and a small Client that gateways use; the server lives in
+// nodemanager. As a contract it imports no node manager logic
+// (internal/archtest checks it).
 //
 // The protocol is described in docs/node-manager.md. In short:
 //
@@ -26,6 +28,11 @@
 //     not lost.
 //   - GET /v1/instances (InstanceList, loopback only, no secret) is the
 //     supervisor's view of every local instance.
+//   - POST /v1/instances/{name}/restart is an operator's: it needs the
+//     operator token of TokenFile in the node manager's data dir as
+//     "Authorization: Bearer <token>".
+//   - Every route refuses a request with an Origin header or a Host that
+//     is not a loopback address (403): web pages and rebound names.
 //
 // A gateway trusts nothing the node manager says about a deployment: it
 // applies one only if its signature verifies with the domain key, its group

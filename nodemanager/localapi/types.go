@@ -36,11 +36,17 @@ const (
 	QueryWait     = "wait"
 )
 
-// HeaderAuthorization carries "Bearer <instance secret>".
+// HeaderAuthorization carries "Bearer <instance secret>" on a gateway's
+// calls, and "Bearer <operator token>" on an operator's.
 const (
 	HeaderAuthorization = "Authorization"
 	BearerPrefix        = "Bearer "
 )
+
+// TokenFile is the file of the node manager's data directory holding the
+// operator token (hex, mode 0600) that the state-changing operator calls
+// (restart) must carry. The node manager makes it on its first run.
+const TokenFile = "local-api.token"
 
 // Bounds of a blocking query's wait, as the agent API has them: the server
 // uses DefaultWait when none is given and caps it at MaxWait, then adds up

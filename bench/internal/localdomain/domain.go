@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // The first administrator and the CA certificate admin init makes, as
@@ -148,7 +148,7 @@ func (d *Domain) RestartAdmin(ctx context.Context, between func() error) error {
 // client.New makes a transport per client: each simulated node has its
 // own connection, as each node manager has.
 func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.Duration) (*client.Client, error) {
-	csrPEM, keyPEM, err := ca.NewCSR("")
+	csrPEM, keyPEM, err := pki.NewCSR("")
 	if err != nil {
 		return nil, err
 	}
