@@ -87,9 +87,8 @@ func TestLoginAttackerDoesNotLockOutAdmin(t *testing.T) {
 		t.Fatalf("admin init said:\n%s", out)
 	}
 	password := pw[1]
-	addr := freeAddr(t)
-	node := startAdminNode(t, dir, addr, fp[1])
-	base, caFile := "https://"+addr, filepath.Join(dir, "ca.crt")
+	node := startAdminNode(t, dir, "127.0.0.1:0", fp[1])
+	base, caFile := "https://"+node.listen, filepath.Join(dir, "ca.crt")
 	attacker := newLoginClient(t, base, caFile, "127.0.0.2")
 	admin := newLoginClient(t, base, caFile, "127.0.0.1")
 
