@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run run-standalone test bench lint fuzz clean
+.PHONY: build run run-standalone test bench lint fuzz fuzz-short clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/gatehouse
@@ -16,10 +16,11 @@ run: build
 run-standalone: build
 	./scripts/run-standalone.sh
 
-# Unit tests with the race detector; the end-to-end tests start the real
-# binary and run without it.
+# Unit tests with the race detector, a few seconds of every fuzz target;
+# the end-to-end tests start the real binary and run without it.
 test: lint
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
+	$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 -timeout 15m ./e2e/...
 
 bench: build
@@ -30,14 +31,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Short runs of every fuzz target (go test -fuzz takes one target at a time).
+# Every fuzz target in the tree, FUZZTIME each; scripts/fuzz.sh finds them.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s
-	$(GO) test ./deploy -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 30s
-	$(GO) test ./policy/catalog -run '^$$' -fuzz '^FuzzChecker$$' -fuzztime 30s
-	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime 30s
-	$(GO) test ./gateway/router -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime 30s
-	$(GO) test ./adminnode/api -run '^$$' -fuzz '^FuzzDraftPut$$' -fuzztime 30s
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# Every fuzz target for a few seconds, as part of test.
+fuzz-short:
+	GO=$(GO) FUZZTIME=3s ./scripts/fuzz.sh
 
 clean:
 	rm -rf bin

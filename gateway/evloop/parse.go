@@ -184,7 +184,7 @@ func parseRequest(head []byte, req *Request) reject {
 	default:
 		// absolute-form: scheme "://" authority [path]
 		i := bytes.Index(target, []byte("://"))
-		if i <= 0 {
+		if i <= 0 || !validScheme(target[:i]) {
 			return reject{400, "malformed request target"}
 		}
 		rest := target[i+3:]
@@ -194,6 +194,13 @@ func parseRequest(head []byte, req *Request) reject {
 		}
 		authority = rest[:j]
 		req.Path = rest[j:]
+		// validHost refuses '@' too: userinfo is an error here (RFC 9110
+		// §4.2.4), and a hop that kept it in the host would route
+		// elsewhere than a hop that dropped it. So does a percent-escape,
+		// which some hops decode in a target's host and others do not.
+		if len(authority) == 0 || !validHost(authority) || bytes.IndexByte(authority, '%') >= 0 {
+			return reject{400, "malformed request target"}
+		}
 	}
 	if q := bytes.IndexByte(req.Path, '?'); q >= 0 {
 		req.Query = req.Path[q+1:]
@@ -222,16 +229,12 @@ func parseRequest(head []byte, req *Request) reject {
 			return reject{400, "malformed header line"}
 		}
 		name := ln[:colon]
-		for _, c := range name {
-			if !isTchar(c) {
-				return reject{400, "malformed header name"}
-			}
+		if !validName(name) {
+			return reject{400, "malformed header name"}
 		}
 		value := trimOWS(ln[colon+1:])
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return reject{400, "malformed header value"}
-			}
+		if !validValue(value) {
+			return reject{400, "malformed header value"}
 		}
 		req.Headers = append(req.Headers, Header{Name: name, Value: value})
 		switch {
@@ -242,18 +245,17 @@ func parseRequest(head []byte, req *Request) reject {
 			}
 			haveCL, req.ContentLength = true, n
 		case equalFold(name, "Transfer-Encoding"):
-			te = true
-			bad := false
-			tokens(value, func(t []byte) {
-				if !equalFold(t, "chunked") || chunked {
-					bad = true
-				}
-				chunked = true
-			})
-			if bad || !chunked {
+			// Only the exact value: the body goes on with this header,
+			// and a target that did not take "chunked," as chunked
+			// would read the body as the next request.
+			if te || !equalFold(value, "chunked") {
 				return reject{501, "unsupported transfer coding"}
 			}
+			te, chunked = true, true
 		case equalFold(name, "Host"):
+			if !validHost(value) {
+				return reject{400, "malformed Host header"}
+			}
 			hosts++
 			req.Host = value
 		case equalFold(name, "Connection"):
@@ -298,6 +300,54 @@ func parseRequest(head []byte, req *Request) reject {
 	req.Close = connClose || req.Minor == 0 && !connKA
 	req.Upgrade = connUpgrade && wsUp
 	return reject{}
+}
+
+func validName(b []byte) bool {
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether b has no control bytes but HT.
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether a Host value or a target's authority has only
+// the characters of RFC 3986's host and port: the gateway routes on it and
+// forwards it, and what a target makes of anything else is not its to
+// guess.
+func validHost(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validScheme reports whether b is a URI scheme (RFC 3986 §3.1).
+func validScheme(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // respHead is what the engine needs from a response head.
@@ -351,7 +401,7 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool, ex *Excha
 		}
 		rh.status = rh.status*10 + int(c-'0')
 	}
-	if rh.status < 100 || len(sl) > 12 && sl[12] != ' ' {
+	if rh.status < 100 || len(sl) > 12 && sl[12] != ' ' || !validValue(sl) {
 		return out, false
 	}
 	out = append(out, "HTTP/1.1"...)
@@ -379,6 +429,12 @@ func parseResponse(head []byte, rh *respHead, out []byte, http10 bool, ex *Excha
 			return out, false
 		}
 		name, value := ln[:colon], trimOWS(ln[colon+1:])
+		// The head goes to the client as it came, but for its line ends: a
+		// CR or another control byte in it would let the client find
+		// other lines, and so another framing, than the engine did.
+		if !validName(name) || !validValue(value) {
+			return out, false
+		}
 		switch {
 		case equalFold(name, "Content-Length"):
 			n, ok := parseDigits(value)
@@ -544,9 +600,14 @@ func (b *body) scan(p []byte) (int, bool) {
 			}
 			b.state, b.digits = ckSize, 0
 		case ckTrailerStart:
-			if c == '\r' {
+			switch c {
+			case '\r':
 				b.state = ckFinalLF
-			} else {
+			case '\n':
+				// A bare LF here ends the body for some readers and starts
+				// a trailer line for others.
+				return i, false
+			default:
 				b.state = ckTrailer
 			}
 		case ckTrailer:
