@@ -328,7 +328,8 @@ func TestKeyRotation(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	delay := func(c *Config) { c.KeySwitchDelay = time.Second }
+	const switchDelay = time.Second
+	delay := func(c *Config) { c.KeySwitchDelay = switchDelay }
 	ms := cluster(t, 3, withKeys(k1), withObserve(observe), delay)
 	primaries := func(want []byte) bool {
 		for _, m := range ms {
@@ -339,14 +340,29 @@ func TestKeyRotation(t *testing.T) {
 		return true
 	}
 
-	for _, m := range ms {
+	// A member keeps encrypting with k1 for the switch delay after it got
+	// k2: checked whenever the clock, read after the key, proves the delay
+	// had not passed yet, so that a slow machine cannot fail it.
+	given := make([]time.Time, len(ms))
+	keepsK1 := func() (bool, string) {
+		for i, m := range ms {
+			if given[i].IsZero() {
+				continue
+			}
+			primary := m.keyring.GetPrimaryKey()
+			if since := time.Since(given[i]); since < switchDelay && !bytes.Equal(primary, k1) {
+				return false, fmt.Sprintf("m%d encrypts with k2 %s after it got it", i, since)
+			}
+		}
+		return true, ""
+	}
+	for i, m := range ms {
+		given[i] = time.Now()
 		if err := m.SetKeys([][]byte{k2, k1}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // staggered delivery
-	}
-	if !primaries(k1) {
-		t.Fatal("k2 encrypts before the switch delay")
+		// Staggered delivery.
+		waitfor.Holds(t, 300*time.Millisecond, "k1 encrypting until the switch delay", keepsK1)
 	}
 	waitfor.True(t, 3*time.Second, "k2 to encrypt everywhere", func() bool { return primaries(k2) })
 	for _, m := range ms {
