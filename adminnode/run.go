@@ -48,7 +48,12 @@ type RunOptions struct {
 	// ServerNames are DNS names and IP addresses the server certificate
 	// covers besides the host name, localhost, 127.0.0.1 and ::1.
 	ServerNames []string
-	Logger      hclog.Logger
+	// Listening, when set, is called once the API's port is bound and
+	// before it serves, with the bound address ("listen") and the API's
+	// URL ("url"): a port 0 in Listen is a real port there. An error
+	// stops Run.
+	Listening func(addrs map[string]string) error
+	Logger    hclog.Logger
 
 	// The rest configure the API (api.Config); zero values take its
 	// defaults, except RemoveAfter.
@@ -165,6 +170,14 @@ func Run(ctx context.Context, opts RunOptions) error {
 	scheme := "https"
 	if opts.InsecureHTTP {
 		scheme = "http"
+	}
+	if opts.Listening != nil {
+		if err := opts.Listening(map[string]string{"listen": l.Addr().String(), "url": scheme + "://" + l.Addr().String()}); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	if opts.InsecureHTTP {
 		logger.Warn("SERVING PLAIN HTTP (--insecure-http): passwords and tokens cross the network in clear text; " +
 			"use this only behind a TLS-terminating proxy or on one machine for a trial")
 		go func() { errs <- srv.Serve(l) }()

@@ -30,15 +30,22 @@ import (
 var sample []byte
 
 // Options configure a development domain. Zero values take the defaults
-// of the README's quickstart.
+// of the README's quickstart. Every address may have port 0: the port is
+// then chosen when the domain is made, and printed (and passed to
+// Listening).
 type Options struct {
 	// Dir holds everything; a fresh temporary directory, removed at the
 	// end, when empty. A Dir that already holds a domain is reused as it
-	// is (its password was printed when it was made).
-	Dir        string
-	AdminAddr  string // 127.0.0.1:8090
-	NodeAddr   string // 127.0.0.1:8091
-	Upstream   string // 127.0.0.1:9001
+	// is (its password was printed when it was made), its instances on the
+	// addresses they were declared with.
+	Dir       string
+	AdminAddr string // 127.0.0.1:8090
+	NodeAddr  string // 127.0.0.1:8091
+	Upstream  string // 127.0.0.1:9001
+	// Gateways are the instances of the demo group. The node manager
+	// starts them with the addresses declared in the admin node, so a
+	// port 0 is chosen by Run, which holds it (bound, never listened on:
+	// see reservePort) while it runs so that nothing else takes it.
 	Gateways   []Gateway
 	Logger     hclog.Logger
 	Out        io.Writer
@@ -47,6 +54,12 @@ type Options struct {
 	// the gatehouse that runs the domain, so that `source dev.env` is all
 	// a shell needs to run the CLI against it.
 	CLIDir string
+	// Listening, when set, is called once the whole domain runs, with the
+	// bound addresses: "admin_listen", "admin_url", "node_listen",
+	// "upstream_listen", and "<instance>_listen",
+	// "<instance>_status_listen" and "<instance>_gossip_listen" for each
+	// gateway. An error stops Run.
+	Listening func(addrs map[string]string) error
 }
 
 // Gateway is one instance of the demo group. An empty GossipListen is
@@ -120,6 +133,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 		fresh, password = true, res.Password
 	}
 
+	if !fresh {
+		// The domain made by the first run knows its admin node (node.json)
+		// and its upstream (the deployed configuration) by their addresses.
+		for flag, addr := range map[string]string{"admin address": opts.AdminAddr, "upstream address": opts.Upstream} {
+			if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+				return fmt.Errorf("dev: %s %s: port 0 with the domain of %s, which has its address from the run that made it; give that address", flag, addr, opts.Dir)
+			}
+		}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -139,6 +162,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("dev: demo upstream: %w", err)
 	}
+	opts.Upstream = l.Addr().String()
 	run("demo upstream", func() error {
 		go func() { <-ctx.Done(); up.Close() }()
 		if err := up.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -146,9 +170,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 		return nil
 	})
+	adminBound := make(chan string, 1)
 	run("admin node", func() error {
-		return adminnode.Run(ctx, adminnode.RunOptions{DataDir: adminDir, Listen: opts.AdminAddr, Logger: log.Named("admin")})
+		return adminnode.Run(ctx, adminnode.RunOptions{DataDir: adminDir, Listen: opts.AdminAddr, Logger: log.Named("admin"),
+			Listening: func(a map[string]string) error { adminBound <- a["listen"]; return nil }})
 	})
+	if opts.AdminAddr, err = bound(ctx, adminBound, errs); err != nil {
+		return err
+	}
 
 	caPEM, err := os.ReadFile(filepath.Join(adminDir, adminnode.CACertFile))
 	if err != nil {
@@ -164,21 +193,100 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	envFile := filepath.Join(opts.Dir, "dev.env")
 	if fresh {
+		// The gateways' ports are held from their choice to the end, so
+		// that nothing else takes them while the node manager (re)starts
+		// the gateways on them.
+		for i, g := range opts.Gateways {
+			gw := &opts.Gateways[i]
+			for _, r := range []struct {
+				addr    *string
+				reserve func(string) (string, func(), error)
+			}{{&gw.Listen, reservePort}, {&gw.StatusListen, reservePort}, {&gw.GossipListen, reserveGossipPort}} {
+				held, release, err := r.reserve(*r.addr)
+				if err != nil {
+					return fmt.Errorf("dev: gateway %s: %w", g.Name, err)
+				}
+				defer release()
+				*r.addr = held
+			}
+		}
 		if err := setUp(ctx, anon, caPEM, password, opts, envFile, adminURL); err != nil {
 			return fmt.Errorf("dev: set up the domain: %w", err)
 		}
+	} else if declared, err := declaredGateways(ctx, adminURL, caPEM, envFile); err != nil {
+		log.Warn("read the demo group's instances; the addresses printed are those of the flags", "error", err)
+	} else {
+		opts.Gateways = declared
 	}
+	nodeBound := make(chan string, 1)
 	run("node manager", func() error {
 		return nodemanager.Run(ctx, nodemanager.RunOptions{DataDir: nodeDir, Listen: opts.NodeAddr, GatewayBinary: opts.GatewayBin,
-			Heartbeat: 2 * time.Second, DrainTimeout: 5 * time.Second, StopGateways: true, Advertise: "127.0.0.1", Logger: log.Named("node")})
+			Heartbeat: 2 * time.Second, DrainTimeout: 5 * time.Second, StopGateways: true, Advertise: "127.0.0.1", Logger: log.Named("node"),
+			Listening: func(a map[string]string) error { nodeBound <- a["listen"]; return nil }})
 	})
+	if opts.NodeAddr, err = bound(ctx, nodeBound, errs); err != nil {
+		return err
+	}
 	printUsage(opts, password, envFile, adminURL)
+	if opts.Listening != nil {
+		addrs := map[string]string{"admin_listen": opts.AdminAddr, "admin_url": adminURL, "node_listen": opts.NodeAddr,
+			"upstream_listen": opts.Upstream}
+		for _, g := range opts.Gateways {
+			addrs[g.Name+"_listen"], addrs[g.Name+"_status_listen"] = g.Listen, g.StatusListen
+			addrs[g.Name+"_gossip_listen"] = g.GossipListen
+		}
+		if err := opts.Listening(addrs); err != nil {
+			return err
+		}
+	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-errs:
 		return err
 	}
+}
+
+// bound waits for the address a process started by Run reports, or for
+// its failure.
+func bound(ctx context.Context, addr <-chan string, errs <-chan error) (string, error) {
+	select {
+	case a := <-addr:
+		return a, nil
+	case err := <-errs:
+		return "", err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// declaredGateways reads the demo group's instances of a reused domain,
+// with the token of its dev.env: the addresses its gateways run on.
+func declaredGateways(ctx context.Context, adminURL string, caPEM []byte, envFile string) ([]Gateway, error) {
+	env, err := ReadEnvFile(envFile)
+	if err != nil {
+		return nil, err
+	}
+	token := env["GATEHOUSE_TOKEN"]
+	if token == "" {
+		return nil, fmt.Errorf("%s holds no GATEHOUSE_TOKEN", envFile)
+	}
+	c, err := client.New(client.Config{Address: adminURL, Token: token, CACertPEM: caPEM})
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.ListInstances(ctx, client.InstanceFilter{Group: group})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, errors.New("the demo group has no instances")
+	}
+	gws := make([]Gateway, 0, len(list))
+	for _, in := range list {
+		gws = append(gws, Gateway{Name: in.Name, Listen: in.Listen, StatusListen: in.StatusListen, GossipListen: in.GossipListen})
+	}
+	return gws, nil
 }
 
 func waitHealthy(ctx context.Context, c *client.Client, errs <-chan error) error {

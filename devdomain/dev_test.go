@@ -3,12 +3,15 @@ package devdomain
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // TestGossipOnLoopback runs a dev domain whose gateway binary is a script
@@ -27,10 +30,11 @@ func TestGossipOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := Options{
-		Dir: filepath.Join(dir, "dev"), AdminAddr: freeAddr(t), NodeAddr: freeAddr(t), Upstream: freeAddr(t),
+		// Port 0 everywhere: dev picks the ports.
+		Dir: filepath.Join(dir, "dev"), AdminAddr: "127.0.0.1:0", NodeAddr: "127.0.0.1:0", Upstream: "127.0.0.1:0",
 		Gateways: []Gateway{
-			{Name: "demo-1", Listen: freeAddr(t), StatusListen: freeAddr(t)},
-			{Name: "demo-2", Listen: freeAddr(t), StatusListen: freeAddr(t)},
+			{Name: "demo-1", Listen: "127.0.0.1:0", StatusListen: "127.0.0.1:0"},
+			{Name: "demo-2", Listen: "127.0.0.1:0", StatusListen: "127.0.0.1:0"},
 		},
 		GatewayBin: fake, Out: &bytes.Buffer{},
 	}
@@ -45,17 +49,13 @@ func TestGossipOnLoopback(t *testing.T) {
 	}()
 
 	args := map[string][]string{} // by instance
-	deadline := time.Now().Add(60 * time.Second)
-	for len(args) < len(opts.Gateways) {
+	waitfor.Cond(t, 60*time.Second, "both gateways started", func() (bool, string) {
 		select {
 		case err := <-done:
+			done <- err // for the deferred stop
 			t.Fatalf("dev domain stopped: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60 s, gateways started: %v", args)
-		}
-		time.Sleep(50 * time.Millisecond)
 		files, _ := filepath.Glob(filepath.Join(argsDir, "[0-9]*"))
 		for _, f := range files {
 			if strings.HasSuffix(f, ".tmp") {
@@ -72,7 +72,8 @@ func TestGossipOnLoopback(t *testing.T) {
 				}
 			}
 		}
-	}
+		return len(args) == len(opts.Gateways), fmt.Sprintf("started: %v", args)
+	})
 	for name, a := range args {
 		for _, flag := range []string{"--gossip-listen=", "--gossip-advertise="} {
 			addr := ""
@@ -87,14 +88,4 @@ func TestGossipOnLoopback(t *testing.T) {
 			}
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

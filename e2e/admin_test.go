@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -278,17 +279,26 @@ func apiError(t *testing.T, body []byte) apitypes.Error {
 }
 
 // startAdminNode runs `gatehouse admin run` on dir at addr and waits for
-// its ready line, which must name the domain's CA fingerprint.
+// its ready file; its ready line must name the domain's CA fingerprint.
+// An addr with port 0 lets the node choose, and p.listen says what it
+// chose; tests that restart the node on its address pass a freeAddr.
 func startAdminNode(t *testing.T, dir, addr, fingerprint string, extra ...string) *proc {
 	t.Helper()
 	// Debug logs the most there is to look for secrets in.
-	p := start(t, append([]string{"admin", "run", "--data-dir", dir, "--listen", addr, "--log-level", "debug"}, extra...)...)
+	p, addrs := startReady(t, append([]string{"admin", "run", "--data-dir", dir, "--listen", addr, "--log-level", "debug"}, extra...)...)
+	p.listen = addrs["listen"]
+	if _, port, _ := net.SplitHostPort(addr); port != "0" && p.listen != addr {
+		t.Errorf("the admin node's ready file names %q, want the address it was given, %s", p.listen, addr)
+	}
+	if url := addrs["url"]; url != "https://"+p.listen {
+		t.Errorf("the admin node's ready file names the URL %q, want https://%s", url, p.listen)
+	}
 	p.waitFor(t, 10*time.Second, "admin node ready", func() bool {
 		return strings.Contains(p.out.String(), "admin node ready")
 	})
 	if line := readyLine(p.out.String()); !strings.Contains(line, "ca_fingerprint="+fingerprint) ||
-		!strings.Contains(line, "url=https://"+addr) || !strings.Contains(line, "domain=e2e") {
-		t.Errorf("ready line %q: want domain=e2e url=https://%s ca_fingerprint=%s", line, addr, fingerprint)
+		!strings.Contains(line, "url=https://"+p.listen) || !strings.Contains(line, "domain=e2e") {
+		t.Errorf("ready line %q: want domain=e2e url=https://%s ca_fingerprint=%s", line, p.listen, fingerprint)
 	}
 	return p
 }

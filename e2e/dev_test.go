@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -15,42 +15,47 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/demo"
+	"github.com/gatehouse/gatehouse/gateway/gossip"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
-// devPorts are the fixed ports of `gatehouse dev` (README's quickstart).
-var devPorts = []string{"8090", "8091", "9001", "8080", "8081", "8085", "8086"}
-
 // TestDevDomain runs the README's main command, `gatehouse dev --dir D`:
 // a whole domain on one machine, serving the demo upstream through two
-// gateways, usable by the CLI with D/dev.env, and gone on Ctrl-C.
+// gateways, usable by the CLI with D/dev.env, and gone on Ctrl-C. Every
+// port is 0, so that the test runs whatever else uses the README's ports;
+// dev's ready file says which it chose.
 func TestDevDomain(t *testing.T) {
 	began := time.Now()
-	for _, port := range devPorts {
-		l, err := net.Listen("tcp", "127.0.0.1:"+port)
-		if err != nil {
-			t.Skipf("gatehouse dev needs its fixed port %s, which is taken here: %v", port, err)
-		}
-		l.Close()
-	}
 	dir := t.TempDir()
 	nodeDir := filepath.Join(dir, "node")
 	gw := &gatewayPids{pids: map[int]bool{}, nodeDir: nodeDir}
 	t.Cleanup(gw.killAll)
-	dev := start(t, "dev", "--dir", dir)
-	dev.waitFor(t, 30*time.Second, "the usage text", func() bool {
-		return strings.Contains(dev.out.String(), "Ctrl-C stops everything")
-	})
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	dev := start(t, "dev", "--dir", dir, "--admin-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0",
+		"--upstream-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0,127.0.0.1:0",
+		"--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0", "--gateway-gossip-listen", "127.0.0.1:0,127.0.0.1:0",
+		"--ready-file", ready)
+	addrs := dev.waitReadyFile(t, ready)
+	for _, key := range []string{"admin_listen", "node_listen", "upstream_listen", "demo-1_listen", "demo-1_status_listen",
+		"demo-1_gossip_listen", "demo-2_listen", "demo-2_status_listen", "demo-2_gossip_listen"} {
+		if a := addrs[key]; !strings.HasPrefix(a, "127.0.0.1:") || strings.HasSuffix(a, ":0") {
+			t.Fatalf("ready file: %s = %q, want a loopback address with its port; all: %v", key, a, addrs)
+		}
+	}
+	if addrs["admin_url"] != "https://"+addrs["admin_listen"] {
+		t.Errorf("ready file: admin_url = %q, want https://%s", addrs["admin_url"], addrs["admin_listen"])
+	}
 	out := dev.out.String()
-	for _, want := range []string{"admin node     https://127.0.0.1:8090", "http://127.0.0.1:8091/v1/instances",
-		"curl http://127.0.0.1:8080/orders/42", filepath.Join(dir, "dev.env")} {
+	for _, want := range []string{"admin node     https://" + addrs["admin_listen"], "http://" + addrs["node_listen"] + "/v1/instances",
+		"demo upstream  http://" + addrs["upstream_listen"], "curl http://" + addrs["demo-1_listen"] + "/orders/42",
+		"(status http://" + addrs["demo-2_status_listen"] + "/status)", filepath.Join(dir, "dev.env"), "Ctrl-C stops everything"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gatehouse dev printed no %q:\n%s", want, out)
 		}
 	}
 
 	// The README's curl, through both gateways.
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081"} {
+	for _, addr := range []string{addrs["demo-1_listen"], addrs["demo-2_listen"]} {
 		var echo demo.Echo
 		until(t, "the demo upstream's echo through "+addr, func() (bool, string) {
 			resp, err := noKeepAlive.Get("http://" + addr + "/orders/42")
@@ -70,6 +75,18 @@ func TestDevDomain(t *testing.T) {
 		}
 	}
 
+	// The two gateways gossip on the ports dev chose for them.
+	for _, pair := range [][2]string{{"demo-1", "demo-2"}, {"demo-2", "demo-1"}} {
+		status := addrs[pair[0]+"_status_listen"]
+		until(t, pair[0]+" seeing "+pair[1]+" alive in its gossip", func() (bool, string) {
+			peers, err := peersAt(status)
+			if err != nil {
+				return false, err.Error()
+			}
+			return peers[pair[1]].State == gossip.StateAlive, fmt.Sprintf("%+v", peers)
+		})
+	}
+
 	// source dev.env; gatehouse group summary demo.
 	env := devEnv(t, filepath.Join(dir, "dev.env"))
 	var s apitypes.GroupSummary
@@ -86,7 +103,7 @@ func TestDevDomain(t *testing.T) {
 	// The gateways' pids, to check they are gone after Ctrl-C.
 	var pids []int
 	until(t, "two gateways in the node manager's /v1/instances", func() (bool, string) {
-		resp, err := http.Get("http://127.0.0.1:8091" + localapi.PathInstances)
+		resp, err := http.Get("http://" + addrs["node_listen"] + localapi.PathInstances)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -102,9 +119,12 @@ func TestDevDomain(t *testing.T) {
 				gw.add(in.PID)
 			}
 		}
-		return len(pids) == 2, ""
+		return len(pids) == 2, fmt.Sprintf("%+v", list.Instances)
 	})
 
+	// The admin node, node manager and upstream live in dev's process and
+	// end with it; the gateways are its node manager's children, which it
+	// must stop.
 	dev.signal(syscall.SIGINT)
 	if code := dev.exit(t, 30*time.Second); code != 0 {
 		t.Errorf("gatehouse dev exited with %d after SIGINT, want 0\n%s", code, dev.out.String())
@@ -112,12 +132,6 @@ func TestDevDomain(t *testing.T) {
 	for _, pid := range pids {
 		if alive(pid) {
 			t.Errorf("gateway %d still runs after gatehouse dev ended", pid)
-		}
-	}
-	for _, port := range devPorts {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-			c.Close()
-			t.Errorf("port %s still answers after gatehouse dev ended", port)
 		}
 	}
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))

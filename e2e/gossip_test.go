@@ -102,7 +102,8 @@ func (d *gossipDomain) joinHost(t *testing.T, name string, o hostOpts) *gossipHo
 // start runs the host's node manager and waits for its ready line.
 func (h *gossipHost) start(t *testing.T) {
 	t.Helper()
-	args := append([]string{binary, "node", "run", "--data-dir", h.dir, "--listen", h.addr,
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	args := append([]string{binary, "node", "run", "--data-dir", h.dir, "--listen", h.addr, "--ready-file", ready,
 		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug"}, h.opts.run...)
 	if h.opts.netns != "" {
 		// ip execs the node manager in the namespace, without a fork: the
@@ -110,9 +111,7 @@ func (h *gossipHost) start(t *testing.T) {
 		args = append([]string{"ip", "netns", "exec", h.opts.netns}, args...)
 	}
 	p := startCmd(t, exec.Command(args[0], args[1:]...))
-	p.waitFor(t, 10*time.Second, "node manager of "+h.name+" ready", func() bool {
-		return strings.Contains(p.out.String(), "node manager ready")
-	})
+	p.waitReadyFile(t, ready)
 	h.node = p
 }
 
@@ -161,27 +160,30 @@ func (d *gossipDomain) memberAt(t *testing.T, name, group string, h *gossipHost,
 	d.members[name] = group
 }
 
-// freeGossipAddr returns a loopback address whose port is free for both
-// TCP and UDP, as memberlist binds both.
+// freeGossipAddr is freeAddr for a gossip address, which memberlist binds
+// for TCP and UDP. The TCP side is reserved as freeAddr's is; the UDP side
+// cannot be held (memberlist's UDP socket would not share the port), so
+// the port is one free for UDP when handed out: only a UDP socket binding
+// port 0 in the meantime (none of the processes under test does) could
+// take it.
 func freeGossipAddr(t *testing.T) string {
 	t.Helper()
+	return freeGossipAddrOn(t, "127.0.0.1")
+}
+
+// freeGossipAddrOn is freeGossipAddr on the IPv4 address ip.
+func freeGossipAddrOn(t *testing.T, ip string) string {
+	t.Helper()
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
+		addr := reserveAddr(t, ip)
 		u, err := net.ListenPacket("udp", addr)
-		l.Close()
 		if err != nil {
 			continue
 		}
 		u.Close()
-		if handOut(addr) {
-			return addr
-		}
+		return addr
 	}
-	t.Fatal("no loopback port free for both TCP and UDP")
+	t.Fatalf("no port on %s free for both TCP and UDP", ip)
 	return ""
 }
 
@@ -599,16 +601,17 @@ func startRogueGateway(t *testing.T, h *gossipHost, name, group string, seeds []
 	})
 	nm := httptest.NewServer(mux)
 	t.Cleanup(nm.Close)
-	status := freeAddr(t)
+	// Nobody seeds the rogue: all its ports are its own choice.
+	ready := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(binary, "gateway",
 		"--node-manager", nm.URL, "--domain-key", id.SigningKey, "--group", group, "--instance", name,
-		"--gossip-listen", freeGossipAddr(t), "--listen", freeAddr(t), "--status-listen", status, "--tls-listen", "",
-		"--log-level", "debug")
+		"--gossip-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--tls-listen", "",
+		"--ready-file", ready, "--log-level", "debug")
 	cmd.Env = append(os.Environ(), localapi.EnvInstanceSecret+"=rogue")
 	p := startCmd(t, cmd)
-	p.status = status
+	p.status = p.waitReadyFile(t, ready)["status_listen"]
 	p.waitFor(t, 10*time.Second, "the rogue gateway's gossip", func() bool {
-		_, err := peersAt(status)
+		_, err := peersAt(p.status)
 		return err == nil
 	})
 	return p
@@ -719,8 +722,9 @@ func (n *netnsLink) setLink(t *testing.T, state string) {
 }
 
 // forward relays TCP connections from listen to to, so that a node
-// manager in a namespace reaches the admin node on the test's loopback.
-func forward(t *testing.T, listen, to string) {
+// manager in a namespace reaches the admin node on the test's loopback;
+// it returns the address it listens on.
+func forward(t *testing.T, listen, to string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -754,6 +758,7 @@ func forward(t *testing.T, listen, to string) {
 			go func() { io.Copy(c, u); c.Close() }()
 		}
 	}()
+	return l.Addr().String()
 }
 
 // TestGossipPartition: gw-c's host is cut off the network (its own
@@ -769,12 +774,11 @@ func TestGossipPartition(t *testing.T) {
 	// h1 gossips on the test's side of the link; h2 reaches the admin
 	// node there too (the relay), and says which address its gateways
 	// have, since the admin node sees the relay's.
-	adminRelay := net.JoinHostPort(ns.peer, strconv.Itoa(freePort(t)))
-	forward(t, adminRelay, d.adminAddr)
+	adminRelay := forward(t, net.JoinHostPort(ns.peer, "0"), d.adminAddr)
 	h1 := d.joinHost(t, "h1", hostOpts{run: []string{"--advertise", ns.peer}})
 	h2 := d.joinHost(t, "h2", hostOpts{admin: "https://" + adminRelay, netns: ns.name, run: []string{"--advertise", ns.addr}})
-	d.memberAt(t, "gw-a", nmGroup, h1, freeAddr(t), freeAddr(t), net.JoinHostPort(ns.peer, strconv.Itoa(freePort(t))))
-	d.memberAt(t, "gw-b", nmGroup, h1, freeAddr(t), freeAddr(t), net.JoinHostPort(ns.peer, strconv.Itoa(freePort(t))))
+	d.memberAt(t, "gw-a", nmGroup, h1, freeAddr(t), freeAddr(t), freeGossipAddrOn(t, ns.peer))
+	d.memberAt(t, "gw-b", nmGroup, h1, freeAddr(t), freeAddr(t), freeGossipAddrOn(t, ns.peer))
 	// The namespace is gw-c's alone: any port is free there.
 	d.memberAt(t, "gw-c", nmGroup, h2, "127.0.0.1:8080", ns.addr+":8085", ns.addr+":7946")
 	if n := d.deployGroup(t, nmGroup, up.addr, "first"); n != 1 {
@@ -820,15 +824,4 @@ func TestGossipPartition(t *testing.T) {
 	t.Logf("link back: the group whole again after %s, the mark cleared after %s",
 		mended.Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
-}
-
-// freePort is a port free on every address of the test's namespace.
-func freePort(t *testing.T) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(freeGossipAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }

@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/readyfile"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // binary is the gatehouse binary built once for the whole package.
@@ -39,61 +43,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port nobody listens on, and
-// that no other call of this test process has returned: the kernel may
-// hand a just-released port out again at once, and two addresses of one
-// gateway (traffic and status) must differ.
+// freeAddr returns a loopback address reserved for the test: its port is
+// bound (with SO_REUSEADDR) but never listened on, until the test ends.
+// The kernel hands a bound port to no other bind to port 0 nor to any
+// outgoing connection, so no other test or process can take it; a process
+// the test starts binds it all the same (Go's listeners set SO_REUSEADDR)
+// and, after a restart, binds it again. Tests use it where an address must
+// be known before the process starts or survive its restart: the admin
+// node and node managers that tests restart, and the instances declared in
+// the admin node, which the node manager passes to the gateways it starts.
+// Anything else binds 127.0.0.1:0 and reports the port in its ready file.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if handOut(addr) {
-			return addr
-		}
-	}
-	t.Fatal("no loopback port that was not handed out already")
-	return ""
+	return reserveAddr(t, "127.0.0.1")
 }
 
-var (
-	handedOutMu sync.Mutex
-	handedOut   = map[string]bool{}
-)
-
-// handOut records addr as given to a test; false if it was already.
-func handOut(addr string) bool {
-	handedOutMu.Lock()
-	defer handedOutMu.Unlock()
-	if handedOut[addr] {
-		return false
-	}
-	handedOut[addr] = true
-	return true
+// reserveAddr is freeAddr on the IPv4 address ip.
+func reserveAddr(t *testing.T, ip string) string {
+	t.Helper()
+	return testaddr.Reserved(t, ip)
 }
 
-// deadAddr returns a loopback address that refuses connections for the whole
-// test: its port is bound but never listened on, so no other listener of a
-// parallel test or process can take it over the way a released port can be.
+// deadAddr returns a loopback address that refuses connections for the
+// whole test.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	return testaddr.Dead(t)
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -122,7 +97,8 @@ type proc struct {
 	done   chan struct{}
 	err    error
 	status string // status address, for gateways
-	listen string // traffic address, for gateways
+	listen string // traffic address, for gateways; the API's, for admin nodes and node managers
+	tls    string // HTTPS traffic address, for gateways serving it
 }
 
 func start(t *testing.T, args ...string) *proc {
@@ -162,11 +138,11 @@ type gatewayOpts struct {
 	extra   []string
 }
 
-// startGateway starts a gateway and waits until its status port answers.
+// startGateway starts a gateway on ports of its own choosing (127.0.0.1:0,
+// unless o.extra names addresses) and waits until its status port answers.
 func startGateway(t *testing.T, o gatewayOpts) *proc {
 	t.Helper()
-	listen, status := freeAddr(t), freeAddr(t)
-	args := []string{"gateway", "--listen", listen, "--status-listen", status,
+	args := []string{"gateway", "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0",
 		"--watch-interval", "100ms", "--drain-timeout", "10s", "--log-level", "debug"}
 	if o.config != "" {
 		args = append(args, "--config", o.config)
@@ -177,14 +153,16 @@ func startGateway(t *testing.T, o gatewayOpts) *proc {
 	if o.engine != "" {
 		args = append(args, "--engine", o.engine)
 	}
-	if !o.tls {
+	if o.tls {
+		args = append(args, "--tls-listen", "127.0.0.1:0")
+	} else {
 		args = append(args, "--tls-listen", "")
 	}
 	args = append(args, o.extra...)
-	p := start(t, args...)
-	p.listen, p.status = listen, status
+	p, addrs := startReady(t, args...)
+	p.listen, p.status, p.tls = addrs["listen"], addrs["status_listen"], addrs["tls_listen"]
 	p.waitFor(t, 10*time.Second, "status port", func() bool {
-		resp, err := http.Get("http://" + status + "/healthz")
+		resp, err := http.Get("http://" + p.status + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -192,6 +170,31 @@ func startGateway(t *testing.T, o gatewayOpts) *proc {
 		return resp.StatusCode == 200
 	})
 	return p
+}
+
+// startReady starts a gatehouse process with --ready-file and waits for
+// the file: the addresses the process bound, by name.
+func startReady(t *testing.T, args ...string) (*proc, readyfile.Addrs) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ready.json")
+	p := start(t, append(args, "--ready-file", path)...)
+	return p, p.waitReadyFile(t, path)
+}
+
+// waitReadyFile waits for the process's ready file at path and returns
+// the addresses it names.
+func (p *proc) waitReadyFile(t *testing.T, path string) readyfile.Addrs {
+	t.Helper()
+	var addrs readyfile.Addrs
+	p.waitState(t, 20*time.Second, "the ready file "+path, func() (bool, string) {
+		a, err := readyfile.Read(path)
+		if err != nil {
+			return false, err.Error()
+		}
+		addrs = a
+		return true, ""
+	})
+	return addrs
 }
 
 // forEachEngine runs a test once per engine of the HTTP listener, since
@@ -202,21 +205,24 @@ func forEachEngine(t *testing.T, test func(t *testing.T, engine string)) {
 	}
 }
 
+// waitFor waits until ok holds, failing at once if the process exits.
 func (p *proc) waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	p.waitState(t, d, what, func() (bool, string) { return ok(), "" })
+}
+
+// waitState is waitFor for a condition that describes the state it saw,
+// which the failure on timeout shows.
+func (p *proc) waitState(t *testing.T, d time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	waitfor.Cond(t, d, what, func() (bool, string) {
 		select {
 		case <-p.done:
 			t.Fatalf("process exited while waiting for %s: %v\n%s", what, p.err, p.out.String())
 		default:
 		}
-		if ok() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+		return check()
+	})
 }
 
 // exit waits for the process to end and returns its exit code.

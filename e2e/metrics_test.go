@@ -3,14 +3,17 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/metrics"
 )
 
 // twoRouteConfig sends /ok/* and /fail/* to one upstream, as two routes.
@@ -46,6 +49,25 @@ func (d *gossipDomain) metricsTotals(t *testing.T, route string) (apitypes.Metri
 		return apitypes.MetricsValues{}, fmt.Errorf("metrics -o json printed %q: %v", out, err)
 	}
 	return ans.Totals, nil
+}
+
+// gaugeAt reads one unlabelled metric of a Prometheus text page.
+func gaugeAt(url, name string) (float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", url, name)
 }
 
 // sent is what the test sent and expects the domain to have counted.
@@ -132,7 +154,17 @@ func TestDomainMetricsExact(t *testing.T) {
 	d.admin.exit(t, 15*time.Second)
 	d.send(t, "gw-a", "ok", 20, &total)
 	d.send(t, "gw-b", "fail", 10, &total)
-	time.Sleep(3 * time.Second) // several collections spooled
+	// Both node managers hold what they collected meanwhile before the
+	// admin node is back.
+	for _, h := range []*gossipHost{h1, h2} {
+		until(t, "node manager "+h.name+" spooling a traffic batch", func() (bool, string) {
+			n, err := gaugeAt("http://"+h.addr+"/metrics", metrics.NodeTrafficSpoolBatches)
+			if err != nil {
+				return false, err.Error()
+			}
+			return n >= 1, fmt.Sprintf("%s %v", metrics.NodeTrafficSpoolBatches, n)
+		})
+	}
 	d.admin = startAdminNode(t, d.adminDir, d.adminAddr, d.fingerprint)
 	d.waitTotals(t, "the requests sent while the admin node was down counted once", total)
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -183,11 +184,12 @@ func (d *nmDomain) joinNode(t *testing.T) {
 // ready line.
 func (d *nmDomain) startNode(t *testing.T) *proc {
 	t.Helper()
-	p := start(t, "node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr,
+	p, addrs := startReady(t, "node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr,
 		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug")
-	p.waitFor(t, 10*time.Second, "node manager ready", func() bool {
-		return strings.Contains(p.out.String(), "node manager ready")
-	})
+	if addrs["listen"] != d.nodeAddr || addrs["url"] != "http://"+d.nodeAddr {
+		t.Errorf("the node manager's ready file names %v, want its address %s", addrs, d.nodeAddr)
+	}
+	p.listen = d.nodeAddr
 	d.node = p
 	return p
 }
@@ -201,7 +203,10 @@ func (d *nmDomain) createInstance(t *testing.T, name string) {
 
 func (d *nmDomain) createInstanceAt(t *testing.T, name, listen, status string) {
 	t.Helper()
-	d.cli.ok(t, "", "instance", "create", name, "--group", nmGroup, "--host", "h1", "--listen", listen, "--status-listen", status)
+	// The gossip port too, or the admin node picks one from 7946 up, on
+	// every address, which any other process may hold.
+	d.cli.ok(t, "", "instance", "create", name, "--group", nmGroup, "--host", "h1", "--listen", listen, "--status-listen", status,
+		"--gossip-listen", freeGossipAddr(t))
 	d.instances[name] = [2]string{listen, status}
 }
 
@@ -263,23 +268,11 @@ func (d *nmDomain) localInstances(t *testing.T) (map[string]localapi.InstanceVie
 	return out, nil
 }
 
-// until polls cond (every 100 ms) for at most nmDeadline and fails the test
-// with the last state described when it never holds.
+// until polls cond for at most nmDeadline and fails the test with the
+// last state described when it never holds.
 func until(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(nmDeadline)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, still not %s; last state: %s", nmDeadline, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitfor.Cond(t, nmDeadline, what, cond)
 }
 
 // waitLocal waits until the node manager's view of the instances

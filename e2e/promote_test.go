@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
@@ -59,13 +58,9 @@ func newPromoteDomain(t *testing.T, tr *transcript, name string) *promoteDomain 
 		t.Fatalf("admin init of %s:\n%s", name, out)
 	}
 	tr.reset()
-	addr := freeAddr(t)
 	// Debug logs the most there is to look for secrets in.
-	p := start(t, "admin", "run", "--data-dir", dir, "--listen", addr, "--log-level", "debug")
-	p.waitFor(t, 10*time.Second, "admin node ready", func() bool {
-		return strings.Contains(p.out.String(), "admin node ready")
-	})
-	d := &promoteDomain{name: name, url: "https://" + addr, caFile: filepath.Join(dir, "ca.crt"), fingerprint: f[1], cli: cli, node: p}
+	p, addrs := startReady(t, "admin", "run", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	d := &promoteDomain{name: name, url: addrs["url"], caFile: filepath.Join(dir, "ca.crt"), fingerprint: f[1], cli: cli, node: p}
 	cli.ok(t, m[1]+"\n", "login", "--addr", d.url, "--ca-fingerprint", f[1], "--user", "admin", "--password-stdin")
 	_, _, d.token, _ = cli.saved(t)
 	d.api = newAdminAPI(t, d.url, d.caFile, d.token)
@@ -106,12 +101,9 @@ func (d *promoteDomain) runGateway(t *testing.T, group string) string {
 	listen := freeAddr(t)
 	d.cli.ok(t, "", "instance", "create", "gw-1", "--group", group, "--host", "h1",
 		"--listen", listen, "--status-listen", freeAddr(t), "--gossip-listen", freeGossipAddr(t))
-	nodeAddr := freeAddr(t)
-	p := start(t, "node", "run", "--data-dir", dir, "--listen", nodeAddr, "--heartbeat", "1s", "--wait", "5s",
+	_, addrs := startReady(t, "node", "run", "--data-dir", dir, "--listen", "127.0.0.1:0", "--heartbeat", "1s", "--wait", "5s",
 		"--drain-timeout", "5s", "--log-level", "debug")
-	p.waitFor(t, 10*time.Second, "node manager ready", func() bool {
-		return strings.Contains(p.out.String(), "node manager ready")
-	})
+	nodeAddr := addrs["listen"]
 	// The gateway's pid, for the cleanup, once the node manager runs it.
 	until(t, "the gateway started", func() (bool, string) {
 		resp, err := http.Get("http://" + nodeAddr + localapi.PathInstances)

@@ -141,7 +141,7 @@ services:
         methods: [FETCH]
 `)
 	cmd := exec.Command(binary, "gateway", "--config", bad, "--data-dir", filepath.Join(dir, "gw"),
-		"--listen", freeAddr(t), "--status-listen", freeAddr(t), "--tls-listen", "")
+		"--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--tls-listen", "")
 	done := make(chan struct{})
 	var out []byte
 	var err error

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 )
@@ -253,7 +254,9 @@ func TestGatewayFollowsNodeManager(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitfor.Cond(t, 10*time.Second, "traffic flowing before deployment 2", func() (bool, string) {
+		return ok.Load() >= 100, fmt.Sprintf("%d answered, %d failed", ok.Load(), failed.Load())
+	})
 
 	d2 := relayDeployment(t, 2, b.addr)
 	d2.Sign(priv)
@@ -341,7 +344,7 @@ func TestGatewayNodeManagerFlags(t *testing.T) {
 		{[]string{"--domain-key", key}, "--domain-key is for --node-manager"},
 	}
 	for _, tt := range tests {
-		p := start(t, append([]string{"gateway", "--status-listen", freeAddr(t), "--listen", freeAddr(t), "--tls-listen", ""}, tt.args...)...)
+		p := start(t, append([]string{"gateway", "--status-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--tls-listen", ""}, tt.args...)...)
 		if code := p.exit(t, 10*time.Second); code == 0 || !strings.Contains(p.out.String(), tt.want) {
 			t.Errorf("gateway %s: exit %d, output %q; want an error saying %q", strings.Join(tt.args, " "), code, p.out.String(), tt.want)
 		}

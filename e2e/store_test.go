@@ -72,9 +72,17 @@ func TestCorruptStoreFallsBackToFile(t *testing.T) {
 func TestGracefulShutdownDrains(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		var arrived atomic.Int32
+		// The upstream answers only once the gateway drains, so that the
+		// requests are in flight when the signal comes however slow the
+		// machine is.
+		release := make(chan struct{})
 		up := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 			arrived.Add(1)
-			time.Sleep(time.Second)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
 			w.Write([]byte("finished"))
 		})
 		dir := t.TempDir()
@@ -104,6 +112,8 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		}
 		gw.waitFor(t, 10*time.Second, "the requests to reach the upstream", func() bool { return arrived.Load() == 5 })
 		gw.signal(syscall.SIGTERM)
+		gw.waitFor(t, 10*time.Second, "the gateway draining", func() bool { return strings.Contains(gw.out.String(), "draining") })
+		close(release)
 		for i := 0; i < 5; i++ {
 			r := <-results
 			if r.err != nil || r.code != 200 || r.body != "finished" {

@@ -67,9 +67,8 @@ func TestTLSWithSNI(t *testing.T) {
 			{Name: "b", SNIs: []string{"b.example.test"}, Cert: certB, Key: keyB},
 		},
 	})
-	tlsAddr := freeAddr(t)
-	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw"), tls: true,
-		extra: []string{"--tls-listen", tlsAddr}})
+	gw := startGateway(t, gatewayOpts{config: cfg, dataDir: filepath.Join(dir, "gw"), tls: true})
+	tlsAddr := gw.tls
 	gw.waitReady(t)
 
 	for _, name := range []string{"a.example.test", "b.example.test"} {

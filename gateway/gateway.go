@@ -75,7 +75,12 @@ type Options struct {
 	// port.
 	Profiling       bool
 	ProfilingListen string
-	Logger          hclog.Logger
+	// Listening, when set, is called by Run once every listener is bound
+	// and before anything is served, with the bound addresses by flag
+	// name ("listen", "tls_listen", "status_listen", "pprof_listen"): a
+	// port 0 in the options is a real port there. An error stops Run.
+	Listening func(addrs map[string]string) error
+	Logger    hclog.Logger
 }
 
 // Gateway is one gateway process.
@@ -394,8 +399,8 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	if l.https != nil {
 		go func() { errs <- fast.Serve(l.https) }()
 	}
-	g.logger.Info("gateway serving", "http", g.listeners[0].Address, "engine", g.opts.Engine,
-		"https", g.opts.TLSListen, "status", l.status.Addr())
+	g.logger.Info("gateway serving", "http", g.boundAddr("http"), "engine", g.opts.Engine,
+		"https", g.boundAddr("https"), "status", g.boundAddr("status"))
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -440,6 +445,9 @@ func (g *Gateway) listen() (*listeners, error) {
 			if c != nil {
 				c.Close()
 			}
+		}
+		if l.engine != nil {
+			l.engine.Shutdown(context.Background())
 		}
 		return nil, err
 	}
@@ -497,9 +505,6 @@ func (g *Gateway) listen() (*listeners, error) {
 	if g.opts.TLSListen != "" {
 		raw, err := net.Listen("tcp", g.opts.TLSListen)
 		if err != nil {
-			if l.engine != nil {
-				l.engine.Shutdown(context.Background())
-			}
 			return fail(fmt.Errorf("listen https %s: %w", g.opts.TLSListen, err))
 		}
 		l.https = tls.NewListener(raw, &tls.Config{
@@ -510,14 +515,36 @@ func (g *Gateway) listen() (*listeners, error) {
 	}
 	g.listenersMu.Lock()
 	g.listeners = []listenerInfo{{"http", httpAddr}, {"status", l.status.Addr().String()}}
+	bound := map[string]string{"listen": httpAddr, "status_listen": l.status.Addr().String()}
 	if l.https != nil {
 		g.listeners = append(g.listeners, listenerInfo{"https", l.https.Addr().String()})
+		bound["tls_listen"] = l.https.Addr().String()
 	}
 	if l.pprof != nil {
 		g.listeners = append(g.listeners, listenerInfo{"pprof", l.pprof.Addr().String()})
+		bound["pprof_listen"] = l.pprof.Addr().String()
 	}
 	g.listenersMu.Unlock()
+	if g.opts.Listening != nil {
+		if err := g.opts.Listening(bound); err != nil {
+			return fail(err)
+		}
+	}
 	return &l, nil
+}
+
+// boundAddr is the address the listener name ("http", "status",
+// "https") is bound to, empty before Run bound it or when it is not
+// served: what peers and logs must see when a port was 0.
+func (g *Gateway) boundAddr(name string) string {
+	g.listenersMu.Lock()
+	defer g.listenersMu.Unlock()
+	for _, l := range g.listeners {
+		if l.Name == name {
+			return l.Address
+		}
+	}
+	return ""
 }
 
 func (g *Gateway) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

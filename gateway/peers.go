@@ -67,7 +67,7 @@ func (g *Gateway) gossipSettings(s *localapi.Gossip) {
 		p.group.attach(m.Channel())
 		p.kick = make(chan struct{}, 1)
 		go g.metaLoop(m, p.kick)
-		g.logger.Info("gossip started", "listen", g.opts.GossipListen, "seeds", len(s.Seeds))
+		g.logger.Info("gossip started", "listen", g.opts.GossipListen, "address", m.Addr(), "seeds", len(s.Seeds))
 		return
 	}
 	if !slices.Equal(p.seeds, s.Seeds) {
@@ -85,7 +85,7 @@ func (g *Gateway) gossipSettings(s *localapi.Gossip) {
 }
 
 func (g *Gateway) gossipMeta() gossip.Meta {
-	m := gossip.Meta{Instance: g.opts.Instance, Group: g.opts.Group, Deployment: g.deployment.Load(), Status: g.opts.StatusListen}
+	m := gossip.Meta{Instance: g.opts.Instance, Group: g.opts.Group, Deployment: g.deployment.Load(), Status: g.boundAddr("status")}
 	if snap := g.proxy.Current(); snap != nil {
 		m.Checksum = snap.Checksum
 	}
@@ -147,9 +147,12 @@ func (g *Gateway) leaveGossip() {
 
 // GossipReport is the gossip part of /status.
 type GossipReport struct {
-	Listen string        `json:"listen"`
-	Error  string        `json:"error,omitempty"`
-	Peers  []gossip.Peer `json:"peers"`
+	Listen string `json:"listen"`
+	// Address is where the peers reach the member (a port 0 in Listen is
+	// the real port here); empty until gossip started.
+	Address string        `json:"address,omitempty"`
+	Error   string        `json:"error,omitempty"`
+	Peers   []gossip.Peer `json:"peers"`
 }
 
 func (g *Gateway) gossipReport() *GossipReport {
@@ -158,12 +161,16 @@ func (g *Gateway) gossipReport() *GossipReport {
 	}
 	g.peers.mu.Lock()
 	errText := g.peers.err
+	addr := ""
+	if g.peers.member != nil {
+		addr = g.peers.member.Addr()
+	}
 	g.peers.mu.Unlock()
 	peers := g.peerView()
 	if peers == nil {
 		peers = []gossip.Peer{}
 	}
-	return &GossipReport{Listen: g.opts.GossipListen, Error: errText, Peers: peers}
+	return &GossipReport{Listen: g.opts.GossipListen, Address: addr, Error: errText, Peers: peers}
 }
 
 // channel is the group channel policies share counts over. Policies are

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 func TestCheckProfilingListen(t *testing.T) {
@@ -65,18 +68,14 @@ func TestProfilingHasItsOwnLoopbackListener(t *testing.T) {
 		}
 	}()
 	addrs := map[string]string{}
-	deadline := time.Now().Add(10 * time.Second)
-	for addrs["pprof"] == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway did not bind its listeners")
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitfor.Cond(t, 10*time.Second, "the gateway's listeners bound", func() (bool, string) {
 		g.listenersMu.Lock()
 		for _, l := range g.listeners {
 			addrs[l.Name] = l.Address
 		}
 		g.listenersMu.Unlock()
-	}
+		return addrs["pprof"] != "", fmt.Sprintf("%v", addrs)
+	})
 	get := func(addr, path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get("http://" + addr + path)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/store"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/policy/catalog"
@@ -145,23 +146,17 @@ func (f *fakeNodeManager) publish(d *deploy.Deployment) {
 // waitReport waits for a report for which ok holds.
 func (f *fakeNodeManager) waitReport(t *testing.T, what string, ok func(localapi.Report) bool) localapi.Report {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var last localapi.Report
+	waitfor.Cond(t, 10*time.Second, "a report "+what, func() (bool, string) {
 		f.mu.Lock()
-		var last *localapi.Report
+		defer f.mu.Unlock()
 		if n := len(f.reports); n > 0 {
-			last = &f.reports[n-1]
+			last = f.reports[n-1]
+			return ok(last), fmt.Sprintf("reports: %+v", f.reports)
 		}
-		f.mu.Unlock()
-		if last != nil && ok(*last) {
-			return *last
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	t.Fatalf("no report %s; reports: %+v", what, f.reports)
-	return localapi.Report{}
+		return false, "no report"
+	})
+	return last
 }
 
 // testConfig is a valid configuration whose route path names n, so that
@@ -353,17 +348,10 @@ func TestRestartFromStoredDeployment(t *testing.T) {
 	if cur := g.proxy.Current(); cur == nil || cur.Checksum != d3.Checksum || g.deployment.Load() != 3 {
 		t.Fatalf("restarted on %v, deployment %d; want deployment 3 (%s)", cur, g.deployment.Load(), d3.Checksum)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.True(t, 10*time.Second, "the node manager's failure in /status", func() bool {
 		_, contact := g.remote.status()
-		if contact.LastError != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node manager's failure is not in /status")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return contact.LastError != ""
+	})
 
 	f.failing.Store(false)
 	f.publish(signed(t, priv, testGroup, 2))

@@ -71,7 +71,12 @@ type RunOptions struct {
 	StopGateways bool
 	// Version is reported in heartbeats, for gatehouse status.
 	Version string
-	Logger  hclog.Logger
+	// Listening, when set, is called once the local API serves and the
+	// stored instances are started or adopted, with the bound address
+	// ("listen") and the API's URL ("url"): a port 0 in Listen is a real
+	// port there. An error stops Run.
+	Listening func(addrs map[string]string) error
+	Logger    hclog.Logger
 }
 
 // Run runs the node manager until ctx is cancelled. Its gateways outlive
@@ -206,6 +211,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 		log.Error("apply stored desired instances", "error", err)
 	}
 	log.Info("node manager ready", "host", id.Host, "domain", id.Domain, "admin", id.Admin, "local_api", a.local, "driver", opts.Driver)
+	if opts.Listening != nil {
+		if err := opts.Listening(map[string]string{"listen": l.Addr().String(), "url": a.local}); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	notify("READY=1")
 
 	var wg sync.WaitGroup

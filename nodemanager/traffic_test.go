@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
@@ -265,16 +267,10 @@ func TestSpoolWhileAdminIsDown(t *testing.T) {
 	}
 	admin.setDown(false)
 	c.spooled <- struct{}{}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if sp, _ := st.SpoolState(); sp.Batches == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("spool not emptied once the admin node is back")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Cond(t, 10*time.Second, "the spool emptied once the admin node is back", func() (bool, string) {
+		sp, err := st.SpoolState()
+		return err == nil && sp.Batches == 0, fmt.Sprintf("%+v %v", sp, err)
+	})
 	cancel()
 	<-sent
 
@@ -359,16 +355,10 @@ func TestSendTrafficOverTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.send(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if sp, _ := st.SpoolState(); sp.Batches == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("spool not emptied")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Cond(t, 20*time.Second, "the spool emptied", func() (bool, string) {
+		sp, err := st.SpoolState()
+		return err == nil && sp.Batches == 0, fmt.Sprintf("%+v %v", sp, err)
+	})
 	cancel()
 	<-done
 	mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/pki"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 )
@@ -148,7 +150,17 @@ func TestAgentAPI(t *testing.T) {
 	// A blocking query answers when the host's instances change.
 	answer := make(chan reply, 1)
 	go func() { answer <- n.do("GET", "/instances?wait=20s&index="+jsonIndex(ins.Index), nil) }()
-	time.Sleep(50 * time.Millisecond)
+	// Nothing changed: the query stays open (and meanwhile reaches the
+	// server, so that the change below is one it waits for).
+	waitfor.Holds(t, 200*time.Millisecond, "the blocking query open", func() (bool, string) {
+		select {
+		case r := <-answer:
+			answer <- r
+			return false, fmt.Sprintf("answered %d before any change", r.status)
+		default:
+			return true, ""
+		}
+	})
 	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1"}).expect(t, http.StatusCreated, "instance")
 	r := <-answer
 	r.expect(t, http.StatusOK, "blocking instances").decode(t, &ins)

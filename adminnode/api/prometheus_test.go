@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/metrics"
 )
 
@@ -119,12 +120,7 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, write("token", e.admin), write("ca.crt", string(e.ca.CertPEM())), target))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := l.Addr().String()
-	l.Close()
+	web := testaddr.Reserved(t, "127.0.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -172,15 +168,11 @@ scrape_configs:
 	}
 	waitFor := func(expr string, want float64) {
 		t.Helper()
-		var got float64
-		var err error
-		for ctx.Err() == nil {
-			if got, err = query(expr); err == nil && got == want {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Fatalf("%s = %v (%v), want %v", expr, got, err, want)
+		end, _ := ctx.Deadline()
+		waitfor.Cond(t, time.Until(end), fmt.Sprintf("%s = %v", expr, want), func() (bool, string) {
+			got, err := query(expr)
+			return err == nil && got == want, fmt.Sprintf("%v (%v)", got, err)
+		})
 	}
 	waitFor(`sum(gatehouse_domain_requests_total{group="edge"})`, 100)
 	waitFor(`gatehouse_domain_requests_total{group="edge",service="svc",class="5xx"}`, 10)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 )
 
 func adminCommand() *cobra.Command {
@@ -140,8 +141,9 @@ func firstLine(path string) (string, error) {
 
 func adminRunCommand() *cobra.Command {
 	var (
-		opts adminnode.RunOptions
-		logs logFlags
+		opts      adminnode.RunOptions
+		logs      logFlags
+		readyFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -152,6 +154,7 @@ runs. SIGINT and SIGTERM shut it down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("admin")
+			opts.Listening = readyfile.Hook(readyFile)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return adminnode.Run(ctx, opts)
@@ -169,6 +172,7 @@ runs. SIGINT and SIGTERM shut it down gracefully.`,
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body", 8<<20, "largest request body in bytes")
 	fs.DurationVar(&opts.DriftGrace, "drift-grace", api.DefaultDriftGrace, "an instance running another deployment than its group's for this long is flagged as drifting")
 	fs.IntVar(&opts.TrafficMaxRoutes, "traffic-max-routes", api.DefaultTrafficMaxRoutes, `distinct service/route pairs kept apart in a group's traffic; beyond, routes fold into "(other)"`)
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url")`)
 	fs.IntVar(&opts.TrafficMaxConsumers, "traffic-max-consumers", api.DefaultTrafficMaxConsumers, `distinct consumers kept apart in a group's traffic; beyond, consumers fold into "(other)"`)
 	logs.register(fs)
 	cmd.MarkFlagRequired("data-dir")

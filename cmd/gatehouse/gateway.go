@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
@@ -21,6 +22,7 @@ func gatewayCommand() *cobra.Command {
 		opts      gateway.Options
 		logs      logFlags
 		domainKey string
+		readyFile string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -45,6 +47,7 @@ store, so it serves while the node manager is down.`,
 				return err
 			}
 			opts.Logger = logs.logger("gateway")
+			opts.Listening = readyfile.Hook(readyFile)
 			g, err := gateway.New(opts)
 			if err != nil {
 				return err
@@ -86,6 +89,7 @@ store, so it serves while the node manager is down.`,
 	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on --pprof-listen")
 	fs.StringVar(&opts.ProfilingListen, "pprof-listen", gateway.DefaultProfilingListen, "loopback address of /debug/pprof with --pprof (never the status port)")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen", "pprof_listen")`)
 	logs.register(fs)
 	return cmd
 }

@@ -49,3 +49,6 @@ func (l *logLevel) Set(s string) error {
 	}
 	return fmt.Errorf("unknown log level %q: one of %s", s, strings.Join(logLevels, ", "))
 }
+
+// readyFileUsage is the start of every --ready-file flag's usage.
+const readyFileUsage = "file written (atomically) once every listener is bound: a JSON object of the bound addresses, so that a port 0 is known"

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/cli"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
@@ -104,8 +105,9 @@ and identity are kept in --data-dir for "gatehouse node run".`,
 
 func nodeRunCommand() *cobra.Command {
 	var (
-		opts nodemanager.RunOptions
-		logs logFlags
+		opts      nodemanager.RunOptions
+		logs      logFlags
+		readyFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -123,6 +125,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("node")
 			opts.Version = version
+			opts.Listening = readyfile.Hook(readyFile)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return nodemanager.Run(ctx, opts)
@@ -140,6 +143,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long a stopped gateway may drain before SIGKILL (default 30s)")
 	fs.DurationVar(&opts.TrafficInterval, "traffic-interval", nodemanager.DefaultTrafficInterval, "how often the gateways' traffic counts are read and spooled for the admin node")
 	fs.Int64Var(&opts.TrafficSpoolMaxBytes, "traffic-spool-max-bytes", nodemanager.DefaultTrafficSpoolMaxBytes, "bound of the traffic batches spooled while the admin node is unreachable, in bytes (past it the oldest are dropped)")
+	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url"), once the stored instances are started or adopted`)
 	fs.DurationVar(&opts.TrafficSpoolMaxAge, "traffic-spool-max-age", nodemanager.DefaultTrafficSpoolMaxAge, "age past which spooled traffic batches are dropped")
 	logs.register(fs)
 	cmd.MarkFlagRequired("data-dir")

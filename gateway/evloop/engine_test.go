@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testaddr"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 func TestKeepAliveReuse(t *testing.T) {
@@ -279,9 +282,7 @@ func TestRejected(t *testing.T) {
 }
 
 func TestTargetRefused(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testaddr.Dead(t)
 	d := newDispatcher(addr)
 	e := startEngine(t, d, nil)
 	resp, err := httpClient().Get("http://" + e.Addr().String() + "/")
@@ -332,9 +333,7 @@ func TestReadTimeout(t *testing.T) {
 }
 
 func TestRetryOtherTarget(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testaddr.Dead(t)
 	good, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "second")
 	}))
@@ -448,18 +447,25 @@ func TestConnState(t *testing.T) {
 		readResponse(t, br, "GET")
 		c.Close()
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for closed.Load() != 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if open.Load() != 3 || closed.Load() != 3 {
+	waitfor.Cond(t, 2*time.Second, "the three connections closed", func() (bool, string) {
+		return closed.Load() == 3, fmt.Sprintf("open %d closed %d", open.Load(), closed.Load())
+	})
+	if open.Load() != 3 {
 		t.Fatalf("open %d closed %d", open.Load(), closed.Load())
 	}
 }
 
 func TestShutdownDrains(t *testing.T) {
+	// The target answers once the shutdown is under way, so that the
+	// request is in flight during it however slow the machine is.
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	addr, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(300 * time.Millisecond)
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
 		io.WriteString(w, "slow")
 	}))
 	d := newDispatcher(addr)
@@ -473,19 +479,21 @@ func TestShutdownDrains(t *testing.T) {
 	c, br := dialRaw(t, e)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	_ = idle
-	time.Sleep(100 * time.Millisecond)
+	receive(t, arrived, "the request at the target")
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		shut <- e.Shutdown(ctx)
 	}()
+	// The idle connection closed: the shutdown is under way.
+	expectClosed(t, idleBR)
+	close(release)
 	resp, b := readResponse(t, br, "GET")
 	if b != "slow" || !resp.Close {
 		t.Fatalf("got %q close=%v", b, resp.Close)
 	}
 	expectClosed(t, br)
-	expectClosed(t, idleBR)
 	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +506,9 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 func TestShutdownForced(t *testing.T) {
+	arrived := make(chan struct{}, 1)
 	addr, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		select {
 		case <-time.After(5 * time.Second):
 		case <-r.Context().Done():
@@ -513,7 +523,7 @@ func TestShutdownForced(t *testing.T) {
 	go func() { served <- e.Serve() }()
 	c, _ := dialRaw(t, e)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
+	receive(t, arrived, "the request at the target")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := e.Shutdown(ctx); err != context.DeadlineExceeded {
@@ -620,13 +630,13 @@ func TestSlowReaderBackpressure(t *testing.T) {
 	e := startEngine(t, newDispatcher(addr), nil)
 	c, br := dialRaw(t, e)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(500 * time.Millisecond)
 	// Socket buffers on both hops and the engine's 64 KiB are all that
 	// may be in flight while the client does not read.
+	waitfor.Holds(t, 500*time.Millisecond, "the target held back by the client that does not read", func() (bool, string) {
+		w := written.Load()
+		return w <= 24<<20, fmt.Sprintf("target wrote %d MiB ahead of the client", w>>20)
+	})
 	t.Logf("target wrote %d MiB of %d MiB before the client read", written.Load()>>20, size>>20)
-	if w := written.Load(); w > 24<<20 {
-		t.Fatalf("target wrote %d MiB ahead of the client", w>>20)
-	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -229,3 +229,16 @@ func expectClosed(t testing.TB, br *bufio.Reader) {
 		t.Fatalf("unexpected bytes after response: %q", b)
 	}
 }
+
+// receive waits for a value on ch: a step the test's target reached.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out after 5s waiting for %s", what)
+		var zero T
+		return zero
+	}
+}

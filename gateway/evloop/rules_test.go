@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // recordingTarget is a raw target that keeps every byte it receives; each
@@ -39,13 +41,10 @@ func (r *recordingTarget) received() string {
 // waitReceived waits until the target received something containing s.
 func (r *recordingTarget) waitReceived(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(r.received(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the target never received %q; it has %q", s, r.received())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.Cond(t, 5*time.Second, fmt.Sprintf("the target to receive %q", s), func() (bool, string) {
+		got := r.received()
+		return strings.Contains(got, s), fmt.Sprintf("it has %q", got)
+	})
 }
 
 func startRecordingTarget(t *testing.T, serve func(n int, br *bufio.Reader, c net.Conn) bool) *recordingTarget {

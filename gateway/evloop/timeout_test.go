@@ -51,8 +51,9 @@ func TestClientTimeouts(t *testing.T) {
 }
 
 func TestClientGoneMidExchange(t *testing.T) {
-	canceled := make(chan struct{})
+	canceled, arrived := make(chan struct{}), make(chan struct{}, 1)
 	addr, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		select {
 		case <-r.Context().Done():
 			close(canceled)
@@ -63,7 +64,7 @@ func TestClientGoneMidExchange(t *testing.T) {
 	e := startEngine(t, d, nil)
 	c, _ := dialRaw(t, e)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond)
+	receive(t, arrived, "the request at the target")
 	c.Close()
 	r := d.waitDone(t)
 	if !errors.Is(r.Err, ErrClientClosed) || r.Status != 0 {
@@ -77,14 +78,18 @@ func TestClientGoneMidExchange(t *testing.T) {
 }
 
 func TestClientGoneMidBody(t *testing.T) {
+	started := make(chan struct{}, 1)
 	addr, _ := target(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The part of the body the client sent has crossed the engine.
+		io.ReadFull(r.Body, make([]byte, len("partial")))
+		started <- struct{}{}
 		io.Copy(io.Discard, r.Body)
 	}))
 	d := newDispatcher(addr)
 	e := startEngine(t, d, nil)
 	c, _ := dialRaw(t, e)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial")
-	time.Sleep(100 * time.Millisecond)
+	receive(t, started, "the start of the body at the target")
 	c.Close()
 	if r := d.waitDone(t); !errors.Is(r.Err, ErrClientClosed) || r.BytesIn != 7 {
 		t.Fatalf("result %+v", r)

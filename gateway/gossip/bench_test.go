@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // Run with:
@@ -89,7 +91,7 @@ func BenchmarkDetection(b *testing.B) {
 		if err := victim.Shutdown(); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 10*time.Second, "every survivor to mark the victim dead", func() bool {
+		waitfor.True(b, 10*time.Second, "every survivor to mark the victim dead", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(deadAt) == n-1
@@ -147,7 +149,7 @@ func clusterWith(tb testing.TB, n int, opts func(i int) []opt) []*Member {
 
 func waitConverged(tb testing.TB, ms []*Member, timeout time.Duration) {
 	tb.Helper()
-	waitFor(tb, timeout, "the cluster to converge", func() bool {
+	waitfor.True(tb, timeout, "the cluster to converge", func() bool {
 		for _, m := range ms {
 			alive := 0
 			for _, p := range m.Peers() {

@@ -2,9 +2,12 @@ package gossip
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // inbox collects what a subscriber receives.
@@ -41,13 +44,12 @@ func (in *inbox) all() []string {
 // broadcastUntil broadcasts until cond holds: datagrams may be lost.
 func broadcastUntil(t *testing.T, m *Member, topic string, msg []byte, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, what, func() bool {
+	waitfor.True(t, 5*time.Second, what, func() bool {
 		if cond() {
 			return true
 		}
 		m.Channel().Broadcast(topic, msg)
-		time.Sleep(20 * time.Millisecond)
-		return cond()
+		return false
 	})
 }
 
@@ -110,8 +112,8 @@ func TestChannelStoppedAndMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms[0].Channel().Broadcast("t", []byte("late"))
-	time.Sleep(100 * time.Millisecond)
-	if msgs := got.all(); len(msgs) != 0 {
-		t.Errorf("stopped member's message delivered: %q", msgs)
-	}
+	waitfor.Holds(t, 300*time.Millisecond, "no message of the stopped member", func() (bool, string) {
+		msgs := got.all()
+		return len(msgs) == 0, fmt.Sprintf("delivered: %q", msgs)
+	})
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -78,17 +80,6 @@ func start(t testing.TB, group, name string, opts ...opt) *Member {
 	return m
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func peer(m *Member, name string) (Peer, bool) {
 	for _, p := range m.Peers() {
 		if p.Name == name {
@@ -120,7 +111,7 @@ func cluster(t testing.TB, n int, opts ...opt) []*Member {
 	for i := 1; i < n; i++ {
 		ms = append(ms, start(t, "g", fmt.Sprintf("m%d", i), append(opts, withSeeds(ms[0].Addr()))...))
 	}
-	waitFor(t, 5*time.Second, "the cluster to form", func() bool {
+	waitfor.True(t, 5*time.Second, "the cluster to form", func() bool {
 		for _, m := range ms {
 			alive := 0
 			for _, p := range m.Peers() {
@@ -143,7 +134,7 @@ func TestJoinMetaAndUpdate(t *testing.T) {
 	b := start(t, "g", "b", withSeeds(a.Addr()))
 	c := start(t, "g", "c", withSeeds(b.Addr())) // a seed that is not the first
 	ms := []*Member{a, b, c}
-	waitFor(t, 5*time.Second, "three members", func() bool {
+	waitfor.True(t, 5*time.Second, "three members", func() bool {
 		return allSee([]*Member{b, c}, "a", StateAlive) && allSee([]*Member{a, c}, "b", StateAlive) && allSee([]*Member{a, b}, "c", StateAlive)
 	})
 	if changes.Load() == 0 {
@@ -162,7 +153,7 @@ func TestJoinMetaAndUpdate(t *testing.T) {
 	if err := a.UpdateMeta(Meta{Host: "host-a", Deployment: 2, Checksum: "sum2", Status: "127.0.0.1:9999"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "the meta update to reach b and c", func() bool {
+	waitfor.True(t, 3*time.Second, "the meta update to reach b and c", func() bool {
 		for _, m := range ms[1:] {
 			p, _ := peer(m, "a")
 			if p.Deployment != 2 || p.Checksum != "sum2" || p.Status != "127.0.0.1:9999" || p.State != StateAlive {
@@ -216,7 +207,7 @@ func TestFailureAndRejoin(t *testing.T) {
 	if err := c.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a and b to mark m2 dead", func() bool { return allSee([]*Member{a, b}, "m2", StateDead) })
+	waitfor.True(t, 5*time.Second, "a and b to mark m2 dead", func() bool { return allSee([]*Member{a, b}, "m2", StateDead) })
 	t.Logf("m2 marked dead everywhere after %s", time.Since(killed).Round(time.Millisecond))
 	if changes.Load() == before {
 		t.Error("OnChange not called on death")
@@ -227,7 +218,7 @@ func TestFailureAndRejoin(t *testing.T) {
 	if c2.Addr() == oldAddr {
 		t.Fatalf("restart got the same address %s", oldAddr)
 	}
-	waitFor(t, 5*time.Second, "m2 alive again everywhere", func() bool {
+	waitfor.True(t, 5*time.Second, "m2 alive again everywhere", func() bool {
 		return allSee([]*Member{a, b}, "m2", StateAlive) && allSee([]*Member{c2}, "m0", StateAlive) && allSee([]*Member{c2}, "m1", StateAlive)
 	})
 	if p, _ := peer(a, "m2"); p.Address != c2.Addr() {
@@ -249,12 +240,11 @@ func TestLeaveIsNotAFailure(t *testing.T) {
 	if err := ms[2].Leave(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "m2 left everywhere", func() bool { return allSee(ms[:2], "m2", StateLeft) })
+	waitfor.True(t, 3*time.Second, "m2 left everywhere", func() bool { return allSee(ms[:2], "m2", StateLeft) })
 	// Longer than a failure takes to be detected.
-	time.Sleep(1500 * time.Millisecond)
-	if !allSee(ms[:2], "m2", StateLeft) {
-		t.Errorf("m2 is no longer left: %+v / %+v", ms[0].Peers(), ms[1].Peers())
-	}
+	waitfor.Holds(t, 1500*time.Millisecond, "m2 left everywhere", func() (bool, string) {
+		return allSee(ms[:2], "m2", StateLeft), fmt.Sprintf("%+v / %+v", ms[0].Peers(), ms[1].Peers())
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if seen[StateDead] {
@@ -271,15 +261,17 @@ func TestGroupsWithOtherKeysStayApart(t *testing.T) {
 	// Seeds pointing at the other group by mistake.
 	a2 := start(t, "blue", "a2", withKeys(key(1)), withSeeds(b1.Addr(), a1.Addr()))
 	b2 := start(t, "green", "b2", withKeys(key(2)), withSeeds(a1.Addr(), b1.Addr()))
-	waitFor(t, 5*time.Second, "each group to form", func() bool {
+	waitfor.True(t, 5*time.Second, "each group to form", func() bool {
 		return allSee([]*Member{a1}, "a2", StateAlive) && allSee([]*Member{b1}, "b2", StateAlive)
 	})
-	time.Sleep(time.Second)
-	for _, m := range []*Member{a1, a2, b1, b2} {
-		if ps := m.Peers(); len(ps) != 1 {
-			t.Errorf("%s sees %+v, want its group's other member only", m.cfg.Meta.Instance, ps)
+	waitfor.Holds(t, time.Second, "each member seeing its group's other member only", func() (bool, string) {
+		for _, m := range []*Member{a1, a2, b1, b2} {
+			if ps := m.Peers(); len(ps) != 1 {
+				return false, fmt.Sprintf("%s sees %+v", m.cfg.Meta.Instance, ps)
+			}
 		}
-	}
+		return true, ""
+	})
 }
 
 func TestSharedKeyStillRefusesOtherGroup(t *testing.T) {
@@ -294,10 +286,9 @@ func TestSharedKeyStillRefusesOtherGroup(t *testing.T) {
 		t.Errorf("join error = %v, want the group refusal", err)
 	}
 	b.SetSeeds([]string{a.Addr()})
-	time.Sleep(time.Second)
-	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
-		t.Errorf("a sees %+v, b sees %+v", a.Peers(), b.Peers())
-	}
+	waitfor.Holds(t, time.Second, "a and b apart", func() (bool, string) {
+		return len(a.Peers()) == 0 && len(b.Peers()) == 0, fmt.Sprintf("a sees %+v, b sees %+v", a.Peers(), b.Peers())
+	})
 	bMeta, _ := encodeMeta(b.cfg.Meta)
 	if err := (*groupCheck)(a).check(&memberlist.Node{Name: "b", Meta: bMeta}); !errors.Is(err, errForeign) {
 		t.Errorf("check(b) = %v", err)
@@ -310,15 +301,17 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	if _, err := x.ml.Join([]string{ms[0].Addr()}); err == nil {
 		t.Fatal("a member with the wrong key joined")
 	}
-	time.Sleep(time.Second)
-	if ps := x.Peers(); len(ps) != 0 {
-		t.Errorf("x sees %+v", ps)
-	}
-	for _, m := range ms {
-		if _, ok := peer(m, "x"); ok {
-			t.Errorf("%s lists x", m.cfg.Meta.Instance)
+	waitfor.Holds(t, time.Second, "x kept out", func() (bool, string) {
+		if ps := x.Peers(); len(ps) != 0 {
+			return false, fmt.Sprintf("x sees %+v", ps)
 		}
-	}
+		for _, m := range ms {
+			if _, ok := peer(m, "x"); ok {
+				return false, m.cfg.Meta.Instance + " lists x"
+			}
+		}
+		return true, ""
+	})
 }
 
 // TestKeyRotation rotates keys as the admin node does: [k1], then
@@ -335,7 +328,8 @@ func TestKeyRotation(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	delay := func(c *Config) { c.KeySwitchDelay = time.Second }
+	const switchDelay = time.Second
+	delay := func(c *Config) { c.KeySwitchDelay = switchDelay }
 	ms := cluster(t, 3, withKeys(k1), withObserve(observe), delay)
 	primaries := func(want []byte) bool {
 		for _, m := range ms {
@@ -346,16 +340,31 @@ func TestKeyRotation(t *testing.T) {
 		return true
 	}
 
-	for _, m := range ms {
+	// A member keeps encrypting with k1 for the switch delay after it got
+	// k2: checked whenever the clock, read after the key, proves the delay
+	// had not passed yet, so that a slow machine cannot fail it.
+	given := make([]time.Time, len(ms))
+	keepsK1 := func() (bool, string) {
+		for i, m := range ms {
+			if given[i].IsZero() {
+				continue
+			}
+			primary := m.keyring.GetPrimaryKey()
+			if since := time.Since(given[i]); since < switchDelay && !bytes.Equal(primary, k1) {
+				return false, fmt.Sprintf("m%d encrypts with k2 %s after it got it", i, since)
+			}
+		}
+		return true, ""
+	}
+	for i, m := range ms {
+		given[i] = time.Now()
 		if err := m.SetKeys([][]byte{k2, k1}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // staggered delivery
+		// Staggered delivery.
+		waitfor.Holds(t, 300*time.Millisecond, "k1 encrypting until the switch delay", keepsK1)
 	}
-	if !primaries(k1) {
-		t.Fatal("k2 encrypts before the switch delay")
-	}
-	waitFor(t, 3*time.Second, "k2 to encrypt everywhere", func() bool { return primaries(k2) })
+	waitfor.True(t, 3*time.Second, "k2 to encrypt everywhere", func() bool { return primaries(k2) })
 	for _, m := range ms {
 		if err := m.SetKeys([][]byte{k2}); err != nil {
 			t.Fatal(err)
@@ -367,14 +376,16 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	// Longer than a failure takes to be detected.
-	time.Sleep(1500 * time.Millisecond)
-	for i, m := range ms {
-		for j := range ms {
-			if i != j && stateOf(m, fmt.Sprintf("m%d", j)) != StateAlive {
-				t.Errorf("after rotation m%d sees %+v", i, m.Peers())
+	waitfor.Holds(t, 1500*time.Millisecond, "every member alive everywhere after the rotation", func() (bool, string) {
+		for i, m := range ms {
+			for j := range ms {
+				if i != j && stateOf(m, fmt.Sprintf("m%d", j)) != StateAlive {
+					return false, fmt.Sprintf("m%d sees %+v", i, m.Peers())
+				}
 			}
 		}
-	}
+		return true, ""
+	})
 	mu.Lock()
 	if len(deaths) > 0 {
 		t.Errorf("members failed during rotation: %v", deaths)
@@ -382,7 +393,7 @@ func TestKeyRotation(t *testing.T) {
 	mu.Unlock()
 
 	d := start(t, "g", "d", withKeys(k2), withSeeds(ms[1].Addr()))
-	waitFor(t, 5*time.Second, "d (only k2) to join", func() bool { return allSee(ms, "d", StateAlive) })
+	waitfor.True(t, 5*time.Second, "d (only k2) to join", func() bool { return allSee(ms, "d", StateAlive) })
 	old := start(t, "g", "old", withKeys(k1))
 	if _, err := old.ml.Join([]string{d.Addr()}); err == nil {
 		t.Error("a member with the removed key joined")
@@ -429,5 +440,5 @@ func TestSeeds(t *testing.T) {
 	a := start(t, "g", "a")
 	b := start(t, "g", "b")
 	b.SetSeeds([]string{a.Addr()})
-	waitFor(t, 3*time.Second, "b to join a through SetSeeds", func() bool { return allSee([]*Member{a}, "b", StateAlive) })
+	waitfor.True(t, 3*time.Second, "b to join a through SetSeeds", func() bool { return allSee([]*Member{a}, "b", StateAlive) })
 }

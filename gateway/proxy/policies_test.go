@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/evloop"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // serveOn serves cfg on a loopback listener of engine ("fasthttp" or
@@ -74,18 +76,14 @@ func (lc *logCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (lc *logCollector) wait(t *testing.T, n int) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var got []map[string]any
+	waitfor.Cond(t, 10*time.Second, fmt.Sprintf("%d log entries", n), func() (bool, string) {
 		lc.mu.Lock()
-		got := append([]map[string]any(nil), lc.entries...)
+		got = append([]map[string]any(nil), lc.entries...)
 		lc.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("log entries: fewer than %d arrived", n)
-	return nil
+		return len(got) >= n, fmt.Sprintf("%d arrived", len(got))
+	})
+	return got
 }
 
 func do(t *testing.T, method, url string, headers ...string) (*http.Response, string) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 	"github.com/gatehouse/gatehouse/policy/policytest"
@@ -159,9 +160,7 @@ func TestForwarding(t *testing.T) {
 // gives it the dead one within two requests, and the client sees 502.
 func TestNonIdempotentNotRetried(t *testing.T) {
 	addr := echoUpstream(t)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := l.Addr().String()
-	l.Close()
+	dead := testaddr.Dead(t)
 	base := serve(t, &deploy.Config{
 		Upstreams: []deploy.Upstream{{Name: "u", Targets: []deploy.Target{{Address: dead}, {Address: addr}}, Retries: 3}},
 		Services:  []deploy.Service{{Name: "s", Upstream: "u", Routes: []deploy.Route{{Name: "r", Paths: []string{"/*"}}}}},

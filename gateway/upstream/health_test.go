@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -91,17 +92,6 @@ func newTestRegistry(t *testing.T) (*Registry, *events, *syncBuffer) {
 	return r, ev, logs
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func fastCheck() *deploy.ActiveHealthCheck {
 	return &deploy.ActiveHealthCheck{
 		Path:     "/healthz",
@@ -132,7 +122,7 @@ func TestActiveHealthCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 			target := ups["api"].Targets[0]
-			waitFor(t, "the first probe", func() bool { return b.lastProbe() != "" })
+			waitfor.True(t, 5*time.Second, "the first probe", func() bool { return b.lastProbe() != "" })
 			if got := b.lastProbe(); got != "GET /healthz" {
 				t.Errorf("probe = %q, want GET /healthz", got)
 			}
@@ -141,9 +131,9 @@ func TestActiveHealthCheck(t *testing.T) {
 			}
 
 			b.answer.Store(tt.answer)
-			waitFor(t, "the target is down", func() bool { return !target.Healthy() })
+			waitfor.True(t, 5*time.Second, "the target is down", func() bool { return !target.Healthy() })
 			b.answer.Store(answerOK)
-			waitFor(t, "the target is up", target.Healthy)
+			waitfor.True(t, 5*time.Second, "the target is up", target.Healthy)
 
 			want := []string{"api/" + b.address() + "=true", "api/" + b.address() + "=false", "api/" + b.address() + "=true"}
 			if got := ev.list(); !slices.Equal(got, want) {
@@ -177,7 +167,7 @@ func TestActiveHealthCheckUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the closed target is down", func() bool { return !ups["api"].Targets[0].Healthy() })
+	waitfor.True(t, 5*time.Second, "the closed target is down", func() bool { return !ups["api"].Targets[0].Healthy() })
 	if got := ups["api"].Pick(nil, nil); got != nil {
 		t.Errorf("Pick = %s with the only target down, want nil", got.Address)
 	}
@@ -262,7 +252,7 @@ func TestHealthCheckRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := ups["api"].Targets[0]
-	waitFor(t, "the target is down", func() bool { return !target.Healthy() })
+	waitfor.True(t, 5*time.Second, "the target is down", func() bool { return !target.Healthy() })
 	checker := r.checkers["api"]
 
 	cfg.HealthCheck = nil

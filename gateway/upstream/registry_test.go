@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 func baseUpstreams() []deploy.Upstream {
@@ -184,7 +185,7 @@ func TestRegistryRemovesTargets(t *testing.T) {
 	if got := next["api"].Targets; len(got) != 1 || got[0].Address != "127.0.0.1:1" {
 		t.Fatalf("targets after removal: %v", got)
 	}
-	waitFor(t, "the removed target's idle connections are closed", func() bool { return removed.Client.ConnsCount() == 0 })
+	waitfor.True(t, 5*time.Second, "the removed target's idle connections are closed", func() bool { return removed.Client.ConnsCount() == 0 })
 
 	// A request of the old configuration that ends badly reports nothing:
 	// the target is no longer anyone's to judge.

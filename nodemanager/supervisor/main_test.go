@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // fakegw is the path of testdata/fakegw, built by TestMain: the
@@ -180,12 +182,9 @@ func (h *harness) reconcile(specs ...Spec) {
 // wait polls cond until it holds or 10 s pass.
 func (h *harness) wait(what string, cond func() bool) {
 	h.t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	h.t.Fatalf("timed out waiting for %s; states: %+v", what, h.sup.States())
+	waitfor.Cond(h.t, 10*time.Second, what, func() (bool, string) {
+		return cond(), fmt.Sprintf("states: %+v", h.sup.States())
+	})
 }
 
 // running waits until name runs and returns its state.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 func TestSpecValidateAndHash(t *testing.T) {
@@ -394,13 +396,10 @@ func TestNodeManagerKilled(t *testing.T) {
 	}
 	for name, pid := range pids {
 		want := "ok " + strconv.Itoa(pid)
-		var got string
-		for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			got = get(name)
-		}
-		if got != want {
-			t.Fatalf("%s before: %q", name, got)
-		}
+		waitfor.Cond(t, 10*time.Second, name+" answering "+want, func() (bool, string) {
+			got := get(name)
+			return got == want, got
+		})
 	}
 
 	if err := nm.Process.Signal(syscall.SIGKILL); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/policytest"
 )
@@ -40,17 +41,6 @@ func alive(pid int) bool {
 		return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 	}
 	return syscall.Kill(pid, 0) == nil
-}
-
-// waitFor polls cond for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting until %s", what)
 }
 
 // TestKilledMidTraffic kills the example plugin with SIGKILL while
@@ -103,11 +93,11 @@ func TestKilledMidTraffic(t *testing.T) {
 					}
 				}()
 			}
-			waitFor(t, "traffic flows", func() bool { return passed.Load() > 100 })
+			waitfor.True(t, 10*time.Second, "traffic flows", func() bool { return passed.Load() > 100 })
 			if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "every client waits on the plugin", func() bool {
+			waitfor.True(t, 10*time.Second, "every client waits on the plugin", func() bool {
 				// Long enough for a call that entered Run to reach the
 				// plugin, with the race detector too.
 				time.Sleep(100 * time.Millisecond)
@@ -117,7 +107,7 @@ func TestKilledMidTraffic(t *testing.T) {
 			if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the plugin is back", func() bool { return recovered.Load() > 100 })
+			waitfor.True(t, 10*time.Second, "the plugin is back", func() bool { return recovered.Load() > 100 })
 			close(stop)
 			wg.Wait()
 
@@ -174,14 +164,14 @@ func TestStuckPluginRestarted(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	policytest.Run(p, policytest.Get("/", "X-Test-Delay", "10s"))
-	waitFor(t, "a new plugin answers", func() bool {
+	waitfor.True(t, 10*time.Second, "a new plugin answers", func() bool {
 		_, ok := policytest.Run(p, policytest.Get("/"))
 		return ok
 	})
 	if now := pid(p); now == first {
 		t.Errorf("still the stuck process %d", now)
 	}
-	waitFor(t, "the stuck process ends", func() bool { return !alive(first) })
+	waitfor.True(t, 10*time.Second, "the stuck process ends", func() bool { return !alive(first) })
 }
 
 // TestPluginExitsOnItsOwn: a plugin whose process ends is started again
@@ -196,7 +186,7 @@ func TestPluginExitsOnItsOwn(t *testing.T) {
 	if met.count("testplugin/crash") != 1 {
 		t.Errorf("failures %v, want one crash", met.failed)
 	}
-	waitFor(t, "a new plugin answers", func() bool {
+	waitfor.True(t, 10*time.Second, "a new plugin answers", func() bool {
 		_, ok := policytest.Run(p, policytest.Get("/"))
 		return ok
 	})
@@ -256,7 +246,7 @@ func TestPluginExitsWithGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitFor(t, "the orphaned plugin exits", func() bool { return !alive(plugin) })
+	waitfor.True(t, 10*time.Second, "the orphaned plugin exits", func() bool { return !alive(plugin) })
 }
 
 type lockedBuffer struct {
@@ -286,7 +276,7 @@ func TestPluginOutputLogged(t *testing.T) {
 	if _, ok := policytest.Run(p, policytest.Get("/", "X-Test-Action", "log")); !ok {
 		t.Fatal("refused")
 	}
-	waitFor(t, "the plugin's lines are logged", func() bool {
+	waitfor.True(t, 10*time.Second, "the plugin's lines are logged", func() bool {
 		log := buf.String()
 		return strings.Contains(log, "[WARN]  external.testplugin: logged with the sdk: plugin=testplugin n=7") &&
 			strings.Contains(log, "printed on stderr")

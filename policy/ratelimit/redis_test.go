@@ -12,18 +12,17 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/internal/testaddr"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/policytest"
 )
 
-// freePort returns a port of 127.0.0.1 free a moment ago.
+// freePort returns a port of 127.0.0.1 kept for the test's redis-server,
+// which binds it with SO_REUSEADDR.
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Helper()
+	return testaddr.ReservedPort(t)
 }
 
 // startRedis runs a redis-server of its own on port until the test ends;
@@ -45,18 +44,14 @@ func startRedis(t *testing.T, port int, args ...string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.Cond(t, 10*time.Second, "redis-server to listen", func() (bool, string) {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not start: %v\n%s", err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%v\n%s", err, out.String())
+	})
 }
 
 func redisConfigJSON(port int, extra string) string {
