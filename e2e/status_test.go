@@ -78,7 +78,7 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 		_, ok2 := find(apitypes.AttentionLostConnection, "gw-c")
 		// Its peers' gossip declares it dead within seconds, too.
 		dead, ok3 := find(apitypes.AttentionUnreachable, "gw-c")
-		return ok1 && strings.Contains(refused.Reason, "no such file in the plugin directory") && ok2 &&
+		return ok1 && strings.Contains(refused.Reason, "no file not-installed in the plugin directory") && ok2 &&
 			ok3 && strings.Contains(dead.Reason, "gw-a, gw-b"), fmt.Sprintf("%+v", o.Attention)
 	})
 	refused, _ := find(apitypes.AttentionOnlyHeartbeat, "gw-x")
@@ -115,7 +115,7 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 	out := d.cli.ok(t, "", "status")
 	t.Logf("gatehouse status:\n%s", out)
 	for _, want := range []string{"Domain e2e at ", "GROUP ", "HOST ", "Needs attention",
-		"only_heartbeat ", "gw-x", "no such file in the plugin directory", "lost_connection ", "gw-c"} {
+		"only_heartbeat ", "gw-x", "no file not-installed in the plugin directory", "lost_connection ", "gw-c"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status table does not say %q:\n%s", want, out)
 		}
@@ -136,7 +136,7 @@ func TestStatusShowsWhatNeedsAttention(t *testing.T) {
 	}
 	yamlHas := false
 	for _, a := range y.Attention {
-		yamlHas = yamlHas || a.Kind == apitypes.AttentionOnlyHeartbeat && a.Instance == "gw-x" && strings.Contains(a.Reason, "no such file in the plugin directory")
+		yamlHas = yamlHas || a.Kind == apitypes.AttentionOnlyHeartbeat && a.Instance == "gw-x" && strings.Contains(a.Reason, "no file not-installed in the plugin directory")
 	}
 	if !yamlHas {
 		t.Errorf("status -o yaml lacks gw-x's refusal: %+v", y.Attention)
