@@ -27,6 +27,11 @@ import (
 // CLI talking to a hung admin node gives up on its own.
 const DefaultTimeout = time.Minute
 
+// DefaultConnectTimeout bounds connecting when Config.ConnectTimeout is
+// zero: a host that does not answer at all is given up for the next admin
+// node well within a heartbeat or two.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Config says which admin node to talk to, as whom, and how to trust it.
 type Config struct {
 	// Address is the admin node's base URL, "https://admin.example.com:8090".
@@ -80,6 +85,11 @@ type Config struct {
 	// Timeout bounds each request, DefaultTimeout when zero. It does not
 	// apply to HTTPClient, which has its own.
 	Timeout time.Duration
+	// ConnectTimeout bounds connecting to one admin node, TCP and TLS
+	// handshake each, DefaultConnectTimeout when zero: how long an admin
+	// node whose host is gone costs before the next is tried. It does not
+	// apply to HTTPClient.
+	ConnectTimeout time.Duration
 	// ClientCertificate, when set, gives the node manager's certificate for
 	// the agent API's mutual TLS; it is asked at every handshake, so that a
 	// renewed certificate is used from the next connection on.
@@ -161,14 +171,21 @@ func New(cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
+	connect := cfg.ConnectTimeout
+	if connect == 0 {
+		connect = DefaultConnectTimeout
+	}
 	c.eps.newHTTP = func(u *url.URL, ip net.IP) *http.Client {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig = tlsConfig.Clone()
+		transport.TLSHandshakeTimeout = connect
+		dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+		transport.DialContext = dialer.DialContext
 		if c.pin != nil {
 			transport.TLSClientConfig.VerifyConnection = c.pin.verifier(u.Hostname())
 		}
 		if ip != nil {
-			transport.DialContext = dialIP(u, ip)
+			transport.DialContext = dialIP(dialer, u, ip)
 		}
 		return &http.Client{Transport: transport, Timeout: timeout}
 	}
@@ -178,7 +195,7 @@ func New(cfg Config) (*Client, error) {
 // dialIP dials ip instead of u's host name, so that each address of a name
 // is an admin node of its own; the URL keeps the name, which the TLS
 // handshake sends and checks. Other dials (to a proxy) are left alone.
-func dialIP(u *url.URL, ip net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialIP(dialer *net.Dialer, u *url.URL, ip net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	port := u.Port()
 	if port == "" {
 		port = "443"
@@ -188,7 +205,6 @@ func dialIP(u *url.URL, ip net.IP) func(ctx context.Context, network, addr strin
 	}
 	target := net.JoinHostPort(u.Hostname(), port)
 	direct := net.JoinHostPort(ip.String(), port)
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if addr == target {
 			addr = direct
@@ -283,13 +299,33 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	var err error
 	for i := range eps {
 		ep := eps[(first+i)%len(eps)]
+		attempt, cancel := context.WithCancelCause(ctx)
+		if r.replayable() {
+			// Another request found this admin node failing: this one
+			// goes on at the next rather than wait for its timeout.
+			left := c.eps.leftOf(ep)
+			go func() {
+				select {
+				case <-left:
+					cancel(errLeft)
+				case <-attempt.Done():
+				}
+			}()
+		}
 		var resp *http.Response
 		var sent bool
-		resp, sent, err = c.send1(ctx, ep, r)
+		resp, sent, err = c.send1(attempt, ep, r)
 		switch {
 		case err != nil && ctx.Err() != nil:
+			cancel(nil)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The admin node did not answer in the time the caller
+				// gives it: the next request goes to another.
+				c.eps.failed(ep, err)
+			}
 			return nil, err
 		case err != nil:
+			cancel(nil)
 			c.eps.failed(ep, err)
 			if sent && !r.replayable() {
 				return nil, fmt.Errorf("%w (the request may have reached the admin node: it is not sent again)", err)
@@ -298,14 +334,17 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 		case movesOn(resp.StatusCode):
 			err = newAPIError(resp)
 			resp.Body.Close()
+			cancel(nil)
 			c.eps.failed(ep, err)
 			if !r.replayable() {
 				return nil, err
 			}
 			continue
 		}
-		defer resp.Body.Close()
-		return decode(r, resp, out)
+		h, err := decode(r, resp, out)
+		resp.Body.Close()
+		cancel(nil)
+		return h, err
 	}
 	c.eps.exhausted()
 	if len(eps) > 1 {
@@ -313,6 +352,9 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	}
 	return nil, err
 }
+
+// errLeft ends a request waiting on an admin node the client has moved off.
+var errLeft = errors.New("the client moved to another admin node")
 
 // send1 sends r to one endpoint. sent says whether the request may have
 // reached it: its headers were written before the error.

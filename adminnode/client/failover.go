@@ -25,6 +25,11 @@ type endpoint struct {
 	// when a name was resolved.
 	name string
 	http *http.Client
+	// left is closed when the client moves off the endpoint, to end the
+	// requests still waiting on it that can go on at the next (a
+	// blocking query on an admin node that stopped answering). Guarded
+	// by endpoints.mu.
+	left chan struct{}
 }
 
 // address is one configured admin node address.
@@ -122,7 +127,7 @@ func (e *endpoints) endpoint(u *url.URL, ip net.IP) *endpoint {
 	if ep, ok := e.known[key]; ok {
 		return ep
 	}
-	ep := &endpoint{base: u.String(), name: name, http: e.newHTTP(u, ip)}
+	ep := &endpoint{base: u.String(), name: name, http: e.newHTTP(u, ip), left: make(chan struct{})}
 	e.known[key] = ep
 	return ep
 }
@@ -138,10 +143,19 @@ func (e *endpoints) failed(ep *endpoint, cause error) {
 	}
 	e.cur = (e.cur + 1) % len(e.list)
 	to := e.list[e.cur]
+	close(ep.left)
+	ep.left = make(chan struct{})
 	e.mu.Unlock()
 	if e.onMove != nil {
 		e.onMove(ep.name, to.name, cause)
 	}
+}
+
+// leftOf returns the channel closed when the client next moves off ep.
+func (e *endpoints) leftOf(ep *endpoint) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return ep.left
 }
 
 // exhausted is told that a request failed on every endpoint: the names are

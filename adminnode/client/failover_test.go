@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -402,5 +403,74 @@ func TestAddressList(t *testing.T) {
 				t.Fatalf("New: %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestFailoverInFlightQueryFollowsMove: a blocking query held by an admin
+// node that stops answering, without closing its connections, goes on at
+// the next as soon as another request finds that node failing, instead of
+// waiting out its timeout.
+func TestFailoverInFlightQueryFollowsMove(t *testing.T) {
+	root := newCA(t, "test")
+	first, second := newStub(t, root), newStub(t, root)
+	held := make(chan struct{})
+	first.handle = func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			close(held)
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	var m moves
+	c, err := New(Config{Address: first.srv.URL + "," + second.srv.URL, CACertPEM: root.CertPEM(), Timeout: time.Minute, OnFailover: m.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := uint64(7)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.WatchInstances(context.Background(), &index, 30*time.Second)
+		done <- err
+	}()
+	<-held
+	if _, err := c.Heartbeat(context.Background(), apitypes.AgentHeartbeat{}); err != nil {
+		t.Fatalf("Heartbeat: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WatchInstances: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocking query stayed on the admin node the client had moved off")
+	}
+	// In either order: the query may resume before the heartbeat lands.
+	want := []string{"GET " + apitypes.AgentPrefix + "/instances?index=7&wait=30s", "PUT " + apitypes.AgentPrefix + "/heartbeat"}
+	got := second.requests()
+	slices.Sort(got)
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("second admin node got %q, want %q", got, want)
+	}
+}
+
+// TestFailoverDeadline: an admin node that does not answer within the
+// caller's deadline is left for the next request.
+func TestFailoverDeadline(t *testing.T) {
+	root := newCA(t, "test")
+	first, second := newStub(t, root), newStub(t, root)
+	first.handle = func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+	var m moves
+	c := failoverClient(t, root, &m, first.srv.URL, second.srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.Domain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Domain: %v, want the deadline", err)
+	}
+	if _, err := c.Domain(context.Background()); err != nil {
+		t.Fatalf("Domain after the deadline: %v", err)
+	}
+	if first.hits.Load() != 1 || second.hits.Load() != 1 {
+		t.Errorf("first got %d requests, second %d; want 1 each", first.hits.Load(), second.hits.Load())
 	}
 }
