@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -201,5 +202,30 @@ func TestApplyConflict(t *testing.T) {
 	want := "the draft of group web changed while " + file + " was being applied (another edit happened); nothing was applied, run the command again"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %q", err, want)
+	}
+}
+
+// TestLoginSeveralAddresses: a login to a list of admin nodes whose first
+// is down reaches the second, saves the list, and later commands use it.
+func TestLoginSeveralAddresses(t *testing.T) {
+	hs, root := apitest.AdminNode(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "https://" + l.Addr().String()
+	l.Close()
+	list := down + "," + hs.URL
+	configPath := filepath.Join(t.TempDir(), "cli.json")
+	vars := map[string]string{envConfig: configPath}
+	if out, errOut, err := run(t, testEnv(vars, adminPassword+"\n"), "login", "--addr", list, "--ca-fingerprint", root.Fingerprint(), "--password-stdin"); err != nil {
+		t.Fatalf("login: %v\n%s%s", err, out, errOut)
+	}
+	if saved := readSaved(t, configPath); saved.Address != list || !strings.HasPrefix(saved.Token, "gh_") {
+		t.Fatalf("saved login %+v, want the address list %s and a token", saved, list)
+	}
+	out, errOut, err := run(t, testEnv(vars, ""), "whoami")
+	if err != nil || !strings.Contains(out, "admin") {
+		t.Fatalf("whoami with the saved list: %v\n%s%s", err, out, errOut)
 	}
 }
