@@ -328,7 +328,10 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 			cancel(nil)
 			c.eps.failed(ep, err)
 			if sent && !r.replayable() {
-				return nil, fmt.Errorf("%w (the request may have reached the admin node: it is not sent again)", err)
+				if len(eps) > 1 {
+					err = fmt.Errorf("%w (the request may have reached the admin node: it is not sent to another)", err)
+				}
+				return nil, err
 			}
 			continue
 		case movesOn(resp.StatusCode):

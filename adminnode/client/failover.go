@@ -8,12 +8,16 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Resolver looks up the addresses of a host name; *net.Resolver is one.
 type Resolver interface {
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
+
+// lookupTimeout bounds the resolution of an address's host name.
+const lookupTimeout = 5 * time.Second
 
 // endpoint is one admin node the client may talk to: one address of the
 // configuration, or one IP address of a name that has several.
@@ -104,6 +108,10 @@ func (e *endpoints) expand(ctx context.Context) {
 }
 
 func (e *endpoints) lookup(ctx context.Context, host string) []net.IP {
+	// The list serves every request from now on: a lookup cut short by
+	// this request's end would leave the name unexpanded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+	defer cancel()
 	found, err := e.resolver.LookupIPAddr(ctx, host)
 	if err != nil {
 		return nil

@@ -229,7 +229,7 @@ func TestFailoverPostNotReplayed(t *testing.T) {
 			var m moves
 			c := failoverClient(t, root, &m, firstAddr, second.srv.URL)
 			_, err := c.Deploy(ctx, "g", apitypes.DeployRequest{Message: "once"})
-			if !tt.wantSent && tt.handle != nil && (err == nil || !strings.Contains(err.Error(), "it is not sent again")) {
+			if !tt.wantSent && tt.handle != nil && (err == nil || !strings.Contains(err.Error(), "it is not sent to another")) {
 				t.Fatalf("Deploy: %v, want an error saying it may have reached the admin node", err)
 			}
 			if tt.wantSent != (err == nil) {
