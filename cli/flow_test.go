@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 )
 
 const adminPassword = apitest.Password
@@ -209,13 +209,7 @@ func TestApplyConflict(t *testing.T) {
 // is down reaches the second, saves the list, and later commands use it.
 func TestLoginSeveralAddresses(t *testing.T) {
 	hs, root := apitest.AdminNode(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "https://" + l.Addr().String()
-	l.Close()
-	list := down + "," + hs.URL
+	list := "https://" + testaddr.Dead(t) + "," + hs.URL
 	configPath := filepath.Join(t.TempDir(), "cli.json")
 	vars := map[string]string{envConfig: configPath}
 	if out, errOut, err := run(t, testEnv(vars, adminPassword+"\n"), "login", "--addr", list, "--ca-fingerprint", root.Fingerprint(), "--password-stdin"); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
@@ -31,6 +32,7 @@ type adminStub struct {
 	hits   atomic.Int32
 	mu     sync.Mutex
 	paths  []string // method, path and query of each request
+	bodies []string
 	// handle, when set, answers instead.
 	handle func(w http.ResponseWriter, r *http.Request)
 }
@@ -39,8 +41,9 @@ func (s *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.hits.Add(1)
 	s.mu.Lock()
 	s.paths = append(s.paths, r.Method+" "+r.URL.RequestURI())
+	body, _ := io.ReadAll(r.Body)
+	s.bodies = append(s.bodies, string(body))
 	s.mu.Unlock()
-	_, _ = io.Copy(io.Discard, r.Body)
 	if s.handle != nil {
 		s.handle(w, r)
 		return
@@ -90,17 +93,11 @@ func newStub(t *testing.T, root *ca.CA) *adminStub {
 	return startStub(t, root, l)
 }
 
-// refusedAddress is an address nothing listens on: a port taken and given
-// back.
+// refusedAddress is an admin node that refuses connections for the whole
+// test.
 func refusedAddress(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "https://" + addr
+	return "https://" + testaddr.Dead(t)
 }
 
 // moves records the client's moves.
@@ -279,6 +276,14 @@ func TestFailoverIdempotentAgentCalls(t *testing.T) {
 	}
 	if got := second.requests(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("second admin node got %q, want %q", got, want)
+	}
+	// The batch is the same, byte for byte: its (node, seq) included.
+	first.mu.Lock()
+	second.mu.Lock()
+	defer first.mu.Unlock()
+	defer second.mu.Unlock()
+	if first.bodies[1] != second.bodies[1] || !strings.Contains(second.bodies[1], `"seq":7`) {
+		t.Errorf("the traffic batch sent again differs: first got %s, second %s", first.bodies[1], second.bodies[1])
 	}
 }
 
@@ -472,5 +477,39 @@ func TestFailoverDeadline(t *testing.T) {
 	}
 	if first.hits.Load() != 1 || second.hits.Load() != 1 {
 		t.Errorf("first got %d requests, second %d; want 1 each", first.hits.Load(), second.hits.Load())
+	}
+}
+
+// TestFailoverResolvesAgain: a name is resolved at the first request and
+// again only after a request found every address failing, so that an
+// admin node moved to a new address is found.
+func TestFailoverResolvesAgain(t *testing.T) {
+	root := newCA(t, "test")
+	srv := newStub(t, root)
+	_, port, _ := net.SplitHostPort(srv.srv.Listener.Addr().String())
+	var lookups atomic.Int32
+	var ips atomic.Value
+	ips.Store([]net.IPAddr{{IP: net.IPv4(127, 0, 0, 3)}, {IP: net.IPv4(127, 0, 0, 4)}})
+	resolver := resolverFunc(func(context.Context, string) ([]net.IPAddr, error) {
+		lookups.Add(1)
+		return ips.Load().([]net.IPAddr), nil
+	})
+	c, err := New(Config{Address: "https://admin.test:" + port, CACertPEM: root.CertPEM(), Resolver: resolver, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens on 127.0.0.3 and .4 at the server's port: the
+	// server holds it on 127.0.0.1, which no wildcard bind can share.
+	if _, err := c.Domain(context.Background()); err == nil {
+		t.Fatal("Domain succeeded with no admin node at the addresses of the name")
+	}
+	ips.Store([]net.IPAddr{{IP: net.IPv4(127, 0, 0, 3)}, {IP: net.IPv4(127, 0, 0, 1)}})
+	for range 3 {
+		if _, err := c.Domain(context.Background()); err != nil {
+			t.Fatalf("Domain after the name moved: %v", err)
+		}
+	}
+	if got := lookups.Load(); got != 2 {
+		t.Errorf("the name was looked up %d times, want 2: at the first request and after every address failed", got)
 	}
 }
