@@ -97,3 +97,26 @@ func saveAddress(t *testing.T, path, addr string) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodeJoinSeveralAddresses: a host joins through the first admin node
+// of a list that answers, and keeps the list for `node run`.
+func TestNodeJoinSeveralAddresses(t *testing.T) {
+	d := newNMDomain(t)
+	list := "https://" + deadAddr(t) + "," + d.url
+	dir := filepath.Join(d.work, "node")
+	tok := d.joinToken(t, "h1")
+	out := d.cli.ok(t, "", "node", "join", "--addr", list, "--token", tok, "--ca-fingerprint", d.fingerprint, "--data-dir", dir)
+	if !strings.Contains(out, "Joined domain e2e as host h1") {
+		t.Errorf("node join said %q", out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "node.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id struct {
+		Admin string `json:"admin"`
+	}
+	if err := json.Unmarshal(data, &id); err != nil || id.Admin != list {
+		t.Errorf("node.json names the admin %q (%v), want the list joined through, %s", id.Admin, err, list)
+	}
+}
