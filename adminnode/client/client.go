@@ -120,6 +120,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	addrs := make([]address, 0, len(list))
 	for _, a := range list {
+		if a == "" && len(list) > 1 {
+			return nil, fmt.Errorf("client: admin node addresses %q: an empty one", strings.Join(list, ","))
+		}
 		u, err := parseAddress(a)
 		if err != nil {
 			return nil, err
@@ -137,7 +140,8 @@ func New(cfg Config) (*Client, error) {
 	case trust && cfg.HTTPClient != nil:
 		return nil, errors.New("client: HTTPClient cannot be combined with CACertPEM or CAFingerprint")
 	case trust && slices.ContainsFunc(addrs, func(a address) bool { return a.url.Scheme == "http" }):
-		return nil, fmt.Errorf("client: %s is plain HTTP: there is no certificate to check against a CA", cfg.Address+strings.Join(cfg.Addresses, ","))
+		i := slices.IndexFunc(addrs, func(a address) bool { return a.url.Scheme == "http" })
+		return nil, fmt.Errorf("client: %s is plain HTTP: there is no certificate to check against a CA", list[i])
 	case cfg.HTTPClient != nil:
 		c.eps.newHTTP = func(*url.URL, net.IP) *http.Client { return cfg.HTTPClient }
 		return c, nil

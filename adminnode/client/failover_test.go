@@ -398,8 +398,8 @@ func TestAddressList(t *testing.T) {
 		{name: "comma-separated", cfg: Config{Address: "https://a:1, b:2"}},
 		{name: "list", cfg: Config{Addresses: []string{"https://a:1", "b:2"}}},
 		{name: "both", cfg: Config{Address: "a:1", Addresses: []string{"b:2"}}, wantErr: "not both"},
-		{name: "empty entry", cfg: Config{Address: "a:1,,b:2"}, wantErr: "no admin node address"},
-		{name: "plain HTTP with a CA", cfg: Config{Address: "https://a:1,http://b:2", CAFingerprint: "SHA256:" + strings.Repeat("ab", 32)}, wantErr: "plain HTTP"},
+		{name: "empty entry", cfg: Config{Address: "a:1,,b:2"}, wantErr: `admin node addresses "a:1,,b:2": an empty one`},
+		{name: "plain HTTP with a CA", cfg: Config{Address: "https://a:1,http://b:2", CAFingerprint: "SHA256:" + strings.Repeat("ab", 32)}, wantErr: "http://b:2 is plain HTTP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
