@@ -38,11 +38,16 @@ then saved, so later commands trust that certificate. Or give the CA
 certificate itself with --ca-cert. Without either, a CA saved by an earlier
 login to the same address is used, else the system roots.
 
+Several admin nodes of one domain are given as one --addr, separated by
+commas: the list is saved, and every command sticks to one of them and moves
+to the next when it cannot connect or gets a 5xx (docs/cli.md).
+
 The password is asked for on the terminal, or read from the first line of
 standard input with --password-stdin. The server is verified before the
 password is asked for.`,
 		Example: `  gatehouse login --addr https://admin.example.com:8090 --ca-fingerprint SHA256:3f1c…e09a
-  echo "$PASSWORD" | gatehouse login --addr admin.example.com:8090 --user alice --password-stdin`,
+  echo "$PASSWORD" | gatehouse login --addr admin.example.com:8090 --user alice --password-stdin
+  gatehouse login --addr https://admin-a.example.com:8090,https://admin-b.example.com:8090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fingerprint != "" && a.caCert != "" {
@@ -56,7 +61,7 @@ password is asked for.`,
 			if addr == "" {
 				return fmt.Errorf("no admin node address: use --addr or $%s", envAddr)
 			}
-			same := saved.Address != "" && normalAddress(addr) == normalAddress(saved.Address)
+			same := savedFor(addr, saved.Address)
 			if user == "" {
 				user = "admin"
 				if same && saved.User != "" {

@@ -103,7 +103,7 @@ func (a *app) commands() []*cobra.Command {
 		cmd.SetGlobalNormalizationFunc(NormalizeFlag)
 		withHints(cmd)
 		fs := cmd.PersistentFlags()
-		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port (default $GATEHOUSE_ADDR, then the saved login)")
+		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port, or several separated by commas (default $GATEHOUSE_ADDR, then the saved login)")
 		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
 		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
 		// A command whose output is a file (export) has its own -o.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -128,7 +129,7 @@ func (a *app) resolve() (target, error) {
 	if t.addr == "" {
 		return target{}, fmt.Errorf("no admin node address: run `gatehouse login --addr URL`, or use --addr or $%s", envAddr)
 	}
-	same := saved.Address != "" && normalAddress(t.addr) == normalAddress(saved.Address)
+	same := savedFor(t.addr, saved.Address)
 	t.token = first(a.token, a.getenv(envToken))
 	if t.token == "" && same {
 		t.token = saved.Token
@@ -144,12 +145,35 @@ func (a *app) resolve() (target, error) {
 	return t, nil
 }
 
-// normalAddress makes the spellings of one address compare equal.
-func normalAddress(addr string) string {
-	if !strings.Contains(addr, "://") {
-		addr = "https://" + addr
+// savedFor says whether the saved login, made at the addresses saved,
+// belongs to addr: each address of addr (one, or several separated by
+// commas) is one of the saved, whatever their spelling. Giving one admin
+// node of a saved list of a domain's admin nodes keeps its token and CA.
+func savedFor(addr, saved string) bool {
+	if saved == "" {
+		return false
 	}
-	return strings.ToLower(strings.TrimSuffix(addr, "/"))
+	known := normalAddresses(saved)
+	for _, a := range normalAddresses(addr) {
+		if !slices.Contains(known, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// normalAddresses splits a comma-separated list of addresses and makes
+// the spellings of one address compare equal.
+func normalAddresses(addr string) []string {
+	list := strings.Split(addr, ",")
+	for i, a := range list {
+		a = strings.TrimSpace(a)
+		if !strings.Contains(a, "://") {
+			a = "https://" + a
+		}
+		list[i] = strings.ToLower(strings.TrimSuffix(a, "/"))
+	}
+	return list
 }
 
 func first(values ...string) string {

@@ -41,14 +41,17 @@ func TestResolve(t *testing.T) {
 	writeFile(t, flagCA, "flag CA")
 	writeFile(t, envCA, "env CA")
 	saved := savedLogin{Address: "https://saved:8090", User: "alice", Token: "saved-token", CACert: "saved CA"}
+	savedList := savedLogin{Address: "https://saved:8090,https://saved-b:8090", User: "alice", Token: "saved-token", CACert: "saved CA"}
 
 	tests := []struct {
 		name              string
 		flagAddr, flagTok string
 		flagCA            string
-		vars              map[string]string
-		want              target
-		wantErr           string
+		// saved is the saved login, saved when nil.
+		saved   *savedLogin
+		vars    map[string]string
+		want    target
+		wantErr string
 	}{
 		{
 			name: "saved login",
@@ -82,6 +85,29 @@ func TestResolve(t *testing.T) {
 			want:     target{addr: "SAVED:8090/", token: "saved-token", caPEM: []byte("saved CA")},
 		},
 		{
+			name:  "a saved list of admin nodes",
+			saved: &savedList,
+			want:  target{addr: savedList.Address, token: "saved-token", caPEM: []byte("saved CA")},
+		},
+		{
+			name:     "one admin node of the saved list",
+			saved:    &savedList,
+			flagAddr: "https://saved-b:8090",
+			want:     target{addr: "https://saved-b:8090", token: "saved-token", caPEM: []byte("saved CA")},
+		},
+		{
+			name:     "the saved list in another order and spelling",
+			saved:    &savedList,
+			flagAddr: "saved-b:8090/, https://SAVED:8090",
+			want:     target{addr: "saved-b:8090/, https://SAVED:8090", token: "saved-token", caPEM: []byte("saved CA")},
+		},
+		{
+			name:     "a list with an address not saved gets neither the saved token nor CA",
+			saved:    &savedList,
+			flagAddr: "https://saved:8090,https://other:8090",
+			want:     target{addr: "https://saved:8090,https://other:8090"},
+		},
+		{
 			name:    "missing CA file",
 			flagCA:  filepath.Join(dir, "missing.pem"),
 			wantErr: "read the CA certificate",
@@ -90,7 +116,11 @@ func TestResolve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "cli.json")
-			if err := saveLogin(path, saved); err != nil {
+			l := saved
+			if tt.saved != nil {
+				l = *tt.saved
+			}
+			if err := saveLogin(path, l); err != nil {
 				t.Fatal(err)
 			}
 			vars := map[string]string{envConfig: path}

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/testaddr"
 )
 
 const adminPassword = apitest.Password
@@ -201,5 +202,24 @@ func TestApplyConflict(t *testing.T) {
 	want := "the draft of group web changed while " + file + " was being applied (another edit happened); nothing was applied, run the command again"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %q", err, want)
+	}
+}
+
+// TestLoginSeveralAddresses: a login to a list of admin nodes whose first
+// is down reaches the second, saves the list, and later commands use it.
+func TestLoginSeveralAddresses(t *testing.T) {
+	hs, root := apitest.AdminNode(t)
+	list := "https://" + testaddr.Dead(t) + "," + hs.URL
+	configPath := filepath.Join(t.TempDir(), "cli.json")
+	vars := map[string]string{envConfig: configPath}
+	if out, errOut, err := run(t, testEnv(vars, adminPassword+"\n"), "login", "--addr", list, "--ca-fingerprint", root.Fingerprint(), "--password-stdin"); err != nil {
+		t.Fatalf("login: %v\n%s%s", err, out, errOut)
+	}
+	if saved := readSaved(t, configPath); saved.Address != list || !strings.HasPrefix(saved.Token, "gh_") {
+		t.Fatalf("saved login %+v, want the address list %s and a token", saved, list)
+	}
+	out, errOut, err := run(t, testEnv(vars, ""), "whoami")
+	if err != nil || !strings.Contains(out, "admin") {
+		t.Fatalf("whoami with the saved list: %v\n%s%s", err, out, errOut)
 	}
 }

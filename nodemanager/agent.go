@@ -329,6 +329,11 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 // report within a second of the node manager answering again.
 const reportGrace = 15 * time.Second
 
+// heartbeatTimeout bounds a heartbeat: an admin node that does not answer
+// one in time is left for the next (client.Config.Addresses), and with it
+// the blocking queries waiting on it.
+const heartbeatTimeout = 10 * time.Second
+
 // heartbeats reports every instance's state every interval, and at once
 // when kicked.
 func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
@@ -337,7 +342,9 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 	for failures := 0; ; {
 		hb := a.heartbeat()
 		hb.Capabilities = a.capabilities(ctx)
-		_, err := a.admin.Heartbeat(ctx, hb)
+		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+		_, err := a.admin.Heartbeat(hctx, hb)
+		cancel()
 		if ctx.Err() == nil {
 			a.metrics.Heartbeat(err == nil)
 		}

@@ -29,6 +29,8 @@ const (
 
 // Identity is what joining gave the node manager, kept in node.json.
 type Identity struct {
+	// Admin is the address (or comma-separated addresses) the node joined
+	// through, which `node run` uses unless given others.
 	Admin  string `json:"admin"`
 	Domain string `json:"domain"`
 	Host   string `json:"host"`
@@ -40,7 +42,8 @@ type Identity struct {
 
 // JoinOptions say where and how to join.
 type JoinOptions struct {
-	// Admin is the admin node's URL, https://admin:8090.
+	// Admin is the admin node's URL, https://admin:8090, or several
+	// admin nodes' URLs separated by commas (client.Config.Addresses).
 	Admin   string
 	Token   string
 	DataDir string
@@ -57,7 +60,7 @@ type JoinOptions struct {
 // dir. It refuses a data dir that already holds an identity.
 func Join(ctx context.Context, opts JoinOptions) (Identity, error) {
 	if opts.Admin == "" || opts.Token == "" || opts.DataDir == "" {
-		return Identity{}, errors.New("join: --admin, --token and --data-dir are required")
+		return Identity{}, errors.New("join: --addr, --token and --data-dir are required")
 	}
 	if (opts.CAFingerprint == "") == (opts.CACertPEM == nil) {
 		return Identity{}, errors.New("join: give the domain CA's fingerprint (--ca-fingerprint, printed by `gatehouse admin init` and `gatehouse token create --host`) or its certificate (--ca-cert), one of them")

@@ -38,6 +38,10 @@ const (
 // RunOptions configure a node manager process.
 type RunOptions struct {
 	DataDir string
+	// Admin lists the admin nodes to talk to, comma-separated, in the
+	// order they are tried (client.Config.Addresses); empty, the address
+	// the node joined through (node.json) is used.
+	Admin string
 	// Listen is the local API's address; it must be a loopback address.
 	Listen string
 	// Driver is DriverExec (the default) or DriverSystemd.
@@ -146,9 +150,15 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("read the domain CA: %w", err)
 	}
-	admin, err := client.New(client.Config{Address: id.Admin, CACertPEM: caPEM, ClientCertificate: cs.get,
+	if opts.Admin == "" {
+		opts.Admin = id.Admin
+	}
+	admin, err := client.New(client.Config{Address: opts.Admin, CACertPEM: caPEM, ClientCertificate: cs.get,
 		// Blocking queries hold a request for the wait and its jitter.
-		Timeout: opts.Wait + opts.Wait/8 + 30*time.Second})
+		Timeout: opts.Wait + opts.Wait/8 + 30*time.Second,
+		OnFailover: func(from, to string, cause error) {
+			log.Warn("admin node failing: moving to the next", "from", from, "to", to, "error", cause)
+		}})
 	if err != nil {
 		return err
 	}
@@ -210,7 +220,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err := a.apply(ctx); err != nil {
 		log.Error("apply stored desired instances", "error", err)
 	}
-	log.Info("node manager ready", "host", id.Host, "domain", id.Domain, "admin", id.Admin, "local_api", a.local, "driver", opts.Driver)
+	log.Info("node manager ready", "host", id.Host, "domain", id.Domain, "admin", opts.Admin, "local_api", a.local, "driver", opts.Driver)
 	if opts.Listening != nil {
 		if err := opts.Listening(map[string]string{"listen": l.Addr().String(), "url": a.local}); err != nil {
 			srv.Close()

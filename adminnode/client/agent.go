@@ -15,11 +15,17 @@ import (
 // but Join authenticates with Config.ClientCertificate.
 
 func (c *Client) agent(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.agentCall(ctx, method, path, query, in, out, false)
+}
+
+// agentCall is agent, for an idempotent request when idempotent is set:
+// it may be sent again to the next admin node (Config.Addresses).
+func (c *Client) agentCall(ctx context.Context, method, path string, query url.Values, in, out any, idempotent bool) error {
 	r, err := jsonRequest(method, path, in)
 	if err != nil {
 		return err
 	}
-	r.agent, r.anonymous, r.query = true, true, query
+	r.agent, r.anonymous, r.query, r.idempotent = true, true, query, idempotent
 	_, err = c.do(ctx, r, out)
 	return err
 }
@@ -38,20 +44,23 @@ func (c *Client) Renew(ctx context.Context, csrPEM []byte) (apitypes.AgentRenewR
 	return out, err
 }
 
-// Heartbeat reports the state of every instance of the host.
+// Heartbeat reports the state of every instance of the host. It replaces
+// the last report, so it is sent again to the next admin node on failure.
 func (c *Client) Heartbeat(ctx context.Context, hb apitypes.AgentHeartbeat) (apitypes.AgentHeartbeatAnswer, error) {
 	var out apitypes.AgentHeartbeatAnswer
-	err := c.agent(ctx, http.MethodPut, "/heartbeat", nil, hb, &out)
+	err := c.agentCall(ctx, http.MethodPut, "/heartbeat", nil, hb, &out, true)
 	return out, err
 }
 
 // SendTraffic sends a batch of the host's traffic counts. The answer's Seq
 // is the highest stored for the host: every batch up to it may be deleted
 // from the spool, including this one when it was a retry. An APIError
-// with status 400 is a batch the admin node can never store.
+// with status 400 is a batch the admin node can never store. A batch is
+// stored once by its (node, seq) whichever admin node gets it, so it is
+// sent again, unchanged, to the next admin node on failure.
 func (c *Client) SendTraffic(ctx context.Context, b traffic.Batch) (traffic.Ack, error) {
 	var out traffic.Ack
-	err := c.agent(ctx, http.MethodPost, "/traffic", nil, b, &out)
+	err := c.agentCall(ctx, http.MethodPost, "/traffic", nil, b, &out, true)
 	return out, err
 }
 

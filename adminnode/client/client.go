@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -23,13 +27,46 @@ import (
 // CLI talking to a hung admin node gives up on its own.
 const DefaultTimeout = time.Minute
 
+// DefaultConnectTimeout bounds connecting when Config.ConnectTimeout is
+// zero: a host that does not answer at all is given up for the next admin
+// node well within a heartbeat or two.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Config says which admin node to talk to, as whom, and how to trust it.
 type Config struct {
 	// Address is the admin node's base URL, "https://admin.example.com:8090".
 	// A bare "host:port" means HTTPS. Plain HTTP, for an admin node run
 	// with --insecure-http, must be asked for with "http://": every
 	// request but two carries a bearer token.
+	//
+	// Several admin nodes of one domain are given as a comma-separated
+	// list, or in Addresses instead; a host name with several IP addresses
+	// counts as one admin node per address (see Addresses).
 	Address string
+	// Addresses are the admin nodes of one domain, in the order they are
+	// tried, each as Address says. The client sticks to one and moves to
+	// the next when it cannot connect (refused, reset, timed out, TLS
+	// handshake failed) or the admin node answers 500, 502, 503 or 504;
+	// a 4xx is an answer about the request and never moves it. A host
+	// name that resolves to several IP addresses is one endpoint per IP,
+	// each dialled directly while the certificate is checked against the
+	// name. The failed request itself is sent again to the next admin
+	// node only when that cannot apply it twice: a GET (blocking queries
+	// included), a heartbeat, a traffic batch (its ID makes a second
+	// copy a no-op), or any request whose connection failed before it
+	// was sent. Any other request that may have reached an admin node
+	// (a deploy that got a 503, or whose connection was reset after it
+	// was sent) fails with that error and is not sent again: the caller
+	// decides, after looking, whether to repeat it.
+	Addresses []string
+	// Resolver resolves the host names of the addresses, at the first
+	// request and again after a request found every admin node failing;
+	// net.DefaultResolver when nil. Unused with HTTPClient, whose own dial
+	// resolves names.
+	Resolver Resolver
+	// OnFailover, when set, is called each time the client moves from one
+	// admin node to the next, with the error that made it move.
+	OnFailover func(from, to string, cause error)
 	// Token is the bearer token ("gh_<id>_<secret>") of every request but
 	// Login and Health.
 	Token string
@@ -48,6 +85,11 @@ type Config struct {
 	// Timeout bounds each request, DefaultTimeout when zero. It does not
 	// apply to HTTPClient, which has its own.
 	Timeout time.Duration
+	// ConnectTimeout bounds connecting to one admin node, TCP and TLS
+	// handshake each, DefaultConnectTimeout when zero: how long an admin
+	// node whose host is gone costs before the next is tried. It does not
+	// apply to HTTPClient.
+	ConnectTimeout time.Duration
 	// ClientCertificate, when set, gives the node manager's certificate for
 	// the agent API's mutual TLS; it is asked at every handshake, so that a
 	// renewed certificate is used from the next connection on.
@@ -56,9 +98,8 @@ type Config struct {
 
 // Client calls the admin API. It is safe for concurrent use.
 type Client struct {
-	base  string // scheme://host[:port][/path], no trailing slash
+	eps   *endpoints
 	token string
-	http  *http.Client
 	// caPEM is Config.CACertPEM; pin is set instead when the CA is pinned
 	// by fingerprint. Both are nil when the system roots are trusted.
 	caPEM []byte
@@ -67,18 +108,42 @@ type Client struct {
 
 // New checks cfg and returns a client. It does not connect.
 func New(cfg Config) (*Client, error) {
-	base, err := parseAddress(cfg.Address)
-	if err != nil {
-		return nil, err
+	list := cfg.Addresses
+	switch {
+	case cfg.Address != "" && len(cfg.Addresses) > 0:
+		return nil, errors.New("client: give Address or Addresses, not both")
+	case cfg.Address != "":
+		list = splitAddresses(cfg.Address)
 	}
-	c := &Client{base: base.String(), token: cfg.Token, http: cfg.HTTPClient}
+	if len(list) == 0 {
+		return nil, errors.New("client: no admin node address")
+	}
+	addrs := make([]address, 0, len(list))
+	for _, a := range list {
+		if a == "" && len(list) > 1 {
+			return nil, fmt.Errorf("client: admin node addresses %q: an empty one", strings.Join(list, ","))
+		}
+		u, err := parseAddress(a)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, address{url: u, resolve: net.ParseIP(u.Hostname()) == nil && cfg.HTTPClient == nil})
+	}
+	c := &Client{token: cfg.Token}
+	resolver := cfg.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	c.eps = &endpoints{addrs: addrs, resolver: resolver, onMove: cfg.OnFailover, known: map[string]*endpoint{}}
 	trust := cfg.CACertPEM != nil || cfg.CAFingerprint != ""
 	switch {
-	case trust && c.http != nil:
+	case trust && cfg.HTTPClient != nil:
 		return nil, errors.New("client: HTTPClient cannot be combined with CACertPEM or CAFingerprint")
-	case trust && base.Scheme == "http":
-		return nil, fmt.Errorf("client: %s is plain HTTP: there is no certificate to check against a CA", cfg.Address)
-	case c.http != nil:
+	case trust && slices.ContainsFunc(addrs, func(a address) bool { return a.url.Scheme == "http" }):
+		i := slices.IndexFunc(addrs, func(a address) bool { return a.url.Scheme == "http" })
+		return nil, fmt.Errorf("client: %s is plain HTTP: there is no certificate to check against a CA", list[i])
+	case cfg.HTTPClient != nil:
+		c.eps.newHTTP = func(*url.URL, net.IP) *http.Client { return cfg.HTTPClient }
 		return c, nil
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -99,21 +164,57 @@ func New(cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.pin = &pin{sum: sum, host: base.Hostname()}
+		c.pin = &pin{sum: sum}
 		// The standard verification would fail before the pin is looked
 		// at, since the domain CA is in no root pool: VerifyConnection
-		// does the whole verification instead.
+		// does the whole verification instead (for each endpoint, with
+		// its host name).
 		tlsConfig.InsecureSkipVerify = true
-		tlsConfig.VerifyConnection = c.pin.verify
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = tlsConfig
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	c.http = &http.Client{Transport: transport, Timeout: timeout}
+	connect := cfg.ConnectTimeout
+	if connect == 0 {
+		connect = DefaultConnectTimeout
+	}
+	c.eps.newHTTP = func(u *url.URL, ip net.IP) *http.Client {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = tlsConfig.Clone()
+		transport.TLSHandshakeTimeout = connect
+		dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+		transport.DialContext = dialer.DialContext
+		if c.pin != nil {
+			transport.TLSClientConfig.VerifyConnection = c.pin.verifier(u.Hostname())
+		}
+		if ip != nil {
+			transport.DialContext = dialIP(dialer, u, ip)
+		}
+		return &http.Client{Transport: transport, Timeout: timeout}
+	}
 	return c, nil
+}
+
+// dialIP dials ip instead of u's host name, so that each address of a name
+// is an admin node of its own; the URL keeps the name, which the TLS
+// handshake sends and checks. Other dials (to a proxy) are left alone.
+func dialIP(dialer *net.Dialer, u *url.URL, ip net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	target := net.JoinHostPort(u.Hostname(), port)
+	direct := net.JoinHostPort(ip.String(), port)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == target {
+			addr = direct
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
 }
 
 func parseAddress(addr string) (*url.URL, error) {
@@ -151,6 +252,16 @@ type request struct {
 	anonymous bool
 	// agent requests go to the agent API (apitypes.AgentPrefix).
 	agent bool
+	// idempotent requests other than GETs may be sent again to the next
+	// admin node after they may have reached one: a second copy changes
+	// nothing (a heartbeat, a traffic batch with its ID).
+	idempotent bool
+}
+
+// replayable says whether r may be sent to another admin node after it
+// may have reached one (Config.Addresses).
+func (r request) replayable() bool {
+	return r.method == http.MethodGet || r.method == http.MethodHead || r.idempotent
 }
 
 // jsonRequest is a request whose body, when in is not nil, is in in JSON.
@@ -185,13 +296,81 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any) err
 }
 
 // do sends r and decodes a successful answer into out, which may be nil.
-// It returns the answer's header for the callers that read an ETag.
+// It returns the answer's header for the callers that read an ETag. It
+// tries the admin nodes from the current one on, as Config.Addresses says.
 func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error) {
+	eps, first := c.eps.current(ctx)
+	var err error
+	for i := range eps {
+		ep := eps[(first+i)%len(eps)]
+		attempt, cancel := context.WithCancelCause(ctx)
+		if r.replayable() {
+			// Another request found this admin node failing: this one
+			// goes on at the next rather than wait for its timeout.
+			left := c.eps.leftOf(ep)
+			go func() {
+				select {
+				case <-left:
+					cancel(errLeft)
+				case <-attempt.Done():
+				}
+			}()
+		}
+		var resp *http.Response
+		var sent bool
+		resp, sent, err = c.send1(attempt, ep, r)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			cancel(nil)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The admin node did not answer in the time the caller
+				// gives it: the next request goes to another.
+				c.eps.failed(ep, err)
+			}
+			return nil, err
+		case err != nil:
+			cancel(nil)
+			c.eps.failed(ep, err)
+			if sent && !r.replayable() {
+				if len(eps) > 1 {
+					err = fmt.Errorf("%w (the request may have reached the admin node: it is not sent to another)", err)
+				}
+				return nil, err
+			}
+			continue
+		case movesOn(resp.StatusCode):
+			err = newAPIError(resp)
+			resp.Body.Close()
+			cancel(nil)
+			c.eps.failed(ep, err)
+			if !r.replayable() {
+				return nil, err
+			}
+			continue
+		}
+		h, err := decode(r, resp, out)
+		resp.Body.Close()
+		cancel(nil)
+		return h, err
+	}
+	c.eps.exhausted()
+	if len(eps) > 1 {
+		err = fmt.Errorf("no admin node of %d answered; the last: %w", len(eps), err)
+	}
+	return nil, err
+}
+
+// errLeft ends a request waiting on an admin node the client has moved off.
+var errLeft = errors.New("the client moved to another admin node")
+
+// send1 sends r to one endpoint. sent says whether the request may have
+// reached it: its headers were written before the error.
+func (c *Client) send1(ctx context.Context, ep *endpoint, r request) (*http.Response, bool, error) {
 	prefix := apitypes.Prefix
 	if r.agent {
 		prefix = apitypes.AgentPrefix
 	}
-	target := c.base + prefix + r.path
+	target := ep.base + prefix + r.path
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
@@ -199,9 +378,11 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
-		return nil, fmt.Errorf("build request %s %s: %w", r.method, r.path, err)
+		return nil, false, fmt.Errorf("build request %s %s: %w", r.method, r.path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if r.body != nil {
@@ -213,26 +394,29 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	if c.token != "" && !r.anonymous {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// *url.Error already says which request failed.
-		return nil, err
-	}
-	defer resp.Body.Close()
+	// *url.Error already says which request failed.
+	resp, err := ep.http.Do(req)
+	return resp, wrote.Load(), err
+}
+
+// decode reads an answer into out, which may be nil.
+func decode(r request, resp *http.Response, out any) (http.Header, error) {
+	path := resp.Request.URL.EscapedPath()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, newAPIError(resp)
 	}
 	if raw, ok := out.(*[]byte); ok {
 		// An answer that is a file (a package) is kept byte for byte.
+		var err error
 		if *raw, err = io.ReadAll(resp.Body); err != nil {
-			return nil, fmt.Errorf("read answer to %s %s: %w", r.method, req.URL.EscapedPath(), err)
+			return nil, fmt.Errorf("read answer to %s %s: %w", r.method, path, err)
 		}
 		return resp.Header, nil
 	}
 	if out != nil {
 		err := json.NewDecoder(resp.Body).Decode(out)
 		if err != nil && !errors.Is(err, io.EOF) { // EOF: an empty body, as of 204
-			return nil, fmt.Errorf("decode answer to %s %s: %w", r.method, req.URL.EscapedPath(), err)
+			return nil, fmt.Errorf("decode answer to %s %s: %w", r.method, path, err)
 		}
 	}
 	// Drained so that the connection can be reused.

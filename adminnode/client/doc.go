@@ -13,5 +13,11 @@
 // makes the first connection as safe as the later ones, which use the CA
 // certificate the pinned connection returned (ServerCA).
 //
+// A client may be given several admin nodes of one domain (Config.Addresses,
+// or a DNS name with several addresses): it sticks to one and moves to the
+// next on a connection failure or a 5xx, and sends the failed request
+// again only when a second copy cannot apply twice (Config.Addresses says
+// which).
+//
 // Request and response bodies are the types of adminnode/apitypes.
 package client

@@ -22,8 +22,7 @@ var ErrPinMismatch = errors.New("server is not trusted by the pinned CA fingerpr
 // CA certificate that matched so that it can be saved and trusted as a
 // certificate from then on.
 type pin struct {
-	sum  [sha256.Size]byte
-	host string // the name the leaf must be valid for
+	sum [sha256.Size]byte
 
 	mu sync.Mutex
 	ca *x509.Certificate // the CA of the last verified handshake
@@ -43,12 +42,16 @@ func parseFingerprint(s string) ([sha256.Size]byte, error) {
 	return sum, nil
 }
 
-// verify is the whole verification of a handshake: the standard one is
-// turned off, as the domain CA is in no root pool. The server sends its
-// CA certificate after its leaf; it is looked for by fingerprint, then
-// must be a CA that issued the leaf for the host dialled, as a root in a
-// pool would have to be.
-func (p *pin) verify(cs tls.ConnectionState) error {
+// verifier returns the whole verification of a handshake with host: the
+// standard one is turned off, as the domain CA is in no root pool. The
+// server sends its CA certificate after its leaf; it is looked for by
+// fingerprint, then must be a CA that issued the leaf for host, as a root
+// in a pool would have to be.
+func (p *pin) verifier(host string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error { return p.verify(cs, host) }
+}
+
+func (p *pin) verify(cs tls.ConnectionState, host string) error {
 	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		return fmt.Errorf("%w: the server presented no certificate", ErrPinMismatch)
@@ -63,9 +66,9 @@ func (p *pin) verify(cs tls.ConnectionState) error {
 		}
 		roots := x509.NewCertPool()
 		roots.AddCert(cert)
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: p.host}); err != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: host}); err != nil {
 			return fmt.Errorf("%w: the server certificate %q is not valid for %s under the pinned CA %q: %w",
-				ErrPinMismatch, leaf.Subject.CommonName, p.host, cert.Subject.CommonName, err)
+				ErrPinMismatch, leaf.Subject.CommonName, host, cert.Subject.CommonName, err)
 		}
 		p.mu.Lock()
 		p.ca = cert

@@ -66,8 +66,9 @@ func nodeJoinCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join",
 		Short: "Join this host to a domain with a join token",
-		Long: `Join this host to the domain of the admin node at --addr, with a join token
-made by "gatehouse token create --host NAME". The admin node is trusted only
+		Long: `Join this host to the domain of the admin node at --addr (or the first that
+answers of several, separated by commas), with a join token made by
+"gatehouse token create --host NAME". The admin node is trusted only
 if its CA has the fingerprint --ca-fingerprint (printed by "gatehouse admin
 init" and by "token create --host"), or is the certificate in --ca-cert. The
 node's key is made here and never leaves the host; the certificate, key, CA
@@ -90,7 +91,7 @@ and identity are kept in --data-dir for "gatehouse node run".`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Admin, "addr", "", "admin node URL, https://host:8090")
+	fs.StringVar(&opts.Admin, "addr", "", "admin node URL, https://host:8090, or several admin nodes' URLs separated by commas")
 	fs.StringVar(&opts.Token, "token", "", "join token (gatehouse token create --host NAME)")
 	fs.StringVar(&opts.DataDir, "data-dir", "", "the node manager's data directory")
 	fs.StringVar(&opts.CAFingerprint, "ca-fingerprint", "", "fingerprint of the domain CA to trust, SHA256:…")
@@ -117,6 +118,11 @@ desired instances for this host, start and supervise their gateway processes,
 relay each group's deployment to them, and report their state. Gateways keep
 serving when the node manager stops, and are adopted again when it starts.
 
+The admin nodes are those of --addr (comma-separated), else the address the
+host joined through. The node manager sticks to one and moves to the next
+when it cannot connect or answers 5xx; its blocking queries and traffic
+batches go on there where they stopped (docs/node-manager.md).
+
 The local API (--listen, loopback only) answers the gateways with their
 instance secrets; its restart call wants the operator token that the first
 run writes to DATA_DIR/` + localapi.TokenFile + ` (0600), and it refuses any request
@@ -133,6 +139,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.DataDir, "data-dir", "", "the node manager's data directory (made by gatehouse node join)")
+	fs.StringVar(&opts.Admin, "addr", "", "admin nodes' URLs separated by commas, tried in order (default: the address joined through, in node.json)")
 	fs.StringVar(&opts.Listen, "listen", nodemanager.DefaultListen, "local API address (loopback only)")
 	fs.StringVar(&opts.Driver, "driver", nodemanager.DriverExec, "how gateways are run: exec (child processes) or systemd (units)")
 	fs.StringVar(&opts.GatewayBinary, "gateway-binary", "", "gatehouse binary the gateways run (default: this one)")
@@ -146,6 +153,7 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url"), once the stored instances are started or adopted`)
 	fs.DurationVar(&opts.TrafficSpoolMaxAge, "traffic-spool-max-age", nodemanager.DefaultTrafficSpoolMaxAge, "age past which spooled traffic batches are dropped")
 	logs.register(fs)
+	fs.SetNormalizeFunc(cli.NormalizeFlag)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

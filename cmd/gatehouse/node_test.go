@@ -15,3 +15,17 @@ func TestNodeJoinAddr(t *testing.T) {
 		}
 	}
 }
+
+// node run takes the admin nodes as --addr, a list, and reads --admin too.
+func TestNodeRunAddr(t *testing.T) {
+	const list = "https://admin-a:8090,https://admin-b:8090"
+	for _, flag := range []string{"--addr", "--admin"} {
+		cmd := nodeRunCommand()
+		if err := cmd.ParseFlags([]string{flag, list}); err != nil {
+			t.Fatalf("%s: %v", flag, err)
+		}
+		if f := cmd.Flags().Lookup("addr"); f == nil || f.Value.String() != list {
+			t.Errorf("%s: --addr is %+v", flag, f)
+		}
+	}
+}
