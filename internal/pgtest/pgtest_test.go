@@ -1,0 +1,61 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var srv *Server
+
+func TestMain(m *testing.M) { os.Exit(Main(m, &srv)) }
+
+// Each test's database is its own: a table made in one is not in another,
+// and the server does not run as root.
+func TestDatabasesApart(t *testing.T) {
+	ctx := context.Background()
+	a, b := Need(t, srv), Need(t, srv)
+	ca, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(ctx)
+	if _, err := ca.Exec(ctx, "CREATE TABLE x (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := pgx.Connect(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	var n int
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("table of another test's database seen: %d, %v", n, err)
+	}
+	var user string
+	if err := ca.QueryRow(ctx, "SELECT current_setting('listen_addresses')").Scan(&user); err != nil || user != "" {
+		t.Errorf("listen_addresses %q, %v: want Unix socket only", user, err)
+	}
+}
+
+// Stop ends the server and removes its directory.
+func TestStop(t *testing.T) {
+	if srv == nil {
+		t.Skip(ErrNotInstalled)
+	}
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	select {
+	case <-s.done:
+	default:
+		t.Fatal("postgres still running after Stop")
+	}
+	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s left: %v", s.dir, err)
+	}
+}
