@@ -653,4 +653,3 @@ func testRestartGenerationAndCapabilities(t *testing.T, open Opener) {
 		t.Errorf("capabilities of a missing host: %v", err)
 	}
 }
-

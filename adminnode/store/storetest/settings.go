@@ -175,4 +175,3 @@ func testTrustedDomains(t *testing.T, open Opener) {
 		t.Errorf("trusted domains %+v", l)
 	}
 }
-

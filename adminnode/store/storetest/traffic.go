@@ -267,4 +267,3 @@ func testFoldBeyondLimits(t *testing.T, open Opener) {
 		t.Errorf("fold counts %+v", g)
 	}
 }
-
