@@ -2,8 +2,12 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -57,5 +61,48 @@ func TestStop(t *testing.T) {
 	}
 	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
 		t.Errorf("directory %s left: %v", s.dir, err)
+	}
+}
+
+// A test process that dies without stopping its server takes the server
+// with it: nothing is left running.
+func TestCrashedParentStopsServer(t *testing.T) {
+	if os.Getenv("PGTEST_CRASH_CHILD") == "1" {
+		s, err := Start()
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println(s.dir, s.cmd.Process.Pid)
+		select {} // killed by the parent
+	}
+	if srv == nil {
+		t.Skip(ErrNotInstalled)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashedParentStopsServer$")
+	child.Env = append(os.Environ(), "PGTEST_CRASH_CHILD=1")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	var pid int
+	if _, err := fmt.Fscan(out, &dir, &pid); err != nil {
+		child.Process.Kill()
+		t.Fatalf("child did not report its server: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	child.Process.Kill()
+	child.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("postgres %d still running 10s after its test process died", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
