@@ -244,13 +244,22 @@ func (s *Server) Database(t testing.TB) string {
 	return s.DSN(name)
 }
 
+// RequireEnv names the environment variable that makes absent binaries a
+// failure rather than a skip: CI sets it, so that the PostgreSQL tests can
+// never be skipped there unnoticed.
+const RequireEnv = "GATEHOUSE_TEST_REQUIRE_POSTGRES"
+
 // Main runs a test package's tests with a server in *srv, stopping it
 // afterwards; call it from TestMain: os.Exit(pgtest.Main(m, &srv)). When
-// the binaries are absent *srv stays nil and Skip skips the tests that
-// need it; any other failure to start fails the package.
+// the binaries are absent *srv stays nil and Need skips the tests that
+// need it (unless RequireEnv is set); any other failure to start fails the
+// package.
 func Main(m *testing.M, srv **Server) int {
 	s, err := Start()
 	switch {
+	case errors.Is(err, ErrNotInstalled) && os.Getenv(RequireEnv) != "":
+		fmt.Fprintln(os.Stderr, "pgtest:", err, "- and", RequireEnv, "is set")
+		return 1
 	case errors.Is(err, ErrNotInstalled):
 		fmt.Fprintln(os.Stderr, "pgtest:", err, "- PostgreSQL tests will skip")
 		return m.Run()
