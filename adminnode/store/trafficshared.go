@@ -112,3 +112,11 @@ func (a *TrafficAccumulator) Result() TrafficResult {
 	})
 	return out
 }
+
+// Timings of the traffic rules, for every store: how long after a minute
+// ends it is rolled up, and how often a known label's last use is
+// rewritten.
+const (
+	TrafficRollupGrace     = rollupGrace
+	TrafficLabelTouchEvery = labelTouchEvery
+)

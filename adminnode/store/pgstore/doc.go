@@ -18,6 +18,9 @@
 // under an advisory lock; a database of a newer schema is refused
 // (store.ErrNewerSchema).
 //
-// The domain's traffic (IngestTraffic and the other traffic methods) is
-// not kept here yet: those methods fail with errors.ErrUnsupported.
+// The domain's traffic (traffic.go) follows the bbolt store's rules, shared
+// through the store package: a node's batch is stored once under the lock
+// of the node's row, a group's points are rows keyed by resolution, time,
+// instance and series, rolled up and pruned by MaintainTraffic. The
+// time-partitioned tables a large domain needs are still to come.
 package pgstore

@@ -189,7 +189,7 @@ const (
 // its error returned as it is) and writes it back. It returns the record
 // as read when change refuses it.
 func modify[T any](ctx context.Context, tx pgx.Tx, table, key, what, name string, change func(*T) error) (T, error) {
-	v, err := mustDoc[T](ctx, tx, what, name, "SELECT doc FROM "+table+" WHERE "+key+" = $1", name)
+	v, err := mustDoc[T](ctx, tx, what, name, "SELECT doc FROM "+table+" WHERE "+key+" = $1 FOR UPDATE", name)
 	if err != nil {
 		return v, err
 	}
@@ -425,6 +425,10 @@ func (p *PG) DeleteHost(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, `UPDATE node_certs SET doc = jsonb_set(doc, '{revoked}', 'true')
 			WHERE host_name = $1 AND NOT coalesce((doc->>'revoked')::boolean, false)`, name); err != nil {
 			return fmt.Errorf("revoke the certificates of host %q: %w", name, err)
+		}
+		// A host added again later joins anew: its batches start from 1.
+		if _, err := tx.Exec(ctx, "DELETE FROM traffic_nodes WHERE node = $1", name); err != nil {
+			return err
 		}
 		return deleteRow(ctx, tx, "hosts", "name", "host", name)
 	})

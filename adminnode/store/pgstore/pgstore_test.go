@@ -42,26 +42,8 @@ func openNew(t *testing.T) store.Store { return openAt(t, pgtest.Need(t, pg)) }
 // TestContract runs the store contract against PostgreSQL.
 func TestContract(t *testing.T) { storetest.Run(t, openNew) }
 
-// Each traffic method says it is not supported rather than doing nothing.
-func TestTrafficUnsupported(t *testing.T) {
-	s := openAt(t, pgtest.Need(t, pg))
-	now := time.Now()
-	for name, call := range map[string]func() error{
-		"IngestTraffic": func() error {
-			_, err := s.IngestTraffic(ctx, traffic.Batch{Node: "h1", Seq: 1, End: now}, store.TrafficLimits{MaxRoutes: 1, MaxConsumers: 1}, now)
-			return err
-		},
-		"ResetTrafficNode": func() error { return s.ResetTrafficNode(ctx, "h1") },
-		"ListTrafficNodes": func() error { _, err := s.ListTrafficNodes(ctx); return err },
-		"QueryTraffic":     func() error { _, err := s.QueryTraffic(ctx, store.TrafficQuery{Group: "edge"}); return err },
-		"TrafficTotals":    func() error { _, err := s.TrafficTotals(ctx); return err },
-		"MaintainTraffic":  func() error { _, err := s.MaintainTraffic(ctx, now); return err },
-	} {
-		if err := call(); !errors.Is(err, errors.ErrUnsupported) {
-			t.Errorf("%s: %v, want errors.ErrUnsupported", name, err)
-		}
-	}
-}
+// TestTrafficContract runs the traffic contract against PostgreSQL.
+func TestTrafficContract(t *testing.T) { storetest.RunTraffic(t, openNew) }
 
 // A store opened again on the same database (an admin node restarted, or
 // a second one) sees everything, and numbers continue.
@@ -234,5 +216,40 @@ func TestTwoNodesDeploy(t *testing.T) {
 		if err := signed.Verify(pub, nil); err != nil {
 			t.Errorf("deployment %d: %v", dep.Number, err)
 		}
+	}
+}
+
+// After 30 days without traffic a series leaves the group's dictionary
+// with its last points, and its labels stop counting against the limits.
+func TestSeriesForgotten(t *testing.T) {
+	dsn := pgtest.Need(t, pg)
+	s := openAt(t, dsn)
+	if _, err := s.CreateGroup(ctx, store.Group{Name: "edge"}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	b := traffic.Batch{Node: "h1", Seq: 1, Start: t0, End: t0.Add(10 * time.Second), Series: []traffic.DomainSeries{{
+		Group: "edge", Instance: "i1", Series: traffic.Series{Key: traffic.Key{Service: "svc", Route: "r1", Class: traffic.Class2xx},
+			Counts: traffic.Counts{Requests: 3}}}}}
+	if _, err := s.IngestTraffic(ctx, b, store.TrafficLimits{MaxRoutes: 10, MaxConsumers: 10}, t0); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM traffic_series) + (SELECT count(*) FROM traffic_labels) + (SELECT count(*) FROM traffic_points)").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("%d series, labels and points after one batch, want 3", n)
+	}
+	for _, at := range []time.Duration{time.Hour, 31 * 24 * time.Hour} {
+		if _, err := s.MaintainTraffic(ctx, t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d series, labels or points left after 31 days", n)
 	}
 }

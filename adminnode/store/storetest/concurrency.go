@@ -247,30 +247,36 @@ func testAuditConcurrentWriters(t *testing.T, open Opener) {
 	}
 }
 
-// Concurrent joins with one token: exactly one uses it.
+// Concurrent joins with one token: exactly one uses it, token after
+// token.
 func testJoinTokenUsedOnce(t *testing.T, open Opener) {
 	s := open(t)
 	must[store.Host](t)(s.CreateHost(ctx, store.Host{Name: "h1"}))
-	tok := must[store.JoinToken](t)(s.CreateJoinToken(ctx, store.JoinToken{Host: "h1", SecretHash: "x", ExpiresAt: t0.Add(time.Hour)}))
-	const joins = 10
-	errs := make([]error, joins)
-	var wg sync.WaitGroup
-	for i := range joins {
-		wg.Go(func() {
-			_, errs[i] = s.UseJoinToken(ctx, tok.ID, t0, func(store.JoinToken) error { return nil })
-		})
-	}
-	wg.Wait()
-	used := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			used++
-		case !errors.Is(err, store.ErrConflict):
-			t.Errorf("join: %v", err)
+	const tokens, joins = 8, 10
+	for range tokens {
+		tok := must[store.JoinToken](t)(s.CreateJoinToken(ctx, store.JoinToken{Host: "h1", SecretHash: "x", ExpiresAt: t0.Add(time.Hour)}))
+		errs := make([]error, joins)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range joins {
+			wg.Go(func() {
+				<-start
+				_, errs[i] = s.UseJoinToken(ctx, tok.ID, t0, func(store.JoinToken) error { return nil })
+			})
 		}
-	}
-	if used != 1 {
-		t.Errorf("token used %d times, want once (%v)", used, errs)
+		close(start)
+		wg.Wait()
+		used := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				used++
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("join: %v", err)
+			}
+		}
+		if used != 1 {
+			t.Fatalf("token used %d times, want once (%v)", used, errs)
+		}
 	}
 }

@@ -52,6 +52,7 @@ func RunTraffic(t *testing.T, open Opener) {
 		{"IngestRefusals", testIngestRefusals},
 		{"RollupAndPrune", testRollupAndPrune},
 		{"FoldBeyondLimits", testFoldBeyondLimits},
+		{"IngestOnceConcurrently", testIngestOnceConcurrently},
 	})
 }
 

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +267,41 @@ func testFoldBeyondLimits(t *testing.T, open Opener) {
 	g := must[[]store.TrafficGroup](t)(s.TrafficTotals(ctx))[0]
 	if g.Routes != 2 || g.Consumers != 1 || g.FoldedRoutes != 20 || g.FoldedConsumers != 12 {
 		t.Errorf("fold counts %+v", g)
+	}
+}
+
+// Node managers retry: each node's batches reach the store twice, from
+// two senders at once (two admin nodes, or a retry racing the original).
+// Each batch is counted once: the totals are exact, and every node's
+// record shows each batch stored once and once a duplicate.
+func testIngestOnceConcurrently(t *testing.T, open Opener) {
+	s := trafficStore(t, open)
+	const nodes, batches, senders = 3, 15, 2
+	var wg sync.WaitGroup
+	for n := range nodes {
+		for range senders {
+			wg.Go(func() {
+				node := fmt.Sprint("h", n)
+				for seq := uint64(1); seq <= batches; seq++ {
+					at := t0.Add(time.Duration(seq) * 10 * time.Second)
+					b := batch(node, seq, at, series("r1", "", "2xx", seq, time.Millisecond))
+					if _, err := s.IngestTraffic(ctx, b, limits, at); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	want := uint64(nodes * batches * (batches + 1) / 2)
+	r := query(t, s, store.TrafficQuery{From: t0, To: t0.Add(time.Hour), Step: time.Hour, Resolution: store.TrafficFine})
+	if r.Total.Requests != want {
+		t.Errorf("%d requests stored, want %d: a batch counted twice or lost", r.Total.Requests, want)
+	}
+	for _, n := range must[[]store.TrafficNode](t)(s.ListTrafficNodes(ctx)) {
+		if n.Batches != batches || n.Duplicates != batches*(senders-1) || n.Lost != 0 || n.LastSeq != batches {
+			t.Errorf("node %+v", n)
+		}
 	}
 }
