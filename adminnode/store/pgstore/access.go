@@ -56,8 +56,14 @@ func (p *PG) DeleteUser(ctx context.Context, name string) error {
 		if err := lock(ctx, tx, "users", "name", "user", name); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE tokens SET doc = jsonb_set(doc, '{revoked}', 'true')
-			WHERE user_name = $1 AND NOT coalesce((doc->>'revoked')::boolean, false)`, name); err != nil {
+		err := modifyAll(ctx, tx, "tokens", "id", "user_name", name, func(t *store.Token) bool {
+			if t.Revoked {
+				return false
+			}
+			t.Revoked = true
+			return true
+		})
+		if err != nil {
 			return fmt.Errorf("revoke the tokens of user %q: %w", name, err)
 		}
 		return deleteRow(ctx, tx, "users", "name", "user", name)
@@ -265,13 +271,25 @@ func (p *PG) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEn
 			return err
 		}
 		_, err = tx.Exec(ctx, "INSERT INTO audit VALUES ($1, $2, $3, $4, $5, $6)",
-			e.Seq, e.Time.UnixNano(), e.User, e.Action, e.Group, doc)
+			e.Seq, e.Time.UnixNano(), auditKey(e.User), auditKey(e.Action), auditKey(e.Group), doc)
 		return err
 	})
 	if err != nil {
 		return store.AuditEntry{}, err
 	}
 	return e, nil
+}
+
+// auditKey is how an audit entry's user, action and group are kept in
+// the columns the filters compare: PostgreSQL's text holds no NUL, and an
+// audit entry must be kept whatever a client sent (a failed login's user
+// name), so NUL is escaped, injectively, as \0 (and \ as \\). The
+// document keeps the exact values.
+func auditKey(s string) string {
+	if !strings.ContainsAny(s, "\\\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "\x00", `\0`)
 }
 
 // ListAudit implements store.Store.
@@ -283,13 +301,13 @@ func (p *PG) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditE
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	if f.User != "" {
-		add("user_name = $%d", f.User)
+		add("user_name = $%d", auditKey(f.User))
 	}
 	if f.Action != "" {
-		add("action = $%d", f.Action)
+		add("action = $%d", auditKey(f.Action))
 	}
 	if f.Group != "" {
-		add("group_name = $%d", f.Group)
+		add("group_name = $%d", auditKey(f.Group))
 	}
 	if !f.Since.IsZero() {
 		add("at_ns >= $%d", f.Since.UnixNano())

@@ -204,6 +204,44 @@ func modify[T any](ctx context.Context, tx pgx.Tx, table, key, what, name string
 	return v, err
 }
 
+// modifyAll lets change edit each document of table whose column is
+// value, locked, and writes back those it reports changed.
+func modifyAll[T any](ctx context.Context, tx pgx.Tx, table, key, column, value string, change func(*T) bool) error {
+	rows, err := tx.Query(ctx, "SELECT "+key+", doc FROM "+table+" WHERE "+column+" = $1 FOR UPDATE", value)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		key string
+		doc []byte
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.key, &x.doc)
+		return x, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, x := range all {
+		var v T
+		if err := json.Unmarshal(x.doc, &v); err != nil {
+			return fmt.Errorf("decode %s %q: %w", table, x.key, err)
+		}
+		if !change(&v) {
+			continue
+		}
+		doc, err := encode(v)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+table+" SET doc = $2 WHERE "+key+" = $1", x.key, doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // updateNamed is modify in a transaction of its own.
 func updateNamed[T any](ctx context.Context, p *PG, table, key, what, name string, change func(*T) error) (T, error) {
 	var out T
@@ -422,8 +460,14 @@ func (p *PG) DeleteHost(ctx context.Context, name string) error {
 		if used {
 			return fmt.Errorf("host %q has instances: %w", name, store.ErrInUse)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE node_certs SET doc = jsonb_set(doc, '{revoked}', 'true')
-			WHERE host_name = $1 AND NOT coalesce((doc->>'revoked')::boolean, false)`, name); err != nil {
+		err := modifyAll(ctx, tx, "node_certs", "serial", "host_name", name, func(c *store.NodeCert) bool {
+			if c.Revoked {
+				return false
+			}
+			c.Revoked = true
+			return true
+		})
+		if err != nil {
 			return fmt.Errorf("revoke the certificates of host %q: %w", name, err)
 		}
 		// A host added again later joins anew: its batches start from 1.
@@ -648,7 +692,7 @@ func (p *PG) PutInstanceStates(ctx context.Context, sts []store.InstanceState) e
 			// Only an instance that exists (and is kept from going until
 			// the commit) gets a state.
 			batch.Queue(`INSERT INTO instance_states
-				SELECT name, $2::jsonb FROM (SELECT name FROM instances WHERE name = $1 FOR SHARE) AS i
+				SELECT name, $2::json FROM (SELECT name FROM instances WHERE name = $1 FOR SHARE) AS i
 				ON CONFLICT (instance) DO UPDATE SET doc = EXCLUDED.doc`, st.Instance, doc)
 		}
 		return tx.SendBatch(ctx, batch).Close()

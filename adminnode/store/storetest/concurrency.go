@@ -280,3 +280,20 @@ func testJoinTokenUsedOnce(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// An audit entry is kept whatever text it carries (a failed login's user
+// name is what the client sent, NUL included), reads back exactly, and
+// filters match it exactly.
+func testAuditKeepsAnyText(t *testing.T, open Opener) {
+	s := open(t)
+	odd := []string{"ann\x00x", `ann\0x`, `ann\\0x`, "ann\\\x00x"}
+	for _, user := range odd {
+		must[store.AuditEntry](t)(s.AppendAudit(ctx, store.AuditEntry{User: user, Action: "login", Detail: "d\x00" + user, Result: store.AuditDenied}))
+	}
+	for _, user := range odd {
+		got := must[[]store.AuditEntry](t)(s.ListAudit(ctx, store.AuditFilter{User: user}))
+		if len(got) != 1 || got[0].User != user || got[0].Detail != "d\x00"+user {
+			t.Errorf("entries of user %q: %+v", user, got)
+		}
+	}
+}

@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"UsersRolesBindingsTokens", testUsersRolesBindingsTokens},
 		{"Audit", testAudit},
 		{"AuditConcurrentWriters", testAuditConcurrentWriters},
+		{"AuditKeepsAnyText", testAuditKeepsAnyText},
 		{"CancelledContext", testCancelledContext},
 		{"InstanceStates", testInstanceStates},
 		{"JoinTokensAndNodeCerts", testJoinTokensAndNodeCerts},

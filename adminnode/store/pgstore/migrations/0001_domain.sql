@@ -1,20 +1,21 @@
 -- The domain's state. Each record is a JSON document (doc) beside the
 -- columns that key it, relate it to others and order it; names sort
--- bytewise (COLLATE "C"), as in the bbolt store.
+-- bytewise (COLLATE "C"), as in the bbolt store. Documents are json, not
+-- jsonb: kept as written, and jsonb refuses the NUL a Go string may hold.
 
 CREATE TABLE domain (
 	id  int PRIMARY KEY CHECK (id = 1),
-	doc jsonb NOT NULL
+	doc json NOT NULL
 );
 
 CREATE TABLE groups (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 CREATE TABLE hosts (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 -- Instances hold their group and host: neither can go while they do.
@@ -22,33 +23,33 @@ CREATE TABLE instances (
 	name       text COLLATE "C" PRIMARY KEY,
 	group_name text COLLATE "C" NOT NULL REFERENCES groups (name),
 	host_name  text COLLATE "C" NOT NULL REFERENCES hosts (name),
-	doc        jsonb NOT NULL
+	doc        json NOT NULL
 );
 CREATE INDEX instances_group ON instances (group_name);
 CREATE INDEX instances_host ON instances (host_name);
 
 CREATE TABLE instance_states (
 	instance text COLLATE "C" PRIMARY KEY REFERENCES instances (name) ON DELETE CASCADE,
-	doc      jsonb NOT NULL
+	doc      json NOT NULL
 );
 
 CREATE TABLE join_tokens (
 	id        text COLLATE "C" PRIMARY KEY,
 	host_name text COLLATE "C" NOT NULL,
-	doc       jsonb NOT NULL
+	doc       json NOT NULL
 );
 
 -- A deleted host's certificates stay, revoked.
 CREATE TABLE node_certs (
 	serial    text COLLATE "C" PRIMARY KEY,
 	host_name text COLLATE "C" NOT NULL,
-	doc       jsonb NOT NULL
+	doc       json NOT NULL
 );
 CREATE INDEX node_certs_host ON node_certs (host_name);
 
 CREATE TABLE drafts (
 	group_name text COLLATE "C" PRIMARY KEY REFERENCES groups (name) ON DELETE CASCADE,
-	doc        jsonb NOT NULL
+	doc        json NOT NULL
 );
 
 -- A deployment's configuration and template are the exact bytes its
@@ -58,25 +59,25 @@ CREATE TABLE deployments (
 	number     bigint NOT NULL CHECK (number > 0),
 	config     bytea NOT NULL,
 	template   bytea,
-	doc        jsonb NOT NULL,
+	doc        json NOT NULL,
 	PRIMARY KEY (group_name, number)
 );
 
 CREATE TABLE users (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 CREATE TABLE roles (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 CREATE TABLE role_bindings (
 	id        text COLLATE "C" PRIMARY KEY,
 	user_name text COLLATE "C" NOT NULL REFERENCES users (name) ON DELETE CASCADE,
 	role_name text COLLATE "C" NOT NULL REFERENCES roles (name),
-	doc       jsonb NOT NULL
+	doc       json NOT NULL
 );
 CREATE INDEX role_bindings_user ON role_bindings (user_name);
 CREATE INDEX role_bindings_role ON role_bindings (role_name);
@@ -85,7 +86,7 @@ CREATE INDEX role_bindings_role ON role_bindings (role_name);
 CREATE TABLE tokens (
 	id        text COLLATE "C" PRIMARY KEY,
 	user_name text COLLATE "C" NOT NULL,
-	doc       jsonb NOT NULL
+	doc       json NOT NULL
 );
 CREATE INDEX tokens_user ON tokens (user_name);
 
@@ -107,22 +108,22 @@ CREATE TABLE audit (
 	user_name  text COLLATE "C" NOT NULL,
 	action     text COLLATE "C" NOT NULL,
 	group_name text COLLATE "C" NOT NULL,
-	doc        jsonb NOT NULL
+	doc        json NOT NULL
 );
 
 CREATE TABLE environments (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 CREATE TABLE environment_secrets (
 	environment text COLLATE "C" NOT NULL REFERENCES environments (name) ON DELETE CASCADE,
 	name        text COLLATE "C" NOT NULL,
-	doc         jsonb NOT NULL,
+	doc         json NOT NULL,
 	PRIMARY KEY (environment, name)
 );
 
 CREATE TABLE trusted_domains (
 	name text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );

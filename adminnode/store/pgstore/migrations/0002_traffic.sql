@@ -6,7 +6,7 @@
 
 CREATE TABLE traffic_nodes (
 	node text COLLATE "C" PRIMARY KEY,
-	doc  jsonb NOT NULL
+	doc  json NOT NULL
 );
 
 CREATE TABLE traffic_groups (
