@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +252,26 @@ func TestSeriesForgotten(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Errorf("%d series, labels or points left after 31 days", n)
+	}
+}
+
+// A connection string's password never shows in Open's errors: they end
+// up in logs.
+func TestOpenErrorsHidePassword(t *testing.T) {
+	const secret = "s3cret-pw"
+	for name, dsn := range map[string]string{
+		"bad option":  "postgres://ann:" + secret + "@127.0.0.1:1/db?sslmode=sometimes",
+		"unreachable": "postgres://ann:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
+		"key=value":   "host=/nonexistent user=ann password=" + secret + " dbname=db connect_timeout=2",
+	} {
+		s, err := Open(ctx, dsn)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: opened", name)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error shows the password: %v", name, err)
+		}
 	}
 }
