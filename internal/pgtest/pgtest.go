@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +29,18 @@ var ErrNotInstalled = errors.New("PostgreSQL binaries (initdb, postgres) not fou
 // socket is in the server's own directory, so any number is free.
 const port = "5432"
 
-// Server is a running PostgreSQL server of a test package.
+// Server is a PostgreSQL server of a test package. Its methods are not
+// safe for concurrent use; its databases are.
 type Server struct {
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	// exitErr is postgres's exit status, set before done is closed.
+	bin  string
+	cred *syscall.Credential
+	// cmd is the running postgres, nil while halted; done is closed when
+	// it exits, after exitErr is set.
+	cmd     *exec.Cmd
+	done    chan struct{}
 	exitErr error
-	stop    sync.Once
+	stopped bool
 }
 
 // findBinaries returns the directory holding initdb and postgres.
@@ -122,25 +125,37 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, done: make(chan struct{})}
-	if err := s.start(bin, cred); err != nil {
+	s := &Server{dir: dir, bin: bin, cred: cred}
+	if err := s.initCluster(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.Resume(); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start(bin string, cred *syscall.Credential) error {
-	if cred != nil {
-		if err := os.Chown(s.dir, int(cred.Uid), int(cred.Gid)); err != nil {
+func (s *Server) initCluster() error {
+	if s.cred != nil {
+		if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
 			return fmt.Errorf("hand %s to nobody: %w", s.dir, err)
 		}
 	}
-	data := filepath.Join(s.dir, "data")
-	initdb := command(cred, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
-		"-E", "UTF8", "--no-locale", "--no-sync")
+	initdb := command(s.cred, filepath.Join(s.bin, "initdb"), "-D", filepath.Join(s.dir, "data"),
+		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Resume starts postgres on the server's cluster, as Start did, after
+// Halt: what was committed before is there again.
+func (s *Server) Resume() error {
+	if s.cmd != nil {
+		return errors.New("postgres is already running")
 	}
 	logPath := filepath.Join(s.dir, "postgres.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -150,16 +165,18 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 	defer logFile.Close()
 	// Durability is not what these tests check; fsync off keeps them fast
 	// on a shared machine, and small buffers keep the server light.
-	s.cmd = command(cred, filepath.Join(bin, "postgres"), "-D", data, "-k", s.dir, "-p", port,
+	cmd := command(s.cred, filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	if err := s.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
 	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.done)
+		s.exitErr = cmd.Wait()
+		close(done)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -169,7 +186,8 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 			return nil
 		}
 		select {
-		case <-s.done:
+		case <-done:
+			s.cmd = nil
 			return fmt.Errorf("postgres exited (%v): %s", s.exitErr, tail(logPath))
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -177,6 +195,23 @@ func (s *Server) start(bin string, cred *syscall.Credential) error {
 			return fmt.Errorf("postgres not accepting connections after 60s (%v): %s", err, tail(logPath))
 		}
 	}
+}
+
+// Halt stops postgres (a fast shutdown: clients are disconnected, nothing
+// committed is lost), keeping its cluster for Resume: the database gone
+// away, as when a primary is down.
+func (s *Server) Halt() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
 }
 
 // tail returns the end of the server's log, for an error.
@@ -198,21 +233,14 @@ func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("host=%s port=%s user=postgres dbname=%s sslmode=disable", s.dir, port, db)
 }
 
-// Stop stops the server (a fast shutdown, then a kill) and removes its
-// directory.
+// Stop stops the server and removes its directory.
 func (s *Server) Stop() {
-	s.stop.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			s.cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		os.RemoveAll(s.dir)
-	})
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.Halt()
+	os.RemoveAll(s.dir)
 }
 
 // Database creates an empty database for t and returns its connection

@@ -53,9 +53,10 @@ func TestStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	done := s.done
 	s.Stop()
 	select {
-	case <-s.done:
+	case <-done:
 	default:
 		t.Fatal("postgres still running after Stop")
 	}

@@ -275,3 +275,63 @@ func TestOpenErrorsHidePassword(t *testing.T) {
 		}
 	}
 }
+
+// While the database is away every call fails, promptly and without
+// effect; once it is back the same store works again, with everything
+// committed before and nothing of the failed calls.
+func TestDatabaseAway(t *testing.T) {
+	if pg == nil {
+		t.Skip(pgtest.ErrNotInstalled)
+	}
+	// A server of its own: this test stops it.
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop) // after the database is dropped: cleanups run last first
+	s := openAt(t, srv.Database(t))
+	if _, err := s.CreateGroup(ctx, store.Group{Name: "edge"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.PutDraft(ctx, "edge", deploy.Config{}, 0, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Halt()
+	for name, call := range map[string]func(context.Context) error{
+		"read":   func(c context.Context) error { _, err := s.GetGroup(c, "edge"); return err },
+		"draft":  func(c context.Context) error { _, err := s.PutDraft(c, "edge", deploy.Config{}, d.Version, "bob"); return err },
+		"deploy": func(c context.Context) error { _, err := s.Freeze(c, "edge", d.Version, plainBuild); return err },
+		"audit":  func(c context.Context) error { _, err := s.AppendAudit(c, store.AuditEntry{User: "ann"}); return err },
+	} {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		start := time.Now()
+		err := call(c)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s with the database away: %v, want a connection error", name, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s took %s", name, took)
+		}
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDraft(ctx, "edge")
+	if err != nil {
+		t.Fatalf("read after the database came back: %v", err)
+	}
+	if got.Version != d.Version || got.UpdatedBy != "ann" {
+		t.Errorf("draft %+v after the outage, want version %d by ann", got, d.Version)
+	}
+	if _, err := s.LatestDeployment(ctx, "edge"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a deployment exists after a failed deploy: %v", err)
+	}
+	if l, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(l) != 0 {
+		t.Errorf("audit after a failed append: %v, %v", l, err)
+	}
+	if _, err := s.Freeze(ctx, "edge", d.Version, plainBuild); err != nil {
+		t.Errorf("deploy after the database came back: %v", err)
+	}
+}
