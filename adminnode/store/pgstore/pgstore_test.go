@@ -299,8 +299,11 @@ func TestDatabaseAway(t *testing.T) {
 	}
 	srv.Halt()
 	for name, call := range map[string]func(context.Context) error{
-		"read":   func(c context.Context) error { _, err := s.GetGroup(c, "edge"); return err },
-		"draft":  func(c context.Context) error { _, err := s.PutDraft(c, "edge", deploy.Config{}, d.Version, "bob"); return err },
+		"read": func(c context.Context) error { _, err := s.GetGroup(c, "edge"); return err },
+		"draft": func(c context.Context) error {
+			_, err := s.PutDraft(c, "edge", deploy.Config{}, d.Version, "bob")
+			return err
+		},
 		"deploy": func(c context.Context) error { _, err := s.Freeze(c, "edge", d.Version, plainBuild); return err },
 		"audit":  func(c context.Context) error { _, err := s.AppendAudit(c, store.AuditEntry{User: "ann"}); return err },
 	} {
