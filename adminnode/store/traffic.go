@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -624,11 +623,8 @@ func pointTime(b *traffic.Batch) time.Time {
 // the node's last batch and the labels' last use.
 func (b *Bolt) IngestTraffic(ctx context.Context, batch traffic.Batch, lim TrafficLimits, now time.Time) (TrafficIngest, error) {
 	var out TrafficIngest
-	if err := checkBatch(&batch); err != nil {
+	if err := ValidateTrafficBatch(&batch, lim); err != nil {
 		return out, err
-	}
-	if lim.MaxRoutes < 1 || lim.MaxConsumers < 1 {
-		return out, fmt.Errorf("traffic limits %+v: must be at least 1: %w", lim, ErrInvalid)
 	}
 	err := b.update(ctx, func(tx *bolt.Tx) error {
 		out = TrafficIngest{}
@@ -759,16 +755,10 @@ func byKey(by string, l *TrafficFilter) TrafficFilter {
 // QueryTraffic sums a group's series in steps. At TrafficCoarse, the
 // minutes not rolled up yet are read from the 10 s points.
 func (b *Bolt) QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult, error) {
-	var out TrafficResult
-	if err := checkQuery(&q); err != nil {
-		return out, err
+	acc, err := NewTrafficAccumulator(q)
+	if err != nil {
+		return TrafficResult{}, err
 	}
-	from, to, step := q.From.Unix(), q.To.Unix(), int64(q.Step/time.Second)
-	out.Points = make([]TrafficPoint, (to-from)/step)
-	for i := range out.Points {
-		out.Points[i].Time = time.Unix(from+int64(i)*step, 0).UTC()
-	}
-	breakdown := map[TrafficFilter]*TrafficSum{}
 	// series are the dictionary's entries met so far; nil for an id the
 	// dictionary no longer has (a point whose time is past its
 	// retention, as when a batch came with a clock far ahead).
@@ -803,7 +793,6 @@ func (b *Bolt) QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult,
 			if q.Filter.Instance != "" && q.Filter.Instance != instance {
 				continue
 			}
-			at := &out.Points[(keyTime(k)-from)/step]
 			var lookupErr error
 			err := eachCounts(v, func(id uint64, counts *traffic.Counts) {
 				e, err := lookup(id)
@@ -815,23 +804,7 @@ func (b *Bolt) QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult,
 				}
 				l := e.labels
 				l.Instance = instance
-				if !q.Filter.match(&l) {
-					return
-				}
-				at.add(counts, e.class)
-				out.Total.add(counts, e.class)
-				if q.By != "" {
-					bk := byKey(q.By, &l)
-					sum := breakdown[bk]
-					if sum == nil {
-						sum = &TrafficSum{}
-						breakdown[bk] = sum
-					}
-					sum.add(counts, e.class)
-				}
-				if l.Service == OtherLabel || l.Route == OtherLabel || l.Consumer == OtherLabel {
-					out.Folded = true
-				}
+				acc.add(keyTime(k), &l, e.class, counts)
 			})
 			if err == nil {
 				err = lookupErr
@@ -842,7 +815,8 @@ func (b *Bolt) QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult,
 		}
 		return nil
 	}
-	err := b.view(ctx, func(tx *bolt.Tx) error {
+	from, to := q.From.Unix(), q.To.Unix()
+	err = b.view(ctx, func(tx *bolt.Tx) error {
 		if err := exists(tx, bucketGroups, "group", q.Group); err != nil {
 			return err
 		}
@@ -863,16 +837,7 @@ func (b *Bolt) QueryTraffic(ctx context.Context, q TrafficQuery) (TrafficResult,
 	if err != nil {
 		return TrafficResult{}, err
 	}
-	for l, sum := range breakdown {
-		out.Breakdown = append(out.Breakdown, TrafficBreakdown{Labels: l, TrafficSum: *sum})
-	}
-	// Busiest first, then by labels, so that equal answers print alike.
-	slices.SortFunc(out.Breakdown, func(a, b TrafficBreakdown) int {
-		return cmp.Or(cmp.Compare(b.Requests, a.Requests),
-			cmp.Compare(a.Labels.Service, b.Labels.Service), cmp.Compare(a.Labels.Route, b.Labels.Route),
-			cmp.Compare(a.Labels.Consumer, b.Labels.Consumer), cmp.Compare(a.Labels.Instance, b.Labels.Instance))
-	})
-	return out, nil
+	return acc.Result(), nil
 }
 
 // TrafficTotals returns every group's running totals, sorted by group,

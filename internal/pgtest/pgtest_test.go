@@ -1,0 +1,109 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var srv *Server
+
+func TestMain(m *testing.M) { os.Exit(Main(m, &srv)) }
+
+// Each test's database is its own: a table made in one is not in another,
+// and the server does not run as root.
+func TestDatabasesApart(t *testing.T) {
+	ctx := context.Background()
+	a, b := Need(t, srv), Need(t, srv)
+	ca, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(ctx)
+	if _, err := ca.Exec(ctx, "CREATE TABLE x (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := pgx.Connect(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	var n int
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("table of another test's database seen: %d, %v", n, err)
+	}
+	var user string
+	if err := ca.QueryRow(ctx, "SELECT current_setting('listen_addresses')").Scan(&user); err != nil || user != "" {
+		t.Errorf("listen_addresses %q, %v: want Unix socket only", user, err)
+	}
+}
+
+// Stop ends the server and removes its directory.
+func TestStop(t *testing.T) {
+	if srv == nil {
+		t.Skip(ErrNotInstalled)
+	}
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := s.done
+	s.Stop()
+	select {
+	case <-done:
+	default:
+		t.Fatal("postgres still running after Stop")
+	}
+	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s left: %v", s.dir, err)
+	}
+}
+
+// A test process that dies without stopping its server takes the server
+// with it: nothing is left running.
+func TestCrashedParentStopsServer(t *testing.T) {
+	if os.Getenv("PGTEST_CRASH_CHILD") == "1" {
+		s, err := Start()
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println(s.dir, s.cmd.Process.Pid)
+		select {} // killed by the parent
+	}
+	if srv == nil {
+		t.Skip(ErrNotInstalled)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashedParentStopsServer$")
+	child.Env = append(os.Environ(), "PGTEST_CRASH_CHILD=1")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	var pid int
+	if _, err := fmt.Fscan(out, &dir, &pid); err != nil {
+		child.Process.Kill()
+		t.Fatalf("child did not report its server: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	child.Process.Kill()
+	child.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("postgres %d still running 10s after its test process died", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
