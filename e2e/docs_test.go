@@ -27,15 +27,13 @@ var docPages = []string{
 	"README.md", "docs/cli.md", "docs/admin-node.md", "docs/node-manager.md", "docs/gateway.md",
 	"docs/configuration.md", "docs/policies.md", "docs/policies/auth.md", "docs/policies/external.md",
 	"docs/policies/http-log.md", "docs/policies/rate-limit.md", "docs/policies/transform.md",
-	"docs/deployments.md", "docs/promotion.md", "docs/metrics.md", "docs/rbac.md",
+	"docs/deployments.md", "docs/promotion.md", "docs/metrics.md", "docs/rbac.md", "docs/admin-api.md",
 }
 
 // docProse are the pages with nothing a reader types, and why.
 var docProse = map[string]string{
 	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
-	// TODO(docs): mark its curl examples, against the dev domain.
-	"docs/admin-api.md": "not marked yet",
 }
 
 // The marks a page puts on its fenced blocks, each an HTML comment (which
