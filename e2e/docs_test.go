@@ -55,6 +55,11 @@ var docProse = map[string]string{
 //	                     a run alone block; <!-- validate fails --> for a
 //	                     configuration shown as wrong, with its errors in
 //	                     an output block)
+//	<!-- validate service -->  the block is what a service holds besides
+//	                     its name and upstream (routes, policies): validated
+//	                     in a configuration with upstreams orders and
+//	                     orders-canary, service orders, and a route if the
+//	                     block has none
 //
 // and, for what a reader need not see, a comment of its own:
 //
@@ -125,6 +130,9 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 			case words[0] == "validate" && (len(words) == 1 || len(words) == 2 && words[1] == "fails"):
 				b.kind, b.alone, b.fails = "run", true, len(words) == 2
 				b.text = validateScript(text)
+			case mark == "validate service":
+				b.kind, b.alone = "run", true
+				b.text = validateScript(inService(text))
 			case mark == "output":
 				if lastRun < 0 || blocks[lastRun].output != nil {
 					return nil, fmt.Errorf("line %d: output block with no run block before it to be the output of", markLine)
@@ -157,6 +165,25 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 func validateScript(config string) string {
 	const eof = "GATEHOUSE_DOC_CONFIG_EOF"
 	return "cat > config.yaml <<'" + eof + "'\n" + config + eof + "\ngatehouse validate config.yaml\n"
+}
+
+// inService makes a whole configuration of the body of a service, as a
+// reader puts a page's fragment in place.
+func inService(body string) string {
+	var b strings.Builder
+	b.WriteString("upstreams:\n  - {name: orders, targets: [{address: 127.0.0.1:9001}]}\n" +
+		"  - {name: orders-canary, targets: [{address: 127.0.0.1:9002}]}\n" +
+		"services:\n  - name: orders\n    upstream: orders\n")
+	if !regexp.MustCompile(`(?m)^routes:`).MatchString(body) {
+		b.WriteString("    routes: [{name: orders-api, paths: [/api/*]}]\n")
+	}
+	for _, line := range strings.SplitAfter(body, "\n") {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString("    ")
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 // runOptions sets the options of a run mark, false for a word that is
@@ -572,6 +599,18 @@ func TestParseDocBlocks(t *testing.T) {
 	} {
 		if _, err := parseDocBlocks(bad); err == nil {
 			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestInService(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"policies:\n  - name: cors\n", "    routes: [{name: orders-api, paths: [/api/*]}]\n    policies:\n      - name: cors\n"},
+		{"routes:\n  - name: r\n\n    paths: [/r]\n", "    routes:\n      - name: r\n\n        paths: [/r]\n"},
+	} {
+		got := inService(tc.body)
+		if !strings.HasPrefix(got, "upstreams:\n") || !strings.HasSuffix(got, "    upstream: orders\n"+tc.want) {
+			t.Errorf("inService(%q) = %q, want it to end with %q", tc.body, got, tc.want)
 		}
 	}
 }
