@@ -199,8 +199,16 @@ func (a *app) topOnce(ctx context.Context, cmd *cobra.Command, c *client.Client,
 	if live {
 		fmt.Fprint(w, "\x1b[H\x1b[2J")
 	}
+	// A minute without requests has no ratios and no latency: "-", as
+	// in the table, rather than blanks.
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
 	fmt.Fprintf(w, "group %s, %s to %s: %s req/s, %s 4xx, %s 5xx, p99 %s\n\n", group, a.when(ans.From), a.when(ans.To),
-		rate(ans.Totals.Rate), percent(ans.Totals.ErrorRatio4xx), percent(ans.Totals.ErrorRatio5xx), latency(ans.Totals.P99))
+		rate(ans.Totals.Rate), dash(percent(ans.Totals.ErrorRatio4xx)), dash(percent(ans.Totals.ErrorRatio5xx)), dash(latency(ans.Totals.P99)))
 	t := newTable(w, "SERVICE", "ROUTE", "CONSUMER", "INSTANCE", "RATE", "4XX%", "5XX%", "P50", "P99")
 	for _, b := range ans.Breakdown {
 		t.row(b.Service, b.Route, b.Consumer, b.Instance, rate(b.Rate), percent(b.ErrorRatio4xx), percent(b.ErrorRatio5xx), latency(b.P50), latency(b.P99))

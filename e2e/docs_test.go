@@ -22,8 +22,19 @@ import (
 
 // docPages are the pages whose marked blocks TestDocs runs, in this
 // order, against one `gatehouse dev` domain; paths from the repository's
-// root.
-var docPages = []string{"README.md", "docs/cli.md"}
+// root. Every page of docs/ is here or in docProse.
+var docPages = []string{
+	"README.md", "docs/cli.md", "docs/admin-node.md", "docs/node-manager.md", "docs/gateway.md",
+	"docs/configuration.md", "docs/policies.md", "docs/policies/auth.md", "docs/policies/external.md",
+	"docs/policies/http-log.md", "docs/policies/rate-limit.md", "docs/policies/transform.md",
+	"docs/deployments.md", "docs/promotion.md", "docs/metrics.md", "docs/rbac.md", "docs/admin-api.md",
+}
+
+// docProse are the pages with nothing a reader types, and why.
+var docProse = map[string]string{
+	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
+	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
+}
 
 // The marks a page puts on its fenced blocks, each an HTML comment (which
 // renders as nothing) on the last non-blank line before the fence:
@@ -39,6 +50,16 @@ var docPages = []string{"README.md", "docs/cli.md"}
 //	                     that is "…" alone for any number of lines
 //	<!-- file NAME -->   the block is the file NAME, written into the page's
 //	                     working directory before any block runs
+//	<!-- validate -->    the block is a whole configuration: gatehouse
+//	                     validate must accept it (run with no domain, as
+//	                     a run alone block; <!-- validate fails --> for a
+//	                     configuration shown as wrong, with its errors in
+//	                     an output block)
+//	<!-- validate service -->  the block is what a service holds besides
+//	                     its name and upstream (routes, policies): validated
+//	                     in a configuration with upstreams orders and
+//	                     orders-canary, service orders, and a route if the
+//	                     block has none
 //
 // and, for what a reader need not see, a comment of its own:
 //
@@ -88,7 +109,7 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 			mark = ""
 		case strings.HasPrefix(line, docMarkPrefix) && strings.HasSuffix(line, "-->"):
 			words := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(line, docMarkPrefix), "-->"))
-			if len(words) > 0 && slices.Contains([]string{"run", "output", "file"}, words[0]) {
+			if len(words) > 0 && slices.Contains([]string{"run", "output", "file", "validate"}, words[0]) {
 				mark, markLine = strings.Join(words, " "), i+1
 			}
 		case strings.HasPrefix(line, "```"):
@@ -106,6 +127,12 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 			b := docBlock{line: start, kind: words[0], text: text}
 			switch {
 			case words[0] == "run" && runOptions(&b, words[1:]):
+			case words[0] == "validate" && (len(words) == 1 || len(words) == 2 && words[1] == "fails"):
+				b.kind, b.alone, b.fails = "run", true, len(words) == 2
+				b.text = validateScript(text)
+			case mark == "validate service":
+				b.kind, b.alone = "run", true
+				b.text = validateScript(inService(text))
 			case mark == "output":
 				if lastRun < 0 || blocks[lastRun].output != nil {
 					return nil, fmt.Errorf("line %d: output block with no run block before it to be the output of", markLine)
@@ -131,6 +158,32 @@ func parseDocBlocks(page string) ([]docBlock, error) {
 		return nil, fmt.Errorf("line %d: mark %q before no code block", markLine, mark)
 	}
 	return blocks, nil
+}
+
+// validateScript is the run block checking config with gatehouse validate,
+// written to a file as a reader saves the page's example.
+func validateScript(config string) string {
+	const eof = "GATEHOUSE_DOC_CONFIG_EOF"
+	return "cat > config.yaml <<'" + eof + "'\n" + config + eof + "\ngatehouse validate config.yaml\n"
+}
+
+// inService makes a whole configuration of the body of a service, as a
+// reader puts a page's fragment in place.
+func inService(body string) string {
+	var b strings.Builder
+	b.WriteString("upstreams:\n  - {name: orders, targets: [{address: 127.0.0.1:9001}]}\n" +
+		"  - {name: orders-canary, targets: [{address: 127.0.0.1:9002}]}\n" +
+		"services:\n  - name: orders\n    upstream: orders\n")
+	if !regexp.MustCompile(`(?m)^routes:`).MatchString(body) {
+		b.WriteString("    routes: [{name: orders-api, paths: [/api/*]}]\n")
+	}
+	for _, line := range strings.SplitAfter(body, "\n") {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString("    ")
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 // runOptions sets the options of a run mark, false for a word that is
@@ -327,6 +380,16 @@ func TestDocs(t *testing.T) {
 		blocks []docBlock
 	}
 	var pages []page
+	all, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		p = strings.TrimPrefix(p, "../")
+		if !slices.Contains(docPages, p) && docProse[p] == "" {
+			t.Errorf("%s: in neither docPages nor docProse: mark what a reader types, or say why nothing", p)
+		}
+	}
 	for _, p := range docPages {
 		data, err := os.ReadFile(filepath.Join("..", p))
 		if err != nil {
@@ -343,13 +406,13 @@ func TestDocs(t *testing.T) {
 			}
 		}
 		if runs == 0 {
-			t.Fatalf("%s: no block marked <!-- run -->", p)
+			t.Fatalf("%s: no block marked <!-- run --> or <!-- validate -->", p)
 		}
 		pages = append(pages, page{p, blocks})
 	}
 	// What the pages use besides gatehouse, which a reader has or
 	// installs first.
-	for _, tool := range []string{"bash", "curl", "envsubst", "sed", "grep"} {
+	for _, tool := range []string{"bash", "curl", "envsubst", "sed", "grep", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("the docs use %s, which this machine lacks", tool)
 		}
@@ -498,7 +561,8 @@ func shellQuoted(s string) string {
 func TestParseDocBlocks(t *testing.T) {
 	page := "# Title\n\n<!-- run -->\n```sh\necho hi\n```\n\nprose\n\n<!-- output -->\n```\nhi\n```\n\n" +
 		"```sh\nnot marked\n```\n<!-- run fails -->\n\n```sh\nfalse\n```\n<!-- file a.txt -->\n```\ncontent\n```\n" +
-		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n<!-- run alone -->\n```sh\nserve &\n```\n<!-- run alone fails -->\n```sh\nfalse\n```\n"
+		"<!-- setup\ntouch b\n-->\n<!-- a comment -->\n<!-- run alone -->\n```sh\nserve &\n```\n<!-- run alone fails -->\n```sh\nfalse\n```\n" +
+		"<!-- validate -->\n```yaml\n{}\n```\n<!-- validate fails -->\n```yaml\nx: 1\n```\n<!-- output -->\n```\nbad\n```\n"
 	blocks, err := parseDocBlocks(page)
 	if err != nil {
 		t.Fatal(err)
@@ -510,6 +574,8 @@ func TestParseDocBlocks(t *testing.T) {
 		{line: 27, kind: "setup", text: "touch b\n"},
 		{line: 32, kind: "run", alone: true, text: "serve &\n"},
 		{line: 36, kind: "run", alone: true, fails: true, text: "false\n"},
+		{line: 40, kind: "run", alone: true, text: validateScript("{}\n")},
+		{line: 44, kind: "run", alone: true, fails: true, text: validateScript("x: 1\n"), output: &docOutput{line: 48, text: "bad\n"}},
 	}
 	if len(blocks) != len(want) {
 		t.Fatalf("blocks %+v, want %+v", blocks, want)
@@ -529,9 +595,22 @@ func TestParseDocBlocks(t *testing.T) {
 		"<!-- setup\nx\n",
 		"<!-- run -->\n```sh\nx\n```\n<!-- setup\ny\n-->\n<!-- output -->\n```\nx\n```\n",
 		"<!-- run -->\n",
+		"<!-- validate quickly -->\n```yaml\n{}\n```\n",
 	} {
 		if _, err := parseDocBlocks(bad); err == nil {
 			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestInService(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"policies:\n  - name: cors\n", "    routes: [{name: orders-api, paths: [/api/*]}]\n    policies:\n      - name: cors\n"},
+		{"routes:\n  - name: r\n\n    paths: [/r]\n", "    routes:\n      - name: r\n\n        paths: [/r]\n"},
+	} {
+		got := inService(tc.body)
+		if !strings.HasPrefix(got, "upstreams:\n") || !strings.HasSuffix(got, "    upstream: orders\n"+tc.want) {
+			t.Errorf("inService(%q) = %q, want it to end with %q", tc.body, got, tc.want)
 		}
 	}
 }
