@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/keybundle"
@@ -27,10 +30,26 @@ const postgresMarker = "The domain of this admin node is kept in PostgreSQL: run
 	"gatehouse admin run --store-file FILE (or GATEHOUSE_STORE, or --store).\n" +
 	"This file holds no connection string.\n"
 
+// openPostgres opens the store at dsn. No error it returns holds the
+// connection string's password: the driver's own redaction is best effort,
+// so a string that does not parse is not repeated at all, and the password
+// is scrubbed from any other error.
+func openPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("invalid PostgreSQL connection string (not repeated here: it may hold a password)")
+	}
+	s, err := pgstore.Open(ctx, dsn)
+	if err != nil && cfg.Password != "" && strings.Contains(err.Error(), cfg.Password) {
+		return nil, errors.New(strings.ReplaceAll(err.Error(), cfg.Password, "xxxxx"))
+	}
+	return s, err
+}
+
 // openEmptyPostgres opens the database a domain is to be created in,
 // refusing one that already holds a domain.
 func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
-	s, err := pgstore.Open(ctx, dsn)
+	s, err := openPostgres(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("init domain: %w", err)
 	}
@@ -84,7 +103,7 @@ func openDomainStore(ctx context.Context, dir, dsn string) (store.Store, store.D
 	case !has(PostgresMarkerFile):
 		return nil, store.Domain{}, fmt.Errorf("no domain in %s: run gatehouse admin init --store first, or --join to add this admin node to a domain", dir)
 	}
-	s, err := pgstore.Open(ctx, dsn)
+	s, err := openPostgres(ctx, dsn)
 	if err != nil {
 		return nil, store.Domain{}, err
 	}
@@ -175,7 +194,7 @@ func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
 	if err := checkEmpty(opts.DataDir); err != nil {
 		return InitResult{}, err
 	}
-	s, err := pgstore.Open(ctx, opts.Store)
+	s, err := openPostgres(ctx, opts.Store)
 	if err != nil {
 		return InitResult{}, fmt.Errorf("join domain: %w", err)
 	}
