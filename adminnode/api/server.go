@@ -105,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("new admin API: %w", err)
 	}
 	s := &Server{
-		store:         cfg.Store,
+		store:         sealingStore{Store: cfg.Store, key: cfg.SettingsKey},
 		domain:        cfg.Domain,
 		key:           cfg.SigningKey,
 		secretKey:     cfg.SettingsKey,
