@@ -244,6 +244,22 @@ func TestDomainOnPostgresAndJoin(t *testing.T) {
 		}
 	})
 
+	// A real node manager attached to the first admin node, its gateway
+	// verifying deployments with the domain's key, applies what was
+	// deployed through the second.
+	step("a gateway applies a deployment made through the second admin node", func(t *testing.T) {
+		up := startUpstream(t, "u1", nil)
+		d := &nmDomain{work: t.TempDir(), url: urlA, fingerprint: fingerprint, caFile: filepath.Join(dirA, "ca.crt"),
+			cli: cliB, instances: map[string][2]string{}}
+		cliB.ok(t, "", "group", "create", nmGroup)
+		d.joinNode(t)
+		d.createInstance(t, "i1")
+		n := d.deployTo(t, up.addr, "through the second admin node")
+		d.startNode(t)
+		d.waitLocal(t, "the gateway running deployment #1", d.appliedEverywhere(n))
+		d.mustRouteTo(t, "u1", "i1")
+	})
+
 	step("each admin node has its own server certificate from the domain CA", func(t *testing.T) {
 		caPEM, _ := os.ReadFile(filepath.Join(dirA, "ca.crt"))
 		pool := x509.NewCertPool()
