@@ -179,7 +179,11 @@ func adminRunCommand() *cobra.Command {
 		Short: "Run the admin node: the domain's HTTPS API",
 		Long: `Serve the admin API of the domain in --data-dir over HTTPS, with a server
 certificate the node issues itself from the domain CA and renews while it
-runs. SIGINT and SIGTERM shut it down gracefully.`,
+runs. SIGINT and SIGTERM shut it down gracefully.
+
+A domain made with a PostgreSQL connection string is served from that
+database: give it again (--store-file, GATEHOUSE_STORE or --store) every
+time; it is never written to the data dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dsn, err := storeFlags.dsn()
