@@ -231,6 +231,12 @@ func populateStore(ctx context.Context, s store.Store, d store.Domain, passwordH
 	if err := s.InitDomain(ctx, d); err != nil {
 		return fmt.Errorf("store domain: %w", err)
 	}
+	return fillDomain(ctx, s, d, passwordHash, now)
+}
+
+// fillDomain adds to the store of domain d what populate describes
+// besides the domain record.
+func fillDomain(ctx context.Context, s store.Store, d store.Domain, passwordHash string, now time.Time) error {
 	for _, r := range rbac.BuiltInRoles() {
 		if _, err := s.CreateRole(ctx, r); err != nil {
 			return fmt.Errorf("create role %s: %w", r.Name, err)

@@ -70,7 +70,14 @@ func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
 // dir, whose key files are written. The database has no staging name to
 // rename: InitDomain, first, is what a concurrent init fails on.
 func commitPostgres(ctx context.Context, s store.Store, dir string, d store.Domain, passwordHash string, now time.Time) error {
-	if err := populateStore(ctx, s, d, passwordHash, now); err != nil {
+	err := s.InitDomain(ctx, d)
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return errors.New("the database already holds a domain (another init made it meanwhile): init never overwrites one")
+	case err != nil:
+		return fmt.Errorf("init domain in PostgreSQL: %w", err)
+	}
+	if err := fillDomain(ctx, s, d, passwordHash, now); err != nil {
 		return fmt.Errorf("init domain in PostgreSQL (a domain may be left half made in the database: drop and create the database before trying again): %w", err)
 	}
 	if err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644); err != nil {

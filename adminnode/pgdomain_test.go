@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 )
 
 // A data dir and a store connection string that do not go together are
@@ -57,5 +60,100 @@ func TestOpenPostgresHidesConnectionString(t *testing.T) {
 	_, err := openPostgres(context.Background(), "postgres://u:hunter2hunter2@host:notaport/db")
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// Two inits on one database at once make one domain; the other fails
+// saying so, and leaves nothing in its data dir.
+func TestInitPostgresConcurrent(t *testing.T) {
+	dsn := pgtest.Need(t, pg)
+	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
+	errs := make(chan error, len(dirs))
+	for _, dir := range dirs {
+		go func() {
+			_, err := Init(context.Background(), InitOptions{DataDir: dir, Domain: "acme", Store: dsn, PasswordCost: testCost})
+			errs <- err
+		}()
+	}
+	var failed []error
+	for range dirs {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "already holds") {
+		t.Fatalf("errors %v, want exactly one saying the database already holds a domain", failed)
+	}
+	var made int
+	for _, dir := range dirs {
+		entries, _ := os.ReadDir(dir)
+		switch len(entries) {
+		case 0:
+		case 5:
+			made++
+		default:
+			t.Errorf("%s holds %d files, want the four keys and the marker, or nothing", dir, len(entries))
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d data dirs hold a domain, want 1", made)
+	}
+}
+
+// Join writes a bundle's keys only for the domain the database holds.
+func TestJoinChecksTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	dsn, otherDSN, emptyDSN := pgtest.Need(t, pg), pg.Database(t), pg.Database(t)
+	first, other := filepath.Join(t.TempDir(), "first"), filepath.Join(t.TempDir(), "other")
+	for _, c := range []struct{ dir, dsn, domain string }{{first, dsn, "acme"}, {other, otherDSN, "acme"}} {
+		if _, err := Init(ctx, InitOptions{DataDir: c.dir, Domain: c.domain, Store: c.dsn, PasswordCost: testCost}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass := []byte("a long enough passphrase")
+	bundle := func(dir string) []byte {
+		k, err := ExportKeys(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := keybundle.Seal(k, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle []byte
+		dsn    string
+		want   string
+	}{
+		// Same name, another CA and signing key: the name is not enough.
+		{"another domain of the same name", bundle(other), dsn, "refusing to join"},
+		{"a database without a domain", bundle(first), emptyDSN, "holds no domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "joined")
+			_, err := Join(ctx, JoinOptions{DataDir: dir, Store: tc.dsn, Bundle: tc.bundle, Passphrase: pass})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a refused join left %d files", len(entries))
+			}
+		})
+	}
+	dir := filepath.Join(t.TempDir(), "joined")
+	res, err := Join(ctx, JoinOptions{DataDir: dir, Store: dsn, Bundle: bundle(first), Passphrase: pass})
+	if err != nil || res.Domain != "acme" {
+		t.Fatalf("join: %+v %v", res, err)
+	}
+	s, d, err := openDomainStore(ctx, dir, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := loadKeys(dir, d); err != nil {
+		t.Errorf("the joined data dir's keys are not the domain's: %v", err)
 	}
 }
