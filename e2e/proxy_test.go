@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -97,30 +98,30 @@ services:
 		if !r.Ready || r.Configuration == nil || !strings.HasPrefix(r.Configuration.Checksum, "sha256:") || r.Configuration.Routes != 1 {
 			t.Errorf("status = %+v", r)
 		}
-		resp, err := http.Get("http://" + gw.status + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var metrics strings.Builder
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := resp.Body.Read(buf)
-			metrics.Write(buf[:n])
+		// A request is counted once its answer is written: the client may
+		// read it before the counter moves.
+		until(t, "/metrics counting every request", func() (bool, string) {
+			resp, err := http.Get("http://" + gw.status + "/metrics")
 			if err != nil {
-				break
+				return false, err.Error()
 			}
-		}
-		for _, want := range []string{
-			`gatehouse_gateway_requests_total{code="200",group="default",route="list-orders",service="orders"} 2`,
-			`gatehouse_gateway_requests_total{code="404",group="default",route="",service=""} 3`,
-			`gatehouse_gateway_request_duration_seconds_count{group="default",route="list-orders",service="orders"} 2`,
-			`gatehouse_gateway_config_reloads_total{group="default",result="success"} 1`,
-		} {
-			if !strings.Contains(metrics.String(), want) {
-				t.Errorf("/metrics lacks %s", want)
+			defer resp.Body.Close()
+			metrics, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return false, err.Error()
 			}
-		}
+			for _, want := range []string{
+				`gatehouse_gateway_requests_total{code="200",group="default",route="list-orders",service="orders"} 2`,
+				`gatehouse_gateway_requests_total{code="404",group="default",route="",service=""} 3`,
+				`gatehouse_gateway_request_duration_seconds_count{group="default",route="list-orders",service="orders"} 2`,
+				`gatehouse_gateway_config_reloads_total{group="default",result="success"} 1`,
+			} {
+				if !strings.Contains(string(metrics), want) {
+					return false, "lacks " + want + " in:\n" + string(metrics)
+				}
+			}
+			return true, ""
+		})
 	})
 }
 

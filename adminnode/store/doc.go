@@ -7,9 +7,11 @@
 // caller, and trusted domains).
 //
 // Store is the interface the admin node programs against; Bolt keeps it in
-// one bbolt file. A PostgreSQL implementation is meant to follow, so the
-// interface carries no bbolt types and every method is a transaction of its
-// own: a caller never holds a transaction across calls. Freeze is the one
+// one bbolt file, and package pgstore in PostgreSQL. The interface carries
+// no storage types and every method is a transaction of its own: a caller
+// never holds a transaction across calls. Package storetest is its contract
+// as tests, run against both; trafficshared.go holds the traffic rules
+// both follow. Freeze is the one
 // operation that reads and writes several kinds at once, because a
 // deployment must be numbered and must freeze exactly the draft version its
 // author saw.

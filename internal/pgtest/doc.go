@@ -7,6 +7,8 @@
 //
 // The binaries are Debian's postgresql package (/usr/lib/postgresql/<v>/bin,
 // the highest version) or initdb and postgres on PATH. Where they are truly
-// absent the tests that need them skip, saying so; .ci/run installs them and sets
-// RequireEnv, so that in CI they fail rather than skip.
+// absent the tests that need them skip, saying so; .ci/run installs them
+// and sets RequireEnv, so that in CI they fail rather than skip. A server
+// dies with its test process (Pdeathsig); the next Start sweeps away the
+// directory it left.
 package pgtest

@@ -108,6 +108,39 @@ func command(cred *syscall.Credential, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// Where servers live: /tmp rather than $TMPDIR, for the socket path's
+// length.
+const (
+	tmpRoot   = "/tmp"
+	dirPrefix = "gatehouse-pg-"
+)
+
+// sweep removes the directories of servers whose test process died
+// without stopping them (postgres died with it, leaving its files): a
+// postmaster.pid naming no live process. A directory without one is
+// another package's server being set up or restarted, unless it is an
+// hour old.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(tmpRoot, dirPrefix+"*"))
+	for _, dir := range dirs {
+		pidFile, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+		if err != nil {
+			if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
+		line, _, _ := strings.Cut(string(pidFile), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
 // Start initialises a cluster in a new temporary directory and starts
 // postgres on a Unix socket in it, waiting until it accepts connections.
 // ErrNotInstalled when the binaries are absent.
@@ -120,8 +153,9 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	sweep()
 	// A short path: a Unix socket's path is limited to 107 bytes.
-	dir, err := os.MkdirTemp("/tmp", "gatehouse-pg-")
+	dir, err := os.MkdirTemp(tmpRoot, dirPrefix)
 	if err != nil {
 		return nil, err
 	}

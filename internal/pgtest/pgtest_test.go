@@ -95,7 +95,6 @@ func TestCrashedParentStopsServer(t *testing.T) {
 		child.Process.Kill()
 		t.Fatalf("child did not report its server: %v", err)
 	}
-	defer os.RemoveAll(dir)
 	child.Process.Kill()
 	child.Wait()
 	deadline := time.Now().Add(10 * time.Second)
@@ -105,5 +104,18 @@ func TestCrashedParentStopsServer(t *testing.T) {
 			t.Fatalf("postgres %d still running 10s after its test process died", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The next server started sweeps the dead one's directory away.
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("dead server's directory: %v", err)
+	}
+	next, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Stop()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		os.RemoveAll(dir)
+		t.Errorf("dead server's directory %s left behind: %v", dir, err)
 	}
 }

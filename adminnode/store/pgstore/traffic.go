@@ -61,6 +61,10 @@ type pointKey struct {
 	series   int64
 }
 
+type labelKey struct {
+	kind, service, name string
+}
+
 type totalKey struct {
 	service, class string
 }
@@ -78,8 +82,14 @@ type groupWriter struct {
 	foldedRoutes, foldedConsumers int64
 	lastSeries                    int64
 	ids                           map[seriesKey]int64
-	points                        map[pointKey]*traffic.Counts
-	totals                        map[totalKey]*traffic.Counts
+	// admitted and services remember, for the batch, what admit and the
+	// fold's look-up of a service answered: a label's answer cannot change
+	// within a batch (once refused, the limit stays reached), and most
+	// labels recur across a batch's instances.
+	admitted map[labelKey]bool
+	services map[string]bool
+	points   map[pointKey]*traffic.Counts
+	totals   map[totalKey]*traffic.Counts
 }
 
 // openGroupWriter locks the group's traffic row, making it on the group's
@@ -90,7 +100,7 @@ func openGroupWriter(ctx context.Context, tx pgx.Tx, group string, lim store.Tra
 		return nil, false, err
 	}
 	g := &groupWriter{tx: tx, group: group, now: now.Unix(), lim: lim,
-		ids: map[seriesKey]int64{}, points: map[pointKey]*traffic.Counts{}, totals: map[totalKey]*traffic.Counts{}}
+		ids: map[seriesKey]int64{}, admitted: map[labelKey]bool{}, services: map[string]bool{}, points: map[pointKey]*traffic.Counts{}, totals: map[totalKey]*traffic.Counts{}}
 	err := tx.QueryRow(ctx, `SELECT watermark, routes, consumers, folded_routes, folded_consumers, last_series
 		FROM traffic_groups WHERE group_name = $1 FOR UPDATE`, group).
 		Scan(&g.watermark, &g.routes, &g.consumers, &g.foldedRoutes, &g.foldedConsumers, &g.lastSeries)
@@ -109,6 +119,18 @@ var touchEvery = int64(store.TrafficLabelTouchEvery / time.Second)
 // (counted in *count), recording it; a known label's last use is
 // refreshed at most every TrafficLabelTouchEvery.
 func (g *groupWriter) admit(ctx context.Context, kind, service, name string, limit int, count *int) (bool, error) {
+	k := labelKey{kind, service, name}
+	if ok, seen := g.admitted[k]; seen {
+		return ok, nil
+	}
+	ok, err := g.admitLabel(ctx, kind, service, name, limit, count)
+	if err == nil {
+		g.admitted[k] = ok
+	}
+	return ok, err
+}
+
+func (g *groupWriter) admitLabel(ctx context.Context, kind, service, name string, limit int, count *int) (bool, error) {
 	var seen int64
 	err := g.tx.QueryRow(ctx, `SELECT seen FROM traffic_labels
 		WHERE group_name = $1 AND kind = $2 AND service = $3 AND name = $4`, g.group, kind, service, name).Scan(&seen)
@@ -139,10 +161,13 @@ func (g *groupWriter) fold(ctx context.Context, l *store.TrafficFilter, requests
 		return false, err
 	}
 	if !ok {
-		var known bool
-		if err := g.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM traffic_labels
-			WHERE group_name = $1 AND kind = 'r' AND service = $2)`, g.group, l.Service).Scan(&known); err != nil {
-			return false, err
+		known, asked := g.services[l.Service]
+		if !asked {
+			if err := g.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM traffic_labels
+				WHERE group_name = $1 AND kind = 'r' AND service = $2)`, g.group, l.Service).Scan(&known); err != nil {
+				return false, err
+			}
+			g.services[l.Service] = known
 		}
 		if !known {
 			l.Service = store.OtherLabel
