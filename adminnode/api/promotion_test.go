@@ -71,7 +71,7 @@ func TestDeployResolvesPlaceholders(t *testing.T) {
 	if strings.Contains(string(stored.Config), "k-secret-1") || strings.Contains(string(stored.Config), "10.0.0.7") {
 		t.Errorf("the store holds the resolved configuration in clear: %s", stored.Config)
 	}
-	opened := must[store.Deployment](t)(e.srv.store.LatestDeployment(bg, "g"))
+	opened := must[store.Deployment](t)(e.srv.deps.LatestDeployment(bg, "g"))
 	if !strings.Contains(string(opened.Config), "k-secret-1") {
 		t.Errorf("the signed configuration does not hold the resolved secret")
 	}

@@ -21,16 +21,15 @@ import (
 // configuration is sealed for (see gossipPlace).
 const deploymentPlace = "\x00deployment"
 
-// sealingStore is the API's view of the store: deployments' resolved
-// configurations sealed on the way in and opened on the way out.
+// sealingStore is the store as the API's deployment code sees it:
+// deployments' resolved configurations sealed on the way in and opened on
+// the way out. It is a field of its own (Server.deps) rather than a
+// wrapper of Server.store, so that what else the store implements stays
+// visible there.
 type sealingStore struct {
 	store.Store
 	key *seal.Key
 }
-
-// Unwrap returns the store underneath, for what needs more of it than
-// store.Store.
-func (s sealingStore) Unwrap() store.Store { return s.Store }
 
 func sealedDeploymentName(group string, number uint64) string {
 	return group + "\x00" + strconv.FormatUint(number, 10)
