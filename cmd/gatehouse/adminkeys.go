@@ -13,10 +13,10 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 )
 
-// StoreEnv names the environment variable holding the PostgreSQL
+// storeEnv names the environment variable holding the PostgreSQL
 // connection string, so that a password in it stays out of the process
 // list.
-const StoreEnv = "GATEHOUSE_STORE"
+const storeEnv = "GATEHOUSE_STORE"
 
 // storeFlags say where the domain is kept: the connection string of a
 // PostgreSQL database, or nothing for admin.db in the data dir.
@@ -26,14 +26,14 @@ type storeFlags struct {
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dsnFlag, "store", "", "PostgreSQL connection string of the domain's database (default: admin.db in --data-dir); "+
-		"visible in the process list: prefer --store-file or "+StoreEnv)
+		"visible in the process list: prefer --store-file or "+storeEnv)
 	fs.StringVar(&f.file, "store-file", "", "file whose first line is the PostgreSQL connection string (keep it 0600)")
 }
 
-// dsn returns the connection string given by a flag or StoreEnv, "" for
+// dsn returns the connection string given by a flag or storeEnv, "" for
 // none. Two sources at once are refused rather than one silently chosen.
 func (f *storeFlags) dsn() (string, error) {
-	env := os.Getenv(StoreEnv)
+	env := os.Getenv(storeEnv)
 	n := 0
 	for _, v := range []string{f.dsnFlag, f.file, env} {
 		if v != "" {
@@ -41,7 +41,7 @@ func (f *storeFlags) dsn() (string, error) {
 		}
 	}
 	if n > 1 {
-		return "", fmt.Errorf("the PostgreSQL connection string is given more than once (--store, --store-file, %s): give it once", StoreEnv)
+		return "", fmt.Errorf("the PostgreSQL connection string is given more than once (--store, --store-file, %s): give it once", storeEnv)
 	}
 	switch {
 	case f.file != "":
