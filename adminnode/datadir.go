@@ -21,6 +21,12 @@ const (
 	// SettingsKeyFile seals the environments' secrets (adminnode/seal).
 	SettingsKeyFile = "settings.key"
 
+	// PostgresMarkerFile marks a data dir whose domain is kept in
+	// PostgreSQL: it holds no connection string (that may hold a password),
+	// only a note for the operator, and lets init and run tell such a data
+	// dir from the remains of an interrupted init.
+	PostgresMarkerFile = "store.postgres"
+
 	// stagingStoreFile is where Init builds the store before linking it to
 	// StoreFile; a leftover one marks an interrupted init.
 	stagingStoreFile = StoreFile + ".init"
@@ -49,11 +55,11 @@ func existing(dir string, names []string) ([]string, error) {
 // The store is not opened: opening upgrades its schema, and a refused init
 // must change nothing.
 func checkEmpty(dir string) error {
-	found, err := existing(dir, append([]string{StoreFile}, keyFiles...))
+	found, err := existing(dir, append([]string{StoreFile, PostgresMarkerFile}, keyFiles...))
 	if err != nil || len(found) == 0 {
 		return err
 	}
-	if found[0] == StoreFile {
+	if found[0] == StoreFile || found[0] == PostgresMarkerFile {
 		return fmt.Errorf("data dir %s already holds a domain (found %s); init never overwrites one: choose another --data-dir, or move this one away",
 			dir, strings.Join(found, ", "))
 	}

@@ -21,5 +21,11 @@
 // it for a domain that predates it — but never over secrets sealed with a
 // lost one — and brings the built-in roles of an older domain up to date.
 //
+// A domain can also be kept in PostgreSQL (package store/pgstore): the
+// data dir then holds only the keys and a marker, never the connection
+// string, and Join makes another admin node's data dir from a key bundle
+// (package keybundle) once its keys are checked against the domain the
+// database holds.
+//
 // docs/admin-node.md is the operator's view of both.
 package adminnode

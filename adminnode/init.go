@@ -37,6 +37,10 @@ func ValidateDomainName(name string) error {
 type InitOptions struct {
 	DataDir string
 	Domain  string
+	// Store is the connection string of a PostgreSQL database to create
+	// the domain in; empty keeps it in DataDir (admin.db, bbolt). The keys
+	// are in DataDir either way.
+	Store string
 	// Password is the admin user's; empty generates one.
 	Password string
 	// PasswordCost is the bcrypt cost (auth.DefaultPasswordCost when 0).
@@ -124,6 +128,15 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	if err := checkEmpty(opts.DataDir); err != nil {
 		return InitResult{}, err
 	}
+	var pg store.Store
+	if opts.Store != "" {
+		// The database is checked before anything is written: a database
+		// that already holds a domain is joined, never initialised again.
+		if pg, err = openEmptyPostgres(ctx, opts.Store); err != nil {
+			return InitResult{}, err
+		}
+		defer pg.Close()
+	}
 	var created []string
 	defer func() {
 		if err != nil {
@@ -152,14 +165,29 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 		return InitResult{}, err
 	}
 
-	staging := filepath.Join(opts.DataDir, stagingStoreFile)
-	created = append(created, staging)
-	err = populate(ctx, staging, store.Domain{
+	domain := store.Domain{
 		Name:             opts.Domain,
 		CreatedAt:        now,
 		SigningPublicKey: pub,
 		CACertPEM:        string(certPEM),
-	}, hash, now)
+	}
+	if pg != nil {
+		if err := commitPostgres(ctx, pg, opts.DataDir, domain, hash, now); err != nil {
+			return InitResult{}, err
+		}
+		created = nil
+		return InitResult{
+			Domain:                opts.Domain,
+			DataDir:               opts.DataDir,
+			CAFingerprint:         root.Fingerprint(),
+			SigningKeyFingerprint: deploy.KeyFingerprint(pub),
+			User:                  AdminUser,
+			Password:              generated,
+		}, nil
+	}
+	staging := filepath.Join(opts.DataDir, stagingStoreFile)
+	created = append(created, staging)
+	err = populate(ctx, staging, domain, hash, now)
 	if err != nil {
 		return InitResult{}, fmt.Errorf("init domain: %w", err)
 	}
@@ -195,9 +223,20 @@ func populate(ctx context.Context, path string, d store.Domain, passwordHash str
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
+	return populateStore(ctx, s, d, passwordHash, now)
+}
+
+// populateStore fills s as populate describes.
+func populateStore(ctx context.Context, s store.Store, d store.Domain, passwordHash string, now time.Time) error {
 	if err := s.InitDomain(ctx, d); err != nil {
 		return fmt.Errorf("store domain: %w", err)
 	}
+	return fillDomain(ctx, s, d, passwordHash, now)
+}
+
+// fillDomain adds to the store of domain d what populate describes
+// besides the domain record.
+func fillDomain(ctx context.Context, s store.Store, d store.Domain, passwordHash string, now time.Time) error {
 	for _, r := range rbac.BuiltInRoles() {
 		if _, err := s.CreateRole(ctx, r); err != nil {
 			return fmt.Errorf("create role %s: %w", r.Name, err)
@@ -206,7 +245,7 @@ func populate(ctx context.Context, path string, d store.Domain, passwordHash str
 	if _, err := s.CreateUser(ctx, store.User{Name: AdminUser, PasswordHash: passwordHash, CreatedAt: now}); err != nil {
 		return fmt.Errorf("create user %s: %w", AdminUser, err)
 	}
-	_, err = s.CreateRoleBinding(ctx, store.RoleBinding{
+	_, err := s.CreateRoleBinding(ctx, store.RoleBinding{
 		User:      AdminUser,
 		Role:      rbac.RoleDomainAdmin,
 		Scope:     store.Scope{Domain: true},

@@ -40,6 +40,9 @@ const (
 // RunOptions configure the admin node process.
 type RunOptions struct {
 	DataDir string
+	// Store is the connection string of the PostgreSQL database of a
+	// domain made with InitOptions.Store; empty for admin.db in DataDir.
+	Store string
 	// Listen is the API address (DefaultListen when empty).
 	Listen string
 	// InsecureHTTP serves plain HTTP instead of HTTPS, for a node behind a
@@ -94,7 +97,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	logger := opts.Logger
 
-	s, domain, err := openStore(ctx, opts.DataDir)
+	s, domain, err := openDomainStore(ctx, opts.DataDir, opts.Store)
 	if err != nil {
 		return err
 	}

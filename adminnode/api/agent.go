@@ -417,7 +417,7 @@ func (s *Server) agentDeployment(q *request) (any, error) {
 		return nil, newError(http.StatusForbidden, apitypes.CodeForbidden, "host %q has no instance of group %q", q.node, group)
 	}
 	return s.block(q, func() (uint64, any, error) {
-		d, err := s.store.LatestDeployment(q.ctx, group)
+		d, err := s.deps.LatestDeployment(q.ctx, group)
 		if errors.Is(err, store.ErrNotFound) {
 			return 0, apitypes.AgentDeployment{}, nil
 		}

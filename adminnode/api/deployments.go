@@ -86,11 +86,11 @@ func (s *Server) deploy(q *request) (any, error) {
 	if in.Strict && len(warnings) > 0 {
 		return nil, refuseWarnings(group, warnings)
 	}
-	latest, err := s.store.LatestDeployment(q.ctx, group)
+	latest, err := s.deps.LatestDeployment(q.ctx, group)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	dep, err := s.store.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
+	dep, err := s.deps.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		resolved, err := resolve(&d.Config, st)
 		if err != nil {
 			return store.Deployment{}, err
@@ -131,7 +131,7 @@ func nothingToDeploy(group string, draftVersion, current uint64) *apiError {
 }
 
 func (s *Server) listDeployments(q *request) (any, error) {
-	deps, err := s.store.ListDeployments(q.ctx, q.group.Name)
+	deps, err := s.deps.ListDeployments(q.ctx, q.group.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (s *Server) listDeployments(q *request) (any, error) {
 // deployment reads the path's deployment (a number or "latest").
 func (s *Server) deployment(ctx context.Context, group, field, ref string) (store.Deployment, error) {
 	if ref == "latest" {
-		d, err := s.store.LatestDeployment(ctx, group)
+		d, err := s.deps.LatestDeployment(ctx, group)
 		if errors.Is(err, store.ErrNotFound) {
 			return d, notFound("group %q has no deployment yet", group)
 		}
@@ -155,7 +155,7 @@ func (s *Server) deployment(ctx context.Context, group, field, ref string) (stor
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	return s.store.GetDeployment(ctx, group, n)
+	return s.deps.GetDeployment(ctx, group, n)
 }
 
 func decodeDeployment(d store.Deployment) (*deploy.Config, error) {
@@ -230,7 +230,7 @@ func (s *Server) rollback(q *request) (any, error) {
 	if in.Message == "" {
 		in.Message = fmt.Sprintf("roll back to deployment %d", to)
 	}
-	dep, err := s.store.Rollback(q.ctx, group, to, func(src store.Deployment, number uint64) (store.Deployment, error) {
+	dep, err := s.deps.Rollback(q.ctx, group, to, func(src store.Deployment, number uint64) (store.Deployment, error) {
 		cfg, err := decodeDeployment(src)
 		if err != nil {
 			return store.Deployment{}, err

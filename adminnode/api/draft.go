@@ -134,7 +134,7 @@ func (s *Server) draftDiff(q *request) (any, error) {
 	// The draft is written with its placeholders: it is compared with
 	// the current deployment as written, not with the values it ran.
 	from, label := &deploy.Config{}, "none"
-	dep, err := s.store.LatestDeployment(q.ctx, q.group.Name)
+	dep, err := s.deps.LatestDeployment(q.ctx, q.group.Name)
 	switch {
 	case err == nil:
 		if from, err = template(dep); err != nil {
@@ -150,7 +150,7 @@ func (s *Server) draftDiff(q *request) (any, error) {
 // latestConfig is the configuration of the group's current deployment, or
 // an empty one when it has none.
 func (s *Server) latestConfig(ctx context.Context, group string) (*deploy.Config, string, error) {
-	dep, err := s.store.LatestDeployment(ctx, group)
+	dep, err := s.deps.LatestDeployment(ctx, group)
 	if errors.Is(err, store.ErrNotFound) {
 		return &deploy.Config{}, "none", nil
 	}

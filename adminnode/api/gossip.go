@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -40,21 +41,33 @@ func newGossipKey() ([]byte, error) {
 	return k, err
 }
 
-// gossipKeys returns the group's keys, making the first when the group
-// has none (a group created before gossip existed).
+// gossipKeys returns the group's keys in clear, making the first when the
+// group has none (a group created before gossip existed) and sealing those
+// an older gatehouse stored in clear. Keys that no longer open (the
+// settings key was replaced) are replaced by a new one: gateways take it
+// from their next answer, and their gossip heals as they do.
 func (s *Server) gossipKeys(ctx context.Context, g store.Group) ([][]byte, error) {
 	if len(g.GossipKeys) > 0 {
-		return g.GossipKeys, nil
+		keys, legacy, err := s.openGossipKeys(g.Name, g.GossipKeys)
+		switch {
+		case err == nil && !legacy:
+			return keys, nil
+		case err == nil:
+			if _, err := s.setGossipKeys(ctx, g.Name, keys); err != nil {
+				return nil, fmt.Errorf("seal the gossip keys of group %s: %w", g.Name, err)
+			}
+			return keys, nil
+		}
+		s.log.Error("gossip keys do not open with the settings key (settings.key replaced?): making a new one", "group", g.Name, "error", err)
 	}
 	k, err := newGossipKey()
 	if err != nil {
 		return nil, err
 	}
-	g, err = s.store.SetGossipKeys(ctx, g.Name, [][]byte{k})
-	if err != nil {
+	if _, err := s.setGossipKeys(ctx, g.Name, [][]byte{k}); err != nil {
 		return nil, err
 	}
-	return g.GossipKeys, nil
+	return [][]byte{k}, nil
 }
 
 // rotateGossipKey makes a new primary key and keeps the previous primary,
@@ -71,7 +84,7 @@ func (s *Server) rotateGossipKey(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := s.store.SetGossipKeys(q.ctx, q.group.Name, [][]byte{k, keys[0]})
+	g, err := s.setGossipKeys(q.ctx, q.group.Name, [][]byte{k, keys[0]})
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (s *Server) createGroup(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, Environment: in.Environment, GossipKeys: [][]byte{key}}
+	g := store.Group{Name: in.Name, Type: in.Type, Labels: in.Labels, Description: in.Description, Environment: in.Environment, GossipKeys: s.sealGossipKeys(in.Name, [][]byte{key})}
 	// The permission is checked on the group as it will be, so that a
 	// binding on env=dev cannot create a group labelled env=prod.
 	if err := q.need(rbac.GroupWrite, &g); err != nil {

@@ -211,7 +211,7 @@ func (s *Server) current(ctx context.Context, group string) (status.Current, err
 	if ok {
 		return cur, nil
 	}
-	d, err := s.store.LatestDeployment(ctx, group)
+	d, err := s.deps.LatestDeployment(ctx, group)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:

@@ -305,7 +305,7 @@ func (s *Server) importPackage(q *request) (any, error) {
 		return nil, err
 	}
 	message := fmt.Sprintf("import of %s/%s deployment %d", src.Domain, src.Group, src.Deployment)
-	dep, err := s.store.Freeze(q.ctx, group, draft.Version, func(d store.Draft, number uint64) (store.Deployment, error) {
+	dep, err := s.deps.Freeze(q.ctx, group, draft.Version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		sd, err := s.build(group, number, &d.Config, resolved, q.who.user, message)
 		if err != nil {
 			return sd, err

@@ -65,8 +65,14 @@ func TestDeployResolvesPlaceholders(t *testing.T) {
 	if dep.Config.Upstreams[0].Targets[0].Address != "10.0.0.7:80" || dep.Template == nil || dep.Template.Upstreams[0].Targets[0].Address != "${HOST}:80" {
 		t.Errorf("config %+v, template %+v", dep.Config.Upstreams, dep.Template)
 	}
+	// The store holds the resolved configuration sealed; the API opens it
+	// to the signed one, secret included, that gateways get.
 	stored := must[store.Deployment](t)(e.store.LatestDeployment(bg, "g"))
-	if !strings.Contains(string(stored.Config), "k-secret-1") {
+	if strings.Contains(string(stored.Config), "k-secret-1") || strings.Contains(string(stored.Config), "10.0.0.7") {
+		t.Errorf("the store holds the resolved configuration in clear: %s", stored.Config)
+	}
+	opened := must[store.Deployment](t)(e.srv.deps.LatestDeployment(bg, "g"))
+	if !strings.Contains(string(opened.Config), "k-secret-1") {
 		t.Errorf("the signed configuration does not hold the resolved secret")
 	}
 }

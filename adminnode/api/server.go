@@ -84,6 +84,11 @@ type Server struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time
+
+	// deps is the store for deployments: their resolved configurations
+	// sealed at rest (sealdeploy.go). Every deployment read or write goes
+	// through it; store stays the store itself, for what else it offers.
+	deps sealingStore
 }
 
 // New checks cfg and builds a Server.
@@ -106,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store:         cfg.Store,
+		deps:          sealingStore{Store: cfg.Store, key: cfg.SettingsKey},
 		domain:        cfg.Domain,
 		key:           cfg.SigningKey,
 		secretKey:     cfg.SettingsKey,

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,7 +25,7 @@ func adminCommand() *cobra.Command {
 		Short: "Create and run the admin node, which holds the domain's configuration",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand())
+	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand(), adminKeysCommand())
 	return cmd
 }
 
@@ -70,6 +71,9 @@ func adminInitCommand() *cobra.Command {
 	var (
 		opts         adminnode.InitOptions
 		passwordFile string
+		storeFlags   storeFlags
+		join         string
+		passFile     string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -82,9 +86,31 @@ domain, or the remains of an interrupted init, is refused: init never
 overwrites anything.
 
 The admin password is the first line of --password-file; without it, one is
-generated and printed once.`,
+generated and printed once.
+
+With a PostgreSQL connection string (--store-file, GATEHOUSE_STORE or
+--store), the domain is created in that database instead of admin.db; the
+keys stay in --data-dir, never in the database. With --join, no domain is
+created: the keys of the key bundle (gatehouse admin keys export on an admin
+node of the domain, opened with --passphrase-file) are written to --data-dir
+once checked to be those of the domain the database holds, making this
+machine another admin node of it.`,
+		Example: `  gatehouse admin init --data-dir /var/lib/gatehouse/admin --domain acme
+  GATEHOUSE_STORE=postgres://gatehouse@db1/gatehouse gatehouse admin init --data-dir /var/lib/gatehouse/admin --domain acme
+  gatehouse admin init --join acme.ghk --passphrase-file pass.txt --store-file dsn.txt --data-dir /var/lib/gatehouse/admin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dsn, err := storeFlags.dsn()
+			if err != nil {
+				return err
+			}
+			if join != "" {
+				return adminJoin(cmd, opts.DataDir, dsn, join, passFile)
+			}
+			if opts.Domain == "" {
+				return errors.New(`required flag "domain" not set (or --join to add an admin node to an existing domain)`)
+			}
+			opts.Store = dsn
 			if passwordFile != "" {
 				pw, err := firstLine(passwordFile)
 				if err != nil {
@@ -112,8 +138,10 @@ generated and printed once.`,
 	fs.StringVar(&opts.DataDir, "data-dir", "", "directory to create the domain in (created 0700 if missing)")
 	fs.StringVar(&opts.Domain, "domain", "", "domain name: 1 to 63 lowercase letters, digits and '-'")
 	fs.StringVar(&passwordFile, "password-file", "", "file whose first line is the admin password (default: generate one)")
+	fs.StringVar(&join, "join", "", "key bundle of an existing domain in PostgreSQL: make this an admin node of it instead of creating a domain")
+	fs.StringVar(&passFile, "passphrase-file", "", "file whose first line is the passphrase of the --join key bundle")
+	storeFlags.register(fs)
 	cmd.MarkFlagRequired("data-dir")
-	cmd.MarkFlagRequired("domain")
 	return cmd
 }
 
@@ -141,18 +169,28 @@ func firstLine(path string) (string, error) {
 
 func adminRunCommand() *cobra.Command {
 	var (
-		opts      adminnode.RunOptions
-		logs      logFlags
-		readyFile string
+		opts       adminnode.RunOptions
+		logs       logFlags
+		readyFile  string
+		storeFlags storeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the admin node: the domain's HTTPS API",
 		Long: `Serve the admin API of the domain in --data-dir over HTTPS, with a server
 certificate the node issues itself from the domain CA and renews while it
-runs. SIGINT and SIGTERM shut it down gracefully.`,
+runs. SIGINT and SIGTERM shut it down gracefully.
+
+A domain made with a PostgreSQL connection string is served from that
+database: give it again (--store-file, GATEHOUSE_STORE or --store) every
+time; it is never written to the data dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dsn, err := storeFlags.dsn()
+			if err != nil {
+				return err
+			}
+			opts.Store = dsn
 			opts.Logger = logs.logger("admin")
 			opts.Listening = readyfile.Hook(readyFile)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -175,6 +213,7 @@ runs. SIGINT and SIGTERM shut it down gracefully.`,
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url")`)
 	fs.IntVar(&opts.TrafficMaxConsumers, "traffic-max-consumers", api.DefaultTrafficMaxConsumers, `distinct consumers kept apart in a group's traffic; beyond, consumers fold into "(other)"`)
 	logs.register(fs)
+	storeFlags.register(fs)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

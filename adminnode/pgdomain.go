@@ -1,0 +1,259 @@
+package adminnode
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
+	"github.com/gatehouse/gatehouse/adminnode/seal"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/adminnode/store/pgstore"
+	"github.com/gatehouse/gatehouse/deploy"
+)
+
+// A domain kept in PostgreSQL: the database holds what admin.db would, and
+// each admin node's data dir holds only the keys (and a marker), which
+// reach a second admin node in a key bundle (Join, ExportKeys).
+
+// postgresMarker is the content of PostgresMarkerFile.
+const postgresMarker = "The domain of this admin node is kept in PostgreSQL: run it with\n" +
+	"gatehouse admin run --store-file FILE (or GATEHOUSE_STORE, or --store).\n" +
+	"This file holds no connection string.\n"
+
+// openPostgres opens the store at dsn. No error it returns holds the
+// connection string's password: the driver's own redaction is best effort,
+// so a string that does not parse is not repeated at all, and the password
+// is scrubbed from any other error.
+func openPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("invalid PostgreSQL connection string (not repeated here: it may hold a password)")
+	}
+	s, err := pgstore.Open(ctx, dsn)
+	if err != nil && cfg.Password != "" && strings.Contains(err.Error(), cfg.Password) {
+		return nil, errors.New(strings.ReplaceAll(err.Error(), cfg.Password, "xxxxx"))
+	}
+	return s, err
+}
+
+// openEmptyPostgres opens the database a domain is to be created in,
+// refusing one that already holds a domain.
+func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
+	s, err := openPostgres(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("init domain: %w", err)
+	}
+	d, err := s.GetDomain(ctx)
+	switch {
+	case err == nil:
+		s.Close()
+		return nil, fmt.Errorf("the database already holds domain %s: init never overwrites one; "+
+			"to add an admin node to it, use gatehouse admin init --join with a key bundle (docs/admin-node.md)", d.Name)
+	case !errors.Is(err, store.ErrNotFound):
+		s.Close()
+		return nil, fmt.Errorf("init domain: read the database: %w", err)
+	}
+	return s, nil
+}
+
+// commitPostgres fills the database with the new domain and marks the data
+// dir, whose key files are written. The database has no staging name to
+// rename: InitDomain, first, is what a concurrent init fails on.
+func commitPostgres(ctx context.Context, s store.Store, dir string, d store.Domain, passwordHash string, now time.Time) error {
+	err := s.InitDomain(ctx, d)
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return errors.New("the database already holds a domain (another init made it meanwhile): init never overwrites one")
+	case err != nil:
+		return fmt.Errorf("init domain in PostgreSQL: %w", err)
+	}
+	if err := fillDomain(ctx, s, d, passwordHash, now); err != nil {
+		return fmt.Errorf("init domain in PostgreSQL (a domain may be left half made in the database: drop and create the database before trying again): %w", err)
+	}
+	if err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644); err != nil {
+		return fmt.Errorf("init domain: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// openDomainStore opens the store of the domain of dir: admin.db, or the
+// PostgreSQL database at dsn when it is set. A data dir and a store that
+// do not go together are refused, so that a forgotten or extra --store
+// cannot serve an empty or another domain.
+func openDomainStore(ctx context.Context, dir, dsn string) (store.Store, store.Domain, error) {
+	found, err := existing(dir, []string{StoreFile, PostgresMarkerFile})
+	if err != nil {
+		return nil, store.Domain{}, err
+	}
+	has := func(name string) bool {
+		return len(found) > 0 && (found[0] == name || len(found) > 1 && found[1] == name)
+	}
+	if dsn == "" {
+		if !has(StoreFile) && has(PostgresMarkerFile) {
+			return nil, store.Domain{}, fmt.Errorf("the domain of %s is kept in PostgreSQL: give its connection string (--store-file, GATEHOUSE_STORE or --store)", dir)
+		}
+		return openStore(ctx, dir)
+	}
+	switch {
+	case has(StoreFile):
+		return nil, store.Domain{}, fmt.Errorf("%s holds a domain in %s, not in PostgreSQL: run it without a store connection string", dir, StoreFile)
+	case !has(PostgresMarkerFile):
+		return nil, store.Domain{}, fmt.Errorf("no domain in %s: run gatehouse admin init --store first, or --join to add this admin node to a domain", dir)
+	}
+	s, err := openPostgres(ctx, dsn)
+	if err != nil {
+		return nil, store.Domain{}, err
+	}
+	d, err := s.GetDomain(ctx)
+	if err != nil {
+		s.Close()
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, store.Domain{}, errors.New("the PostgreSQL database holds no domain: is the connection string the one init was given?")
+		}
+		return nil, store.Domain{}, fmt.Errorf("read domain: %w", err)
+	}
+	return s, d, nil
+}
+
+// ExportKeys reads the domain's keys from dir for a key bundle, checking
+// that they belong together.
+func ExportKeys(dir string) (keybundle.Keys, error) {
+	files := map[string][]byte{}
+	for _, name := range []string{CACertFile, CAKeyFile, SigningKeyFile, SettingsKeyFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return keybundle.Keys{}, fmt.Errorf("export domain keys: %w", err)
+		}
+		files[name] = b
+	}
+	k := keybundle.Keys{
+		CACertPEM: files[CACertFile], CAKeyPEM: files[CAKeyFile],
+		SigningKeyPEM: files[SigningKeyFile], SettingsKey: files[SettingsKeyFile],
+	}
+	root, _, err := checkBundleKeys(k)
+	if err != nil {
+		return keybundle.Keys{}, fmt.Errorf("export domain keys from %s: %w", dir, err)
+	}
+	k.Domain = root.Domain()
+	return k, nil
+}
+
+// checkBundleKeys parses the keys, so that a broken one is refused before
+// it is written anywhere.
+func checkBundleKeys(k keybundle.Keys) (*ca.CA, ed25519.PublicKey, error) {
+	root, err := ca.Load(k.CACertPEM, k.CAKeyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("domain CA: %w", err)
+	}
+	key, err := decodeSigningKey(k.SigningKeyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing key: %w", err)
+	}
+	if _, err := seal.Parse(k.SettingsKey); err != nil {
+		return nil, nil, err
+	}
+	return root, key.Public().(ed25519.PublicKey), nil
+}
+
+// JoinOptions are the inputs of Join.
+type JoinOptions struct {
+	DataDir string
+	// Store is the connection string of the domain's PostgreSQL database.
+	Store string
+	// Bundle is the key bundle's content (gatehouse admin keys export),
+	// opened with Passphrase.
+	Bundle, Passphrase []byte
+}
+
+// Join makes DataDir the data dir of another admin node of the domain kept
+// in the PostgreSQL database at Store: it writes the keys of the bundle
+// there once they are checked to be the domain's — its CA certificate and
+// its signing public key, as the database holds them. A bundle of another
+// domain is refused with nothing written.
+func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
+	switch {
+	case opts.DataDir == "":
+		return InitResult{}, errors.New("join domain: no data dir")
+	case opts.Store == "":
+		return InitResult{}, errors.New("join domain: no PostgreSQL connection string: only a domain kept in PostgreSQL has several admin nodes")
+	}
+	keys, err := keybundle.Open(opts.Bundle, opts.Passphrase)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("join domain: %w", err)
+	}
+	root, pub, err := checkBundleKeys(keys)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("join domain: key bundle: %w", err)
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return InitResult{}, fmt.Errorf("create data dir: %w", err)
+	}
+	if err := checkEmpty(opts.DataDir); err != nil {
+		return InitResult{}, err
+	}
+	s, err := openPostgres(ctx, opts.Store)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("join domain: %w", err)
+	}
+	defer s.Close()
+	d, err := s.GetDomain(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return InitResult{}, fmt.Errorf("join domain %s: the database holds no domain: create it with gatehouse admin init --store on the first admin node", keys.Domain)
+	case err != nil:
+		return InitResult{}, fmt.Errorf("join domain: read the database: %w", err)
+	}
+	storedCA, err := ca.Fingerprint([]byte(d.CACertPEM))
+	if err != nil {
+		return InitResult{}, fmt.Errorf("domain %s: stored CA certificate: %w", d.Name, err)
+	}
+	if d.Name != root.Domain() || storedCA != root.Fingerprint() || !bytes.Equal(pub, d.SigningPublicKey) {
+		return InitResult{}, fmt.Errorf("the key bundle is of domain %s (CA %s, signing key %s), the database holds domain %s (CA %s, signing key %s): refusing to join",
+			root.Domain(), root.Fingerprint(), deploy.KeyFingerprint(pub), d.Name, storedCA, deploy.KeyFingerprint(d.SigningPublicKey))
+	}
+
+	var created []string
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.Remove(p)
+			}
+		}
+	}()
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{CAKeyFile, keys.CAKeyPEM, 0o600},
+		{CACertFile, keys.CACertPEM, 0o644},
+		{SigningKeyFile, keys.SigningKeyPEM, 0o600},
+		{SettingsKeyFile, keys.SettingsKey, 0o600},
+		{PostgresMarkerFile, []byte(postgresMarker), 0o644},
+	} {
+		path := filepath.Join(opts.DataDir, f.name)
+		if err := writeNew(path, f.data, f.mode); err != nil {
+			return InitResult{}, fmt.Errorf("join domain: %w", err)
+		}
+		created = append(created, path)
+	}
+	if err := syncDir(opts.DataDir); err != nil {
+		return InitResult{}, err
+	}
+	return InitResult{
+		Domain:                d.Name,
+		DataDir:               opts.DataDir,
+		CAFingerprint:         root.Fingerprint(),
+		SigningKeyFingerprint: deploy.KeyFingerprint(pub),
+	}, nil
+}
