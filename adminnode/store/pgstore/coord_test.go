@@ -203,3 +203,37 @@ func holderIs(t *testing.T, s *PG, want string) {
 		t.Errorf("lease holder %q, want %q", got, want)
 	}
 }
+
+// While the database is away the lease is held by nobody (its holder
+// gives it up when its check fails); once it is back an admin node holds
+// it again and changes wake the other admin nodes again.
+func TestCoordinationSurvivesDatabaseRestart(t *testing.T) {
+	if pg == nil {
+		t.Skip(pgtest.ErrNotInstalled)
+	}
+	// A server of its own: this test stops it.
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	dsn := srv.Database(t)
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	ch := watching(t, a, b, "b")
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	la, lb := a.Lease(lctx, "a"), b.Lease(lctx, "b")
+	waitfor.True(t, 10*time.Second, "one admin node to hold the lease", func() bool { return la.Held() != lb.Held() })
+
+	srv.Halt()
+	waitfor.True(t, 10*time.Second, "the lease given up with the database away", func() bool { return !la.Held() && !lb.Held() })
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.True(t, 30*time.Second, "one admin node to hold the lease again", func() bool { return la.Held() != lb.Held() })
+	drain(ch)
+	if _, err := a.CreateGroup(ctx, store.Group{Name: "after-restart"}); err != nil {
+		t.Fatal(err)
+	}
+	next(t, ch, "change after the database restarted")
+}
