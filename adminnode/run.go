@@ -335,22 +335,29 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 		if err := server.Flush(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("write instance states", "error", err)
 		}
-		if !lease.Held() {
-			continue
+		background(ctx, logger, server, lease, remove)
+	}
+}
+
+// background does the domain's background work, where lease is held: the
+// traffic store's roll-up and pruning, and the removal of instances
+// offline for too long (when remove is set).
+func background(ctx context.Context, logger hclog.Logger, server *api.Server, lease store.Lease, remove bool) {
+	if !lease.Held() {
+		return
+	}
+	if m, err := server.MaintainTraffic(ctx); err != nil && ctx.Err() == nil {
+		logger.Error("roll up and prune the traffic store", "error", err)
+	} else if m.Pruned > 0 || m.Forgotten > 0 {
+		logger.Debug("traffic store maintained", "rolled_up", m.RolledUp, "pruned", m.Pruned, "labels_forgotten", m.Forgotten)
+	}
+	if remove {
+		removed, err := server.RemoveOffline(ctx)
+		if err != nil && ctx.Err() == nil {
+			logger.Error("remove offline instances", "error", err)
 		}
-		if m, err := server.MaintainTraffic(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("roll up and prune the traffic store", "error", err)
-		} else if m.Pruned > 0 || m.Forgotten > 0 {
-			logger.Debug("traffic store maintained", "rolled_up", m.RolledUp, "pruned", m.Pruned, "labels_forgotten", m.Forgotten)
-		}
-		if remove {
-			removed, err := server.RemoveOffline(ctx)
-			if err != nil && ctx.Err() == nil {
-				logger.Error("remove offline instances", "error", err)
-			}
-			for _, name := range removed {
-				logger.Info("removed instance offline for too long", "instance", name)
-			}
+		for _, name := range removed {
+			logger.Info("removed instance offline for too long", "instance", name)
 		}
 	}
 }
