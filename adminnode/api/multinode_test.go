@@ -171,3 +171,25 @@ func TestOverviewNamesAdminNodesAndLease(t *testing.T) {
 		t.Errorf("overview on B: admin nodes %q, lease holder %q; want [a b] and a", o.AdminNodes, o.LeaseHolder)
 	}
 }
+
+// A login through one admin node works through the other, and a token
+// revoked or a logout through one is refused by the other at once: both
+// read them from the store on every request.
+func TestLoginsAndTokensAcrossAdminNodes(t *testing.T) {
+	a, b := newPGPair(t)
+	var login apitypes.LoginResponse
+	a.do("", "POST", "/auth/login", apitypes.LoginRequest{User: "admin", Password: testPassword}).
+		expect(t, http.StatusOK, "login through A").decode(t, &login)
+	b.do(login.Token, "GET", "/overview", nil).expect(t, http.StatusOK, "A's login used on B")
+
+	var tok apitypes.TokenCreated
+	b.do(login.Token, "POST", "/tokens", map[string]string{"name": "ci", "ttl": "1h"}).
+		expect(t, http.StatusCreated, "API token through B").decode(t, &tok)
+	a.do(tok.Secret, "GET", "/overview", nil).expect(t, http.StatusOK, "B's API token used on A")
+	b.do(tok.Secret, "GET", "/overview", nil).expect(t, http.StatusOK, "B's API token used on B")
+	a.do(login.Token, "DELETE", "/tokens/"+tok.ID, nil).expect(t, http.StatusNoContent, "revoke through A")
+	b.do(tok.Secret, "GET", "/overview", nil).expect(t, http.StatusUnauthorized, "revoked token on B")
+
+	b.do(login.Token, "POST", "/auth/logout", nil).expect(t, http.StatusNoContent, "logout through B")
+	a.do(login.Token, "GET", "/overview", nil).expect(t, http.StatusUnauthorized, "logged-out token on A")
+}
