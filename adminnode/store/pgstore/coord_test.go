@@ -237,3 +237,41 @@ func TestCoordinationSurvivesDatabaseRestart(t *testing.T) {
 	}
 	next(t, ch, "change after the database restarted")
 }
+
+// A late batch of an admin node does not set an instance's state back
+// to an older heartbeat than another admin node wrote.
+func TestInstanceStateKeepsTheLaterHeartbeat(t *testing.T) {
+	dsn := pgtest.Need(t, pg)
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	if _, err := a.CreateGroup(ctx, store.Group{Name: "edge"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateInstance(ctx, store.Instance{Name: "i1", Group: "edge", Host: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 2, 15, 0, 0, 123456000, time.UTC)
+	for _, step := range []struct {
+		s    *PG
+		at   time.Time
+		want time.Time
+	}{
+		{a, t0, t0},
+		{b, t0.Add(5 * time.Second), t0.Add(5 * time.Second)},
+		{a, t0.Add(time.Second), t0.Add(5 * time.Second)}, // late
+		{a, t0.Add(10 * time.Second), t0.Add(10 * time.Second)},
+	} {
+		if err := step.s.PutInstanceStates(ctx, []store.InstanceState{{Instance: "i1", LastHeartbeat: step.at}}); err != nil {
+			t.Fatal(err)
+		}
+		sts, err := b.ListInstanceStates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sts) != 1 || !sts[0].LastHeartbeat.Equal(step.want) {
+			t.Errorf("after writing %s: states %+v, want the heartbeat of %s", step.at, sts, step.want)
+		}
+	}
+}

@@ -40,3 +40,19 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- Of two admin nodes writing one instance's state, the later heartbeat
+-- wins whatever the order of their writes: a node manager that moved from
+-- one admin node to another is not set back by the first one's late
+-- batch.
+CREATE FUNCTION keep_newer_state() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (OLD.doc->>'last_heartbeat')::timestamptz > (NEW.doc->>'last_heartbeat')::timestamptz THEN
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER keep_newer_state BEFORE UPDATE ON instance_states
+	FOR EACH ROW EXECUTE FUNCTION keep_newer_state();
