@@ -50,14 +50,31 @@ var _ store.Coordinator = (*PG)(nil)
 func (p *PG) Shared() bool { return true }
 
 // connect opens a connection of its own (LISTEN and session locks need
-// one that stays), named app in pg_stat_activity.
-func (p *PG) connect(ctx context.Context, app string) (*pgx.Conn, error) {
+// one that stays), named app in pg_stat_activity, with params.
+func (p *PG) connect(ctx context.Context, app string, params map[string]string) (*pgx.Conn, error) {
 	cfg := p.pool.Config().ConnConfig.Copy()
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["application_name"] = app
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// leaseKeepalive has the server probe the lease connection over TCP after
+// 5 s of silence, every second, 3 times: the lock of an admin node whose
+// host vanished from the network is released within about 8 s, rather
+// than after the system's default of hours. The holder itself stops
+// within about 2 s of losing the database (its check times out), so it
+// has let go before another can take the lock.
+func leaseKeepalive() map[string]string {
+	return map[string]string{
+		"tcp_keepalives_idle":     "5",
+		"tcp_keepalives_interval": "1",
+		"tcp_keepalives_count":    "3",
+	}
 }
 
 // Watch implements store.Coordinator with LISTEN on a dedicated
@@ -101,7 +118,7 @@ func (w *watcher) send(ctx context.Context, kind string) bool {
 
 // listen watches on one connection until it fails or ctx ends.
 func (w *watcher) listen(ctx context.Context) {
-	conn, err := w.p.connect(ctx, w.app)
+	conn, err := w.p.connect(ctx, w.app, nil)
 	if err != nil {
 		return
 	}
@@ -180,7 +197,7 @@ func (p *PG) Lease(ctx context.Context, holder string) store.Lease {
 // holdLease competes for the lease on one connection until it fails or
 // ctx ends.
 func (p *PG) holdLease(ctx context.Context, holder string, l *pgLease) {
-	conn, err := p.connect(ctx, leaseApp+holder)
+	conn, err := p.connect(ctx, leaseApp+holder, leaseKeepalive())
 	if err != nil {
 		return
 	}
