@@ -158,7 +158,11 @@ func (w *watcher) listen(ctx context.Context) {
 // it moved past the last change delivered (the first time: never).
 func (w *watcher) recheck(ctx context.Context, conn *pgx.Conn) bool {
 	var n int64
-	if err := conn.QueryRow(ctx, "SELECT n FROM change_counter WHERE id = 1").Scan(&n); err != nil {
+	// Bounded, so that a database gone silent is left for a new
+	// connection rather than waited on.
+	qctx, cancel := context.WithTimeout(ctx, recheckEvery)
+	defer cancel()
+	if err := conn.QueryRow(qctx, "SELECT n FROM change_counter WHERE id = 1").Scan(&n); err != nil {
 		return false
 	}
 	moved := w.seen >= 0 && n > w.seen
