@@ -27,6 +27,8 @@ const (
 	leaseEvery = time.Second
 	// retryEvery spaces attempts to connect again.
 	retryEvery = time.Second
+	// connectTimeout bounds a dedicated connection's start.
+	connectTimeout = 5 * time.Second
 )
 
 // changesChannel is the channel migration 0003's triggers notify.
@@ -60,7 +62,11 @@ func (p *PG) connect(ctx context.Context, app string, params map[string]string) 
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}
-	return pgx.ConnectConfig(ctx, cfg)
+	// A database that does not answer is tried again later, not waited
+	// on for the system's TCP timeout.
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	return pgx.ConnectConfig(cctx, cfg)
 }
 
 // leaseKeepalive has the server probe the lease connection over TCP after
