@@ -196,7 +196,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 
 	maintainCtx, stopMaintain := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, removeAfter > 0) })
+	// Other admin nodes on the store wake this one's blocking queries;
+	// the domain's background work runs where the lease is held.
+	hostname, _ := os.Hostname()
+	name := hostname + "/" + l.Addr().String()
+	wg.Go(func() { server.Follow(maintainCtx, name) })
+	lease := coordinate(maintainCtx, s, name)
+	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, lease, removeAfter > 0) })
 
 	var runErr error
 	select {
@@ -290,10 +296,26 @@ func loadKeys(dir string, d store.Domain) (*ca.CA, ed25519.PrivateKey, error) {
 	return root, key, nil
 }
 
+// coordinate competes for the domain's background lease under this admin
+// node's name (its host's and listen address); a store that cannot share
+// one is always held.
+func coordinate(ctx context.Context, s store.Store, name string) store.Lease {
+	c, ok := s.(store.Coordinator)
+	if !ok {
+		return alwaysHeld{}
+	}
+	return c.Lease(ctx, name)
+}
+
+type alwaysHeld struct{}
+
+func (alwaysHeld) Held() bool { return true }
+
 // maintain renews the server certificate when due (cert is nil over plain
-// HTTP), removes instances offline for too long (when remove is set) and
-// maintains the traffic store, every maintainEvery until ctx ends.
-func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server, remove bool) {
+// HTTP) and writes the heartbeats left in memory; while lease is held it
+// also removes instances offline for too long (when remove is set) and
+// maintains the traffic store: every maintainEvery until ctx ends.
+func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server, lease store.Lease, remove bool) {
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
 	for {
@@ -316,19 +338,29 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 		if err := server.Flush(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("write instance states", "error", err)
 		}
-		if m, err := server.MaintainTraffic(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("roll up and prune the traffic store", "error", err)
-		} else if m.Pruned > 0 || m.Forgotten > 0 {
-			logger.Debug("traffic store maintained", "rolled_up", m.RolledUp, "pruned", m.Pruned, "labels_forgotten", m.Forgotten)
+		background(ctx, logger, server, lease, remove)
+	}
+}
+
+// background does the domain's background work, where lease is held: the
+// traffic store's roll-up and pruning, and the removal of instances
+// offline for too long (when remove is set).
+func background(ctx context.Context, logger hclog.Logger, server *api.Server, lease store.Lease, remove bool) {
+	if !lease.Held() {
+		return
+	}
+	if m, err := server.MaintainTraffic(ctx); err != nil && ctx.Err() == nil {
+		logger.Error("roll up and prune the traffic store", "error", err)
+	} else if m.Pruned > 0 || m.Forgotten > 0 {
+		logger.Debug("traffic store maintained", "rolled_up", m.RolledUp, "pruned", m.Pruned, "labels_forgotten", m.Forgotten)
+	}
+	if remove {
+		removed, err := server.RemoveOffline(ctx)
+		if err != nil && ctx.Err() == nil {
+			logger.Error("remove offline instances", "error", err)
 		}
-		if remove {
-			removed, err := server.RemoveOffline(ctx)
-			if err != nil && ctx.Err() == nil {
-				logger.Error("remove offline instances", "error", err)
-			}
-			for _, name := range removed {
-				logger.Info("removed instance offline for too long", "instance", name)
-			}
+		for _, name := range removed {
+			logger.Info("removed instance offline for too long", "instance", name)
 		}
 	}
 }

@@ -41,7 +41,7 @@ var testHash = sync.OnceValue(func() string {
 // loopback.
 type env struct {
 	t     testing.TB
-	store *store.Bolt
+	store store.Store
 	srv   *Server
 	http  *httptest.Server
 	pub   ed25519.PublicKey

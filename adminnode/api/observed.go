@@ -27,7 +27,10 @@ type observed struct {
 	states    map[string]store.InstanceState
 	dirty     map[string]bool
 	lastFlush time.Time
-	flushing  atomic.Bool
+	// flushEvery is flushEvery, or sharedFlushEvery on a store several
+	// admin nodes share.
+	flushEvery time.Duration
+	flushing   atomic.Bool
 	// drift is since when each instance has run another deployment than
 	// its group's current one.
 	drift map[string]drift
@@ -62,7 +65,7 @@ func (s *Server) observe(sts []store.InstanceState) {
 		o.states[st.Instance] = st
 		o.dirty[st.Instance] = true
 	}
-	due := s.now().Sub(o.lastFlush) >= flushEvery
+	due := s.now().Sub(o.lastFlush) >= o.flushEvery
 	o.mu.Unlock()
 	if moved {
 		s.reports.bump()

@@ -78,6 +78,11 @@ func (s *Server) overview(q *request) (any, error) {
 	now := s.now()
 	out := apitypes.Overview{Domain: s.domain.Name, Time: now.UTC(),
 		Groups: []apitypes.OverviewGroup{}, Hosts: []apitypes.OverviewHost{}, Attention: []apitypes.Attention{}}
+	nodes, holder, err := s.coordination(q.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.AdminNodes, out.LeaseHolder = nodes, holder
 	groups, err := s.store.ListGroups(q.ctx)
 	if err != nil {
 		return nil, err

@@ -152,6 +152,10 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.obs.flushEvery = flushEvery
+	if c, ok := s.store.(store.Coordinator); ok && c.Shared() {
+		s.obs.flushEvery = sharedFlushEvery
+	}
 	if s.nodeTTL == 0 {
 		s.nodeTTL = DefaultNodeCertTTL
 	}

@@ -15,6 +15,11 @@ type Overview struct {
 	HostsHidden bool           `json:"hosts_hidden,omitempty"`
 	// Attention lists what needs an operator, most severe kinds first.
 	Attention []Attention `json:"attention"`
+	// AdminNodes names the admin nodes serving the domain's store, and
+	// LeaseHolder the one running its background work (instance
+	// removal, traffic roll-up): "" while none holds it.
+	AdminNodes  []string `json:"admin_nodes"`
+	LeaseHolder string   `json:"lease_holder"`
 }
 
 // OverviewGroup is a group's roll-out, as in its summary.

@@ -60,7 +60,8 @@ var (
 
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
-	db *bolt.DB
+	db    *bolt.DB
+	coord boltCoord
 }
 
 var _ Store = (*Bolt)(nil)
