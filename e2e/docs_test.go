@@ -246,8 +246,7 @@ func lineMatches(want, got string) bool {
 type docDomain struct {
 	dir, envFile string
 	// addrs maps each address the pages show (the README's ports) to the
-	// one the domain has: the same with dev's fixed ports, chosen ones
-	// with port 0.
+	// one the test has: chosen by the system, or held for the test.
 	addrs map[string]string
 }
 
@@ -259,39 +258,19 @@ var docDevAddrs = map[string]string{
 	"127.0.0.1:8081": "demo-2_listen", "127.0.0.1:8086": "demo-2_status_listen",
 }
 
-// startDocDomain runs `gatehouse dev` in a temporary directory. A dev
-// that takes --ready-file runs on ports chosen by the system, which the
-// pages' addresses are rewritten to; otherwise it needs the README's
-// fixed ports, and the test is skipped when one is taken.
+// startDocDomain runs `gatehouse dev` in a temporary directory on ports
+// chosen by the system, which the pages' addresses are rewritten to.
 func startDocDomain(t *testing.T) *docDomain {
 	t.Helper()
 	d := &docDomain{dir: t.TempDir(), addrs: map[string]string{}}
 	d.envFile = filepath.Join(d.dir, "dev.env")
 	gw := &gatewayPids{pids: map[int]bool{}, nodeDir: filepath.Join(d.dir, "node")}
 	t.Cleanup(gw.killAll)
-	help, err := exec.Command(binary, "dev", "--help").Output()
-	if err != nil {
-		t.Fatalf("gatehouse dev --help: %v", err)
-	}
-	args := []string{"dev", "--dir", d.dir}
-	ready := ""
-	if strings.Contains(string(help), "--ready-file") {
-		ready = filepath.Join(t.TempDir(), "ready.json")
-		args = append(args, "--admin-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--upstream-listen", "127.0.0.1:0",
-			"--gateway-listen", "127.0.0.1:0,127.0.0.1:0", "--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0", "--ready-file", ready)
-		if strings.Contains(string(help), "--gateway-gossip-listen") {
-			args = append(args, "--gateway-gossip-listen", "127.0.0.1:0,127.0.0.1:0")
-		}
-	} else {
-		for addr := range docDevAddrs {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				t.Skipf("gatehouse dev needs its fixed address %s, which is taken here: %v", addr, err)
-			}
-			l.Close()
-			d.addrs[addr] = addr
-		}
-	}
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	args := []string{"dev", "--dir", d.dir,
+		"--admin-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0", "--upstream-listen", "127.0.0.1:0",
+		"--gateway-listen", "127.0.0.1:0,127.0.0.1:0", "--gateway-status-listen", "127.0.0.1:0,127.0.0.1:0",
+		"--gateway-gossip-listen", "127.0.0.1:0,127.0.0.1:0", "--ready-file", ready}
 	dev := start(t, args...)
 	t.Cleanup(func() {
 		dev.signal(syscall.SIGINT)
@@ -300,18 +279,16 @@ func startDocDomain(t *testing.T) *docDomain {
 	dev.waitFor(t, 60*time.Second, "the dev domain's usage text", func() bool {
 		return strings.Contains(dev.out.String(), "Ctrl-C stops everything")
 	})
-	if ready != "" {
-		var got map[string]string
-		dev.waitFor(t, 30*time.Second, "dev's ready file", func() bool {
-			data, err := os.ReadFile(ready)
-			return err == nil && json.Unmarshal(data, &got) == nil
-		})
-		for shown, key := range docDevAddrs {
-			if got[key] == "" {
-				t.Fatalf("dev's ready file has no %s: %v", key, got)
-			}
-			d.addrs[shown] = got[key]
+	var got map[string]string
+	dev.waitFor(t, 30*time.Second, "dev's ready file", func() bool {
+		data, err := os.ReadFile(ready)
+		return err == nil && json.Unmarshal(data, &got) == nil
+	})
+	for shown, key := range docDevAddrs {
+		if got[key] == "" {
+			t.Fatalf("dev's ready file has no %s: %v", key, got)
 		}
+		d.addrs[shown] = got[key]
 	}
 	// The pages start once the domain serves, as a reader starts once
 	// `make run` has printed its banner and the gateways answer.
@@ -340,22 +317,22 @@ func startDocDomain(t *testing.T) *docDomain {
 // rewrite puts the domain's real addresses and directory in place of
 // those a page shows.
 func (d *docDomain) rewrite(s string) string {
-	if d.dir == "" {
-		return s
-	}
 	for shown, real := range d.addrs {
 		s = strings.ReplaceAll(s, shown, real)
+	}
+	if d.dir == "" {
+		return s
 	}
 	return strings.ReplaceAll(s, "/tmp/gatehouse-dev-*", d.dir)
 }
 
 // unrewrite is rewrite backwards, for output compared with a page's.
 func (d *docDomain) unrewrite(s string) string {
-	if d.dir == "" {
-		return s
-	}
 	for shown, real := range d.addrs {
 		s = strings.ReplaceAll(s, real, shown)
+	}
+	if d.dir == "" {
+		return s
 	}
 	return strings.ReplaceAll(s, d.dir, "/tmp/gatehouse-dev-*")
 }
@@ -459,22 +436,31 @@ func TestDocs(t *testing.T) {
 		}
 	}
 
-	// First what runs on its own, with the addresses as written: nothing
-	// else listens on them yet.
-	writeFiles(&docDomain{})
+	// First what runs on its own, on addresses held for the test in place
+	// of those the page shows, so that no other process can have them.
+	alone := &docDomain{addrs: map[string]string{}}
+	for _, p := range pages {
+		for _, b := range p.blocks {
+			if b.alone || b.kind == "file" {
+				for _, a := range docAddrRE.FindAllString(b.text, -1) {
+					if alone.addrs[a] == "" {
+						alone.addrs[a] = freeAddr(t)
+					}
+				}
+			}
+		}
+	}
+	writeFiles(alone)
 	for _, p := range pages {
 		for _, b := range p.blocks {
 			if !b.alone {
 				continue
 			}
 			where := fmt.Sprintf("%s:%d", p.path, b.line)
-			addrs := docAddrRE.FindAllString(b.text, -1)
-			if taken := takenAddr(addrs); taken != "" {
-				t.Logf("%s: not run: it listens on %s, which is taken here", where, taken)
-				continue
-			}
-			out, err := runDocBlock(aloneEnv, "set -e -o pipefail\ncd "+shellQuoted(works[p.path])+"\n"+b.text)
-			check(where, b, out, err)
+			text := alone.rewrite(b.text)
+			addrs := docAddrRE.FindAllString(text, -1)
+			out, err := runDocBlock(aloneEnv, "set -e -o pipefail\ncd "+shellQuoted(works[p.path])+"\n"+text)
+			check(where, b, alone.unrewrite(out), err)
 			// What the block started is gone with it, and its addresses
 			// free again for the domain.
 			until(t, where+"'s addresses free again", func() (bool, string) {
@@ -506,20 +492,9 @@ func TestDocs(t *testing.T) {
 	}
 }
 
-// docAddrRE finds the loopback addresses a block names.
-var docAddrRE = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
-
-// takenAddr returns the first of addrs something listens on already.
-func takenAddr(addrs []string) string {
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			return a
-		}
-		l.Close()
-	}
-	return ""
-}
+// docAddrRE finds the loopback addresses a block names (port 0 is the
+// kernel's choice, not an address).
+var docAddrRE = regexp.MustCompile(`127\.0\.0\.1:[1-9][0-9]*`)
 
 // runDocBlock runs script in bash in a process group of its own, killed
 // when bash ends (a block may start something in the background) or after
