@@ -84,3 +84,10 @@ func (s *Server) coordination(ctx context.Context) (nodes []string, holder strin
 	}
 	return nodes, holder, nil
 }
+
+// storeUnreachable says whether err is the store being out of reach rather
+// than a failure of the request.
+func (s *Server) storeUnreachable(err error) bool {
+	r, ok := s.store.(store.Reachability)
+	return ok && r.Unreachable(err)
+}

@@ -282,6 +282,14 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if err != nil {
 			e, internal := asAPIError(err)
+			if internal && s.storeUnreachable(err) {
+				// Not the admin node's fault, nor the request's: the
+				// client may retry, here or through another admin node.
+				s.log.Warn("request refused: the store is unreachable", "request_id", q.id, "action", rt.action, "error", err)
+				w.Header().Set("Retry-After", "1")
+				e, internal = newError(http.StatusServiceUnavailable, apitypes.CodeUnavailable,
+					"the domain's database is unreachable: retry shortly"), false
+			}
 			// A caller that went away (a node manager's blocking query
 			// at shutdown) is not the server's failure.
 			if internal && !errors.Is(err, context.Canceled) {

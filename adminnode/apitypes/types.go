@@ -24,6 +24,7 @@ const (
 	CodePreconditionRequired = "precondition_required" // 428
 	CodeTooManyRequests      = "too_many_requests"     // 429
 	CodeInternal             = "internal"              // 500
+	CodeUnavailable          = "unavailable"           // 503
 )
 
 // CodeUnrunnable (422) refuses a strict deploy of a configuration that

@@ -45,6 +45,14 @@ type Coordinator interface {
 	LeaseHolder(ctx context.Context) (string, error)
 }
 
+// Reachability is implemented by a store behind a network connection: it
+// tells the store being out of reach (the connection refused, cut, or the
+// database shutting down) from a statement that failed, so that the admin
+// API can answer the first with a retryable 503 rather than a 500.
+type Reachability interface {
+	Unreachable(err error) bool
+}
+
 // Lease is the right to run the domain's background work (instance status
 // removal, traffic roll-up and pruning): held by one admin node at a time.
 type Lease interface {

@@ -314,6 +314,10 @@ func TestDatabaseAway(t *testing.T) {
 		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
 			t.Errorf("%s with the database away: %v, want a connection error", name, err)
 		}
+		// The admin API answers these 503, retryable, not 500.
+		if !s.Unreachable(err) {
+			t.Errorf("%s with the database away: %v (%T) is not reported unreachable", name, err, err)
+		}
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("%s took %s", name, took)
 		}
@@ -336,5 +340,21 @@ func TestDatabaseAway(t *testing.T) {
 	}
 	if _, err := s.Freeze(ctx, "edge", d.Version, plainBuild); err != nil {
 		t.Errorf("deploy after the database came back: %v", err)
+	}
+	// What the database refuses is no outage.
+	for name, call := range map[string]func() error{
+		"missing group":   func() error { _, err := s.GetGroup(ctx, "nowhere"); return err },
+		"duplicate group": func() error { _, err := s.CreateGroup(ctx, store.Group{Name: "edge"}); return err },
+		"stale draft":     func() error { _, err := s.PutDraft(ctx, "edge", deploy.Config{}, d.Version+7, "bob"); return err },
+		"cancelled": func() error {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			_, err := s.GetGroup(c, "edge")
+			return err
+		},
+	} {
+		if err := call(); err == nil || s.Unreachable(err) {
+			t.Errorf("%s: %v reported as the database unreachable", name, err)
+		}
 	}
 }
