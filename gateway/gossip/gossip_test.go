@@ -262,7 +262,8 @@ func TestGroupsWithOtherKeysStayApart(t *testing.T) {
 	a2 := start(t, "blue", "a2", withKeys(key(1)), withSeeds(b1.Addr(), a1.Addr()))
 	b2 := start(t, "green", "b2", withKeys(key(2)), withSeeds(a1.Addr(), b1.Addr()))
 	waitfor.True(t, 5*time.Second, "each group to form", func() bool {
-		return allSee([]*Member{a1}, "a2", StateAlive) && allSee([]*Member{b1}, "b2", StateAlive)
+		return allSee([]*Member{a1}, "a2", StateAlive) && allSee([]*Member{a2}, "a1", StateAlive) &&
+			allSee([]*Member{b1}, "b2", StateAlive) && allSee([]*Member{b2}, "b1", StateAlive)
 	})
 	waitfor.Holds(t, time.Second, "each member seeing its group's other member only", func() (bool, string) {
 		for _, m := range []*Member{a1, a2, b1, b2} {
