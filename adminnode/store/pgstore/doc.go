@@ -19,8 +19,9 @@
 // (store.ErrNewerSchema).
 //
 // The domain's traffic (traffic.go) follows the bbolt store's rules, shared
-// through the store package: a node's batch is stored once under the lock
-// of the node's row, a group's points are rows keyed by resolution, time,
-// instance and series, rolled up and pruned by MaintainTraffic. The
-// time-partitioned tables a large domain needs are still to come.
+// through the store package: a node's batch is stored once, decided by the
+// insert of its row under a unique (node, epoch, seq) key; a group's points
+// are rows keyed by time, instance and series in tables partitioned by
+// time (trafficpart.go), rolled up by MaintainTraffic, which drops the
+// partitions past retention whole.
 package pgstore

@@ -19,7 +19,8 @@ import (
 
 // PG is the PostgreSQL implementation of store.Store.
 type PG struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	parts knownPartitions
 }
 
 var _ store.Store = (*PG)(nil)

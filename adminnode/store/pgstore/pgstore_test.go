@@ -237,7 +237,7 @@ func TestSeriesForgotten(t *testing.T) {
 	}
 	count := func() (n int) {
 		t.Helper()
-		if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM traffic_series) + (SELECT count(*) FROM traffic_labels) + (SELECT count(*) FROM traffic_points)").Scan(&n); err != nil {
+		if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM traffic_series) + (SELECT count(*) FROM traffic_labels) + (SELECT count(*) FROM traffic_fine) + (SELECT count(*) FROM traffic_coarse)").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -245,7 +245,7 @@ func TestSeriesForgotten(t *testing.T) {
 	if n := count(); n != 3 {
 		t.Fatalf("%d series, labels and points after one batch, want 3", n)
 	}
-	for _, at := range []time.Duration{time.Hour, 31 * 24 * time.Hour} {
+	for _, at := range []time.Duration{time.Hour, 31 * 24 * time.Hour, 38 * 24 * time.Hour} {
 		if _, err := s.MaintainTraffic(ctx, t0.Add(at)); err != nil {
 			t.Fatal(err)
 		}

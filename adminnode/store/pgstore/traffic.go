@@ -10,29 +10,30 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 // The domain's traffic follows the bbolt store's rules (store's
-// ValidateTrafficBatch, TrafficPointTime, TrafficAccumulator): each
-// node's batch is stored once, under the lock of the node's row; a
-// group's labels, series numbers and points are written under the lock of
-// its traffic_groups row, taken in name order by a batch of several
-// groups.
-
-// Resolutions of traffic_points, in seconds.
-const (
-	resFine   = int(store.TrafficFine / time.Second)
-	resCoarse = int(store.TrafficCoarse / time.Second)
-)
+// ValidateTrafficBatch, TrafficPointTime, TrafficAccumulator). A batch is
+// stored when its row in traffic_batches, under the unique key (node,
+// epoch, seq), is inserted; a group's labels, series numbers and points
+// are written under the lock of its traffic_groups row, taken in name
+// order by a batch of several groups. Points are in the time-partitioned
+// tables traffic_fine (10 s) and traffic_coarse (1 min), see
+// trafficpart.go.
 
 // countsLen is the length of a counts array.
 const countsLen = 4 + traffic.NumBuckets
 
 func countsArray(c *traffic.Counts) []int64 {
 	a := make([]int64, 0, countsLen)
+	return appendCounts(a, c)
+}
+
+func appendCounts(a []int64, c *traffic.Counts) []int64 {
 	a = append(a, int64(c.Requests), int64(c.BytesIn), int64(c.BytesOut), int64(c.LatencySumMicros))
 	for _, n := range c.Latency {
 		a = append(a, int64(n))
@@ -71,7 +72,9 @@ type totalKey struct {
 
 // groupWriter writes one group's series of a batch, as the bbolt store's
 // does: it folds their labels, finds their numbers, and sums them by
-// instance and by total before writing each once.
+// instance and by total before writing each once. It reads what it needs
+// of the group's labels and series in one query each, and writes
+// everything in one round trip.
 type groupWriter struct {
 	tx                            pgx.Tx
 	group                         string
@@ -81,15 +84,18 @@ type groupWriter struct {
 	routes, consumers             int
 	foldedRoutes, foldedConsumers int64
 	lastSeries                    int64
-	ids                           map[seriesKey]int64
-	// admitted and services remember, for the batch, what admit and the
-	// fold's look-up of a service answered: a label's answer cannot change
-	// within a batch (once refused, the limit stays reached), and most
-	// labels recur across a batch's instances.
-	admitted map[labelKey]bool
-	services map[string]bool
-	points   map[pointKey]*traffic.Counts
-	totals   map[totalKey]*traffic.Counts
+	// labels holds the last use of the batch's known labels, and
+	// routeServices the services with a known route: a label refused once
+	// stays refused within a batch, since the limit stays reached.
+	labels        map[labelKey]int64
+	routeServices map[string]bool
+	newLabels     []labelKey
+	touchedLabels []labelKey
+	ids           map[seriesKey]int64
+	newSeries     []seriesKey
+	touchedSeries []int64
+	points        map[pointKey]*traffic.Counts
+	totals        map[totalKey]*traffic.Counts
 }
 
 // openGroupWriter locks the group's traffic row, making it on the group's
@@ -100,7 +106,8 @@ func openGroupWriter(ctx context.Context, tx pgx.Tx, group string, lim store.Tra
 		return nil, false, err
 	}
 	g := &groupWriter{tx: tx, group: group, now: now.Unix(), lim: lim,
-		ids: map[seriesKey]int64{}, admitted: map[labelKey]bool{}, services: map[string]bool{}, points: map[pointKey]*traffic.Counts{}, totals: map[totalKey]*traffic.Counts{}}
+		labels: map[labelKey]int64{}, routeServices: map[string]bool{}, ids: map[seriesKey]int64{},
+		points: map[pointKey]*traffic.Counts{}, totals: map[totalKey]*traffic.Counts{}}
 	err := tx.QueryRow(ctx, `SELECT watermark, routes, consumers, folded_routes, folded_consumers, last_series
 		FROM traffic_groups WHERE group_name = $1 FOR UPDATE`, group).
 		Scan(&g.watermark, &g.routes, &g.consumers, &g.foldedRoutes, &g.foldedConsumers, &g.lastSeries)
@@ -115,111 +122,133 @@ func openGroupWriter(ctx context.Context, tx pgx.Tx, group string, lim store.Tra
 
 var touchEvery = int64(store.TrafficLabelTouchEvery / time.Second)
 
+// loadLabels reads which of the series' labels the group knows, and
+// which of their services have a known route.
+func (g *groupWriter) loadLabels(ctx context.Context, series []*traffic.DomainSeries) error {
+	var kinds, services, names, routeServices []string
+	asked := map[labelKey]bool{}
+	ask := func(k labelKey) {
+		if !asked[k] {
+			asked[k] = true
+			kinds, services, names = append(kinds, k.kind), append(services, k.service), append(names, k.name)
+		}
+	}
+	for _, s := range series {
+		ask(labelKey{"r", s.Service, s.Route})
+		if s.Consumer != "" {
+			ask(labelKey{"c", "", s.Consumer})
+		}
+		if !slices.Contains(routeServices, s.Service) {
+			routeServices = append(routeServices, s.Service)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT kind, service, name, seen FROM traffic_labels WHERE group_name = $1
+		AND (kind, service, name) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
+		g.group, kinds, services, names).Query(func(rows pgx.Rows) error {
+		var k labelKey
+		var seen int64
+		_, err := pgx.ForEachRow(rows, []any{&k.kind, &k.service, &k.name, &seen}, func() error {
+			g.labels[k] = seen
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT DISTINCT service FROM traffic_labels WHERE group_name = $1 AND kind = 'r' AND service = ANY($2::text[])`,
+		g.group, routeServices).Query(func(rows pgx.Rows) error {
+		var service string
+		_, err := pgx.ForEachRow(rows, []any{&service}, func() error {
+			g.routeServices[service] = true
+			return nil
+		})
+		return err
+	})
+	return g.tx.SendBatch(ctx, b).Close()
+}
+
 // admit reports whether the label is known or may be added under limit
 // (counted in *count), recording it; a known label's last use is
 // refreshed at most every TrafficLabelTouchEvery.
-func (g *groupWriter) admit(ctx context.Context, kind, service, name string, limit int, count *int) (bool, error) {
+func (g *groupWriter) admit(kind, service, name string, limit int, count *int) bool {
 	k := labelKey{kind, service, name}
-	if ok, seen := g.admitted[k]; seen {
-		return ok, nil
-	}
-	ok, err := g.admitLabel(ctx, kind, service, name, limit, count)
-	if err == nil {
-		g.admitted[k] = ok
-	}
-	return ok, err
-}
-
-func (g *groupWriter) admitLabel(ctx context.Context, kind, service, name string, limit int, count *int) (bool, error) {
-	var seen int64
-	err := g.tx.QueryRow(ctx, `SELECT seen FROM traffic_labels
-		WHERE group_name = $1 AND kind = $2 AND service = $3 AND name = $4`, g.group, kind, service, name).Scan(&seen)
-	switch {
-	case err == nil:
+	if seen, ok := g.labels[k]; ok {
 		if g.now-seen >= touchEvery {
-			_, err = g.tx.Exec(ctx, `UPDATE traffic_labels SET seen = $5
-				WHERE group_name = $1 AND kind = $2 AND service = $3 AND name = $4`, g.group, kind, service, name, g.now)
+			g.labels[k] = g.now
+			g.touchedLabels = append(g.touchedLabels, k)
 		}
-		return true, err
-	case !errors.Is(err, pgx.ErrNoRows):
-		return false, err
-	case *count >= limit:
-		return false, nil
+		return true
+	}
+	if *count >= limit {
+		return false
 	}
 	*count++
-	_, err = g.tx.Exec(ctx, "INSERT INTO traffic_labels VALUES ($1, $2, $3, $4, $5)", g.group, kind, service, name, g.now)
-	return true, err
+	g.labels[k] = g.now
+	g.newLabels = append(g.newLabels, k)
+	if kind == "r" {
+		g.routeServices[service] = true
+	}
+	return true
 }
 
 // fold replaces the route and consumer of l by store.OtherLabel beyond the
 // group's limits, and reports whether it did; the service of a folded
 // route goes too when no route of it is known.
-func (g *groupWriter) fold(ctx context.Context, l *store.TrafficFilter, requests uint64) (bool, error) {
+func (g *groupWriter) fold(l *store.TrafficFilter, requests uint64) bool {
 	folded := false
-	ok, err := g.admit(ctx, "r", l.Service, l.Route, g.lim.MaxRoutes, &g.routes)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		known, asked := g.services[l.Service]
-		if !asked {
-			if err := g.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM traffic_labels
-				WHERE group_name = $1 AND kind = 'r' AND service = $2)`, g.group, l.Service).Scan(&known); err != nil {
-				return false, err
-			}
-			g.services[l.Service] = known
-		}
-		if !known {
+	if !g.admit("r", l.Service, l.Route, g.lim.MaxRoutes, &g.routes) {
+		if !g.routeServices[l.Service] {
 			l.Service = store.OtherLabel
 		}
 		l.Route = store.OtherLabel
 		folded = true
 		g.foldedRoutes += int64(requests)
 	}
-	if l.Consumer != "" {
-		ok, err := g.admit(ctx, "c", "", l.Consumer, g.lim.MaxConsumers, &g.consumers)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			l.Consumer = store.OtherLabel
-			folded = true
-			g.foldedConsumers += int64(requests)
-		}
+	if l.Consumer != "" && !g.admit("c", "", l.Consumer, g.lim.MaxConsumers, &g.consumers) {
+		l.Consumer = store.OtherLabel
+		folded = true
+		g.foldedConsumers += int64(requests)
 	}
-	return folded, nil
+	return folded
 }
 
-// seriesID returns the number of the series in the group, adding it if
-// new; a known series' last use is refreshed at most every
-// TrafficLabelTouchEvery.
-func (g *groupWriter) seriesID(ctx context.Context, k seriesKey) (int64, error) {
-	if id, ok := g.ids[k]; ok {
-		return id, nil
+// loadSeries finds the numbers of the series keys, numbering the new ones
+// in the order of keys; a known series' last use is refreshed at most
+// every TrafficLabelTouchEvery.
+func (g *groupWriter) loadSeries(ctx context.Context, keys []seriesKey) error {
+	var services, routes, consumers, classes []string
+	asked := map[seriesKey]bool{}
+	for _, k := range keys {
+		if !asked[k] {
+			asked[k] = true
+			services, routes, consumers, classes = append(services, k.service), append(routes, k.route), append(consumers, k.consumer), append(classes, k.class)
+		}
+	}
+	rows, err := g.tx.Query(ctx, `SELECT id, seen, service, route, consumer, class FROM traffic_series WHERE group_name = $1
+		AND (service, route, consumer, class) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]))`,
+		g.group, services, routes, consumers, classes)
+	if err != nil {
+		return err
 	}
 	var id, seen int64
-	err := g.tx.QueryRow(ctx, `SELECT id, seen FROM traffic_series
-		WHERE group_name = $1 AND service = $2 AND route = $3 AND consumer = $4 AND class = $5`,
-		g.group, k.service, k.route, k.consumer, k.class).Scan(&id, &seen)
-	switch {
-	case err == nil:
+	var k seriesKey
+	_, err = pgx.ForEachRow(rows, []any{&id, &seen, &k.service, &k.route, &k.consumer, &k.class}, func() error {
+		g.ids[k] = id
 		if g.now-seen >= touchEvery {
-			if _, err := g.tx.Exec(ctx, "UPDATE traffic_series SET seen = $3 WHERE group_name = $1 AND id = $2", g.group, id, g.now); err != nil {
-				return 0, err
-			}
+			g.touchedSeries = append(g.touchedSeries, id)
 		}
-	case errors.Is(err, pgx.ErrNoRows):
-		g.lastSeries++
-		id = g.lastSeries
-		if _, err := g.tx.Exec(ctx, "INSERT INTO traffic_series VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			g.group, id, k.service, k.route, k.consumer, k.class, g.now); err != nil {
-			return 0, err
-		}
-	default:
-		return 0, err
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	g.ids[k] = id
-	return id, nil
+	for _, k := range keys {
+		if _, ok := g.ids[k]; !ok {
+			g.lastSeries++
+			g.ids[k] = g.lastSeries
+			g.newSeries = append(g.newSeries, k)
+		}
+	}
+	return nil
 }
 
 func addTo[K comparable](m map[K]*traffic.Counts, k K, c *traffic.Counts) {
@@ -231,26 +260,106 @@ func addTo[K comparable](m map[K]*traffic.Counts, k K, c *traffic.Counts) {
 	m[k] = &cp
 }
 
-const upsertPoint = `INSERT INTO traffic_points VALUES ($1, $2, $3, $4, $5, $6)
-	ON CONFLICT (group_name, resolution, at, instance, series)
-	DO UPDATE SET counts = traffic_add(traffic_points.counts, EXCLUDED.counts)`
+// write folds, numbers and sums the group's series of a batch, then
+// writes them; it returns how many series it folded.
+func (g *groupWriter) write(ctx context.Context, series []*traffic.DomainSeries, fine, minute int64) (int, error) {
+	if err := g.loadLabels(ctx, series); err != nil {
+		return 0, fmt.Errorf("read labels: %w", err)
+	}
+	folded := 0
+	labels := make([]store.TrafficFilter, len(series))
+	keys := make([]seriesKey, len(series))
+	for i, s := range series {
+		l := store.TrafficFilter{Service: s.Service, Route: s.Route, Consumer: s.Consumer, Instance: s.Instance}
+		if g.fold(&l, s.Requests) {
+			folded++
+		}
+		labels[i], keys[i] = l, seriesKey{l.Service, l.Route, l.Consumer, s.Class}
+	}
+	if err := g.loadSeries(ctx, keys); err != nil {
+		return 0, fmt.Errorf("read series: %w", err)
+	}
+	for i, s := range series {
+		addTo(g.points, pointKey{s.Instance, g.ids[keys[i]]}, &s.Counts)
+		addTo(g.totals, totalKey{labels[i].Service, s.Class}, &s.Counts)
+	}
+	return folded, g.flush(ctx, fine, minute)
+}
 
-// flush writes the batch's sums: each instance's points at 10 s (and at
-// 1 min when that minute was already rolled up), the totals, and the
-// group's counters.
+// upsertPoints adds $5's counts (countsLen numbers a point, flattened) to
+// the points of group $1 at $2, instances $3 and series $4.
+func upsertPoints(table string) string {
+	return fmt.Sprintf(`INSERT INTO %[1]s (group_name, at, instance, series, counts)
+		SELECT $1, $2, u.instance, u.series, ($5::bigint[])[(u.n - 1) * %[2]d + 1 : u.n * %[2]d]
+		FROM unnest($3::text[], $4::bigint[]) WITH ORDINALITY AS u (instance, series, n)
+		ON CONFLICT (group_name, at, instance, series)
+		DO UPDATE SET counts = traffic_add(%[1]s.counts, EXCLUDED.counts)`, table, countsLen)
+}
+
+var (
+	upsertFine   = upsertPoints(fineTable.name)
+	upsertCoarse = upsertPoints(coarseTable.name)
+)
+
+// flush writes the batch's labels, series and sums in one round trip:
+// each instance's points at 10 s (and at 1 min when that minute was
+// already rolled up), the totals, and the group's counters.
 func (g *groupWriter) flush(ctx context.Context, fine, minute int64) error {
 	b := &pgx.Batch{}
-	for k, c := range g.points {
-		b.Queue(upsertPoint, g.group, resFine, fine, k.instance, k.series, countsArray(c))
-		if minute < g.watermark {
-			b.Queue(upsertPoint, g.group, resCoarse, minute, k.instance, k.series, countsArray(c))
+	if len(g.newLabels) > 0 || len(g.touchedLabels) > 0 {
+		for _, ls := range []struct {
+			sql    string
+			labels []labelKey
+		}{
+			{`INSERT INTO traffic_labels (group_name, kind, service, name, seen)
+				SELECT $1, k, s, n, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (k, s, n)`, g.newLabels},
+			{`UPDATE traffic_labels l SET seen = $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u (k, s, n)
+				WHERE l.group_name = $1 AND l.kind = u.k AND l.service = u.s AND l.name = u.n`, g.touchedLabels},
+		} {
+			var kinds, services, names []string
+			for _, k := range ls.labels {
+				kinds, services, names = append(kinds, k.kind), append(services, k.service), append(names, k.name)
+			}
+			if len(kinds) > 0 {
+				b.Queue(ls.sql, g.group, kinds, services, names, g.now)
+			}
 		}
 	}
-	for k, c := range g.totals {
-		b.Queue(`INSERT INTO traffic_totals VALUES ($1, $2, $3, $4)
-			ON CONFLICT (group_name, service, class)
-			DO UPDATE SET counts = traffic_add(traffic_totals.counts, EXCLUDED.counts)`, g.group, k.service, k.class, countsArray(c))
+	if len(g.newSeries) > 0 {
+		ids := make([]int64, len(g.newSeries))
+		var services, routes, consumers, classes []string
+		for i, k := range g.newSeries {
+			ids[i] = g.ids[k]
+			services, routes, consumers, classes = append(services, k.service), append(routes, k.route), append(consumers, k.consumer), append(classes, k.class)
+		}
+		b.Queue(`INSERT INTO traffic_series (group_name, id, service, route, consumer, class, seen)
+			SELECT $1, i, s, r, c, cl, $7 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u (i, s, r, c, cl)`,
+			g.group, ids, services, routes, consumers, classes, g.now)
 	}
+	if len(g.touchedSeries) > 0 {
+		b.Queue("UPDATE traffic_series SET seen = $3 WHERE group_name = $1 AND id = ANY($2::bigint[])", g.group, g.touchedSeries, g.now)
+	}
+	instances := make([]string, 0, len(g.points))
+	series := make([]int64, 0, len(g.points))
+	counts := make([]int64, 0, len(g.points)*countsLen)
+	for k, c := range g.points {
+		instances, series, counts = append(instances, k.instance), append(series, k.series), appendCounts(counts, c)
+	}
+	b.Queue(upsertFine, g.group, fine, instances, series, counts)
+	if minute < g.watermark {
+		b.Queue(upsertCoarse, g.group, minute, instances, series, counts)
+	}
+	services := make([]string, 0, len(g.totals))
+	classes := make([]string, 0, len(g.totals))
+	totals := make([]int64, 0, len(g.totals)*countsLen)
+	for k, c := range g.totals {
+		services, classes, totals = append(services, k.service), append(classes, k.class), appendCounts(totals, c)
+	}
+	b.Queue(fmt.Sprintf(`INSERT INTO traffic_totals (group_name, service, class, counts)
+		SELECT $1, u.s, u.c, ($4::bigint[])[(u.n - 1) * %[1]d + 1 : u.n * %[1]d]
+		FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u (s, c, n)
+		ON CONFLICT (group_name, service, class)
+		DO UPDATE SET counts = traffic_add(traffic_totals.counts, EXCLUDED.counts)`, countsLen), g.group, services, classes, totals)
 	b.Queue(`UPDATE traffic_groups SET routes = $2, consumers = $3, folded_routes = $4, folded_consumers = $5,
 		last_series = $6 WHERE group_name = $1`, g.group, g.routes, g.consumers, g.foldedRoutes, g.foldedConsumers, g.lastSeries)
 	return g.tx.SendBatch(ctx, b).Close()
@@ -265,14 +374,41 @@ func putNode(ctx context.Context, tx pgx.Tx, n store.TrafficNode) error {
 	return err
 }
 
-// IngestTraffic implements store.Store. The node's row is locked first:
-// a node's batches are stored one at a time, each once, whichever admin
-// node receives them.
+// noPartition is PostgreSQL's error for a row that no partition takes.
+const noPartition = "23514"
+
+// IngestTraffic implements store.Store. The partitions for the batch's
+// time are made first, outside the batch's transaction.
 func (p *PG) IngestTraffic(ctx context.Context, batch traffic.Batch, lim store.TrafficLimits, now time.Time) (store.TrafficIngest, error) {
-	var out store.TrafficIngest
 	if err := store.ValidateTrafficBatch(&batch, lim); err != nil {
+		return store.TrafficIngest{}, err
+	}
+	at := store.TrafficPointTime(&batch).Unix()
+	fine, minute := store.FloorTraffic(at, store.TrafficFine), store.FloorTraffic(at, store.TrafficCoarse)
+	for retried := false; ; retried = true {
+		if err := p.ensurePartitions(ctx, now, fineTable.partition(fine), coarseTable.partition(minute)); err != nil {
+			return store.TrafficIngest{}, fmt.Errorf("traffic batch %d of node %q: %w", batch.Seq, batch.Node, err)
+		}
+		out, err := p.ingest(ctx, &batch, lim, now, fine, minute)
+		// A partition remembered but dropped since by another admin node:
+		// made again, once.
+		var pgErr *pgconn.PgError
+		if !retried && errors.As(err, &pgErr) && pgErr.Code == noPartition {
+			p.parts.forget()
+			continue
+		}
 		return out, err
 	}
+}
+
+// ingest stores the batch in one transaction. Inserting the batch's row
+// decides: of two deliveries of one batch at once, to one admin node or
+// two, the second waits on the first's row and finds it there. A batch
+// numbered at or below the node's last one (older than what
+// traffic_batches keeps, or arriving out of order) is a duplicate too, as
+// for the bbolt store.
+func (p *PG) ingest(ctx context.Context, batch *traffic.Batch, lim store.TrafficLimits, now time.Time, fine, minute int64) (store.TrafficIngest, error) {
+	var out store.TrafficIngest
 	err := p.tx(ctx, func(tx pgx.Tx) error {
 		out = store.TrafficIngest{}
 		fresh, err := encode(store.TrafficNode{Node: batch.Node})
@@ -282,11 +418,19 @@ func (p *PG) IngestTraffic(ctx context.Context, batch traffic.Batch, lim store.T
 		if _, err := tx.Exec(ctx, "INSERT INTO traffic_nodes VALUES ($1, $2) ON CONFLICT DO NOTHING", batch.Node, fresh); err != nil {
 			return err
 		}
-		n, err := mustDoc[store.TrafficNode](ctx, tx, "traffic node", batch.Node, "SELECT doc FROM traffic_nodes WHERE node = $1 FOR UPDATE", batch.Node)
+		tag, err := tx.Exec(ctx, `INSERT INTO traffic_batches (node, epoch, seq, received)
+			SELECT node, epoch, $2, $3 FROM traffic_nodes WHERE node = $1 ON CONFLICT DO NOTHING`,
+			batch.Node, int64(batch.Seq), now.Unix())
 		if err != nil {
 			return err
 		}
-		if batch.Seq <= n.LastSeq {
+		// NO KEY UPDATE: the batch row's foreign key holds a KEY SHARE lock
+		// on the node's row, which a concurrent batch of the node holds too.
+		n, err := mustDoc[store.TrafficNode](ctx, tx, "traffic node", batch.Node, "SELECT doc FROM traffic_nodes WHERE node = $1 FOR NO KEY UPDATE", batch.Node)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 || batch.Seq <= n.LastSeq {
 			n.Duplicates++
 			out.Ack = n.LastSeq
 			return putNode(ctx, tx, n)
@@ -299,14 +443,14 @@ func (p *PG) IngestTraffic(ctx context.Context, batch traffic.Batch, lim store.T
 		n.Batches++
 		n.Dropped = max(n.Dropped, n.DroppedBase+batch.Dropped)
 
-		at := store.TrafficPointTime(&batch).Unix()
-		fine, minute := store.FloorTraffic(at, store.TrafficFine), store.FloorTraffic(at, store.TrafficCoarse)
-		writers := map[string]*groupWriter{}
+		byGroup := map[string][]*traffic.DomainSeries{}
 		for i := range batch.Series {
-			writers[batch.Series[i].Group] = nil
+			s := &batch.Series[i]
+			byGroup[s.Group] = append(byGroup[s.Group], s)
 		}
 		// In name order, so that batches of several groups lock them alike.
-		groups := slices.Sorted(maps.Keys(writers))
+		groups := slices.Sorted(maps.Keys(byGroup))
+		writers := map[string]*groupWriter{}
 		for _, name := range groups {
 			g, ok, err := openGroupWriter(ctx, tx, name, lim, now)
 			if err != nil {
@@ -314,35 +458,17 @@ func (p *PG) IngestTraffic(ctx context.Context, batch traffic.Batch, lim store.T
 			}
 			if ok {
 				writers[name] = g
+			} else {
+				out.Skipped += len(byGroup[name])
 			}
-		}
-		for i := range batch.Series {
-			s := &batch.Series[i]
-			g := writers[s.Group]
-			if g == nil {
-				out.Skipped++
-				continue
-			}
-			l := store.TrafficFilter{Service: s.Service, Route: s.Route, Consumer: s.Consumer, Instance: s.Instance}
-			folded, err := g.fold(ctx, &l, s.Requests)
-			if err != nil {
-				return fmt.Errorf("traffic of group %q: %w", s.Group, err)
-			}
-			if folded {
-				out.Folded++
-			}
-			id, err := g.seriesID(ctx, seriesKey{l.Service, l.Route, l.Consumer, s.Class})
-			if err != nil {
-				return fmt.Errorf("traffic of group %q: %w", s.Group, err)
-			}
-			addTo(g.points, pointKey{s.Instance, id}, &s.Counts)
-			addTo(g.totals, totalKey{l.Service, s.Class}, &s.Counts)
 		}
 		for _, name := range groups {
 			if g := writers[name]; g != nil {
-				if err := g.flush(ctx, fine, minute); err != nil {
+				folded, err := g.write(ctx, byGroup[name], fine, minute)
+				if err != nil {
 					return fmt.Errorf("traffic of group %q: %w", name, err)
 				}
+				out.Folded += folded
 			}
 		}
 		n.Series += uint64(len(batch.Series) - out.Skipped)
@@ -353,15 +479,19 @@ func (p *PG) IngestTraffic(ctx context.Context, batch traffic.Batch, lim store.T
 }
 
 // ResetTrafficNode implements store.Store: a node manager that joins
-// numbers its batches from 1 again; what earlier ones dropped is kept.
+// numbers its batches from 1 again, in a new epoch of the node; what
+// earlier ones dropped is kept.
 func (p *PG) ResetTrafficNode(ctx context.Context, node string) error {
 	return p.tx(ctx, func(tx pgx.Tx) error {
-		n, ok, err := getDoc[store.TrafficNode](ctx, tx, "SELECT doc FROM traffic_nodes WHERE node = $1 FOR UPDATE", node)
+		n, ok, err := getDoc[store.TrafficNode](ctx, tx, "SELECT doc FROM traffic_nodes WHERE node = $1 FOR NO KEY UPDATE", node)
 		if err != nil || !ok {
 			return err
 		}
 		n.LastSeq = 0
 		n.DroppedBase = n.Dropped
+		if _, err := tx.Exec(ctx, "UPDATE traffic_nodes SET epoch = epoch + 1 WHERE node = $1", node); err != nil {
+			return err
+		}
 		return putNode(ctx, tx, n)
 	})
 }
@@ -392,15 +522,18 @@ func (p *PG) QueryTraffic(ctx context.Context, q store.TrafficQuery) (store.Traf
 		if err := exists(ctx, tx, "groups", "name", "group", q.Group); err != nil {
 			return err
 		}
-		var watermark int64
-		err := tx.QueryRow(ctx, "SELECT watermark FROM traffic_groups WHERE group_name = $1", q.Group).Scan(&watermark)
+		var watermark, fineBefore, coarseBefore int64
+		err := tx.QueryRow(ctx, "SELECT watermark, fine_before, coarse_before FROM traffic_groups WHERE group_name = $1", q.Group).
+			Scan(&watermark, &fineBefore, &coarseBefore)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // no traffic yet
 		}
 		if err != nil {
 			return err
 		}
-		scan := func(res int, lo, hi int64) error {
+		// Points below the group's horizon are past retention, left for
+		// their partition's drop.
+		scan := func(table string, lo, hi int64) error {
 			if lo >= hi {
 				return nil
 			}
@@ -408,9 +541,9 @@ func (p *PG) QueryTraffic(ctx context.Context, q store.TrafficQuery) (store.Traf
 			// as when a batch came with a clock far ahead) is left out, as
 			// by the bbolt store.
 			rows, err := tx.Query(ctx, `SELECT p.at, p.instance, s.service, s.route, s.consumer, s.class, p.counts
-				FROM traffic_points p JOIN traffic_series s ON s.group_name = p.group_name AND s.id = p.series
-				WHERE p.group_name = $1 AND p.resolution = $2 AND p.at >= $3 AND p.at < $4
-				AND ($5 = '' OR p.instance = $5)`, q.Group, res, lo, hi, q.Filter.Instance)
+				FROM `+table+` p JOIN traffic_series s ON s.group_name = p.group_name AND s.id = p.series
+				WHERE p.group_name = $1 AND p.at >= $2 AND p.at < $3
+				AND ($4 = '' OR p.instance = $4)`, q.Group, lo, hi, q.Filter.Instance)
 			if err != nil {
 				return err
 			}
@@ -432,12 +565,12 @@ func (p *PG) QueryTraffic(ctx context.Context, q store.TrafficQuery) (store.Traf
 			return rows.Err()
 		}
 		if q.Resolution == store.TrafficFine {
-			return scan(resFine, from, to)
+			return scan(fineTable.name, max(from, fineBefore), to)
 		}
-		if err := scan(resCoarse, from, min(to, watermark)); err != nil {
+		if err := scan(coarseTable.name, max(from, coarseBefore), min(to, watermark)); err != nil {
 			return err
 		}
-		return scan(resFine, max(from, watermark), to)
+		return scan(fineTable.name, max(from, watermark, fineBefore), to)
 	})
 	if err != nil {
 		return store.TrafficResult{}, fmt.Errorf("traffic of group %q: %w", q.Group, err)
@@ -503,8 +636,15 @@ func (p *PG) TrafficTotals(ctx context.Context) ([]store.TrafficGroup, error) {
 	return out, nil
 }
 
+// batchKeep is how long a stored batch's row is kept: long enough for
+// every delivery of it in flight at once. An older one delivered again is
+// refused all the same, being numbered below the node's last.
+const batchKeep = time.Hour
+
 // MaintainTraffic implements store.Store: each group is one transaction
-// under its traffic row's lock.
+// under its traffic row's lock, which rolls up its 10 s points and moves
+// its horizons to retention; then the partitions entirely past retention
+// are dropped, and those of the current and next periods made.
 func (p *PG) MaintainTraffic(ctx context.Context, now time.Time) (store.TrafficMaintenance, error) {
 	var out store.TrafficMaintenance
 	if err := ctx.Err(); err != nil {
@@ -533,22 +673,35 @@ func (p *PG) MaintainTraffic(ctx context.Context, now time.Time) (store.TrafficM
 			return out, err
 		}
 	}
+	if _, err := p.pool.Exec(ctx, "DELETE FROM traffic_batches WHERE received < $1", now.Add(-batchKeep).Unix()); err != nil {
+		return out, fmt.Errorf("forget stored batches: %w", err)
+	}
+	at := now.Unix()
+	for _, t := range []pointTable{fineTable, coarseTable} {
+		if err := p.ensurePartitions(ctx, now, t.partition(at), t.partition(at+t.period)); err != nil {
+			return out, fmt.Errorf("partitions of %s: %w", t.name, err)
+		}
+		if _, err := p.dropPartitions(ctx, t, now); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
-// countDistinctPoints runs a statement returning (at, instance) rows and
-// counts the distinct points among them: a point, as for the bbolt store,
-// is an instance's series at a time.
-func countDistinctPoints(ctx context.Context, tx pgx.Tx, sql string, args ...any) (int, error) {
+// countPoints counts the group's points of table in [lo, hi): a point, as
+// for the bbolt store, is an instance's series at a time.
+func countPoints(ctx context.Context, tx pgx.Tx, table, group string, lo, hi int64) (int, error) {
 	var n int
-	err := tx.QueryRow(ctx, "WITH d AS ("+sql+" RETURNING at, instance) SELECT count(DISTINCT (at, instance)) FROM d", args...).Scan(&n)
+	err := tx.QueryRow(ctx, "SELECT count(DISTINCT (at, instance)) FROM "+table+" WHERE group_name = $1 AND at >= $2 AND at < $3",
+		group, lo, hi).Scan(&n)
 	return n, err
 }
 
 func maintainGroup(ctx context.Context, tx pgx.Tx, group string, now time.Time) (store.TrafficMaintenance, error) {
 	var out store.TrafficMaintenance
-	var watermark int64
-	err := tx.QueryRow(ctx, "SELECT watermark FROM traffic_groups WHERE group_name = $1 FOR UPDATE", group).Scan(&watermark)
+	var watermark, fineBefore, coarseBefore int64
+	err := tx.QueryRow(ctx, "SELECT watermark, fine_before, coarse_before FROM traffic_groups WHERE group_name = $1 FOR UPDATE", group).
+		Scan(&watermark, &fineBefore, &coarseBefore)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return out, nil // the group was deleted since the list was read
 	}
@@ -557,29 +710,32 @@ func maintainGroup(ctx context.Context, tx pgx.Tx, group string, now time.Time) 
 	}
 	limit := store.FloorTraffic(now.Add(-store.TrafficRollupGrace).Unix(), store.TrafficCoarse)
 	if limit > watermark {
-		n, err := countDistinctPoints(ctx, tx, `INSERT INTO traffic_points
-			SELECT group_name, $4::int, at - ((at % $6::bigint) + $6) % $6, instance, series, traffic_sum(counts)
-			FROM traffic_points WHERE group_name = $1 AND resolution = $5 AND at >= $2 AND at < $3
-			GROUP BY 1, 2, 3, 4, 5
-			ON CONFLICT (group_name, resolution, at, instance, series)
-			DO UPDATE SET counts = traffic_add(traffic_points.counts, EXCLUDED.counts)`,
-			group, watermark, limit, resCoarse, resFine, int64(resCoarse))
+		var n int
+		err := tx.QueryRow(ctx, `WITH d AS (INSERT INTO traffic_coarse (group_name, at, instance, series, counts)
+			SELECT group_name, at - ((at % 60) + 60) % 60, instance, series, traffic_sum(counts)
+			FROM traffic_fine WHERE group_name = $1 AND at >= $2 AND at < $3
+			GROUP BY 1, 2, 3, 4
+			ON CONFLICT (group_name, at, instance, series)
+			DO UPDATE SET counts = traffic_add(traffic_coarse.counts, EXCLUDED.counts)
+			RETURNING at, instance) SELECT count(DISTINCT (at, instance)) FROM d`, group, watermark, limit).Scan(&n)
 		if err != nil {
 			return out, fmt.Errorf("roll up: %w", err)
 		}
 		out.RolledUp = n
 		watermark = limit
 	}
-	for _, prune := range []struct {
-		res    int
-		cutoff int64
-	}{
-		// 10 s points go only once rolled up.
-		{resFine, min(now.Add(-store.TrafficFineRetention).Unix(), watermark)},
-		{resCoarse, now.Add(-store.TrafficCoarseRetention).Unix()},
-	} {
-		n, err := countDistinctPoints(ctx, tx, "DELETE FROM traffic_points WHERE group_name = $1 AND resolution = $2 AND at < $3",
-			group, prune.res, prune.cutoff)
+	// The horizons only move on; 10 s points pass theirs only once rolled
+	// up. What passes is counted here, and goes with its partition.
+	newFine := max(fineBefore, min(now.Add(-store.TrafficFineRetention).Unix(), watermark))
+	newCoarse := max(coarseBefore, now.Add(-store.TrafficCoarseRetention).Unix())
+	for _, h := range []struct {
+		table  string
+		lo, hi int64
+	}{{fineTable.name, fineBefore, newFine}, {coarseTable.name, coarseBefore, newCoarse}} {
+		if h.hi <= h.lo {
+			continue
+		}
+		n, err := countPoints(ctx, tx, h.table, group, h.lo, h.hi)
 		if err != nil {
 			return out, fmt.Errorf("prune: %w", err)
 		}
@@ -599,7 +755,7 @@ func maintainGroup(ctx context.Context, tx pgx.Tx, group string, now time.Time) 
 		group, cutoff-touchEvery); err != nil {
 		return out, fmt.Errorf("forget series: %w", err)
 	}
-	_, err = tx.Exec(ctx, `UPDATE traffic_groups SET watermark = $2, routes = routes - $3, consumers = consumers - $4
-		WHERE group_name = $1`, group, watermark, routes, consumers)
+	_, err = tx.Exec(ctx, `UPDATE traffic_groups SET watermark = $2, fine_before = $3, coarse_before = $4,
+		routes = routes - $5, consumers = consumers - $6 WHERE group_name = $1`, group, watermark, newFine, newCoarse, routes, consumers)
 	return out, err
 }
