@@ -282,6 +282,10 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if err != nil {
 			e, internal := asAPIError(err)
+			if internal && s.storeAway(q.ctx) {
+				e, internal = storeUnavailable(), false
+				s.log.Warn("request failed: the database is unreachable", "request_id", q.id, "action", rt.action, "error", err)
+			}
 			// A caller that went away (a node manager's blocking query
 			// at shutdown) is not the server's failure.
 			if internal && !errors.Is(err, context.Canceled) {
