@@ -24,7 +24,7 @@ func TestErrorHints(t *testing.T) {
 	}
 	expired := answer(401, `{"error":{"code":"unauthorized","message":"token expired"}}`)
 	revoked := answer(401, `{"error":{"code":"unauthorized","message":"token revoked"}}`)
-	away := answer(503, `{"error":{"code":"database_unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`)
+	away := answer(503, `{"error":{"code":"unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`)
 	forbidden := answer(403, `{"error":{"code":"forbidden","message":"permission group:read required"}}`)
 	tests := []struct {
 		addr       string
@@ -59,7 +59,7 @@ func TestStatusDatabaseUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(`{"error":{"code":"database_unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`))
+		w.Write([]byte(`{"error":{"code":"unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`))
 	}))
 	defer srv.Close()
 	_, _, err := run(t, testEnv(map[string]string{envAddr: srv.URL, envToken: "gh_x", envConfig: t.TempDir() + "/cli.json"}, ""), "status")

@@ -209,7 +209,7 @@ func TestDatabaseAwayAnswers503(t *testing.T) {
 			r := e.do(e.admin, c.method, c.path, c.body)
 			var body apitypes.ErrorBody
 			r.decode(t, &body)
-			if r.status != http.StatusServiceUnavailable || body.Error.Code != apitypes.CodeUnavailable {
+			if r.status != http.StatusServiceUnavailable || body.Error.Code != apitypes.CodeUnavailable || r.header.Get("Retry-After") == "" {
 				t.Errorf("%s on %s with the database away: %d %s, want 503 %s", c.name, node, r.status, r.body, apitypes.CodeUnavailable)
 			}
 		}

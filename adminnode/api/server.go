@@ -283,6 +283,9 @@ func (s *Server) serve(rt *route) http.Handler {
 		if err != nil {
 			e, internal := asAPIError(err)
 			if internal && s.storeAway(q.ctx) {
+				// Nothing was written: the client may retry, here or
+				// through another admin node.
+				w.Header().Set("Retry-After", "1")
 				e, internal = storeUnavailable(), false
 				s.log.Warn("request failed: the database is unreachable", "request_id", q.id, "action", rt.action, "error", err)
 			}

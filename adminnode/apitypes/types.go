@@ -24,9 +24,7 @@ const (
 	CodePreconditionRequired = "precondition_required" // 428
 	CodeTooManyRequests      = "too_many_requests"     // 429
 	CodeInternal             = "internal"              // 500
-	// CodeUnavailable: the admin node cannot reach the domain's database;
-	// nothing was changed, and another admin node may answer.
-	CodeUnavailable = "database_unavailable" // 503
+	CodeUnavailable          = "unavailable"           // 503
 )
 
 // CodeUnrunnable (422) refuses a strict deploy of a configuration that
