@@ -41,6 +41,8 @@ type Server struct {
 	done    chan struct{}
 	exitErr error
 	stopped bool
+	// durable keeps PostgreSQL's defaults for making commits durable.
+	durable bool
 }
 
 // findBinaries returns the directory holding initdb and postgres.
@@ -144,7 +146,14 @@ func sweep() {
 // Start initialises a cluster in a new temporary directory and starts
 // postgres on a Unix socket in it, waiting until it accepts connections.
 // ErrNotInstalled when the binaries are absent.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(false) }
+
+// StartDurable is Start for a server that makes every commit durable as a
+// production server does (fsync, synchronous commit, full page writes):
+// for benchmarks, whose figures would otherwise flatter the database.
+func StartDurable() (*Server, error) { return start(true) }
+
+func start(durable bool) (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -159,7 +168,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, bin: bin, cred: cred}
+	s := &Server{dir: dir, bin: bin, cred: cred, durable: durable}
 	if err := s.initCluster(); err != nil {
 		s.Stop()
 		return nil, err
@@ -199,9 +208,12 @@ func (s *Server) Resume() error {
 	defer logFile.Close()
 	// Durability is not what these tests check; fsync off keeps them fast
 	// on a shared machine, and small buffers keep the server light.
-	cmd := command(s.cred, filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
+	args := []string{"-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
+		"-c", "listen_addresses=", "-c", "shared_buffers=16MB", "-c", "max_connections=200"}
+	if !s.durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := command(s.cred, filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
