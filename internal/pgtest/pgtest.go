@@ -49,6 +49,11 @@ type Server struct {
 func findBinaries() (string, error) {
 	if p, err := exec.LookPath("postgres"); err == nil {
 		if _, err := exec.LookPath("initdb"); err == nil {
+			// The directory of the real binary (PATH may hold links to
+			// some of them), where the others are too (pg_basebackup).
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
 			return filepath.Dir(p), nil
 		}
 	}
@@ -273,6 +278,40 @@ func tail(path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// StartStandby starts a streaming standby of s, the primary: a base
+// backup of its cluster (pg_basebackup -R, which writes standby.signal and
+// primary_conninfo) in a new directory, started in recovery, read-only
+// until promoted (SELECT pg_promote()). It runs as s does, with s's
+// durability.
+func (s *Server) StartStandby() (*Server, error) {
+	dir, err := os.MkdirTemp(tmpRoot, dirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Server{dir: dir, bin: s.bin, cred: s.cred, durable: s.durable}
+	if s.cred != nil {
+		if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			sb.Stop()
+			return nil, fmt.Errorf("hand %s to nobody: %w", dir, err)
+		}
+	}
+	backup := command(s.cred, filepath.Join(s.bin, "pg_basebackup"), "-h", s.dir, "-p", port, "-U", "postgres",
+		"-D", filepath.Join(dir, "data"), "-X", "stream", "-R", "--no-sync")
+	if out, err := backup.CombinedOutput(); err != nil {
+		sb.Stop()
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, out)
+	}
+	if err := sb.Resume(); err != nil {
+		sb.Stop()
+		return nil, err
+	}
+	return sb, nil
+}
+
+// Host is the server's host in a connection string: the directory of its
+// Unix socket. Several, separated by commas, make a multi-host string.
+func (s *Server) Host() string { return s.dir }
 
 // DSN is the connection string of database db of the server.
 func (s *Server) DSN(db string) string {
