@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 )
 
@@ -24,7 +25,8 @@ func withHints(cmd *cobra.Command) {
 }
 
 // hint adds to err what to do about it, when that is known: a server
-// certificate of an unknown CA, an expired or revoked token.
+// certificate of an unknown CA, a database the admin node cannot reach, an
+// expired or revoked token.
 func hint(err error) error {
 	if err == nil {
 		return nil
@@ -36,6 +38,10 @@ func hint(err error) error {
 			"or log in once with `gatehouse login --addr URL --ca-fingerprint SHA256:…`, which saves it", err, envCACert)
 	}
 	var apiErr *client.APIError
+	if errors.As(err, &apiErr) && apiErr.Detail.Code == apitypes.CodeUnavailable {
+		return fmt.Errorf("%w\nhint: the admin node cannot reach the domain's database; nothing was changed and gateways keep serving "+
+			"their last deployment: run the command again once the database answers (docs/admin-node.md, \"Runbook\")", err)
+	}
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
 		switch msg := apiErr.Detail.Message; {
 		case strings.Contains(msg, "expired"):

@@ -24,6 +24,7 @@ func TestErrorHints(t *testing.T) {
 	}
 	expired := answer(401, `{"error":{"code":"unauthorized","message":"token expired"}}`)
 	revoked := answer(401, `{"error":{"code":"unauthorized","message":"token revoked"}}`)
+	away := answer(503, `{"error":{"code":"unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`)
 	forbidden := answer(403, `{"error":{"code":"forbidden","message":"permission group:read required"}}`)
 	tests := []struct {
 		addr       string
@@ -34,6 +35,7 @@ func TestErrorHints(t *testing.T) {
 		{expired.URL, []string{"token expired", "hint: your login has expired: run `gatehouse login` again"}, false},
 		{revoked.URL, []string{"token revoked", "hint: the token is no longer valid: run `gatehouse login` again"}, false},
 		{forbidden.URL, []string{"permission group:read required"}, true},
+		{away.URL, []string{"cannot reach the domain's database", "hint: ", "gateways keep serving", "Runbook"}, false},
 	}
 	for _, tt := range tests {
 		_, _, err := run(t, testEnv(map[string]string{envAddr: tt.addr, envToken: "gh_x", envConfig: t.TempDir() + "/cli.json"}, ""), "group", "list")
@@ -48,5 +50,21 @@ func TestErrorHints(t *testing.T) {
 		if tt.wantNoHint && strings.Contains(err.Error(), "hint:") {
 			t.Errorf("error %q has a hint", err)
 		}
+	}
+}
+
+// With the database away, gatehouse status says so and names the admin
+// node that answered, rather than an internal error.
+func TestStatusDatabaseUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":{"code":"unavailable","message":"this admin node cannot reach the domain's database: nothing was changed"}}`))
+	}))
+	defer srv.Close()
+	_, _, err := run(t, testEnv(map[string]string{envAddr: srv.URL, envToken: "gh_x", envConfig: t.TempDir() + "/cli.json"}, ""), "status")
+	want := "database unreachable through the admin node at " + srv.URL + ": "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("status with the database away: %v, want it to start with %q", err, want)
 	}
 }

@@ -69,6 +69,49 @@ spool_drops      -      -         h2    traffic batches missing
 `,
 		},
 		{
+			name: "status of a domain on PostgreSQL with two admin nodes",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true,
+					AdminNodes: []string{"admin-a", "admin-b"}, LeaseHolder: "admin-b",
+					Database: apitypes.OverviewDatabase{Kind: "postgres", Reachable: true}})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+Database postgres: reachable
+ADMIN-NODE  BACKGROUND-LEASE
+admin-a     -
+admin-b     holder
+
+No group.
+
+Hosts are not shown: that needs host:read.
+
+Nothing needs attention.
+`,
+		},
+		{
+			name: "status while no admin node holds the lease",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true,
+					AdminNodes: []string{"admin-a"}, Database: apitypes.OverviewDatabase{Kind: "postgres", Reachable: true}})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+Database postgres: reachable
+ADMIN-NODE  BACKGROUND-LEASE
+admin-a     -
+No admin node holds the background lease: instance status removal and traffic roll-up wait until one takes it.
+
+No group.
+
+Hosts are not shown: that needs host:read.
+
+Nothing needs attention.
+`,
+		},
+		{
 			name: "status of a viewer, all well",
 			print: func(b *bytes.Buffer) {
 				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true})

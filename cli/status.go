@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/client"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -29,6 +31,13 @@ dropped). Hosts are shown to users with host:read.`,
 				return err
 			}
 			o, err := c.Overview(cmd.Context())
+			var apiErr *client.APIError
+			if errors.As(err, &apiErr) && apiErr.Detail.Code == apitypes.CodeUnavailable {
+				// The overview is what an operator runs first in an
+				// outage: it names the admin node that said so.
+				t, _ := a.resolve()
+				return fmt.Errorf("database unreachable through the admin node at %s: %w", t.addr, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -39,6 +48,9 @@ dropped). Hosts are shown to users with host:read.`,
 
 func (a *app) overview(w io.Writer, o apitypes.Overview) {
 	fmt.Fprintf(w, "Domain %s at %s\n\n", o.Domain, a.when(o.Time))
+	if a.adminNodes(w, o) {
+		fmt.Fprintln(w)
+	}
 	if len(o.Groups) == 0 {
 		fmt.Fprintln(w, "No group.")
 	} else {
@@ -79,4 +91,36 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 		t.row(at.Kind, at.Group, at.Instance, at.Host, at.Reason)
 	}
 	t.flush()
+}
+
+// adminNodes prints the domain's database and its admin nodes, with the
+// one running the background work, and reports whether it printed
+// anything (an admin node of an older version says neither).
+func (a *app) adminNodes(w io.Writer, o apitypes.Overview) bool {
+	if o.Database.Kind == "" && len(o.AdminNodes) == 0 {
+		return false
+	}
+	if o.Database.Kind != "" {
+		state := "reachable"
+		if !o.Database.Reachable {
+			state = "unreachable"
+		}
+		fmt.Fprintf(w, "Database %s: %s\n", o.Database.Kind, state)
+	}
+	if len(o.AdminNodes) == 0 {
+		return true
+	}
+	t := newTable(w, "ADMIN-NODE", "BACKGROUND-LEASE")
+	for _, n := range o.AdminNodes {
+		lease := "-"
+		if n == o.LeaseHolder {
+			lease = "holder"
+		}
+		t.row(n, lease)
+	}
+	t.flush()
+	if o.LeaseHolder == "" {
+		fmt.Fprintln(w, "No admin node holds the background lease: instance status removal and traffic roll-up wait until one takes it.")
+	}
+	return true
 }

@@ -5,7 +5,8 @@ package api
 //
 //   - deploying a 10,000-route draft (target: ≤ 200 ms), through HTTP and
 //     below it, so that the HTTP and audit overhead can be told apart from
-//     validate + canonical encode + sign + store;
+//     validate + canonical encode + sign + store; on bbolt, and on
+//     PostgreSQL (the ...PG benchmarks, on a durable pgtest server);
 //   - 200 concurrent readers of GET /instances over HTTPS, reporting p50,
 //     p99 and requests/s.
 //
@@ -30,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -39,17 +41,28 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/status"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/adminnode/store/pgstore"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
 // benchAPI is the part of env a benchmark needs. env takes a *testing.T;
 // this takes a *testing.B and a clock of the benchmark's choosing.
 type benchAPI struct {
-	store *store.Bolt
+	store store.Store
 	srv   *Server
-	path  string // of the bbolt file, to report its growth
+	// size is how large the store is in bytes, to report its growth.
+	size func() (int64, error)
 }
+
+// Stores a benchmark can run on.
+type benchStore int
+
+const (
+	onBolt benchStore = iota
+	onPostgres
+)
 
 func benchCheck(b *testing.B, err error) {
 	b.Helper()
@@ -61,10 +74,53 @@ func benchCheck(b *testing.B, err error) {
 // newBenchAPI builds a Server over a fresh bbolt store in a temporary
 // directory, like newEnv. caFP is only shown by GET /domain.
 func newBenchAPI(b *testing.B, now func() time.Time, caFP string) *benchAPI {
+	return newBenchAPIOn(b, onBolt, now, caFP)
+}
+
+// newBenchAPIOn is newBenchAPI over a store of the kind given: on
+// PostgreSQL, a fresh database of the package's server.
+func newBenchAPIOn(b *testing.B, kind benchStore, now func() time.Time, caFP string) *benchAPI {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "admin.db")
-	st, err := store.Open(path)
-	benchCheck(b, err)
+	var st store.Store
+	var size func() (int64, error)
+	switch kind {
+	case onPostgres:
+		// A server of its own that syncs every commit to disk, as bbolt
+		// does and as a production server would: the package's server
+		// does not.
+		if pg == nil {
+			b.Skip(pgtest.ErrNotInstalled)
+		}
+		srv, err := pgtest.StartDurable()
+		benchCheck(b, err)
+		b.Cleanup(srv.Stop) // after the database is dropped: cleanups run last first
+		dsn := srv.Database(b)
+		p, err := pgstore.Open(bg, dsn)
+		benchCheck(b, err)
+		st = p
+		size = func() (int64, error) {
+			conn, err := pgx.Connect(bg, dsn)
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close(bg)
+			var n int64
+			err = conn.QueryRow(bg, "SELECT pg_database_size(current_database())").Scan(&n)
+			return n, err
+		}
+	default:
+		path := filepath.Join(b.TempDir(), "admin.db")
+		bolt, err := store.Open(path)
+		benchCheck(b, err)
+		st = bolt
+		size = func() (int64, error) {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return 0, err
+			}
+			return fi.Size(), nil
+		}
+	}
 	b.Cleanup(func() { st.Close() })
 	pub, key, err := deploy.GenerateSigningKey()
 	benchCheck(b, err)
@@ -79,7 +135,7 @@ func newBenchAPI(b *testing.B, now func() time.Time, caFP string) *benchAPI {
 	srv, err := New(Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: settingsKey, CAFingerprint: caFP,
 		PasswordCost: bcrypt.MinCost, Now: now})
 	benchCheck(b, err)
-	return &benchAPI{store: st, srv: srv, path: path}
+	return &benchAPI{store: st, srv: srv, size: size}
 }
 
 // user creates a user bound to role over the whole domain.
@@ -101,11 +157,12 @@ func (a *benchAPI) token(b *testing.B, user string) string {
 	return tok.Bearer
 }
 
-// dbMB is the size of the store file in MiB.
+// dbMB is the size of the store (the bbolt file, the PostgreSQL
+// database) in MiB.
 func (a *benchAPI) dbMB(b *testing.B) float64 {
-	fi, err := os.Stat(a.path)
+	n, err := a.size()
 	benchCheck(b, err)
-	return float64(fi.Size()) / (1 << 20)
+	return float64(n) / (1 << 20)
 }
 
 // bigDraft is a valid configuration of services × routesPer routes, the
@@ -175,9 +232,9 @@ func bigDraft(services, routesPer int) *deploy.Config {
 // an admin token. The draft is read back from the store so that what is
 // benchmarked sees exactly what a real deploy does (JSON-decoded policy
 // configurations and all).
-func deploy10k(b *testing.B) (a *benchAPI, draft store.Draft, admin string) {
+func deploy10k(b *testing.B, kind benchStore) (a *benchAPI, draft store.Draft, admin string) {
 	b.Helper()
-	a = newBenchAPI(b, time.Now, "SHA256:00")
+	a = newBenchAPIOn(b, kind, time.Now, "SHA256:00")
 	a.user(b, "admin", rbac.RoleDomainAdmin)
 	admin = a.token(b, "admin")
 	cfg := bigDraft(100, 100)
@@ -205,21 +262,31 @@ func routeCount(cfg *deploy.Config) int {
 
 // BenchmarkDeploy10kRoutes is POST /groups/{group}/deployments of a
 // 10,000-route draft over real HTTP on loopback, as `gatehouse deploy -m`
-// sends it (no draft_version, so the handler reads the draft once more to
-// learn its version): authenticate, read the draft, validate, encode
+// sends it with --force (no draft_version, so the handler reads the draft
+// once more to learn its version): authenticate, read the draft, validate, encode
 // canonically, checksum, sign, store, audit. Target: ≤ 200 ms.
 //
 // Every iteration appends a full deployment to the bbolt file, as real
 // deploys do, so the store grows during the run (about 2.6 MiB per op: the
 // 1 MiB canonical configuration, base64 in the stored record, and bbolt's
 // pages); db-MB reports where it ended.
-func BenchmarkDeploy10kRoutes(b *testing.B) {
-	a, _, admin := deploy10k(b)
+func BenchmarkDeploy10kRoutes(b *testing.B) { benchDeploy10k(b, onBolt) }
+
+// BenchmarkDeploy10kRoutesPG is BenchmarkDeploy10kRoutes on PostgreSQL: a
+// server of its own on the same machine, through its Unix socket, syncing
+// every commit to disk.
+// db-MB is the database's size.
+func BenchmarkDeploy10kRoutesPG(b *testing.B) { benchDeploy10k(b, onPostgres) }
+
+func benchDeploy10k(b *testing.B, kind benchStore) {
+	a, _, admin := deploy10k(b, kind)
 	hs := httptest.NewServer(a.srv.Handler())
 	defer hs.Close()
 	client := hs.Client()
 	url := hs.URL + apitypes.Prefix + "/groups/big/deployments"
-	body := []byte(`{"message":"bench"}`)
+	// force: every iteration deploys the same draft again, which is
+	// otherwise refused as nothing to deploy.
+	body := []byte(`{"message":"bench","force":true}`)
 
 	var last apitypes.Deployment
 	b.ReportAllocs()
@@ -251,8 +318,13 @@ func BenchmarkDeploy10kRoutes(b *testing.B) {
 // the deploy handler minus HTTP, authentication, the extra draft read and
 // the audit entry: read and decode the draft, validate, encode
 // canonically, checksum, sign, encode and store the deployment, commit.
-func BenchmarkFreeze10kRoutes(b *testing.B) {
-	a, draft, _ := deploy10k(b)
+func BenchmarkFreeze10kRoutes(b *testing.B) { benchFreeze10k(b, onBolt) }
+
+// BenchmarkFreeze10kRoutesPG is BenchmarkFreeze10kRoutes on PostgreSQL.
+func BenchmarkFreeze10kRoutesPG(b *testing.B) { benchFreeze10k(b, onPostgres) }
+
+func benchFreeze10k(b *testing.B, kind benchStore) {
+	a, draft, _ := deploy10k(b, kind)
 	var last store.Deployment
 	b.ReportAllocs()
 	for b.Loop() {
@@ -270,7 +342,7 @@ func BenchmarkFreeze10kRoutes(b *testing.B) {
 // decoded from the store. Freeze minus this is bbolt's share (reading and
 // decoding the draft, encoding and writing the deployment, fsync).
 func BenchmarkSign10kRoutes(b *testing.B) {
-	a, draft, _ := deploy10k(b)
+	a, draft, _ := deploy10k(b, onBolt)
 	var d store.Deployment
 	b.ReportAllocs()
 	for b.Loop() {

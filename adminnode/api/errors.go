@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -100,6 +102,30 @@ func asAPIError(err error) (e *apiError, internal bool) {
 		return badRequest("", "%v", err), false
 	}
 	return newError(http.StatusInternalServerError, apitypes.CodeInternal, "internal error"), true
+}
+
+// pingTimeout bounds the check that tells an unreachable database from an
+// internal error, so that a database that stopped answering (rather than
+// refusing) does not hold the answer long.
+const pingTimeout = 2 * time.Second
+
+// storeAway reports whether the store is a database that does not answer
+// now: a request that failed then failed because of it. A transaction
+// that did not reach its commit left nothing behind, so the answer can
+// say that nothing was changed.
+func (s *Server) storeAway(ctx context.Context) bool {
+	p, ok := s.store.(store.Pinger)
+	if !ok || ctx.Err() != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pingTimeout)
+	defer cancel()
+	return p.Ping(ctx) != nil
+}
+
+func storeUnavailable() *apiError {
+	return newError(http.StatusServiceUnavailable, apitypes.CodeUnavailable,
+		"this admin node cannot reach the domain's database: retry shortly, here or through another admin node")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

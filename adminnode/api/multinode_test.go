@@ -34,7 +34,12 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 // one domain, its keys and CA shared, each following the other's changes.
 func newPGPair(t *testing.T) (a, b *env) {
 	t.Helper()
-	dsn := pgtest.Need(t, pg)
+	return newPGPairOn(t, pgtest.Need(t, pg))
+}
+
+// newPGPairOn is newPGPair over the database at dsn.
+func newPGPairOn(t *testing.T, dsn string) (a, b *env) {
+	t.Helper()
 	pub, key, err := deploy.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +175,55 @@ func TestOverviewNamesAdminNodesAndLease(t *testing.T) {
 	if !slices.Equal(o.AdminNodes, []string{"a", "b"}) || o.LeaseHolder != "a" {
 		t.Errorf("overview on B: admin nodes %q, lease holder %q; want [a b] and a", o.AdminNodes, o.LeaseHolder)
 	}
+	if want := (apitypes.OverviewDatabase{Kind: "postgres", Reachable: true}); o.Database != want {
+		t.Errorf("overview on B: database %+v, want %+v", o.Database, want)
+	}
+}
+
+// With the database away, an admin node answers reads and writes alike
+// with a clear 503 naming the database, and a write it refused left
+// nothing behind once the database is back.
+func TestDatabaseAwayAnswers503(t *testing.T) {
+	if pg == nil {
+		t.Skip(pgtest.ErrNotInstalled)
+	}
+	// A server of its own: this test stops it.
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop) // after the database is dropped: cleanups run last first
+	a, b := newPGPairOn(t, srv.Database(t))
+	a.group("edge", nil)
+
+	srv.Halt()
+	for _, c := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"overview", "GET", "/overview", nil},
+		{"read", "GET", "/groups/edge", nil},
+		{"write", "POST", "/groups", apitypes.Group{Name: "while-away"}},
+	} {
+		for node, e := range map[string]*env{"a": a, "b": b} {
+			r := e.do(e.admin, c.method, c.path, c.body)
+			var body apitypes.ErrorBody
+			r.decode(t, &body)
+			if r.status != http.StatusServiceUnavailable || body.Error.Code != apitypes.CodeUnavailable || r.header.Get("Retry-After") == "" {
+				t.Errorf("%s on %s with the database away: %d %s, want 503 %s", c.name, node, r.status, r.body, apitypes.CodeUnavailable)
+			}
+		}
+	}
+
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// The pool finds the database again on the next request.
+	waitfor.True(t, 10*time.Second, "the overview back on A", func() bool {
+		return a.do(a.admin, "GET", "/overview", nil).status == http.StatusOK
+	})
+	b.do(b.admin, "GET", "/groups/while-away", nil).expect(t, http.StatusNotFound, "the group refused while the database was away")
+	b.do(b.admin, "GET", "/groups/edge", nil).expect(t, http.StatusOK, "the group made before")
 }
 
 // A login through one admin node works through the other, and a token

@@ -83,6 +83,11 @@ func (s *Server) overview(q *request) (any, error) {
 		return nil, err
 	}
 	out.AdminNodes, out.LeaseHolder = nodes, holder
+	out.Database = apitypes.OverviewDatabase{Kind: "bbolt", Reachable: true}
+	if c, ok := s.store.(store.Coordinator); ok && c.Shared() {
+		// The only store that other admin nodes share is PostgreSQL.
+		out.Database.Kind = "postgres"
+	}
 	groups, err := s.store.ListGroups(q.ctx)
 	if err != nil {
 		return nil, err

@@ -50,6 +50,9 @@ func TestOverview(t *testing.T) {
 
 	var o apitypes.Overview
 	e.do(e.admin, "GET", "/overview", nil).expect(t, http.StatusOK, "overview").decode(t, &o)
+	if want := (apitypes.OverviewDatabase{Kind: "bbolt", Reachable: true}); o.Database != want {
+		t.Errorf("database %+v, want %+v", o.Database, want)
+	}
 	if o.Domain != "test" || len(o.Groups) != 2 || o.Groups[0].Name != "dev" || o.Groups[1].Name != "prod" {
 		t.Fatalf("groups %+v", o.Groups)
 	}

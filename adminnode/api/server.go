@@ -282,13 +282,14 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if err != nil {
 			e, internal := asAPIError(err)
-			if internal && s.storeUnreachable(err) {
-				// Not the admin node's fault, nor the request's: the
-				// client may retry, here or through another admin node.
+			// The error says the database is out of reach, or the
+			// database does not answer now: not the admin node's fault,
+			// nor the request's; the client may retry, here or through
+			// another admin node.
+			if internal && (s.storeUnreachable(err) || s.storeAway(q.ctx)) {
 				s.log.Warn("request refused: the store is unreachable", "request_id", q.id, "action", rt.action, "error", err)
 				w.Header().Set("Retry-After", "1")
-				e, internal = newError(http.StatusServiceUnavailable, apitypes.CodeUnavailable,
-					"the domain's database is unreachable: retry shortly"), false
+				e, internal = storeUnavailable(), false
 			}
 			// A caller that went away (a node manager's blocking query
 			// at shutdown) is not the server's failure.

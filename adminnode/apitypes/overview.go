@@ -20,6 +20,19 @@ type Overview struct {
 	// removal, traffic roll-up): "" while none holds it.
 	AdminNodes  []string `json:"admin_nodes"`
 	LeaseHolder string   `json:"lease_holder"`
+	// Database is the domain's store as the answering admin node reached
+	// it. An overview is only answered when the store answered, so
+	// Reachable is true in every overview; an admin node that cannot
+	// reach its database answers 503 with CodeUnavailable instead.
+	Database OverviewDatabase `json:"database"`
+}
+
+// OverviewDatabase is the domain's store as one admin node sees it.
+type OverviewDatabase struct {
+	// Kind is "postgres" (shared by every admin node of the domain) or
+	// "bbolt" (a file of this admin node's).
+	Kind      string `json:"kind"`
+	Reachable bool   `json:"reachable"`
 }
 
 // OverviewGroup is a group's roll-out, as in its summary.

@@ -53,6 +53,14 @@ type Reachability interface {
 	Unreachable(err error) bool
 }
 
+// Pinger is a store behind a network connection that can be away: Ping
+// reports whether it answers now. The admin node asks it when a request
+// failed for a reason of its own, to tell "the database is unreachable"
+// (503, retry elsewhere) from an internal error (500).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Lease is the right to run the domain's background work (instance status
 // removal, traffic roll-up and pruning): held by one admin node at a time.
 type Lease interface {

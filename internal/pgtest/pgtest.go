@@ -41,12 +41,19 @@ type Server struct {
 	done    chan struct{}
 	exitErr error
 	stopped bool
+	// durable keeps PostgreSQL's defaults for making commits durable.
+	durable bool
 }
 
 // findBinaries returns the directory holding initdb and postgres.
 func findBinaries() (string, error) {
 	if p, err := exec.LookPath("postgres"); err == nil {
 		if _, err := exec.LookPath("initdb"); err == nil {
+			// The directory of the real binary (PATH may hold links to
+			// some of them), where the others are too (pg_basebackup).
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
 			return filepath.Dir(p), nil
 		}
 	}
@@ -144,7 +151,14 @@ func sweep() {
 // Start initialises a cluster in a new temporary directory and starts
 // postgres on a Unix socket in it, waiting until it accepts connections.
 // ErrNotInstalled when the binaries are absent.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(false) }
+
+// StartDurable is Start for a server that makes every commit durable as a
+// production server does (fsync, synchronous commit, full page writes):
+// for benchmarks, whose figures would otherwise flatter the database.
+func StartDurable() (*Server, error) { return start(true) }
+
+func start(durable bool) (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -159,7 +173,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, bin: bin, cred: cred}
+	s := &Server{dir: dir, bin: bin, cred: cred, durable: durable}
 	if err := s.initCluster(); err != nil {
 		s.Stop()
 		return nil, err
@@ -199,9 +213,12 @@ func (s *Server) Resume() error {
 	defer logFile.Close()
 	// Durability is not what these tests check; fsync off keeps them fast
 	// on a shared machine, and small buffers keep the server light.
-	cmd := command(s.cred, filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
+	args := []string{"-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-p", port,
+		"-c", "listen_addresses=", "-c", "shared_buffers=16MB", "-c", "max_connections=200"}
+	if !s.durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := command(s.cred, filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
@@ -261,6 +278,40 @@ func tail(path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// StartStandby starts a streaming standby of s, the primary: a base
+// backup of its cluster (pg_basebackup -R, which writes standby.signal and
+// primary_conninfo) in a new directory, started in recovery, read-only
+// until promoted (SELECT pg_promote()). It runs as s does, with s's
+// durability.
+func (s *Server) StartStandby() (*Server, error) {
+	dir, err := os.MkdirTemp(tmpRoot, dirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Server{dir: dir, bin: s.bin, cred: s.cred, durable: s.durable}
+	if s.cred != nil {
+		if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			sb.Stop()
+			return nil, fmt.Errorf("hand %s to nobody: %w", dir, err)
+		}
+	}
+	backup := command(s.cred, filepath.Join(s.bin, "pg_basebackup"), "-h", s.dir, "-p", port, "-U", "postgres",
+		"-D", filepath.Join(dir, "data"), "-X", "stream", "-R", "--no-sync")
+	if out, err := backup.CombinedOutput(); err != nil {
+		sb.Stop()
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, out)
+	}
+	if err := sb.Resume(); err != nil {
+		sb.Stop()
+		return nil, err
+	}
+	return sb, nil
+}
+
+// Host is the server's host in a connection string: the directory of its
+// Unix socket. Several, separated by commas, make a multi-host string.
+func (s *Server) Host() string { return s.dir }
 
 // DSN is the connection string of database db of the server.
 func (s *Server) DSN(db string) string {

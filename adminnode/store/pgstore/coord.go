@@ -51,6 +51,16 @@ var _ store.Coordinator = (*PG)(nil)
 // the database.
 func (p *PG) Shared() bool { return true }
 
+var _ store.Pinger = (*PG)(nil)
+
+// Ping implements store.Pinger.
+func (p *PG) Ping(ctx context.Context) error {
+	if err := p.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping PostgreSQL: %w", err)
+	}
+	return nil
+}
+
 // connect opens a connection of its own (LISTEN and session locks need
 // one that stays), named app in pg_stat_activity, with params.
 func (p *PG) connect(ctx context.Context, app string, params map[string]string) (*pgx.Conn, error) {
