@@ -101,26 +101,47 @@ func capabilitiesOut(c *store.HostCapabilities) *apitypes.HostCapabilities {
 // reported its capabilities (no heartbeat yet, an older node manager) are
 // not judged.
 func (s *Server) runWarnings(ctx context.Context, group string, cfg *deploy.Config) ([]apitypes.Warning, error) {
-	uses := deploy.ExternalPlugins(cfg)
-	level, levelField := deploy.RequiredFeatureLevel(cfg)
-	if len(uses) == 0 && level <= 1 {
-		return []apitypes.Warning{}, nil
-	}
-	// From the store rather than the host index: validation and deploys
-	// are rare, and the store is what every admin node shares.
-	all, err := s.store.ListInstances(ctx, store.InstanceFilter{Group: group})
+	f, err := s.fleetOf(ctx, group)
 	if err != nil {
 		return nil, err
+	}
+	return f.warnings(cfg), nil
+}
+
+// fleet is what the run warnings of a group's configuration are judged
+// against: its instances and their hosts' capabilities.
+type fleet struct {
+	instances []store.Instance
+	caps      map[string]*store.HostCapabilities
+}
+
+// fleetOf reads the instances of group and the capabilities of the hosts,
+// from the store rather than the host index: validation and deploys are
+// rare, and the store is what every admin node shares.
+func (s *Server) fleetOf(ctx context.Context, group string) (fleet, error) {
+	all, err := s.store.ListInstances(ctx, store.InstanceFilter{Group: group})
+	if err != nil {
+		return fleet{}, err
 	}
 	hosts, err := s.store.ListHosts(ctx)
 	if err != nil {
-		return nil, err
+		return fleet{}, err
 	}
 	caps := make(map[string]*store.HostCapabilities, len(hosts))
 	for _, h := range hosts {
 		caps[h.Name] = h.Capabilities
 	}
-	return lacks(uses, level, levelField, all, caps), nil
+	return fleet{instances: all, caps: caps}, nil
+}
+
+// warnings lists what cfg needs that the fleet's instances lack.
+func (f fleet) warnings(cfg *deploy.Config) []apitypes.Warning {
+	uses := deploy.ExternalPlugins(cfg)
+	level, levelField := deploy.RequiredFeatureLevel(cfg)
+	if len(uses) == 0 && level <= 1 {
+		return []apitypes.Warning{}
+	}
+	return lacks(uses, level, levelField, f.instances, f.caps)
 }
 
 // lacks lists, for each plugin use and for the feature level, the
@@ -178,22 +199,4 @@ func refuseWarnings(group string, warnings []apitypes.Warning) *apiError {
 		e.body.Field = warnings[0].Field
 	}
 	return e
-}
-
-// draftWarnings are the run warnings of the group's draft at version, as
-// a deployment would resolve it. A draft at another version, or one that
-// does not resolve, has none here: the freeze refuses it with the reason.
-func (s *Server) draftWarnings(ctx context.Context, group string, version uint64, st settings) ([]apitypes.Warning, error) {
-	d, err := s.store.GetDraft(ctx, group)
-	if err != nil {
-		return nil, err
-	}
-	if d.Version != version {
-		return nil, nil
-	}
-	resolved, err := resolve(&d.Config, st)
-	if err != nil {
-		return nil, nil
-	}
-	return s.runWarnings(ctx, group, resolved)
 }

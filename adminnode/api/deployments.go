@@ -79,13 +79,15 @@ func (s *Server) deploy(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	warnings, err := s.draftWarnings(q.ctx, group, version, st)
+	// The warnings are judged on the configuration the transaction
+	// resolves, against the fleet read before it: resolving and
+	// validating a large draft once more only for them would double the
+	// deploy's cost.
+	fl, err := s.fleetOf(q.ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	if in.Strict && len(warnings) > 0 {
-		return nil, refuseWarnings(group, warnings)
-	}
+	var warnings []apitypes.Warning
 	latest, err := s.deps.LatestDeployment(q.ctx, group)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -94,6 +96,9 @@ func (s *Server) deploy(q *request) (any, error) {
 		resolved, err := resolve(&d.Config, st)
 		if err != nil {
 			return store.Deployment{}, err
+		}
+		if warnings = fl.warnings(resolved); in.Strict && len(warnings) > 0 {
+			return store.Deployment{}, refuseWarnings(group, warnings)
 		}
 		dep, err := s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
 		// latest is read before the transaction: when another deployment
