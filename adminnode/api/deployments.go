@@ -93,21 +93,26 @@ func (s *Server) deploy(q *request) (any, error) {
 		return nil, err
 	}
 	dep, err := s.deps.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
-		resolved, err := resolve(&d.Config, st)
+		// build validates what it signs, with the same errors as the
+		// API's validation: the resolved configuration is validated once.
+		resolved, err := resolvePlaceholders(&d.Config, st)
+		if err != nil {
+			return store.Deployment{}, err
+		}
+		dep, err := s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
 		if err != nil {
 			return store.Deployment{}, err
 		}
 		if warnings = fl.warnings(resolved); in.Strict && len(warnings) > 0 {
 			return store.Deployment{}, refuseWarnings(group, warnings)
 		}
-		dep, err := s.build(group, number, &d.Config, resolved, q.who.user, in.Message)
 		// latest is read before the transaction: when another deployment
 		// came in between, the comparison is skipped rather than made
 		// against the wrong one.
-		if err == nil && !in.Force && latest.Number != 0 && latest.Number == number-1 && sameConfig(dep, latest) {
+		if !in.Force && latest.Number != 0 && latest.Number == number-1 && sameConfig(dep, latest) {
 			return store.Deployment{}, nothingToDeploy(group, version, latest.Number)
 		}
-		return dep, err
+		return dep, nil
 	})
 	if err != nil {
 		return nil, err

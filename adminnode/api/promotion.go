@@ -61,10 +61,9 @@ func (s *Server) settingsOf(ctx context.Context, env string) (settings, error) {
 	return out, nil
 }
 
-// resolve replaces the placeholders of tmpl with st's values, every
-// missing name in one 422 error listing the fields using it, and
-// validates the result.
-func resolve(tmpl *deploy.Config, st settings) (*deploy.Config, error) {
+// resolvePlaceholders replaces the placeholders of tmpl with st's values,
+// every missing name in one 422 error listing the fields using it.
+func resolvePlaceholders(tmpl *deploy.Config, st settings) (*deploy.Config, error) {
 	cfg, err := placeholder.Resolve(tmpl, st.vars, st.secrets)
 	var missing *placeholder.MissingError
 	if errors.As(err, &missing) {
@@ -88,6 +87,16 @@ func resolve(tmpl *deploy.Config, st settings) (*deploy.Config, error) {
 		}
 		return nil, e
 	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// resolve is resolvePlaceholders and the configuration's validation: what
+// a deployment of tmpl would be, or why there can be none.
+func resolve(tmpl *deploy.Config, st settings) (*deploy.Config, error) {
+	cfg, err := resolvePlaceholders(tmpl, st)
 	if err != nil {
 		return nil, err
 	}

@@ -126,13 +126,13 @@ func substitute(cfg *deploy.Config, replace func(path string, sp spec) string) (
 	out := walkConfig(cfg, func(f field, s string) string {
 		if f.literal {
 			if strings.Contains(s, open) {
-				errs.Add(f.path, "names and keywords cannot hold placeholders")
+				errs.Add(f.path(), "names and keywords cannot hold placeholders")
 			}
 			return s
 		}
-		resolved, err := expand(s, func(sp spec) string { return replace(f.path, sp) })
+		resolved, err := expand(s, func(sp spec) string { return replace(f.path(), sp) })
 		if err != nil {
-			errs.Add(f.path, err.Error())
+			errs.Add(f.path(), err.Error())
 		}
 		return resolved
 	})
@@ -178,7 +178,7 @@ func CheckSecrets(cfg *deploy.Config) error {
 	var errs deploy.Errors
 	walkConfig(cfg, func(f field, s string) string {
 		if f.secret && s != "" && !isSecretPlaceholder(s) {
-			errs.Add(f.path, "holds a secret in clear: write it as a ${secret:NAME} placeholder, set in each domain's secrets")
+			errs.Add(f.path(), "holds a secret in clear: write it as a ${secret:NAME} placeholder, set in each domain's secrets")
 		}
 		return s
 	})

@@ -439,7 +439,7 @@ func TestEveryString(t *testing.T) {
 	visited := make(map[string]string)
 	kinds := make(map[string]string)
 	walkConfig(cfg, func(f field, s string) string {
-		visited[f.path] = s
+		visited[f.path()] = s
 		kind := "plain"
 		switch {
 		case f.literal:
@@ -447,7 +447,7 @@ func TestEveryString(t *testing.T) {
 		case f.secret:
 			kind = "secret"
 		}
-		g := listIndex.ReplaceAllString(f.path, "[]")
+		g := listIndex.ReplaceAllString(f.path(), "[]")
 		if k, ok := kinds[g]; ok && k != kind {
 			t.Errorf("%s is %s and %s", g, k, kind)
 		}

@@ -11,13 +11,48 @@ import (
 
 // field is where a string of a configuration is, and what it may hold.
 type field struct {
-	// path is the field path, as validation errors write it.
-	path string
+	// at is the walk's position, a segment per level; path renders it.
+	// It is the walk's own stack, valid only during the visit: most
+	// strings hold no placeholder and their path is never needed, so it
+	// is not built for each of them.
+	at *[]segment
 	// literal fields (tagged placeholder:"no") cannot hold placeholders.
 	literal bool
 	// secret fields hold secrets.
 	secret bool
 }
+
+// segment is one step of a field path: a field or map key by name, or a
+// list element by index (index >= 0).
+type segment struct {
+	name  string
+	index int
+}
+
+// path is the field path, as validation errors write it.
+func (f field) path() string {
+	if f.at == nil {
+		return ""
+	}
+	p := ""
+	for _, s := range *f.at {
+		if s.index >= 0 {
+			p = deploy.IndexPath(p, s.index)
+		} else {
+			p = deploy.FieldPath(p, s.name)
+		}
+	}
+	return p
+}
+
+// in returns f one level down, at s, with the same stack.
+func (f field) in(s segment, literal, secret bool) field {
+	*f.at = append(*f.at, s)
+	return field{at: f.at, literal: literal, secret: secret}
+}
+
+// out returns to f's level after a walk of one of its children.
+func (f field) out() { *f.at = (*f.at)[:len(*f.at)-1] }
 
 // visitor returns what replaces s, found at f.
 type visitor func(f field, s string) string
@@ -31,7 +66,8 @@ func walkConfig(cfg *deploy.Config, visit visitor) *deploy.Config {
 	if cfg == nil {
 		return nil
 	}
-	out := walk(reflect.ValueOf(cfg).Elem(), field{}, visit).Interface().(deploy.Config)
+	var stack []segment
+	out := walk(reflect.ValueOf(cfg).Elem(), field{at: &stack}, visit).Interface().(deploy.Config)
 	return &out
 }
 
@@ -68,7 +104,8 @@ func walk(v reflect.Value, f field, visit visitor) reflect.Value {
 		}
 		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
 		for i := range v.Len() {
-			out.Index(i).Set(walk(v.Index(i), field{deploy.IndexPath(f.path, i), f.literal, f.secret}, visit))
+			out.Index(i).Set(walk(v.Index(i), f.in(segment{index: i}, f.literal, f.secret), visit))
+			f.out()
 		}
 		return out
 	case reflect.Map:
@@ -82,8 +119,9 @@ func walk(v reflect.Value, f field, visit visitor) reflect.Value {
 		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
 		out := reflect.MakeMapWithSize(v.Type(), len(keys))
 		for _, k := range keys {
-			kf := field{deploy.FieldPath(f.path, k.String()), f.literal, f.secret || secretKey(k.String())}
+			kf := f.in(segment{name: k.String(), index: -1}, f.literal, f.secret || secretKey(k.String()))
 			out.SetMapIndex(k, walk(v.MapIndex(k), kf, visit))
+			f.out()
 		}
 		return out
 	default:
@@ -105,17 +143,18 @@ func walkStruct(v reflect.Value, f field, visit visitor) reflect.Value {
 		if name == "" {
 			name = sf.Name
 		}
-		ff := field{path: deploy.FieldPath(f.path, name)}
+		var literal, secret bool
 		switch tag := sf.Tag.Get("placeholder"); tag {
 		case "":
 		case "no":
-			ff.literal = true
+			literal = true
 		case "secret":
-			ff.secret = true
+			secret = true
 		default:
 			panic(fmt.Sprintf("placeholder: %s.%s has an unknown placeholder tag %q", t, sf.Name, tag))
 		}
-		out.Field(i).Set(walk(v.Field(i), ff, visit))
+		out.Field(i).Set(walk(v.Field(i), f.in(segment{name: name, index: -1}, literal, secret), visit))
+		f.out()
 	}
 	return out
 }
