@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -35,8 +37,15 @@ func startRedis(t *testing.T, port int, args ...string) {
 	}
 	args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)
 	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// A file, not a buffer: the server writes it directly, while the wait
+	// below reads it.
+	logPath := filepath.Join(t.TempDir(), "redis.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +59,8 @@ func startRedis(t *testing.T, port int, args ...string) {
 			c.Close()
 			return true, ""
 		}
-		return false, fmt.Sprintf("%v\n%s", err, out.String())
+		out, _ := os.ReadFile(logPath)
+		return false, fmt.Sprintf("%v\n%s", err, out)
 	})
 }
 
