@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"net/http"
 	"regexp"
 	"strings"
@@ -48,17 +49,18 @@ func TestInstanceRestartFromAdminNode(t *testing.T) {
 	if in.RestartGeneration != 0 {
 		t.Errorf("after a refused restart, restart generation %d", in.RestartGeneration)
 	}
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+	waitfor.Holds(t, 3*time.Second, "no gateway restarted after a refused restart", func() (bool, string) {
 		v, err := d.localInstances(t)
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		for _, name := range []string{"web-1", "web-2"} {
 			if v[name].PID != before[name].PID || v[name].Restarts != before[name].Restarts {
-				t.Fatalf("%s restarted after a refused restart: %+v, was %+v", name, v[name], before[name])
+				return false, fmt.Sprintf("%s: %+v, was %+v", name, v[name], before[name])
 			}
 		}
-	}
+		return true, ""
+	})
 
 	// The API: 202 with what to wait on.
 	_, _, token, _ := oscar.saved(t)
@@ -153,13 +155,11 @@ func TestInstanceRestartWhileNodeManagerAway(t *testing.T) {
 		w := v["web-1"]
 		return w.Ready && freshlyReported(w)
 	})
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+	waitfor.Holds(t, 3*time.Second, "web-1 not restarted again", func() (bool, string) {
 		v, err := d.localInstances(t)
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
-		if v["web-1"].PID != after.PID {
-			t.Fatalf("web-1 restarted again: pid %d, was %d", v["web-1"].PID, after.PID)
-		}
-	}
+		return v["web-1"].PID == after.PID, fmt.Sprintf("pid %d, was %d", v["web-1"].PID, after.PID)
+	})
 }
