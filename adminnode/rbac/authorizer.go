@@ -45,7 +45,7 @@ func New(roles []store.Role, bindings []store.RoleBinding) *Authorizer {
 	a := &Authorizer{}
 	for _, b := range bindings {
 		r, ok := byName[b.Role]
-		if !ok || !validScope(b.Scope) {
+		if !ok || !b.Scope.Valid() {
 			continue
 		}
 		g := grant{

@@ -278,7 +278,7 @@ func TestParseScope(t *testing.T) {
 			continue
 		}
 		if err != nil || got.Domain != tc.want.Domain || !slices.Equal(got.Groups, tc.want.Groups) ||
-			len(got.Selector) != len(tc.want.Selector) || !validScope(got) {
+			len(got.Selector) != len(tc.want.Selector) || !got.Valid() {
 			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 		for k, v := range tc.want.Selector {

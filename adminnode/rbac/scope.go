@@ -8,29 +8,14 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
-// validScope reports whether s sets exactly one kind, as the store
-// requires. Scopes that do not are treated as matching nothing, so that a
-// binding written around the store cannot widen what it grants.
-func validScope(s store.Scope) bool {
-	kinds := 0
-	if s.Domain {
-		kinds++
-	}
-	if len(s.Groups) > 0 {
-		kinds++
-	}
-	if len(s.Selector) > 0 {
-		kinds++
-	}
-	return kinds == 1
-}
-
 // ScopeMatches reports whether s covers g: always for a domain scope, when
 // g is one of the named groups, or when g has every label of the selector
-// with the same value. An invalid scope matches nothing.
+// with the same value. An invalid scope (store.Scope.Valid) matches
+// nothing, so that a binding written around the store cannot widen what
+// it grants.
 func ScopeMatches(s store.Scope, g store.Group) bool {
 	switch {
-	case !validScope(s):
+	case !s.Valid():
 		return false
 	case s.Domain:
 		return true

@@ -932,7 +932,9 @@ func (b *Bolt) DeleteRole(ctx context.Context, name string) error {
 	})
 }
 
-func (s Scope) valid() bool {
+// Valid reports whether s sets exactly one kind of scope, as every store
+// requires of a binding.
+func (s Scope) Valid() bool {
 	kinds := 0
 	if s.Domain {
 		kinds++
@@ -948,7 +950,7 @@ func (s Scope) valid() bool {
 
 // CreateRoleBinding implements Store.
 func (b *Bolt) CreateRoleBinding(ctx context.Context, rb RoleBinding) (RoleBinding, error) {
-	if !rb.Scope.valid() {
+	if !rb.Scope.Valid() {
 		return RoleBinding{}, fmt.Errorf("binding of role %q to user %q: scope must be exactly one of domain, groups, selector: %w", rb.Role, rb.User, ErrInvalid)
 	}
 	if rb.ID == "" {

@@ -127,24 +127,9 @@ func (p *PG) DeleteRole(ctx context.Context, name string) error {
 	})
 }
 
-// validScope is bbolt's rule: exactly one kind of scope.
-func validScope(s store.Scope) bool {
-	kinds := 0
-	if s.Domain {
-		kinds++
-	}
-	if len(s.Groups) > 0 {
-		kinds++
-	}
-	if len(s.Selector) > 0 {
-		kinds++
-	}
-	return kinds == 1
-}
-
 // CreateRoleBinding implements store.Store.
 func (p *PG) CreateRoleBinding(ctx context.Context, rb store.RoleBinding) (store.RoleBinding, error) {
-	if !validScope(rb.Scope) {
+	if !rb.Scope.Valid() {
 		return store.RoleBinding{}, fmt.Errorf("binding of role %q to user %q: scope must be exactly one of domain, groups, selector: %w", rb.Role, rb.User, store.ErrInvalid)
 	}
 	if rb.ID == "" {
