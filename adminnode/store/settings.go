@@ -80,6 +80,27 @@ func createEnvironment(tx *bolt.Tx, name, by string) error {
 	return put(tx.Bucket(bucketEnvironments), []byte(name), e)
 }
 
+// ChangeEnvironment is the read-modify-write of UpdateEnvironment, the
+// same for every store: change edits e (stored as name, or new with
+// version 0), which is then stamped (by, at) and given the next version.
+func ChangeEnvironment(e Environment, name, by string, at time.Time, change func(e *Environment) error) (Environment, error) {
+	// change gets its own map: a refused change must not leave its edits
+	// in what the caller reads back.
+	e.Values = maps.Clone(e.Values)
+	if err := change(&e); err != nil {
+		return Environment{}, err
+	}
+	if e.Version == 0 {
+		e.CreatedAt = at
+	}
+	e.Name, e.UpdatedAt, e.UpdatedBy = name, at, by
+	e.Version++
+	if len(e.Values) == 0 {
+		e.Values = nil
+	}
+	return e, nil
+}
+
 // UpdateEnvironment implements Store.
 func (b *Bolt) UpdateEnvironment(ctx context.Context, name, by string, change func(e *Environment) error) (Environment, error) {
 	if err := need("environment", name); err != nil {
@@ -91,23 +112,10 @@ func (b *Bolt) UpdateEnvironment(ctx context.Context, name, by string, change fu
 		if err != nil {
 			return err
 		}
-		// change gets its own map: a refused change must not leave its
-		// edits in what the caller reads back.
-		e.Values = maps.Clone(e.Values)
-		if err := change(&e); err != nil {
+		if out, err = ChangeEnvironment(e, name, by, now(), change); err != nil {
 			return err
 		}
-		t := now()
-		if e.Version == 0 {
-			e.CreatedAt = t
-		}
-		e.Name, e.UpdatedAt, e.UpdatedBy = name, t, by
-		e.Version++
-		if len(e.Values) == 0 {
-			e.Values = nil
-		}
-		out = e
-		return put(tx.Bucket(bucketEnvironments), []byte(name), e)
+		return put(tx.Bucket(bucketEnvironments), []byte(name), out)
 	})
 	if err != nil {
 		return Environment{}, err

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,21 +58,10 @@ func (p *PG) UpdateEnvironment(ctx context.Context, name, by string, change func
 		if err != nil {
 			return err
 		}
-		e.Values = maps.Clone(e.Values)
-		if err := change(&e); err != nil {
+		if out, err = store.ChangeEnvironment(e, name, by, now(), change); err != nil {
 			return err
 		}
-		t := now()
-		if e.Version == 0 {
-			e.CreatedAt = t
-		}
-		e.Name, e.UpdatedAt, e.UpdatedBy = name, t, by
-		e.Version++
-		if len(e.Values) == 0 {
-			e.Values = nil
-		}
-		out = e
-		return putEnvironment(ctx, tx, e)
+		return putEnvironment(ctx, tx, out)
 	})
 	if err != nil {
 		return store.Environment{}, err
