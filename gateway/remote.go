@@ -105,13 +105,17 @@ func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, 
 	return nil
 }
 
-// receive applies d if checkDeployment allows it, else keeps what the
-// gateway serves and records the refusal, which the next report carries.
-func (g *Gateway) receive(d *deploy.Deployment) error {
+// receive applies d if checkDeployment allows it with key, else keeps
+// what the gateway serves and records the refusal with refused, for the
+// next report and /status. from says where d came from, for the logs.
+func (g *Gateway) receive(d *deploy.Deployment, key ed25519.PublicKey, from string, refused func(uint64, error)) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	origin := fmt.Sprintf("deployment:%d", d.Number)
-	err := checkDeployment(d, g.remote.key, g.opts.Group, g.deployment.Load())
+	if from != "" {
+		origin += " (" + from + ")"
+	}
+	err := checkDeployment(d, key, g.opts.Group, g.deployment.Load())
 	if err == nil {
 		var cfg *deploy.Config
 		// Verify decoded it already; decoding again cannot fail but is
@@ -121,7 +125,7 @@ func (g *Gateway) receive(d *deploy.Deployment) error {
 		}
 	}
 	if err != nil {
-		g.remote.refused(d.Number, err)
+		refused(d.Number, err)
 		err = fmt.Errorf("deployment %d refused: %w", d.Number, err)
 	}
 	return g.settle(origin, err)
@@ -235,7 +239,7 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 			g.logger.Info("node manager has no deployment for the group; keeping the current configuration", "index", ans.Index)
 			continue
 		}
-		if err := g.receive(ans.Deployment); err == nil {
+		if err := g.receive(ans.Deployment, r.key, "", r.refused); err == nil {
 			g.logger.Info("deployment applied", "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
 			g.gossipApplied()
 		}
