@@ -34,7 +34,7 @@ const fetchTimeout = time.Minute
 type published struct {
 	bucket objstore.Bucket
 	key    string
-	name   string // the object, without credentials, for logs and /status
+	name   string // the bucket and key, without credentials, for logs and /status
 	pub    ed25519.PublicKey
 	every  time.Duration
 
@@ -68,7 +68,7 @@ func newPublished(opts Options) (*published, error) {
 	if p.every <= 0 {
 		p.every = DefaultConfigPoll
 	}
-	p.name = bucket.String() + " " + key
+	p.name = bucket.String() + ", object " + key
 	p.contact.URL = p.name
 	return p, nil
 }

@@ -14,7 +14,7 @@ type Report struct {
 	Draining  bool      `json:"draining"`
 	StartedAt time.Time `json:"started_at"`
 	// Source is where configurations come from: "file <path>",
-	// "node-manager <url>", "object-storage <bucket> <key>", or "none"
+	// "node-manager <url>", "object-storage <bucket>, object <key>", or "none"
 	// (the store only).
 	Source        string            `json:"source"`
 	Configuration *ConfigReport     `json:"configuration"`

@@ -111,9 +111,13 @@ func (p *Publisher) LastError() error {
 	return p.lastErr
 }
 
+// maxRetryWait bounds the wait before a failed pass is tried again.
+const maxRetryWait = 30 * time.Second
+
 // Run publishes while lease is held until ctx ends: after every change
 // of the store, and every interval reading back the bucket. A pass that
-// failed is tried again sooner, backing off from a second to interval.
+// failed is tried again sooner, backing off from a second to
+// maxRetryWait (or interval, if shorter).
 func (p *Publisher) Run(ctx context.Context, lease Lease, interval time.Duration) {
 	held := false
 	full := true
@@ -140,7 +144,7 @@ func (p *Publisher) Run(ctx context.Context, lease Lease, interval time.Duration
 				return
 			}
 			if err != nil {
-				retry = min(max(2*retry, time.Second), interval)
+				retry = min(max(2*retry, time.Second), interval, maxRetryWait)
 				again = time.After(retry)
 			} else {
 				retry, full = 0, false
