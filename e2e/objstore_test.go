@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/s3test"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/objstore"
 )
@@ -289,4 +290,69 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 		}
 	}
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
+}
+
+// TestPGPublishByLeaseHolder: of two admin nodes on one PostgreSQL, the
+// holder of the background lease publishes; when it dies the other takes
+// the lease and publishes what is deployed through it, and mends an object
+// changed behind its back at its next check, while the admin node that
+// came back without the lease publishes nothing.
+func TestPGPublishByLeaseHolder(t *testing.T) {
+	s3 := s3test.Start(t)
+	s3.SetEnv(t)
+	location := s3.URL("pg")
+	bucket, err := objstore.Open(context.Background(), location, objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newPGFleet(t)
+	publishArgs := append(f.pgAdminArgs(), "--publish-to", location, "--publish-interval", "2s")
+	for i := range 2 {
+		f.admin[i].signal(syscall.SIGTERM)
+		f.admin[i].exit(t, 15*time.Second)
+		f.admin[i] = startAdminNode(t, f.dir[i], f.addr[i], f.fingerprint, publishArgs...)
+	}
+	up := startUpstream(t, "u1", nil)
+	f.cli[0].ok(t, "", "group", "create", nmGroup)
+	cfg := filepath.Join(f.work, "g1.yaml")
+	writeFile(t, cfg, routeConfig(up.addr))
+	f.cli[0].ok(t, "", "config", "apply", "-f", cfg, "--group", nmGroup)
+	if code, _, body := f.deploy(0, "first"); code != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", code, body)
+	}
+	waitPublished(t, bucket, nmGroup, 1)
+	holder := -1
+	until(t, "a lease holder", func() (bool, string) {
+		h := f.leaseHolder(t, 0)
+		for i := range 2 {
+			if strings.HasSuffix(h, "/"+f.addr[i]) {
+				holder = i
+			}
+		}
+		return holder >= 0, h
+	})
+	other := 1 - holder
+	if strings.Contains(f.admin[other].out.String(), "deployment published") {
+		t.Errorf("the admin node without the lease published:\n%s", f.admin[other].out.String())
+	}
+
+	f.admin[holder].signal(syscall.SIGKILL)
+	f.admin[holder].exit(t, 15*time.Second)
+	until(t, "the other admin node deploying", func() (bool, string) {
+		code, _, body := f.deploy(other, "second")
+		return code == http.StatusCreated, body
+	})
+	waitPublished(t, bucket, nmGroup, 2)
+	if !strings.Contains(f.admin[other].out.String(), "deployment published: group=g1 number=2") {
+		t.Errorf("deployment 2 not published by the new lease holder")
+	}
+
+	f.admin[holder] = startAdminNode(t, f.dir[holder], f.addr[holder], f.fingerprint, publishArgs...)
+	if err := bucket.Put(context.Background(), "groups/"+nmGroup+"/current", strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished(t, bucket, nmGroup, 2)
+	waitfor.Holds(t, 3*time.Second, "the admin node without the lease publishing nothing", func() (bool, string) {
+		return !strings.Contains(f.admin[holder].out.String(), "deployment published"), f.admin[holder].out.String()
+	})
 }
