@@ -83,9 +83,7 @@ func (p *published) fetch(ctx context.Context) (*deploy.Deployment, error) {
 	}
 	defer r.Close()
 	var d deploy.Deployment
-	dec := json.NewDecoder(io.LimitReader(r, maxPublished))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r, maxPublished)).Decode(&d); err != nil {
 		return nil, fmt.Errorf("%s is not a published deployment: %w", p.name, err)
 	}
 	return &d, nil

@@ -105,7 +105,8 @@ func TestPublishedDeployment(t *testing.T) {
 		{"another group", encode(t, signed(t, priv, "api", 8)), errOtherGroup.Error()},
 		{"older", encode(t, signed(t, priv, testGroup, 4)), errOldNumber.Error()},
 		{"tampered", encode(t, tampered), deploy.ErrBadSignature.Error()},
-		{"not a deployment", []byte(`{"services":[]}`), "not a published deployment"},
+		{"not a deployment", []byte(`<Error>NoSuchKey</Error>`), "not a published deployment"},
+		{"another object", []byte(`{"services":[]}`), deploy.ErrChecksumMismatch.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			put(t, b, tc.body)

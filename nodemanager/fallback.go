@@ -54,9 +54,7 @@ func (a *agent) fetchFallback(ctx context.Context, group string) (*deploy.Deploy
 	}
 	defer r.Close()
 	var d deploy.Deployment
-	dec := json.NewDecoder(io.LimitReader(r, maxFallbackObject))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r, maxFallbackObject)).Decode(&d); err != nil {
 		return nil, fmt.Errorf("%w: %s in %s is not a deployment: %w", errFallbackRefused, key, a.fallback, err)
 	}
 	stored, err := a.state.Deployment(group)

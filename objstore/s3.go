@@ -20,10 +20,10 @@ import (
 // AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), with the names the AWS tools
 // give them, so that one environment serves both.
 const (
-	EnvEndpointS3 = "AWS_ENDPOINT_URL_S3"
-	EnvEndpoint   = "AWS_ENDPOINT_URL"
-	EnvRegion     = "AWS_REGION"
-	EnvRegion2    = "AWS_DEFAULT_REGION"
+	EnvEndpointS3    = "AWS_ENDPOINT_URL_S3"
+	EnvEndpoint      = "AWS_ENDPOINT_URL"
+	EnvRegion        = "AWS_REGION"
+	EnvDefaultRegion = "AWS_DEFAULT_REGION"
 )
 
 // defaultPartSize is the size of the parts of a multipart upload, and so
@@ -79,7 +79,7 @@ func parseS3(u *url.URL) (bucket, prefix string, p s3Params, err error) {
 	if p.endpoint, err = parseEndpoint(endpoint); err != nil {
 		return "", "", p, fmt.Errorf("object storage URL %s: endpoint: %w", name, err)
 	}
-	p.region = firstOf(q.Get("region"), os.Getenv(EnvRegion), os.Getenv(EnvRegion2))
+	p.region = firstOf(q.Get("region"), os.Getenv(EnvRegion), os.Getenv(EnvDefaultRegion))
 	switch style := q.Get("style"); style {
 	case "", "auto":
 		p.style = minio.BucketLookupAuto
