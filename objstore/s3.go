@@ -173,20 +173,12 @@ func openS3(_ context.Context, u *url.URL, opts Options) (*S3, error) {
 		return nil, fmt.Errorf("object storage %s: %w", redact(u), err)
 	}
 	e, _ := url.Parse(p.endpoint)
-	transport := opts.Transport
-	if transport == nil {
-		t, err := minio.DefaultTransport(e.Scheme == "https")
-		if err != nil {
-			return nil, fmt.Errorf("object storage %s: %w", redact(u), err)
-		}
-		transport = t
-	}
 	client, err := minio.New(e.Host, &minio.Options{
 		Creds:        creds,
 		Secure:       e.Scheme == "https",
 		Region:       p.region,
 		BucketLookup: p.style,
-		Transport:    transport,
+		Transport:    opts.Transport, // nil: the library's default
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object storage %s: %w", redact(u), err)
@@ -253,21 +245,20 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {
 	return nil
 }
 
-// Get asks for the object at once, so that a missing one is ErrNotExist
-// here rather than at the first read.
+// Get sends one GET at once, so that a missing object is ErrNotExist here
+// rather than at the first read, and the body read is the object the
+// answer was about: the library's lazy object asks for its metadata
+// first and then for the body of that version only, which fails when
+// the object is replaced in between, as published deployments are.
 func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	obj, err := s.client.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
+	body, _, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.fail("get", key, err)
 	}
-	if _, err := obj.Stat(); err != nil {
-		obj.Close()
-		return nil, s.fail("get", key, err)
-	}
-	return obj, nil
+	return body, nil
 }
 
 func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {

@@ -310,3 +310,39 @@ func TestOpenObject(t *testing.T) {
 		t.Error("a URL ending with a slash accepted as an object")
 	}
 }
+
+// An object replaced while it is read is read whole, old or new: a
+// published deployment is replaced while node managers and gateways read
+// it.
+func TestS3GetWhileReplaced(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	b, err := Open(context.Background(), srv.URL("p"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	values := []string{strings.Repeat("a", 1000), strings.Repeat("b", 2000)}
+	if err := b.Put(ctx, "current", strings.NewReader(values[0])); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ctx.Err() == nil; i++ {
+			b.Put(ctx, "current", strings.NewReader(values[i%2]))
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	for range 200 {
+		r, err := b.Get(context.Background(), "current")
+		if err != nil {
+			t.Fatalf("get while replaced: %v", err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || (string(got) != values[0] && string(got) != values[1]) {
+			t.Fatalf("read while replaced: %d bytes, %v", len(got), err)
+		}
+	}
+}
