@@ -158,7 +158,7 @@ func (g *Gateway) pollPublished(ctx context.Context) bool {
 	if p.refusedBefore(d) {
 		return true
 	}
-	if err := g.receive(d, p.pub, "object storage", p.refused); err != nil {
+	if err := g.receiveFrom(d, p.pub, "object storage", p.refused); err != nil {
 		p.markRefused(d)
 		g.logger.Error("published deployment refused", "url", p.name, "number", d.Number, "error", err)
 		return true

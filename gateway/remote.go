@@ -105,10 +105,17 @@ func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, 
 	return nil
 }
 
-// receive applies d if checkDeployment allows it with key, else keeps
-// what the gateway serves and records the refusal with refused, for the
-// next report and /status. from says where d came from, for the logs.
-func (g *Gateway) receive(d *deploy.Deployment, key ed25519.PublicKey, from string, refused func(uint64, error)) error {
+// receive applies d, from the node manager, if checkDeployment allows
+// it, else keeps what the gateway serves and records the refusal, which
+// the next report carries.
+func (g *Gateway) receive(d *deploy.Deployment) error {
+	return g.receiveFrom(d, g.remote.key, "", g.remote.refused)
+}
+
+// receiveFrom is receive for any source: d is checked with key, a
+// refusal recorded with refused (for reports and /status), and from says
+// where d came from, for the logs.
+func (g *Gateway) receiveFrom(d *deploy.Deployment, key ed25519.PublicKey, from string, refused func(uint64, error)) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	origin := fmt.Sprintf("deployment:%d", d.Number)
@@ -239,7 +246,7 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 			g.logger.Info("node manager has no deployment for the group; keeping the current configuration", "index", ans.Index)
 			continue
 		}
-		if err := g.receive(ans.Deployment, r.key, "", r.refused); err == nil {
+		if err := g.receive(ans.Deployment); err == nil {
 			g.logger.Info("deployment applied", "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
 			g.gossipApplied()
 		}
