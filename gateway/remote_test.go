@@ -170,7 +170,7 @@ func testConfig(n uint64) *deploy.Config {
 	}
 }
 
-func signed(t *testing.T, priv ed25519.PrivateKey, group string, n uint64) *deploy.Deployment {
+func signed(t testing.TB, priv ed25519.PrivateKey, group string, n uint64) *deploy.Deployment {
 	t.Helper()
 	d, err := deploy.NewDeployment("acme", group, n, testConfig(n), "alice", "", time.Now(), catalog.Checker{})
 	if err != nil {

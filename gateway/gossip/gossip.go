@@ -211,7 +211,7 @@ type Member struct {
 	logger    hclog.Logger
 	ml        *memberlist.Memberlist
 	keyring   *memberlist.Keyring
-	transport *countingTransport
+	transport *transport
 
 	metaMu  sync.Mutex
 	meta    Meta
@@ -282,7 +282,7 @@ func Start(cfg Config) (*Member, error) {
 	m.keys.want = slices.Clone(cfg.Keys)
 	mlLog := memberlistLogger(cfg.Logger.Named("memberlist"))
 
-	tr, err := newCountingTransport(bindIP, bindPort, mlLog)
+	tr, err := newTransport(bindIP, bindPort, mlLog)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
