@@ -53,8 +53,10 @@ func existing(dir string, names []string) ([]string, error) {
 
 // checkEmpty refuses a data dir that holds a domain or the remains of one.
 // The store is not opened: opening upgrades its schema, and a refused init
-// must change nothing.
-func checkEmpty(dir string) error {
+// must change nothing. inEmptyPostgres says that the domain is to be
+// created in a PostgreSQL database found to hold none: key files are then
+// what an init stopped before its commit left, of no domain.
+func checkEmpty(dir string, inEmptyPostgres bool) error {
 	found, err := existing(dir, append([]string{StoreFile, PostgresMarkerFile}, keyFiles...))
 	if err != nil || len(found) == 0 {
 		return err
@@ -62,6 +64,10 @@ func checkEmpty(dir string) error {
 	if found[0] == StoreFile || found[0] == PostgresMarkerFile {
 		return fmt.Errorf("data dir %s already holds a domain (found %s); init never overwrites one: choose another --data-dir, or move this one away",
 			dir, strings.Join(found, ", "))
+	}
+	if inEmptyPostgres {
+		return fmt.Errorf("data dir %s holds %s but no %s, and the database holds no domain: an earlier init was stopped before it created the domain in the database, "+
+			"and nothing of it is in use. Delete these files and run init again", dir, strings.Join(found, ", "), PostgresMarkerFile)
 	}
 	return fmt.Errorf("data dir %s holds %s but no %s: an earlier init was interrupted before it finished, and nothing of it is in use. "+
 		"Unless you removed %s yourself (then restore it from a backup instead), delete these files and run init again",

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -48,7 +47,7 @@ func openPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
 
 // openEmptyPostgres opens the database a domain is to be created in,
 // refusing one that already holds a domain.
-func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
+func openEmptyPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
 	s, err := openPostgres(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("init domain: %w", err)
@@ -66,24 +65,36 @@ func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
 	return s, nil
 }
 
-// commitPostgres fills the database with the new domain and marks the data
-// dir, whose key files are written. The database has no staging name to
-// rename: InitDomain, first, is what a concurrent init fails on.
-func commitPostgres(ctx context.Context, s store.Store, dir string, d store.Domain, passwordHash string, now time.Time) error {
-	err := s.InitDomain(ctx, d)
-	switch {
-	case errors.Is(err, store.ErrExists):
-		return errors.New("the database already holds a domain (another init made it meanwhile): init never overwrites one")
-	case err != nil:
-		return fmt.Errorf("init domain in PostgreSQL: %w", err)
+// commitPostgres creates the domain in the database in one transaction,
+// the commit point of an init with a store: on an error nothing of the
+// domain is in the database, and Init removes the key files it wrote in
+// dir, so that init can simply be run again.
+func commitPostgres(ctx context.Context, s *pgstore.PG, dir string, seed store.DomainSeed) error {
+	err := s.CreateDomain(ctx, seed)
+	if err == nil {
+		return nil
 	}
-	if err := fillDomain(ctx, s, d, passwordHash, now); err != nil {
-		return fmt.Errorf("init domain in PostgreSQL (a domain may be left half made in the database: drop and create the database before trying again): %w", err)
+	// Of two inits at once, the second's domain row waits on the first's
+	// and finds it there.
+	if d, gerr := s.GetDomain(ctx); gerr == nil {
+		return fmt.Errorf("the database already holds domain %s (another init made it meanwhile): init never overwrites one", d.Name)
 	}
-	if err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644); err != nil {
-		return fmt.Errorf("init domain: %w", err)
+	return fmt.Errorf("init domain in PostgreSQL: nothing was written to the database, and the key files are removed from %s: "+
+		"once the cause is fixed, run the same init again: %w", dir, err)
+}
+
+// markPostgres writes the marker of a data dir whose domain, committed in
+// PostgreSQL, has its keys there.
+func markPostgres(dir string) error {
+	err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644)
+	if err == nil {
+		err = syncDir(dir)
 	}
-	return syncDir(dir)
+	if err != nil {
+		return fmt.Errorf("domain created in PostgreSQL with its keys in %s, but its marker is not written (%w): create %s there (its content does not matter) before running the admin node",
+			dir, err, PostgresMarkerFile)
+	}
+	return nil
 }
 
 // openDomainStore opens the store of the domain of dir: admin.db, or the
@@ -198,7 +209,7 @@ func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create data dir: %w", err)
 	}
-	if err := checkEmpty(opts.DataDir); err != nil {
+	if err := checkEmpty(opts.DataDir, false); err != nil {
 		return InitResult{}, err
 	}
 	s, err := openPostgres(ctx, opts.Store)
