@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 )
 
 // Files of a data directory (docs/admin-node.md).
@@ -96,6 +98,46 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// dataFile is a file of a data dir to write.
+type dataFile struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+// domainKeyFiles are the files of the domain's keys k.
+func domainKeyFiles(k keybundle.Keys) []dataFile {
+	return []dataFile{
+		{CAKeyFile, k.CAKeyPEM, 0o600},
+		{CACertFile, k.CACertPEM, 0o644},
+		{SigningKeyFile, k.SigningKeyPEM, 0o600},
+		{SettingsKeyFile, k.SettingsKey, 0o600},
+	}
+}
+
+// writeFiles writes files into dir in order, each created exclusively and
+// synced, then syncs dir. On an error it removes those it created;
+// otherwise it returns their paths, for the caller to remove should a
+// later step fail.
+func writeFiles(dir string, files []dataFile) (created []string, err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.Remove(p)
+			}
+			created = nil
+		}
+	}()
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := writeNew(path, f.data, f.mode); err != nil {
+			return created, err
+		}
+		created = append(created, path)
+	}
+	return created, syncDir(dir)
 }
 
 // syncDir makes the directory entries created in dir durable, so that a

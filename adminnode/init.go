@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -155,24 +156,9 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 			}
 		}
 	}()
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{CAKeyFile, keyPEM, 0o600},
-		{CACertFile, certPEM, 0o644},
-		{SigningKeyFile, signingPEM, 0o600},
-		{SettingsKeyFile, seal.NewKeyFile(), 0o600},
-	} {
-		path := filepath.Join(opts.DataDir, f.name)
-		if err := writeNew(path, f.data, f.mode); err != nil {
-			return InitResult{}, fmt.Errorf("init domain: %w", err)
-		}
-		created = append(created, path)
-	}
-	if err := syncDir(opts.DataDir); err != nil {
-		return InitResult{}, err
+	keys := keybundle.Keys{CACertPEM: certPEM, CAKeyPEM: keyPEM, SigningKeyPEM: signingPEM, SettingsKey: seal.NewKeyFile()}
+	if created, err = writeFiles(opts.DataDir, domainKeyFiles(keys)); err != nil {
+		return InitResult{}, fmt.Errorf("init domain: %w", err)
 	}
 
 	seed := domainSeed(store.Domain{

@@ -191,7 +191,7 @@ type JoinOptions struct {
 // there once they are checked to be the domain's — its CA certificate and
 // its signing public key, as the database holds them. A bundle of another
 // domain is refused with nothing written.
-func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
+func Join(ctx context.Context, opts JoinOptions) (InitResult, error) {
 	switch {
 	case opts.DataDir == "":
 		return InitResult{}, errors.New("join domain: no data dir")
@@ -233,33 +233,9 @@ func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
 			root.Domain(), root.Fingerprint(), deploy.KeyFingerprint(pub), d.Name, storedCA, deploy.KeyFingerprint(d.SigningPublicKey))
 	}
 
-	var created []string
-	defer func() {
-		if err != nil {
-			for _, p := range created {
-				os.Remove(p)
-			}
-		}
-	}()
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{CAKeyFile, keys.CAKeyPEM, 0o600},
-		{CACertFile, keys.CACertPEM, 0o644},
-		{SigningKeyFile, keys.SigningKeyPEM, 0o600},
-		{SettingsKeyFile, keys.SettingsKey, 0o600},
-		{PostgresMarkerFile, []byte(postgresMarker), 0o644},
-	} {
-		path := filepath.Join(opts.DataDir, f.name)
-		if err := writeNew(path, f.data, f.mode); err != nil {
-			return InitResult{}, fmt.Errorf("join domain: %w", err)
-		}
-		created = append(created, path)
-	}
-	if err := syncDir(opts.DataDir); err != nil {
-		return InitResult{}, err
+	files := append(domainKeyFiles(keys), dataFile{PostgresMarkerFile, []byte(postgresMarker), 0o644})
+	if _, err := writeFiles(opts.DataDir, files); err != nil {
+		return InitResult{}, fmt.Errorf("join domain: %w", err)
 	}
 	return InitResult{
 		Domain:                d.Name,
