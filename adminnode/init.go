@@ -168,7 +168,10 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 		CACertPEM:        string(certPEM),
 	}, hash, now)
 	if pg != nil {
-		if err := commitPostgres(ctx, pg, opts.DataDir, seed); err != nil {
+		if keep, err := commitPostgres(ctx, pg, opts.DataDir, seed); err != nil {
+			if keep {
+				created = nil
+			}
 			return InitResult{}, err
 		}
 		// Committed: the key files are the domain's now, kept whatever

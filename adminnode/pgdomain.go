@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -66,21 +67,37 @@ func openEmptyPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
 }
 
 // commitPostgres creates the domain in the database in one transaction,
-// the commit point of an init with a store: on an error nothing of the
-// domain is in the database, and Init removes the key files it wrote in
-// dir, so that init can simply be run again.
-func commitPostgres(ctx context.Context, s *pgstore.PG, dir string, seed store.DomainSeed) error {
-	err := s.CreateDomain(ctx, seed)
+// the commit point of an init with a store. When it fails, the database
+// is asked what happened: nothing of the domain is there (Init then
+// removes the key files it wrote in dir, so that init can simply be run
+// again), or the domain is there after all (its commit's answer was
+// lost: done), or another init's is. A database that no longer answers
+// leaves the outcome unknown: keep is then set, and the key files, maybe
+// the domain's only copy, stay.
+func commitPostgres(ctx context.Context, s *pgstore.PG, dir string, seed store.DomainSeed) (keep bool, err error) {
+	err = s.CreateDomain(ctx, seed)
 	if err == nil {
-		return nil
+		return false, nil
 	}
-	// Of two inits at once, the second's domain row waits on the first's
-	// and finds it there.
-	if d, gerr := s.GetDomain(ctx); gerr == nil {
-		return fmt.Errorf("the database already holds domain %s (another init made it meanwhile): init never overwrites one", d.Name)
+	// Asked even when init is being cancelled: what it removes depends on
+	// the answer.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	d, gerr := s.GetDomain(actx)
+	switch {
+	case gerr == nil && d.CACertPEM == seed.Domain.CACertPEM:
+		return false, nil
+	case gerr == nil:
+		// Of two inits at once, the second's domain row waits on the
+		// first's and finds it there.
+		return false, fmt.Errorf("the database already holds domain %s (another init made it meanwhile): init never overwrites one", d.Name)
+	case errors.Is(gerr, store.ErrNotFound):
+		return false, fmt.Errorf("init domain in PostgreSQL: nothing was written to the database, and the key files are removed from %s: "+
+			"once the cause is fixed, run the same init again: %w", dir, err)
 	}
-	return fmt.Errorf("init domain in PostgreSQL: nothing was written to the database, and the key files are removed from %s: "+
-		"once the cause is fixed, run the same init again: %w", dir, err)
+	return true, fmt.Errorf("init domain in PostgreSQL: %w; and the database does not answer whether it holds the domain now (%v). "+
+		"The key files are kept in %s: once the database answers, if it holds domain %s, create %s there (its content does not matter) and run the admin node; "+
+		"if it holds none, delete the files and run init again", err, gerr, dir, seed.Domain.Name, PostgresMarkerFile)
 }
 
 // markPostgres writes the marker of a data dir whose domain, committed in

@@ -2,10 +2,12 @@ package adminnode
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/adminnode/store/pgstore"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // A data dir and a store connection string that do not go together are
@@ -306,5 +309,79 @@ func TestInitPostgresRemains(t *testing.T) {
 	_, err = Init(ctx, InitOptions{DataDir: marked, Domain: "acme", Store: pg.Database(t), PasswordCost: testCost})
 	if err == nil || !strings.Contains(err.Error(), "already holds a domain") {
 		t.Errorf("init on a marked data dir: %v", err)
+	}
+}
+
+// The database going away while init commits leaves the outcome unknown
+// to init: it keeps the key files and says what to do either way. Once
+// the database is back and holds no domain, init again explains the
+// files as the remains of an init, and succeeds once they are deleted.
+func TestInitPostgresDatabaseGone(t *testing.T) {
+	ctx := context.Background()
+	pgtest.Need(t, pg)
+	// A server of its own, to stop.
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	dsn := srv.Database(t)
+	s, err := pgstore.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The commit runs a deferred trigger that waits, for the server to be
+	// stopped under it.
+	execSQL(t, dsn, `CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+		$$BEGIN PERFORM pg_sleep(60); RETURN NULL; END$$;
+		CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW EXECUTE FUNCTION slow()`)
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := InitOptions{DataDir: dir, Domain: "acme", Store: dsn, PasswordCost: testCost}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Init(ctx, opts)
+		done <- err
+	}()
+	waitfor.Cond(t, 20*time.Second, "init committing", func() (bool, string) {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query ILIKE 'commit%'").Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d committing (%v)", n, err)
+	})
+	srv.Halt()
+	err = <-done
+	t.Logf("init said: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "does not answer whether it holds the domain") ||
+		!strings.Contains(err.Error(), "The key files are kept in "+dir) {
+		t.Fatalf("err = %v, want the outcome said to be unknown and the keys kept", err)
+	}
+	for _, name := range []string{CAKeyFile, CACertFile, SigningKeyFile, SettingsKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("a key file is gone: %v", err)
+		}
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	for tbl, n := range domainRows(t, dsn) {
+		if n != 0 {
+			t.Errorf("the interrupted commit left %d rows in %s", n, tbl)
+		}
+	}
+	execSQL(t, dsn, "DROP TRIGGER slow ON audit")
+	if _, err := Init(ctx, opts); err == nil || !strings.Contains(err.Error(), "stopped before it created the domain in the database") {
+		t.Fatalf("init again: %v, want the remains explained", err)
+	}
+	for _, name := range []string{CAKeyFile, CACertFile, SigningKeyFile, SettingsKeyFile} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	if _, err := Init(ctx, opts); err != nil {
+		t.Fatalf("init once the remains are deleted: %v", err)
 	}
 }
