@@ -274,7 +274,7 @@ func TestDeploymentRules(t *testing.T) {
 			d := tt.make()
 			served := g.deployment.Load()
 			// The rule alone, then the gateway applying it as received.
-			if err := checkDeployment(d, pub, testGroup, served); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			if _, err := checkDeployment(d, pub, testGroup, served); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("checkDeployment = %v, want %v", err, tt.want)
 			}
 			f.publish(d)
