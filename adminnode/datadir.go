@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 )
 
 // Files of a data directory (docs/admin-node.md).
@@ -53,8 +55,10 @@ func existing(dir string, names []string) ([]string, error) {
 
 // checkEmpty refuses a data dir that holds a domain or the remains of one.
 // The store is not opened: opening upgrades its schema, and a refused init
-// must change nothing.
-func checkEmpty(dir string) error {
+// must change nothing. inEmptyPostgres says that the domain is to be
+// created in a PostgreSQL database found to hold none: key files are then
+// what an init stopped before its commit left, of no domain.
+func checkEmpty(dir string, inEmptyPostgres bool) error {
 	found, err := existing(dir, append([]string{StoreFile, PostgresMarkerFile}, keyFiles...))
 	if err != nil || len(found) == 0 {
 		return err
@@ -62,6 +66,10 @@ func checkEmpty(dir string) error {
 	if found[0] == StoreFile || found[0] == PostgresMarkerFile {
 		return fmt.Errorf("data dir %s already holds a domain (found %s); init never overwrites one: choose another --data-dir, or move this one away",
 			dir, strings.Join(found, ", "))
+	}
+	if inEmptyPostgres {
+		return fmt.Errorf("data dir %s holds %s but no %s, and the database holds no domain: an earlier init was stopped before it created the domain in the database, "+
+			"and nothing of it is in use. Delete these files and run init again", dir, strings.Join(found, ", "), PostgresMarkerFile)
 	}
 	return fmt.Errorf("data dir %s holds %s but no %s: an earlier init was interrupted before it finished, and nothing of it is in use. "+
 		"Unless you removed %s yourself (then restore it from a backup instead), delete these files and run init again",
@@ -90,6 +98,46 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// dataFile is a file of a data dir to write.
+type dataFile struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+// domainKeyFiles are the files of the domain's keys k.
+func domainKeyFiles(k keybundle.Keys) []dataFile {
+	return []dataFile{
+		{CAKeyFile, k.CAKeyPEM, 0o600},
+		{CACertFile, k.CACertPEM, 0o644},
+		{SigningKeyFile, k.SigningKeyPEM, 0o600},
+		{SettingsKeyFile, k.SettingsKey, 0o600},
+	}
+}
+
+// writeFiles writes files into dir in order, each created exclusively and
+// synced, then syncs dir. On an error it removes those it created;
+// otherwise it returns their paths, for the caller to remove should a
+// later step fail.
+func writeFiles(dir string, files []dataFile) (created []string, err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.Remove(p)
+			}
+			created = nil
+		}
+	}()
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := writeNew(path, f.data, f.mode); err != nil {
+			return created, err
+		}
+		created = append(created, path)
+	}
+	return created, syncDir(dir)
 }
 
 // syncDir makes the directory entries created in dir durable, so that a

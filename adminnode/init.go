@@ -11,9 +11,11 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/auth"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/adminnode/store/pgstore"
 	"github.com/gatehouse/gatehouse/deploy"
 )
 
@@ -75,6 +77,13 @@ type InitResult struct {
 // files without admin.db, which Init refuses with an explanation and Run
 // reports as no domain; nothing is ever overwritten. On an error short of
 // a crash, Init removes what it wrote.
+//
+// With opts.Store, the database's transaction is the commit point
+// instead: the whole domain is created in it at once or not at all, after
+// the key files, and the data dir is marked (PostgresMarkerFile) after
+// it. A failure before the commit leaves no domain in the database and,
+// short of a crash, no file in the data dir, so the same init can be run
+// again.
 func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	if opts.DataDir == "" {
 		return InitResult{}, errors.New("init domain: no data dir")
@@ -125,17 +134,19 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create data dir: %w", err)
 	}
-	if err := checkEmpty(opts.DataDir); err != nil {
-		return InitResult{}, err
-	}
-	var pg store.Store
+	var pg *pgstore.PG
 	if opts.Store != "" {
 		// The database is checked before anything is written: a database
-		// that already holds a domain is joined, never initialised again.
+		// that already holds a domain is joined, never initialised again;
+		// and key files found without a domain in it are then certainly
+		// the remains of an init that never committed.
 		if pg, err = openEmptyPostgres(ctx, opts.Store); err != nil {
 			return InitResult{}, err
 		}
 		defer pg.Close()
+	}
+	if err := checkEmpty(opts.DataDir, pg != nil); err != nil {
+		return InitResult{}, err
 	}
 	var created []string
 	defer func() {
@@ -145,37 +156,30 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 			}
 		}
 	}()
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{CAKeyFile, keyPEM, 0o600},
-		{CACertFile, certPEM, 0o644},
-		{SigningKeyFile, signingPEM, 0o600},
-		{SettingsKeyFile, seal.NewKeyFile(), 0o600},
-	} {
-		path := filepath.Join(opts.DataDir, f.name)
-		if err := writeNew(path, f.data, f.mode); err != nil {
-			return InitResult{}, fmt.Errorf("init domain: %w", err)
-		}
-		created = append(created, path)
-	}
-	if err := syncDir(opts.DataDir); err != nil {
-		return InitResult{}, err
+	keys := keybundle.Keys{CACertPEM: certPEM, CAKeyPEM: keyPEM, SigningKeyPEM: signingPEM, SettingsKey: seal.NewKeyFile()}
+	if created, err = writeFiles(opts.DataDir, domainKeyFiles(keys)); err != nil {
+		return InitResult{}, fmt.Errorf("init domain: %w", err)
 	}
 
-	domain := store.Domain{
+	seed := domainSeed(store.Domain{
 		Name:             opts.Domain,
 		CreatedAt:        now,
 		SigningPublicKey: pub,
 		CACertPEM:        string(certPEM),
-	}
+	}, hash, now)
 	if pg != nil {
-		if err := commitPostgres(ctx, pg, opts.DataDir, domain, hash, now); err != nil {
+		if keep, err := commitPostgres(ctx, pg, opts.DataDir, seed); err != nil {
+			if keep {
+				created = nil
+			}
 			return InitResult{}, err
 		}
+		// Committed: the key files are the domain's now, kept whatever
+		// follows.
 		created = nil
+		if err := markPostgres(opts.DataDir); err != nil {
+			return InitResult{}, err
+		}
 		return InitResult{
 			Domain:                opts.Domain,
 			DataDir:               opts.DataDir,
@@ -187,7 +191,7 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	}
 	staging := filepath.Join(opts.DataDir, stagingStoreFile)
 	created = append(created, staging)
-	err = populate(ctx, staging, domain, hash, now)
+	err = populate(ctx, staging, seed)
 	if err != nil {
 		return InitResult{}, fmt.Errorf("init domain: %w", err)
 	}
@@ -210,10 +214,8 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	}, nil
 }
 
-// populate creates the store at path with the domain, the built-in roles,
-// the admin user bound to domain-admin over the whole domain, and the
-// audit entry of the init.
-func populate(ctx context.Context, path string, d store.Domain, passwordHash string, now time.Time) (err error) {
+// populate creates the store at path with seed.
+func populate(ctx context.Context, path string, seed store.DomainSeed) (err error) {
 	s, err := store.Open(path)
 	if err != nil {
 		return err
@@ -223,48 +225,31 @@ func populate(ctx context.Context, path string, d store.Domain, passwordHash str
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
-	return populateStore(ctx, s, d, passwordHash, now)
+	return store.Seed(ctx, s, seed)
 }
 
-// populateStore fills s as populate describes.
-func populateStore(ctx context.Context, s store.Store, d store.Domain, passwordHash string, now time.Time) error {
-	if err := s.InitDomain(ctx, d); err != nil {
-		return fmt.Errorf("store domain: %w", err)
+// domainSeed is what init writes of domain d: its record, the built-in
+// roles, the admin user bound to domain-admin over the whole domain, and
+// the audit entry of the init.
+func domainSeed(d store.Domain, passwordHash string, now time.Time) store.DomainSeed {
+	return store.DomainSeed{
+		Domain: d,
+		Roles:  rbac.BuiltInRoles(),
+		Users:  []store.User{{Name: AdminUser, PasswordHash: passwordHash, CreatedAt: now}},
+		Bindings: []store.RoleBinding{{
+			User:      AdminUser,
+			Role:      rbac.RoleDomainAdmin,
+			Scope:     store.Scope{Domain: true},
+			CreatedAt: now,
+		}},
+		Audit: []store.AuditEntry{{
+			Time:   now,
+			User:   AdminUser,
+			Action: "domain.init",
+			Target: d.Name,
+			Result: store.AuditOK,
+			// Not an API call: made on the machine, by whoever ran init.
+			Source: "local",
+		}},
 	}
-	return fillDomain(ctx, s, d, passwordHash, now)
-}
-
-// fillDomain adds to the store of domain d what populate describes
-// besides the domain record.
-func fillDomain(ctx context.Context, s store.Store, d store.Domain, passwordHash string, now time.Time) error {
-	for _, r := range rbac.BuiltInRoles() {
-		if _, err := s.CreateRole(ctx, r); err != nil {
-			return fmt.Errorf("create role %s: %w", r.Name, err)
-		}
-	}
-	if _, err := s.CreateUser(ctx, store.User{Name: AdminUser, PasswordHash: passwordHash, CreatedAt: now}); err != nil {
-		return fmt.Errorf("create user %s: %w", AdminUser, err)
-	}
-	_, err := s.CreateRoleBinding(ctx, store.RoleBinding{
-		User:      AdminUser,
-		Role:      rbac.RoleDomainAdmin,
-		Scope:     store.Scope{Domain: true},
-		CreatedAt: now,
-	})
-	if err != nil {
-		return fmt.Errorf("bind %s to %s: %w", AdminUser, rbac.RoleDomainAdmin, err)
-	}
-	_, err = s.AppendAudit(ctx, store.AuditEntry{
-		Time:   now,
-		User:   AdminUser,
-		Action: "domain.init",
-		Target: d.Name,
-		Result: store.AuditOK,
-		// Not an API call: made on the machine, by whoever ran init.
-		Source: "local",
-	})
-	if err != nil {
-		return fmt.Errorf("audit domain init: %w", err)
-	}
-	return nil
 }

@@ -48,7 +48,7 @@ func openPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
 
 // openEmptyPostgres opens the database a domain is to be created in,
 // refusing one that already holds a domain.
-func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
+func openEmptyPostgres(ctx context.Context, dsn string) (*pgstore.PG, error) {
 	s, err := openPostgres(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("init domain: %w", err)
@@ -66,24 +66,52 @@ func openEmptyPostgres(ctx context.Context, dsn string) (store.Store, error) {
 	return s, nil
 }
 
-// commitPostgres fills the database with the new domain and marks the data
-// dir, whose key files are written. The database has no staging name to
-// rename: InitDomain, first, is what a concurrent init fails on.
-func commitPostgres(ctx context.Context, s store.Store, dir string, d store.Domain, passwordHash string, now time.Time) error {
-	err := s.InitDomain(ctx, d)
+// commitPostgres creates the domain in the database in one transaction,
+// the commit point of an init with a store. When it fails, the database
+// is asked what happened: nothing of the domain is there (Init then
+// removes the key files it wrote in dir, so that init can simply be run
+// again), or the domain is there after all (its commit's answer was
+// lost: done), or another init's is. A database that no longer answers
+// leaves the outcome unknown: keep is then set, and the key files, maybe
+// the domain's only copy, stay.
+func commitPostgres(ctx context.Context, s *pgstore.PG, dir string, seed store.DomainSeed) (keep bool, err error) {
+	err = s.CreateDomain(ctx, seed)
+	if err == nil {
+		return false, nil
+	}
+	// Asked even when init is being cancelled: what it removes depends on
+	// the answer.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	d, gerr := s.GetDomain(actx)
 	switch {
-	case errors.Is(err, store.ErrExists):
-		return errors.New("the database already holds a domain (another init made it meanwhile): init never overwrites one")
-	case err != nil:
-		return fmt.Errorf("init domain in PostgreSQL: %w", err)
+	case gerr == nil && d.CACertPEM == seed.Domain.CACertPEM:
+		return false, nil
+	case gerr == nil:
+		// Of two inits at once, the second's domain row waits on the
+		// first's and finds it there.
+		return false, fmt.Errorf("the database already holds domain %s (another init made it meanwhile): init never overwrites one", d.Name)
+	case errors.Is(gerr, store.ErrNotFound):
+		return false, fmt.Errorf("init domain in PostgreSQL: nothing was written to the database, and the key files are removed from %s: "+
+			"once the cause is fixed, run the same init again: %w", dir, err)
 	}
-	if err := fillDomain(ctx, s, d, passwordHash, now); err != nil {
-		return fmt.Errorf("init domain in PostgreSQL (a domain may be left half made in the database: drop and create the database before trying again): %w", err)
+	return true, fmt.Errorf("init domain in PostgreSQL: %w; and the database does not answer whether it holds the domain now (%v). "+
+		"The key files are kept in %s: once the database answers, if it holds domain %s, create %s there (its content does not matter) and run the admin node; "+
+		"if it holds none, delete the files and run init again", err, gerr, dir, seed.Domain.Name, PostgresMarkerFile)
+}
+
+// markPostgres writes the marker of a data dir whose domain, committed in
+// PostgreSQL, has its keys there.
+func markPostgres(dir string) error {
+	err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644)
+	if err == nil {
+		err = syncDir(dir)
 	}
-	if err := writeNew(filepath.Join(dir, PostgresMarkerFile), []byte(postgresMarker), 0o644); err != nil {
-		return fmt.Errorf("init domain: %w", err)
+	if err != nil {
+		return fmt.Errorf("domain created in PostgreSQL with its keys in %s, but its marker is not written (%w): create %s there (its content does not matter) before running the admin node",
+			dir, err, PostgresMarkerFile)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // openDomainStore opens the store of the domain of dir: admin.db, or the
@@ -180,7 +208,7 @@ type JoinOptions struct {
 // there once they are checked to be the domain's — its CA certificate and
 // its signing public key, as the database holds them. A bundle of another
 // domain is refused with nothing written.
-func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
+func Join(ctx context.Context, opts JoinOptions) (InitResult, error) {
 	switch {
 	case opts.DataDir == "":
 		return InitResult{}, errors.New("join domain: no data dir")
@@ -198,7 +226,7 @@ func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create data dir: %w", err)
 	}
-	if err := checkEmpty(opts.DataDir); err != nil {
+	if err := checkEmpty(opts.DataDir, false); err != nil {
 		return InitResult{}, err
 	}
 	s, err := openPostgres(ctx, opts.Store)
@@ -222,33 +250,9 @@ func Join(ctx context.Context, opts JoinOptions) (res InitResult, err error) {
 			root.Domain(), root.Fingerprint(), deploy.KeyFingerprint(pub), d.Name, storedCA, deploy.KeyFingerprint(d.SigningPublicKey))
 	}
 
-	var created []string
-	defer func() {
-		if err != nil {
-			for _, p := range created {
-				os.Remove(p)
-			}
-		}
-	}()
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{CAKeyFile, keys.CAKeyPEM, 0o600},
-		{CACertFile, keys.CACertPEM, 0o644},
-		{SigningKeyFile, keys.SigningKeyPEM, 0o600},
-		{SettingsKeyFile, keys.SettingsKey, 0o600},
-		{PostgresMarkerFile, []byte(postgresMarker), 0o644},
-	} {
-		path := filepath.Join(opts.DataDir, f.name)
-		if err := writeNew(path, f.data, f.mode); err != nil {
-			return InitResult{}, fmt.Errorf("join domain: %w", err)
-		}
-		created = append(created, path)
-	}
-	if err := syncDir(opts.DataDir); err != nil {
-		return InitResult{}, err
+	files := append(domainKeyFiles(keys), dataFile{PostgresMarkerFile, []byte(postgresMarker), 0o644})
+	if _, err := writeFiles(opts.DataDir, files); err != nil {
+		return InitResult{}, fmt.Errorf("join domain: %w", err)
 	}
 	return InitResult{
 		Domain:                d.Name,

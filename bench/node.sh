@@ -20,7 +20,7 @@
 #
 # Knobs (environment):
 #   ONLY=propagation|nodescale|detection|traffic   run one of the four
-#   ROUNDS=30        deployments measured by the propagation benchmark
+#   ROUNDS=100       deployments measured by the propagation benchmark
 #   INSTANCES=10     gateway instances on the host
 #   POLL=2ms         pause between two polls of the instance lists
 #   NODES=1000       simulated node managers
@@ -48,7 +48,7 @@
 set -euo pipefail
 
 ONLY=${ONLY:-}
-ROUNDS=${ROUNDS:-30}
+ROUNDS=${ROUNDS:-100}
 INSTANCES=${INSTANCES:-10}
 POLL=${POLL:-2ms}
 NODES=${NODES:-1000}

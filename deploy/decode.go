@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // maxKeyLength bounds the keys of policy configurations. YAML parsers give
@@ -197,7 +199,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.value(item, s.Index(i), IndexPath(path, i))
+			d.value(item, s.Index(i), fieldpath.Index(path, i))
 		}
 		v.Set(s)
 	case reflect.Struct:
@@ -231,7 +233,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	d.entries(n, path, func(key string, k, val *yaml.Node) {
-		p := FieldPath(path, key)
+		p := fieldpath.Join(path, key)
 		i, ok := fields[key]
 		if !ok {
 			d.fail(k, p, "unknown field")
@@ -261,7 +263,7 @@ func (d *decoder) entries(n *yaml.Node, path string, fn func(key string, k, v *y
 			d.fail(k, path, "keys must be strings, got null")
 			continue
 		}
-		p := FieldPath(path, k.Value)
+		p := fieldpath.Join(path, k.Value)
 		if line, dup := first[k.Value]; dup {
 			d.fail(k, p, "duplicate key, first at line %d", line)
 			continue
@@ -275,7 +277,7 @@ func (d *decoder) entries(n *yaml.Node, path string, fn func(key string, k, v *y
 func (d *decoder) mapping(n *yaml.Node, path string) map[string]any {
 	m := make(map[string]any, len(n.Content)/2)
 	d.entries(n, path, func(key string, k, v *yaml.Node) {
-		p := FieldPath(path, key)
+		p := fieldpath.Join(path, key)
 		if utf8.RuneCountInString(key) > maxKeyLength {
 			d.fail(k, p, "keys must be at most %d characters", maxKeyLength)
 			return
@@ -297,7 +299,7 @@ func (d *decoder) anyValue(n *yaml.Node, path string) any {
 	case yaml.SequenceNode:
 		list := make([]any, len(n.Content))
 		for i, item := range n.Content {
-			list[i] = d.anyValue(item, IndexPath(path, i))
+			list[i] = d.anyValue(item, fieldpath.Index(path, i))
 		}
 		return list
 	}

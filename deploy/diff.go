@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // Kinds of resources in a Change, in the order Diff lists them.
@@ -190,7 +192,7 @@ func diffValue(kind, path string, a, b any, fields *[]FieldChange) {
 			union := maps.Clone(av)
 			maps.Copy(union, bv)
 			for _, k := range slices.Sorted(maps.Keys(union)) {
-				diffValue(kind, FieldPath(path, k), av[k], bv[k], fields)
+				diffValue(kind, fieldpath.Join(path, k), av[k], bv[k], fields)
 			}
 			return
 		}
@@ -204,7 +206,7 @@ func diffValue(kind, path string, a, b any, fields *[]FieldChange) {
 				if i < len(bv) {
 					be = bv[i]
 				}
-				diffValue(kind, IndexPath(path, i), ae, be, fields)
+				diffValue(kind, fieldpath.Index(path, i), ae, be, fields)
 			}
 			return
 		}
@@ -262,13 +264,13 @@ func scrub(kind, path string, v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(vv))
 		for k, e := range vv {
-			out[k] = scrub(kind, FieldPath(path, k), e)
+			out[k] = scrub(kind, fieldpath.Join(path, k), e)
 		}
 		return out
 	case []any:
 		out := make([]any, len(vv))
 		for i, e := range vv {
-			out[i] = scrub(kind, IndexPath(path, i), e)
+			out[i] = scrub(kind, fieldpath.Index(path, i), e)
 		}
 		return out
 	}

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -53,28 +51,4 @@ func (es Errors) Err() error {
 		return nil
 	}
 	return es
-}
-
-// plainKey is a map key that needs no quoting in a path.
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
-// FieldPath returns the path of the field or map key name below path, as
-// validation errors, decoding errors and diffs write it. Keys of policy
-// configurations can hold any text, so those that would make the path
-// ambiguous are quoted: config["a.b"]. It is exported for the packages
-// that walk a configuration themselves (placeholders), so that their paths
-// name fields exactly as validation does.
-func FieldPath(path, name string) string {
-	if !plainKey.MatchString(name) {
-		return path + "[" + strconv.Quote(name) + "]"
-	}
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-// IndexPath returns the path of the list element i below path.
-func IndexPath(path string, i int) string {
-	return path + "[" + strconv.Itoa(i) + "]"
 }

@@ -1,5 +1,7 @@
 package deploy
 
+import "github.com/gatehouse/gatehouse/fieldpath"
+
 // FeatureLevel is the configuration format level this build's gateways
 // understand. A gateway refuses a configuration it cannot read; so that
 // the admin node can say so before signing, node managers report the
@@ -44,20 +46,20 @@ func ExternalPlugins(cfg *Config) []PluginUse {
 				continue
 			}
 			if name, ok := p.Config[ExternalPluginKey].(string); ok && name != "" {
-				out = append(out, PluginUse{Field: FieldPath(IndexPath(path, i)+".config", ExternalPluginKey), Plugin: name})
+				out = append(out, PluginUse{Field: fieldpath.Join(fieldpath.Index(path, i)+".config", ExternalPluginKey), Plugin: name})
 			}
 		}
 	}
 	add("global_policies", cfg.GlobalPolicies)
 	for i, s := range cfg.Services {
-		sp := IndexPath("services", i)
+		sp := fieldpath.Index("services", i)
 		add(sp+".policies", s.Policies)
 		for j, r := range s.Routes {
-			add(IndexPath(sp+".routes", j)+".policies", r.Policies)
+			add(fieldpath.Index(sp+".routes", j)+".policies", r.Policies)
 		}
 	}
 	for i, c := range cfg.Consumers {
-		add(IndexPath("consumers", i)+".policies", c.Policies)
+		add(fieldpath.Index("consumers", i)+".policies", c.Policies)
 	}
 	return out
 }

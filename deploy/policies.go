@@ -2,7 +2,8 @@ package deploy
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // PolicyKinds is what validation knows of policies beyond their names: the
@@ -69,37 +70,7 @@ func (v *validator) policy(path string, p *Policy) {
 			return
 		}
 		for _, e := range es {
-			v.errs.Add(underPath(path+".config", e.Path), e.Message)
+			v.errs.Add(fieldpath.Under(path+".config", e.Path), e.Message)
 		}
 	}
-}
-
-// underPath returns the path sub (itself a path, such as
-// "limits[0].window" or `["a.b"]`) below path.
-func underPath(path, sub string) string {
-	switch {
-	case sub == "":
-		return path
-	case path == "":
-		return sub
-	case sub[0] == '[':
-		return path + sub
-	}
-	return path + "." + sub
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2),
-// as a header or cookie name must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

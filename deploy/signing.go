@@ -137,24 +137,32 @@ func (d *Deployment) Sign(key ed25519.PrivateKey) {
 // for Validate. The configuration is only parsed once it is known to come
 // from the domain's key.
 func (d *Deployment) Verify(pub ed25519.PublicKey, kinds PolicyKinds) error {
+	_, err := d.Open(pub, kinds)
+	return err
+}
+
+// Open is Verify returning the configuration it decoded and validated,
+// for a receiver that applies it: parsing it again would double a
+// gateway's work for every deployment.
+func (d *Deployment) Open(pub ed25519.PublicKey, kinds PolicyKinds) (*Config, error) {
 	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("verify deployment: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+		return nil, fmt.Errorf("verify deployment: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
 	config := canonicalConfig(d.Config)
 	if sum := checksumOf(config); sum != d.Checksum {
-		return fmt.Errorf("verify deployment %d: %w: configuration is %s, deployment says %q", d.Number, ErrChecksumMismatch, sum, d.Checksum)
+		return nil, fmt.Errorf("verify deployment %d: %w: configuration is %s, deployment says %q", d.Number, ErrChecksumMismatch, sum, d.Checksum)
 	}
 	if !ed25519.Verify(pub, d.SigningBytes(), d.Signature) {
-		return fmt.Errorf("verify deployment %d: %w (key %s)", d.Number, ErrBadSignature, KeyFingerprint(pub))
+		return nil, fmt.Errorf("verify deployment %d: %w (key %s)", d.Number, ErrBadSignature, KeyFingerprint(pub))
 	}
 	cfg, err := DecodeCanonical(config)
 	if err == nil {
 		err = cfg.Validate(kinds)
 	}
 	if err != nil {
-		return fmt.Errorf("verify deployment %d: %w:\n%w", d.Number, ErrInvalidConfig, err)
+		return nil, fmt.Errorf("verify deployment %d: %w:\n%w", d.Number, ErrInvalidConfig, err)
 	}
-	return nil
+	return cfg, nil
 }
 
 // Decode returns the configuration of d, decoded strictly. It does not

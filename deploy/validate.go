@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 )
 
 // Defaults of the active health check that validation needs: the timeout
@@ -79,13 +82,13 @@ func (c *Config) Validate(kinds PolicyKinds) error {
 	}
 	upstreams := make(map[string]string)
 	for i := range c.Upstreams {
-		p := IndexPath("upstreams", i)
+		p := fieldpath.Index("upstreams", i)
 		v.name(upstreams, p, c.Upstreams[i].Name)
 		v.upstream(p, &c.Upstreams[i])
 	}
 	services := make(map[string]string)
 	for i := range c.Services {
-		p := IndexPath("services", i)
+		p := fieldpath.Index("services", i)
 		v.name(services, p, c.Services[i].Name)
 		v.service(p, &c.Services[i], upstreams)
 	}
@@ -142,7 +145,7 @@ func (v *validator) service(path string, s *Service, upstreams map[string]string
 		v.errs.Add(path+".routes", "at least one route is required")
 	}
 	for i := range s.Routes {
-		v.route(IndexPath(path+".routes", i), &s.Routes[i])
+		v.route(fieldpath.Index(path+".routes", i), &s.Routes[i])
 	}
 	v.policies(path+".policies", s.Policies)
 }
@@ -151,7 +154,7 @@ func (v *validator) route(path string, r *Route) {
 	v.name(v.routeNames, path, r.Name)
 	for i, h := range r.Hosts {
 		if !ValidHost(h) {
-			v.errs.Add(IndexPath(path+".hosts", i), hostRule)
+			v.errs.Add(fieldpath.Index(path+".hosts", i), hostRule)
 		}
 	}
 	if len(r.Paths) == 0 {
@@ -164,7 +167,7 @@ func (v *validator) route(path string, r *Route) {
 	for i, s := range r.Paths {
 		pat, err := ParsePath(s)
 		if err != nil {
-			v.errs.Add(IndexPath(path+".paths", i), err.Error())
+			v.errs.Add(fieldpath.Index(path+".paths", i), err.Error())
 			continue
 		}
 		patterns[i] = pat
@@ -172,11 +175,11 @@ func (v *validator) route(path string, r *Route) {
 	}
 	v.methods(path, r.Methods)
 	for i, h := range r.Headers {
-		p := IndexPath(path+".headers", i) + ".name"
+		p := fieldpath.Index(path+".headers", i) + ".name"
 		switch {
 		case h.Name == "":
 			v.errs.Add(p, "required")
-		case !isToken(h.Name):
+		case !httpascii.IsToken(h.Name):
 			v.errs.Add(p, "must be an HTTP header name")
 		}
 	}
@@ -192,7 +195,7 @@ func (v *validator) route(path string, r *Route) {
 
 func (v *validator) methods(path string, ms []string) {
 	for i, m := range ms {
-		p := IndexPath(path+".methods", i)
+		p := fieldpath.Index(path+".methods", i)
 		switch {
 		case !slices.Contains(httpMethods, m):
 			v.errs.Addf(p, "must be one of %s (upper case)", strings.Join(httpMethods, ", "))
@@ -262,7 +265,7 @@ func (v *validator) conflicts(path string, r *Route, patterns map[int]PathPatter
 		}
 		key := base
 		key.path = pat.shape()
-		p := IndexPath(path+".paths", i)
+		p := fieldpath.Index(path+".paths", i)
 		other, dup := v.routeKeys[key]
 		switch {
 		case !dup:
@@ -301,7 +304,7 @@ func (v *validator) upstream(path string, u *Upstream) {
 	}
 	addresses := make(map[string]int)
 	for i, t := range u.Targets {
-		p := IndexPath(path+".targets", i)
+		p := fieldpath.Index(path+".targets", i)
 		if msg := checkAddress(t.Address); msg != "" {
 			v.errs.Add(p+".address", msg)
 		} else if first, dup := addresses[t.Address]; dup {
@@ -364,7 +367,7 @@ func (v *validator) hashOn(path string, h *HashOn) {
 		switch {
 		case h.Name == "":
 			v.errs.Addf(path+".name", "required with source %s", h.Source)
-		case !isToken(h.Name):
+		case !httpascii.IsToken(h.Name):
 			v.errs.Addf(path+".name", "must be a %s name", h.Source)
 		}
 	case HashOnClientIP:
@@ -405,7 +408,7 @@ func (v *validator) healthCheck(path string, hc *ActiveHealthCheck) {
 
 func (v *validator) statuses(path string, statuses []int) {
 	for i, s := range statuses {
-		v.intRange(IndexPath(path, i), s, 100, 599)
+		v.intRange(fieldpath.Index(path, i), s, 100, 599)
 	}
 }
 
@@ -442,11 +445,11 @@ func (v *validator) consumers(cs []Consumer) {
 	usernames := make(map[string]ownerRef)
 	for i := range cs {
 		c := &cs[i]
-		path := IndexPath("consumers", i)
+		path := fieldpath.Index("consumers", i)
 		v.name(names, path, c.Name)
 		for j := range c.Credentials {
 			cred := &c.Credentials[j]
-			p := IndexPath(path+".credentials", j)
+			p := fieldpath.Index(path+".credentials", j)
 			want, ok := credentialFields[cred.Type]
 			if !ok {
 				if cred.Type == "" {
@@ -501,13 +504,13 @@ func (v *validator) certificates(certs []Certificate) {
 	snis := make(map[string]ownerRef)
 	for i := range certs {
 		c := &certs[i]
-		path := IndexPath("certificates", i)
+		path := fieldpath.Index("certificates", i)
 		v.name(names, path, c.Name)
 		if len(c.SNIs) == 0 {
 			v.errs.Add(path+".snis", "at least one SNI is required")
 		}
 		for j, sni := range c.SNIs {
-			p := IndexPath(path+".snis", j)
+			p := fieldpath.Index(path+".snis", j)
 			if !ValidHost(sni) {
 				v.errs.Add(p, hostRule)
 				continue
@@ -572,9 +575,9 @@ func checkChain(b []byte) string {
 func (v *validator) policies(path string, ps []Policy) {
 	seen := make(map[string]int)
 	for i := range ps {
-		p := IndexPath(path, i)
+		p := fieldpath.Index(path, i)
 		if first, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
-			v.errs.Addf(p+".name", "policy %q is already set at %s", ps[i].Name, IndexPath(path, first))
+			v.errs.Addf(p+".name", "policy %q is already set at %s", ps[i].Name, fieldpath.Index(path, first))
 			continue
 		}
 		seen[ps[i].Name] = i

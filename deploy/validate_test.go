@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // validConfig is a small valid configuration that the cases below break.
@@ -160,7 +162,7 @@ func TestValidate(t *testing.T) {
 		}, func() []string {
 			var want []string
 			for i := range 11 {
-				want = append(want, IndexPath("services[0].routes[0].hosts", i)+": "+hostRule)
+				want = append(want, fieldpath.Index("services[0].routes[0].hosts", i)+": "+hostRule)
 			}
 			return want
 		}()},

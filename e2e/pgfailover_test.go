@@ -119,8 +119,15 @@ func (f *pgFleet) addHost(t *testing.T, via int, name, instance string) *nmDomai
 // addresses given, in that order.
 func runNode(t *testing.T, d *nmDomain, addrs ...string) {
 	t.Helper()
-	p, _ := startReady(t, "node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr, "--addr", strings.Join(addrs, ","),
-		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug")
+	runNodeWith(t, d, nil, addrs...)
+}
+
+// runNodeWith is runNode with more flags of node run.
+func runNodeWith(t *testing.T, d *nmDomain, extra []string, addrs ...string) {
+	t.Helper()
+	args := []string{"node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr, "--addr", strings.Join(addrs, ","),
+		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug"}
+	p, _ := startReady(t, append(args, extra...)...)
 	p.listen = d.nodeAddr
 	d.node = p
 }

@@ -329,6 +329,9 @@ type source struct {
 	// a file.
 	deployment uint64
 	persist    bool
+	// checksum is set for a verified deployment: its configuration was
+	// validated when its signature was checked, and this is its checksum.
+	checksum string
 }
 
 // settle records the outcome of an attempt to apply (metrics, /status,
@@ -351,12 +354,15 @@ func (g *Gateway) settle(origin string, err error) error {
 
 // apply is Apply's work, with applyMu held.
 func (g *Gateway) apply(cfg *deploy.Config, src source) error {
-	if err := cfg.Validate(catalog.Checker{}); err != nil {
-		return fmt.Errorf("validate configuration:\n%w", err)
-	}
-	sum, err := cfg.Checksum()
-	if err != nil {
-		return fmt.Errorf("checksum configuration: %w", err)
+	sum := src.checksum
+	if sum == "" {
+		if err := cfg.Validate(catalog.Checker{}); err != nil {
+			return fmt.Errorf("validate configuration:\n%w", err)
+		}
+		var err error
+		if sum, err = cfg.Checksum(); err != nil {
+			return fmt.Errorf("checksum configuration: %w", err)
+		}
 	}
 	// A new deployment of the same configuration is applied all the same,
 	// so that its number is served, stored and reported.

@@ -80,29 +80,31 @@ var (
 	errNumberedZero = errors.New("deployment has number 0 (numbers start at 1)")
 )
 
-// checkDeployment returns why a gateway of group that serves deployment
-// current must not apply d, or nil. The signature is checked first: until
-// it verifies, no field of d can be trusted, not even to word the refusal.
+// checkDeployment returns the configuration of d, or why a gateway of
+// group that serves deployment current must not apply it. The signature is
+// checked first: until it verifies, no field of d can be trusted, not even
+// to word the refusal.
 //
 // The domain name is not compared: the gateway is given the domain's key,
 // not its name, and each domain has its own key, so a signature that
 // verifies already says the deployment is of the gateway's domain.
-func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, current uint64) error {
-	if err := d.Verify(key, catalog.Checker{}); err != nil {
-		return err
+func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, current uint64) (*deploy.Config, error) {
+	cfg, err := d.Open(key, catalog.Checker{})
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case d.Group != group:
-		return fmt.Errorf("%w: %q, this gateway is of %q", errOtherGroup, d.Group, group)
+		return nil, fmt.Errorf("%w: %q, this gateway is of %q", errOtherGroup, d.Group, group)
 	case d.Number == 0:
-		return errNumberedZero
+		return nil, errNumberedZero
 	case d.Number < current:
 		// A lower number is an old, correctly signed deployment sent again:
 		// applying it would roll the gateway back behind the admin node's
 		// back. A rollback is a new, higher number.
-		return fmt.Errorf("%w: %d is lower than %d", errOldNumber, d.Number, current)
+		return nil, fmt.Errorf("%w: %d is lower than %d", errOldNumber, d.Number, current)
 	}
-	return nil
+	return cfg, nil
 }
 
 // receive applies d, from the node manager, if checkDeployment allows
@@ -122,14 +124,10 @@ func (g *Gateway) receiveFrom(d *deploy.Deployment, key ed25519.PublicKey, from 
 	if from != "" {
 		origin += " (" + from + ")"
 	}
-	err := checkDeployment(d, key, g.opts.Group, g.deployment.Load())
+	cfg, err := checkDeployment(d, key, g.opts.Group, g.deployment.Load())
 	if err == nil {
-		var cfg *deploy.Config
-		// Verify decoded it already; decoding again cannot fail but is
-		// checked all the same.
-		if cfg, err = d.Decode(); err == nil {
-			err = g.apply(cfg, source{origin: origin, deployment: d.Number, persist: true})
-		}
+		// Open validated it and the signature covers its checksum.
+		err = g.apply(cfg, source{origin: origin, deployment: d.Number, persist: true, checksum: d.Checksum})
 	}
 	if err != nil {
 		refused(d.Number, err)

@@ -170,7 +170,7 @@ func testConfig(n uint64) *deploy.Config {
 	}
 }
 
-func signed(t *testing.T, priv ed25519.PrivateKey, group string, n uint64) *deploy.Deployment {
+func signed(t testing.TB, priv ed25519.PrivateKey, group string, n uint64) *deploy.Deployment {
 	t.Helper()
 	d, err := deploy.NewDeployment("acme", group, n, testConfig(n), "alice", "", time.Now(), catalog.Checker{})
 	if err != nil {
@@ -274,7 +274,7 @@ func TestDeploymentRules(t *testing.T) {
 			d := tt.make()
 			served := g.deployment.Load()
 			// The rule alone, then the gateway applying it as received.
-			if err := checkDeployment(d, pub, testGroup, served); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			if _, err := checkDeployment(d, pub, testGroup, served); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("checkDeployment = %v, want %v", err, tt.want)
 			}
 			f.publish(d)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // Reader reads a policy's configuration (the values the configuration
@@ -30,7 +32,7 @@ func (r *Reader) at(key string) (any, string, bool) {
 	if ok && v == nil {
 		ok = false
 	}
-	return v, Join(r.path, key), ok
+	return v, fieldpath.Join(r.path, key), ok
 }
 
 // Has reports whether key is set (to something other than null).
@@ -40,12 +42,12 @@ func (r *Reader) Has(key string) bool {
 }
 
 // Fail records a problem at key, a field name or a path below the
-// reader's object (policy.Join("headers", name)).
-func (r *Reader) Fail(key, message string) { r.errs.Add(Under(r.path, key), message) }
+// reader's object (fieldpath.Join("headers", name)).
+func (r *Reader) Fail(key, message string) { r.errs.Add(fieldpath.Under(r.path, key), message) }
 
 // Failf records a problem at key with a formatted message.
 func (r *Reader) Failf(key, format string, args ...any) {
-	r.errs.Addf(Under(r.path, key), format, args...)
+	r.errs.Addf(fieldpath.Under(r.path, key), format, args...)
 }
 
 // Path is where this reader reads, for messages about the whole object.
@@ -163,7 +165,7 @@ func (r *Reader) Strings(key string) []string {
 	for i, item := range list {
 		s, isStr := item.(string)
 		if !isStr {
-			r.errs.Addf(Index(p, i), "must be a string, got %s", describe(item))
+			r.errs.Addf(fieldpath.Index(p, i), "must be a string, got %s", describe(item))
 			continue
 		}
 		out = append(out, s)
@@ -187,7 +189,7 @@ func (r *Reader) StringMap(key string) map[string]string {
 		item := m[k]
 		s, isStr := item.(string)
 		if !isStr {
-			r.errs.Addf(Join(p, k), "must be a string, got %s", describe(item))
+			r.errs.Addf(fieldpath.Join(p, k), "must be a string, got %s", describe(item))
 			continue
 		}
 		out[k] = s
@@ -231,7 +233,7 @@ func (r *Reader) List(key string, fn func(i int, r *Reader)) int {
 		return 0
 	}
 	for i, item := range list {
-		ip := Index(p, i)
+		ip := fieldpath.Index(p, i)
 		m, isMap := item.(map[string]any)
 		if !isMap {
 			r.errs.Addf(ip, "must be a mapping, got %s", describe(item))
@@ -255,7 +257,7 @@ func (r *Reader) Done() {
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
-		r.errs.Add(Join(r.path, k), "unknown field")
+		r.errs.Add(fieldpath.Join(r.path, k), "unknown field")
 	}
 }
 

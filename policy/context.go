@@ -3,6 +3,8 @@ package policy
 import (
 	"net/netip"
 	"time"
+
+	"github.com/gatehouse/gatehouse/httpascii"
 )
 
 // Request is the engine's view of the client's request, as it arrived.
@@ -215,9 +217,9 @@ func (c *Context) RequestHeader(name string) []byte {
 	for i := len(c.reqEd) - 1; i >= 0; i-- {
 		e := &c.reqEd[i]
 		switch {
-		case e.Op == EditRename && EqualFold(e.NewName, name):
+		case e.Op == EditRename && httpascii.EqualFold(e.NewName, name):
 			return c.Request.Header(e.Name)
-		case !EqualFold(e.Name, name):
+		case !httpascii.EqualFold(e.Name, name):
 			continue
 		case e.Op == EditDel, e.Op == EditRename:
 			return nil

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -48,47 +47,4 @@ func (es ConfigErrors) Err() error {
 		return nil
 	}
 	return es
-}
-
-// Join returns the path of field inside path. A key that is not a plain
-// word is quoted, as the configuration decoder does: config["a.b"].
-func Join(path, field string) string {
-	switch {
-	case field == "":
-		return path
-	case !plainKey(field):
-		return path + "[" + strconv.Quote(field) + "]"
-	case path == "":
-		return field
-	}
-	return path + "." + field
-}
-
-// Under returns the path sub (itself a path, such as "limits[0].window"
-// or a Join result) inside path.
-func Under(path, sub string) string {
-	switch {
-	case sub == "":
-		return path
-	case path == "":
-		return sub
-	case sub[0] == '[':
-		return path + sub
-	}
-	return path + "." + sub
-}
-
-func plainKey(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// Index returns the path of element i of the list at path.
-func Index(path string, i int) string {
-	return fmt.Sprintf("%s[%d]", path, i)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // decode decodes a configuration written for a test.
@@ -469,11 +470,11 @@ func TestEveryString(t *testing.T) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, e := range v {
-				collect(deploy.FieldPath(path, k), e)
+				collect(fieldpath.Join(path, k), e)
 			}
 		case []any:
 			for i, e := range v {
-				collect(deploy.IndexPath(path, i), e)
+				collect(fieldpath.Index(path, i), e)
 			}
 		case string:
 			encoded[path] = v

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/fieldpath"
 )
 
 // field is where a string of a configuration is, and what it may hold.
@@ -37,9 +38,9 @@ func (f field) path() string {
 	p := ""
 	for _, s := range *f.at {
 		if s.index >= 0 {
-			p = deploy.IndexPath(p, s.index)
+			p = fieldpath.Index(p, s.index)
 		} else {
-			p = deploy.FieldPath(p, s.name)
+			p = fieldpath.Join(p, s.name)
 		}
 	}
 	return p

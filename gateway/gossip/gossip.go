@@ -116,8 +116,10 @@ type Config struct {
 	// Logger gets this package's logs; memberlist's own go to
 	// Logger.Named("memberlist") at Debug and Trace.
 	Logger hclog.Logger
-	// OnChange is called when the view of Peers changes: a peer joins,
-	// dies, leaves, comes back or changes its meta. Calls are made one at a
+	// OnChange is called when a peer's state in the view of Peers
+	// changes: it joins, dies, leaves or comes back. A change of its meta
+	// alone (a new deployment applied) is in Peers without a call, for
+	// the next periodic report to carry. Calls are made one at a
 	// time from a goroutine of the member, coalesced (one call may stand
 	// for several changes), never while a lock of the member is held: it
 	// may call Peers.
@@ -209,7 +211,7 @@ type Member struct {
 	logger    hclog.Logger
 	ml        *memberlist.Memberlist
 	keyring   *memberlist.Keyring
-	transport *countingTransport
+	transport *transport
 
 	metaMu  sync.Mutex
 	meta    Meta
@@ -280,7 +282,7 @@ func Start(cfg Config) (*Member, error) {
 	m.keys.want = slices.Clone(cfg.Keys)
 	mlLog := memberlistLogger(cfg.Logger.Named("memberlist"))
 
-	tr, err := newCountingTransport(bindIP, bindPort, mlLog)
+	tr, err := newTransport(bindIP, bindPort, mlLog)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
@@ -314,6 +316,12 @@ func Start(cfg Config) (*Member, error) {
 	mc.Keyring = keyring
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
+	// A group's messages are a few hundred bytes: LZW saves little on
+	// them, and each compressed message allocated the compressor's tables,
+	// whose garbage collection was the larger part of a gateway's CPU, idle
+	// or applying a deployment (bench/README.md). Members that still
+	// compress are read all the same: compression is marked per message.
+	mc.EnableCompression = false
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = cfg.ProbeTimeout
 	mc.SuspicionMult = cfg.SuspicionMult

@@ -150,9 +150,11 @@ func TestJoinMetaAndUpdate(t *testing.T) {
 		t.Errorf("c sees a as %+v", p)
 	}
 
+	cSeen := c.Peers()
 	if err := a.UpdateMeta(Meta{Host: "host-a", Deployment: 2, Checksum: "sum2", Status: "127.0.0.1:9999"}); err != nil {
 		t.Fatal(err)
 	}
+	before := changes.Load()
 	waitfor.True(t, 3*time.Second, "the meta update to reach b and c", func() bool {
 		for _, m := range ms[1:] {
 			p, _ := peer(m, "a")
@@ -161,6 +163,24 @@ func TestJoinMetaAndUpdate(t *testing.T) {
 			}
 		}
 		return true
+	})
+	if cSeen[0].Since != c.Peers()[0].Since {
+		t.Errorf("a meta update moved a's Since in c's view: %v, then %v", cSeen[0].Since, c.Peers()[0].Since)
+	}
+	// b and c now update a's meta in their views; a, which counts, sees
+	// their meta unchanged: its count must not move either way. The
+	// reverse is checked with b updating.
+	bChanges := changes.Load()
+	if err := b.UpdateMeta(Meta{Host: "host-b", Deployment: 2, Checksum: "sum2", Status: "127.0.0.1:8085"}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.True(t, 3*time.Second, "b's meta update to reach a", func() bool {
+		p, _ := peer(a, "b")
+		return p.Deployment == 2
+	})
+	waitfor.Holds(t, 500*time.Millisecond, "no OnChange call for meta updates alone", func() (bool, string) {
+		n := changes.Load()
+		return n == bChanges && n == before, fmt.Sprintf("%d calls, %d before the updates", n, before)
 	})
 
 	if err := a.UpdateMeta(Meta{Group: "other"}); err == nil {

@@ -123,7 +123,14 @@ func (m *Member) record(n *memberlist.Node, state string) {
 	if !changed {
 		return
 	}
-	m.signalChange()
+	// Only a change of state is worth telling at once: a peer's new
+	// deployment or checksum rides on the next periodic report. Every
+	// member applies a deployment at nearly the same moment, and a call
+	// per peer's meta update made a group of n send n×(n−1) reports for
+	// each deployment.
+	if old == nil || old.State != p.State {
+		m.signalChange()
+	}
 	args := []any{"peer", p.Name, "address", p.Address, "deployment", p.Deployment}
 	switch {
 	case old != nil && old.State == p.State:

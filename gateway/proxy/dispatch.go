@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -150,13 +151,13 @@ func (d *Dispatcher) head(b []byte, req *evloop.Request, rt *route, m *router.Ma
 		switch {
 		case hopByHop(h.Name, req.Upgrade):
 			continue
-		case policy.EqualFold(h.Name, "X-Forwarded-For"):
+		case httpascii.EqualFold(h.Name, "X-Forwarded-For"):
 			prior = h.Value
 			continue
-		case policy.EqualFold(h.Name, "X-Forwarded-Proto"), policy.EqualFold(h.Name, "X-Forwarded-Host"),
-			policy.EqualFold(h.Name, "X-Request-Id"):
+		case httpascii.EqualFold(h.Name, "X-Forwarded-Proto"), httpascii.EqualFold(h.Name, "X-Forwarded-Host"),
+			httpascii.EqualFold(h.Name, "X-Request-Id"):
 			continue
-		case host != nil && policy.EqualFold(h.Name, "Host"):
+		case host != nil && httpascii.EqualFold(h.Name, "Host"):
 			b = append(append(append(b, "Host: "...), host...), "\r\n"...)
 			continue
 		case framing(h.Name):
@@ -308,11 +309,11 @@ func indexByte(b []byte, c byte) int {
 func framing(name []byte) bool {
 	switch len(name) {
 	case 6:
-		return policy.EqualFold(name, "Expect")
+		return httpascii.EqualFold(name, "Expect")
 	case 14:
-		return policy.EqualFold(name, "Content-Length")
+		return httpascii.EqualFold(name, "Content-Length")
 	case 17:
-		return policy.EqualFold(name, "Transfer-Encoding")
+		return httpascii.EqualFold(name, "Transfer-Encoding")
 	}
 	return false
 }
@@ -333,15 +334,15 @@ func idempotent(method []byte) bool {
 func hopByHop(name []byte, upgrade bool) bool {
 	switch len(name) {
 	case 2:
-		return policy.EqualFold(name, "TE")
+		return httpascii.EqualFold(name, "TE")
 	case 7:
-		return policy.EqualFold(name, "Trailer") || (!upgrade && policy.EqualFold(name, "Upgrade"))
+		return httpascii.EqualFold(name, "Trailer") || (!upgrade && httpascii.EqualFold(name, "Upgrade"))
 	case 10:
-		return policy.EqualFold(name, "Connection") || policy.EqualFold(name, "Keep-Alive")
+		return httpascii.EqualFold(name, "Connection") || httpascii.EqualFold(name, "Keep-Alive")
 	case 16:
-		return policy.EqualFold(name, "Proxy-Connection")
+		return httpascii.EqualFold(name, "Proxy-Connection")
 	case 19:
-		return policy.EqualFold(name, "Proxy-Authorization")
+		return httpascii.EqualFold(name, "Proxy-Authorization")
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -58,7 +59,7 @@ func (q *evReq) Query() []byte  { return q.query }
 func (q *evReq) Host() []byte   { return q.host }
 func (q *evReq) Header(name string) []byte {
 	for i := range q.headers {
-		if policy.EqualFold(q.headers[i].Name, name) {
+		if httpascii.EqualFold(q.headers[i].Name, name) {
 			return q.headers[i].Value
 		}
 	}
@@ -145,7 +146,7 @@ func (st *connState) ResponseStatus(ex *evloop.Exchange, status int) { st.respon
 // new name. Framing headers are the engine's and always kept.
 func (st *connState) KeepHeader(ex *evloop.Exchange, name, value []byte) bool {
 	edits := st.pc.ResponseEdits()
-	if len(edits) == 0 || policy.EqualFold(name, "Content-Length") || policy.EqualFold(name, "Transfer-Encoding") {
+	if len(edits) == 0 || httpascii.EqualFold(name, "Content-Length") || httpascii.EqualFold(name, "Transfer-Encoding") {
 		return true
 	}
 	to, keep := editedName(edits, 0, name)
@@ -166,9 +167,9 @@ func editedName[T string | []byte](edits []policy.HeaderEdit, from int, name T) 
 		e := &edits[i]
 		var match bool
 		if to != "" {
-			match = policy.EqualFold(to, e.Name)
+			match = httpascii.EqualFold(to, e.Name)
 		} else {
-			match = policy.EqualFold(name, e.Name)
+			match = httpascii.EqualFold(name, e.Name)
 		}
 		if !match {
 			continue

@@ -19,8 +19,8 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/evloop"
 	"github.com/gatehouse/gatehouse/gateway/router"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/metrics"
-	"github.com/gatehouse/gatehouse/policy"
 )
 
 // Proxy serves requests from the current Snapshot.
@@ -160,9 +160,9 @@ func rawHeadProblem(raw []byte) string {
 		}
 		name, _, _ := bytes.Cut(ln, []byte(":"))
 		switch {
-		case policy.EqualFold(name, "Content-Length"):
+		case httpascii.EqualFold(name, "Content-Length"):
 			cl = true
-		case policy.EqualFold(name, "Transfer-Encoding"):
+		case httpascii.EqualFold(name, "Transfer-Encoding"):
 			te = true
 		}
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -60,7 +61,7 @@ func refuse(c *policy.Context, challenge, message string) bool {
 
 // hasPrefixFold reports whether b starts with prefix, ASCII case ignored.
 func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && policy.EqualFold(b[:len(prefix)], prefix)
+	return len(b) >= len(prefix) && httpascii.EqualFold(b[:len(prefix)], prefix)
 }
 
 // trimSpace removes leading and trailing spaces and tabs.

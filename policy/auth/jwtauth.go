@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -46,7 +48,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	p := &jwtAuth{keys: map[string][]jwtKey{}}
 
 	p.header = r.String("header", "Authorization")
-	if !policy.IsToken(p.header) {
+	if !httpascii.IsToken(p.header) {
 		r.Fail("header", "must be an HTTP header name")
 	}
 	p.bearerOnly = strings.EqualFold(p.header, "Authorization")
@@ -55,7 +57,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 		r.Fail("query", `must be a query parameter name, without "&", "=", "#", "%", "+" or spaces`)
 	}
 	p.cookie = r.String("cookie", "")
-	if r.Has("cookie") && !policy.IsToken(p.cookie) {
+	if r.Has("cookie") && !httpascii.IsToken(p.cookie) {
 		r.Fail("cookie", "must be a cookie name")
 	}
 
@@ -66,7 +68,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	for i, name := range names {
 		a, ok := algorithms[name]
 		if !ok {
-			errs.Add(policy.Index("algorithms", i), `must be "HS256", "RS256" or "ES256"`)
+			errs.Add(fieldpath.Index("algorithms", i), `must be "HS256", "RS256" or "ES256"`)
 		}
 		p.algs |= a
 	}
@@ -81,8 +83,8 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	p.skew = r.Duration("clock_skew", 30*time.Second, 0, 10*time.Minute)
 
 	for claim, header := range r.StringMap("claims_to_headers") {
-		if !policy.IsToken(header) {
-			errs.Add(policy.Join("claims_to_headers", claim), "must be an HTTP header name")
+		if !httpascii.IsToken(header) {
+			errs.Add(fieldpath.Join("claims_to_headers", claim), "must be an HTTP header name")
 			continue
 		}
 		p.claimHeader = append(p.claimHeader, claimHeader{claim: claim, header: header})
@@ -91,7 +93,7 @@ func newJWTAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 
 	for i, claim := range r.Strings("required_claims") {
 		if claim == "" {
-			errs.Add(policy.Index("required_claims", i), "must not be empty")
+			errs.Add(fieldpath.Index("required_claims", i), "must not be empty")
 			continue
 		}
 		p.required = append(p.required, claim)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -28,7 +29,7 @@ func newKeyAuth(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	r := policy.NewReader(config, &errs)
 	p := &keyAuth{consumers: consumersOf(env)}
 	p.header = r.String("header", "X-API-Key")
-	if !policy.IsToken(p.header) {
+	if !httpascii.IsToken(p.header) {
 		r.Fail("header", "must be an HTTP header name")
 	}
 	p.query = r.String("query", "")

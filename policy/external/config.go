@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -74,8 +76,8 @@ func parse(config map[string]any, env *policy.Env) (*settings, error) {
 		s.headers = []string{}
 	}
 	for i, h := range s.headers {
-		if !policy.IsToken(h) {
-			r.Fail(policy.Index("headers", i), "must be a header name")
+		if !httpascii.IsToken(h) {
+			r.Fail(fieldpath.Index("headers", i), "must be a header name")
 		}
 	}
 	r.Done()
@@ -115,7 +117,7 @@ func (s *settings) wants(name []byte) bool {
 		return true
 	}
 	for _, h := range s.headers {
-		if policy.EqualFold(name, h) {
+		if httpascii.EqualFold(name, h) {
 			return true
 		}
 	}

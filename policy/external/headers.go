@@ -1,6 +1,6 @@
 package external
 
-import "github.com/gatehouse/gatehouse/policy"
+import "github.com/gatehouse/gatehouse/httpascii"
 
 // forbidden are the headers a plugin may not set or remove: they frame
 // the message or route it, and the engines own them.
@@ -9,11 +9,11 @@ var forbidden = []string{"content-length", "transfer-encoding", "connection", "h
 // checkName reports why a plugin's header name cannot be applied, "" when
 // it can.
 func checkName(name []byte) string {
-	if !policy.IsToken(name) {
+	if !httpascii.IsToken(name) {
 		return "is not a header name"
 	}
 	for _, f := range forbidden {
-		if policy.EqualFold(name, f) {
+		if httpascii.EqualFold(name, f) {
 			return "is one the gateway owns"
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -39,10 +41,10 @@ func readConfig(r *policy.Reader) config {
 	for _, name := range policy.SortedKeys(c.headers) {
 		value := c.headers[name]
 		switch {
-		case !policy.IsToken(name):
-			r.Fail(policy.Join("headers", name), "must be keyed by an HTTP header name")
+		case !httpascii.IsToken(name):
+			r.Fail(fieldpath.Join("headers", name), "must be keyed by an HTTP header name")
 		case strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }):
-			r.Fail(policy.Join("headers", name), "must not contain control characters")
+			r.Fail(fieldpath.Join("headers", name), "must not contain control characters")
 		}
 	}
 	return c

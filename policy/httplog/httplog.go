@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -26,8 +28,8 @@ func newHTTPLog(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	cfg := readConfig(r)
 	p := &httpLog{}
 	for i, name := range r.Strings("include_request_headers") {
-		if !policy.IsToken(name) {
-			errs.Add(policy.Index("include_request_headers", i), "must be an HTTP header name")
+		if !httpascii.IsToken(name) {
+			errs.Add(fieldpath.Index("include_request_headers", i), "must be an HTTP header name")
 			continue
 		}
 		p.headers = append(p.headers, strings.ToLower(name))

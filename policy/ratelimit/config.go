@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -94,7 +95,7 @@ func parseConfig(m map[string]any) (config, error) {
 	case cfg.key == byHeader:
 		if r.Required("header_name") {
 			h, ok := r.Any("header_name").(string)
-			if !ok || !policy.IsToken(h) {
+			if !ok || !httpascii.IsToken(h) {
 				r.Fail("header_name", "must be an HTTP header name")
 			}
 			cfg.header = h

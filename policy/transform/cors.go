@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -51,7 +53,7 @@ func newCORS(config map[string]any, _ *policy.Env) (policy.Policy, error) {
 		r.Fail("origins", "must not be empty")
 	}
 	for i, o := range origins {
-		path := policy.Index("origins", i)
+		path := fieldpath.Index("origins", i)
 		switch {
 		case o == "*":
 			if len(origins) > 1 {
@@ -84,8 +86,8 @@ func newCORS(config map[string]any, _ *policy.Env) (policy.Policy, error) {
 	}
 	var names []string
 	for i, m := range methods {
-		if !policy.IsToken(m) || m != strings.ToUpper(m) {
-			errs.Addf(policy.Index("methods", i), "%q is not a method: methods are upper-case tokens such as \"GET\"", m)
+		if !httpascii.IsToken(m) || m != strings.ToUpper(m) {
+			errs.Addf(fieldpath.Index("methods", i), "%q is not a method: methods are upper-case tokens such as \"GET\"", m)
 			continue
 		}
 		names = append(names, m)
@@ -130,11 +132,11 @@ func newCORS(config map[string]any, _ *policy.Env) (policy.Policy, error) {
 func joinHeaderNames(errs *policy.ConfigErrors, key string, list []string, star string) string {
 	var names []string
 	for i, h := range list {
-		path := policy.Index(key, i)
+		path := fieldpath.Index(key, i)
 		switch {
 		case h == "*" && star != "":
 			errs.Add(path, star)
-		case !policy.IsToken(h):
+		case !httpascii.IsToken(h):
 			errs.Addf(path, "%q is not a valid header name", h)
 		default:
 			names = append(names, h)

@@ -3,6 +3,7 @@ package transform
 import (
 	"sort"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -44,14 +45,14 @@ func readHeaderEdits(config map[string]any, response bool) (*headerEdits, error)
 		return true
 	}
 	for i, n := range r.Strings("remove") {
-		if name(policy.Index("remove", i), n) {
+		if name(fieldpath.Index("remove", i), n) {
 			p.remove = append(p.remove, n)
 		}
 	}
 	renames := r.StringMap("rename")
 	for _, from := range sortedKeys(renames) {
 		to := renames[from]
-		path := policy.Join("rename", from)
+		path := fieldpath.Join("rename", from)
 		if name(path, from) && name(path, to) {
 			p.rename = append(p.rename, [2]string{from, to})
 		}
@@ -60,7 +61,7 @@ func readHeaderEdits(config map[string]any, response bool) (*headerEdits, error)
 		m := r.StringMap(key)
 		var out []headerValue
 		for _, n := range sortedKeys(m) {
-			path := policy.Join(key, n)
+			path := fieldpath.Join(key, n)
 			if !name(path, n) {
 				continue
 			}

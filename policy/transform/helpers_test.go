@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/policytest"
 )
@@ -75,7 +76,7 @@ func (r *benchReq) Query() []byte  { return nil }
 func (r *benchReq) Host() []byte   { return nil }
 func (r *benchReq) Header(name string) []byte {
 	for _, h := range r.headers {
-		if policy.EqualFold(h[0], name) {
+		if httpascii.EqualFold(h[0], name) {
 			return h[1]
 		}
 	}

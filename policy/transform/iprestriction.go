@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/fieldpath"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -49,7 +50,7 @@ func readAddrSet(r *policy.Reader, key string, errs *policy.ConfigErrors) *addrS
 	for i, s := range entries {
 		p, err := parsePrefix(s)
 		if err != nil {
-			errs.Add(policy.Index(key, i), err.Error())
+			errs.Add(fieldpath.Index(key, i), err.Error())
 			continue
 		}
 		prefixes = append(prefixes, p)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -36,7 +37,7 @@ var reservedRequestHeaders = map[string]string{
 // checkHeaderName returns why name cannot be edited, "" when it can.
 // request says whether the edit is of the request the upstream receives.
 func checkHeaderName(name string, request bool) string {
-	if !policy.IsToken(name) {
+	if !httpascii.IsToken(name) {
 		return fmt.Sprintf("%q is not a valid header name", name)
 	}
 	lower := strings.ToLower(name)

@@ -3,6 +3,7 @@ package transform
 import (
 	"sync/atomic"
 
+	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -101,7 +102,7 @@ func readHeaderMatch(r *policy.Reader, errs *policy.ConfigErrors) (headerMatch, 
 	var m headerMatch
 	r.Required("header")
 	name, ok := stringField(r, errs, "header")
-	if ok && !policy.IsToken(name) {
+	if ok && !httpascii.IsToken(name) {
 		r.Failf("header", "%q is not a valid header name", name)
 		ok = false
 	}

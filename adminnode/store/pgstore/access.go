@@ -12,7 +12,15 @@ import (
 )
 
 // CreateUser implements store.Store.
-func (p *PG) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+func (p *PG) CreateUser(ctx context.Context, u store.User) (out store.User, err error) {
+	err = p.tx(ctx, func(tx pgx.Tx) error {
+		out, err = createUser(ctx, tx, u)
+		return err
+	})
+	return out, err
+}
+
+func createUser(ctx context.Context, tx pgx.Tx, u store.User) (store.User, error) {
 	if err := need("user", u.Name); err != nil {
 		return store.User{}, err
 	}
@@ -21,10 +29,7 @@ func (p *PG) CreateUser(ctx context.Context, u store.User) (store.User, error) {
 	if err != nil {
 		return store.User{}, err
 	}
-	err = p.tx(ctx, func(tx pgx.Tx) error {
-		return insert(ctx, tx, "user", u.Name, "INSERT INTO users VALUES ($1, $2)", u.Name, doc)
-	})
-	if err != nil {
+	if err := insert(ctx, tx, "user", u.Name, "INSERT INTO users VALUES ($1, $2)", u.Name, doc); err != nil {
 		return store.User{}, err
 	}
 	return u, nil
@@ -71,7 +76,15 @@ func (p *PG) DeleteUser(ctx context.Context, name string) error {
 }
 
 // CreateRole implements store.Store.
-func (p *PG) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
+func (p *PG) CreateRole(ctx context.Context, r store.Role) (out store.Role, err error) {
+	err = p.tx(ctx, func(tx pgx.Tx) error {
+		out, err = createRole(ctx, tx, r)
+		return err
+	})
+	return out, err
+}
+
+func createRole(ctx context.Context, tx pgx.Tx, r store.Role) (store.Role, error) {
 	if err := need("role", r.Name); err != nil {
 		return store.Role{}, err
 	}
@@ -79,10 +92,7 @@ func (p *PG) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
 	if err != nil {
 		return store.Role{}, err
 	}
-	err = p.tx(ctx, func(tx pgx.Tx) error {
-		return insert(ctx, tx, "role", r.Name, "INSERT INTO roles VALUES ($1, $2)", r.Name, doc)
-	})
-	if err != nil {
+	if err := insert(ctx, tx, "role", r.Name, "INSERT INTO roles VALUES ($1, $2)", r.Name, doc); err != nil {
 		return store.Role{}, err
 	}
 	return r, nil
@@ -128,7 +138,15 @@ func (p *PG) DeleteRole(ctx context.Context, name string) error {
 }
 
 // CreateRoleBinding implements store.Store.
-func (p *PG) CreateRoleBinding(ctx context.Context, rb store.RoleBinding) (store.RoleBinding, error) {
+func (p *PG) CreateRoleBinding(ctx context.Context, rb store.RoleBinding) (out store.RoleBinding, err error) {
+	err = p.tx(ctx, func(tx pgx.Tx) error {
+		out, err = createRoleBinding(ctx, tx, rb)
+		return err
+	})
+	return out, err
+}
+
+func createRoleBinding(ctx context.Context, tx pgx.Tx, rb store.RoleBinding) (store.RoleBinding, error) {
 	if !rb.Scope.Valid() {
 		return store.RoleBinding{}, fmt.Errorf("binding of role %q to user %q: scope must be exactly one of domain, groups, selector: %w", rb.Role, rb.User, store.ErrInvalid)
 	}
@@ -140,22 +158,20 @@ func (p *PG) CreateRoleBinding(ctx context.Context, rb store.RoleBinding) (store
 	if err != nil {
 		return store.RoleBinding{}, err
 	}
-	err = p.tx(ctx, func(tx pgx.Tx) error {
-		var taken bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM role_bindings WHERE id = $1)", rb.ID).Scan(&taken); err != nil {
-			return err
-		}
-		if taken {
-			return fmt.Errorf("role binding %q: %w", rb.ID, store.ErrExists)
-		}
-		if err := lockShare(ctx, tx, "users", "user", rb.User); err != nil {
-			return err
-		}
-		if err := lockShare(ctx, tx, "roles", "role", rb.Role); err != nil {
-			return err
-		}
-		return insert(ctx, tx, "role binding", rb.ID, "INSERT INTO role_bindings VALUES ($1, $2, $3, $4)", rb.ID, rb.User, rb.Role, doc)
-	})
+	var taken bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM role_bindings WHERE id = $1)", rb.ID).Scan(&taken); err != nil {
+		return store.RoleBinding{}, err
+	}
+	if taken {
+		return store.RoleBinding{}, fmt.Errorf("role binding %q: %w", rb.ID, store.ErrExists)
+	}
+	if err := lockShare(ctx, tx, "users", "user", rb.User); err != nil {
+		return store.RoleBinding{}, err
+	}
+	if err := lockShare(ctx, tx, "roles", "role", rb.Role); err != nil {
+		return store.RoleBinding{}, err
+	}
+	err = insert(ctx, tx, "role binding", rb.ID, "INSERT INTO role_bindings VALUES ($1, $2, $3, $4)", rb.ID, rb.User, rb.Role, doc)
 	if err != nil {
 		return store.RoleBinding{}, err
 	}
@@ -245,20 +261,25 @@ func (p *PG) TouchToken(ctx context.Context, id string, at time.Time) error {
 // AppendAudit implements store.Store. Taking the next number locks the
 // counter row until the commit: entries are numbered without gaps and
 // commit in the order of their numbers.
-func (p *PG) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
-	e.Time = stamp(e.Time)
-	err := p.tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "UPDATE audit_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq").Scan(&e.Seq); err != nil {
-			return fmt.Errorf("number audit entry: %w", err)
-		}
-		doc, err := encode(e)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "INSERT INTO audit VALUES ($1, $2, $3, $4, $5, $6)",
-			e.Seq, e.Time.UnixNano(), auditKey(e.User), auditKey(e.Action), auditKey(e.Group), doc)
+func (p *PG) AppendAudit(ctx context.Context, e store.AuditEntry) (out store.AuditEntry, err error) {
+	err = p.tx(ctx, func(tx pgx.Tx) error {
+		out, err = appendAudit(ctx, tx, e)
 		return err
 	})
+	return out, err
+}
+
+func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEntry) (store.AuditEntry, error) {
+	e.Time = stamp(e.Time)
+	if err := tx.QueryRow(ctx, "UPDATE audit_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq").Scan(&e.Seq); err != nil {
+		return store.AuditEntry{}, fmt.Errorf("number audit entry: %w", err)
+	}
+	doc, err := encode(e)
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	_, err = tx.Exec(ctx, "INSERT INTO audit VALUES ($1, $2, $3, $4, $5, $6)",
+		e.Seq, e.Time.UnixNano(), auditKey(e.User), auditKey(e.Action), auditKey(e.Group), doc)
 	if err != nil {
 		return store.AuditEntry{}, err
 	}

@@ -287,6 +287,10 @@ func deleteRow(ctx context.Context, q querier, table, key, what, name string) er
 
 // InitDomain implements store.Store.
 func (p *PG) InitDomain(ctx context.Context, d store.Domain) error {
+	return p.tx(ctx, func(tx pgx.Tx) error { return initDomain(ctx, tx, d) })
+}
+
+func initDomain(ctx context.Context, tx pgx.Tx, d store.Domain) error {
 	if err := need("domain", d.Name); err != nil {
 		return err
 	}
@@ -295,12 +299,43 @@ func (p *PG) InitDomain(ctx context.Context, d store.Domain) error {
 	if err != nil {
 		return err
 	}
+	tag, err := tx.Exec(ctx, "INSERT INTO domain VALUES (1, $1) ON CONFLICT DO NOTHING", doc)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("domain: %w", store.ErrExists)
+	}
+	return err
+}
+
+// CreateDomain stores a new domain with everything it starts with in one
+// transaction: either all of seed is committed or nothing is, so that a
+// failure or a crash half-way leaves the database as empty as it was.
+// It fails with ErrExists when the database already holds a domain.
+func (p *PG) CreateDomain(ctx context.Context, seed store.DomainSeed) error {
 	return p.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "INSERT INTO domain VALUES (1, $1) ON CONFLICT DO NOTHING", doc)
-		if err == nil && tag.RowsAffected() == 0 {
-			err = fmt.Errorf("domain: %w", store.ErrExists)
+		if err := initDomain(ctx, tx, seed.Domain); err != nil {
+			return err
 		}
-		return err
+		for _, r := range seed.Roles {
+			if _, err := createRole(ctx, tx, r); err != nil {
+				return fmt.Errorf("create role %s: %w", r.Name, err)
+			}
+		}
+		for _, u := range seed.Users {
+			if _, err := createUser(ctx, tx, u); err != nil {
+				return fmt.Errorf("create user %s: %w", u.Name, err)
+			}
+		}
+		for _, rb := range seed.Bindings {
+			if _, err := createRoleBinding(ctx, tx, rb); err != nil {
+				return fmt.Errorf("bind %s to %s: %w", rb.User, rb.Role, err)
+			}
+		}
+		for _, e := range seed.Audit {
+			if _, err := appendAudit(ctx, tx, e); err != nil {
+				return fmt.Errorf("audit %s: %w", e.Action, err)
+			}
+		}
+		return nil
 	})
 }
 

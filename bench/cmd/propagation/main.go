@@ -58,11 +58,11 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/gatehouse", "the gatehouse binary to run")
 	flag.IntVar(&o.instances, "instances", 10, "gateway instances on the host")
-	flag.IntVar(&o.rounds, "rounds", 30, "deployments measured")
+	flag.IntVar(&o.rounds, "rounds", 100, "deployments measured")
 	flag.DurationVar(&o.poll, "poll", 2*time.Millisecond, "pause between two polls of an instance list")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "node run --heartbeat")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a round after this long")
-	flag.DurationVar(&o.idle, "idle", 3*time.Second, "measure the idle CPU use of every process this long before the rounds")
+	flag.DurationVar(&o.idle, "idle", 10*time.Second, "measure the idle CPU use of every process this long before the rounds")
 	flag.BoolVar(&o.local, "local", true, "also poll the node manager's GET /v1/instances (costs the node manager CPU)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, data dirs)")
 	flag.BoolVar(&o.verbose, "v", false, "print every round")
@@ -146,13 +146,25 @@ func (b *bench) setUp(ctx context.Context) error {
 	if err := b.d.StartNode(b.host, o.heartbeat); err != nil {
 		return err
 	}
-	return b.host.Node.WaitUntil(ctx, 90*time.Second, "every instance Healthy", func() bool {
+	// Gossip is on, as the product runs: the admin node gives every
+	// instance a gossip port, and the rounds start once each instance
+	// sees all its peers alive, so that what gossip costs is measured.
+	return b.host.Node.WaitUntil(ctx, 90*time.Second, "every instance Healthy and seeing its peers alive", func() bool {
 		ins, err := b.d.API.GroupInstances(ctx, group)
 		if err != nil || len(ins) != o.instances {
 			return false
 		}
 		for _, in := range ins {
 			if in.Status != "Healthy" || in.Observed == nil || in.Observed.AppliedDeployment != first.number {
+				return false
+			}
+			alive := 0
+			for _, p := range in.Observed.Peers {
+				if p.State == "alive" {
+					alive++
+				}
+			}
+			if alive != o.instances-1 {
 				return false
 			}
 		}
@@ -418,7 +430,7 @@ func report(o options, rounds []round, pollTimes []time.Duration) {
 		}
 	}
 	fmt.Println()
-	fmt.Printf("Propagation: %d instances on one host, %d deployments, node run --heartbeat %s\n", o.instances, len(rounds), o.heartbeat)
+	fmt.Printf("Propagation: %d instances on one host, gossip on, %d deployments, node run --heartbeat %s\n", o.instances, len(rounds), o.heartbeat)
 	fmt.Printf("  polling: GET every %s after the previous answer (an admin poll itself takes p50 %.2f ms, p99 %.2f ms)\n",
 		o.poll, measure.MS(measure.Percentile(pollTimes, 50)), measure.MS(measure.Percentile(pollTimes, 99)))
 	fmt.Printf("  %-44s %8s %8s %8s %8s\n", "ms from POST /deployments to ...", "p50", "p90", "p99", "max")

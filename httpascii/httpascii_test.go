@@ -1,4 +1,4 @@
-package policy
+package httpascii
 
 import (
 	"strings"

@@ -1,9 +1,4 @@
-package policy
-
-// The byte-level helpers policies and the engines' adapters share to
-// compare and check header names. They take a name as a string or as the
-// engine's []byte without converting it, so that a request's path does
-// not allocate.
+package httpascii
 
 // EqualFold reports whether a and b are the same, ASCII letters compared
 // without regard to case, as HTTP compares header names. Unlike
