@@ -115,7 +115,11 @@ func (p *Publisher) LastError() error {
 const maxRetryWait = 30 * time.Second
 
 // Run publishes while lease is held until ctx ends: after every change
-// of the store, and every interval reading back the bucket. A pass that
+// of the store, and every interval reading back the bucket. A change of
+// any kind wakes it, as it wakes each node manager's blocking query, and
+// a pass re-reads each group's current deployment as such a query does:
+// publishing costs the admin node what one more node manager watching
+// every group costs. A pass that
 // failed is tried again sooner, backing off from a second to
 // maxRetryWait (or interval, if shorter).
 func (p *Publisher) Run(ctx context.Context, lease Lease, interval time.Duration) {
