@@ -2,6 +2,7 @@ package adminnode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/pem"
@@ -19,8 +20,10 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/api"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/publish"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/objstore"
 )
 
 const (
@@ -77,7 +80,20 @@ type RunOptions struct {
 	TrafficMaxRoutes, TrafficMaxConsumers int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	// PublishTo is the object storage URL under which the lease holder
+	// keeps each group's current deployment (groups/<group>/current), for
+	// gateways that start while no admin node answers; empty publishes
+	// nothing. PublishInterval is how often it checks the bucket
+	// (DefaultPublishInterval); ObjectStorage, how it opens it.
+	PublishTo       string
+	PublishInterval time.Duration
+	ObjectStorage   objstore.Options
 }
+
+// DefaultPublishInterval is how often the publisher reads back the
+// published deployments to mend any that differ from the store.
+const DefaultPublishInterval = time.Minute
 
 // Run serves the admin API of the domain in opts.DataDir until ctx is
 // cancelled, then shuts down gracefully. It refuses to start on a data dir
@@ -139,6 +155,17 @@ func Run(ctx context.Context, opts RunOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	var publisher *publish.Publisher
+	if opts.PublishTo != "" {
+		bucket, err := objstore.Open(ctx, opts.PublishTo, opts.ObjectStorage)
+		if err != nil {
+			return fmt.Errorf("--publish-to: %w", err)
+		}
+		publisher = publish.New(bucket, server, logger.Named("publish"))
+		server.AddMetrics(publisher)
+		logger.Info("publishing current deployments for gateways that start from object storage", "bucket", bucket.String())
 	}
 
 	var cert *serverCert
@@ -203,6 +230,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	wg.Go(func() { server.Follow(maintainCtx, name) })
 	lease := coordinate(maintainCtx, s, name)
 	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, lease, removeAfter > 0) })
+	if publisher != nil {
+		wg.Go(func() { publisher.Run(maintainCtx, lease, cmp.Or(opts.PublishInterval, DefaultPublishInterval)) })
+	}
 
 	var runErr error
 	select {

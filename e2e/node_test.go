@@ -180,12 +180,12 @@ func (d *nmDomain) joinNode(t *testing.T) {
 	d.nodeAddr = freeAddr(t)
 }
 
-// startNode runs the node manager on the joined data dir and waits for its
-// ready line.
-func (d *nmDomain) startNode(t *testing.T) *proc {
+// startNode runs the node manager on the joined data dir, with extra
+// flags, and waits for its ready line.
+func (d *nmDomain) startNode(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	p, addrs := startReady(t, "node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr,
-		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug")
+	p, addrs := startReady(t, append([]string{"node", "run", "--data-dir", d.nodeDir, "--listen", d.nodeAddr,
+		"--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s", "--log-level", "debug"}, extra...)...)
 	if addrs["listen"] != d.nodeAddr || addrs["url"] != "http://"+d.nodeAddr {
 		t.Errorf("the node manager's ready file names %v, want its address %s", addrs, d.nodeAddr)
 	}

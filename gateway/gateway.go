@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/objstore"
 	"github.com/gatehouse/gatehouse/policy/catalog"
 )
 
@@ -49,6 +50,14 @@ type Options struct {
 	// the node manager is the gateway's source instead of a file (the two
 	// exclude each other) and deployments must be signed by DomainKey.
 	NodeManager string
+	// ConfigURL is the object storage URL of the group's published
+	// deployment (s3://bucket/prefix/groups/<group>/current): set, it is
+	// the gateway's source instead of a file or a node manager, read at
+	// start and every ConfigPoll (DefaultConfigPoll), and deployments must
+	// be signed by DomainKey. ObjectStorage says how to open it.
+	ConfigURL     string
+	ConfigPoll    time.Duration
+	ObjectStorage objstore.Options
 	// DomainKey is the domain's deployment key.
 	DomainKey ed25519.PublicKey
 	// InstanceSecret authenticates the instance to the node manager.
@@ -102,8 +111,13 @@ type Gateway struct {
 	// configuration from a file); set with the snapshot, under applyMu.
 	deployment atomic.Uint64
 	remote     *remote // the node manager source; nil in standalone mode
-	draining   atomic.Bool
-	started    time.Time
+	// published is the object storage source; nil unless ConfigURL is set.
+	published *published
+	// publishedOK says whether the read of the published deployment at
+	// start worked.
+	publishedOK bool
+	draining    atomic.Bool
+	started     time.Time
 	// boot is unique to this process: the node manager tells a restart by
 	// it, since the traffic counts then start again from zero.
 	boot string
@@ -140,8 +154,14 @@ func New(opts Options) (*Gateway, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	if opts.ConfigPath != "" && opts.NodeManager != "" {
-		return nil, errors.New("a gateway has one source: a configuration file or a node manager, not both")
+	sources := 0
+	for _, s := range []string{opts.ConfigPath, opts.NodeManager, opts.ConfigURL} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return nil, errors.New("a gateway has one source: a configuration file, a node manager or a published deployment's URL")
 	}
 	if opts.Profiling {
 		if opts.ProfilingListen == "" {
@@ -175,6 +195,13 @@ func New(opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.remote = r
+	}
+	if opts.ConfigURL != "" {
+		p, err := newPublished(opts)
+		if err != nil {
+			return nil, err
+		}
+		g.published = p
 	}
 
 	if opts.DataDir == "" {
@@ -218,6 +245,9 @@ func (g *Gateway) Load() error {
 			return err
 		}
 	}
+	if g.published != nil {
+		return g.loadPublished()
+	}
 	if g.loadStored() {
 		return nil
 	}
@@ -246,7 +276,7 @@ func (g *Gateway) loadStored() bool {
 		return false
 	}
 	for _, r := range records {
-		if g.remote != nil && r.Deployment == 0 {
+		if (g.remote != nil || g.published != nil) && r.Deployment == 0 {
 			g.logger.Warn("skipping stored configuration that is not a deployment", "seq", r.Seq, "origin", r.Origin)
 			continue
 		}
@@ -268,6 +298,19 @@ func (g *Gateway) loadStored() bool {
 		return true
 	}
 	return false
+}
+
+// loadPublished starts a gateway whose source is object storage: on the
+// newest deployment of its store, then on the published one if that is
+// newer and acceptable. Neither is an error: the gateway starts unready
+// and keeps reading the published one.
+func (g *Gateway) loadPublished() error {
+	stored := g.loadStored()
+	g.publishedOK = g.pollPublished(context.Background())
+	if !stored && g.proxy.Current() == nil {
+		g.logger.Warn("no deployment stored or published yet; not ready until one is", "url", g.published.name)
+	}
+	return nil
 }
 
 // Apply validates cfg, compiles it and swaps it in; in-flight requests
@@ -414,6 +457,10 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 		go g.watchFile(watchCtx, reload)
 	}
 	var remoteDone sync.WaitGroup
+	if g.published != nil {
+		remoteDone.Add(1)
+		go func() { defer remoteDone.Done(); g.followPublished(watchCtx, g.publishedOK) }()
+	}
 	if g.remote != nil {
 		remoteDone.Add(2)
 		go func() { defer remoteDone.Done(); g.followNodeManager(watchCtx) }()

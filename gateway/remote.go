@@ -107,19 +107,30 @@ func checkDeployment(d *deploy.Deployment, key ed25519.PublicKey, group string, 
 	return cfg, nil
 }
 
-// receive applies d if checkDeployment allows it, else keeps what the
-// gateway serves and records the refusal, which the next report carries.
+// receive applies d, from the node manager, if checkDeployment allows
+// it, else keeps what the gateway serves and records the refusal, which
+// the next report carries.
 func (g *Gateway) receive(d *deploy.Deployment) error {
+	return g.receiveFrom(d, g.remote.key, "", g.remote.refused)
+}
+
+// receiveFrom is receive for any source: d is checked with key, a
+// refusal recorded with refused (for reports and /status), and from says
+// where d came from, for the logs.
+func (g *Gateway) receiveFrom(d *deploy.Deployment, key ed25519.PublicKey, from string, refused func(uint64, error)) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	origin := fmt.Sprintf("deployment:%d", d.Number)
-	cfg, err := checkDeployment(d, g.remote.key, g.opts.Group, g.deployment.Load())
+	if from != "" {
+		origin += " (" + from + ")"
+	}
+	cfg, err := checkDeployment(d, key, g.opts.Group, g.deployment.Load())
 	if err == nil {
 		// Open validated it and the signature covers its checksum.
 		err = g.apply(cfg, source{origin: origin, deployment: d.Number, persist: true, checksum: d.Checksum})
 	}
 	if err != nil {
-		g.remote.refused(d.Number, err)
+		refused(d.Number, err)
 		err = fmt.Errorf("deployment %d refused: %w", d.Number, err)
 	}
 	return g.settle(origin, err)

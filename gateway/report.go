@@ -14,7 +14,8 @@ type Report struct {
 	Draining  bool      `json:"draining"`
 	StartedAt time.Time `json:"started_at"`
 	// Source is where configurations come from: "file <path>",
-	// "node-manager <url>", or "none" (the store only).
+	// "node-manager <url>", "object-storage <bucket>, object <key>", or "none"
+	// (the store only).
 	Source        string            `json:"source"`
 	Configuration *ConfigReport     `json:"configuration"`
 	Deployment    *DeploymentReport `json:"deployment,omitempty"`
@@ -34,12 +35,16 @@ type ConfigReport struct {
 	Routes    int       `json:"routes"`
 }
 
-// DeploymentReport is the state of a gateway under a node manager.
+// DeploymentReport is the state of a gateway that serves signed
+// deployments: under a node manager or from object storage.
 type DeploymentReport struct {
 	// Applied is the number of the deployment served; 0 before the first.
 	Applied     uint64             `json:"applied"`
 	LastRefused *RefusedDeployment `json:"last_refused,omitempty"`
-	NodeManager NodeManagerReport  `json:"node_manager"`
+	// NodeManager is set under a node manager, ObjectStorage when the
+	// source is a published deployment.
+	NodeManager   NodeManagerReport    `json:"node_manager,omitzero"`
+	ObjectStorage *ObjectStorageReport `json:"object_storage,omitempty"`
 }
 
 // StoreReport says where applied configurations are kept and whether a
@@ -72,6 +77,10 @@ func (g *Gateway) Status() any {
 		refused, contact := g.remote.status()
 		r.Deployment = &DeploymentReport{Applied: g.deployment.Load(), LastRefused: refused, NodeManager: contact}
 		r.Gossip = g.gossipReport()
+	case g.published != nil:
+		r.Source = "object-storage " + g.published.name
+		refused, contact := g.published.status()
+		r.Deployment = &DeploymentReport{Applied: g.deployment.Load(), LastRefused: refused, ObjectStorage: &contact}
 	case g.opts.ConfigPath != "":
 		r.Source = "file " + g.opts.ConfigPath
 	default:

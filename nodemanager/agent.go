@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
 	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
+	"github.com/gatehouse/gatehouse/objstore"
 )
 
 // Supervisor is what the agent needs of nodemanager/supervisor.
@@ -63,6 +64,9 @@ type agent struct {
 	// level. Both go into the heartbeats' capabilities.
 	pluginDir string
 	probe     *gatewayProbe
+	// fallback is where the admin nodes publish the groups' current
+	// deployments (fallback.go); nil without one.
+	fallback objstore.Bucket
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -294,6 +298,7 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 		n := d.Number
 		known = &n
 	}
+	var fallbackErr string
 	for failures := 0; ctx.Err() == nil; {
 		ans, err := a.admin.WatchDeployment(ctx, group, known, a.wait)
 		if err != nil {
@@ -302,6 +307,13 @@ func (a *agent) watchDeployment(ctx context.Context, group string) {
 			}
 			failures++
 			a.logUnreachable("watch deployment of group "+group, err, failures)
+			if unreachable(err) {
+				if n := a.tryFallback(ctx, group, &fallbackErr); n != 0 {
+					// The admin node, once back, answers at once if it
+					// has another deployment.
+					known = &n
+				}
+			}
 			pause.For(ctx, backoff(failures))
 			continue
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
 	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
+	"github.com/gatehouse/gatehouse/objstore"
 )
 
 // Defaults of RunOptions.
@@ -81,6 +82,13 @@ type RunOptions struct {
 	// port there. An error stops Run.
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
+	// FallbackConfig is the object storage URL the admin nodes publish the
+	// groups' deployments under (their --publish-to): a group with no
+	// deployment stored takes its published one while no admin node
+	// answers. Empty, there is no fallback. ObjectStorage says how to open
+	// it.
+	FallbackConfig string
+	ObjectStorage  objstore.Options
 }
 
 // Run runs the node manager until ctx is cancelled. Its gateways outlive
@@ -200,6 +208,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}
+	if opts.FallbackConfig != "" {
+		if a.fallback, err = objstore.Open(ctx, opts.FallbackConfig, opts.ObjectStorage); err != nil {
+			l.Close()
+			return fmt.Errorf("fallback configuration: %w", err)
+		}
+	}
 	a.localIndex.Store(uint64(time.Now().UnixNano()))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -221,6 +235,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 		log.Error("apply stored desired instances", "error", err)
 	}
 	log.Info("node manager ready", "host", id.Host, "domain", id.Domain, "admin", opts.Admin, "local_api", a.local, "driver", opts.Driver)
+	if a.fallback != nil {
+		log.Info("groups without a stored deployment fall back to object storage while no admin node answers", "bucket", a.fallback.String())
+	}
 	if opts.Listening != nil {
 		if err := opts.Listening(map[string]string{"listen": l.Addr().String(), "url": a.local}); err != nil {
 			srv.Close()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -40,13 +42,18 @@ type Bucket interface {
 // are never part of the URL: they come from the environment or a file.
 type Options struct {
 	// CredentialsFile, when set, is read for S3 credentials instead of
-	// the environment (see docs/backups.md for its format).
+	// the environment (an AWS shared credentials file; see
+	// docs/object-storage.md).
 	CredentialsFile string
+	// Transport, when set, carries the S3 requests instead of a default
+	// HTTP transport: tests use it to reach virtual-host names on
+	// loopback.
+	Transport http.RoundTripper
 }
 
 // Open returns the bucket a URL names: file:///abs/dir or
-// s3://bucket/prefix (with the endpoint and style from the environment,
-// see docs/backups.md).
+// s3://bucket/prefix[?endpoint=URL&region=R&style=path|virtual] (see
+// docs/object-storage.md).
 func Open(ctx context.Context, raw string, opts Options) (Bucket, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -62,7 +69,11 @@ func Open(ctx context.Context, raw string, opts Options) (Bucket, error) {
 		}
 		return OpenDir(u.Path)
 	case "s3":
-		return openS3(ctx, u, opts)
+		b, err := openS3(ctx, u, opts)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	case "":
 		return nil, fmt.Errorf("object storage URL %q: give a scheme, file:///path or s3://bucket/prefix", raw)
 	default:
@@ -89,4 +100,25 @@ func checkKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// OpenObject opens the bucket holding the object a URL names, and
+// returns the object's key in it: s3://bucket/prefix/groups/web/current
+// is the key "current" of the bucket s3://bucket/prefix/groups/web.
+func OpenObject(ctx context.Context, raw string, opts Options) (Bucket, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("object URL: %w", err)
+	}
+	dir, key := path.Split(u.Path)
+	if key == "" {
+		return nil, "", fmt.Errorf("object URL %s: names no object (it ends with a slash or has no path)", redact(u))
+	}
+	u.Path = dir
+	u.RawPath = ""
+	b, err := Open(ctx, u.String(), opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, key, nil
 }

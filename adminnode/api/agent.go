@@ -417,18 +417,51 @@ func (s *Server) agentDeployment(q *request) (any, error) {
 		return nil, newError(http.StatusForbidden, apitypes.CodeForbidden, "host %q has no instance of group %q", q.node, group)
 	}
 	return s.block(q, func() (uint64, any, error) {
-		d, err := s.deps.LatestDeployment(q.ctx, group)
-		if errors.Is(err, store.ErrNotFound) {
-			return 0, apitypes.AgentDeployment{}, nil
+		d, err := s.CurrentDeployment(q.ctx, group)
+		if err != nil || d == nil {
+			return 0, apitypes.AgentDeployment{}, err
 		}
-		if err != nil {
-			return 0, nil, err
-		}
-		return d.Number, apitypes.AgentDeployment{Index: d.Number, Deployment: &deploy.Deployment{
-			Domain: s.domain.Name, Group: group, Number: d.Number, Checksum: d.Checksum, Config: d.Config,
-			Author: d.Author, Message: d.Message, CreatedAt: d.CreatedAt, Signature: d.Signature,
-		}}, nil
+		return d.Number, apitypes.AgentDeployment{Index: d.Number, Deployment: d}, nil
 	})
+}
+
+// CurrentDeployment returns a group's current deployment as node managers
+// receive it, signed; nil when the group has none. The publisher of
+// deployments to object storage sends the same, so that it verifies the
+// same way.
+func (s *Server) CurrentDeployment(ctx context.Context, group string) (*deploy.Deployment, error) {
+	d, err := s.deps.LatestDeployment(ctx, group)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &deploy.Deployment{
+		Domain: s.domain.Name, Group: group, Number: d.Number, Checksum: d.Checksum, Config: d.Config,
+		Author: d.Author, Message: d.Message, CreatedAt: d.CreatedAt, Signature: d.Signature,
+	}, nil
+}
+
+// Groups lists the names of the domain's groups.
+func (s *Server) Groups(ctx context.Context) ([]string, error) {
+	gs, err := s.store.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(gs))
+	for i, g := range gs {
+		names[i] = g.Name
+	}
+	return names, nil
+}
+
+// Changed returns a channel closed at the next change committed to the
+// store by this admin node or, on a shared store, by another: what wakes
+// the node managers' blocking queries.
+func (s *Server) Changed() <-chan struct{} {
+	_, ch := s.changes.current()
+	return ch
 }
 
 // agentRoutes are the routes of node managers (docs/node-manager.md).

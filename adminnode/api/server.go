@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/auth"
@@ -89,6 +90,10 @@ type Server struct {
 	// sealed at rest (sealdeploy.go). Every deployment read or write goes
 	// through it; store stays the store itself, for what else it offers.
 	deps sealingStore
+
+	// collectors are the metrics of the admin node's own work (AddMetrics).
+	collectorsMu sync.Mutex
+	collectors   []prometheus.Collector
 }
 
 // New checks cfg and builds a Server.

@@ -395,5 +395,21 @@ func (s *Server) prometheusMetrics(q *request) (any, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(ms)
+	if q.allowed(rbac.MetricsRead, nil) {
+		s.collectorsMu.Lock()
+		for _, c := range s.collectors {
+			reg.MustRegister(c)
+		}
+		s.collectorsMu.Unlock()
+	}
 	return served{promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, nil
+}
+
+// AddMetrics adds the metrics of this admin node's own work (such as
+// publishing deployments) to what /metrics/prometheus exposes to a caller
+// who may read the whole domain's metrics.
+func (s *Server) AddMetrics(c prometheus.Collector) {
+	s.collectorsMu.Lock()
+	defer s.collectorsMu.Unlock()
+	s.collectors = append(s.collectors, c)
 }

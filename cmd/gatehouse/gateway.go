@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,9 +39,19 @@ Under a node manager (--node-manager, instead of --config) it follows its
 group's signed deployments, applying only those that verify with
 --domain-key, and reports what it runs; the instance's secret is read from
 ` + localapi.EnvInstanceSecret + `. It starts on the newest deployment of its
-store, so it serves while the node manager is down.`,
+store, so it serves while the node manager is down.
+
+With --config-url (instead of --config or --node-manager) it serves the
+signed deployment an admin node publishes for its group in object storage
+(admin run --publish-to), reading it at start and every --config-poll: a
+gateway that can start while every admin node is down. Only a deployment that
+verifies with --domain-key, is of the group and is not older than the one it
+serves is applied (docs/object-storage.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := publishedFlags(cmd, &opts, domainKey); err != nil {
+				return err
+			}
 			if err := nodeManagerFlags(cmd, &opts, domainKey); err != nil {
 				return err
 			}
@@ -74,7 +86,10 @@ store, so it serves while the node manager is down.`,
 	fs := cmd.Flags()
 	fs.StringVar(&opts.ConfigPath, "config", "", "declarative configuration file (YAML or JSON)")
 	fs.StringVar(&opts.NodeManager, "node-manager", "", "base URL of the node manager's local API (e.g. "+localapi.DefaultURL+"); the gateway's source instead of --config")
-	fs.StringVar(&domainKey, "domain-key", "", `the domain's deployment key ("ed25519:…"), required with --node-manager`)
+	fs.StringVar(&opts.ConfigURL, "config-url", "", "object storage URL of the group's published deployment (s3://bucket/prefix/groups/<group>/current?…, or file:///…); the gateway's source instead of --config")
+	fs.DurationVar(&opts.ConfigPoll, "config-poll", gateway.DefaultConfigPoll, "how often the published deployment of --config-url is read again")
+	fs.StringVar(&opts.ObjectStorage.CredentialsFile, "s3-credentials-file", "", "AWS shared credentials file for an s3:// --config-url (default: the AWS_* environment variables, then ~/.aws/credentials)")
+	fs.StringVar(&domainKey, "domain-key", "", `the domain's deployment key ("ed25519:…"), required with --node-manager and --config-url`)
 	fs.StringVar(&opts.GossipListen, "gossip-listen", "", "gossip address with the group's peers under a node manager (IP:port or :port; empty: no gossip)")
 	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", "", "gossip address the peers reach this gateway at, when not the bound one")
 	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the local configuration store (gateway.db); empty keeps it in memory")
@@ -114,8 +129,8 @@ func profilingFlags(cmd *cobra.Command, opts gateway.Options) error {
 func nodeManagerFlags(cmd *cobra.Command, opts *gateway.Options, domainKey string) error {
 	fs := cmd.Flags()
 	if opts.NodeManager == "" {
-		if domainKey != "" {
-			return errors.New("--domain-key is for --node-manager")
+		if domainKey != "" && opts.ConfigURL == "" {
+			return errors.New("--domain-key is for --node-manager and --config-url")
 		}
 		return nil
 	}
@@ -143,4 +158,57 @@ func nodeManagerFlags(cmd *cobra.Command, opts *gateway.Options, domainKey strin
 		return fmt.Errorf("%s is not set: the node manager gives each gateway it starts its secret there", localapi.EnvInstanceSecret)
 	}
 	return nil
+}
+
+// publishedFlags checks the flags of a gateway whose source is a
+// published deployment. Its group is --group or, by default, the one the
+// URL names (…/groups/<group>/current); the two must agree.
+func publishedFlags(cmd *cobra.Command, opts *gateway.Options, domainKey string) error {
+	fs := cmd.Flags()
+	if opts.ConfigURL == "" {
+		for _, name := range []string{"config-poll", "s3-credentials-file"} {
+			if fs.Changed(name) {
+				return fmt.Errorf("--%s is for --config-url", name)
+			}
+		}
+		return nil
+	}
+	if opts.ConfigPath != "" || opts.NodeManager != "" {
+		return errors.New("--config-url, --config and --node-manager are mutually exclusive: a gateway has one source")
+	}
+	if domainKey == "" {
+		return errors.New("--domain-key is required with --config-url: a published deployment is applied only if it is signed by the domain")
+	}
+	key, err := deploy.ParsePublicKey(domainKey)
+	if err != nil {
+		return fmt.Errorf("--domain-key: %w", err)
+	}
+	opts.DomainKey = key
+	if opts.ConfigPoll <= 0 {
+		return fmt.Errorf("--config-poll %s: must be positive", opts.ConfigPoll)
+	}
+	named := groupOfURL(opts.ConfigURL)
+	switch {
+	case fs.Changed("group") && named != "" && named != opts.Group:
+		return fmt.Errorf("--group %s, but --config-url is the deployment of group %s", opts.Group, named)
+	case !fs.Changed("group") && named == "":
+		return errors.New("--group is required with a --config-url that does not end in groups/<group>/current")
+	case !fs.Changed("group"):
+		opts.Group = named
+	}
+	return nil
+}
+
+// groupOfURL returns the group of a URL ending in groups/<group>/current,
+// else "".
+func groupOfURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(strings.TrimSuffix(u.Path, "/"), "/")
+	if n := len(parts); n >= 3 && parts[n-3] == "groups" && parts[n-1] == "current" {
+		return parts[n-2]
+	}
+	return ""
 }

@@ -126,7 +126,12 @@ batches go on there where they stopped (docs/node-manager.md).
 The local API (--listen, loopback only) answers the gateways with their
 instance secrets; its restart call wants the operator token that the first
 run writes to DATA_DIR/` + localapi.TokenFile + ` (0600), and it refuses any request
-with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
+with an Origin header or a Host that is not loopback (docs/node-manager.md).
+
+With --fallback-config, a group that has no deployment stored on this host
+takes the one the admin nodes publish to object storage while none of them
+answers, checked against the domain's key, domain and group
+(docs/object-storage.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Logger = logs.logger("node")
@@ -152,6 +157,8 @@ with an Origin header or a Host that is not loopback (docs/node-manager.md).`,
 	fs.Int64Var(&opts.TrafficSpoolMaxBytes, "traffic-spool-max-bytes", nodemanager.DefaultTrafficSpoolMaxBytes, "bound of the traffic batches spooled while the admin node is unreachable, in bytes (past it the oldest are dropped)")
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url"), once the stored instances are started or adopted`)
 	fs.DurationVar(&opts.TrafficSpoolMaxAge, "traffic-spool-max-age", nodemanager.DefaultTrafficSpoolMaxAge, "age past which spooled traffic batches are dropped")
+	fs.StringVar(&opts.FallbackConfig, "fallback-config", "", "object storage the admin nodes publish deployments to (their --publish-to, s3://bucket/prefix?… or file:///dir): a group without a stored deployment takes its published one while no admin node answers")
+	fs.StringVar(&opts.ObjectStorage.CredentialsFile, "s3-credentials-file", "", "AWS shared credentials file for an s3:// --fallback-config (default: the AWS_* environment variables, then ~/.aws/credentials)")
 	logs.register(fs)
 	fs.SetNormalizeFunc(cli.NormalizeFlag)
 	cmd.MarkFlagRequired("data-dir")
