@@ -2,6 +2,7 @@ package measure
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -35,5 +36,37 @@ func TestTreeCPU(t *testing.T) {
 	}
 	if TreeCPU(-1) != 0 || ProcCPU(-1) != 0 {
 		t.Error("CPU of a process that does not exist")
+	}
+}
+
+func TestConnectedTo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	other, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{l.Addr().String(), true},
+		{other, false},
+	} {
+		got, err := ConnectedTo(os.Getpid(), tc.addr)
+		if err != nil || got != tc.want {
+			t.Errorf("ConnectedTo(self, %s) = %v, %v; want %v", tc.addr, got, err, tc.want)
+		}
+	}
+	if _, err := ConnectedTo(os.Getpid(), "[::1]:80"); err == nil {
+		t.Error("an IPv6 address accepted")
 	}
 }
