@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -35,7 +36,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +158,11 @@ type bench struct {
 	hb        *measure.Latencies
 	watchErrs atomic.Int64
 	answers   [2]atomic.Int64 // blocking query answers: instances, deployment
+	// moves counts the nodes' moves from one admin node to another;
+	// causes counts them by reason.
+	moves  atomic.Int64
+	mu     sync.Mutex
+	causes map[string]int
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -167,6 +175,13 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { d.Close(o.keep || err != nil) }()
 	b := &bench{o: o, d: d, hb: &measure.Latencies{}}
+	b.causes = map[string]int{}
+	d.OnFailover = func(from, to string, cause error) {
+		b.moves.Add(1)
+		b.mu.Lock()
+		b.causes[moveCause(cause)]++
+		b.mu.Unlock()
+	}
 	if err := b.startAdmin(ctx); err != nil {
 		return err
 	}
@@ -471,6 +486,7 @@ type measurement struct {
 	pg                    *measure.Usage
 	hb                    []time.Duration
 	hbErrs, watchErrs     int64
+	moves                 int64
 	answers               [2]int64
 	simConns              int
 	goroutines            string
@@ -496,7 +512,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 	if b.pg != nil {
 		procs = append(procs, measure.Process{Pid: b.pg.PID(), What: "PostgreSQL", Tree: true})
 	}
-	hbErr0, watch0 := b.hbErrs(), b.watchErrs.Load()
+	hbErr0, watch0, moves0 := b.hbErrs(), b.watchErrs.Load(), b.moves.Load()
 	ans0 := [2]int64{b.answers[0].Load(), b.answers[1].Load()}
 	half := time.Now().Add(b.o.window / 2)
 	sampled := false
@@ -525,6 +541,7 @@ func (b *bench) measure(ctx context.Context) (measurement, error) {
 	m.hbPerSec = float64(len(m.hb)) / m.Window.Seconds()
 	m.hbErrs = b.hbErrs() - hbErr0
 	m.watchErrs = b.watchErrs.Load() - watch0
+	m.moves = b.moves.Load() - moves0
 	m.answers = [2]int64{b.answers[0].Load() - ans0[0], b.answers[1].Load() - ans0[1]}
 	m.loadAfter = measure.LoadAvg()
 	if b.pprofURL != "" {
@@ -832,6 +849,16 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 		extra = ""
 	}
 	fmt.Printf("                       %d on the simulator's side\n", m.simConns)
+	if len(m.admins) > 1 {
+		fmt.Printf("    moves              %d in the window, %d since the nodes started (a node leaves an admin node on a failed request or a 5xx)\n", m.moves, b.moves.Load())
+		b.mu.Lock()
+		causes := slices.Collect(maps.Keys(b.causes))
+		slices.SortFunc(causes, func(x, y string) int { return b.causes[y] - b.causes[x] })
+		for _, c := range causes {
+			fmt.Printf("      %6d  %s\n", b.causes[c], c)
+		}
+		b.mu.Unlock()
+	}
 	fmt.Printf("    simulator          %6.1f %% of one core (shares the machine with the admin node)\n", 100*m.SelfCPU)
 	fmt.Println()
 	fmt.Println("  fan-out (a deployment answers every blocking query on its group; t0 = before the POST):")
@@ -856,6 +883,16 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	if o.profile != "" {
 		fmt.Printf("  profiles in %s (go tool pprof -http=: %s %s)\n", o.profile, os.Args[0], filepath.Join(o.profile, "admin.cpu.pprof"))
 	}
+}
+
+// urlInError matches what makes errors of one kind differ: the request's
+// URL and the addresses in it.
+var urlInError = regexp.MustCompile(`"https?://[^"]*"|\d+\.\d+\.\d+\.\d+:\d+(->\d+\.\d+\.\d+\.\d+:\d+)?`)
+
+// moveCause is the reason of a move without what differs from one
+// request to another, so that moves can be counted by reason.
+func moveCause(err error) string {
+	return urlInError.ReplaceAllString(err.Error(), "…")
 }
 
 func verdict(ok bool) string {

@@ -44,6 +44,9 @@ type Domain struct {
 	// the file of the PostgreSQL connection string the domain is created
 	// in and every admin node runs on; empty for admin.db in AdminDir.
 	StoreFile string
+	// OnFailover, when set, is given to the clients of JoinSimulated: it
+	// is called each time one moves from an admin node to another.
+	OnFailover func(from, to string, cause error)
 
 	// Set by StartAdmin:
 	AdminURL string
@@ -167,7 +170,7 @@ func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.D
 		addrs = []string{d.AdminURL}
 	}
 	return client.New(client.Config{Addresses: addrs, CACertPEM: []byte(ans.CA),
-		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }, Timeout: timeout})
+		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }, Timeout: timeout, OnFailover: d.OnFailover})
 }
 
 // JoinHost joins a host called name to the domain with node join; its
