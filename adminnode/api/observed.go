@@ -201,6 +201,17 @@ func (h *hostIndex) snapshotAt(ctx context.Context, s *Server, index uint64) ([]
 	return h.all, h.byHost, h.addrs, nil
 }
 
+// named returns the instances by name; callers must not change it (a
+// rebuild makes a new one).
+func (h *hostIndex) named(ctx context.Context, s *Server) (map[string]store.Instance, error) {
+	if _, _, err := h.current(ctx, s); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byName, nil
+}
+
 // instance finds an instance by name.
 func (h *hostIndex) instance(ctx context.Context, s *Server, name string) (store.Instance, bool, error) {
 	if _, _, err := h.current(ctx, s); err != nil {
