@@ -266,3 +266,44 @@ func TestHostDeletedThroughOtherAdminNode(t *testing.T) {
 		return r.status == http.StatusForbidden, fmt.Sprintf("%d %s", r.status, r.body)
 	})
 }
+
+// What A hears that moves a roll-out is shown by B at once: A writes it
+// without waiting for its flush period (the clocks stand still here), so
+// that a roll-out watched through B completes when it does through A. A
+// heartbeat that moves nothing waits for the period.
+func TestRolloutReportsReachOtherAdminNodeAtOnce(t *testing.T) {
+	a, b := newPGPair(t)
+	srvA := a.agentServer()
+	cert := a.joinAs(srvA.URL, "h1")
+	a.group("edge", nil)
+	a.do(a.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1"}).expect(t, http.StatusCreated, "instance through A")
+	var dep apitypes.Deployment
+	a.do(a.admin, "POST", "/groups/edge/deployments", apitypes.DeployRequest{Message: "m"}).expect(t, http.StatusCreated, "deploy through A").decode(t, &dep)
+	n := newNode(t, srvA.URL, a.ca, &cert)
+	beat := func(applied uint64, checksum string) {
+		n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+			{Name: "i1", Process: "running", AppliedDeployment: applied, AppliedChecksum: checksum, Ready: true},
+		}}).expect(t, http.StatusOK, "heartbeat through A")
+	}
+	seenByB := func(applied uint64) func() (bool, string) {
+		return func() (bool, string) {
+			var in apitypes.Instance
+			b.do(b.admin, "GET", "/instances/i1", nil).expect(t, http.StatusOK, "instance on B").decode(t, &in)
+			return in.Observed != nil && in.Observed.AppliedDeployment == applied, fmt.Sprintf("%+v", in.Observed)
+		}
+	}
+	beat(0, "")
+	waitfor.Cond(t, 10*time.Second, "B to show the first heartbeat A heard", seenByB(0))
+	// Later, so that B takes it as newer, and within the flush period.
+	a.advance(sharedFlushEvery / 2)
+	beat(dep.Number, dep.Checksum)
+	waitfor.Cond(t, 10*time.Second, "B to show the deployment applied, as A heard it", seenByB(dep.Number))
+
+	a.advance(sharedFlushEvery / 4)
+	beat(dep.Number, dep.Checksum)
+	waitfor.Holds(t, 300*time.Millisecond, "A keeping a heartbeat that moves nothing for its flush period", func() (bool, string) {
+		a.srv.obs.mu.Lock()
+		defer a.srv.obs.mu.Unlock()
+		return a.srv.obs.dirty["i1"], fmt.Sprintf("dirty %v", a.srv.obs.dirty)
+	})
+}
