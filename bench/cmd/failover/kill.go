@@ -13,8 +13,8 @@ import (
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 )
 
-// killRound is one SIGKILL of the admin node the node managers were
-// attached to. The times are from t0, just before the signal, each the
+// killRound is one SIGKILL (or, with -stop, SIGSTOP) of the admin node
+// the node managers were attached to. The times are from t0, just before the signal, each the
 // last node manager's.
 type killRound struct {
 	victim int
@@ -43,7 +43,7 @@ type killRound struct {
 // (where the node managers start) and A.
 func (b *bench) kills(ctx context.Context) ([]killRound, error) {
 	o := b.o
-	logf("%d rounds of SIGKILL (poll the node managers' sockets every %s, the survivor's overview every %s)", o.rounds, o.poll, o.overviewPoll)
+	logf("%d rounds of SIGKILL or SIGSTOP (poll the node managers' sockets every %s, the survivor's overview every %s)", o.rounds, o.poll, o.overviewPoll)
 	var rounds []killRound
 	cur := 1
 	for r := 1; r <= o.rounds; r++ {
@@ -90,9 +90,13 @@ func (b *bench) kill(ctx context.Context, victim int) (killRound, error) {
 
 	rctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	sig := syscall.SIGKILL
+	if o.stop {
+		sig = syscall.SIGSTOP
+	}
 	t0 := time.Now()
-	if err := syscall.Kill(v.Proc().Pid(), syscall.SIGKILL); err != nil {
-		return kr, fmt.Errorf("kill %s: %w", v.Name, err)
+	if err := syscall.Kill(v.Proc().Pid(), sig); err != nil {
+		return kr, fmt.Errorf("signal %s: %w", v.Name, err)
 	}
 	var wg sync.WaitGroup
 	var sockets, overview measure.Polls
@@ -118,10 +122,15 @@ func (b *bench) kill(ctx context.Context, victim int) (killRound, error) {
 			if kr.heartbeat == 0 && beat == len(b.hosts) {
 				kr.heartbeat = now
 			}
-			return kr.heartbeat > 0 && (!kr.victimHeld || kr.lease > 0)
+			// A stopped admin node keeps its session, and the lease
+			// with it: not waited for.
+			return kr.heartbeat > 0 && (!kr.victimHeld || kr.lease > 0 || o.stop)
 		})
 	})
 	wg.Wait()
+	if o.stop {
+		syscall.Kill(v.Proc().Pid(), syscall.SIGKILL)
+	}
 	<-v.Proc().Done()
 	kr.connected = sockets.Took
 	kr.timedOut = !sockets.OK || !overview.OK
@@ -184,14 +193,18 @@ func reportKills(o options, rounds []killRound, load string) {
 		answered = append(answered, r.answered)
 		connected = append(connected, r.connected)
 		heartbeat = append(heartbeat, r.heartbeat)
-		if r.victimHeld {
+		if r.victimHeld && !o.stop {
 			lease = append(lease, r.lease)
 		}
 	}
 	fmt.Println()
-	fmt.Printf("  (i) %s of SIGKILL of the admin node the %d node managers were attached to (B, A, B, …; each started again after), load average %s after\n",
-		plural(len(rounds), "round"), o.nodes, load)
-	header("ms from SIGKILL to ... (the last node manager's)")
+	sig := "SIGKILL"
+	if o.stop {
+		sig = "SIGSTOP (then SIGKILL)"
+	}
+	fmt.Printf("  (i) %s of %s of the admin node the %d node managers were attached to (B, A, B, …; each started again after), load average %s after\n",
+		plural(len(rounds), "round"), sig, o.nodes, load)
+	header(fmt.Sprintf("ms from %s to ... (the last node manager's)", strings.Fields(sig)[0]))
 	row("its client gave up on the killed one (node manager logs)", moved)
 	row("the survivor holds a TCP connection from it (/proc, polled)", connected)
 	row("the survivor answered its watch (node manager logs: the figure)", answered)

@@ -43,6 +43,7 @@ type options struct {
 	poll         time.Duration
 	overviewPoll time.Duration
 	timeout      time.Duration
+	stop         bool
 	keep         bool
 	verbose      bool
 }
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.poll, "poll", 5*time.Millisecond, "pause between two polls of an instance list or of the node managers' sockets")
 	flag.DurationVar(&o.overviewPoll, "overview-poll", 50*time.Millisecond, "pause between two polls of the surviving admin node's GET /overview")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a round or a deployment after this long")
+	flag.BoolVar(&o.stop, "stop", false, "SIGSTOP the admin node instead of SIGKILL (an admin node that hangs with its connections open, as a host lost or cut off), SIGKILL it after the round")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, data dirs, PostgreSQL's log)")
 	flag.BoolVar(&o.verbose, "v", false, "print every round and deployment")
 	flag.Parse()
