@@ -31,13 +31,6 @@ type observed struct {
 	// admin nodes share.
 	flushEvery time.Duration
 	flushing   atomic.Bool
-	// shared: the store is shared by several admin nodes. There a state
-	// that moves a roll-out (reportMoved) is written at once, one write
-	// at a time (movedDirty says one waits): an operator watching the
-	// roll-out through another admin node sees it complete when this one
-	// does, not when the next heartbeat after the flush period comes.
-	shared     bool
-	movedDirty bool
 	// drift is since when each instance has run another deployment than
 	// its group's current one.
 	drift map[string]drift
@@ -72,43 +65,21 @@ func (s *Server) observe(sts []store.InstanceState) {
 		o.states[st.Instance] = st
 		o.dirty[st.Instance] = true
 	}
-	o.movedDirty = o.movedDirty || moved && o.shared
-	due := o.movedDirty || s.now().Sub(o.lastFlush) >= o.flushEvery
+	due := s.now().Sub(o.lastFlush) >= o.flushEvery
 	o.mu.Unlock()
 	if moved {
 		s.reports.bump()
 	}
-	if due {
-		s.flushInBackground()
-	}
-}
-
-// flushInBackground writes the dirty states unless a write is on; after
-// it, a state that moved a roll-out meanwhile is written at once too.
-func (s *Server) flushInBackground() {
-	o := &s.obs
-	if !o.flushing.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		for {
+	if due && o.flushing.CompareAndSwap(false, true) {
+		go func() {
+			defer o.flushing.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := s.Flush(ctx)
-			cancel()
-			if err != nil {
+			defer cancel()
+			if err := s.Flush(ctx); err != nil {
 				s.log.Error("write instance states", "error", err)
 			}
-			o.flushing.Store(false)
-			// A failed write is tried again with the next heartbeat
-			// after the flush period, not in a loop.
-			o.mu.Lock()
-			again := err == nil && o.movedDirty
-			o.mu.Unlock()
-			if !again || !o.flushing.CompareAndSwap(false, true) {
-				return
-			}
-		}
-	}()
+		}()
+	}
 }
 
 // reportMoved says whether an instance's new state may change a
@@ -143,7 +114,6 @@ func (s *Server) Flush(ctx context.Context) error {
 		batch = append(batch, o.states[name])
 	}
 	o.dirty = map[string]bool{}
-	o.movedDirty = false
 	o.lastFlush = s.now()
 	o.mu.Unlock()
 	if len(batch) == 0 {

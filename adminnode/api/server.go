@@ -158,7 +158,6 @@ func New(cfg Config) (*Server, error) {
 	s.obs.flushEvery = flushEvery
 	if c, ok := s.store.(store.Coordinator); ok && c.Shared() {
 		s.obs.flushEvery = sharedFlushEvery
-		s.obs.shared = true
 	}
 	if s.nodeTTL == 0 {
 		s.nodeTTL = DefaultNodeCertTTL
