@@ -167,6 +167,13 @@ func (s *Server) authenticateNode(r *http.Request) (string, error) {
 // nodeStillValid checks what can change after a certificate was verified:
 // its revocation and its host's existence.
 func (s *Server) nodeStillValid(ctx context.Context, serial *big.Int, host string) error {
+	// The index is read before the store, so that a change landing in
+	// between leaves the answer at a stale index, checked again next time.
+	index, _ := s.changes.current()
+	key := serial.Text(16) + " " + host
+	if s.stillValid.holds(index, key) {
+		return nil
+	}
 	c, err := s.store.GetNodeCert(ctx, serial.Text(16))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && c.Revoked:
@@ -179,7 +186,43 @@ func (s *Server) nodeStillValid(ctx context.Context, serial *big.Int, host strin
 	} else if err != nil {
 		return err
 	}
+	s.stillValid.put(index, key)
 	return nil
+}
+
+// stillValid remembers the certificates nodeStillValid passed at one
+// change index. A certificate is revoked, and a host leaves the domain,
+// only by an operator's change (deleting the host revokes its
+// certificates), which moves the index: on this admin node at once, on
+// the others when they follow it (Follow). Until the index moves, the
+// answer stands: every heartbeat and blocking query of a thousand node
+// managers made two store reads, round trips to the database on
+// PostgreSQL.
+type stillValid struct {
+	mu    sync.Mutex
+	index uint64
+	// ok holds "serial host" of the certificates passed at index.
+	ok map[string]bool
+}
+
+func (v *stillValid) holds(index uint64, key string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.index == index && v.ok[key]
+}
+
+// put records key passed at index; a newer index starts again empty, an
+// older one (a request that read the index before a change) is dropped.
+func (v *stillValid) put(index uint64, key string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case index < v.index:
+		return
+	case index > v.index || v.ok == nil:
+		v.index, v.ok = index, map[string]bool{}
+	}
+	v.ok[key] = true
 }
 
 // verifiedCerts remembers node certificates that passed VerifyNode, by

@@ -177,18 +177,18 @@ func (s *Server) unreachable(states map[string]store.InstanceState, now time.Tim
 // two agree but for the instant a new deployment spreads, and an
 // instance's own report beats its peers' in the same heartbeat.
 func (s *Server) noteDrift(ctx context.Context, sts []store.InstanceState, now time.Time) {
-	all, _, err := s.hosts.current(ctx, s)
+	// The domain's instances by name, as the index keeps them: a map of
+	// them all made at every heartbeat was most of a heartbeat's cost
+	// with a thousand node managers.
+	byName, err := s.hosts.named(ctx, s)
 	if err != nil {
 		return
 	}
-	groups := make(map[string]string, len(all))
-	for _, in := range all {
-		groups[in.Name] = in.Group
-	}
+	group := func(name string) string { return byName[name].Group }
 	applied := map[string]uint64{}
 	for _, st := range sts {
 		for _, p := range st.Peers {
-			if p.State == peerAlive && groups[p.Name] != "" && groups[p.Name] == groups[st.Instance] {
+			if p.State == peerAlive && group(p.Name) != "" && group(p.Name) == group(st.Instance) {
 				applied[p.Name] = p.Deployment
 			}
 		}
@@ -197,7 +197,7 @@ func (s *Server) noteDrift(ctx context.Context, sts []store.InstanceState, now t
 		applied[st.Instance] = st.AppliedDeployment
 	}
 	for name, n := range applied {
-		cur, err := s.current(ctx, groups[name])
+		cur, err := s.current(ctx, group(name))
 		if err != nil {
 			continue
 		}

@@ -247,3 +247,22 @@ func TestLoginsAndTokensAcrossAdminNodes(t *testing.T) {
 	b.do(login.Token, "POST", "/auth/logout", nil).expect(t, http.StatusNoContent, "logout through B")
 	a.do(login.Token, "GET", "/overview", nil).expect(t, http.StatusUnauthorized, "logged-out token on A")
 }
+
+// A node manager's certificate that B passed is refused by B once its
+// host is deleted through A: what B remembers of the certificates it
+// passed lasts until a change, A's changes included.
+func TestHostDeletedThroughOtherAdminNode(t *testing.T) {
+	a, b := newPGPair(t)
+	srvB := b.agentServer()
+	cert := b.joinAs(srvB.URL, "h1")
+	n := newNode(t, srvB.URL, b.ca, &cert)
+	// The second answer is from what B remembers of the first.
+	for range 2 {
+		n.do("GET", "/instances?wait=0s", nil).expect(t, http.StatusOK, "instances on B")
+	}
+	a.do(a.admin, "DELETE", "/hosts/h1", nil).expect(t, http.StatusNoContent, "delete host through A")
+	waitfor.Cond(t, 10*time.Second, "B to refuse the deleted host's certificate", func() (bool, string) {
+		r := n.do("GET", "/instances?wait=0s", nil)
+		return r.status == http.StatusForbidden, fmt.Sprintf("%d %s", r.status, r.body)
+	})
+}

@@ -160,9 +160,20 @@ func (h *hostIndex) current(ctx context.Context, s *Server) ([]store.Instance, m
 // snapshot is current with the hosts' addresses.
 func (h *hostIndex) snapshot(ctx context.Context, s *Server) ([]store.Instance, map[string][]store.Instance, map[string]string, error) {
 	index, _ := s.changes.current()
+	return h.snapshotAt(ctx, s, index)
+}
+
+// snapshotAt is snapshot for a caller that read the change index before:
+// lists read at that index or a later one serve it. Callers that queue
+// while one rebuilds are served by that rebuild, even when changes came
+// meanwhile: rebuilding again for each of them, one after the other, is
+// a convoy that never ends while changes keep coming (a fleet of node
+// managers noting their addresses on their first heartbeats), and
+// rebuilding means reading every instance and host from the store.
+func (h *hostIndex) snapshotAt(ctx context.Context, s *Server, index uint64) ([]store.Instance, map[string][]store.Instance, map[string]string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.built || h.index != index {
+	if !h.built || h.index < index {
 		// The index is read before the store, so that a change landing
 		// in between leaves the index stale and the next call rebuilds.
 		all, err := s.store.ListInstances(ctx, store.InstanceFilter{})
@@ -188,6 +199,17 @@ func (h *hostIndex) snapshot(ctx context.Context, s *Server) ([]store.Instance, 
 		h.currents = map[string]status.Current{}
 	}
 	return h.all, h.byHost, h.addrs, nil
+}
+
+// named returns the instances by name; callers must not change it (a
+// rebuild makes a new one).
+func (h *hostIndex) named(ctx context.Context, s *Server) (map[string]store.Instance, error) {
+	if _, _, err := h.current(ctx, s); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byName, nil
 }
 
 // instance finds an instance by name.

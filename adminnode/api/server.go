@@ -73,6 +73,9 @@ type Server struct {
 	// can run, as written to the store.
 	caps     hostCaps
 	verified verifiedCerts
+	// stillValid spares the store reads of nodeStillValid while nothing
+	// changed.
+	stillValid stillValid
 
 	// reports wakes roll-out queries when an instance reports a change of
 	// what it runs (heartbeats do not bump changes: that would wake every

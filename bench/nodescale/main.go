@@ -8,10 +8,17 @@
 // warm-up it samples the admin node's CPU and memory from /proc, then times
 // the fan-out of deployments to the blocking queries. See bench/README.md.
 //
-// With -profile DIR the admin node is this program itself in another
-// process (adminnode.Run, what `gatehouse admin run` runs, plus
-// net/http/pprof on a second loopback port), and a CPU and a heap profile
-// are taken after the measurement.
+// With -postgres the domain is in a PostgreSQL database (a real server,
+// started as the tests start it, durable) and -admins admin nodes serve
+// it, the simulated node managers spread over them: node i talks to
+// admin node i mod -admins first, as node run --addr with that one first.
+// PostgreSQL's CPU (the postmaster and its backends) is measured beside
+// each admin node's.
+//
+// With -profile DIR the admin nodes are this program itself in other
+// processes (adminnode.Run, what `gatehouse admin run` runs, plus
+// net/http/pprof on another loopback port), and a CPU and a heap profile
+// of the first are taken after the measurement.
 package main
 
 import (
@@ -20,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -28,7 +36,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +53,7 @@ import (
 	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 	"github.com/gatehouse/gatehouse/internal/pause"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 )
 
 type options struct {
@@ -58,6 +69,8 @@ type options struct {
 	profile     string
 	profileFor  time.Duration
 	keep        bool
+	postgres    bool
+	admins      int
 }
 
 func main() {
@@ -78,9 +91,15 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "run the admin node in-process with pprof and write a CPU and a heap profile here")
 	flag.DurationVar(&o.profileFor, "profile-for", 30*time.Second, "length of the CPU profile (after the measurement window)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (admin data dir and log)")
+	flag.BoolVar(&o.postgres, "postgres", false, "the domain in PostgreSQL (a server started for the run) instead of admin.db")
+	flag.IntVar(&o.admins, "admins", 1, "admin nodes serving the domain (more than 1 needs -postgres); the nodes are spread over them")
 	flag.Parse()
-	if o.nodes < 1 || o.groups < 1 || o.groups > o.nodes || o.concurrency < 1 {
-		fmt.Fprintln(os.Stderr, "nodescale: -nodes, -groups, -concurrency must be positive and -groups <= -nodes")
+	if o.nodes < 1 || o.groups < 1 || o.groups > o.nodes || o.concurrency < 1 || o.admins < 1 {
+		fmt.Fprintln(os.Stderr, "nodescale: -nodes, -groups, -concurrency, -admins must be positive and -groups <= -nodes")
+		os.Exit(2)
+	}
+	if o.admins > 1 && !o.postgres {
+		fmt.Fprintln(os.Stderr, "nodescale: -admins above 1 needs -postgres: only a domain in PostgreSQL has several admin nodes")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -102,7 +121,17 @@ func serveAdmin(args []string) {
 	dir := fs.String("data-dir", "", "")
 	listen := fs.String("listen", "", "")
 	pprofAddr := fs.String("pprof", "", "")
+	storeFile := fs.String("store-file", "", "")
 	fs.Parse(args)
+	var dsn string
+	if *storeFile != "" {
+		data, err := os.ReadFile(*storeFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		dsn, _, _ = strings.Cut(string(data), "\n")
+	}
 	l, err := net.Listen("tcp", *pprofAddr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -112,7 +141,7 @@ func serveAdmin(args []string) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "admin", Level: hclog.Info, Output: os.Stderr})
-	if err := adminnode.Run(ctx, adminnode.RunOptions{DataDir: *dir, Listen: *listen, Logger: logger,
+	if err := adminnode.Run(ctx, adminnode.RunOptions{DataDir: *dir, Store: dsn, Listen: *listen, Logger: logger,
 		LostAfter: 30 * time.Second, OfflineAfter: 2 * time.Hour, RemoveAfter: 7 * 24 * time.Hour}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -123,11 +152,17 @@ func serveAdmin(args []string) {
 type bench struct {
 	o         options
 	d         *localdomain.Domain
+	pg        *pgtest.Server
 	pprofURL  string
 	nodes     []*node
 	hb        *measure.Latencies
 	watchErrs atomic.Int64
 	answers   [2]atomic.Int64 // blocking query answers: instances, deployment
+	// moves counts the nodes' moves from one admin node to another;
+	// causes counts them by reason.
+	moves  atomic.Int64
+	mu     sync.Mutex
+	causes map[string]int
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -140,6 +175,13 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { d.Close(o.keep || err != nil) }()
 	b := &bench{o: o, d: d, hb: &measure.Latencies{}}
+	b.causes = map[string]int{}
+	d.OnFailover = func(from, to string, cause error) {
+		b.moves.Add(1)
+		b.mu.Lock()
+		b.causes[moveCause(cause)]++
+		b.mu.Unlock()
+	}
 	if err := b.startAdmin(ctx); err != nil {
 		return err
 	}
@@ -195,24 +237,56 @@ func run(ctx context.Context, o options) (err error) {
 	return nil
 }
 
-// startAdmin inits a domain and starts its admin node: with -profile,
-// this program's -serve-admin, so that pprof can reach it.
+// startAdmin inits a domain (in PostgreSQL with -postgres) and starts
+// its admin nodes: with -profile, this program's -serve-admin, so that
+// pprof can reach them (the first one's is profiled).
 func (b *bench) startAdmin(ctx context.Context) error {
+	if b.o.postgres {
+		var err error
+		if b.pg, err = b.d.StartPostgres(ctx); err != nil {
+			return err
+		}
+	}
 	if b.o.profile != "" {
 		self, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		pprofAddr, err := measure.FreeAddr()
-		if err != nil {
-			return err
-		}
-		b.pprofURL = "http://" + pprofAddr
 		b.d.RunAdmin = func(dataDir, listen string) *exec.Cmd {
-			return exec.Command(self, "-serve-admin", "-data-dir", dataDir, "-listen", listen, "-pprof", pprofAddr)
+			pprofAddr, err := measure.FreeAddr()
+			if err != nil {
+				pprofAddr = "127.0.0.1:0"
+			}
+			if b.pprofURL == "" {
+				b.pprofURL = "http://" + pprofAddr
+			}
+			cmd := exec.Command(self, "-serve-admin", "-data-dir", dataDir, "-listen", listen, "-pprof", pprofAddr)
+			if b.d.StoreFile != "" {
+				cmd.Args = append(cmd.Args, "-store-file", b.d.StoreFile)
+			}
+			return cmd
 		}
 	}
-	return b.d.StartAdmin(ctx, "scale")
+	if err := b.d.StartAdmin(ctx, "scale"); err != nil {
+		return err
+	}
+	for len(b.d.Admins()) < b.o.admins {
+		if _, err := b.d.AddAdmin(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addrs are the admin nodes node i talks to, in its order: admin node
+// i mod -admins first, the others after it.
+func (b *bench) addrs(i int) []string {
+	admins := b.d.Admins()
+	out := make([]string, 0, len(admins))
+	for k := range admins {
+		out = append(out, admins[(i+k)%len(admins)].URL)
+	}
+	return out
 }
 
 func groupName(i int) string { return fmt.Sprintf("g%02d", i) }
@@ -287,7 +361,7 @@ func (b *bench) join(ctx context.Context) error {
 	return measure.Parallel(ctx, len(b.nodes), b.o.concurrency, func(i int) error {
 		n := b.nodes[i]
 		var err error
-		if n.c, err = b.d.JoinSimulated(ctx, n.token, b.o.wait+b.o.wait/8+30*time.Second); err != nil {
+		if n.c, err = b.d.JoinSimulated(ctx, n.token, b.o.wait+b.o.wait/8+30*time.Second, b.addrs(i)...); err != nil {
 			return fmt.Errorf("join %s: %w", n.host, err)
 		}
 		return nil
@@ -403,38 +477,71 @@ func (n *node) watchDeployment(ctx context.Context, b *bench) {
 
 // measurement is the steady state over the window.
 type measurement struct {
+	// Usage is the first admin node's, and the window's.
 	measure.Usage
+	// admins are every admin node's, the first included.
+	admins []adminUsage
+	// pg is PostgreSQL's (the postmaster and its backends), with
+	// -postgres.
+	pg                    *measure.Usage
 	hb                    []time.Duration
 	hbErrs, watchErrs     int64
+	moves                 int64
 	answers               [2]int64
-	established, simConns int
+	simConns              int
 	goroutines            string
-	threads               int
 	loadBefore, loadAfter string
 	hbPerSec              float64
 }
 
+// adminUsage is one admin node's part of the measurement.
+type adminUsage struct {
+	name, url            string
+	pid                  int
+	usage                measure.Usage
+	established, threads int
+}
+
 func (b *bench) measure(ctx context.Context) (measurement, error) {
-	pid := b.d.Admin().Pid()
 	m := measurement{loadBefore: measure.LoadAvg()}
-	hbErr0, watch0 := b.hbErrs(), b.watchErrs.Load()
+	var procs []measure.Process
+	for _, a := range b.d.Admins() {
+		m.admins = append(m.admins, adminUsage{name: a.Name, url: a.URL, pid: a.Proc().Pid()})
+		procs = append(procs, measure.Process{Pid: a.Proc().Pid(), What: a.Name, Exited: a.Proc().Done()})
+	}
+	if b.pg != nil {
+		procs = append(procs, measure.Process{Pid: b.pg.PID(), What: "PostgreSQL", Tree: true})
+	}
+	hbErr0, watch0, moves0 := b.hbErrs(), b.watchErrs.Load(), b.moves.Load()
 	ans0 := [2]int64{b.answers[0].Load(), b.answers[1].Load()}
 	half := time.Now().Add(b.o.window / 2)
-	var err error
-	m.Usage, err = measure.Watch(ctx, pid, "admin node", b.d.Admin().Done(), b.o.window, func() {
-		if m.established == 0 && time.Now().After(half) {
-			m.established = establishedSockets(pid)
+	sampled := false
+	us, err := measure.WatchAll(ctx, procs, b.o.window, func() {
+		if !sampled && time.Now().After(half) {
+			sampled = true
+			for i := range m.admins {
+				a := &m.admins[i]
+				a.established = establishedSockets(a.pid)
+				a.threads = int(must(measure.ProcStatus(a.pid, "Threads")))
+			}
 			m.simConns = establishedSockets(os.Getpid())
-			m.threads = int(must(measure.ProcStatus(pid, "Threads")))
 		}
 	})
 	if err != nil {
 		return m, err
 	}
+	for i := range m.admins {
+		m.admins[i].usage = us[i]
+	}
+	m.Usage = us[0]
+	if b.pg != nil {
+		m.pg = &us[len(us)-1]
+	}
 	m.hb = b.hb.Between(m.Start, m.End)
 	m.hbPerSec = float64(len(m.hb)) / m.Window.Seconds()
 	m.hbErrs = b.hbErrs() - hbErr0
 	m.watchErrs = b.watchErrs.Load() - watch0
+	m.moves = b.moves.Load() - moves0
 	m.answers = [2]int64{b.answers[0].Load() - ans0[0], b.answers[1].Load() - ans0[1]}
 	m.loadAfter = measure.LoadAvg()
 	if b.pprofURL != "" {
@@ -701,17 +808,34 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	o := b.o
 	per := o.nodes / o.groups
 	fmt.Println()
-	fmt.Printf("Admin node with %d simulated node managers (%d groups of %d; one host, one instance each)\n", o.nodes, o.groups, per)
-	fmt.Printf("  admin node: %s (pid %d)\n", strings.Join(b.d.Admin().Cmd.Args, " "), b.d.Admin().Pid())
+	if o.postgres {
+		fmt.Printf("%d admin node(s) of a domain in PostgreSQL with %d simulated node managers (%d groups of %d; one host, one instance each; node i on admin node i mod %d first)\n",
+			o.admins, o.nodes, o.groups, per, o.admins)
+		fmt.Printf("  PostgreSQL: postmaster pid %d (fsync and synchronous commit on; shared_buffers 16MB)\n", b.pg.PID())
+	} else {
+		fmt.Printf("Admin node with %d simulated node managers (%d groups of %d; one host, one instance each)\n", o.nodes, o.groups, per)
+	}
+	for _, a := range b.d.Admins() {
+		fmt.Printf("  %s: %s (pid %d)\n", a.Name, strings.Join(a.Proc().Cmd.Args, " "), a.Proc().Pid())
+	}
 	fmt.Printf("  each node: own mTLS client, heartbeat every %s, blocking queries on /instances and /groups/{g}/deployment with wait=%s\n", o.heartbeat, o.wait)
 	fmt.Printf("  setup: groups, hosts, tokens, instances %.1f s; %d joins %.1f s; nodes started over %s, then %s warm-up\n",
 		declared.Seconds(), o.nodes, joined.Seconds(), o.ramp, o.warmup)
 	fmt.Printf("  load average %s before the window, %s after (%d CPUs)\n", m.loadBefore, m.loadAfter, runtime.NumCPU())
 	fmt.Println()
 	fmt.Printf("  steady state over %.0f s:\n", m.Window.Seconds())
-	fmt.Printf("    admin CPU          %6.1f %% of one core     (target <= 25 %%: %s)\n", 100*m.CPU, verdict(m.CPU <= 0.25))
-	fmt.Printf("    admin RSS          %6.1f MiB mean, %.1f MiB max in the window; peak VmHWM %.1f MiB since start (target <= 300 MB = %.0f MiB: %s)\n",
-		m.RSSMean, m.RSSMax, m.HWM, 300e6/(1<<20), verdict(m.RSSMax*(1<<20) <= 300e6))
+	for _, a := range m.admins {
+		label := ""
+		if len(m.admins) > 1 {
+			label = " " + a.name
+		}
+		fmt.Printf("    admin CPU%-10s%6.1f %% of one core     (target <= 25 %%: %s)\n", label, 100*a.usage.CPU, verdict(a.usage.CPU <= 0.25))
+		fmt.Printf("    admin RSS%-10s%6.1f MiB mean, %.1f MiB max in the window; peak VmHWM %.1f MiB since start (target <= 300 MB = %.0f MiB: %s)\n",
+			label, a.usage.RSSMean, a.usage.RSSMax, a.usage.HWM, 300e6/(1<<20), verdict(a.usage.RSSMax*(1<<20) <= 300e6))
+	}
+	if m.pg != nil {
+		fmt.Printf("    PostgreSQL CPU     %6.1f %% of one core     (the postmaster and all its backends)\n", 100*m.pg.CPU)
+	}
 	fmt.Printf("    heartbeats         %6.1f /s handled (%d in the window, %d failed); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		m.hbPerSec, len(m.hb), m.hbErrs, measure.MS(measure.Percentile(m.hb, 50)), measure.MS(measure.Percentile(m.hb, 99)), measure.MS(measure.Percentile(m.hb, 100)))
 	fmt.Printf("    blocking queries   %6.1f /s answered (instances %d, deployment %d in the window; %d failed)\n",
@@ -720,8 +844,21 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	if m.goroutines != "" {
 		extra = ", " + m.goroutines + " goroutines"
 	}
-	fmt.Printf("    connections        %d ESTABLISHED TCP sockets held by the admin node (%d on the simulator's side); %d threads%s\n",
-		m.established, m.simConns, m.threads, extra)
+	for _, a := range m.admins {
+		fmt.Printf("    connections        %d ESTABLISHED TCP sockets held by %s (%d threads%s)\n", a.established, a.name, a.threads, extra)
+		extra = ""
+	}
+	fmt.Printf("                       %d on the simulator's side\n", m.simConns)
+	if len(m.admins) > 1 {
+		fmt.Printf("    moves              %d in the window, %d since the nodes started (a node leaves an admin node on a failed request or a 5xx)\n", m.moves, b.moves.Load())
+		b.mu.Lock()
+		causes := slices.Collect(maps.Keys(b.causes))
+		slices.SortFunc(causes, func(x, y string) int { return b.causes[y] - b.causes[x] })
+		for _, c := range causes {
+			fmt.Printf("      %6d  %s\n", b.causes[c], c)
+		}
+		b.mu.Unlock()
+	}
 	fmt.Printf("    simulator          %6.1f %% of one core (shares the machine with the admin node)\n", 100*m.SelfCPU)
 	fmt.Println()
 	fmt.Println("  fan-out (a deployment answers every blocking query on its group; t0 = before the POST):")
@@ -746,6 +883,16 @@ func (b *bench) report(m measurement, fans []fan, declared, joined time.Duration
 	if o.profile != "" {
 		fmt.Printf("  profiles in %s (go tool pprof -http=: %s %s)\n", o.profile, os.Args[0], filepath.Join(o.profile, "admin.cpu.pprof"))
 	}
+}
+
+// urlInError matches what makes errors of one kind differ: the request's
+// URL and the addresses in it.
+var urlInError = regexp.MustCompile(`"https?://[^"]*"|\d+\.\d+\.\d+\.\d+:\d+(->\d+\.\d+\.\d+\.\d+:\d+)?`)
+
+// moveCause is the reason of a move without what differs from one
+// request to another, so that moves can be counted by reason.
+func moveCause(err error) string {
+	return urlInError.ReplaceAllString(err.Error(), "…")
 }
 
 func verdict(ok bool) string {

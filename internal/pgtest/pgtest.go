@@ -313,6 +313,16 @@ func (s *Server) StartStandby() (*Server, error) {
 // Unix socket. Several, separated by commas, make a multi-host string.
 func (s *Server) Host() string { return s.dir }
 
+// PID is the postmaster's process id, 0 while halted. Every backend
+// serving a connection is a child of it: the server's CPU is that of the
+// postmaster and its children.
+func (s *Server) PID() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // DSN is the connection string of database db of the server.
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("host=%s port=%s user=postgres dbname=%s sslmode=disable", s.dir, port, db)

@@ -6,6 +6,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +44,29 @@ func TestDatabasesApart(t *testing.T) {
 	var user string
 	if err := ca.QueryRow(ctx, "SELECT current_setting('listen_addresses')").Scan(&user); err != nil || user != "" {
 		t.Errorf("listen_addresses %q, %v: want Unix socket only", user, err)
+	}
+}
+
+// PID is the postmaster's: the backend of a connection is its child.
+func TestPID(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, Need(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid (comm) state ppid …: the command may hold spaces.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 2 || fields[1] != strconv.Itoa(srv.PID()) {
+		t.Errorf("backend %d has parent %v, want the postmaster %d", backend, fields[:min(2, len(fields))], srv.PID())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/pki"
 )
 
@@ -35,9 +36,17 @@ type Domain struct {
 	Work string
 	// AdminDir is the admin node's data dir, under Work.
 	AdminDir string
-	// RunAdmin, when set before StartAdmin, is the admin node's command
+	// RunAdmin, when set before StartAdmin, is the admin nodes' command
 	// instead of gatehouse admin run: a program that profiles it, say.
+	// With StoreFile it must pass that on (--store-file).
 	RunAdmin func(dataDir, listen string) *exec.Cmd
+	// StoreFile, when set before StartAdmin (StartPostgres sets it), is
+	// the file of the PostgreSQL connection string the domain is created
+	// in and every admin node runs on; empty for admin.db in AdminDir.
+	StoreFile string
+	// OnFailover, when set, is given to the clients of JoinSimulated: it
+	// is called each time one moves from an admin node to another.
+	OnFailover func(from, to string, cause error)
 
 	// Set by StartAdmin:
 	AdminURL string
@@ -46,12 +55,17 @@ type Domain struct {
 	// API is logged in as the domain's first administrator.
 	API *client.Client
 
-	logf      func(format string, args ...any)
-	adminAddr string
-	anon      *client.Client
-	admin     *Proc
-	procs     []*Proc
-	hosts     []*Host
+	logf     func(format string, args ...any)
+	password string
+	token    string
+	// admins are the admin nodes, the first made by StartAdmin; admin is
+	// the first one's process.
+	admins []*AdminNode
+	admin  *Proc
+	anon   *client.Client
+	procs  []*Proc
+	hosts  []*Host
+	pg     *pgtest.Server
 }
 
 // New checks the binary and makes the work dir; name goes into the work
@@ -82,64 +96,53 @@ func (d *Domain) StartAdmin(ctx context.Context, domain string) error {
 		return err
 	}
 	pwFile := filepath.Join(d.Work, "password")
-	password := measure.RandomHex(16)
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+	d.password = measure.RandomHex(16)
+	if err := os.WriteFile(pwFile, []byte(d.password+"\n"), 0o600); err != nil {
 		return err
 	}
 	d.logf("admin init (%s)", d.AdminDir)
-	if out, err := exec.CommandContext(ctx, d.Bin, "admin", "init", "--data-dir", d.AdminDir, "--domain", domain,
-		"--password-file", pwFile).CombinedOutput(); err != nil {
+	args := []string{"admin", "init", "--data-dir", d.AdminDir, "--domain", domain, "--password-file", pwFile}
+	if d.StoreFile != "" {
+		args = append(args, "--store-file", d.StoreFile)
+	}
+	if out, err := exec.CommandContext(ctx, d.Bin, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("admin init (%s): %w\n%s", d.Bin, err, out)
 	}
-	d.adminAddr = addr
 	d.AdminURL = "https://" + addr
 	d.CAFile = filepath.Join(d.AdminDir, caCertFile)
 	if d.CAPEM, err = os.ReadFile(d.CAFile); err != nil {
 		return err
 	}
-	if d.anon, err = client.New(client.Config{Address: d.AdminURL, CACertPEM: d.CAPEM}); err != nil {
+	a, err := d.newAdminNode("admin", d.AdminDir, addr)
+	if err != nil {
 		return err
 	}
-	if err := d.runAdmin(ctx); err != nil {
+	d.anon = a.anon
+	if err := d.runAdmin(ctx, a); err != nil {
 		return err
 	}
-	login, err := d.anon.Login(ctx, adminUser, password)
+	login, err := d.anon.Login(ctx, adminUser, d.password)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	d.API, err = client.New(client.Config{Address: d.AdminURL, CACertPEM: d.CAPEM, Token: login.Token})
-	return err
-}
-
-// runAdmin starts the admin node on the domain's data dir and address and
-// waits until it is healthy.
-func (d *Domain) runAdmin(ctx context.Context) error {
-	cmd := exec.Command(d.Bin, "admin", "run", "--data-dir", d.AdminDir, "--listen", d.adminAddr)
-	if d.RunAdmin != nil {
-		cmd = d.RunAdmin(d.AdminDir, d.adminAddr)
-	}
-	var err error
-	if d.admin, err = d.start("admin", cmd); err != nil {
+	d.token = login.Token
+	if a.API, err = client.New(client.Config{Address: a.URL, CACertPEM: d.CAPEM, Token: d.token}); err != nil {
 		return err
 	}
-	d.logf("admin node pid %d on %s: %s", d.admin.Pid(), d.adminAddr, strings.Join(cmd.Args, " "))
-	// Opening the store walks every page of it: a large one takes a while.
-	return d.admin.WaitUntil(ctx, 2*time.Minute, "admin node health", func() bool {
-		_, err := d.anon.Health(ctx)
-		return err == nil
-	})
+	d.API = a.API
+	return nil
 }
 
-// RestartAdmin stops the admin node, calls between, and starts it again
-// on the same data dir and address: its store is one process's at a
-// time, so a benchmark that reads or fills it directly does so in
+// RestartAdmin stops the (first) admin node, calls between, and starts
+// it again on the same data dir and address: its store is one process's
+// at a time, so a benchmark that reads or fills it directly does so in
 // between. The administrator's token is in the store and stays valid.
 func (d *Domain) RestartAdmin(ctx context.Context, between func() error) error {
 	d.admin.Stop()
 	if err := between(); err != nil {
 		return err
 	}
-	return d.runAdmin(ctx)
+	return d.runAdmin(ctx, d.admins[0])
 }
 
 // JoinSimulated joins a simulated node manager as gatehouse node join
@@ -147,7 +150,10 @@ func (d *Domain) RestartAdmin(ctx context.Context, between func() error) error {
 // host) and returns its mutual-TLS client, whose requests timeout bounds.
 // client.New makes a transport per client: each simulated node has its
 // own connection, as each node manager has.
-func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.Duration) (*client.Client, error) {
+//
+// addrs are the admin nodes it talks to, in the order it tries them (as
+// node run --addr has them); none is the first admin node alone.
+func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.Duration, addrs ...string) (*client.Client, error) {
 	csrPEM, keyPEM, err := pki.NewCSR("")
 	if err != nil {
 		return nil, err
@@ -160,8 +166,11 @@ func (d *Domain) JoinSimulated(ctx context.Context, token string, timeout time.D
 	if err != nil {
 		return nil, fmt.Errorf("issued certificate: %w", err)
 	}
-	return client.New(client.Config{Address: d.AdminURL, CACertPEM: []byte(ans.CA),
-		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }, Timeout: timeout})
+	if len(addrs) == 0 {
+		addrs = []string{d.AdminURL}
+	}
+	return client.New(client.Config{Addresses: addrs, CACertPEM: []byte(ans.CA),
+		ClientCertificate: func() (*tls.Certificate, error) { return &cert, nil }, Timeout: timeout, OnFailover: d.OnFailover})
 }
 
 // JoinHost joins a host called name to the domain with node join; its
@@ -177,7 +186,7 @@ func (d *Domain) JoinHost(ctx context.Context, name string) (*Host, error) {
 		return nil, fmt.Errorf("create join token: %w", err)
 	}
 	d.logf("node join %s", name)
-	if out, err := exec.CommandContext(ctx, d.Bin, "node", "join", "--admin", d.AdminURL, "--token", jt.Token,
+	if out, err := exec.CommandContext(ctx, d.Bin, "node", "join", "--addr", d.AdminURL, "--token", jt.Token,
 		"--data-dir", h.Dir, "--ca-cert", d.CAFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("node join: %w\n%s", err, out)
 	}
@@ -186,10 +195,16 @@ func (d *Domain) JoinHost(ctx context.Context, name string) (*Host, error) {
 }
 
 // StartNode starts h's node manager (again, after a kill), logging JSON
-// to Work/node-<host>.log.
-func (d *Domain) StartNode(h *Host, heartbeat time.Duration) error {
-	p, err := d.start("node-"+h.Name, exec.Command(d.Bin, "node", "run", "--data-dir", h.Dir, "--listen", h.Local,
-		"--heartbeat", heartbeat.String(), "--drain-timeout", "2s", "--log-json"))
+// to Work/node-<host>.log. addrs, when given, are the admin nodes it
+// talks to, in the order it tries them (node run --addr); by default it
+// talks to the admin node it joined through.
+func (d *Domain) StartNode(h *Host, heartbeat time.Duration, addrs ...string) error {
+	args := []string{"node", "run", "--data-dir", h.Dir, "--listen", h.Local, "--heartbeat", heartbeat.String(),
+		"--drain-timeout", "2s", "--log-json"}
+	if len(addrs) > 0 {
+		args = append(args, "--addr", strings.Join(addrs, ","))
+	}
+	p, err := d.start("node-"+h.Name, exec.Command(d.Bin, args...))
 	if err != nil {
 		return err
 	}
@@ -198,17 +213,22 @@ func (d *Domain) StartNode(h *Host, heartbeat time.Duration) error {
 }
 
 // Close stops the node managers, then their gateways (which outlive them
-// by design: found by their pid files), then the admin node; it removes
-// the work dir unless keep.
+// by design: found by their pid files), then the admin nodes, then
+// PostgreSQL; it removes the work dir unless keep.
 func (d *Domain) Close(keep bool) {
 	for i := len(d.procs) - 1; i >= 0; i-- {
-		if d.procs[i] != d.admin {
+		if !d.procs[i].admin {
 			d.procs[i].Stop()
 		}
 	}
 	d.stopGateways()
-	if d.admin != nil {
-		d.admin.Stop()
+	for _, p := range d.procs {
+		if p.admin {
+			p.Stop()
+		}
+	}
+	if d.pg != nil {
+		d.pg.Stop()
 	}
 	if keep {
 		d.logf("work dir kept: %s", d.Work)

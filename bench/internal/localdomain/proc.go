@@ -15,9 +15,12 @@ type Proc struct {
 	Name string
 	Cmd  *exec.Cmd
 	// Log is the file its output goes to.
-	Log  string
-	done chan struct{}
-	err  error
+	Log string
+	// admin: an admin node, stopped after the node managers and their
+	// gateways.
+	admin bool
+	done  chan struct{}
+	err   error
 }
 
 // start starts cmd with its output appended to Work/name.log: a node

@@ -26,20 +26,58 @@ const clockTicks = 100
 // ProcCPU is the user and system CPU time process pid has used, 0 when it
 // cannot be read.
 func ProcCPU(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces: fields are counted after
-	// its closing parenthesis; utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
+	f := procStat(pid)
 	if len(f) < 13 {
 		return 0
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks
+	return ticks(f[11]) + ticks(f[12])
+}
+
+// TreeCPU is the user and system CPU time process pid and its children
+// have used: its own, that of the children it has waited for, and that
+// of each child alive now; 0 when pid cannot be read. It is a server's
+// that forks a process per connection, as PostgreSQL's postmaster and
+// its backends: a backend that ends during a window moves from the live
+// children into the postmaster's waited-for time, so the difference over
+// a window counts it once.
+func TreeCPU(pid int) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	total := ticks(f[11]) + ticks(f[12]) + ticks(f[13]) + ticks(f[14])
+	entries, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(pid)
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cf := procStat(child); len(cf) >= 15 && cf[1] == parent {
+			total += ticks(cf[11]) + ticks(cf[12]) + ticks(cf[13]) + ticks(cf[14])
+		}
+	}
+	return total
+}
+
+// procStat is /proc/<pid>/stat split into fields after the command name
+// (field 2, which may hold spaces): state is [0], ppid [1], utime [11],
+// stime [12], cutime [13], cstime [14]; nil when it cannot be read.
+func procStat(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(data[i+1:]))
+}
+
+func ticks(field string) time.Duration {
+	n, _ := strconv.ParseInt(field, 10, 64)
+	return time.Duration(n) * time.Second / clockTicks
 }
 
 // ProcStatus reads a field of /proc/<pid>/status: kB fields in MiB, others

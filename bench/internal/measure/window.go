@@ -24,36 +24,81 @@ type Usage struct {
 // It stops with an error when ctx ends or exited (the process's end) is
 // closed first.
 func Watch(ctx context.Context, pid int, what string, exited <-chan struct{}, d time.Duration, each func()) (Usage, error) {
-	var u Usage
-	cpu0, self0 := ProcCPU(pid), SelfCPU()
-	u.Start = time.Now()
-	var rss []float64
+	us, err := WatchAll(ctx, []Process{{Pid: pid, What: what, Exited: exited}}, d, each)
+	return us[0], err
+}
+
+// Process is one process WatchAll measures.
+type Process struct {
+	Pid int
+	// What names it in errors.
+	What string
+	// Exited, if not nil, is closed when it ends.
+	Exited <-chan struct{}
+	// Tree counts the CPU time of its children too (TreeCPU), and leaves
+	// its memory out: a server whose children share memory, whose sum of
+	// RSS would count it many times.
+	Tree bool
+}
+
+// WatchAll is Watch of several processes over one window: a Usage each,
+// in order, SelfCPU the same in every one.
+func WatchAll(ctx context.Context, ps []Process, d time.Duration, each func()) ([]Usage, error) {
+	us := make([]Usage, len(ps))
+	cpu := func(p Process) time.Duration {
+		if p.Tree {
+			return TreeCPU(p.Pid)
+		}
+		return ProcCPU(p.Pid)
+	}
+	cpu0 := make([]time.Duration, len(ps))
+	for i, p := range ps {
+		cpu0[i] = cpu(p)
+	}
+	self0 := SelfCPU()
+	start := time.Now()
+	rss := make([][]float64, len(ps))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for time.Since(u.Start) < d {
+	for time.Since(start) < d {
 		select {
 		case <-ctx.Done():
-			return u, ctx.Err()
-		case <-exited:
-			return u, fmt.Errorf("%s exited during the measurement", what)
+			return us, ctx.Err()
 		case <-tick.C:
 		}
-		if v, err := ProcStatus(pid, "VmRSS"); err == nil {
-			rss = append(rss, v)
+		for i, p := range ps {
+			if p.Exited != nil {
+				select {
+				case <-p.Exited:
+					return us, fmt.Errorf("%s exited during the measurement", p.What)
+				default:
+				}
+			}
+			if p.Tree {
+				continue
+			}
+			if v, err := ProcStatus(p.Pid, "VmRSS"); err == nil {
+				rss[i] = append(rss[i], v)
+			}
 		}
 		if each != nil {
 			each()
 		}
 	}
-	cpu1, self1 := ProcCPU(pid), SelfCPU()
-	u.End = time.Now()
-	u.Window = u.End.Sub(u.Start)
-	u.CPU = float64(cpu1-cpu0) / float64(u.Window)
-	u.SelfCPU = float64(self1-self0) / float64(u.Window)
-	for _, v := range rss {
-		u.RSSMean += v / float64(len(rss))
-		u.RSSMax = max(u.RSSMax, v)
+	self1, end := SelfCPU(), time.Now()
+	for i, p := range ps {
+		u := &us[i]
+		u.Start, u.End = start, end
+		u.Window = end.Sub(start)
+		u.CPU = float64(cpu(p)-cpu0[i]) / float64(u.Window)
+		u.SelfCPU = float64(self1-self0) / float64(u.Window)
+		for _, v := range rss[i] {
+			u.RSSMean += v / float64(len(rss[i]))
+			u.RSSMax = max(u.RSSMax, v)
+		}
+		if !p.Tree {
+			u.HWM, _ = ProcStatus(p.Pid, "VmHWM")
+		}
 	}
-	u.HWM, _ = ProcStatus(pid, "VmHWM")
-	return u, nil
+	return us, nil
 }
