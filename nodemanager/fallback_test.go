@@ -56,8 +56,20 @@ func TestFallbackChecks(t *testing.T) {
 	signedBy := func(key []byte, domain, group string, n uint64) []byte {
 		return sealed(pk, "web", clearSigned(key, domain, group, n))
 	}
-	tampered := signedBy(priv, "acme", "web", 3)
-	tampered[len(tampered)-10] ^= 1
+	tampered := func() []byte {
+		var env struct {
+			Format string `json:"format"`
+			Key    string `json:"key"`
+			Nonce  []byte `json:"nonce"`
+			Sealed []byte `json:"sealed"`
+		}
+		if err := json.Unmarshal(signedBy(priv, "acme", "web", 3), &env); err != nil {
+			t.Fatal(err)
+		}
+		env.Sealed[10] ^= 1
+		b, _ := json.Marshal(env)
+		return b
+	}()
 	publish := func(b []byte) {
 		if err := bucket.Put(ctx, "groups/web/current", strings.NewReader(string(b))); err != nil {
 			t.Fatal(err)
