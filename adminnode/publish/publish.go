@@ -197,9 +197,12 @@ func (p *Publisher) sync(ctx context.Context, full bool) error {
 		return fmt.Errorf("list groups: %w", err)
 	}
 	keys, err := p.src.PublishKeys(ctx)
+	if err == nil && len(keys) == 0 {
+		err = errors.New("the domain has no publish key")
+	}
 	if err != nil {
 		p.pending.Set(0)
-		return err
+		return fmt.Errorf("publish keys: %w", err)
 	}
 	var errs []error
 	pending := 0
