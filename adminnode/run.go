@@ -156,6 +156,11 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
+	// Made before the first answer to a node manager, so that none
+	// waits for a key it needs once every admin node is down.
+	if _, err := server.PublishKeys(ctx); err != nil {
+		return err
+	}
 
 	var publisher *publish.Publisher
 	if opts.PublishTo != "" {

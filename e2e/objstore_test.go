@@ -3,12 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // The configuration fallback from object storage (docs/object-storage.md),
@@ -27,8 +30,54 @@ import (
 // every admin node stopped a node manager whose instance has no stored
 // deployment, and a standalone gateway on a fresh data dir, serve it.
 
-// published reads the deployment published for group, nil if none.
-func published(t *testing.T, b objstore.Bucket, group string) (*deploy.Deployment, []byte) {
+// publishKeys are a domain's publish keys as gatehouse publish-key export
+// writes them, and the file.
+type publishKeys struct {
+	file   string
+	domain string
+	keys   []*pubseal.Key
+}
+
+// exportPublishKeys runs gatehouse publish-key export into a new file of
+// dir and reads it back.
+func exportPublishKeys(t *testing.T, cli *adminCLI, dir string) publishKeys {
+	t.Helper()
+	pk := publishKeys{file: filepath.Join(dir, fmt.Sprintf("publish-%d.key", time.Now().UnixNano()))}
+	cli.ok(t, "", "publish-key", "export", "--to", pk.file)
+	fi, err := os.Stat(pk.file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("exported key file: %v %v, want mode 0600", fi, err)
+	}
+	if pk.domain, pk.keys, err = pubseal.ReadKeyFile(pk.file); err != nil {
+		t.Fatal(err)
+	}
+	return pk
+}
+
+// seal seals plain as the admin node publishes it for group.
+func (pk publishKeys) seal(t *testing.T, group string, plain []byte) []byte {
+	t.Helper()
+	b, err := pubseal.Seal(pk.keys[0], pk.domain, group, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// open opens an object published for group.
+func (pk publishKeys) open(t *testing.T, group string, raw []byte) []byte {
+	t.Helper()
+	plain, _, err := pubseal.Open(pk.keys, pk.domain, group, raw)
+	if err != nil {
+		t.Fatalf("published object of %s: %v\n%s", group, err, raw)
+	}
+	return plain
+}
+
+// published reads the deployment published for group, opened with pk,
+// and the object as the bucket holds it; nil if none or if it does not
+// open (an object changed by hand, not mended yet).
+func published(t *testing.T, b objstore.Bucket, pk publishKeys, group string) (*deploy.Deployment, []byte) {
 	t.Helper()
 	r, err := b.Get(context.Background(), "groups/"+group+"/current")
 	if err != nil {
@@ -39,25 +88,54 @@ func published(t *testing.T, b objstore.Bucket, group string) (*deploy.Deploymen
 	if err != nil {
 		t.Fatal(err)
 	}
+	plain, _, err := pubseal.Open(pk.keys, pk.domain, group, raw)
+	if err != nil {
+		return nil, raw
+	}
 	var d deploy.Deployment
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("published object of %s: %v\n%s", group, err, raw)
+	if err := json.Unmarshal(plain, &d); err != nil {
+		t.Fatalf("published object of %s: %v", group, err)
 	}
 	return &d, raw
 }
 
-func waitPublished(t *testing.T, b objstore.Bucket, group string, n uint64) []byte {
+func waitPublished(t *testing.T, b objstore.Bucket, pk publishKeys, group string, n uint64) []byte {
 	t.Helper()
 	var raw []byte
 	until(t, fmt.Sprintf("deployment #%d of %s published", n, group), func() (bool, string) {
-		d, r := published(t, b, group)
+		d, r := published(t, b, pk, group)
 		if d == nil {
-			return false, "nothing published"
+			return false, fmt.Sprintf("nothing published that opens: %.200s", r)
 		}
 		raw = r
 		return d.Number == n, fmt.Sprintf("#%d published", d.Number)
 	})
 	return raw
+}
+
+// fallbackSecret is the value of an environment secret resolved into the
+// group's configuration: it must never be in the bucket in clear.
+const fallbackSecret = "fallback-secret-4f1c9a7e2b"
+
+// deployWithSecret deploys a configuration routing to upstreamAddr whose
+// consumer's key is the environment secret APP_KEY.
+func (d *nmDomain) deployWithSecret(t *testing.T, upstreamAddr, message string) uint64 {
+	t.Helper()
+	f := filepath.Join(d.work, "config.yaml")
+	writeFile(t, f, routeConfig(upstreamAddr)+`consumers:
+  - name: app
+    credentials:
+      - type: key
+        key: ${secret:APP_KEY}
+`)
+	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
+	out := d.cli.ok(t, "", "deploy", "--group", nmGroup, "-m", message, "--no-wait")
+	m := deployedRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("deploy said %q", out)
+	}
+	n, _ := strconv.ParseUint(m[1], 10, 64)
+	return n
 }
 
 // domainKey is the domain's deployment key as node.json holds it.
@@ -149,11 +227,25 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 	node.signal(syscall.SIGTERM)
 	node.exit(t, 15*time.Second)
 
-	// Deployment #1 is published; then every admin node stops.
-	if n := d.deployTo(t, u1.addr, "first"); n != 1 {
+	// Deployment #1, whose configuration holds an environment secret, is
+	// published sealed; then every admin node stops.
+	d.cli.ok(t, "", "env", "set", "fallback", "REGION=eu")
+	d.cli.ok(t, fallbackSecret+"\n", "env", "secret", "set", "fallback", "APP_KEY", "--value-stdin")
+	d.cli.ok(t, "", "group", "update", nmGroup, "--environment", "fallback")
+	pk := exportPublishKeys(t, d.cli, d.work)
+	if n := d.deployWithSecret(t, u1.addr, "first"); n != 1 {
 		t.Fatalf("first deployment is #%d", n)
 	}
-	first := waitPublished(t, bucket, nmGroup, 1)
+	first := waitPublished(t, bucket, pk, nmGroup, 1)
+	firstPlain := pk.open(t, nmGroup, first)
+	if !strings.Contains(string(firstPlain), fallbackSecret) {
+		t.Fatalf("the deployment does not hold the secret: this test checks nothing:\n%s", firstPlain)
+	}
+	for _, clear := range []string{fallbackSecret, `"number"`, `"checksum"`, `"config"`, "mallory", "admin"} {
+		if strings.Contains(string(first), clear) {
+			t.Errorf("the object in the bucket shows %s:\n%s", clear, first)
+		}
+	}
 	if !strings.Contains(d.admin.out.String(), "deployment published") {
 		t.Errorf("the admin node does not log the publication")
 	}
@@ -174,16 +266,42 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 	// A gateway on a fresh data dir, from the published object alone.
 	objectURL := "s3://" + s3.Bucket + "/e2e/groups/" + nmGroup + "/current?endpoint=" + s3.Endpoint + "&style=path"
 	gw := startGateway(t, gatewayOpts{dataDir: t.TempDir(), extra: []string{"--config-url", objectURL,
-		"--domain-key", d.domainKey(t), "--config-poll", "200ms", "--instance", "standalone"}})
+		"--domain-key", d.domainKey(t), "--config-key", pk.file, "--config-poll", "200ms", "--instance", "standalone"}})
 	gw.waitReady(t)
 	until(t, "the standalone gateway routing to u1", func() (bool, string) { return routesTo(gw.listen, "u1") })
+
+	// Without the publish keys a gateway does not start; with another
+	// domain's (or an outdated) key it starts unready and says why.
+	_, errOut := d.cli.fail(t, "", "gateway", "--config-url", objectURL, "--domain-key", d.domainKey(t),
+		"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--status-listen", "127.0.0.1:0", "--tls-listen", "")
+	if !strings.Contains(errOut, "--config-key is required with --config-url") {
+		t.Errorf("a gateway without --config-key: %q", errOut)
+	}
+	wrong := publishKeys{file: filepath.Join(d.work, "wrong.key"), domain: pk.domain}
+	wk, _ := pubseal.ParseKey(pubseal.NewKey())
+	if err := pubseal.WriteKeyFile(wrong.file, pk.domain, []*pubseal.Key{wk}); err != nil {
+		t.Fatal(err)
+	}
+	wrongGW := startGateway(t, gatewayOpts{dataDir: t.TempDir(), extra: []string{"--config-url", objectURL,
+		"--domain-key", d.domainKey(t), "--config-key", wrong.file, "--config-poll", "200ms", "--instance", "wrong-key"}})
+	wrongGW.waitFor(t, nmDeadline, "the refusal of an object it cannot open, in the log", func() bool {
+		out := wrongGW.out.String()
+		return strings.Contains(out, "published deployment refused") && strings.Contains(out, "groups/"+nmGroup+"/ at ") &&
+			strings.Contains(out, "object current") &&
+			strings.Contains(out, pubseal.ErrUnknownKey.Error())
+	})
+	if r := wrongGW.report(t); r.Ready || r.Configuration != nil {
+		t.Errorf("a gateway with a wrong publish key serves: %+v", r)
+	}
+	wrongGW.signal(syscall.SIGTERM)
+	wrongGW.exit(t, 15*time.Second)
 
 	// The admin node comes back: normal delivery resumes, and a deploy
 	// goes through while the bucket fails, which shows in the log and
 	// the metrics, and is published once the bucket is back.
 	d.admin = startAdminNode(t, d.adminDir, d.adminAddr, d.fingerprint, "--publish-to", location, "--publish-interval", "1h")
 	s3.FailNext(1<<20, http.StatusInternalServerError)
-	if n := d.deployTo(t, u2.addr, "second"); n != 2 {
+	if n := d.deployWithSecret(t, u2.addr, "second"); n != 2 {
 		t.Fatalf("second deployment is #%d", n)
 	}
 	d.waitLocal(t, "gw-a on #2 from the admin node", d.appliedEverywhere(2))
@@ -216,7 +334,7 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 	// A second group, to forge a cross-group object from; its creation
 	// is also a change that wakes the publisher before its next retry.
 	d.cli.ok(t, "", "group", "create", "g2")
-	waitPublished(t, bucket, nmGroup, 2)
+	waitPublished(t, bucket, pk, nmGroup, 2)
 	until(t, "the standalone gateway routing to u2", func() (bool, string) { return routesTo(gw.listen, "u2") })
 	until(t, "no publication pending", func() (bool, string) {
 		v := metric("gatehouse_admin_publish_pending_groups")
@@ -226,21 +344,28 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 	writeFile(t, cfg, routeConfig(u1.addr))
 	d.cli.ok(t, "", "config", "apply", "-f", cfg, "--group", "g2")
 	d.cli.ok(t, "", "deploy", "--group", "g2", "-m", "other group", "--no-wait")
-	otherGroup := waitPublished(t, bucket, "g2", 1)
+	otherGroup := waitPublished(t, bucket, pk, "g2", 1)
 	d.stopAdmin(t)
 
-	// Forged objects are refused; the gateway keeps serving #2.
+	// Forged objects are refused; the gateway keeps serving #2. Those
+	// sealed with the publish key (a thief of the key who can write to
+	// the bucket) are refused by the signature.
 	_, otherKey, _ := deploy.GenerateSigningKey()
 	foreign, err := deploy.NewDeployment("e2e", nmGroup, 9, &deploy.Config{}, "mallory", "", time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	foreign.Sign(otherKey)
-	foreignRaw, _ := json.Marshal(foreign)
+	foreignPlain, _ := json.Marshal(foreign)
+	foreignRaw := pk.seal(t, nmGroup, foreignPlain)
 	var unsigned deploy.Deployment
-	json.Unmarshal(first, &unsigned)
+	json.Unmarshal(firstPlain, &unsigned)
 	unsigned.Number, unsigned.Signature = 10, nil
-	unsignedRaw, _ := json.Marshal(unsigned)
+	unsignedPlain, _ := json.Marshal(unsigned)
+	tampered := bytes.Clone(first)
+	if i := bytes.Index(tampered, []byte(`"sealed":"`)) + 20; i > 20 {
+		tampered[i] = map[bool]byte{true: 'B', false: 'A'}[tampered[i] == 'A']
+	}
 	for _, tc := range []struct {
 		name   string
 		body   []byte
@@ -248,8 +373,12 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 		want   string
 	}{
 		{"another domain's key", foreignRaw, 9, deploy.ErrBadSignature.Error()},
-		{"unsigned", unsignedRaw, 10, deploy.ErrBadSignature.Error()},
-		{"another group", otherGroup, 1, "another group"},
+		{"unsigned", pk.seal(t, nmGroup, unsignedPlain), 10, deploy.ErrBadSignature.Error()},
+		{"another group's object", otherGroup, 0, pubseal.ErrOpen.Error()},
+		{"another group's deployment sealed for this group", pk.seal(t, nmGroup, pk.open(t, "g2", otherGroup)), 1, "another group"},
+		{"tampered", tampered, 0, pubseal.ErrOpen.Error()},
+		{"in clear", firstPlain, 0, "a deployment in clear"},
+		{"sealed with another key", publishKeys{domain: pk.domain, keys: []*pubseal.Key{wk}}.seal(t, nmGroup, unsignedPlain), 0, pubseal.ErrUnknownKey.Error()},
 		{"older", first, 1, "older than the one served"},
 	} {
 		if err := bucket.Put(context.Background(), "groups/"+nmGroup+"/current", bytes.NewReader(tc.body)); err != nil {
@@ -268,7 +397,7 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := startGateway(t, gatewayOpts{dataDir: t.TempDir(), extra: []string{"--config-url", objectURL,
-		"--domain-key", d.domainKey(t), "--config-poll", "200ms", "--instance", "fresh"}})
+		"--domain-key", d.domainKey(t), "--config-key", pk.file, "--config-poll", "200ms", "--instance", "fresh"}})
 	fresh.waitFor(t, nmDeadline, "the refusal in the log", func() bool {
 		return strings.Contains(fresh.out.String(), "published deployment refused")
 	})
@@ -278,14 +407,15 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 
 	// An admin node that starts reads the bucket back and mends it.
 	d.admin = startAdminNode(t, d.adminDir, d.adminAddr, d.fingerprint, "--publish-to", location, "--publish-interval", "1h")
-	waitPublished(t, bucket, nmGroup, 2)
+	waitPublished(t, bucket, pk, nmGroup, 2)
 	fresh.waitReady(t)
 	until(t, "the fresh gateway routing to u2", func() (bool, string) { return routesTo(fresh.listen, "u2") })
 
-	for _, p := range []*proc{d.admin, node, gw, fresh} {
-		for _, secret := range []string{s3.SecretKey, s3.AccessKey} {
+	for _, p := range []*proc{d.admin, node, gw, fresh, wrongGW} {
+		for _, secret := range []string{s3.SecretKey, s3.AccessKey, fallbackSecret,
+			base64.StdEncoding.EncodeToString(pk.keys[0].Bytes()), base64.StdEncoding.EncodeToString(wk.Bytes())} {
 			if strings.Contains(p.out.String(), secret) {
-				t.Errorf("gatehouse %s logs an S3 credential", p.cmd.Args[1])
+				t.Errorf("gatehouse %s logs a secret (S3 credential, environment secret or publish key)", p.cmd.Args[1])
 			}
 		}
 	}
@@ -320,7 +450,8 @@ func TestPGPublishByLeaseHolder(t *testing.T) {
 	if code, _, body := f.deploy(0, "first"); code != http.StatusCreated {
 		t.Fatalf("deploy: %d %s", code, body)
 	}
-	waitPublished(t, bucket, nmGroup, 1)
+	pk := exportPublishKeys(t, f.cli[0], f.work)
+	waitPublished(t, bucket, pk, nmGroup, 1)
 	holder := -1
 	until(t, "a lease holder", func() (bool, string) {
 		h := f.leaseHolder(t, 0)
@@ -342,7 +473,7 @@ func TestPGPublishByLeaseHolder(t *testing.T) {
 		code, _, body := f.deploy(other, "second")
 		return code == http.StatusCreated, body
 	})
-	waitPublished(t, bucket, nmGroup, 2)
+	waitPublished(t, bucket, pk, nmGroup, 2)
 	if !strings.Contains(f.admin[other].out.String(), "deployment published: group=g1 number=2") {
 		t.Errorf("deployment 2 not published by the new lease holder")
 	}
@@ -351,7 +482,7 @@ func TestPGPublishByLeaseHolder(t *testing.T) {
 	if err := bucket.Put(context.Background(), "groups/"+nmGroup+"/current", strings.NewReader("{}")); err != nil {
 		t.Fatal(err)
 	}
-	waitPublished(t, bucket, nmGroup, 2)
+	waitPublished(t, bucket, pk, nmGroup, 2)
 	waitfor.Holds(t, 3*time.Second, "the admin node without the lease publishing nothing", func() (bool, string) {
 		return !strings.Contains(f.admin[holder].out.String(), "deployment published"), f.admin[holder].out.String()
 	})

@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/objstore"
 	"github.com/gatehouse/gatehouse/policy/catalog"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // Options configure a gateway process.
@@ -60,6 +61,11 @@ type Options struct {
 	ObjectStorage objstore.Options
 	// DomainKey is the domain's deployment key.
 	DomainKey ed25519.PublicKey
+	// PublishDomain and PublishKeys open the published deployment of
+	// ConfigURL (package pubseal): the domain it is sealed for and the
+	// domain's publish keys (gateway --config-key).
+	PublishDomain string
+	PublishKeys   []*pubseal.Key
 	// InstanceSecret authenticates the instance to the node manager.
 	InstanceSecret string
 	// GossipListen is where the gateway gossips with its group's peers

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/pause"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // DefaultConfigPoll is how often a gateway started with a configuration
@@ -29,14 +30,18 @@ const fetchTimeout = time.Minute
 // published is the object storage source of a standalone gateway: the
 // signed deployment an admin node publishes for its group
 // (docs/object-storage.md), read at start and every poll interval, and
-// applied only when it verifies with the domain key, is of the gateway's
-// group and is not older than what it serves.
+// applied only when it opens with the domain's publish keys (sealed for
+// the domain and the gateway's group), verifies with the domain key, is
+// of the gateway's group and is not older than what it serves.
 type published struct {
 	bucket objstore.Bucket
 	key    string
 	name   string // the bucket and key, without credentials, for logs and /status
 	pub    ed25519.PublicKey
 	every  time.Duration
+	domain string
+	keys   []*pubseal.Key
+	group  string
 
 	mu          sync.Mutex
 	lastRefused *RefusedDeployment
@@ -60,11 +65,15 @@ func newPublished(opts Options) (*published, error) {
 	if opts.Group == "" {
 		return nil, errors.New("a gateway that starts from object storage needs its group")
 	}
+	if opts.PublishDomain == "" || len(opts.PublishKeys) == 0 {
+		return nil, errors.New("a gateway that starts from object storage needs the domain's publish keys: published deployments are sealed")
+	}
 	bucket, key, err := objstore.OpenObject(context.Background(), opts.ConfigURL, opts.ObjectStorage)
 	if err != nil {
 		return nil, fmt.Errorf("configuration URL: %w", err)
 	}
-	p := &published{bucket: bucket, key: key, pub: opts.DomainKey, every: opts.ConfigPoll}
+	p := &published{bucket: bucket, key: key, pub: opts.DomainKey, every: opts.ConfigPoll,
+		domain: opts.PublishDomain, keys: opts.PublishKeys, group: opts.Group}
 	if p.every <= 0 {
 		p.every = DefaultConfigPoll
 	}
@@ -73,7 +82,11 @@ func newPublished(opts Options) (*published, error) {
 	return p, nil
 }
 
-// fetch reads the published deployment.
+// errSealed marks a published object that was read but does not open
+// with the gateway's publish keys: refused, as a forged deployment is.
+var errSealed = errors.New("published object refused")
+
+// fetch reads the published deployment and opens it.
 func (p *published) fetch(ctx context.Context) (*deploy.Deployment, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
@@ -82,9 +95,17 @@ func (p *published) fetch(ctx context.Context) (*deploy.Deployment, error) {
 		return nil, err
 	}
 	defer r.Close()
+	obj, err := io.ReadAll(io.LimitReader(r, maxPublished))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p.name, err)
+	}
+	plain, _, err := pubseal.Open(p.keys, p.domain, p.group, obj)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s, opened with --config-key as group %s of domain %s: %w", errSealed, p.name, p.group, p.domain, err)
+	}
 	var d deploy.Deployment
-	if err := json.NewDecoder(io.LimitReader(r, maxPublished)).Decode(&d); err != nil {
-		return nil, fmt.Errorf("%s is not a published deployment: %w", p.name, err)
+	if err := json.Unmarshal(plain, &d); err != nil {
+		return nil, fmt.Errorf("%w: %s is not a published deployment: %w", errSealed, p.name, err)
 	}
 	return &d, nil
 }
@@ -113,18 +134,19 @@ func (p *published) status() (*RefusedDeployment, ObjectStorageReport) {
 	return p.lastRefused, p.contact
 }
 
-// refusedBefore says whether d is the object refused last: an object
-// left as it is is not judged (and logged) again at every poll.
-func (p *published) refusedBefore(d *deploy.Deployment) bool {
+// refusedBefore says whether sum (objectSum of a deployment, or why an
+// object does not open) is the object refused last: an object left as it
+// is is not judged (and logged) again at every poll.
+func (p *published) refusedBefore(sum string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.refusedSum == objectSum(d)
+	return p.refusedSum == sum
 }
 
-func (p *published) markRefused(d *deploy.Deployment) {
+func (p *published) markRefused(sum string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refusedSum = objectSum(d)
+	p.refusedSum = sum
 }
 
 func objectSum(d *deploy.Deployment) string {
@@ -138,6 +160,18 @@ func (g *Gateway) pollPublished(ctx context.Context) bool {
 	d, err := p.fetch(ctx)
 	if ctx.Err() != nil {
 		return false
+	}
+	if errors.Is(err, errSealed) {
+		// Read, but not to be applied: as a forged deployment, refused,
+		// logged once, and read again at the poll interval.
+		p.fetched(nil)
+		if p.refusedBefore(err.Error()) {
+			return true
+		}
+		p.markRefused(err.Error())
+		p.refused(0, err)
+		g.logger.Error("published deployment refused; serving the current configuration", "url", p.name, "error", err)
+		return true
 	}
 	switch changed := p.fetched(err); {
 	case err != nil && changed:
@@ -155,11 +189,11 @@ func (g *Gateway) pollPublished(ctx context.Context) bool {
 			return true
 		}
 	}
-	if p.refusedBefore(d) {
+	if p.refusedBefore(objectSum(d)) {
 		return true
 	}
 	if err := g.receiveFrom(d, p.pub, "object storage", p.refused); err != nil {
-		p.markRefused(d)
+		p.markRefused(objectSum(d))
 		g.logger.Error("published deployment refused", "url", p.name, "number", d.Number, "error", err)
 		return true
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/s3test"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // startPublishedGateway makes a gateway of testGroup whose source is url,
@@ -19,7 +21,8 @@ import (
 func startPublishedGateway(t *testing.T, url string, key []byte, dataDir string) (*Gateway, func()) {
 	t.Helper()
 	g, err := New(Options{Instance: testInstance, Group: testGroup, DataDir: dataDir,
-		ConfigURL: url, ConfigPoll: 50 * time.Millisecond, DomainKey: key})
+		ConfigURL: url, ConfigPoll: 50 * time.Millisecond, DomainKey: key,
+		PublishDomain: "acme", PublishKeys: []*pubseal.Key{testPublishKey(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,30 @@ func put(t *testing.T, b objstore.Bucket, body []byte) {
 	}
 }
 
+// testPublishKey is the publish key of the tests' domain, acme.
+func testPublishKey(t *testing.T) *pubseal.Key {
+	k, err := pubseal.ParseKey(bytes.Repeat([]byte{7}, pubseal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sealFor seals plain as the admin node publishes it for group with k.
+func sealFor(t *testing.T, k *pubseal.Key, group string, plain []byte) []byte {
+	b, err := pubseal.Seal(k, "acme", group, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// encode is d as an admin node publishes it for the gateway's group.
 func encode(t *testing.T, d *deploy.Deployment) []byte {
+	return sealFor(t, testPublishKey(t), testGroup, inClear(t, d))
+}
+
+func inClear(t *testing.T, d *deploy.Deployment) []byte {
 	b, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +92,7 @@ func TestPublishedDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, otherPriv, _ := deploy.GenerateSigningKey()
+	otherPublishKey, _ := pubseal.ParseKey(pubseal.NewKey())
 	srv := s3test.Start(t)
 	srv.SetEnv(t)
 	b, err := objstore.Open(context.Background(), srv.URL("domain"), objstore.Options{})
@@ -105,8 +132,12 @@ func TestPublishedDeployment(t *testing.T) {
 		{"another group", encode(t, signed(t, priv, "api", 8)), errOtherGroup.Error()},
 		{"older", encode(t, signed(t, priv, testGroup, 4)), errOldNumber.Error()},
 		{"tampered", encode(t, tampered), deploy.ErrBadSignature.Error()},
-		{"not a deployment", []byte(`<Error>NoSuchKey</Error>`), "not a published deployment"},
-		{"another object", []byte(`{"services":[]}`), deploy.ErrChecksumMismatch.Error()},
+		{"not a deployment", []byte(`<Error>NoSuchKey</Error>`), pubseal.ErrNotSealed.Error()},
+		{"in clear", inClear(t, signed(t, priv, testGroup, 10)), "a deployment in clear"},
+		{"sealed for another group", sealFor(t, testPublishKey(t), "api", inClear(t, signed(t, priv, testGroup, 11))), pubseal.ErrOpen.Error()},
+		{"sealed with another key", sealFor(t, otherPublishKey, testGroup, inClear(t, signed(t, priv, testGroup, 12))), pubseal.ErrUnknownKey.Error()},
+		{"sealed, not a deployment", sealFor(t, testPublishKey(t), testGroup, []byte("<html>")), "not a published deployment"},
+		{"another object", sealFor(t, testPublishKey(t), testGroup, []byte(`{"services":[]}`)), deploy.ErrChecksumMismatch.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			put(t, b, tc.body)
@@ -165,14 +196,16 @@ func TestPublishedDeploymentOlderThanStored(t *testing.T) {
 
 func TestPublishedOptions(t *testing.T) {
 	pub, _, _ := deploy.GenerateSigningKey()
+	keys := []*pubseal.Key{testPublishKey(t)}
 	for _, tc := range []struct {
 		name string
 		opts Options
 		want string
 	}{
-		{"no key", Options{Group: "web", ConfigURL: "file:///tmp/x/current"}, "deployment key"},
-		{"two sources", Options{Group: "web", ConfigURL: "file:///tmp/x/current", ConfigPath: "/x.yaml", DomainKey: pub}, "one source"},
-		{"no object", Options{Group: "web", ConfigURL: "file:///tmp/x/", DomainKey: pub}, "names no object"},
+		{"no key", Options{Group: "web", ConfigURL: "file:///tmp/x/current", PublishDomain: "acme", PublishKeys: keys}, "deployment key"},
+		{"no publish key", Options{Group: "web", ConfigURL: "file:///tmp/x/current", DomainKey: pub}, "publish keys"},
+		{"two sources", Options{Group: "web", ConfigURL: "file:///tmp/x/current", ConfigPath: "/x.yaml", DomainKey: pub, PublishDomain: "acme", PublishKeys: keys}, "one source"},
+		{"no object", Options{Group: "web", ConfigURL: "file:///tmp/x/", DomainKey: pub, PublishDomain: "acme", PublishKeys: keys}, "names no object"},
 	} {
 		_, err := New(tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

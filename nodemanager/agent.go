@@ -260,6 +260,15 @@ func (a *agent) watchInstances(ctx context.Context) {
 		if known != nil && ans.Index == *known {
 			continue
 		}
+		// Kept before the index that says this answer was taken: an
+		// answer of an older admin node, without keys, leaves them.
+		if len(ans.PublishKeys) > 0 {
+			if err := a.state.PutPublishKeys(ans.PublishKeys); err != nil {
+				a.log.Error("store publish keys", "error", err)
+				pause.For(ctx, time.Second)
+				continue
+			}
+		}
 		if err := a.state.PutInstances(ans.Index, ans.Instances); err != nil {
 			a.log.Error("store desired instances", "error", err)
 			pause.For(ctx, time.Second)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // The fallback is the object storage where the domain's admin nodes
@@ -18,9 +19,10 @@ import (
 // docs/object-storage.md). A node manager turns to it for a group only
 // while no admin node answers and it has no deployment of that group
 // stored: a gateway it starts then has something to serve. What it
-// fetches must be signed by the domain's key, of the domain and the
-// group, and not older than what the node has; the gateways check the
-// signature again. Once an admin node answers, its deployments take over.
+// fetches must open with the domain's publish keys the admin nodes sent
+// (sealed for this domain and group, package pubseal), be signed by the
+// domain's key, of the domain and the group, and not older than what the
+// node has; the gateways check the signature again. Once an admin node answers, its deployments take over.
 
 // fallbackTimeout bounds one read of a published deployment, retries
 // included.
@@ -53,8 +55,27 @@ func (a *agent) fetchFallback(ctx context.Context, group string) (*deploy.Deploy
 		return nil, err
 	}
 	defer r.Close()
+	obj, err := io.ReadAll(io.LimitReader(r, maxFallbackObject))
+	if err != nil {
+		return nil, fmt.Errorf("read %s in %s: %w", key, a.fallback, err)
+	}
+	raws, err := a.state.PublishKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(raws) == 0 {
+		return nil, fmt.Errorf("%w: %s in %s: this node has no publish key to open it with: an admin node sends the domain's keys with the host's instances, and none has answered this node since it joined", errFallbackRefused, key, a.fallback)
+	}
+	keys, err := pubseal.ParseKeys(raws)
+	if err != nil {
+		return nil, fmt.Errorf("publish keys in node.db: %w", err)
+	}
+	plain, _, err := pubseal.Open(keys, a.id.Domain, group, obj)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s in %s: %w", errFallbackRefused, key, a.fallback, err)
+	}
 	var d deploy.Deployment
-	if err := json.NewDecoder(io.LimitReader(r, maxFallbackObject)).Decode(&d); err != nil {
+	if err := json.Unmarshal(plain, &d); err != nil {
 		return nil, fmt.Errorf("%w: %s in %s is not a deployment: %w", errFallbackRefused, key, a.fallback, err)
 	}
 	stored, err := a.state.Deployment(group)

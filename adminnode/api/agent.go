@@ -434,6 +434,13 @@ func (s *Server) agentInstances(q *request) (any, error) {
 		}
 		ins := byHost[q.node]
 		out := apitypes.AgentInstances{Index: index, Instances: make([]apitypes.AgentInstance, len(ins))}
+		keys, err := s.storedPublishKeys(q.ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, k := range keys {
+			out.PublishKeys = append(out.PublishKeys, k.Bytes())
+		}
 		seen := map[string]*groupGossip{}
 		for i, in := range ins {
 			gg, err := s.gossipOf(q.ctx, in.Group, all, seen)

@@ -177,6 +177,13 @@ func fixtures() map[string]fixture {
 		}),
 		"group.instances": g(rbac.InstanceRead, get("/groups/{group}/instances")),
 
+		"publish-key.export": d(rbac.UserAdmin, func(e *env, target, user string) call {
+			return call{method: "POST", path: "/publish-key/export"}
+		}),
+		"publish-key.rotate": d(rbac.UserAdmin, func(e *env, target, user string) call {
+			return call{method: "POST", path: "/publish-key/rotate"}
+		}),
+
 		"host.list": d(rbac.HostRead, get("/hosts")),
 		"host.create": d(rbac.HostWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/hosts", body: map[string]any{"name": e.name("h")}}

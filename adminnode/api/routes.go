@@ -181,6 +181,13 @@ func (s *Server) routes() []*route {
 		{method: "POST", path: "/groups/{group}/deployments/{number}/rollback", action: "deployment.rollback", summary: "Deploy an earlier deployment's configuration as the next number; the draft is set to it unless keep_draft", status: http.StatusCreated,
 			perm: rbac.DeploymentCreate, scope: scopeGroup, in: apitypes.RollbackRequest{}, out: apitypes.Deployment{}, handle: (*Server).rollback},
 
+		// user:admin, domain-wide: whoever holds it can grant themselves
+		// anything, so these keys go to no one who could not take them.
+		{method: "POST", path: "/publish-key/export", action: "publish-key.export", summary: "The domain's publish keys, which open the deployments published to object storage (domain admins only; audited)",
+			perm: rbac.UserAdmin, scope: scopeDomain, out: apitypes.PublishKeyExport{}, handle: (*Server).exportPublishKeys},
+		{method: "POST", path: "/publish-key/rotate", action: "publish-key.rotate", summary: "Make a new publish key that seals from now on, keeping the previous one accepted",
+			perm: rbac.UserAdmin, scope: scopeDomain, out: apitypes.PublishKeyRotation{}, handle: (*Server).rotatePublishKey},
+
 		{method: "GET", path: "/users", action: "user.list", summary: "Users",
 			perm: rbac.UserRead, scope: scopeDomain, out: []apitypes.User{}, handle: (*Server).listUsers},
 		{method: "POST", path: "/users", action: "user.create", summary: "Create a user", status: http.StatusCreated,

@@ -281,6 +281,24 @@ type GossipKeyRotation struct {
 	Keys int `json:"keys"`
 }
 
+// PublishKeyExport is the answer to POST /publish-key/export: the
+// domain's publish keys, which open every deployment published to object
+// storage (docs/object-storage.md), the one sealing first. Secret: only a
+// domain admin gets it, and each export is audited.
+type PublishKeyExport struct {
+	Domain string   `json:"domain"`
+	Keys   [][]byte `json:"keys"`
+	// IDs name the keys as sealed objects and errors do.
+	IDs []string `json:"ids"`
+}
+
+// PublishKeyRotation is the answer to POST /publish-key/rotate: the IDs of
+// the keys now accepted, the new one (which seals) first. Keys
+// themselves are never shown.
+type PublishKeyRotation struct {
+	IDs []string `json:"ids"`
+}
+
 // Drift is an instance running another deployment than its group's
 // current one for longer than the grace period.
 type Drift struct {
@@ -661,6 +679,10 @@ type AgentGossip struct {
 type AgentInstances struct {
 	Index     uint64          `json:"index"`
 	Instances []AgentInstance `json:"instances"`
+	// PublishKeys open the deployments published to object storage
+	// (node run --fallback-config), the one sealing first. Secret: only
+	// the agent API carries them.
+	PublishKeys [][]byte `json:"publish_keys,omitempty"`
 }
 
 // AgentDeployment answers the blocking query of a group's current

@@ -113,3 +113,18 @@ func (c *Client) TrustDomain(ctx context.Context, name, publicKey string) (apity
 func (c *Client) UntrustDomain(ctx context.Context, name string) error {
 	return c.send(ctx, http.MethodDelete, segments("trusted-domains", name), nil, nil)
 }
+
+// ExportPublishKeys returns the domain's publish keys (a domain admin's
+// call, audited).
+func (c *Client) ExportPublishKeys(ctx context.Context) (apitypes.PublishKeyExport, error) {
+	var out apitypes.PublishKeyExport
+	err := c.send(ctx, http.MethodPost, "/publish-key/export", nil, &out)
+	return out, err
+}
+
+// RotatePublishKey makes a new publish key, keeping the previous one.
+func (c *Client) RotatePublishKey(ctx context.Context) (apitypes.PublishKeyRotation, error) {
+	var out apitypes.PublishKeyRotation
+	err := c.send(ctx, http.MethodPost, "/publish-key/rotate", nil, &out)
+	return out, err
+}

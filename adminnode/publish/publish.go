@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // Key is where a group's current deployment is published in the bucket.
@@ -34,6 +35,8 @@ type Source interface {
 	CurrentDeployment(ctx context.Context, group string) (*deploy.Deployment, error)
 	// Changed is closed at the next change of the store.
 	Changed() <-chan struct{}
+	// PublishKeys are the domain's publish keys, the one sealing first.
+	PublishKeys(ctx context.Context) ([]*pubseal.Key, error)
 }
 
 // Lease says whether this admin node holds the background lease.
@@ -62,6 +65,8 @@ type Publisher struct {
 type published struct {
 	number   uint64
 	checksum string
+	// key is the ID of the publish key the object is sealed with.
+	key string
 }
 
 // New returns a publisher of src's deployments to bucket.
@@ -191,12 +196,20 @@ func (p *Publisher) sync(ctx context.Context, full bool) error {
 		p.pending.Set(0)
 		return fmt.Errorf("list groups: %w", err)
 	}
+	keys, err := p.src.PublishKeys(ctx)
+	if err == nil && len(keys) == 0 {
+		err = errors.New("the domain has no publish key")
+	}
+	if err != nil {
+		p.pending.Set(0)
+		return fmt.Errorf("publish keys: %w", err)
+	}
 	var errs []error
 	pending := 0
 	exists := make(map[string]bool, len(groups))
 	for _, g := range groups {
 		exists[g] = true
-		if err := p.publish(ctx, g); err != nil {
+		if err := p.publish(ctx, g, keys); err != nil {
 			pending++
 			errs = append(errs, fmt.Errorf("group %s: %w", g, err))
 		}
@@ -212,8 +225,11 @@ func (p *Publisher) sync(ctx context.Context, full bool) error {
 	return errors.Join(errs...)
 }
 
-// publish writes group's current deployment unless the bucket holds it.
-func (p *Publisher) publish(ctx context.Context, group string) error {
+// publish writes group's current deployment, sealed with the first of
+// keys, unless the bucket holds it so. An object sealed with an older key
+// is written again: a rotation retires the previous key once every object
+// is sealed with the new one.
+func (p *Publisher) publish(ctx context.Context, group string, keys []*pubseal.Key) error {
 	d, err := p.src.CurrentDeployment(ctx, group)
 	if err != nil {
 		return fmt.Errorf("read current deployment: %w", err)
@@ -221,19 +237,23 @@ func (p *Publisher) publish(ctx context.Context, group string) error {
 	if d == nil {
 		return nil
 	}
-	want := published{number: d.Number, checksum: d.Checksum}
+	want := published{number: d.Number, checksum: d.Checksum, key: keys[0].ID}
 	if have, ok := p.published[group]; ok && have == want {
 		return nil
 	}
 	if _, ok := p.published[group]; !ok {
-		if have, err := p.read(ctx, group); err == nil && have == want {
+		if have, err := p.read(ctx, d.Domain, group, keys); err == nil && have == want {
 			p.published[group] = have
 			return nil
 		}
 	}
-	body, err := json.Marshal(d)
+	plain, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode deployment %d: %w", d.Number, err)
+	}
+	body, err := pubseal.Seal(keys[0], d.Domain, group, plain)
+	if err != nil {
+		return fmt.Errorf("seal deployment %d: %w", d.Number, err)
 	}
 	if err := p.bucket.Put(ctx, Key(group), bytes.NewReader(body)); err != nil {
 		p.attempts.WithLabelValues("error").Inc()
@@ -242,23 +262,32 @@ func (p *Publisher) publish(ctx context.Context, group string) error {
 	}
 	p.attempts.WithLabelValues("ok").Inc()
 	p.published[group] = want
-	p.log.Info("deployment published", "group", group, "number", d.Number, "key", Key(group), "bucket", p.bucket.String())
+	p.log.Info("deployment published", "group", group, "number", d.Number, "key", Key(group), "sealed_with", want.key, "bucket", p.bucket.String())
 	return nil
 }
 
-// read returns what the bucket holds for group; anything unreadable is
-// an error, and is written over.
-func (p *Publisher) read(ctx context.Context, group string) (published, error) {
+// read returns what the bucket holds for group of domain; anything
+// unreadable, in clear or that does not open with keys is an error, and
+// is written over.
+func (p *Publisher) read(ctx context.Context, domain, group string, keys []*pubseal.Key) (published, error) {
 	r, err := p.bucket.Get(ctx, Key(group))
 	if err != nil {
 		return published{}, err
 	}
 	defer r.Close()
-	var d deploy.Deployment
-	if err := json.NewDecoder(io.LimitReader(r, maxObject)).Decode(&d); err != nil {
+	obj, err := io.ReadAll(io.LimitReader(r, maxObject))
+	if err != nil {
 		return published{}, err
 	}
-	return published{number: d.Number, checksum: d.Checksum}, nil
+	plain, key, err := pubseal.Open(keys, domain, group, obj)
+	if err != nil {
+		return published{}, err
+	}
+	var d deploy.Deployment
+	if err := json.Unmarshal(plain, &d); err != nil {
+		return published{}, err
+	}
+	return published{number: d.Number, checksum: d.Checksum, key: key}, nil
 }
 
 // removeDeleted deletes the published deployments of groups that no

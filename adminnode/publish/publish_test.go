@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/s3test"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 // domain is a fake Source: groups and their current deployments.
@@ -29,6 +30,7 @@ type domain struct {
 	mu      sync.Mutex
 	current map[string]*deploy.Deployment
 	changed chan struct{}
+	keys    []*pubseal.Key
 }
 
 func newDomain(t *testing.T) *domain {
@@ -36,7 +38,30 @@ func newDomain(t *testing.T) *domain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &domain{t: t, key: key, current: map[string]*deploy.Deployment{}, changed: make(chan struct{})}
+	return &domain{t: t, key: key, current: map[string]*deploy.Deployment{}, changed: make(chan struct{}), keys: []*pubseal.Key{newKey(t)}}
+}
+
+func newKey(t *testing.T) *pubseal.Key {
+	k, err := pubseal.ParseKey(pubseal.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// rotate makes a new sealing key, keeping the previous one.
+func (d *domain) rotate() *pubseal.Key {
+	k := newKey(d.t)
+	d.mu.Lock()
+	d.keys = []*pubseal.Key{k, d.keys[0]}
+	d.mu.Unlock()
+	return k
+}
+
+func (d *domain) PublishKeys(context.Context) ([]*pubseal.Key, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.keys, nil
 }
 
 func (d *domain) deploy(group string, number uint64) *deploy.Deployment {
@@ -102,19 +127,34 @@ func (f *flaky) Put(ctx context.Context, key string, r io.Reader) error {
 	return f.Bucket.Put(ctx, key, r)
 }
 
-// fetch reads and verifies what the bucket holds for group.
-func fetch(t *testing.T, b objstore.Bucket, key ed25519.PublicKey, group string) *deploy.Deployment {
+// raw reads what the bucket holds for group.
+func raw(t *testing.T, b objstore.Bucket, group string) []byte {
 	t.Helper()
 	r, err := b.Get(context.Background(), Key(group))
 	if err != nil {
 		t.Fatalf("published deployment of %s: %v", group, err)
 	}
 	defer r.Close()
-	var d deploy.Deployment
-	if err := json.NewDecoder(r).Decode(&d); err != nil {
+	obj, err := io.ReadAll(r)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Verify(key, nil); err != nil {
+	return obj
+}
+
+// fetch opens and verifies what the bucket holds for group.
+func fetch(t *testing.T, b objstore.Bucket, dom *domain, group string) *deploy.Deployment {
+	t.Helper()
+	keys, _ := dom.PublishKeys(context.Background())
+	plain, _, err := pubseal.Open(keys, "acme", group, raw(t, b, group))
+	if err != nil {
+		t.Fatalf("published deployment of %s: %v", group, err)
+	}
+	var d deploy.Deployment
+	if err := json.Unmarshal(plain, &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Verify(dom.key.Public().(ed25519.PublicKey), nil); err != nil {
 		t.Fatalf("published deployment of %s does not verify: %v", group, err)
 	}
 	return &d
@@ -129,7 +169,6 @@ func TestSyncPublishesMendsAndRemoves(t *testing.T) {
 	}
 	b := &flaky{Bucket: dir}
 	p := New(b, dom, nil)
-	pub := dom.key.Public().(ed25519.PublicKey)
 
 	dom.deploy("web", 1)
 	dom.deploy("api", 4)
@@ -137,10 +176,10 @@ func TestSyncPublishesMendsAndRemoves(t *testing.T) {
 	if err := p.Sync(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if d := fetch(t, b, pub, "web"); d.Number != 1 || d.Group != "web" || d.Domain != "acme" {
+	if d := fetch(t, b, dom, "web"); d.Number != 1 || d.Group != "web" || d.Domain != "acme" {
 		t.Errorf("web: %+v", d)
 	}
-	if d := fetch(t, b, pub, "api"); d.Number != 4 {
+	if d := fetch(t, b, dom, "api"); d.Number != 4 {
 		t.Errorf("api: number %d, want 4", d.Number)
 	}
 	if _, err := b.Get(ctx, Key("empty")); !errors.Is(err, objstore.ErrNotExist) {
@@ -174,7 +213,7 @@ func TestSyncPublishesMendsAndRemoves(t *testing.T) {
 	if err := p.Sync(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if d := fetch(t, b, pub, "web"); d.Number != 2 {
+	if d := fetch(t, b, dom, "web"); d.Number != 2 {
 		t.Errorf("web after the bucket came back: %d, want 2", d.Number)
 	}
 	if got := testutil.ToFloat64(p.pending); got != 0 {
@@ -190,7 +229,7 @@ func TestSyncPublishesMendsAndRemoves(t *testing.T) {
 	if err := p.Sync(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if d := fetch(t, b, pub, "api"); d.Number != 4 {
+	if d := fetch(t, b, dom, "api"); d.Number != 4 {
 		t.Errorf("api after a full pass: %d, want 4", d.Number)
 	}
 	if _, err := b.Get(ctx, Key("web")); !errors.Is(err, objstore.ErrNotExist) {
@@ -201,6 +240,60 @@ func TestSyncPublishesMendsAndRemoves(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(prometheusRegistry(t, p)); err != nil || n != 4 {
 		t.Errorf("%d metrics (%v), want ok and error counts, last success and pending", n, err)
+	}
+}
+
+// What the bucket holds is sealed: no name, author or value of the
+// deployment shows. A rotation seals every object again with the new key
+// at the next pass; an object in clear (an older admin node's) is
+// written over.
+func TestSyncSealsAndReseals(t *testing.T) {
+	ctx := context.Background()
+	dom := newDomain(t)
+	dir, err := objstore.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &flaky{Bucket: dir}
+	p := New(b, dom, nil)
+	dom.deploy("web", 1)
+	if err := p.Sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	obj := raw(t, b, "web")
+	for _, shown := range []string{"acme", "alice", `"number"`, `"checksum"`, `"config"`} {
+		if strings.Contains(string(obj), shown) {
+			t.Errorf("the published object shows %s: %s", shown, obj)
+		}
+	}
+	first, _ := pubseal.KeyID(obj)
+
+	k := dom.rotate()
+	dom.deploy("api", 1) // wakes a pass, as the rotation's own change does
+	if err := p.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"web", "api"} {
+		if id, err := pubseal.KeyID(raw(t, b, g)); err != nil || id != k.ID {
+			t.Errorf("%s sealed with %q (%v) after the rotation, want the new key %q (was %q)", g, id, err, k.ID, first)
+		}
+	}
+	if d := fetch(t, b, dom, "web"); d.Number != 1 {
+		t.Errorf("web after the rotation: %d", d.Number)
+	}
+
+	plain, err := json.Marshal(fetch(t, b, dom, "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, Key("web"), strings.NewReader(string(plain))); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubseal.KeyID(raw(t, b, "web")); err != nil {
+		t.Errorf("an object in clear is not sealed again by a full pass: %v", err)
 	}
 }
 
@@ -224,7 +317,6 @@ func TestRunPublishesOnChangeWhileTheLeaseIsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	dom := newDomain(t)
-	pub := dom.key.Public().(ed25519.PublicKey)
 	p := New(b, dom, nil)
 	var l lease
 	ctx, cancel := context.WithCancel(context.Background())
@@ -246,11 +338,11 @@ func TestRunPublishesOnChangeWhileTheLeaseIsHeld(t *testing.T) {
 			return false, err.Error()
 		}
 		r.Close()
-		return fetch(t, b, pub, "web").Number == 2, "older deployment published"
+		return fetch(t, b, dom, "web").Number == 2, "older deployment published"
 	})
 	dom.deploy("web", 3)
 	waitfor.Cond(t, 10*time.Second, "deployment 3 published", func() (bool, string) {
-		return fetch(t, b, pub, "web").Number == 3, "deployment 3 not published"
+		return fetch(t, b, dom, "web").Number == 3, "deployment 3 not published"
 	})
 }
 

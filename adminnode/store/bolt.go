@@ -248,6 +248,15 @@ func (b *Bolt) GetDomain(ctx context.Context) (Domain, error) {
 	return d, err
 }
 
+// UpdatePublishKeys implements Store.
+func (b *Bolt) UpdatePublishKeys(ctx context.Context, change func(keys [][]byte) ([][]byte, error)) ([][]byte, error) {
+	d, err := updateNamed(ctx, b, bucketDomain, "domain", string(keyDomain), func(d *Domain) (err error) {
+		d.PublishKeys, err = change(d.PublishKeys)
+		return err
+	})
+	return d.PublishKeys, err
+}
+
 // createNamed stores v under name in bucket unless the name is taken.
 func (b *Bolt) createNamed(ctx context.Context, bucket []byte, what, name string, v any, checks func(tx *bolt.Tx) error) error {
 	if err := need(what, name); err != nil {

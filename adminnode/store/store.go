@@ -31,6 +31,10 @@ type Domain struct {
 	CreatedAt        time.Time `json:"created_at"`
 	SigningPublicKey []byte    `json:"signing_public_key"`
 	CACertPEM        string    `json:"ca_cert_pem"`
+	// PublishKeys seal the deployments published to object storage
+	// (package pubseal), sealed themselves with the settings key; the
+	// first seals, the others still open (rotation). Secret.
+	PublishKeys [][]byte `json:"publish_keys,omitempty"`
 }
 
 // GroupTypeGateway is the only group type so far.
@@ -306,6 +310,10 @@ type Store interface {
 	// InitDomain fails with ErrExists when the store already has a domain.
 	InitDomain(ctx context.Context, d Domain) error
 	GetDomain(ctx context.Context) (Domain, error)
+	// UpdatePublishKeys replaces the domain's publish keys with what
+	// change makes of them, in one transaction, and returns them: two
+	// admin nodes making the first key at once keep one.
+	UpdatePublishKeys(ctx context.Context, change func(keys [][]byte) ([][]byte, error)) ([][]byte, error)
 
 	// CreateGroup stores g with Version 1; an empty Type is "gateway".
 	CreateGroup(ctx context.Context, g Group) (Group, error)

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
+	"github.com/gatehouse/gatehouse/pubseal"
 )
 
 func gatewayCommand() *cobra.Command {
@@ -45,8 +46,9 @@ With --config-url (instead of --config or --node-manager) it serves the
 signed deployment an admin node publishes for its group in object storage
 (admin run --publish-to), reading it at start and every --config-poll: a
 gateway that can start while every admin node is down. Only a deployment that
-verifies with --domain-key, is of the group and is not older than the one it
-serves is applied (docs/object-storage.md).`,
+opens with the publish keys of --config-key, verifies with --domain-key, is of
+the group and is not older than the one it serves is applied
+(docs/object-storage.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := publishedFlags(cmd, &opts, domainKey); err != nil {
@@ -89,6 +91,7 @@ serves is applied (docs/object-storage.md).`,
 	fs.StringVar(&opts.ConfigURL, "config-url", "", "object storage URL of the group's published deployment (s3://bucket/prefix/groups/<group>/current?…, or file:///…); the gateway's source instead of --config")
 	fs.DurationVar(&opts.ConfigPoll, "config-poll", gateway.DefaultConfigPoll, "how often the published deployment of --config-url is read again")
 	fs.StringVar(&opts.ObjectStorage.CredentialsFile, "s3-credentials-file", "", "AWS shared credentials file for an s3:// --config-url (default: the AWS_* environment variables, then ~/.aws/credentials)")
+	fs.String("config-key", "", "file of the domain's publish keys, which open the published deployment of --config-url (gatehouse publish-key export --to FILE; mode 0600)")
 	fs.StringVar(&domainKey, "domain-key", "", `the domain's deployment key ("ed25519:…"), required with --node-manager and --config-url`)
 	fs.StringVar(&opts.GossipListen, "gossip-listen", "", "gossip address with the group's peers under a node manager (IP:port or :port; empty: no gossip)")
 	fs.StringVar(&opts.GossipAdvertise, "gossip-advertise", "", "gossip address the peers reach this gateway at, when not the bound one")
@@ -166,7 +169,7 @@ func nodeManagerFlags(cmd *cobra.Command, opts *gateway.Options, domainKey strin
 func publishedFlags(cmd *cobra.Command, opts *gateway.Options, domainKey string) error {
 	fs := cmd.Flags()
 	if opts.ConfigURL == "" {
-		for _, name := range []string{"config-poll", "s3-credentials-file"} {
+		for _, name := range []string{"config-poll", "s3-credentials-file", "config-key"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s is for --config-url", name)
 			}
@@ -184,6 +187,13 @@ func publishedFlags(cmd *cobra.Command, opts *gateway.Options, domainKey string)
 		return fmt.Errorf("--domain-key: %w", err)
 	}
 	opts.DomainKey = key
+	configKey, _ := fs.GetString("config-key")
+	if configKey == "" {
+		return errors.New("--config-key is required with --config-url: published deployments are sealed with the domain's publish key (a domain admin exports it: gatehouse publish-key export --to FILE)")
+	}
+	if opts.PublishDomain, opts.PublishKeys, err = pubseal.ReadKeyFile(configKey); err != nil {
+		return fmt.Errorf("--config-key: %w", err)
+	}
 	if opts.ConfigPoll <= 0 {
 		return fmt.Errorf("--config-poll %s: must be positive", opts.ConfigPoll)
 	}

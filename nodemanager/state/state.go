@@ -22,7 +22,8 @@ import (
 // "desired" holds "instances" (JSON []apitypes.AgentInstance) and "index"
 // (8 bytes big-endian); "secrets" maps an instance to its secret. Version
 // 2 adds the traffic spool: buckets "traffic", "traffic-spool" and
-// "traffic-readings" (traffic.go).
+// "traffic-readings" (traffic.go). "desired" may also hold "publish-keys"
+// (JSON [][]byte), which older binaries ignore: no new version.
 const SchemaVersion = 2
 
 var (
@@ -31,6 +32,7 @@ var (
 	bucketSecrets     = []byte("secrets")
 	keyInstances      = []byte("instances")
 	keyIndex          = []byte("index")
+	keyPublishKeys    = []byte("publish-keys")
 )
 
 // ErrNewerSchema is returned for a file written by a newer gatehouse.
@@ -164,6 +166,51 @@ func (s *Store) PutInstances(index uint64, ins []apitypes.AgentInstance) error {
 		}
 		return nil
 	})
+}
+
+// PutPublishKeys keeps the domain's publish keys, which open the
+// deployments published to object storage (the fallback), the one
+// sealing first. They are kept as the gossip keys are: in this file,
+// which only the node manager's user reads. It writes only when they
+// changed.
+func (s *Store) PutPublishKeys(keys [][]byte) error {
+	data, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	if cur, err := s.publishKeysJSON(); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDesired).Put(keyPublishKeys, data)
+	})
+	if err != nil {
+		return fmt.Errorf("store publish keys: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) publishKeysJSON() ([]byte, error) {
+	var data []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		data = bytes.Clone(tx.Bucket(bucketDesired).Get(keyPublishKeys))
+		return nil
+	})
+	return data, err
+}
+
+// PublishKeys returns the publish keys kept last, none before an admin
+// node sent any.
+func (s *Store) PublishKeys() ([][]byte, error) {
+	data, err := s.publishKeysJSON()
+	if err != nil || data == nil {
+		return nil, err
+	}
+	var keys [][]byte
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("read publish keys: %w", err)
+	}
+	return keys, nil
 }
 
 // Instances returns the desired instances and their index (0 and none

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -106,5 +107,28 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPublishKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := s.PublishKeys(); err != nil || keys != nil {
+		t.Fatalf("keys of a new file: %q, %v", keys, err)
+	}
+	want := [][]byte{[]byte("new-key"), []byte("old-key")}
+	must(t, s.PutPublishKeys(want))
+	must(t, s.PutPublishKeys(want))
+	must(t, s.Close())
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if keys, err := s.PublishKeys(); err != nil || !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys after a restart: %q, %v", keys, err)
 	}
 }

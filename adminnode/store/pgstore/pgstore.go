@@ -351,6 +351,31 @@ func (p *PG) GetDomain(ctx context.Context) (store.Domain, error) {
 	return d, err
 }
 
+// UpdatePublishKeys implements store.Store.
+func (p *PG) UpdatePublishKeys(ctx context.Context, change func(keys [][]byte) ([][]byte, error)) ([][]byte, error) {
+	var keys [][]byte
+	err := p.tx(ctx, func(tx pgx.Tx) error {
+		d, ok, err := getDoc[store.Domain](ctx, tx, "SELECT doc FROM domain WHERE id = 1 FOR UPDATE")
+		if err == nil && !ok {
+			err = fmt.Errorf("domain: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if d.PublishKeys, err = change(d.PublishKeys); err != nil {
+			return err
+		}
+		doc, err := encode(d)
+		if err != nil {
+			return err
+		}
+		keys = d.PublishKeys
+		_, err = tx.Exec(ctx, "UPDATE domain SET doc = $1 WHERE id = 1", doc)
+		return err
+	})
+	return keys, err
+}
+
 // getNamed reads the document of table keyed name.
 func getNamed[T any](ctx context.Context, p *PG, table, key, what, name string) (T, error) {
 	if err := ctx.Err(); err != nil {

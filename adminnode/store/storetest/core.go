@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -616,6 +617,57 @@ func testGossipKeysAndHostAddress(t *testing.T, open Opener) {
 	})
 	if h := must[store.Host](t)(s.GetHost(ctx, "h1")); h.Address != "10.0.0.5" {
 		t.Errorf("host %+v", h)
+	}
+}
+
+// The domain's publish keys are changed in one transaction: of two
+// writers that each add a key only when there is none, one adds it.
+func testPublishKeys(t *testing.T, open Opener) {
+	s := open(t)
+	keep := func(keys [][]byte) ([][]byte, error) { return keys, nil }
+	if _, err := s.UpdatePublishKeys(ctx, keep); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("keys before init: %v, want ErrNotFound", err)
+	}
+	if err := s.InitDomain(ctx, store.Domain{Name: "prod", CACertPEM: "pem"}); err != nil {
+		t.Fatal(err)
+	}
+	firstOnly := func(k string) func([][]byte) ([][]byte, error) {
+		return func(keys [][]byte) ([][]byte, error) {
+			if len(keys) > 0 {
+				return keys, nil
+			}
+			return [][]byte{[]byte(k)}, nil
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([][][]byte, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys, err := s.UpdatePublishKeys(ctx, firstOnly(fmt.Sprint("k", i)))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = keys
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != 1 || !bytes.Equal(got[i][0], got[0][0]) {
+			t.Fatalf("concurrent first keys: %q", got)
+		}
+	}
+	rotated := must[[][]byte](t)(s.UpdatePublishKeys(ctx, func(keys [][]byte) ([][]byte, error) {
+		return [][]byte{[]byte("new"), keys[0]}, nil
+	}))
+	refused := errors.New("refused")
+	if _, err := s.UpdatePublishKeys(ctx, func([][]byte) ([][]byte, error) { return nil, refused }); !errors.Is(err, refused) {
+		t.Errorf("a refusing change: %v", err)
+	}
+	d := must[store.Domain](t)(s.GetDomain(ctx))
+	if !reflect.DeepEqual(d.PublishKeys, rotated) || len(rotated) != 2 || d.Name != "prod" || d.CACertPEM != "pem" {
+		t.Errorf("domain after rotation %+v, want keys %q", d, rotated)
 	}
 }
 

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"JoinTokenUsedOnce", testJoinTokenUsedOnce},
 		{"PutInstanceStatesSkipsMissing", testPutInstanceStatesSkipsMissing},
 		{"GossipKeysAndHostAddress", testGossipKeysAndHostAddress},
+		{"PublishKeys", testPublishKeys},
 		{"RestartGenerationAndCapabilities", testRestartGenerationAndCapabilities},
 		{"Environments", testEnvironments},
 		{"Secrets", testSecrets},
