@@ -43,8 +43,8 @@ func TestUnitFileVerify(t *testing.T) {
 	for _, want := range []string{
 		"DynamicUser=yes\n", "User=gatehouse\n",
 		"EnvironmentFile=/etc/gatehouse/gateway/%i.env\n",
-		"StateDirectory=gatehouse/gateway/%i\n", "StateDirectoryMode=0700\n",
-		"WorkingDirectory=%S/gatehouse/gateway/%i\n",
+		"StateDirectory=gatehouse-gateway/%i\n", "StateDirectoryMode=0700\n",
+		"WorkingDirectory=%S/gatehouse-gateway/%i\n",
 		"ExecStart=" + fakegw + " $GATEHOUSE_GATEWAY_ARGS\n",
 		"NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
 		"PrivateTmp=yes\n", "ProtectHome=yes\n",
