@@ -110,6 +110,12 @@ func Rootfs(ctx context.Context, logf func(format string, args ...any)) (string,
 	if err != nil {
 		return "", fmt.Errorf("rootfs cache: %w", err)
 	}
+	// MkdirTemp made it 0700: the container's / must let its users (dbus,
+	// the services' own) through.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("rootfs cache: %w", err)
+	}
 	began := time.Now()
 	logf("building the Debian %s root for systemd containers in %s (once per machine)", suite, final)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+rootfsPackages, suite, tmp, mirror())
@@ -184,6 +190,9 @@ func Boot(ctx context.Context, root, dir string) (*Machine, error) {
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", root+"/.", dir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy the root: %w: %s", err, out)
 	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	m.cmd = exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory="+dir, "--machine="+m.Name,
 		// The host's PID 1 need not be systemd: no machined, no scope unit.
 		"--register=no", "--keep-unit",
@@ -248,7 +257,8 @@ func (m *Machine) waitBooted(ctx context.Context) error {
 		case <-m.done:
 			return fmt.Errorf("systemd-nspawn exited at boot: %v\n%s", m.waitErr, m.console.String())
 		case <-ctx.Done():
-			return fmt.Errorf("systemd in the container never answered: %w\n%s", ctx.Err(), m.console.String())
+			jobs, _ := m.Run(context.Background(), "systemctl", "list-jobs", "--no-legend")
+			return fmt.Errorf("the container did not finish booting: %w; jobs left:\n%s\n%s", ctx.Err(), jobs, m.console.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -304,6 +314,9 @@ func (m *Machine) PID1() int { return m.pid1 }
 // namespace of its PID 1, as root, with a plain environment.
 func (m *Machine) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--target", strconv.Itoa(m.pid1), "--all", "--", name}, args...)...)
+	// Killing nsenter on ctx's end leaves the command it forked into the
+	// container's pid namespace holding the output pipes: stop waiting.
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
 		"SYSTEMD_COLORS=0", "SYSTEMD_PAGER=", "SYSTEMD_LOG_COLOR=0"}
 	return cmd

@@ -79,3 +79,27 @@ func TestTailBuffer(t *testing.T) {
 		t.Errorf("kept %d bytes ending %q", len(s), s[len(s)-10:])
 	}
 }
+
+// A finished root in the cache is used as it is; an unfinished one (no
+// systemd: a build interrupted before its rename) is never taken for one.
+func TestRootfsCache(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("GATEHOUSE_TEST_CACHE", cache)
+	final := cache + "/debian-rootfs-" + RootfsVersion
+	if complete(final) {
+		t.Fatal("an empty cache holds a root")
+	}
+	if err := os.MkdirAll(final+"/usr/lib/systemd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if complete(final) {
+		t.Error("a root without systemd passed for a finished one")
+	}
+	if err := os.WriteFile(final+"/usr/lib/systemd/systemd", nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := Rootfs(context.Background(), func(format string, args ...any) { t.Errorf("built: "+format, args...) })
+	if err != nil || root != final {
+		t.Errorf("Rootfs = %q, %v; want the cached %s", root, err, final)
+	}
+}
