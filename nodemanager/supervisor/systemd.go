@@ -59,10 +59,12 @@ type SystemdOptions struct {
 	// Binary is the absolute path ExecStart runs (default: this
 	// executable). Every Spec.Binary must be this path.
 	Binary string
-	// User runs the gateways (default "gatehouse"). The unit has
+	// User runs the gateways (default "gatehouse-gateway"). The unit has
 	// DynamicUser=yes: systemd makes the user (and its group) while a
 	// gateway runs, unless a user of that name exists, which it then uses;
-	// nobody has to create one.
+	// nobody has to create one. Not "gatehouse", the admin node's user
+	// (docs/admin-node.md), whose files (the domain CA's key) a gateway
+	// must not read.
 	User string
 	// UnitDir is where the unit is installed (default /etc/systemd/system).
 	UnitDir string
@@ -112,7 +114,7 @@ func (opts SystemdOptions) withDefaults() (SystemdOptions, error) {
 		}
 	}
 	if opts.User == "" {
-		opts.User = "gatehouse"
+		opts.User = "gatehouse-gateway"
 	}
 	if opts.UnitDir == "" {
 		opts.UnitDir = "/etc/systemd/system"

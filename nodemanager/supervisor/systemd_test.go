@@ -41,7 +41,7 @@ func TestUnitFileVerify(t *testing.T) {
 	}
 	text := string(unit)
 	for _, want := range []string{
-		"DynamicUser=yes\n", "User=gatehouse\n",
+		"DynamicUser=yes\n", "User=gatehouse-gateway\n",
 		"EnvironmentFile=/etc/gatehouse/gateway/%i.env\n",
 		"StateDirectory=gatehouse-gateway/%i\n", "StateDirectoryMode=0700\n",
 		"WorkingDirectory=%S/gatehouse-gateway/%i\n",
