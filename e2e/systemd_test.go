@@ -299,6 +299,16 @@ func TestSystemdNode(t *testing.T) {
 		t.Errorf("gateways after the watchdog's restart: %v, were %v", now, before)
 	}
 	d.mustRouteTo(t, "up2", "sd-a")
+
+	// Nothing systemd had to refuse or correct: no notify message from a
+	// process other than the node manager (those it starts must not
+	// inherit its socket), no warning about the units' files.
+	for _, line := range strings.Split(h.run(t, "journalctl", "--no-pager", "-o", "cat", "-p", "warning"), "\n") {
+		if strings.Contains(line, "notify message") || strings.Contains(line, "notification message") ||
+			strings.Contains(line, "/etc/systemd/system/gatehouse") {
+			t.Errorf("systemd warned: %s", line)
+		}
+	}
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
 }
 

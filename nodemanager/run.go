@@ -87,6 +87,8 @@ type RunOptions struct {
 // it: on the way out it stops supervising them but leaves them serving,
 // and the next Run adopts them.
 func Run(ctx context.Context, opts RunOptions) error {
+	// First, before anything is started that would inherit them.
+	sd := takeSystemdEnv()
 	if opts.DataDir == "" {
 		return errors.New("run node manager: no data dir")
 	}
@@ -227,13 +229,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 			return err
 		}
 	}
-	notify("READY=1")
+	sd.notify("READY=1")
 
 	var wg sync.WaitGroup
 	wg.Go(func() { a.watchInstances(ctx) })
 	wg.Go(func() { a.heartbeats(ctx, opts.Heartbeat) })
 	wg.Go(func() { a.renewals(ctx) })
-	wg.Go(func() { watchdog(ctx) })
+	wg.Go(func() { sd.pingWatchdog(ctx) })
 	wg.Go(func() { a.traffic.send(ctx) })
 	// Collection stops after the local API, so that the last counts of
 	// gateways stopped on the way out (StopGateways) are spooled.
@@ -247,7 +249,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	case err := <-serveErr:
 		runErr = fmt.Errorf("local API: %w", err)
 	}
-	notify("STOPPING=1")
+	sd.notify("STOPPING=1")
 	if opts.StopGateways {
 		stop, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout+10*time.Second)
 		if err := sup.Reconcile(stop, nil); err != nil {
