@@ -309,6 +309,23 @@ func TestSystemdNode(t *testing.T) {
 			t.Errorf("systemd warned: %s", line)
 		}
 	}
+
+	// A reboot: the enabled units start by themselves, the gateway serves
+	// its deployment, the removed instance stays down.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rebooted := time.Now()
+	if err := h.m.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLocal(t, "sd-a running deployment #2 after the reboot", d.appliedEverywhere(2))
+	t.Logf("after the reboot, sd-a serves again through its node manager %s after the reboot began", time.Since(rebooted).Round(time.Millisecond))
+	d.mustRouteTo(t, "up2", "sd-a")
+	for unit, want := range map[string]string{nodeUnit: "active enabled", gatewayUnit("sd-a"): "active enabled", gatewayUnit("sd-b"): "inactive disabled"} {
+		if p := h.show(t, unit, "ActiveState", "UnitFileState"); p["ActiveState"]+" "+p["UnitFileState"] != want {
+			t.Errorf("after the reboot %s: %v, want %s", unit, p, want)
+		}
+	}
 	t.Logf("wall time %s", time.Since(began).Round(time.Millisecond))
 }
 

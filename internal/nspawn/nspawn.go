@@ -186,14 +186,23 @@ type Machine struct {
 func Boot(ctx context.Context, root, dir string) (*Machine, error) {
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	m := &Machine{Name: "gatehouse-" + hex.EncodeToString(rnd[:]), Dir: dir, done: make(chan struct{})}
+	m := &Machine{Name: "gatehouse-" + hex.EncodeToString(rnd[:]), Dir: dir}
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", root+"/.", dir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy the root: %w: %s", err, out)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory="+dir, "--machine="+m.Name,
+	if err := m.start(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// start boots the container's directory and waits until it is up.
+func (m *Machine) start(ctx context.Context) error {
+	m.done, m.pid1, m.waitErr = make(chan struct{}), 0, nil
+	m.cmd = exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory="+m.Dir, "--machine="+m.Name,
 		// The host's PID 1 need not be systemd: no machined, no scope unit.
 		"--register=no", "--keep-unit",
 		"--link-journal=no", "--console=read-only")
@@ -202,17 +211,32 @@ func Boot(ctx context.Context, root, dir string) (*Machine, error) {
 	// halts it on SIGTERM.
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("systemd-nspawn: %w", err)
+		return fmt.Errorf("systemd-nspawn: %w", err)
 	}
+	done := m.done
 	go func() {
 		m.waitErr = m.cmd.Wait()
-		close(m.done)
+		close(done)
 	}()
 	if err := m.waitBooted(ctx); err != nil {
 		m.Shutdown(10 * time.Second)
-		return nil, err
+		return err
 	}
-	return m, nil
+	return nil
+}
+
+// Reboot reboots the container: its systemd stops every unit and nspawn
+// exits (the container asked for a reboot); then the same directory, with
+// everything written to it, boots again.
+func (m *Machine) Reboot(ctx context.Context) error {
+	// The command may be cut short by the reboot itself.
+	m.Run(ctx, "systemctl", "reboot")
+	select {
+	case <-m.done:
+	case <-time.After(time.Minute):
+		return fmt.Errorf("container %s did not go down for its reboot\n%s", m.Name, m.console.String())
+	}
+	return m.start(ctx)
 }
 
 func (m *Machine) waitBooted(ctx context.Context) error {

@@ -62,6 +62,16 @@ func TestBoot(t *testing.T) {
 		t.Errorf("read %q from the host's listener", got)
 	}
 
+	// A reboot keeps what the container wrote.
+	run("sh", "-c", "echo kept > /var/tmp/mark")
+	before := m.PID1()
+	if err := m.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m.PID1() == before || run("cat", "/var/tmp/mark") != "kept" || run("cat", "/proc/1/comm") != "systemd" {
+		t.Errorf("after the reboot: pid 1 = host pid %d (was %d), /var/tmp/mark and PID 1 wrong", m.PID1(), before)
+	}
+
 	if err := m.Shutdown(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
