@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,14 +36,17 @@ type Supervisor interface {
 // state into its own store and the supervisor, relays deployments to the
 // gateways and reports their state back.
 type agent struct {
-	id      Identity
-	log     hclog.Logger
-	admin   *client.Client
-	certs   *certs
-	state   *state.Store
-	sup     Supervisor
-	binary  string
-	dataDir string
+	id     Identity
+	log    hclog.Logger
+	admin  *client.Client
+	certs  *certs
+	state  *state.Store
+	sup    Supervisor
+	binary string
+	// gatewayDataDir is an instance's gateway's data dir (--data-dir):
+	// the driver's choice, since a gateway run by systemd as its own user
+	// cannot enter the node manager's data dir.
+	gatewayDataDir func(instance string) string
 	// version is the node manager's, reported in heartbeats.
 	version string
 	// local is the local API's base URL, given to the gateways.
@@ -136,7 +138,7 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			// because systemd cannot pass an empty argument.
 			"--tls-listen=" + in.TLSListen,
 			"--status-listen", orDefault(in.StatusListen, ":8085"),
-			"--data-dir", filepath.Join(a.dataDir, "instances", in.Name, "data"),
+			"--data-dir", a.gatewayDataDir(in.Name),
 			"--gossip-listen=" + a.gossipListen(in),
 			"--gossip-advertise=" + a.gossipAdvertise(in),
 			"--node-manager", a.local,

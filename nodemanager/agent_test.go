@@ -15,7 +15,8 @@ import (
 // upgraded node manager does not restart its gateways.
 func TestRestartGenerationChangesTheSpec(t *testing.T) {
 	st := openState(t, filepath.Join(t.TempDir(), "node.db"))
-	a := &agent{log: hclog.NewNullLogger(), state: st, binary: "/usr/bin/gatehouse", dataDir: "/var/lib/gatehouse/node"}
+	a := &agent{log: hclog.NewNullLogger(), state: st, binary: "/usr/bin/gatehouse",
+		gatewayDataDir: func(name string) string { return "/var/lib/gatehouse/node/instances/" + name + "/data" }}
 	hash := func(gen uint64) (string, int) {
 		t.Helper()
 		specs, err := a.specs([]apitypes.AgentInstance{{Name: "web-1", Group: "web", RestartGeneration: gen}})

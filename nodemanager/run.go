@@ -95,6 +95,8 @@ type RunOptions struct {
 // it: on the way out it stops supervising them but leaves them serving,
 // and the next Run adopts them.
 func Run(ctx context.Context, opts RunOptions) error {
+	// First, before anything is started that would inherit them.
+	sd := takeSystemdEnv()
 	if opts.DataDir == "" {
 		return errors.New("run node manager: no data dir")
 	}
@@ -183,7 +185,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	defer st.Close()
 
-	driver, err := newDriver(opts, log)
+	driver, gatewayDataDir, err := newDriver(opts, log)
 	if err != nil {
 		return err
 	}
@@ -202,7 +204,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	a := &agent{
 		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
-		dataDir: opts.DataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
+		gatewayDataDir: gatewayDataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		pluginDir: opts.PluginDir, probe: &gatewayProbe{binary: opts.GatewayBinary},
 		version: opts.Version,
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
@@ -244,13 +246,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 			return err
 		}
 	}
-	notify("READY=1")
+	sd.notify("READY=1")
 
 	var wg sync.WaitGroup
 	wg.Go(func() { a.watchInstances(ctx) })
 	wg.Go(func() { a.heartbeats(ctx, opts.Heartbeat) })
 	wg.Go(func() { a.renewals(ctx) })
-	wg.Go(func() { watchdog(ctx) })
+	wg.Go(func() { sd.pingWatchdog(ctx) })
 	wg.Go(func() { a.traffic.send(ctx) })
 	// Collection stops after the local API, so that the last counts of
 	// gateways stopped on the way out (StopGateways) are spooled.
@@ -264,7 +266,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	case err := <-serveErr:
 		runErr = fmt.Errorf("local API: %w", err)
 	}
-	notify("STOPPING=1")
+	sd.notify("STOPPING=1")
 	if opts.StopGateways {
 		stop, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout+10*time.Second)
 		if err := sup.Reconcile(stop, nil); err != nil {
@@ -299,12 +301,17 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-func newDriver(opts RunOptions, log hclog.Logger) (supervisor.Driver, error) {
+// newDriver makes the supervisor's driver and says where each gateway
+// keeps its data: under the data dir with the exec driver, in the unit's
+// StateDirectory= with systemd's.
+func newDriver(opts RunOptions, log hclog.Logger) (supervisor.Driver, func(string) string, error) {
 	switch opts.Driver {
 	case "", DriverExec:
-		return supervisor.NewExec(supervisor.ExecOptions{DataDir: opts.DataDir, Logger: log.Named("exec")})
+		d, err := supervisor.NewExec(supervisor.ExecOptions{DataDir: opts.DataDir, Logger: log.Named("exec")})
+		return d, func(name string) string { return filepath.Join(opts.DataDir, "instances", name, "data") }, err
 	case DriverSystemd:
-		return supervisor.NewSystemd(supervisor.SystemdOptions{Binary: opts.GatewayBinary, DataDir: opts.DataDir, DrainTimeout: opts.DrainTimeout, Logger: log.Named("systemd")})
+		d, err := supervisor.NewSystemd(supervisor.SystemdOptions{Binary: opts.GatewayBinary, DrainTimeout: opts.DrainTimeout, Logger: log.Named("systemd")})
+		return d, supervisor.SystemdDataDir, err
 	}
-	return nil, fmt.Errorf("driver %q: want %s or %s", opts.Driver, DriverExec, DriverSystemd)
+	return nil, nil, fmt.Errorf("driver %q: want %s or %s", opts.Driver, DriverExec, DriverSystemd)
 }

@@ -28,15 +28,21 @@ func nodeCommand() *cobra.Command {
 func nodeUnitCommand() *cobra.Command {
 	var binary, dataDir, driver string
 	cmd := &cobra.Command{
-		Use:   "unit",
+		Use:   "unit [-- NODE-RUN-FLAGS...]",
 		Short: "Print the node manager's systemd unit",
 		Long: `Print the systemd unit of the node manager (Type=notify with a watchdog;
 KillMode=process so that its gateways keep serving when it stops), to
-install as /etc/systemd/system/gatehouse-node.service.`,
+install as /etc/systemd/system/gatehouse-node.service. Arguments after --
+are more flags of "gatehouse node run" for its ExecStart= (--listen,
+--plugin-dir, ...), one word each.`,
 		Example: `  gatehouse node unit --data-dir /var/lib/gatehouse/node > /etc/systemd/system/gatehouse-node.service
+  gatehouse node unit --driver systemd -- --plugin-dir /usr/local/lib/gatehouse/plugins > /etc/systemd/system/gatehouse-node.service
   systemctl daemon-reload && systemctl enable --now gatehouse-node`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
+				return fmt.Errorf("node unit: unexpected argument %q: flags of node run go after --", args[0])
+			}
 			if binary == "" {
 				exe, err := os.Executable()
 				if err != nil {
@@ -44,7 +50,7 @@ install as /etc/systemd/system/gatehouse-node.service.`,
 				}
 				binary = exe
 			}
-			unit, err := nodemanager.Unit(binary, dataDir, driver)
+			unit, err := nodemanager.Unit(binary, dataDir, driver, args...)
 			if err != nil {
 				return err
 			}

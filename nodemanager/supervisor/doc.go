@@ -104,33 +104,39 @@
 // UnitFile renders gatehouse-gateway@.service: ExecStart=BINARY
 // $GATEHOUSE_GATEWAY_ARGS with the arguments and Spec.Env in an environment
 // file per instance (EnvFile: /etc/gatehouse/gateway/NAME.env, 0600, with
-// the spec hash in a comment for adoption), User=gatehouse,
+// the spec hash in a comment for adoption); DynamicUser=yes with
+// User=gatehouse-gateway (systemd makes the user, or uses an existing one
+// of that name: nobody has to create it); StateDirectory=
+// gatehouse-gateway/NAME, the gateway's data dir (SystemdDataDir) and
+// working directory, made by systemd and owned by that user;
 // Restart=on-failure with RestartSec=100ms (and RestartSteps= up to 30 s
 // from systemd 254), StartLimitBurst=5 in 60 s, KillSignal=SIGTERM,
 // TimeoutStopSec= the drain timeout plus 5 s, and hardening:
-// NoNewPrivileges, ProtectSystem=strict with ReadWritePaths= the instance's
-// own directory only, PrivateTmp, ProtectHome, PrivateDevices, the kernel
+// NoNewPrivileges, ProtectSystem=strict (the state directory is the one
+// writable path), PrivateTmp, ProtectHome, PrivateDevices, the kernel
 // and cgroup protections, a @system-service syscall filter, IP and Unix
 // sockets only, and CAP_NET_BIND_SERVICE as the one capability (for :80 and
 // :443). Since systemd splits $GATEHOUSE_GATEWAY_ARGS at whitespace, an
 // argument may not hold any. The driver installs the unit (daemon-reload
-// when it changed), makes the instance directory owned by the unit's user,
-// writes the environment file and runs `systemctl restart`; it follows the
+// when it changed), writes the environment file, enables the instance
+// (WantedBy=multi-user.target: gateways start at boot, and the node
+// manager adopts them) and runs `systemctl restart`; it follows the
 // unit with `systemctl show` (the machine-readable status: main pid,
 // NRestarts, result) every PollInterval, and stops it with `systemctl
 // stop`. systemd restarts a crashing gateway by itself (counted in
 // Restarts); when it gives up (start-limit-hit) the supervisor shows a
 // crash loop and retries with its own backoff after `systemctl
 // reset-failed`. Adoption: the units with an environment file that are
-// active. Gateways log to the journal (SyslogIdentifier=
-// gatehouse-gateway-NAME). Boot-time start is the node manager's (its first
-// Reconcile, from its own store): the units are not enabled.
+// active. Removal: disabled, environment file deleted; the state
+// directory stays. Gateways log to the journal (SyslogIdentifier=
+// gatehouse-gateway-NAME).
 //
-// systemctl runs through the Runner interface: the tests check the
+// systemctl runs through the Runner interface: the tests here check the
 // commands with a fake, and check the generated unit with `systemd-analyze
-// verify` (skipped, saying so, where systemd-analyze is not installed). An
-// end-to-end test under a real systemd is not possible in a container
-// whose PID 1 is not systemd.
+// verify` (skipped, saying so, where systemd-analyze is not installed).
+// The end-to-end test TestSystemdNode (e2e/systemd_test.go) runs the
+// driver and the node manager's unit under a real systemd, booted as PID 1
+// of a container (internal/nspawn).
 //
 // # Tests
 //

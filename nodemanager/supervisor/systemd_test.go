@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,9 +17,9 @@ import (
 )
 
 // The generated unit passes `systemd-analyze verify` without a warning.
-// An end-to-end run under systemd is not possible in a container whose
-// PID 1 is not systemd; the driver's use of systemctl is tested with a
-// fake below.
+// The driver's use of systemctl is tested with a fake below, and under a
+// real systemd booted in a container by the end-to-end test
+// TestSystemdNode (e2e/systemd_test.go).
 func TestUnitFileVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -33,7 +32,6 @@ func TestUnitFileVerify(t *testing.T) {
 	dir := t.TempDir()
 	opts := SystemdOptions{
 		Binary:         fakegw, // verify checks that ExecStart's binary exists
-		DataDir:        "/var/lib/gatehouse/node",
 		DrainTimeout:   30 * time.Second,
 		SystemdVersion: version,
 	}
@@ -43,15 +41,17 @@ func TestUnitFileVerify(t *testing.T) {
 	}
 	text := string(unit)
 	for _, want := range []string{
-		"User=gatehouse\n", "Group=gatehouse\n",
+		"DynamicUser=yes\n", "User=gatehouse-gateway\n",
 		"EnvironmentFile=/etc/gatehouse/gateway/%i.env\n",
+		"StateDirectory=gatehouse-gateway/%i\n", "StateDirectoryMode=0700\n",
+		"WorkingDirectory=%S/gatehouse-gateway/%i\n",
 		"ExecStart=" + fakegw + " $GATEHOUSE_GATEWAY_ARGS\n",
 		"NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
-		"ReadWritePaths=/var/lib/gatehouse/node/instances/%i\n",
 		"PrivateTmp=yes\n", "ProtectHome=yes\n",
 		"Restart=on-failure\n", "RestartSec=100ms\n",
 		"StartLimitIntervalSec=60s\n", "StartLimitBurst=5\n",
 		"KillSignal=SIGTERM\n", "TimeoutStopSec=35s\n",
+		"[Install]\nWantedBy=multi-user.target\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("unit lacks %q", want)
@@ -87,9 +87,13 @@ func TestUnitFileVerify(t *testing.T) {
 	if u, _ := UnitFile(opts); strings.Contains(string(u), "RestartSteps") {
 		t.Error("RestartSteps for an old systemd")
 	}
-	opts.DataDir = "/var/lib/with space"
+	opts.EnvDir = "/etc/with space"
 	if _, err := UnitFile(opts); err == nil {
-		t.Error("a data dir with a space was accepted")
+		t.Error("an environment dir with a space was accepted")
+	}
+	opts.EnvDir, opts.User = "", "Bad User"
+	if _, err := UnitFile(opts); err == nil {
+		t.Error("a bad user name was accepted")
 	}
 }
 
@@ -161,7 +165,7 @@ func (f *fakeSystemctl) Run(ctx context.Context, name string, args ...string) ([
 	switch args[0] {
 	case "--version":
 		return []byte("systemd 252 (252.38-1~deb12u1)\n+PAM +AUDIT\n"), nil
-	case "daemon-reload", "reset-failed":
+	case "daemon-reload", "reset-failed", "enable", "disable":
 	case "restart":
 		f.nextPID++
 		f.started[unit] = monoNow()
@@ -195,21 +199,10 @@ func (f *fakeSystemctl) takeCalls() []string {
 // commands it runs, and how it follows systemd's own restarts, a
 // start-limit-hit, flag changes, adoption and removal.
 func TestSystemdDriver(t *testing.T) {
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	grp, err := user.LookupGroupId(me.Gid)
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := t.TempDir()
 	fake := newFakeSystemctl()
 	sopts := SystemdOptions{
 		Binary:       fakegw,
-		DataDir:      filepath.Join(root, "data"),
-		User:         me.Username,
-		Group:        grp.Name,
 		UnitDir:      filepath.Join(root, "units"),
 		EnvDir:       filepath.Join(root, "env"),
 		Runner:       fake,
@@ -239,7 +232,7 @@ func TestSystemdDriver(t *testing.T) {
 	if st.PID != 1001 {
 		t.Errorf("pid %d", st.PID)
 	}
-	if got, want := fake.takeCalls(), []string{"--version", "daemon-reload", "reset-failed " + unit, "restart " + unit}; !slices.Equal(got, want) {
+	if got, want := fake.takeCalls(), []string{"--version", "daemon-reload", "reset-failed " + unit, "enable --no-reload " + unit, "restart " + unit}; !slices.Equal(got, want) {
 		t.Errorf("systemctl calls %q, want %q", got, want)
 	}
 	if _, err := os.Stat(filepath.Join(sopts.UnitDir, UnitName)); err != nil {
@@ -251,9 +244,6 @@ func TestSystemdDriver(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(envPath); !strings.Contains(string(b), `GATEHOUSE_GATEWAY_ARGS="gateway --instance web-1"`) {
 		t.Errorf("env file:\n%s", b)
-	}
-	if fi, err := os.Stat(filepath.Join(sopts.DataDir, "instances", "web-1")); err != nil || !fi.IsDir() {
-		t.Errorf("instance dir: %v", err)
 	}
 
 	// systemd restarts a crashed gateway by itself: a new pid, counted.
@@ -286,7 +276,7 @@ func TestSystemdDriver(t *testing.T) {
 	sp2 := sp
 	sp2.Args = []string{"gateway", "--instance", "web-1", "--listen", ":9000"}
 	h.reconcile(sp2)
-	if got, want := fake.takeCalls(), []string{"stop " + unit, "reset-failed " + unit, "restart " + unit}; !slices.Equal(got, want) {
+	if got, want := fake.takeCalls(), []string{"stop " + unit, "reset-failed " + unit, "enable --no-reload " + unit, "restart " + unit}; !slices.Equal(got, want) {
 		t.Errorf("systemctl calls %q, want %q", got, want)
 	}
 	if b, _ := os.ReadFile(envPath); envFileHash(b) != sp2.Hash() {
@@ -307,7 +297,7 @@ func TestSystemdDriver(t *testing.T) {
 
 	// Not desired any more: stopped and forgotten.
 	h.reconcile()
-	if got, want := fake.takeCalls(), []string{"stop " + unit, "reset-failed " + unit}; !slices.Equal(got, want) {
+	if got, want := fake.takeCalls(), []string{"stop " + unit, "disable --no-reload " + unit, "reset-failed " + unit}; !slices.Equal(got, want) {
 		t.Errorf("systemctl calls %q, want %q", got, want)
 	}
 	if _, err := os.Stat(envPath); !errors.Is(err, os.ErrNotExist) {
