@@ -35,6 +35,7 @@ var docPages = []string{
 var docProse = map[string]string{
 	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
+	"docs/console.md": "what a reader does happens in a browser: TestConsoleInBrowser drives it",
 }
 
 // The marks a page puts on its fenced blocks, each an HTML comment (which
