@@ -33,8 +33,8 @@ var docPages = []string{
 
 // docProse are the pages with nothing a reader types, and why.
 var docProse = map[string]string{
-	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
-	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
+	"docs/pki.md":     "no command or configuration: the domain's certificates as the other pages use them",
+	"docs/gossip.md":  "its only commands are benchmarks, minutes long, some needing nginx",
 	"docs/console.md": "what a reader does happens in a browser: TestConsoleInBrowser drives it",
 }
 
