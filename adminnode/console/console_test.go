@@ -55,7 +55,7 @@ type fixture struct {
 // newFixture serves the real API and the console over TLS, on a store
 // with the users "admin" (domain-admin) and "viewer" (viewer of group
 // "shown" only), and groups "shown" and "hidden".
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	check := func(err error) {
@@ -109,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 
 // browser is a client with its own cookies that does not follow
 // redirects, so that each answer is seen.
-func (f *fixture) browser(t *testing.T) *http.Client {
+func (f *fixture) browser(t testing.TB) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func (f *fixture) browser(t *testing.T) *http.Client {
 	return &c
 }
 
-func do(t *testing.T, c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+func do(t testing.TB, c *http.Client, method, u string, form url.Values) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -144,7 +144,7 @@ func do(t *testing.T, c *http.Client, method, u string, form url.Values) (*http.
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(page)
 	if m == nil {
@@ -154,7 +154,7 @@ func csrfOf(t *testing.T, page string) string {
 }
 
 // signIn signs user in and returns the CSRF token of its session.
-func (f *fixture) signIn(t *testing.T, c *http.Client, user, pw string) (*http.Response, string) {
+func (f *fixture) signIn(t testing.TB, c *http.Client, user, pw string) (*http.Response, string) {
 	t.Helper()
 	_, page := do(t, c, "GET", f.srv.URL+"/ui/login", nil)
 	return do(t, c, "POST", f.srv.URL+"/ui/login", url.Values{"user": {user}, "password": {pw}, "csrf": {csrfOf(t, page)}})
