@@ -346,3 +346,19 @@ func TestLiveEndpointAnswersThePagePart(t *testing.T) {
 		t.Errorf("live overview with selector env=dev:\n%s", a.HTML)
 	}
 }
+
+func TestSignInIsRateLimitedAsTheAPILogin(t *testing.T) {
+	f := newFixture(t)
+	c := f.browser(t)
+	// The API's limiter lets 5 failures pass, then makes the pair
+	// (user, address) wait; the fixture's clock stands still.
+	for i := range 5 {
+		if resp, page := f.signIn(t, c, "admin", "wrong password"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d\n%s", i+1, resp.StatusCode, page)
+		}
+	}
+	resp, page := f.signIn(t, c, "admin", password)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "too many failed attempts") {
+		t.Errorf("the right password after 5 failures: %d\n%s", resp.StatusCode, page)
+	}
+}
