@@ -45,7 +45,7 @@ func startBrowser(t *testing.T) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		// The admin node's certificate is issued by the domain's own CA,
 		// which this throwaway browser profile does not trust.
-		chromedp.Flag("ignore-certificate-errors", true))
+		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 800))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	browser, cancel := chromedp.NewContext(alloc)
@@ -118,6 +118,26 @@ func holds(expr string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// screenshot writes the page as name.png into the directory that
+// GATEHOUSE_CONSOLE_SCREENSHOTS names, if any: how docs/console.md's
+// pictures are made (GATEHOUSE_CONSOLE_SCREENSHOTS=$PWD/docs/console).
+func (b *tab) screenshot(t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv("GATEHOUSE_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, consoleStep)
+	defer cancel()
+	data, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // signIn fills the sign-in form on the page the tab is on.
 func (b *tab) signIn(t *testing.T, user, password string) {
 	t.Helper()
@@ -166,6 +186,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		holds(`(document.querySelector('#groups tr[data-group="g1"] [data-status="Healthy"]')||{}).textContent === "2 Healthy"`),
 		holds(`!!document.querySelector('#groups tr[data-group="other"]')`),
 		holds(`location.pathname === "/ui/"`))
+	ops.screenshot(t, "overview")
 
 	// kill -9 a gateway: its node manager starts another process, which
 	// the open group page shows without a reload.
@@ -190,6 +211,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(d.url+"/ui/topology"),
 		holds(`/pid \d+ · restarts \d+ · #1/.test((document.querySelector('#topology .cell[data-instance="gw-b"]')||{}).textContent||"")`),
 		holds(`document.querySelectorAll('#topology .cell').length === 2`))
+	ops.screenshot(t, "topology")
 
 	// Deploy a changed draft with a message that is markup: shown as text.
 	up2 := startUpstream(t, "u2", nil)
@@ -205,6 +227,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		holds(`(document.querySelector("#done")||{}).textContent === "Deployed #2."`),
 		holds(fmt.Sprintf(`(document.querySelector('#deployments tr[data-number="2"] .message')||{}).textContent === %q`, markup)),
 		holds(`/#2:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
+	ops.screenshot(t, "group")
 	if n := eval[int](t, ops, "count images", `document.querySelectorAll("img").length`); n != 0 {
 		t.Errorf("the page has %d img elements: the message was not escaped", n)
 	}
