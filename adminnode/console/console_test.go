@@ -47,9 +47,10 @@ func (c *clock) add(d time.Duration) {
 }
 
 type fixture struct {
-	srv   *httptest.Server
-	store *store.Bolt
-	clock *clock
+	// srv and other are two admin nodes of the domain.
+	srv, other *httptest.Server
+	store      *store.Bolt
+	clock      *clock
 }
 
 // newFixture serves the real API and the console over TLS, on a store
@@ -97,14 +98,18 @@ func newFixture(t testing.TB) *fixture {
 	settingsKey, err := seal.Parse(seal.NewKeyFile())
 	check(err)
 	clk := &clock{t: time.Now()}
-	srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: settingsKey,
-		CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost, Now: clk.now})
-	check(err)
-	ui, err := New(Config{API: srv.Handler(), Authorizers: srv, Tokens: st, Now: clk.now})
-	check(err)
-	hs := httptest.NewTLSServer(ui.Handler())
-	t.Cleanup(hs.Close)
-	return &fixture{srv: hs, store: st, clock: clk}
+	// Two admin nodes on one store, as several on one PostgreSQL.
+	node := func() *httptest.Server {
+		srv, err := api.New(api.Config{Store: st, Domain: dom, SigningKey: key, SettingsKey: settingsKey,
+			CA: root, CAFingerprint: root.Fingerprint(), PasswordCost: bcrypt.MinCost, Now: clk.now})
+		check(err)
+		ui, err := New(Config{API: srv.Handler(), Authorizers: srv, Tokens: st, Now: clk.now})
+		check(err)
+		hs := httptest.NewTLSServer(ui.Handler())
+		t.Cleanup(hs.Close)
+		return hs
+	}
+	return &fixture{srv: node(), other: node(), store: st, clock: clk}
 }
 
 // browser is a client with its own cookies that does not follow
@@ -360,5 +365,48 @@ func TestSignInIsRateLimitedAsTheAPILogin(t *testing.T) {
 	resp, page := f.signIn(t, c, "admin", password)
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "too many failed attempts") {
 		t.Errorf("the right password after 5 failures: %d\n%s", resp.StatusCode, page)
+	}
+}
+
+func TestSessionHoldsOnEveryAdminNode(t *testing.T) {
+	f := newFixture(t)
+	c := f.browser(t)
+	resp, _ := f.signIn(t, c, "admin", password)
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	// The other admin node knows the session from the store alone, and
+	// derives the same CSRF token.
+	other := *f.srv.Client()
+	other.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", f.other.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: session.Value})
+		resp, err := other.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, page := get("/ui/groups/shown")
+	if code != http.StatusOK || !strings.Contains(page, `id="deploy"`) {
+		t.Fatalf("the session on the other admin node: %d\n%s", code, page)
+	}
+	_, here := do(t, c, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if csrfOf(t, page) != csrfOf(t, here) {
+		t.Error("the admin nodes derive different CSRF tokens for one session")
+	}
+	// Signed out on one, signed out on both.
+	do(t, c, "POST", f.srv.URL+"/ui/logout", url.Values{"csrf": {csrfOf(t, here)}})
+	if code, _ := get("/ui/groups/shown"); code != http.StatusSeeOther {
+		t.Errorf("the other admin node after sign-out: %d", code)
 	}
 }
