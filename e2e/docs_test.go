@@ -28,14 +28,13 @@ var docPages = []string{
 	"docs/configuration.md", "docs/policies.md", "docs/policies/auth.md", "docs/policies/external.md",
 	"docs/policies/http-log.md", "docs/policies/rate-limit.md", "docs/policies/transform.md",
 	"docs/deployments.md", "docs/promotion.md", "docs/metrics.md", "docs/rbac.md", "docs/admin-api.md",
-	"docs/object-storage.md",
+	"docs/object-storage.md", "docs/console.md",
 }
 
 // docProse are the pages with nothing a reader types, and why.
 var docProse = map[string]string{
-	"docs/pki.md":     "no command or configuration: the domain's certificates as the other pages use them",
-	"docs/gossip.md":  "its only commands are benchmarks, minutes long, some needing nginx",
-	"docs/console.md": "what a reader does happens in a browser: TestConsoleInBrowser drives it",
+	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
+	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
 }
 
 // The marks a page puts on its fenced blocks, each an HTML comment (which
