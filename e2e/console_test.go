@@ -221,6 +221,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	const markup = `<img src=x onerror=alert(1)>`
 	ops.do(t, "deploy from g1's page",
 		chromedp.Navigate(d.url+"/ui/groups/g1"),
+		holds(fmt.Sprintf(`/changed\s*upstream\s*api\s*targets\[0\]\.address\s*"%s"\s*"%s"/.test(document.querySelector("#draft-diff").textContent)`, up.addr, up2.addr)),
 		chromedp.WaitVisible(chromedp.CSS("#deploy-message")),
 		chromedp.SetValue(chromedp.CSS("#deploy-message"), markup),
 		chromedp.Click(chromedp.CSS("#deploy")),
@@ -228,6 +229,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		holds(fmt.Sprintf(`(document.querySelector('#deployments tr[data-number="2"] .message')||{}).textContent === %q`, markup)),
 		holds(`/#2:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
 	ops.screenshot(t, "group")
+	ops.do(t, "the diff of #2 from #1",
+		chromedp.Click(chromedp.CSS(`#deployments tr[data-number="2"] a.diff`)),
+		holds(fmt.Sprintf(`document.title.startsWith("g1: #1 → #2") && document.querySelector("table.changes").textContent.includes(%q)`, up2.addr)),
+		chromedp.NavigateBack(),
+		chromedp.WaitVisible(chromedp.CSS(`#deployments tr[data-number="1"] button.rollback`)))
 	if n := eval[int](t, ops, "count images", `document.querySelectorAll("img").length`); n != 0 {
 		t.Errorf("the page has %d img elements: the message was not escaped", n)
 	}

@@ -87,8 +87,9 @@ func New(cfg Config) (*Console, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	for _, page := range []string{"login", "overview", "topology", "group", "confirm", "error"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+	for _, page := range []string{"login", "overview", "topology", "group", "diff", "confirm", "error"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
+			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("new console: template %s: %w", page, err)
 		}
@@ -109,6 +110,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/live/topology", c.live(c.topologyData, "topology"))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupData, "group"))
+	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))
 	m.HandleFunc("POST /ui/groups/{group}/deploy", c.signedIn(c.deploy))
 	m.HandleFunc("POST /ui/groups/{group}/rollback", c.signedIn(c.rollback))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {

@@ -157,6 +157,9 @@ type groupView struct {
 	Instances   []apitypes.Instance
 	Deployments []apitypes.Deployment
 	CanDeploy   bool
+	// DraftDiff is what deploying the draft would change; nil for a
+	// user who may not read the draft.
+	DraftDiff *apitypes.Diff
 	// Done says what the last action did, from the redirect after it.
 	Done string
 }
@@ -187,7 +190,14 @@ func (c *Console) groupData(r *http.Request, s *session) (page, error) {
 	if err != nil {
 		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
 	}
-	v.CanDeploy = authz.Allowed(rbac.DeploymentCreate, &store.Group{Name: v.Group.Name, Labels: v.Group.Labels})
+	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
+	v.CanDeploy = authz.Allowed(rbac.DeploymentCreate, g)
+	if v.CanDeploy && authz.Allowed(rbac.DraftRead, g) {
+		v.DraftDiff = &apitypes.Diff{}
+		if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/draft/diff", nil, v.DraftDiff); err != nil {
+			return page{}, err
+		}
+	}
 	switch q := r.URL.Query(); {
 	case q.Get("deployed") != "":
 		v.Done = "Deployed #" + q.Get("deployed") + "."
@@ -238,4 +248,24 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(name)+"?rolledback="+strconv.FormatUint(d.Number, 10), http.StatusSeeOther)
+}
+
+// diff shows what changed from one deployment of a group to another.
+func (c *Console) diff(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("group")
+	q := r.URL.Query()
+	from, err1 := strconv.ParseUint(q.Get("from"), 10, 64)
+	to, err2 := strconv.ParseUint(q.Get("to"), 10, 64)
+	if err1 != nil || err2 != nil {
+		c.fail(w, r, s, http.StatusBadRequest, "from and to: two deployment numbers are required.")
+		return
+	}
+	var d apitypes.Diff
+	path := fmt.Sprintf("%s/deployments/%d/diff/%d", groupPath(name), from, to)
+	if err := c.call(r, s.bearer, http.MethodGet, path, nil, &d); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "diff", page{Title: fmt.Sprintf("%s: #%d → #%d", name, from, to), Nav: "overview",
+		User: s.user, CSRF: s.csrf, Data: d})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"maps"
 	"net/http"
@@ -49,6 +50,18 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	// value shows a field of a diff as JSON, absent as "—".
+	"value": func(v any) string {
+		if v == nil {
+			return "—"
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	},
+	"prev": func(n uint64) uint64 { return n - 1 },
 	"statusClass": func(s string) string {
 		return "st-" + strings.ToLower(strings.ReplaceAll(s, " ", "-"))
 	},
