@@ -138,6 +138,17 @@ func (b *tab) screenshot(t *testing.T, name string) {
 	}
 }
 
+// click waits for the element and clicks it in the page. Not by mouse
+// position: the live part above it is replaced every second and may move
+// it between the measure and the click.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)),
+		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(e => (e.click(), true))(document.querySelector(%q))`, sel))(ctx, tg)
+			return chromedp.Void{}, err
+		})
+}
+
 // signIn fills the sign-in form on the page the tab is on.
 func (b *tab) signIn(t *testing.T, user, password string) {
 	t.Helper()
@@ -145,7 +156,7 @@ func (b *tab) signIn(t *testing.T, user, password string) {
 		chromedp.WaitVisible(chromedp.CSS("#login")),
 		chromedp.SetValue(chromedp.CSS("#user-field"), user),
 		chromedp.SetValue(chromedp.CSS("#password-field"), password),
-		chromedp.Click(chromedp.CSS("#signin")),
+		click("#signin"),
 	)
 }
 
@@ -224,23 +235,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		holds(fmt.Sprintf(`/changed\s*upstream\s*api\s*targets\[0\]\.address\s*"%s"\s*"%s"/.test(document.querySelector("#draft-diff").textContent)`, up.addr, up2.addr)),
 		chromedp.WaitVisible(chromedp.CSS("#deploy-message")),
 		chromedp.SetValue(chromedp.CSS("#deploy-message"), markup),
-		chromedp.Click(chromedp.CSS("#deploy")),
+		click("#deploy"),
 		holds(`(document.querySelector("#done")||{}).textContent === "Deployed #2."`),
 		holds(fmt.Sprintf(`(document.querySelector('#deployments tr[data-number="2"] .message')||{}).textContent === %q`, markup)),
 		holds(`/#2:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
 	ops.screenshot(t, "group")
 	ops.do(t, "the diff of #2 from #1",
-		chromedp.Click(chromedp.CSS(`#deployments tr[data-number="2"] a.diff`)),
+		click(`#deployments tr[data-number="2"] a.diff`),
 		holds(fmt.Sprintf(`document.title.startsWith("g1: #1 → #2") && document.querySelector("table.changes").textContent.includes(%q)`, up2.addr)),
-		chromedp.NavigateBack(),
+		chromedp.Navigate(d.url+"/ui/groups/g1"),
 		chromedp.WaitVisible(chromedp.CSS(`#deployments tr[data-number="1"] button.rollback`)))
 	if n := eval[int](t, ops, "count images", `document.querySelectorAll("img").length`); n != 0 {
 		t.Errorf("the page has %d img elements: the message was not escaped", n)
 	}
 	ops.do(t, "roll back to #1 with confirmation",
-		chromedp.Click(chromedp.CSS(`#deployments tr[data-number="1"] button.rollback`)),
+		click(`#deployments tr[data-number="1"] button.rollback`),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-form")),
-		chromedp.Click(chromedp.CSS("#confirm-rollback")),
+		click("#confirm-rollback"),
 		holds(`(document.querySelector("#done")||{}).textContent === "Rolled back: deployed #3."`),
 		holds(`/#3:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
 	if n := ops.dialogs.Load(); n != 0 {
@@ -281,5 +292,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("g1's current deployment is #%d after the viewer's attempts, want #3", n)
 	}
 
-	ops.do(t, "sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#login")))
+	ops.do(t, "the audit log shows the viewer's refused deploy",
+		click("#nav-audit"),
+		chromedp.WaitVisible(chromedp.CSS("#audit-filter")),
+		chromedp.SetValue(chromedp.CSS(`#audit-filter input[name="user"]`), "watch"),
+		click(`#audit-filter button`),
+		holds(`location.search.includes("user=watch") && !!document.querySelector('#audit tr[data-action="deployment.create"][data-user="watch"][data-result="denied"]')`))
+	if n := eval[int](t, watch, "look for the audit link", `document.querySelectorAll("#nav-audit").length`); n != 0 {
+		t.Error("the viewer is offered the audit log")
+	}
+	ops.do(t, "sign out", click("#signout"), chromedp.WaitVisible(chromedp.CSS("#login")))
 }

@@ -87,7 +87,7 @@ func New(cfg Config) (*Console, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	for _, page := range []string{"login", "overview", "topology", "group", "diff", "confirm", "error"} {
+	for _, page := range []string{"login", "overview", "topology", "group", "diff", "audit", "confirm", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
@@ -108,6 +108,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/live/overview", c.live(c.overviewData, "overview"))
 	m.HandleFunc("GET /ui/topology", c.signedIn(c.topology))
 	m.HandleFunc("GET /ui/live/topology", c.live(c.topologyData, "topology"))
+	m.HandleFunc("GET /ui/audit", c.signedIn(c.audit))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupData, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))

@@ -336,6 +336,23 @@ func TestViewerSeesItsGroupOnlyAndCannotDeploy(t *testing.T) {
 	if len(entries) != 1 || entries[0].User != "viewer" || entries[0].Result != store.AuditDenied || entries[0].Status != http.StatusForbidden {
 		t.Errorf("audit of deploys %+v", entries)
 	}
+
+	// The audit log: not offered to the viewer (no audit:read), refused
+	// if asked for; shown to an admin, filtered.
+	_, page = do(t, c, "GET", f.srv.URL+"/ui/", nil)
+	if strings.Contains(page, `id="nav-audit"`) {
+		t.Error("the viewer is offered the audit log")
+	}
+	if resp, _ := do(t, c, "GET", f.srv.URL+"/ui/audit", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the viewer's audit page: %d", resp.StatusCode)
+	}
+	admin := f.browser(t)
+	f.signIn(t, admin, "admin", password)
+	resp, page = do(t, admin, "GET", f.srv.URL+"/ui/audit?action=deployment.create", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="nav-audit"`) ||
+		!strings.Contains(page, `<tr data-action="deployment.create" data-user="viewer" data-result="denied">`) || strings.Contains(page, `data-action="auth.login"`) {
+		t.Errorf("the admin's audit page: %d\n%s", resp.StatusCode, page)
+	}
 }
 
 func TestLiveEndpointAnswersThePagePart(t *testing.T) {

@@ -269,3 +269,30 @@ func (c *Console) diff(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, r, http.StatusOK, "diff", page{Title: fmt.Sprintf("%s: #%d → #%d", name, from, to), Nav: "overview",
 		User: s.user, CSRF: s.csrf, Data: d})
 }
+
+type auditView struct {
+	User, Action, Group string
+	Limit               int
+	Entries             []apitypes.AuditEntry
+}
+
+// auditLimit is how many entries the audit page shows.
+const auditLimit = 200
+
+// audit shows the audit log, filtered by the API (audit:read).
+func (c *Console) audit(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	v := auditView{User: strings.TrimSpace(q.Get("user")), Action: strings.TrimSpace(q.Get("action")),
+		Group: strings.TrimSpace(q.Get("group")), Limit: auditLimit}
+	params := url.Values{"limit": {strconv.Itoa(auditLimit)}}
+	for k, val := range map[string]string{"user": v.User, "action": v.Action, "group": v.Group} {
+		if val != "" {
+			params.Set(k, val)
+		}
+	}
+	if err := c.call(r, s.bearer, http.MethodGet, "/audit?"+params.Encode(), nil, &v.Entries); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Nav: "audit", User: s.user, CSRF: s.csrf, Data: v})
+}

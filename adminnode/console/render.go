@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
 )
 
 // page is what the layout shows around a page's own part.
@@ -24,6 +26,8 @@ type page struct {
 	// for a page without one.
 	Live  string
 	Error string
+	// Audit offers the audit log to users who may read it.
+	Audit bool
 	Data  any
 }
 
@@ -68,6 +72,10 @@ var funcs = template.FuncMap{
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.User != "" {
+		authz, err := c.authz.Authorizer(r.Context(), p.User)
+		p.Audit = err == nil && authz.Allowed(rbac.AuditRead, nil)
+	}
 	var b bytes.Buffer
 	if err := c.pages[name].Execute(&b, p); err != nil {
 		c.log.Error("render console page", "page", name, "path", r.URL.Path, "error", err)
