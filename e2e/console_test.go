@@ -172,7 +172,17 @@ func (b *tab) signIn(t *testing.T, user, password string) {
 func TestConsoleInBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	up := startUpstream(t, "u1", nil)
-	d := setUpNode(t, up, "gw-a", "gw-b")
+	// setUpNode's domain, its traffic read every second.
+	d := newNMDomain(t)
+	d.joinNode(t)
+	d.createInstance(t, "gw-a")
+	d.createInstance(t, "gw-b")
+	if n := d.deployTo(t, up.addr, "first"); n != 1 {
+		t.Fatalf("first deployment is #%d", n)
+	}
+	d.startNode(t, "--traffic-interval", "1s")
+	d.waitLocal(t, "every instance running deployment #1", d.appliedEverywhere(1))
+	d.waitRolledOut(t, 1)
 	_, _, token, _ := d.cli.saved(t)
 	api := newAdminAPI(t, d.url, d.caFile, token)
 	post := func(path, body string) {
@@ -301,5 +311,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := eval[int](t, watch, "look for the audit link", `document.querySelectorAll("#nav-audit").length`); n != 0 {
 		t.Error("the viewer is offered the audit log")
 	}
+	// Traffic: the page's numbers are the requests sent, by route.
+	const sentA, sentB = 17, 8
+	for i := range sentA + sentB {
+		in := "gw-a"
+		if i >= sentA {
+			in = "gw-b"
+		}
+		if _, err := d.through(in, fmt.Sprintf("/orders/%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops.do(t, "the traffic page counts the requests sent",
+		chromedp.Navigate(d.url+"/ui/groups/g1"),
+		click("#traffic-link"),
+		holds(fmt.Sprintf(`(document.querySelector('#routes tr[data-route="all"] .requests')||{}).textContent === "%d" &&
+			document.querySelector("#totals .requests").textContent === "%d" && document.querySelectorAll("svg polyline").length === 8`, sentA+sentB, sentA+sentB)))
+	ops.screenshot(t, "traffic")
+
 	ops.do(t, "sign out", click("#signout"), chromedp.WaitVisible(chromedp.CSS("#login")))
 }

@@ -66,6 +66,19 @@ var funcs = template.FuncMap{
 		return string(b)
 	},
 	"prev": func(n uint64) uint64 { return n - 1 },
+	"ratio": func(r *float64) string {
+		if r == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f%%", *r*100)
+	},
+	"ms": func(v *float64) string {
+		if v == nil {
+			return "—"
+		}
+		// The API's quantiles are in seconds.
+		return fmt.Sprintf("%.1f ms", *v*1000)
+	},
 	"statusClass": func(s string) string {
 		return "st-" + strings.ToLower(strings.ReplaceAll(s, " ", "-"))
 	},
