@@ -88,7 +88,7 @@ func New(cfg Config) (*Console, error) {
 		c.now = time.Now
 	}
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "audit", "confirm", "error"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
+		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("new console: template %s: %w", page, err)

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -425,5 +426,39 @@ func TestSessionHoldsOnEveryAdminNode(t *testing.T) {
 	do(t, c, "POST", f.srv.URL+"/ui/logout", url.Values{"csrf": {csrfOf(t, here)}})
 	if code, _ := get("/ui/groups/shown"); code != http.StatusSeeOther {
 		t.Errorf("the other admin node after sign-out: %d", code)
+	}
+}
+
+type awayTokens struct{}
+
+func (awayTokens) GetToken(context.Context, string) (store.Token, error) {
+	return store.Token{}, errors.New("connection refused")
+}
+
+type noAuthorizers struct{}
+
+func (noAuthorizers) Authorizer(context.Context, string) (*rbac.Authorizer, error) {
+	return nil, errors.New("not called")
+}
+
+// A session that cannot be checked, the store away, is kept: the request
+// fails (503) and the browser keeps its cookie for when the store is back.
+func TestStoreAwayKeepsTheSession(t *testing.T) {
+	ui, err := New(Config{API: http.NotFoundHandler(), Authorizers: noAuthorizers{}, Tokens: awayTokens{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/ui/", "/ui/live/overview"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: tok.Bearer})
+		w := httptest.NewRecorder()
+		ui.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Set-Cookie") != "" {
+			t.Errorf("%s: %d, Set-Cookie %q", path, w.Code, w.Header().Get("Set-Cookie"))
+		}
 	}
 }

@@ -31,57 +31,59 @@ type page struct {
 	Data  any
 }
 
-// funcs are the templates' helpers. None returns template.HTML: whatever
-// comes from the domain is escaped.
-var funcs = template.FuncMap{
-	"labels": func(m map[string]string) string {
-		keys := slices.Sorted(maps.Keys(m))
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = k + "=" + m[k]
-		}
-		return strings.Join(parts, ", ")
-	},
-	"ago": func(now, t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return now.Sub(t).Round(time.Second).String() + " ago"
-	},
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
-	// value shows a field of a diff as JSON, absent as "—".
-	"value": func(v any) string {
-		if v == nil {
-			return "—"
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
-	},
-	"prev": func(n uint64) uint64 { return n - 1 },
-	"ratio": func(r *float64) string {
-		if r == nil {
-			return "—"
-		}
-		return fmt.Sprintf("%.2f%%", *r*100)
-	},
-	"ms": func(v *float64) string {
-		if v == nil {
-			return "—"
-		}
-		// The API's quantiles are in seconds.
-		return fmt.Sprintf("%.1f ms", *v*1000)
-	},
-	"statusClass": func(s string) string {
-		return "st-" + strings.ToLower(strings.ReplaceAll(s, " ", "-"))
-	},
+// templateFuncs are the templates' helpers. None returns template.HTML:
+// whatever comes from the domain is escaped.
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{
+		"labels": func(m map[string]string) string {
+			keys := slices.Sorted(maps.Keys(m))
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = k + "=" + m[k]
+			}
+			return strings.Join(parts, ", ")
+		},
+		"ago": func(now, t time.Time) string {
+			if t.IsZero() {
+				return "never"
+			}
+			return now.Sub(t).Round(time.Second).String() + " ago"
+		},
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		},
+		// value shows a field of a diff as JSON, absent as "—".
+		"value": func(v any) string {
+			if v == nil {
+				return "—"
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Sprint(v)
+			}
+			return string(b)
+		},
+		"prev": func(n uint64) uint64 { return n - 1 },
+		"ratio": func(r *float64) string {
+			if r == nil {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f%%", *r*100)
+		},
+		"ms": func(v *float64) string {
+			if v == nil {
+				return "—"
+			}
+			// The API's quantiles are in seconds.
+			return fmt.Sprintf("%.1f ms", *v*1000)
+		},
+		"statusClass": func(s string) string {
+			return "st-" + strings.ToLower(strings.ReplaceAll(s, " ", "-"))
+		},
+	}
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
@@ -136,8 +138,14 @@ type liveAnswer struct {
 // live serves the live part of a page as JSON for the page's script.
 func (c *Console) live(data func(r *http.Request, s *session) (page, error), name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := c.session(w, r)
-		if !ok {
+		s, err := c.session(w, r)
+		switch {
+		case err != nil:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"store unreachable"}`))
+			return
+		case s == nil:
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"error":"signed out"}`))

@@ -54,26 +54,33 @@ func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
+// errStoreAway is a session that could not be checked: the store did
+// not answer. The session is kept; the request fails (503).
+var errStoreAway = errors.New("the admin node cannot reach its store: try again")
+
 // session returns r's session when its cookie names a login token that
 // is live, not idle for longer than the idle timeout. An idle one is
 // revoked. The token's secret itself is checked by the API on every call.
-func (c *Console) session(w http.ResponseWriter, r *http.Request) (*session, bool) {
+// It answers (nil, nil) when nobody is signed in, and errStoreAway when
+// the store did not answer.
+func (c *Console) session(w http.ResponseWriter, r *http.Request) (*session, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil, false
+		return nil, nil
 	}
 	id, _, err := auth.ParseBearer(ck.Value)
 	if err != nil {
 		setCookie(w, sessionCookie, "", -1)
-		return nil, false
+		return nil, nil
 	}
 	tok, err := c.toks.GetToken(r.Context(), id)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			c.log.Warn("read a console session's token", "token", id, "error", err)
-		}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		setCookie(w, sessionCookie, "", -1)
-		return nil, false
+		return nil, nil
+	case err != nil:
+		c.log.Warn("read a console session's token", "token", id, "error", err)
+		return nil, errStoreAway
 	}
 	last := tok.CreatedAt
 	if tok.LastUsedAt.After(last) {
@@ -83,23 +90,28 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) (*session, boo
 	switch {
 	case tok.Kind != store.TokenKindLogin, tok.Revoked, !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
 		setCookie(w, sessionCookie, "", -1)
-		return nil, false
+		return nil, nil
 	case now.Sub(last) > c.idle:
 		if err := c.call(r, ck.Value, http.MethodPost, "/auth/logout", nil, nil); err != nil {
 			c.log.Warn("end an idle console session", "token", id, "error", err)
 		}
 		setCookie(w, sessionCookie, "", -1)
-		return nil, false
+		return nil, nil
 	}
-	return &session{bearer: ck.Value, user: tok.User, csrf: csrfToken(ck.Value)}, true
+	return &session{bearer: ck.Value, user: tok.User, csrf: csrfToken(ck.Value)}, nil
 }
 
 // signedIn runs h for a signed-in caller, whose state-changing requests
 // carry the session's CSRF token; others go to the sign-in page.
 func (c *Console) signedIn(h func(w http.ResponseWriter, r *http.Request, s *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := c.session(w, r)
-		if !ok {
+		s, err := c.session(w, r)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			c.fail(w, r, nil, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if s == nil {
 			if r.Method != http.MethodGet {
 				c.fail(w, r, nil, http.StatusUnauthorized, "Your session has ended: sign in again.")
 				return
@@ -129,7 +141,7 @@ type loginView struct {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := c.session(w, r); ok {
+	if s, err := c.session(w, r); err == nil && s != nil {
 		http.Redirect(w, r, Prefix, http.StatusSeeOther)
 		return
 	}

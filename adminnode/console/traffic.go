@@ -12,8 +12,8 @@ import (
 )
 
 // trafficRanges are the ranges the traffic page offers, as the API's
-// since parameter.
-var trafficRanges = []string{"15m", "1h", "6h", "24h", "168h"}
+// since parameter; the first is the default.
+func trafficRanges() []string { return []string{"15m", "1h", "6h", "24h", "168h"} }
 
 // Chart geometry, in the SVG's own units.
 const (
@@ -54,10 +54,11 @@ func (c *Console) traffic(w http.ResponseWriter, r *http.Request, s *session) {
 func (c *Console) trafficData(r *http.Request, s *session) (page, error) {
 	name := r.PathValue("group")
 	since := r.URL.Query().Get("since")
-	if !slices.Contains(trafficRanges, since) {
-		since = trafficRanges[0]
+	ranges := trafficRanges()
+	if !slices.Contains(ranges, since) {
+		since = ranges[0]
 	}
-	v := trafficView{Group: name, Since: since, Ranges: trafficRanges}
+	v := trafficView{Group: name, Since: since, Ranges: ranges}
 	q := url.Values{"group": {name}, "since": {since}, "by": {apitypes.MetricsByRoute}}
 	if err := c.call(r, s.bearer, http.MethodGet, "/metrics/query?"+q.Encode(), nil, &v.Answer); err != nil {
 		return page{}, err
