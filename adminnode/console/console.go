@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -100,7 +101,15 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("new console: %w", err)
 	}
 	m := http.NewServeMux()
-	m.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
+		// Files only: no listing of the directory.
+		if strings.HasSuffix(r.URL.Path, "/") {
+			c.fail(w, r, nil, http.StatusNotFound, "No such page.")
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET /ui/login", c.loginPage)
 	m.HandleFunc("POST /ui/login", c.login)
 	m.HandleFunc("POST /ui/logout", c.signedIn(c.logout))

@@ -169,8 +169,11 @@ func (f *fixture) signIn(t testing.TB, c *http.Client, user, pw string) (*http.R
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	f := newFixture(t)
 	c := f.browser(t)
-	for _, path := range []string{"/ui/login", "/ui/", "/ui/static/console.js", "/ui/static/console.css", "/ui/nowhere", "/ui/live/overview"} {
-		resp, _ := do(t, c, "GET", f.srv.URL+path, nil)
+	for _, path := range []string{"/ui/login", "/ui/", "/ui/static/console.js", "/ui/static/console.css", "/ui/static/", "/ui/nowhere", "/ui/live/overview"} {
+		resp, body := do(t, c, "GET", f.srv.URL+path, nil)
+		if path == "/ui/static/" && (resp.StatusCode != http.StatusNotFound || strings.Contains(body, "console.js")) {
+			t.Errorf("%s lists the directory: %d\n%s", path, resp.StatusCode, body)
+		}
 		h := resp.Header
 		csp := h.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") ||
