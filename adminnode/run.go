@@ -62,6 +62,10 @@ type RunOptions struct {
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
 
+	// ConsoleIdle ends a web console session unused for that long
+	// (console.DefaultIdleTimeout when zero).
+	ConsoleIdle time.Duration
+
 	// The rest configure the API (api.Config); zero values take its
 	// defaults, except RemoveAfter.
 	LoginTTL     time.Duration
@@ -159,7 +163,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 
 	ui, err := console.New(console.Config{API: server.Handler(), Authorizers: server, Tokens: s,
-		Logger: logger.Named("console"), Now: opts.Now})
+		Logger: logger.Named("console"), IdleTimeout: opts.ConsoleIdle, Now: opts.Now})
 	if err != nil {
 		return err
 	}
