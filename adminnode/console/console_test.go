@@ -465,3 +465,26 @@ func TestStoreAwayKeepsTheSession(t *testing.T) {
 		}
 	}
 }
+
+// The overview lists what needs attention as the API does, escaped,
+// within the label filter.
+func TestOverviewNeedsAttention(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "gw-1", Group: "hidden", Host: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.browser(t)
+	f.signIn(t, c, "admin", password)
+	_, page := do(t, c, "GET", f.srv.URL+"/ui/", nil)
+	if !strings.Contains(page, `data-kind="pending" data-instance="gw-1"`) || !strings.Contains(page, `<tr data-host="h1"><td>h1</td><td>1</td><td>never</td>`) {
+		t.Errorf("overview without a heartbeat from gw-1:\n%s", page)
+	}
+	_, page = do(t, c, "GET", f.srv.URL+"/ui/?selector=env%3Dprod", nil)
+	if strings.Contains(page, `data-instance="gw-1"`) {
+		t.Errorf("overview filtered to env=prod shows gw-1 of env=dev:\n%s", page)
+	}
+}
