@@ -235,10 +235,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	ops.screenshot(t, "topology")
 
 	// Deploy a changed draft with a message that is markup: shown as text.
+	// Edit the draft in the console: two mistakes, both listed by their
+	// field path when validated; fixed, validated and saved.
 	up2 := startUpstream(t, "u2", nil)
-	f := filepath.Join(d.work, "console.yaml")
-	writeFile(t, f, routeConfig(up2.addr))
-	d.cli.ok(t, "", "config", "apply", "-f", f, "--group", nmGroup)
+	edit := func(bad bool) string {
+		return fmt.Sprintf(`(() => { const ta = document.querySelector("#draft-yaml");
+			let v = ta.value.replace(%q, %q);
+			if (%t) v = v.replace("upstream: api", "upstream: nope").replace("- /*", "- nope");
+			ta.value = v; return true; })()`, up.addr, up2.addr, bad)
+	}
+	ops.do(t, "open g1's draft", chromedp.Navigate(d.url+"/ui/groups/g1"), click("#draft-link"),
+		holds(fmt.Sprintf(`document.querySelector("#draft-yaml").value.includes(%q)`, up.addr)))
+	eval[bool](t, ops, "make two mistakes", edit(true))
+	ops.do(t, "validation lists both mistakes by field path", click("#validate"),
+		holds(`!!document.querySelector('#draft-errors li[data-field="services[0].upstream"]') &&
+			!!document.querySelector('#draft-errors li[data-field="services[0].routes[0].paths[0]"]') &&
+			document.querySelectorAll("#draft-errors li").length === 2`))
+	ops.do(t, "reopen the draft", chromedp.Navigate(d.url+"/ui/groups/g1/draft"), chromedp.WaitVisible(chromedp.CSS("#draft-yaml")))
+	eval[bool](t, ops, "edit the draft right", edit(false))
+	ops.do(t, "validate and save the draft", click("#validate"),
+		holds(`/^Valid: sha256:/.test((document.querySelector("#draft-valid")||{}).textContent||"")`),
+		click("#save-draft"),
+		holds(`(document.querySelector("#done")||{}).textContent === "Draft saved."`))
 	const markup = `<img src=x onerror=alert(1)>`
 	ops.do(t, "deploy from g1's page",
 		chromedp.Navigate(d.url+"/ui/groups/g1"),

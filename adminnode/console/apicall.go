@@ -47,20 +47,25 @@ func (w *response) Write(p []byte) (int, error) {
 // not nil; a 2xx answer is decoded into out when not nil.
 func (c *Console) call(r *http.Request, bearer, method, path string, in, out any) error {
 	var body bytes.Buffer
+	header := http.Header{}
 	if in != nil {
 		if err := json.NewEncoder(&body).Encode(in); err != nil {
 			return fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
+		header.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequestWithContext(r.Context(), method, apitypes.Prefix+path, &body)
+	return c.send(r, bearer, method, path, header, body.Bytes(), out)
+}
+
+// send is call with a body as it is (a configuration document) and the
+// request's headers.
+func (c *Console) send(r *http.Request, bearer, method, path string, header http.Header, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(r.Context(), method, apitypes.Prefix+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.RemoteAddr = r.RemoteAddr
-	req.TLS = nil
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req.Header = header
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

@@ -88,7 +88,7 @@ func New(cfg Config) (*Console, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "audit", "confirm", "error"} {
+	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
@@ -122,6 +122,8 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupData, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))
 	m.HandleFunc("GET /ui/groups/{group}/traffic", c.signedIn(c.traffic))
+	m.HandleFunc("GET /ui/groups/{group}/draft", c.signedIn(c.draft))
+	m.HandleFunc("POST /ui/groups/{group}/draft", c.signedIn(c.saveDraft))
 	m.HandleFunc("GET /ui/live/groups/{group}/traffic", c.live(c.trafficData, "traffic"))
 	m.HandleFunc("POST /ui/groups/{group}/deploy", c.signedIn(c.deploy))
 	m.HandleFunc("POST /ui/groups/{group}/rollback", c.signedIn(c.rollback))

@@ -341,6 +341,21 @@ func TestViewerSeesItsGroupOnlyAndCannotDeploy(t *testing.T) {
 		t.Errorf("audit of deploys %+v", entries)
 	}
 
+	// The draft: the viewer may read and validate it, not save it.
+	resp, page = do(t, c, "GET", f.srv.URL+"/ui/groups/shown/draft", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="validate"`) || strings.Contains(page, `id="save-draft"`) {
+		t.Errorf("the viewer's draft editor: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = do(t, c, "POST", f.srv.URL+"/ui/groups/shown/draft", url.Values{"csrf": {csrfOf(t, page)}, "op": {"validate"},
+		"config": {"services:\n  - name: s\n    upstream: nowhere\n"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `data-field="services[0].upstream"`) {
+		t.Errorf("the viewer's validation: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, _ := do(t, c, "POST", f.srv.URL+"/ui/groups/shown/draft", url.Values{"csrf": {csrfOf(t, page)}, "op": {"save"},
+		"version": {"1"}, "config": {"services: []\n"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the viewer's save of the draft: %d", resp.StatusCode)
+	}
+
 	// The audit log: not offered to the viewer (no audit:read), refused
 	// if asked for; shown to an admin, filtered.
 	_, page = do(t, c, "GET", f.srv.URL+"/ui/", nil)

@@ -203,6 +203,8 @@ func (c *Console) groupData(r *http.Request, s *session) (page, error) {
 		v.Done = "Deployed #" + q.Get("deployed") + "."
 	case q.Get("rolledback") != "":
 		v.Done = "Rolled back: deployed #" + q.Get("rolledback") + "."
+	case q.Get("saved") != "":
+		v.Done = "Draft saved."
 	}
 	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
 		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil
