@@ -119,7 +119,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/live/topology", c.live(c.topologyData, "topology"))
 	m.HandleFunc("GET /ui/audit", c.signedIn(c.audit))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
-	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupData, "group"))
+	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupLive, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))
 	m.HandleFunc("GET /ui/groups/{group}/traffic", c.signedIn(c.traffic))
 	m.HandleFunc("GET /ui/groups/{group}/draft", c.signedIn(c.draft))

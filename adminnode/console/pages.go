@@ -170,7 +170,16 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {
 
 func groupPath(name string) string { return "/groups/" + url.PathEscape(name) }
 
+// groupData is the whole group page; groupLive its live part only.
 func (c *Console) groupData(r *http.Request, s *session) (page, error) {
+	return c.groupPage(r, s, true)
+}
+
+func (c *Console) groupLive(r *http.Request, s *session) (page, error) {
+	return c.groupPage(r, s, false)
+}
+
+func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, error) {
 	name := r.PathValue("group")
 	var v groupView
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name), nil, &v.Group); err != nil {
@@ -182,10 +191,13 @@ func (c *Console) groupData(r *http.Request, s *session) (page, error) {
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/instances", nil, &v.Instances); err != nil {
 		return page{}, err
 	}
+	v.Counts = counts(v.Summary.ByStatus)
+	if !whole {
+		return page{Data: v}, nil
+	}
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/deployments", nil, &v.Deployments); err != nil {
 		return page{}, err
 	}
-	v.Counts = counts(v.Summary.ByStatus)
 	authz, err := c.authz.Authorizer(r.Context(), s.user)
 	if err != nil {
 		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
