@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/api"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
+	"github.com/gatehouse/gatehouse/adminnode/console"
 	"github.com/gatehouse/gatehouse/adminnode/publish"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
@@ -60,6 +61,10 @@ type RunOptions struct {
 	// stops Run.
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
+
+	// ConsoleIdle ends a web console session unused for that long
+	// (console.DefaultIdleTimeout when zero).
+	ConsoleIdle time.Duration
 
 	// The rest configure the API (api.Config); zero values take its
 	// defaults, except RemoveAfter.
@@ -162,6 +167,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 		return err
 	}
 
+	ui, err := console.New(console.Config{API: server.Handler(), Authorizers: server, Tokens: s,
+		Logger: logger.Named("console"), IdleTimeout: opts.ConsoleIdle, Now: opts.Now})
+	if err != nil {
+		return err
+	}
+
 	var publisher *publish.Publisher
 	if opts.PublishTo != "" {
 		bucket, err := objstore.Open(ctx, opts.PublishTo, opts.ObjectStorage)
@@ -188,7 +199,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		return fmt.Errorf("listen %s: %w", opts.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           server.Handler(),
+		Handler:           rootHandler(server.Handler(), ui.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// What net/http logs is mostly clients misbehaving (failed TLS

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
@@ -155,7 +152,7 @@ back with "config apply", which keeps them.`,
 			if a.output == outputJSON {
 				return printJSON(cmd.OutOrStdout(), cfg)
 			}
-			out, err := configYAML(cfg)
+			out, err := deploy.EncodeYAML(&cfg)
 			if err != nil {
 				return err
 			}
@@ -167,43 +164,6 @@ back with "config apply", which keeps them.`,
 	cmd.Flags().StringVar(&deployment, "deployment", "", `deployment number, or "latest" (default: the draft)`)
 	_ = cmd.MarkFlagRequired("group")
 	return cmd
-}
-
-// configYAML writes cfg as block YAML with the fields in the order of the
-// JSON encoding, which is the order of the documentation. It goes through
-// JSON because that is where the field names (json tags) and the
-// encodings of durations live.
-func configYAML(cfg deploy.Config) ([]byte, error) {
-	var js bytes.Buffer
-	enc := json.NewEncoder(&js)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(cfg); err != nil {
-		return nil, fmt.Errorf("encode configuration: %w", err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(js.Bytes(), &doc); err != nil {
-		return nil, fmt.Errorf("convert configuration to YAML: %w", err)
-	}
-	blockStyle(&doc)
-	var out bytes.Buffer
-	ye := yaml.NewEncoder(&out)
-	ye.SetIndent(2)
-	if err := ye.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("convert configuration to YAML: %w", err)
-	}
-	if err := ye.Close(); err != nil {
-		return nil, fmt.Errorf("convert configuration to YAML: %w", err)
-	}
-	return out.Bytes(), nil
-}
-
-// blockStyle drops the flow style and quotes JSON came with; the encoder
-// quotes again the strings that need it.
-func blockStyle(n *yaml.Node) {
-	n.Style = 0
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
 }
 
 func (a *app) configValidateCommand() *cobra.Command {

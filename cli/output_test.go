@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -313,39 +312,5 @@ func TestYAMLOutput(t *testing.T) {
 	json.Unmarshal(j1, &back)
 	if !reflect.DeepEqual(back, fromJSON) {
 		t.Errorf("YAML reads back as\n%s\nwant\n%s", j1, j2)
-	}
-}
-
-// config dump prints YAML that decodes to the same configuration.
-func TestConfigYAML(t *testing.T) {
-	data, err := os.ReadFile("../deploy/testdata/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := deploy.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Strings that YAML would take for numbers, booleans or null must
-	// come back as strings.
-	cfg.Services[0].Routes[0].Headers = append(cfg.Services[0].Routes[0].Headers,
-		deploy.HeaderMatch{Name: "x-tricky", Values: []string{"123", "true", "null", "~", "1e3", "-", "a: b", "#c", "multi\nline"}})
-	out, err := configYAML(*cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := deploy.Decode(out)
-	if err != nil {
-		t.Fatalf("decode the dump: %v\n%s", err, out)
-	}
-	want, _ := cfg.Checksum()
-	got, _ := back.Checksum()
-	if got != want {
-		t.Errorf("dump decodes to another configuration:\n%s", out)
-	}
-	// Block style, quoted where a plain scalar would be read as another
-	// type.
-	if !strings.Contains(string(out), "\n              - \"123\"\n") {
-		t.Errorf("dump is not in block style:\n%s", out)
 	}
 }

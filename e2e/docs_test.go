@@ -28,7 +28,7 @@ var docPages = []string{
 	"docs/configuration.md", "docs/policies.md", "docs/policies/auth.md", "docs/policies/external.md",
 	"docs/policies/http-log.md", "docs/policies/rate-limit.md", "docs/policies/transform.md",
 	"docs/deployments.md", "docs/promotion.md", "docs/metrics.md", "docs/rbac.md", "docs/admin-api.md",
-	"docs/object-storage.md",
+	"docs/object-storage.md", "docs/console.md",
 }
 
 // docProse are the pages with nothing a reader types, and why.

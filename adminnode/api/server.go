@@ -439,6 +439,12 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	return &principal{user: u.Name, tokenID: tok.ID, kind: tokenKind(tok), expires: tok.ExpiresAt, authz: authz}, nil
 }
 
+// Authorizer returns user's permissions as the API checks them, for the
+// console to offer only what the API would allow.
+func (s *Server) Authorizer(ctx context.Context, user string) (*rbac.Authorizer, error) {
+	return s.authorizer(ctx, user)
+}
+
 func (s *Server) authorizer(ctx context.Context, user string) (*rbac.Authorizer, error) {
 	bindings, err := s.store.ListRoleBindings(ctx, user)
 	if err != nil {

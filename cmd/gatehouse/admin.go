@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/console"
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 )
 
@@ -204,6 +205,7 @@ time; it is never written to the data dir.`,
 	fs.BoolVar(&opts.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy or for a trial)")
 	fs.StringArrayVar(&opts.ServerNames, "server-name", nil, "DNS name or IP address the server certificate covers besides the host name, localhost and loopback (repeatable)")
 	fs.DurationVar(&opts.LoginTTL, "login-ttl", 12*time.Hour, "lifetime of login tokens")
+	fs.DurationVar(&opts.ConsoleIdle, "console-idle-timeout", console.DefaultIdleTimeout, "a web console session without a request for this long ends")
 	fs.DurationVar(&opts.LostAfter, "lost-after", 30*time.Second, "an instance without a heartbeat for this long has lost connection")
 	fs.DurationVar(&opts.OfflineAfter, "offline-after", 2*time.Hour, "an instance without a heartbeat for this long is offline")
 	fs.DurationVar(&opts.RemoveAfter, "remove-after", 7*24*time.Hour, "an instance without a heartbeat for this long is removed (0 never removes)")

@@ -1,0 +1,312 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/status"
+	"github.com/gatehouse/gatehouse/adminnode/store"
+)
+
+// count is one status and how many instances have it.
+type count struct {
+	Status string
+	N      int
+}
+
+func counts(by map[string]int) []count {
+	var out []count
+	for _, st := range status.Statuses() {
+		if by[st] > 0 {
+			out = append(out, count{st, by[st]})
+		}
+	}
+	return out
+}
+
+type overviewGroup struct {
+	apitypes.OverviewGroup
+	Labels map[string]string
+	Counts []count
+}
+
+type overviewView struct {
+	Now       time.Time
+	Selector  string
+	Groups    []overviewGroup
+	Hosts     []apitypes.OverviewHost
+	Hidden    bool
+	Attention []apitypes.Attention
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
+	c.show(w, r, s, "overview", c.overviewData)
+}
+
+// overviewData is the API's overview, its groups narrowed to those the
+// label selector picks (the API's selector, so the same syntax and
+// errors as `gatehouse group list --selector`).
+func (c *Console) overviewData(r *http.Request, s *session) (page, error) {
+	sel := strings.TrimSpace(r.URL.Query().Get("selector"))
+	var o apitypes.Overview
+	if err := c.call(r, s.bearer, http.MethodGet, "/overview", nil, &o); err != nil {
+		return page{}, err
+	}
+	var groups []apitypes.Group
+	if err := c.call(r, s.bearer, http.MethodGet, "/groups?selector="+url.QueryEscape(sel), nil, &groups); err != nil {
+		return page{}, err
+	}
+	labels := map[string]map[string]string{}
+	for _, g := range groups {
+		labels[g.Name] = g.Labels
+	}
+	v := overviewView{Now: o.Time, Selector: sel, Hosts: o.Hosts, Hidden: o.HostsHidden}
+	for _, g := range o.Groups {
+		if l, ok := labels[g.Name]; ok {
+			v.Groups = append(v.Groups, overviewGroup{OverviewGroup: g, Labels: l, Counts: counts(g.ByStatus)})
+		}
+	}
+	for _, a := range o.Attention {
+		if _, ok := labels[a.Group]; ok || a.Group == "" && sel == "" {
+			v.Attention = append(v.Attention, a)
+		}
+	}
+	live := Prefix + "live/overview"
+	if sel != "" {
+		live += "?selector=" + url.QueryEscape(sel)
+	}
+	return page{Title: "Overview", Nav: "overview", User: s.user, CSRF: s.csrf, Live: live, Data: v}, nil
+}
+
+// cell is the instances of one group on one host.
+type cell struct {
+	Instances []apitypes.Instance
+}
+
+type topologyRow struct {
+	Host  string
+	Cells []cell
+}
+
+type topologyView struct {
+	Groups []string
+	Rows   []topologyRow
+}
+
+func (c *Console) topology(w http.ResponseWriter, r *http.Request, s *session) {
+	c.show(w, r, s, "topology", c.topologyData)
+}
+
+// topologyData lays the instances the caller may read out by host and
+// group.
+func (c *Console) topologyData(r *http.Request, s *session) (page, error) {
+	var o apitypes.Overview
+	if err := c.call(r, s.bearer, http.MethodGet, "/overview", nil, &o); err != nil {
+		return page{}, err
+	}
+	var ins []apitypes.Instance
+	if err := c.call(r, s.bearer, http.MethodGet, "/instances", nil, &ins); err != nil {
+		return page{}, err
+	}
+	var v topologyView
+	col := map[string]int{}
+	for _, g := range o.Groups {
+		col[g.Name] = len(v.Groups)
+		v.Groups = append(v.Groups, g.Name)
+	}
+	hosts := map[string]bool{}
+	for _, h := range o.Hosts {
+		hosts[h.Name] = true
+	}
+	for _, in := range ins {
+		hosts[in.Host] = true
+	}
+	row := map[string]int{}
+	for _, h := range slices.Sorted(func(yield func(string) bool) {
+		for h := range hosts {
+			if !yield(h) {
+				return
+			}
+		}
+	}) {
+		row[h] = len(v.Rows)
+		v.Rows = append(v.Rows, topologyRow{Host: h, Cells: make([]cell, len(v.Groups))})
+	}
+	for _, in := range ins {
+		j, ok := col[in.Group]
+		if !ok {
+			continue
+		}
+		cl := &v.Rows[row[in.Host]].Cells[j]
+		cl.Instances = append(cl.Instances, in)
+	}
+	return page{Title: "Topology", Nav: "topology", User: s.user, CSRF: s.csrf, Live: Prefix + "live/topology", Data: v}, nil
+}
+
+type groupView struct {
+	Group       apitypes.Group
+	Summary     apitypes.GroupSummary
+	Counts      []count
+	Instances   []apitypes.Instance
+	Deployments []apitypes.Deployment
+	CanDeploy   bool
+	// DraftDiff is what deploying the draft would change; nil for a
+	// user who may not read the draft.
+	DraftDiff *apitypes.Diff
+	// Done says what the last action did, from the redirect after it.
+	Done string
+}
+
+func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {
+	c.show(w, r, s, "group", c.groupData)
+}
+
+func groupPath(name string) string { return "/groups/" + url.PathEscape(name) }
+
+// groupData is the whole group page; groupLive its live part only.
+func (c *Console) groupData(r *http.Request, s *session) (page, error) {
+	return c.groupPage(r, s, true)
+}
+
+func (c *Console) groupLive(r *http.Request, s *session) (page, error) {
+	return c.groupPage(r, s, false)
+}
+
+func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, error) {
+	name := r.PathValue("group")
+	var v groupView
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name), nil, &v.Group); err != nil {
+		return page{}, err
+	}
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/summary", nil, &v.Summary); err != nil {
+		return page{}, err
+	}
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/instances", nil, &v.Instances); err != nil {
+		return page{}, err
+	}
+	v.Counts = counts(v.Summary.ByStatus)
+	if !whole {
+		return page{Data: v}, nil
+	}
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/deployments", nil, &v.Deployments); err != nil {
+		return page{}, err
+	}
+	authz, err := c.authz.Authorizer(r.Context(), s.user)
+	if err != nil {
+		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
+	}
+	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
+	v.CanDeploy = authz.Allowed(rbac.DeploymentCreate, g)
+	if v.CanDeploy && authz.Allowed(rbac.DraftRead, g) {
+		v.DraftDiff = &apitypes.Diff{}
+		if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/draft/diff", nil, v.DraftDiff); err != nil {
+			return page{}, err
+		}
+	}
+	switch q := r.URL.Query(); {
+	case q.Get("deployed") != "":
+		v.Done = "Deployed #" + q.Get("deployed") + "."
+	case q.Get("rolledback") != "":
+		v.Done = "Rolled back: deployed #" + q.Get("rolledback") + "."
+	case q.Get("saved") != "":
+		v.Done = "Draft saved."
+	}
+	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
+		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil
+}
+
+// deploy deploys the group's draft with a message. The button is offered
+// only to who may deploy; the API refuses (403, audited) anyone else.
+func (c *Console) deploy(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("group")
+	var d apitypes.Deployment
+	in := apitypes.DeployRequest{Message: strings.TrimSpace(r.PostFormValue("message"))}
+	if err := c.call(r, s.bearer, http.MethodPost, groupPath(name)+"/deployments", in, &d); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(name)+"?deployed="+strconv.FormatUint(d.Number, 10), http.StatusSeeOther)
+}
+
+type confirmView struct {
+	Group   string
+	Number  uint64
+	Message string
+}
+
+// rollback asks for confirmation first: a form with confirm=yes does it.
+func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("group")
+	n, err := strconv.ParseUint(r.PostFormValue("number"), 10, 64)
+	if err != nil || n == 0 {
+		c.fail(w, r, s, http.StatusBadRequest, "number: a deployment number is required.")
+		return
+	}
+	msg := strings.TrimSpace(r.PostFormValue("message"))
+	if r.PostFormValue("confirm") != "yes" {
+		c.render(w, r, http.StatusOK, "confirm", page{Title: "Roll back " + name, Nav: "overview", User: s.user, CSRF: s.csrf,
+			Data: confirmView{Group: name, Number: n, Message: msg}})
+		return
+	}
+	var d apitypes.Deployment
+	in := apitypes.RollbackRequest{Message: msg}
+	if err := c.call(r, s.bearer, http.MethodPost, groupPath(name)+"/deployments/"+strconv.FormatUint(n, 10)+"/rollback", in, &d); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(name)+"?rolledback="+strconv.FormatUint(d.Number, 10), http.StatusSeeOther)
+}
+
+// diff shows what changed from one deployment of a group to another.
+func (c *Console) diff(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("group")
+	q := r.URL.Query()
+	from, err1 := strconv.ParseUint(q.Get("from"), 10, 64)
+	to, err2 := strconv.ParseUint(q.Get("to"), 10, 64)
+	if err1 != nil || err2 != nil {
+		c.fail(w, r, s, http.StatusBadRequest, "from and to: two deployment numbers are required.")
+		return
+	}
+	var d apitypes.Diff
+	path := fmt.Sprintf("%s/deployments/%d/diff/%d", groupPath(name), from, to)
+	if err := c.call(r, s.bearer, http.MethodGet, path, nil, &d); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "diff", page{Title: fmt.Sprintf("%s: #%d → #%d", name, from, to), Nav: "overview",
+		User: s.user, CSRF: s.csrf, Data: d})
+}
+
+type auditView struct {
+	User, Action, Group string
+	Limit               int
+	Entries             []apitypes.AuditEntry
+}
+
+// auditLimit is how many entries the audit page shows.
+const auditLimit = 200
+
+// audit shows the audit log, filtered by the API (audit:read).
+func (c *Console) audit(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	v := auditView{User: strings.TrimSpace(q.Get("user")), Action: strings.TrimSpace(q.Get("action")),
+		Group: strings.TrimSpace(q.Get("group")), Limit: auditLimit}
+	params := url.Values{"limit": {strconv.Itoa(auditLimit)}}
+	for k, val := range map[string]string{"user": v.User, "action": v.Action, "group": v.Group} {
+		if val != "" {
+			params.Set(k, val)
+		}
+	}
+	if err := c.call(r, s.bearer, http.MethodGet, "/audit?"+params.Encode(), nil, &v.Entries); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Nav: "audit", User: s.user, CSRF: s.csrf, Data: v})
+}
