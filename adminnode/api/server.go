@@ -232,6 +232,9 @@ type request struct {
 	// auditAction replaces the route's action in the audit entry, for a
 	// call that is another action than its route says (a dry run).
 	auditAction string
+	// abort cuts the connection after a streamed answer that failed
+	// once under way (served).
+	abort bool
 }
 
 // allowed checks perm on g (nil: the domain level).
@@ -305,6 +308,14 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if h, ok := out.(served); ok {
 			h.ServeHTTP(w, r)
+			if rt.mutates() && !rt.noAudit {
+				s.audit(q, cmp.Or(q.status, status), q.auditDetail)
+			}
+			if q.abort {
+				// The answer was under way when it failed: cutting the
+				// connection is how the client learns it is not whole.
+				panic(http.ErrAbortHandler)
+			}
 			return
 		}
 		if out == nil && status == http.StatusOK {

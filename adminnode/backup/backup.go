@@ -157,7 +157,10 @@ type Expect struct {
 // the checksum and the signature are verified; until then, what put got
 // must not be kept (store.Store.Restore rolls it back on the error).
 func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error) {
-	zr, err := gzip.NewReader(r)
+	// gzip reads exactly its stream from a ByteReader: what follows
+	// stays in raw, to be refused.
+	in := bufio.NewReader(r)
+	zr, err := gzip.NewReader(in)
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
@@ -200,7 +203,7 @@ func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error)
 			return Summary{}, fmt.Errorf("%w: record %d: %v", ErrTampered, res.Items+1, err)
 		}
 		if l.End {
-			return finish(br, zr, res, l, checksum(sum), want.Key)
+			return finish(in, br, zr, res, l, checksum(sum), want.Key)
 		}
 		sum.Write(raw)
 		pos, known := order[l.Kind]
@@ -231,7 +234,7 @@ func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error)
 }
 
 // finish checks the last line against what was read.
-func finish(br *bufio.Reader, zr *gzip.Reader, res Summary, l line, got string, key ed25519.PublicKey) (Summary, error) {
+func finish(in, br *bufio.Reader, zr *gzip.Reader, res Summary, l line, got string, key ed25519.PublicKey) (Summary, error) {
 	if l.Checksum != got {
 		return Summary{}, fmt.Errorf("%w: content checksum %s, the backup says %s", ErrTampered, got, l.Checksum)
 	}
@@ -249,6 +252,9 @@ func finish(br *bufio.Reader, zr *gzip.Reader, res Summary, l line, got string, 
 	}
 	if err := zr.Close(); err != nil {
 		return Summary{}, fmt.Errorf("%w: %v", ErrTampered, err)
+	}
+	if _, err := in.ReadByte(); err != io.EOF {
+		return Summary{}, fmt.Errorf("%w: data after the compressed stream", ErrTampered)
 	}
 	res.Checksum = l.Checksum
 	return res, nil

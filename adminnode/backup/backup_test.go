@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"errors"
 	"io"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/objstore"
 )
 
 var ctx = context.Background()
@@ -191,5 +194,38 @@ func TestObjectNamesSortByTime(t *testing.T) {
 		if names[i-1] >= names[i] {
 			t.Errorf("%s does not sort before %s", names[i-1], names[i])
 		}
+	}
+}
+
+func TestUploadStoresOnlyVerifiedBackups(t *testing.T) {
+	key := newKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	good := write(t, domainStore(t, key), "acme", key)
+	bucket, err := objstore.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := backup.Upload(ctx, bucket, "ok"+backup.Suffix, bytes.NewReader(good), backup.Expect{Domain: "acme", Key: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != int64(len(good)) || st.SHA256 != fmt.Sprintf("%x", sha256.Sum256(good)) || st.Counts[store.KindGroup] != 1 {
+		t.Errorf("stored %+v", st)
+	}
+	for name, data := range map[string][]byte{
+		"cut":     good[:len(good)-20],
+		"edited":  rewrite(t, good, func(s string) string { return strings.Replace(s, `"name":"edge"`, `"name":"edgy"`, 1) }),
+		"trailer": append(append([]byte{}, good...), "junk"...),
+	} {
+		if _, err := backup.Upload(ctx, bucket, name+backup.Suffix, bytes.NewReader(data), backup.Expect{Domain: "acme", Key: pub}); err == nil {
+			t.Errorf("%s backup uploaded", name)
+		}
+	}
+	objs, err := bucket.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].Key != "ok"+backup.Suffix {
+		t.Errorf("bucket holds %+v, want only the verified backup", objs)
 	}
 }

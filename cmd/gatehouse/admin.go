@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/cli"
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 )
 
@@ -25,7 +26,7 @@ func adminCommand() *cobra.Command {
 		Short: "Create and run the admin node, which holds the domain's configuration",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand(), adminKeysCommand())
+	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand(), adminKeysCommand(), cli.AdminBackupCommand(), adminRestoreCommand())
 	return cmd
 }
 
