@@ -345,3 +345,51 @@ func writeGzipEdit(t *testing.T, from, to, old, new string) {
 		t.Fatal(err)
 	}
 }
+
+// After a restore from a backup older than what the gateways run, they
+// keep serving what they run (the node manager passes them the restored
+// domain's older deployment, which they refuse as older), and the next
+// deploy is numbered above what they report: every gateway applies it.
+func TestRestoreOlderBackupNumbersAbove(t *testing.T) {
+	up1 := startUpstream(t, "u1", nil)
+	up2 := startUpstream(t, "u2", nil)
+	up3 := startUpstream(t, "u3", nil)
+	d := setUpNode(t, up1, "gw-a", "gw-b")
+	var b backupOut
+	d.cli.json(t, &b, "admin", "backup", "--to", "file://"+filepath.Join(d.work, "backups"))
+	if b.Counts["deployment"] != 1 {
+		t.Fatalf("backup holds %d deployments, want 1", b.Counts["deployment"])
+	}
+	for i, up := range []*upstream{up2, up3} {
+		if n := d.deployTo(t, up.addr, "after the backup"); n != uint64(i+2) {
+			t.Fatalf("deployment #%d, want #%d", n, i+2)
+		}
+	}
+	d.waitLocal(t, "every instance running deployment #3", d.appliedEverywhere(3))
+
+	d.admin.signal(syscall.SIGTERM)
+	d.admin.exit(t, 15*time.Second)
+	dir := filepath.Join(d.work, "restored")
+	copyKeys(t, d.adminDir, dir)
+	d.cli.ok(t, "", "admin", "restore", "--from", b.URL, "--data-dir", dir)
+	d.adminDir = dir
+	d.admin = startAdminNode(t, dir, d.adminAddr, d.fingerprint)
+
+	until(t, "the restored admin node hears that the gateways run #3", func() (bool, string) {
+		ins := d.adminInstances(t)
+		ok := len(ins) == 2
+		for _, in := range ins {
+			ok = ok && in.Observed != nil && in.Observed.AppliedDeployment == 3
+		}
+		b, _ := json.Marshal(ins)
+		return ok, string(b)
+	})
+	// The restored domain's current deployment is #1: the node manager
+	// passes it on and the gateways refuse it, serving #3 all along.
+	d.mustRouteTo(t, "u3", "gw-a", "gw-b")
+	if n := d.deployTo(t, up2.addr, "after the restore"); n != 4 {
+		t.Fatalf("first deployment after the restore is #%d, want #4 (above the #3 the gateways run)", n)
+	}
+	d.waitLocal(t, "every instance running deployment #4", d.appliedEverywhere(4))
+	d.mustRouteTo(t, "u2", "gw-a", "gw-b")
+}
