@@ -38,7 +38,7 @@ func schedStore(t *testing.T) (*store.Bolt, ed25519.PrivateKey) {
 // clock is a time that moves only when told.
 type clock struct{ t atomic.Int64 }
 
-func (c *clock) now() time.Time     { return time.Unix(0, c.t.Load()).UTC() }
+func (c *clock) now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
 func (c *clock) add(d time.Duration) { c.t.Add(int64(d)) }
 
 // Each scheduled backup is stored, and the bucket keeps exactly the Keep
