@@ -29,8 +29,8 @@ type backupDomain struct {
 }
 
 // newBackupDomain initialises domain e2e in dir, in PostgreSQL when
-// dsnFile is set, starts its admin node and logs in.
-func newBackupDomain(t *testing.T, dir, dsnFile string) *backupDomain {
+// dsnFile is set, starts its admin node (with runArgs) and logs in.
+func newBackupDomain(t *testing.T, dir, dsnFile string, runArgs ...string) *backupDomain {
 	t.Helper()
 	d := &backupDomain{dir: dir, dsnFile: dsnFile, cli: newAdminCLI(t, &transcript{})}
 	args := []string{"admin", "init", "--data-dir", dir, "--domain", "e2e"}
@@ -44,17 +44,16 @@ func newBackupDomain(t *testing.T, dir, dsnFile string) *backupDomain {
 		t.Fatalf("admin init said:\n%s", out)
 	}
 	d.password, d.fingerprint = m[1], f[1]
-	d.start(t, d.dir, d.dsnFile)
+	d.start(t, d.dir, d.dsnFile, runArgs...)
 	return d
 }
 
 // start runs the admin node of dir (in PostgreSQL when dsnFile is set)
 // and logs the CLI in to it.
-func (d *backupDomain) start(t *testing.T, dir, dsnFile string) {
+func (d *backupDomain) start(t *testing.T, dir, dsnFile string, extra ...string) {
 	t.Helper()
-	var extra []string
 	if dsnFile != "" {
-		extra = []string{"--store-file", dsnFile}
+		extra = append(extra, "--store-file", dsnFile)
 	}
 	d.admin = startAdminNode(t, dir, "127.0.0.1:0", d.fingerprint, extra...)
 	d.cli.ok(t, d.password+"\n", "login", "--addr", "https://"+d.admin.listen, "--ca-fingerprint", d.fingerprint,
@@ -392,4 +391,88 @@ func TestRestoreOlderBackupNumbersAbove(t *testing.T) {
 	}
 	d.waitLocal(t, "every instance running deployment #4", d.appliedEverywhere(4))
 	d.mustRouteTo(t, "u2", "gw-a", "gw-b")
+}
+
+// An admin node run with --backup-to takes a backup every interval and
+// keeps exactly --backup-keep of them; a location that fails shows in
+// gatehouse status (with an attention line) and in the Prometheus
+// metrics, and recovers when the location does.
+func TestScheduledBackups(t *testing.T) {
+	work := t.TempDir()
+	bdir := filepath.Join(work, "backups")
+	d := newBackupDomain(t, filepath.Join(work, "admin"), "", "--backup-to", "file://"+bdir, "--backup-interval", "1s", "--backup-keep", "2")
+	var o apitypes.Overview
+	status := func() {
+		// A fresh value each time: fields left out of the JSON must not
+		// keep an earlier answer's values.
+		o = apitypes.Overview{}
+		d.cli.json(t, &o, "status")
+	}
+	until(t, "four scheduled backups stored", func() (bool, string) {
+		status()
+		b, _ := json.Marshal(o.Backups)
+		return o.Backups != nil && o.Backups.Successes >= 4 && o.Backups.Running && o.Backups.Kept == 2, string(b)
+	})
+	names, _ := filepath.Glob(filepath.Join(bdir, "*.ghbackup"))
+	if len(names) != 2 {
+		t.Errorf("the location holds %d backups, want --backup-keep 2: %v", len(names), names)
+	}
+	out := d.cli.ok(t, "", "status")
+	if !strings.Contains(out, "Backups to file://"+bdir+" every 1s, keeping 2") {
+		t.Errorf("status says nothing of the backups:\n%s", out)
+	}
+	_, _, token, caCert := d.cli.saved(t)
+	caFile := filepath.Join(work, "ca.crt")
+	writeFile(t, caFile, caCert)
+	api := newAdminAPI(t, "https://"+d.admin.listen, caFile, token)
+	metric := func(name string) string {
+		code, _, body := api.do(t, "GET", "/metrics/prometheus", "")
+		if code != 200 {
+			t.Fatalf("GET /metrics/prometheus: %d %s", code, body)
+		}
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(string(body))
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	if v := metric(`gatehouse_admin_backups_total{result="ok"}`); v == "" || v == "0" {
+		t.Errorf("gatehouse_admin_backups_total ok = %q", v)
+	}
+
+	// The location turns into a file: nothing can be stored under it.
+	if err := os.RemoveAll(bdir); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bdir, "not a directory")
+	until(t, "failing backups in status", func() (bool, string) {
+		status()
+		failing := false
+		for _, at := range o.Attention {
+			failing = failing || at.Kind == apitypes.AttentionBackupFailing
+		}
+		b, _ := json.Marshal(o.Backups)
+		return failing && o.Backups.Failures >= 1 && o.Backups.LastError != "", string(b)
+	})
+	if v := metric(`gatehouse_admin_backups_total{result="error"}`); v == "" || v == "0" {
+		t.Errorf("gatehouse_admin_backups_total error = %q", v)
+	}
+	if v := metric("gatehouse_admin_backup_last_failure_timestamp_seconds"); v == "" || v == "0" {
+		t.Errorf("gatehouse_admin_backup_last_failure_timestamp_seconds = %q", v)
+	}
+	if out, _, code := d.cli.run(t, "", "status"); code != 0 || !strings.Contains(out, "FAILING since") || !strings.Contains(out, "not a directory") {
+		t.Errorf("status of failing backups (exit %d):\n%s", code, out)
+	}
+
+	if err := os.Remove(bdir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(bdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "backups stored again", func() (bool, string) {
+		status()
+		b, _ := json.Marshal(o.Backups)
+		return o.Backups.LastError == "" && o.Backups.Kept == 2, string(b)
+	})
 }

@@ -85,6 +85,9 @@ type Server struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time
 
+	// backups reports the scheduled backups (Config.Backups), or nil.
+	backups func() apitypes.OverviewBackups
+
 	// deps is the store for deployments: their resolved configurations
 	// sealed at rest (sealdeploy.go). Every deployment read or write goes
 	// through it; store stays the store itself, for what else it offers.
@@ -127,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		touched:       map[string]time.Time{},
 		traffic:       store.TrafficLimits{MaxRoutes: cfg.TrafficMaxRoutes, MaxConsumers: cfg.TrafficMaxConsumers},
 		refused:       map[string]uint64{},
+		backups:       cfg.Backups,
 	}
 	if s.traffic.MaxRoutes == 0 {
 		s.traffic.MaxRoutes = DefaultTrafficMaxRoutes

@@ -56,9 +56,12 @@ func Upload(ctx context.Context, bucket objstore.Bucket, name string, body io.Re
 	pw.CloseWithError(cmpErr(err, io.EOF))
 	r := <-verified
 	switch {
-	case r.err != nil:
+	case r.err != nil && (err == nil || errors.Is(err, r.err)):
+		// The backup was refused, which failed the Put.
 		return Stored{}, fmt.Errorf("backup %s refused: %w", name, r.err)
 	case err != nil:
+		// The Put failed on its own (the location, or the stream being
+		// read): the verifier only saw the stream end.
 		return Stored{}, fmt.Errorf("store backup %s in %s: %w", name, bucket, err)
 	}
 	return Stored{Summary: r.res, Name: name, Size: v.n, SHA256: hex.EncodeToString(sum.Sum(nil))}, nil
