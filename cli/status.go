@@ -21,7 +21,9 @@ and its roll-out, each host with its node manager's last contact and
 version, and what needs attention (instances that are Only Heartbeat, with
 the reason they gave, lost or offline, crash-looping, unreachable by their
 peers or drifting; node certificates near expiry; traffic batches
-dropped). Hosts are shown to users with host:read.`,
+dropped; scheduled backups failing). Hosts are shown to users with
+host:read; the answering admin node's scheduled backups to users with
+backup:create.`,
 		Example: `  gatehouse status
   gatehouse status -o json | jq '.attention[] | select(.kind == "only_heartbeat")'`,
 		Args: cobra.NoArgs,
