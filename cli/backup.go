@@ -28,8 +28,9 @@ type backupResult struct {
 
 func (a *app) backupCommand() *cobra.Command {
 	var (
-		to    string
-		creds string
+		to      string
+		creds   string
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "backup --to URL",
@@ -55,7 +56,10 @@ permission backup:create (domain-admin).`,
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
-			c, err := a.connect()
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: must be positive", timeout)
+			}
+			c, err := a.connectFor(timeout)
 			if err != nil {
 				return err
 			}
@@ -89,6 +93,7 @@ permission backup:create (domain-admin).`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "where to store the backup: file:///dir or s3://bucket/prefix")
 	cmd.Flags().StringVar(&creds, "s3-credentials-file", "", "file with the S3 credentials (default: the environment; docs/backups.md)")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up when the backup has not been stored after this long")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

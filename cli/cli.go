@@ -138,7 +138,12 @@ func (a *app) globalFlags(cmd *cobra.Command) {
 
 // connect returns a client for the admin node the flags, environment and
 // saved login designate, with their token.
-func (a *app) connect() (*client.Client, error) {
+func (a *app) connect() (*client.Client, error) { return a.connectFor(0) }
+
+// connectFor is connect with timeout bounding each request instead of
+// client.DefaultTimeout (0): for a request whose answer is long to
+// stream, like a backup.
+func (a *app) connectFor(timeout time.Duration) (*client.Client, error) {
 	t, err := a.resolve()
 	if err != nil {
 		return nil, err
@@ -146,5 +151,5 @@ func (a *app) connect() (*client.Client, error) {
 	if t.token == "" {
 		return nil, errors.New("not logged in: run `gatehouse login`, or give a token with --token or $GATEHOUSE_TOKEN")
 	}
-	return client.New(client.Config{Address: t.addr, Token: t.token, CACertPEM: t.caPEM})
+	return client.New(client.Config{Address: t.addr, Token: t.token, CACertPEM: t.caPEM, Timeout: timeout})
 }
