@@ -8,10 +8,12 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -245,6 +247,10 @@ func run(ctx context.Context, o options) (err error) {
 	stopReaders()
 	wg.Wait()
 
+	plain, err := uncompressed(filepath.Join(bdir, results[len(results)-1].Name))
+	if err != nil {
+		return err
+	}
 	before, during, after := lat.Between(t0, t1), lat.Between(t1, t2), lat.Between(t2, t3)
 	base := append(append([]time.Duration{}, before...), after...)
 	u, _ := boltfile.ReadUsage(filepath.Join(d.AdminDir, adminnode.StoreFile))
@@ -260,6 +266,7 @@ func run(ctx context.Context, o options) (err error) {
 		fmt.Printf("  backup %d: %.2f s, %.1f MiB (%d records: %d deployments, %d drafts, %d audit), admin CPU %.2f s\n",
 			i+1, r.took.Seconds(), mib(r.Size), r.Records, r.Counts["deployment"], r.Counts["draft"], r.Counts["audit"], r.adminCPU.Seconds())
 	}
+	fmt.Printf("  the last one is %.1f MiB uncompressed (gzip: %.0f×)\n", mib(plain), float64(plain)/float64(results[len(results)-1].Size))
 	row := func(what string, ds []time.Duration, wall, cpu time.Duration) {
 		fmt.Printf("  %-26s %6d reads, p50 %6.2f ms, p99 %6.2f ms, max %7.2f ms; %.0f reads/s", what, len(ds),
 			measure.MS(measure.Percentile(ds, 50)), measure.MS(measure.Percentile(ds, 99)), measure.MS(measure.Percentile(ds, 100)),
@@ -286,6 +293,7 @@ func run(ctx context.Context, o options) (err error) {
 // backupResult is what gatehouse admin backup -o json printed, and what it
 // cost.
 type backupResult struct {
+	Name     string         `json:"name"`
 	Size     int64          `json:"size"`
 	Records  int            `json:"records"`
 	Counts   map[string]int `json:"counts"`
@@ -321,6 +329,20 @@ func pause(ctx context.Context, errs <-chan error, d time.Duration) error {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// uncompressed is the size of a backup's content.
+func uncompressed(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return 0, err
+	}
+	return io.Copy(io.Discard, zr)
+}
 
 // filled is what prefill wrote.
 type filled struct {
