@@ -2,10 +2,16 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,5 +89,59 @@ func TestBackupWhileDeploying(t *testing.T) {
 	e.do(e.admin, "GET", "/audit?action=domain.backup", nil).expect(t, http.StatusOK, "audit").decode(t, &entries)
 	if len(entries) != len(names) || entries[0].Result != store.AuditOK || entries[0].Target != names[len(names)-1] {
 		t.Fatalf("audit of %d backups: %+v", len(names), entries)
+	}
+}
+
+// failingSnapshot is a store whose snapshot fails after some records, as
+// a store that goes away in the middle of a backup.
+type failingSnapshot struct {
+	store.Store
+	after int
+}
+
+var errSnapshotGone = errors.New("the store went away")
+
+func (f failingSnapshot) Snapshot(ctx context.Context, emit func(store.Item) error) error {
+	n := 0
+	return f.Store.Snapshot(ctx, func(it store.Item) error {
+		if n++; n > f.after {
+			return errSnapshotGone
+		}
+		return emit(it)
+	})
+}
+
+// A backup that fails under way is not answered as a whole one: the
+// connection is cut, and the audit entry says it failed, with the cause.
+func TestBackupFailureCutsTheAnswer(t *testing.T) {
+	e := newEnv(t)
+	for i := range 3 {
+		name := fmt.Sprintf("g%d", i)
+		e.group(name, nil)
+		e.do(e.admin, "POST", "/groups/"+name+"/deployments", apitypes.DeployRequest{Message: "first"}).expect(t, http.StatusCreated, "deploy")
+	}
+	srv, err := New(Config{Store: failingSnapshot{Store: e.store, after: 10}, Domain: must[store.Domain](t)(e.store.GetDomain(bg)),
+		SigningKey: e.srv.key, SettingsKey: e.settingsKey, CA: e.ca, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	req, err := http.NewRequest("POST", hs.URL+"/api/v1/backup", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err := hs.Client().Do(req)
+	if err == nil {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Fatalf("a failed backup was answered %d with a whole body of %d bytes", resp.StatusCode, len(body))
+		}
+	}
+	entries := must[[]store.AuditEntry](t)(e.store.ListAudit(bg, store.AuditFilter{Action: "domain.backup"}))
+	if len(entries) != 1 || entries[0].Result != store.AuditError || !strings.Contains(entries[0].Detail, errSnapshotGone.Error()) {
+		t.Fatalf("audit of the failed backup: %+v", entries)
 	}
 }

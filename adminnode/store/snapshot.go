@@ -257,7 +257,7 @@ func restoreItem(tx *bolt.Tx, it Item) error {
 		if err != nil {
 			return err
 		}
-		return putKeyed0(bk, v.Name, v)
+		return putIn(bk, v.Name, v)
 	case TrustedDomain:
 		return putKeyed(tx, bucketTrusted, v.Name, v)
 	}
@@ -265,12 +265,12 @@ func restoreItem(tx *bolt.Tx, it Item) error {
 }
 
 func putKeyed(tx *bolt.Tx, bucket []byte, key string, v any) error {
-	return putKeyed0(tx.Bucket(bucket), key, v)
+	return putIn(tx.Bucket(bucket), key, v)
 }
 
-// putKeyed0 refuses an empty key, which no store method would have
+// putIn writes v under key in bk; it refuses an empty key, which no store method would have
 // written.
-func putKeyed0(bk *bolt.Bucket, key string, v any) error {
+func putIn(bk *bolt.Bucket, key string, v any) error {
 	if key == "" {
 		return fmt.Errorf("restore: %T without a name: %w", v, ErrInvalid)
 	}
