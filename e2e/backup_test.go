@@ -151,6 +151,27 @@ func TestBackupRestoreWhileWritten(t *testing.T) {
 				}
 			})
 			bdir := filepath.Join(work, "backups")
+			if from == "bbolt" {
+				// A location that cannot be written, and a user without
+				// backup:create: exit 1, naming what failed.
+				notDir := filepath.Join(work, "not-a-dir")
+				writeFile(t, notDir, "x")
+				_, errOut := d.cli.fail(t, "", "admin", "backup", "--to", "file://"+notDir+"/sub")
+				if !strings.Contains(errOut, "--to") || !strings.Contains(errOut, "not a directory") {
+					t.Errorf("backup to a file: %q", errOut)
+				}
+				d.cli.ok(t, "", "role", "bind", "--user", "bob", "--role", "viewer", "--domain")
+				bob := newAdminCLI(t, &transcript{})
+				bob.ok(t, "bob-password-1234\n", "login", "--addr", "https://"+d.admin.listen, "--ca-fingerprint", d.fingerprint,
+					"--user", "bob", "--password-stdin")
+				_, errOut = bob.fail(t, "", "admin", "backup", "--to", "file://"+bdir)
+				if !strings.Contains(errOut, "backup:create") {
+					t.Errorf("backup by a viewer: %q", errOut)
+				}
+				if entries, _ := os.ReadDir(bdir); len(entries) != 0 {
+					t.Errorf("failed backups left %d files in %s", len(entries), bdir)
+				}
+			}
 			var b []backupOut
 			waitUntil := time.Now().Add(nmDeadline)
 			for len(b) < 2 || writes.Load() < 2 {
