@@ -26,20 +26,25 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/api"
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/client"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/adminnode/store/pgstore"
 	"github.com/gatehouse/gatehouse/bench/internal/localdomain"
 	"github.com/gatehouse/gatehouse/bench/internal/measure"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/internal/boltfile"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 )
 
 type options struct {
 	bin         string
+	store       string
 	groups      int
 	routes      int
 	days        int
@@ -57,6 +62,7 @@ const host = "bench-host"
 func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/gatehouse", "the gatehouse binary")
+	flag.StringVar(&o.store, "store", "bbolt", "the domain's store: bbolt, or postgres (a PostgreSQL server of the benchmark's own, durable defaults, on a Unix socket)")
 	flag.IntVar(&o.groups, "groups", 50, "groups of the domain, each with a deployment and an instance")
 	flag.IntVar(&o.routes, "routes", 2000, "routes of each group (20 services)")
 	flag.IntVar(&o.days, "days", 30, "days of traffic metrics in the store, up to now")
@@ -68,6 +74,10 @@ func main() {
 	flag.IntVar(&o.backups, "backups", 3, "backups taken one after the other while the readers run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.Parse()
+	if o.store != "bbolt" && o.store != "postgres" {
+		fmt.Fprintf(os.Stderr, "backupbench: -store %q: bbolt or postgres\n", o.store)
+		os.Exit(2)
+	}
 	if o.groups < 1 || o.routes < 20 || o.days < 1 || o.every < 10*time.Second || o.readers < 1 || o.backups < 1 || o.seriesRoute < 1 || o.rate <= 0 {
 		fmt.Fprintln(os.Stderr, "backupbench: -groups, -readers, -rate, -backups, -days and -metrics-routes must be positive, -routes at least 20, -metrics-every at least 10s")
 		os.Exit(2)
@@ -108,6 +118,39 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer func() { d.Close(o.keep || err != nil) }()
+	var open func() (store.Store, error)
+	var size func() (int64, error)
+	switch o.store {
+	case "postgres":
+		srv, err := pgtest.StartDurable()
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		dsn := srv.DSN("postgres")
+		dsnFile := filepath.Join(d.Work, "dsn")
+		if err := os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600); err != nil {
+			return err
+		}
+		d.StoreArgs = []string{"--store-file", dsnFile}
+		open = func() (store.Store, error) { return pgstore.Open(ctx, dsn) }
+		size = func() (int64, error) {
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close(ctx)
+			var n int64
+			return n, conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+		}
+	default:
+		path := filepath.Join(d.AdminDir, adminnode.StoreFile)
+		open = func() (store.Store, error) { return store.Open(path) }
+		size = func() (int64, error) {
+			u, err := boltfile.ReadUsage(path)
+			return u.Size, err
+		}
+	}
 	if err := d.StartAdmin(ctx, "bench"); err != nil {
 		return err
 	}
@@ -142,7 +185,7 @@ func run(ctx context.Context, o options) (err error) {
 	var fill filled
 	err = d.RestartAdmin(ctx, func() error {
 		var ferr error
-		fill, ferr = prefill(ctx, filepath.Join(d.AdminDir, adminnode.StoreFile), o)
+		fill, ferr = prefill(ctx, open, o)
 		return ferr
 	})
 	if err != nil {
@@ -253,13 +296,16 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	before, during, after := lat.Between(t0, t1), lat.Between(t1, t2), lat.Between(t2, t3)
 	base := append(append([]time.Duration{}, before...), after...)
-	u, _ := boltfile.ReadUsage(filepath.Join(d.AdminDir, adminnode.StoreFile))
+	stored, err := size()
+	if err != nil {
+		return err
+	}
 
 	fmt.Println()
-	fmt.Printf("Online backup: %d groups × %d routes (deployed), %d days of traffic metrics; gatehouse admin backup --to file://… against a running admin node (bbolt)\n",
-		o.groups, o.routes, o.days)
-	fmt.Printf("  store: %.1f MiB of pages; metrics: %d batches of %d series (a point per series every %s over %d days) written in %.0f s, rolled up in %.0f s\n",
-		mib(u.Size), fill.batches, fill.series, o.every, o.days, fill.took.Seconds(), fill.rollup.Seconds())
+	fmt.Printf("Online backup: %d groups × %d routes (deployed), %d days of traffic metrics; gatehouse admin backup --to file://… against a running admin node (%s)\n",
+		o.groups, o.routes, o.days, o.store)
+	fmt.Printf("  store: %.1f MiB (%s); metrics: %d batches of %d series (a point per series every %s over %d days) written in %.0f s, rolled up in %.0f s\n",
+		mib(stored), storeSizeWhat[o.store], fill.batches, fill.series, o.every, o.days, fill.took.Seconds(), fill.rollup.Seconds())
 	fmt.Printf("  readers: %d, %.0f reads/s in all (GET /groups/G, /groups/G/summary, /instances?group=G at random), timed from when each was due\n", o.readers, o.rate)
 	fmt.Printf("  load average %s at the end (%d CPUs)\n\n", measure.LoadAvg(), runtime.NumCPU())
 	for i, r := range results {
@@ -328,6 +374,8 @@ func pause(ctx context.Context, errs <-chan error, d time.Duration) error {
 	}
 }
 
+var storeSizeWhat = map[string]string{"bbolt": "pages of admin.db", "postgres": "pg_database_size"}
+
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // uncompressed is the size of a backup's content.
@@ -355,9 +403,9 @@ type filled struct {
 // into the store at path (the admin node stopped): a batch of the host
 // every -metrics-every, then MaintainTraffic rolls them up into 1 min
 // points as the admin node would have.
-func prefill(ctx context.Context, path string, o options) (filled, error) {
+func prefill(ctx context.Context, open func() (store.Store, error), o options) (filled, error) {
 	var f filled
-	s, err := store.Open(path)
+	s, err := open()
 	if err != nil {
 		return f, err
 	}

@@ -38,6 +38,9 @@ type Domain struct {
 	// RunAdmin, when set before StartAdmin, is the admin node's command
 	// instead of gatehouse admin run: a program that profiles it, say.
 	RunAdmin func(dataDir, listen string) *exec.Cmd
+	// StoreArgs, when set before StartAdmin, are added to admin init and
+	// admin run: --store-file FILE for a domain kept in PostgreSQL.
+	StoreArgs []string
 
 	// Set by StartAdmin:
 	AdminURL string
@@ -87,8 +90,8 @@ func (d *Domain) StartAdmin(ctx context.Context, domain string) error {
 		return err
 	}
 	d.logf("admin init (%s)", d.AdminDir)
-	if out, err := exec.CommandContext(ctx, d.Bin, "admin", "init", "--data-dir", d.AdminDir, "--domain", domain,
-		"--password-file", pwFile).CombinedOutput(); err != nil {
+	args := append([]string{"admin", "init", "--data-dir", d.AdminDir, "--domain", domain, "--password-file", pwFile}, d.StoreArgs...)
+	if out, err := exec.CommandContext(ctx, d.Bin, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("admin init (%s): %w\n%s", d.Bin, err, out)
 	}
 	d.adminAddr = addr
@@ -114,7 +117,7 @@ func (d *Domain) StartAdmin(ctx context.Context, domain string) error {
 // runAdmin starts the admin node on the domain's data dir and address and
 // waits until it is healthy.
 func (d *Domain) runAdmin(ctx context.Context) error {
-	cmd := exec.Command(d.Bin, "admin", "run", "--data-dir", d.AdminDir, "--listen", d.adminAddr)
+	cmd := exec.Command(d.Bin, append([]string{"admin", "run", "--data-dir", d.AdminDir, "--listen", d.adminAddr}, d.StoreArgs...)...)
 	if d.RunAdmin != nil {
 		cmd = d.RunAdmin(d.AdminDir, d.adminAddr)
 	}
