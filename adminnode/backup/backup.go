@@ -107,12 +107,16 @@ func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key e
 			return err
 		}
 		if it.Kind == store.KindDomain {
+			it, err := it.Decoded()
+			if err != nil {
+				return err
+			}
 			d, ok := it.Value.(store.Domain)
 			if !ok || d.Name != domain {
 				return fmt.Errorf("the store holds domain %v, not %s", it.Value, domain)
 			}
 		}
-		value, err := json.Marshal(it.Value)
+		value, err := encodeItem(it)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", it.Kind, err)
 		}
@@ -136,6 +140,20 @@ func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key e
 		return Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
 	return res, nil
+}
+
+// encodeItem is the JSON of an item's value on one line: the store's own
+// encoding when it gave it (compacted if it spans lines), else Value's.
+func encodeItem(it store.Item) ([]byte, error) {
+	if it.Raw == nil {
+		return json.Marshal(it.Value)
+	}
+	if bytes.IndexAny(it.Raw, "\r\n") < 0 {
+		return it.Raw, nil
+	}
+	var b bytes.Buffer
+	err := json.Compact(&b, it.Raw)
+	return b.Bytes(), err
 }
 
 func checksum(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }

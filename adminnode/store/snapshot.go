@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -43,10 +44,24 @@ var SnapshotKinds = []string{KindDomain, KindGroup, KindHost, KindInstance, Kind
 	KindEnvironment, KindSecret, KindTrustedDomain}
 
 // Item is one record of a snapshot: Value is the store type of Kind
-// (Domain, Group, ..., TrustedDomain), not a pointer.
+// (Domain, Group, ..., TrustedDomain), not a pointer. Snapshot may give
+// Raw instead, the record's JSON encoding as the store keeps it, when it
+// has that at hand: a backup writes it as it is rather than decode and
+// encode again configurations of thousands of routes. Decoded gives the
+// Value either way. Restore takes Value.
 type Item struct {
 	Kind  string
 	Value any
+	Raw   json.RawMessage
+}
+
+// Decoded returns it with its Value, decoding Raw when that is what it
+// holds.
+func (it Item) Decoded() (Item, error) {
+	if it.Value != nil || it.Raw == nil {
+		return it, nil
+	}
+	return DecodeItem(it.Kind, it.Raw)
 }
 
 // DecodeItem decodes the JSON encoding of a value of kind.
@@ -119,25 +134,25 @@ func (b *Bolt) Snapshot(ctx context.Context, emit func(Item) error) error {
 			}
 		}
 		steps := []func() error{
-			func() error { return emitBucket[Group](ctx, tx.Bucket(bucketGroups), KindGroup, emit) },
-			func() error { return emitBucket[Host](ctx, tx.Bucket(bucketHosts), KindHost, emit) },
-			func() error { return emitBucket[Instance](ctx, tx.Bucket(bucketInstances), KindInstance, emit) },
-			func() error { return emitBucket[InstanceState](ctx, tx.Bucket(bucketStates), KindInstanceState, emit) },
-			func() error { return emitBucket[JoinToken](ctx, tx.Bucket(bucketJoinTokens), KindJoinToken, emit) },
-			func() error { return emitBucket[NodeCert](ctx, tx.Bucket(bucketNodeCerts), KindNodeCert, emit) },
-			func() error { return emitBucket[Draft](ctx, tx.Bucket(bucketDrafts), KindDraft, emit) },
-			func() error { return emitNested[Deployment](ctx, tx.Bucket(bucketDeployments), KindDeployment, emit) },
-			func() error { return emitBucket[User](ctx, tx.Bucket(bucketUsers), KindUser, emit) },
-			func() error { return emitBucket[Role](ctx, tx.Bucket(bucketRoles), KindRole, emit) },
-			func() error { return emitBucket[RoleBinding](ctx, tx.Bucket(bucketBindings), KindRoleBinding, emit) },
-			func() error { return emitBucket[Token](ctx, tx.Bucket(bucketTokens), KindToken, emit) },
-			func() error { return emitBucket[AuditEntry](ctx, tx.Bucket(bucketAudit), KindAudit, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketGroups), KindGroup, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketHosts), KindHost, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketInstances), KindInstance, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketStates), KindInstanceState, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketJoinTokens), KindJoinToken, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketNodeCerts), KindNodeCert, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketDrafts), KindDraft, emit) },
+			func() error { return emitNested(ctx, tx.Bucket(bucketDeployments), KindDeployment, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketUsers), KindUser, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketRoles), KindRole, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketBindings), KindRoleBinding, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketTokens), KindToken, emit) },
+			func() error { return emitBucket(ctx, tx.Bucket(bucketAudit), KindAudit, emit) },
 			func() error {
-				return emitBucket[Environment](ctx, tx.Bucket(bucketEnvironments), KindEnvironment, emit)
+				return emitBucket(ctx, tx.Bucket(bucketEnvironments), KindEnvironment, emit)
 			},
-			func() error { return emitNested[Secret](ctx, tx.Bucket(bucketSecrets), KindSecret, emit) },
+			func() error { return emitNested(ctx, tx.Bucket(bucketSecrets), KindSecret, emit) },
 			func() error {
-				return emitBucket[TrustedDomain](ctx, tx.Bucket(bucketTrusted), KindTrustedDomain, emit)
+				return emitBucket(ctx, tx.Bucket(bucketTrusted), KindTrustedDomain, emit)
 			},
 		}
 		for _, step := range steps {
@@ -157,9 +172,10 @@ func emitValue[T any](kind string, data []byte, emit func(Item) error) error {
 	return emit(Item{Kind: kind, Value: v})
 }
 
-// emitBucket emits every value of bk in key order. A snapshot may be
+// emitBucket emits every value of bk in key order, as stored (Raw: the
+// store's values are the JSON encoding of their type). A snapshot may be
 // long: a cancelled caller stops it between records.
-func emitBucket[T any](ctx context.Context, bk *bolt.Bucket, kind string, emit func(Item) error) error {
+func emitBucket(ctx context.Context, bk *bolt.Bucket, kind string, emit func(Item) error) error {
 	return bk.ForEach(func(k, v []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -167,14 +183,15 @@ func emitBucket[T any](ctx context.Context, bk *bolt.Bucket, kind string, emit f
 		if v == nil {
 			return nil
 		}
-		return emitValue[T](kind, v, emit)
+		// v is valid only inside the transaction: the item gets a copy.
+		return emit(Item{Kind: kind, Raw: bytes.Clone(v)})
 	})
 }
 
 // emitNested emits the values of every bucket nested in bk.
-func emitNested[T any](ctx context.Context, bk *bolt.Bucket, kind string, emit func(Item) error) error {
+func emitNested(ctx context.Context, bk *bolt.Bucket, kind string, emit func(Item) error) error {
 	return bk.ForEachBucket(func(k []byte) error {
-		return emitBucket[T](ctx, bk.Bucket(k), kind, emit)
+		return emitBucket(ctx, bk.Bucket(k), kind, emit)
 	})
 }
 

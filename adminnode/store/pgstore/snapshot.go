@@ -71,8 +71,13 @@ func emitRows(ctx context.Context, tx pgx.Tx, kind, sql string, emit func(store.
 			if err := rows.Scan(&doc); err != nil {
 				return err
 			}
-			if it, err = store.DecodeItem(kind, doc); err != nil {
-				return err
+			// The document as stored, for a backup to write as it is;
+			// the domain's is read by the backup itself.
+			it = store.Item{Kind: kind, Raw: doc}
+			if kind == store.KindDomain {
+				if it, err = it.Decoded(); err != nil {
+					return err
+				}
 			}
 		}
 		if err := emit(it); err != nil {

@@ -66,6 +66,13 @@ func snapshot(t *testing.T, s store.Store) []string {
 	t.Helper()
 	var out []string
 	err := s.Snapshot(ctx, func(it store.Item) error {
+		it, err := it.Decoded()
+		if err != nil {
+			return err
+		}
+		if it.Value == nil {
+			return fmt.Errorf("snapshot item of kind %s holds nothing", it.Kind)
+		}
 		data, err := json.Marshal(it.Value)
 		out = append(out, it.Kind+" "+string(data))
 		return err
@@ -214,6 +221,10 @@ func testSnapshotUnderWrites(t *testing.T, open Opener) {
 		var draft store.Draft
 		var last store.Deployment
 		err := s.Snapshot(ctx, func(it store.Item) error {
+			it, err := it.Decoded()
+			if err != nil {
+				return err
+			}
 			switch v := it.Value.(type) {
 			case store.AuditEntry:
 				audit = append(audit, v.Seq)
