@@ -122,7 +122,7 @@ func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key e
 		}
 		res.Items++
 		res.Counts[it.Kind]++
-		return writeLine(out, line{Kind: it.Kind, Value: value})
+		return writeRecord(out, it.Kind, value)
 	})
 	if err != nil {
 		return Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
@@ -157,6 +157,23 @@ func encodeItem(it store.Item) ([]byte, error) {
 }
 
 func checksum(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
+
+// writeRecord writes the line of a record whose value is JSON already:
+// encoding the line as a whole would scan and copy the value once more.
+func writeRecord(w io.Writer, kind string, value []byte) error {
+	k, err := json.Marshal(kind)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 0, len(value)+len(k)+22)
+	b = append(b, `{"kind":`...)
+	b = append(b, k...)
+	b = append(b, `,"value":`...)
+	b = append(b, value...)
+	b = append(b, "}\n"...)
+	_, err = w.Write(b)
+	return err
+}
 
 func writeLine(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -233,7 +250,7 @@ func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error)
 			return Summary{}, fmt.Errorf("%w: after %d records: %v (a backup ends with its signed last line)", ErrTampered, res.Items, err)
 		}
 		var l line
-		if err := json.Unmarshal(raw, &l); err != nil {
+		if err := decodeLine(raw, &l, put != nil); err != nil {
 			return Summary{}, fmt.Errorf("%w: record %d: %v", ErrTampered, res.Items+1, err)
 		}
 		if l.End {
@@ -272,6 +289,31 @@ func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error)
 			}
 		}
 	}
+}
+
+// decodeLine decodes a line after the header. Without withValue, a
+// record's value is skipped rather than copied (all but the domain's,
+// which is decoded again from the line).
+func decodeLine(raw []byte, l *line, withValue bool) error {
+	if withValue {
+		return json.Unmarshal(raw, l)
+	}
+	var head struct {
+		Kind      string         `json:"kind"`
+		End       bool           `json:"end"`
+		Items     int            `json:"items"`
+		Counts    map[string]int `json:"counts"`
+		Checksum  string         `json:"checksum"`
+		Signature []byte         `json:"signature"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return err
+	}
+	*l = line{Kind: head.Kind, End: head.End, Items: head.Items, Counts: head.Counts, Checksum: head.Checksum, Signature: head.Signature}
+	if head.Kind == store.KindDomain {
+		return json.Unmarshal(raw, l)
+	}
+	return nil
 }
 
 // finish checks the last line against what was read.

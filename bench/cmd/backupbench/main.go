@@ -209,7 +209,8 @@ func run(ctx context.Context, o options) (err error) {
 		if err := cmd.Run(); err != nil {
 			return backupResult{}, fmt.Errorf("gatehouse admin backup: %w\n%s", err, errOut.String())
 		}
-		r := backupResult{took: time.Since(start), adminCPU: measure.ProcCPU(pid) - cpu0}
+		r := backupResult{took: time.Since(start), adminCPU: measure.ProcCPU(pid) - cpu0,
+			cliCPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 		return r, json.Unmarshal([]byte(out.String()), &r)
 	}
 	// One backup first, unmeasured: the pages it reads come into the
@@ -309,8 +310,8 @@ func run(ctx context.Context, o options) (err error) {
 	fmt.Printf("  readers: %d, %.0f reads/s in all (GET /groups/G, /groups/G/summary, /instances?group=G at random), timed from when each was due\n", o.readers, o.rate)
 	fmt.Printf("  load average %s at the end (%d CPUs)\n\n", measure.LoadAvg(), runtime.NumCPU())
 	for i, r := range results {
-		fmt.Printf("  backup %d: %.2f s, %.1f MiB (%d records: %d deployments, %d drafts, %d audit), admin CPU %.2f s\n",
-			i+1, r.took.Seconds(), mib(r.Size), r.Records, r.Counts["deployment"], r.Counts["draft"], r.Counts["audit"], r.adminCPU.Seconds())
+		fmt.Printf("  backup %d: %.2f s, %.1f MiB (%d records: %d deployments, %d drafts, %d audit), CPU: admin node %.2f s, the command %.2f s\n",
+			i+1, r.took.Seconds(), mib(r.Size), r.Records, r.Counts["deployment"], r.Counts["draft"], r.Counts["audit"], r.adminCPU.Seconds(), r.cliCPU.Seconds())
 	}
 	fmt.Printf("  the last one is %.1f MiB uncompressed (gzip: %.0f×)\n", mib(plain), float64(plain)/float64(results[len(results)-1].Size))
 	row := func(what string, ds []time.Duration, wall, cpu time.Duration) {
@@ -345,6 +346,7 @@ type backupResult struct {
 	Counts   map[string]int `json:"counts"`
 	took     time.Duration
 	adminCPU time.Duration
+	cliCPU   time.Duration
 }
 
 // read is one API read of the mix: a group, its summary, or the
