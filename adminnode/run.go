@@ -19,6 +19,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/console"
 	"github.com/gatehouse/gatehouse/adminnode/publish"
@@ -94,6 +96,15 @@ type RunOptions struct {
 	PublishTo       string
 	PublishInterval time.Duration
 	ObjectStorage   objstore.Options
+
+	// BackupTo, when set, is where the admin node holding the background
+	// lease stores a backup of the domain every BackupInterval, keeping
+	// the BackupKeep newest (docs/backups.md).
+	BackupTo       string
+	BackupInterval time.Duration
+	BackupKeep     int
+	// BackupBucket is what opening BackupTo needs beyond the URL.
+	BackupBucket objstore.Options
 }
 
 // DefaultPublishInterval is how often the publisher reads back the
@@ -134,6 +145,10 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err := syncBuiltInRoles(ctx, s, opts.Now(), logger); err != nil {
 		return err
 	}
+	scheduler, err := backupScheduler(ctx, opts, s, domain.Name, signingKey)
+	if err != nil {
+		return err
+	}
 	removeAfter := opts.RemoveAfter
 	if removeAfter <= 0 {
 		removeAfter = -1 // api.Config's "disabled"
@@ -157,6 +172,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 
 		TrafficMaxRoutes:    opts.TrafficMaxRoutes,
 		TrafficMaxConsumers: opts.TrafficMaxConsumers,
+		Backups:             scheduler.overview(),
 	})
 	if err != nil {
 		return err
@@ -248,6 +264,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, lease, removeAfter > 0) })
 	if publisher != nil {
 		wg.Go(func() { publisher.Run(maintainCtx, lease, cmp.Or(opts.PublishInterval, DefaultPublishInterval)) })
+	}
+	if scheduler != nil {
+		wg.Go(func() { scheduler.Run(maintainCtx, lease) })
 	}
 
 	var runErr error
@@ -434,5 +453,42 @@ func (c *conns) closeAll() {
 	defer c.mu.Unlock()
 	for conn := range c.new {
 		conn.Close()
+	}
+}
+
+// scheduledBackups are the admin node's scheduled backups.
+type scheduledBackups struct{ *backup.Scheduler }
+
+// backupScheduler checks the backup options and opens the location, so
+// that a wrong one stops the admin node at start rather than at the first
+// backup; nil without --backup-to.
+func backupScheduler(ctx context.Context, opts RunOptions, s store.Store, domain string, key ed25519.PrivateKey) (*scheduledBackups, error) {
+	if opts.BackupTo == "" {
+		return nil, nil
+	}
+	bucket, err := objstore.Open(ctx, opts.BackupTo, opts.BackupBucket)
+	if err != nil {
+		return nil, fmt.Errorf("--backup-to: %w", err)
+	}
+	sched := backup.Schedule{Bucket: bucket, Interval: opts.BackupInterval, Keep: opts.BackupKeep}
+	if err := sched.Check(); err != nil {
+		return nil, err
+	}
+	return &scheduledBackups{backup.NewScheduler(sched, s, domain, key, opts.Logger.Named("backup"), opts.Now)}, nil
+}
+
+// overview reports the backups for the API; nil without a scheduler.
+func (b *scheduledBackups) overview() func() apitypes.OverviewBackups {
+	if b == nil {
+		return nil
+	}
+	return func() apitypes.OverviewBackups {
+		st := b.Status()
+		return apitypes.OverviewBackups{
+			Location: st.Location, Interval: st.Interval.String(), Keep: st.Keep, Running: st.Running,
+			LastSuccess: st.LastSuccess, LastName: st.LastName, LastSize: st.LastSize,
+			LastFailure: st.LastFailure, LastError: st.LastError,
+			Successes: st.Successes, Failures: st.Failures, Kept: st.Kept,
+		}
 	}
 }

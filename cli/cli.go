@@ -100,31 +100,50 @@ func (a *app) commands() []*cobra.Command {
 		a.exportCommand(), a.importCommand(), a.promoteCommand(),
 	}
 	for _, cmd := range cmds {
-		cmd.SetGlobalNormalizationFunc(NormalizeFlag)
-		withHints(cmd)
-		fs := cmd.PersistentFlags()
-		fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port, or several separated by commas (default $GATEHOUSE_ADDR, then the saved login)")
-		fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
-		fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
-		// A command whose output is a file (export) has its own -o.
-		if cmd.Flags().Lookup("output") == nil {
-			fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
-		}
-		// Checked before the command runs, so that a typo in -o does
-		// not come to light after a deployment was made.
-		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-			if a.output != outputTable && a.output != outputJSON && a.output != outputYAML {
-				return fmt.Errorf("unknown output format %q: want table, json or yaml", a.output)
-			}
-			return nil
-		}
+		a.globalFlags(cmd)
 	}
 	return cmds
 }
 
+// AdminBackupCommand returns gatehouse admin backup, a client of the admin
+// API like the top-level commands, with their flags.
+func AdminBackupCommand() *cobra.Command {
+	a := newApp(processEnv())
+	cmd := a.backupCommand()
+	a.globalFlags(cmd)
+	return cmd
+}
+
+// globalFlags gives cmd the flags every client command has.
+func (a *app) globalFlags(cmd *cobra.Command) {
+	cmd.SetGlobalNormalizationFunc(NormalizeFlag)
+	withHints(cmd)
+	fs := cmd.PersistentFlags()
+	fs.StringVar(&a.addr, "addr", "", "admin node address, https://host:port, or several separated by commas (default $GATEHOUSE_ADDR, then the saved login)")
+	fs.StringVar(&a.token, "token", "", "API token (default $GATEHOUSE_TOKEN, then the saved login)")
+	fs.StringVar(&a.caCert, "ca-cert", "", "PEM file of the domain CA to trust (default $GATEHOUSE_CACERT, then the saved login)")
+	// A command whose output is a file (export) has its own -o.
+	if cmd.Flags().Lookup("output") == nil {
+		fs.StringVarP(&a.output, "output", "o", outputTable, "output format: table, json or yaml")
+	}
+	// Checked before the command runs, so that a typo in -o does
+	// not come to light after a deployment was made.
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if a.output != outputTable && a.output != outputJSON && a.output != outputYAML {
+			return fmt.Errorf("unknown output format %q: want table, json or yaml", a.output)
+		}
+		return nil
+	}
+}
+
 // connect returns a client for the admin node the flags, environment and
 // saved login designate, with their token.
-func (a *app) connect() (*client.Client, error) {
+func (a *app) connect() (*client.Client, error) { return a.connectFor(0) }
+
+// connectFor is connect with timeout bounding each request instead of
+// client.DefaultTimeout (0): for a request whose answer is long to
+// stream, like a backup.
+func (a *app) connectFor(timeout time.Duration) (*client.Client, error) {
 	t, err := a.resolve()
 	if err != nil {
 		return nil, err
@@ -132,5 +151,5 @@ func (a *app) connect() (*client.Client, error) {
 	if t.token == "" {
 		return nil, errors.New("not logged in: run `gatehouse login`, or give a token with --token or $GATEHOUSE_TOKEN")
 	}
-	return client.New(client.Config{Address: t.addr, Token: t.token, CACertPEM: t.caPEM})
+	return client.New(client.Config{Address: t.addr, Token: t.token, CACertPEM: t.caPEM, Timeout: timeout})
 }

@@ -21,7 +21,9 @@ and its roll-out, each host with its node manager's last contact and
 version, and what needs attention (instances that are Only Heartbeat, with
 the reason they gave, lost or offline, crash-looping, unreachable by their
 peers or drifting; node certificates near expiry; traffic batches
-dropped). Hosts are shown to users with host:read.`,
+dropped; scheduled backups failing). Hosts are shown to users with
+host:read; the answering admin node's scheduled backups to users with
+backup:create.`,
 		Example: `  gatehouse status
   gatehouse status -o json | jq '.attention[] | select(.kind == "only_heartbeat")'`,
 		Args: cobra.NoArgs,
@@ -81,6 +83,10 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 		t.flush()
 	}
 	fmt.Fprintln(w)
+	if o.Backups != nil {
+		a.backups(w, *o.Backups)
+		fmt.Fprintln(w)
+	}
 	if len(o.Attention) == 0 {
 		fmt.Fprintln(w, "Nothing needs attention.")
 		return
@@ -123,4 +129,19 @@ func (a *app) adminNodes(w io.Writer, o apitypes.Overview) bool {
 		fmt.Fprintln(w, "No admin node holds the background lease: instance status removal and traffic roll-up wait until one takes it.")
 	}
 	return true
+}
+
+// backups prints the answering admin node's scheduled backups.
+func (a *app) backups(w io.Writer, b apitypes.OverviewBackups) {
+	fmt.Fprintf(w, "Backups to %s every %s, keeping %d", b.Location, b.Interval, b.Keep)
+	if !b.Running {
+		fmt.Fprint(w, " (taken by the admin node holding the background lease, not this one)")
+	}
+	fmt.Fprintf(w, ": %d stored, %d failed since start, %d kept\n", b.Successes, b.Failures, b.Kept)
+	if !b.LastSuccess.IsZero() {
+		fmt.Fprintf(w, "  last: %s at %s, %d bytes\n", b.LastName, a.when(b.LastSuccess), b.LastSize)
+	}
+	if b.LastError != "" {
+		fmt.Fprintf(w, "  FAILING since %s: %s\n", a.when(b.LastFailure), b.LastError)
+	}
 }

@@ -35,6 +35,8 @@ var docPages = []string{
 var docProse = map[string]string{
 	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
+	"docs/backups.md": "its commands stop, restore and restart admin nodes, on other machines and databases: " +
+		"e2e/backup_test.go runs them (TestBackupRestoreWhileWritten, TestRestoreOlderBackupNumbersAbove)",
 }
 
 // The marks a page puts on its fenced blocks, each an HTML comment (which

@@ -28,4 +28,16 @@ const (
 	AdminTrafficDropped   = "gatehouse_admin_traffic_dropped_batches_total"
 	AdminTrafficLastBatch = "gatehouse_admin_traffic_last_batch_timestamp_seconds"
 	AdminTrafficSeries    = "gatehouse_admin_traffic_series_total"
+
+	// The scheduled backups of the admin node answering (--backup-to),
+	// shown to domain-wide readers only: runs by result (ok, error), the
+	// times of the last success and failure, the size of the last backup
+	// and how many backups the location keeps; running is 1 while this
+	// admin node holds the lease and so takes them.
+	AdminBackups           = "gatehouse_admin_backups_total"
+	AdminBackupLastSuccess = "gatehouse_admin_backup_last_success_timestamp_seconds"
+	AdminBackupLastFailure = "gatehouse_admin_backup_last_failure_timestamp_seconds"
+	AdminBackupLastSize    = "gatehouse_admin_backup_last_size_bytes"
+	AdminBackupKept        = "gatehouse_admin_backups_kept"
+	AdminBackupRunning     = "gatehouse_admin_backup_running"
 )

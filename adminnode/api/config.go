@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/seal"
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -49,4 +50,7 @@ type Config struct {
 	TrafficMaxRoutes, TrafficMaxConsumers int
 	// Now is the clock (time.Now); tests move it.
 	Now func() time.Time
+	// Backups reports the admin node's scheduled backups, for the
+	// overview and the Prometheus metrics; nil when it has none.
+	Backups func() apitypes.OverviewBackups
 }

@@ -92,6 +92,9 @@ func (s *Server) deploy(q *request) (any, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	if err := s.flushForNumbering(q.ctx); err != nil {
+		return nil, err
+	}
 	dep, err := s.deps.Freeze(q.ctx, group, version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		// build validates what it signs, with the same errors as the
 		// API's validation: the resolved configuration is validated once.
@@ -239,6 +242,9 @@ func (s *Server) rollback(q *request) (any, error) {
 	q.auditTarget = fmt.Sprintf("group/%s/deployments/%d", group, to)
 	if in.Message == "" {
 		in.Message = fmt.Sprintf("roll back to deployment %d", to)
+	}
+	if err := s.flushForNumbering(q.ctx); err != nil {
+		return nil, err
 	}
 	dep, err := s.deps.Rollback(q.ctx, group, to, func(src store.Deployment, number uint64) (store.Deployment, error) {
 		cfg, err := decodeDeployment(src)

@@ -133,6 +133,18 @@ func (s *Server) Flush(ctx context.Context) error {
 	return nil
 }
 
+// flushForNumbering writes the heartbeats heard since the last flush
+// before a deployment is numbered: the store numbers it above what the
+// group's instances report running (store.NextDeploymentNumber), which
+// after a restore from an older backup may be above anything it holds,
+// and must see the latest reports to do so.
+func (s *Server) flushForNumbering(ctx context.Context) error {
+	if err := s.Flush(ctx); err != nil {
+		return fmt.Errorf("number the deployment: %w", err)
+	}
+	return nil
+}
+
 // hostIndex is the instances, and the instances by host, rebuilt when the
 // change index moves: every heartbeat and blocking query of a node manager
 // asks for its host's instances, every instance list for all of them, and

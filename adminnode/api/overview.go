@@ -88,6 +88,15 @@ func (s *Server) overview(q *request) (any, error) {
 		// The only store that other admin nodes share is PostgreSQL.
 		out.Database.Kind = "postgres"
 	}
+	if s.backups != nil && q.allowed(rbac.BackupCreate, nil) {
+		b := s.backups()
+		out.Backups = &b
+		if b.LastError != "" {
+			out.Attention = append(out.Attention, apitypes.Attention{Kind: apitypes.AttentionBackupFailing,
+				Reason: fmt.Sprintf("scheduled backup to %s failed (%d failures, last success %s): %s",
+					b.Location, b.Failures, lastSuccess(b.LastSuccess), b.LastError), Since: b.LastFailure})
+		}
+	}
 	groups, err := s.store.ListGroups(q.ctx)
 	if err != nil {
 		return nil, err
@@ -274,4 +283,11 @@ func sortAttention(as []apitypes.Attention) {
 		return cmp.Or(cmp.Compare(rank[a.Kind], rank[b.Kind]), strings.Compare(a.Group, b.Group),
 			strings.Compare(a.Instance, b.Instance), strings.Compare(a.Host, b.Host))
 	})
+}
+
+func lastSuccess(t time.Time) string {
+	if t.IsZero() {
+		return "never since the admin node started"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -314,6 +314,9 @@ func (s *Server) importPackage(q *request) (any, error) {
 		return nil, err
 	}
 	message := fmt.Sprintf("import of %s/%s deployment %d", src.Domain, src.Group, src.Deployment)
+	if err := s.flushForNumbering(q.ctx); err != nil {
+		return nil, err
+	}
 	dep, err := s.deps.Freeze(q.ctx, group, draft.Version, func(d store.Draft, number uint64) (store.Deployment, error) {
 		sd, err := s.build(group, number, &d.Config, resolved, q.who.user, message)
 		if err != nil {

@@ -301,7 +301,8 @@ func fixtures() map[string]fixture {
 			b := must[store.RoleBinding](e.t)(e.store.CreateRoleBinding(bg, store.RoleBinding{User: "admin", Role: "viewer", Scope: store.Scope{Groups: []string{"dev"}}}))
 			return call{method: "DELETE", path: "/bindings/" + b.ID}
 		}),
-		"audit.list": d(rbac.AuditRead, get("/audit")),
+		"audit.list":    d(rbac.AuditRead, get("/audit")),
+		"domain.backup": d(rbac.BackupCreate, func(e *env, target, user string) call { return call{method: "POST", path: "/backup"} }),
 
 		"domain.overview": {list: true, make: get("/overview")},
 		"join-token.create": d(rbac.HostWrite, func(e *env, target, user string) call {

@@ -85,6 +85,8 @@ func (s *Server) routes() []*route {
 			out: map[string]any{}, handle: (*Server).openapi},
 		{method: "GET", path: "/domain", action: "domain.get", summary: "The domain: name, CA and signing key fingerprints",
 			out: apitypes.Domain{}, handle: (*Server).getDomain},
+		{method: "POST", path: "/backup", action: "domain.backup", summary: "A signed backup of the whole domain, streamed as it is read from one snapshot of the store (docs/backups.md)",
+			perm: rbac.BackupCreate, scope: scopeDomain, produces: backupMediaType, handle: (*Server).backup},
 
 		{method: "POST", path: "/auth/login", action: "auth.login", summary: "Exchange a user's password for a login token", public: true,
 			in: apitypes.LoginRequest{}, out: apitypes.LoginResponse{}, handle: (*Server).login},

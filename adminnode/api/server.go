@@ -89,6 +89,9 @@ type Server struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time
 
+	// backups reports the scheduled backups (Config.Backups), or nil.
+	backups func() apitypes.OverviewBackups
+
 	// deps is the store for deployments: their resolved configurations
 	// sealed at rest (sealdeploy.go). Every deployment read or write goes
 	// through it; store stays the store itself, for what else it offers.
@@ -135,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		touched:       map[string]time.Time{},
 		traffic:       store.TrafficLimits{MaxRoutes: cfg.TrafficMaxRoutes, MaxConsumers: cfg.TrafficMaxConsumers},
 		refused:       map[string]uint64{},
+		backups:       cfg.Backups,
 	}
 	if s.traffic.MaxRoutes == 0 {
 		s.traffic.MaxRoutes = DefaultTrafficMaxRoutes
@@ -240,6 +244,9 @@ type request struct {
 	// auditAction replaces the route's action in the audit entry, for a
 	// call that is another action than its route says (a dry run).
 	auditAction string
+	// abort cuts the connection after a streamed answer that failed
+	// once under way (served).
+	abort bool
 }
 
 // allowed checks perm on g (nil: the domain level).
@@ -313,6 +320,14 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		if h, ok := out.(served); ok {
 			h.ServeHTTP(w, r)
+			if rt.mutates() && !rt.noAudit {
+				s.audit(q, cmp.Or(q.status, status), q.auditDetail)
+			}
+			if q.abort {
+				// The answer was under way when it failed: cutting the
+				// connection is how the client learns it is not whole.
+				panic(http.ErrAbortHandler)
+			}
 			return
 		}
 		if out == nil && status == http.StatusOK {

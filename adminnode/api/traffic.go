@@ -306,7 +306,13 @@ var (
 		[]string{"node"}, nil)
 	descLastBatch = prometheus.NewDesc(metrics.AdminTrafficLastBatch, "When the last traffic batch of a node was stored.",
 		[]string{"node"}, nil)
-	descSeries = prometheus.NewDesc(metrics.AdminTrafficSeries, "Traffic series of a node: stored, skipped (group deleted), refused (since start: instance of another host or group).",
+	descBackups           = prometheus.NewDesc(metrics.AdminBackups, "Scheduled backups taken by this admin node since it started, by result.", []string{"result"}, nil)
+	descBackupLastSuccess = prometheus.NewDesc(metrics.AdminBackupLastSuccess, "When this admin node last stored a scheduled backup (0: not since it started).", nil, nil)
+	descBackupLastFailure = prometheus.NewDesc(metrics.AdminBackupLastFailure, "When a scheduled backup of this admin node last failed (0: not since it started).", nil, nil)
+	descBackupLastSize    = prometheus.NewDesc(metrics.AdminBackupLastSize, "Size of the last scheduled backup stored, in bytes.", nil, nil)
+	descBackupKept        = prometheus.NewDesc(metrics.AdminBackupKept, "Backups of the domain the backup location held after the last pruning.", nil, nil)
+	descBackupRunning     = prometheus.NewDesc(metrics.AdminBackupRunning, "1 while this admin node holds the background lease and so takes the scheduled backups.", nil, nil)
+	descSeries            = prometheus.NewDesc(metrics.AdminTrafficSeries, "Traffic series of a node: stored, skipped (group deleted), refused (since start: instance of another host or group).",
 		[]string{"node", "result"}, nil)
 )
 
@@ -393,6 +399,9 @@ func (s *Server) prometheusMetrics(q *request) (any, error) {
 			ms = append(ms, prometheus.MustNewConstMetric(descLastBatch, prometheus.GaugeValue, float64(n.LastBatchAt.UnixMilli())/1e3, n.Node))
 		}
 	}
+	if s.backups != nil && q.allowed(rbac.MetricsRead, nil) {
+		ms = append(ms, backupMetrics(s.backups())...)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(ms)
 	if q.allowed(rbac.MetricsRead, nil) {
@@ -412,4 +421,27 @@ func (s *Server) AddMetrics(c prometheus.Collector) {
 	s.collectorsMu.Lock()
 	defer s.collectorsMu.Unlock()
 	s.collectors = append(s.collectors, c)
+}
+
+// backupMetrics are the metrics of the scheduled backups.
+func backupMetrics(b apitypes.OverviewBackups) []prometheus.Metric {
+	seconds := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixMilli()) / 1e3
+	}
+	running := 0.0
+	if b.Running {
+		running = 1
+	}
+	return []prometheus.Metric{
+		prometheus.MustNewConstMetric(descBackups, prometheus.CounterValue, float64(b.Successes), "ok"),
+		prometheus.MustNewConstMetric(descBackups, prometheus.CounterValue, float64(b.Failures), "error"),
+		prometheus.MustNewConstMetric(descBackupLastSuccess, prometheus.GaugeValue, seconds(b.LastSuccess)),
+		prometheus.MustNewConstMetric(descBackupLastFailure, prometheus.GaugeValue, seconds(b.LastFailure)),
+		prometheus.MustNewConstMetric(descBackupLastSize, prometheus.GaugeValue, float64(b.LastSize)),
+		prometheus.MustNewConstMetric(descBackupKept, prometheus.GaugeValue, float64(b.Kept)),
+		prometheus.MustNewConstMetric(descBackupRunning, prometheus.GaugeValue, running),
+	}
 }

@@ -25,6 +25,31 @@ type Overview struct {
 	// Reachable is true in every overview; an admin node that cannot
 	// reach its database answers 503 with CodeUnavailable instead.
 	Database OverviewDatabase `json:"database"`
+	// Backups are the scheduled backups of the answering admin node
+	// (admin run --backup-to), shown to callers with backup:create; nil
+	// when it has none.
+	Backups *OverviewBackups `json:"backups,omitempty"`
+}
+
+// OverviewBackups is how an admin node's scheduled backups went since it
+// started.
+type OverviewBackups struct {
+	// Location is where they are stored, without credentials.
+	Location string `json:"location"`
+	Interval string `json:"interval"`
+	Keep     int    `json:"keep"`
+	// Running is true when this admin node holds the background lease and
+	// so takes them; another admin node's are shown by that node.
+	Running     bool      `json:"running"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastName    string    `json:"last_name,omitempty"`
+	LastSize    int64     `json:"last_size,omitempty"`
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	// LastError is the last backup's error; empty when it succeeded.
+	LastError string `json:"last_error,omitempty"`
+	Successes uint64 `json:"successes"`
+	Failures  uint64 `json:"failures"`
+	Kept      int    `json:"kept"`
 }
 
 // OverviewDatabase is the domain's store as one admin node sees it.
@@ -75,13 +100,14 @@ const (
 	AttentionDrift          = "drift"
 	AttentionCertExpiry     = "cert_expiry"
 	AttentionSpoolDrops     = "spool_drops"
+	AttentionBackupFailing  = "backup_failing"
 	AttentionPending        = "pending"
 )
 
 // AttentionKinds returns the kinds in the order the overview lists them.
 func AttentionKinds() []string {
 	return []string{AttentionOffline, AttentionLostConnection, AttentionCrashLoop, AttentionOnlyHeartbeat,
-		AttentionUnreachable, AttentionDrift, AttentionCertExpiry, AttentionSpoolDrops, AttentionPending}
+		AttentionUnreachable, AttentionDrift, AttentionCertExpiry, AttentionSpoolDrops, AttentionBackupFailing, AttentionPending}
 }
 
 // Attention is one thing that needs an operator: an instance, a host or

@@ -405,6 +405,13 @@ func decode(r request, resp *http.Response, out any) (http.Header, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, newAPIError(resp)
 	}
+	if consume, ok := out.(bodyConsumer); ok {
+		// An answer too large to hold (a backup) is read as it comes.
+		if err := consume(resp.Header, resp.Body); err != nil {
+			return nil, fmt.Errorf("read answer to %s %s: %w", r.method, path, err)
+		}
+		return resp.Header, nil
+	}
 	if raw, ok := out.(*[]byte); ok {
 		// An answer that is a file (a package) is kept byte for byte.
 		var err error

@@ -41,6 +41,10 @@ const (
 	// this one accepts.
 	TrustRead  = "trust:read"
 	TrustWrite = "trust:write"
+	// BackupCreate takes a backup of the whole domain: every record,
+	// password and token hashes and sealed secrets included (never the
+	// keys), so only a domain-scoped binding grants it.
+	BackupCreate = "backup:create"
 
 	// Any grants every permission; "resource:*" grants every permission
 	// of one resource.
@@ -50,6 +54,7 @@ const (
 // All lists every permission, sorted.
 var All = []string{
 	AuditRead,
+	BackupCreate,
 	DeploymentCreate, DeploymentRead,
 	DraftRead, DraftWrite,
 	EnvironmentRead, EnvironmentWrite,
@@ -94,6 +99,7 @@ var resources = map[string]class{
 	"environment": classDomain,
 	"secret":      classDomain,
 	"trust":       classDomain,
+	"backup":      classDomain,
 	"token":       classSelf,
 }
 

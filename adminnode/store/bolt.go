@@ -675,7 +675,8 @@ func (b *Bolt) PutDraft(ctx context.Context, group string, cfg deploy.Config, ex
 	return d, nil
 }
 
-// addDeployment stores what build makes of the group's next number.
+// addDeployment stores what build makes of the group's next number
+// (NextDeploymentNumber).
 func addDeployment(tx *bolt.Tx, group string, build func(number uint64) (Deployment, error)) (Deployment, error) {
 	if err := exists(tx, bucketGroups, "group", group); err != nil {
 		return Deployment{}, err
@@ -684,10 +685,11 @@ func addDeployment(tx *bolt.Tx, group string, build func(number uint64) (Deploym
 	if err != nil {
 		return Deployment{}, err
 	}
-	number := uint64(1)
-	if k, _ := bk.Cursor().Last(); k != nil {
-		number = binary.BigEndian.Uint64(k) + 1
+	states, err := groupStates(tx, group)
+	if err != nil {
+		return Deployment{}, err
 	}
+	number := NextDeploymentNumber(lastNumber(bk), states)
 	d, err := build(number)
 	if err != nil {
 		return Deployment{}, err

@@ -394,7 +394,8 @@ type Store interface {
 	// Freeze reads the group's draft, fails with ErrConflict unless its
 	// Version is expectedDraftVersion, and stores what build returns
 	// (validated, encoded, signed) as the deployment numbered number, the
-	// group's next, in one transaction. build runs while the store is
+	// group's next (NextDeploymentNumber: above the stored ones and those
+	// its instances report running), in one transaction. build runs while the store is
 	// locked for writing: it must be quick and must not call the store, or
 	// it deadlocks. An error from build is returned wrapped, and nothing is
 	// stored.
@@ -486,6 +487,17 @@ type Store interface {
 	// MaintainTraffic rolls 10 s points up into 1 min points and removes
 	// what is past retention, as of now.
 	MaintainTraffic(ctx context.Context, now time.Time) (TrafficMaintenance, error)
+
+	// Snapshot calls emit with every record of the domain but its
+	// traffic, in the order of SnapshotKinds, as of one moment: one read
+	// transaction, so that writers go on meanwhile and none of their
+	// changes is half seen. An error from emit stops it and is returned.
+	Snapshot(ctx context.Context, emit func(Item) error) error
+	// Restore fills a store that holds nothing with the items read passes
+	// to put, in one transaction: an error from read or put, or a store
+	// that is not empty (ErrExists), leaves the store as it was. Records
+	// keep what they hold (versions, numbers, IDs, times, audit Seq).
+	Restore(ctx context.Context, read func(put func(Item) error) error) error
 
 	Close() error
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/api"
 	"github.com/gatehouse/gatehouse/adminnode/console"
+	"github.com/gatehouse/gatehouse/cli"
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 )
 
@@ -26,7 +27,7 @@ func adminCommand() *cobra.Command {
 		Short: "Create and run the admin node, which holds the domain's configuration",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand(), adminKeysCommand())
+	cmd.AddCommand(adminInitCommand(), adminRunCommand(), adminUnitCommand(), adminKeysCommand(), cli.AdminBackupCommand(), adminRestoreCommand())
 	return cmd
 }
 
@@ -217,6 +218,10 @@ time; it is never written to the data dir.`,
 	fs.StringVar(&opts.PublishTo, "publish-to", "", "object storage (s3://bucket/prefix?… or file:///dir) where each group's current signed deployment is kept for gateways that start without an admin node (docs/object-storage.md)")
 	fs.DurationVar(&opts.PublishInterval, "publish-interval", adminnode.DefaultPublishInterval, "how often the published deployments are read back and mended")
 	fs.StringVar(&opts.ObjectStorage.CredentialsFile, "s3-credentials-file", "", "AWS shared credentials file for s3:// object storage (default: the AWS_* environment variables, then ~/.aws/credentials)")
+	fs.StringVar(&opts.BackupTo, "backup-to", "", "take a backup of the domain every --backup-interval, on the admin node holding the background lease, into file:///dir or s3://bucket/prefix (docs/backups.md)")
+	fs.DurationVar(&opts.BackupInterval, "backup-interval", 24*time.Hour, "time between two scheduled backups (the first is taken at start)")
+	fs.IntVar(&opts.BackupKeep, "backup-keep", 7, "scheduled backups the location keeps: older ones of the domain are deleted")
+	fs.StringVar(&opts.BackupBucket.CredentialsFile, "backup-s3-credentials-file", "", "file with the S3 credentials of --backup-to (default: the environment)")
 	logs.register(fs)
 	storeFlags.register(fs)
 	cmd.MarkFlagRequired("data-dir")

@@ -856,7 +856,8 @@ func scanDeployment(row pgx.Row) (store.Deployment, error) {
 	return d, nil
 }
 
-// addDeployment stores what build makes of the group's next number. The
+// addDeployment stores what build makes of the group's next number
+// (store.NextDeploymentNumber). The
 // caller holds the group's row lock, so that the number is the next one
 // when it commits.
 func addDeployment(ctx context.Context, tx pgx.Tx, group string, build func(number uint64) (store.Deployment, error)) (store.Deployment, error) {
@@ -864,7 +865,11 @@ func addDeployment(ctx context.Context, tx pgx.Tx, group string, build func(numb
 	if err := tx.QueryRow(ctx, "SELECT coalesce(max(number), 0) FROM deployments WHERE group_name = $1", group).Scan(&last); err != nil {
 		return store.Deployment{}, err
 	}
-	number := last + 1
+	states, err := groupStates(ctx, tx, group)
+	if err != nil {
+		return store.Deployment{}, fmt.Errorf("number deployment of group %q: %w", group, err)
+	}
+	number := store.NextDeploymentNumber(last, states)
 	d, err := build(number)
 	if err != nil {
 		return store.Deployment{}, err

@@ -17,7 +17,7 @@ type test struct {
 
 // Run runs the contract of the store's domain, groups, hosts, instances,
 // drafts, deployments, users, roles, bindings, tokens, join tokens, node
-// certificates, audit and settings against stores made by open, each
+// certificates, audit, settings, snapshots and restores against stores made by open, each
 // scenario on a store of its own.
 func Run(t *testing.T, open Opener) {
 	runAll(t, open, []test{
@@ -43,6 +43,10 @@ func Run(t *testing.T, open Opener) {
 		{"Environments", testEnvironments},
 		{"Secrets", testSecrets},
 		{"TrustedDomains", testTrustedDomains},
+		{"SnapshotRestore", testSnapshotRestore},
+		{"RestoreRefusals", testRestoreRefusals},
+		{"SnapshotUnderWrites", testSnapshotUnderWrites},
+		{"NumberingAboveObserved", testNumberingAboveObserved},
 	})
 }
 
