@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/objstore"
 )
@@ -41,7 +42,7 @@ type RestoreOptions struct {
 
 // RestoreResult says what Restore did.
 type RestoreResult struct {
-	Summary backup.Summary
+	Summary backupfile.Summary
 	DataDir string
 	// Postgres is true when the domain was restored into PostgreSQL.
 	Postgres bool
@@ -73,7 +74,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("restore: signing key: %w", err)
 	}
-	want := backup.Expect{Domain: keys.Domain, Key: signing.Public().(ed25519.PublicKey)}
+	want := backupfile.Expect{Domain: keys.Domain, Key: signing.Public().(ed25519.PublicKey)}
 
 	bucket, err := objstore.Open(ctx, bucketURL, opts.Bucket)
 	if err != nil {
@@ -135,7 +136,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res RestoreResult, err e
 func splitObjectURL(raw string) (string, string, error) {
 	i := strings.LastIndex(raw, "/")
 	if raw == "" || i < 0 || i == len(raw)-1 || !strings.Contains(raw, "://") || i < strings.Index(raw, "://")+3 {
-		return "", "", fmt.Errorf("--from %q: give the URL of one backup, file:///dir/NAME%s or s3://bucket/prefix/NAME%s", raw, backup.Suffix, backup.Suffix)
+		return "", "", fmt.Errorf("--from %q: give the URL of one backup, file:///dir/NAME%s or s3://bucket/prefix/NAME%s", raw, backupfile.Suffix, backupfile.Suffix)
 	}
 	return raw[:i], raw[i+1:], nil
 }
@@ -195,10 +196,10 @@ func writeKeys(dir string, keys keybundle.Keys) ([]string, error) {
 	return created, syncDir(dir)
 }
 
-func restoreBolt(ctx context.Context, path string, body io.Reader, want backup.Expect) (res backup.Summary, err error) {
+func restoreBolt(ctx context.Context, path string, body io.Reader, want backupfile.Expect) (res backupfile.Summary, err error) {
 	s, err := store.Open(path)
 	if err != nil {
-		return backup.Summary{}, fmt.Errorf("restore: %w", err)
+		return backupfile.Summary{}, fmt.Errorf("restore: %w", err)
 	}
 	defer func() {
 		if cerr := s.Close(); err == nil && cerr != nil {
@@ -208,28 +209,28 @@ func restoreBolt(ctx context.Context, path string, body io.Reader, want backup.E
 	return restoreInto(ctx, s, body, want)
 }
 
-func restorePostgres(ctx context.Context, dsn string, body io.Reader, want backup.Expect) (backup.Summary, error) {
+func restorePostgres(ctx context.Context, dsn string, body io.Reader, want backupfile.Expect) (backupfile.Summary, error) {
 	s, err := openPostgres(ctx, dsn)
 	if err != nil {
-		return backup.Summary{}, fmt.Errorf("restore: %w", err)
+		return backupfile.Summary{}, fmt.Errorf("restore: %w", err)
 	}
 	defer s.Close()
 	res, err := restoreInto(ctx, s, body, want)
 	if errors.Is(err, store.ErrExists) {
-		return backup.Summary{}, fmt.Errorf("the PostgreSQL database is not empty: restore only fills an empty one, and changed nothing: %w", err)
+		return backupfile.Summary{}, fmt.Errorf("the PostgreSQL database is not empty: restore only fills an empty one, and changed nothing: %w", err)
 	}
 	return res, err
 }
 
 // restoreInto restores and names the backup's domain and key in errors.
-func restoreInto(ctx context.Context, s store.Store, body io.Reader, want backup.Expect) (backup.Summary, error) {
+func restoreInto(ctx context.Context, s store.Store, body io.Reader, want backupfile.Expect) (backupfile.Summary, error) {
 	res, err := backup.Restore(ctx, body, s, want)
 	switch {
-	case errors.Is(err, backup.ErrForeign):
-		return backup.Summary{}, fmt.Errorf("%w; the keys given are of domain %s (signing key %s): refusing a backup of another domain",
+	case errors.Is(err, backupfile.ErrForeign):
+		return backupfile.Summary{}, fmt.Errorf("%w; the keys given are of domain %s (signing key %s): refusing a backup of another domain",
 			err, want.Domain, deploy.KeyFingerprint(want.Key))
-	case errors.Is(err, backup.ErrTampered):
-		return backup.Summary{}, fmt.Errorf("%w; nothing was restored", err)
+	case errors.Is(err, backupfile.ErrTampered):
+		return backupfile.Summary{}, fmt.Errorf("%w; nothing was restored", err)
 	}
 	return res, err
 }

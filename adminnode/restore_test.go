@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/objstore"
 )
 
@@ -41,8 +42,8 @@ func backedUp(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := backup.ObjectName(d.Name, time.Now())
-	if _, err := backup.Upload(ctx, bucket, name, &buf, backup.Expect{Domain: d.Name, Key: key.Public().(ed25519.PublicKey)}); err != nil {
+	name := backupfile.ObjectName(d.Name, time.Now())
+	if _, err := backupfile.Upload(ctx, bucket, name, &buf, backupfile.Expect{Domain: d.Name, Key: key.Public().(ed25519.PublicKey)}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, "file://" + bdir + "/" + name

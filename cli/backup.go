@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse/gatehouse/adminnode/backup"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/objstore"
 )
@@ -71,9 +71,9 @@ permission backup:create (domain-admin).`,
 			if err != nil {
 				return fmt.Errorf("backup: the domain's signing key: %w", err)
 			}
-			var st backup.Stored
+			var st backupfile.Stored
 			err = c.Backup(ctx, func(name string, body io.Reader) error {
-				st, err = backup.Upload(ctx, bucket, name, body, backup.Expect{Domain: d.Name, Key: key})
+				st, err = backupfile.Upload(ctx, bucket, name, body, backupfile.Expect{Domain: d.Name, Key: key})
 				return err
 			})
 			if err != nil {
@@ -87,7 +87,7 @@ permission backup:create (domain-admin).`,
 			}
 			fmt.Fprintf(out, "Backup %s\n  url:      %s\n  size:     %d bytes\n  sha256:   %s\n", res.Name, res.URL, res.Size, res.SHA256)
 			fmt.Fprintf(out, "  domain:   %s, as of %s\n  records:  %s\n  checksum: %s (signed)\n", res.Domain,
-				res.TakenAt.In(a.loc).Format("2006-01-02 15:04:05 MST"), backup.CountsText(res.Counts), res.Checksum)
+				res.TakenAt.In(a.loc).Format("2006-01-02 15:04:05 MST"), backupfile.CountsText(res.Counts, nil), res.Checksum)
 			return nil
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/adminnode/backup"
+	"github.com/gatehouse/gatehouse/backupfile"
 )
 
 // backupMediaType is the type of a backup (gzip-compressed JSON lines,
@@ -20,7 +21,7 @@ const backupMediaType = "application/vnd.gatehouse.backup+gzip"
 // line is missing too).
 func (s *Server) backup(q *request) (any, error) {
 	now := s.now()
-	name := backup.ObjectName(s.domain.Name, now)
+	name := backupfile.ObjectName(s.domain.Name, now)
 	q.auditTarget = name
 	return served{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", backupMediaType)

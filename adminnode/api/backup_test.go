@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/deploy"
 )
 
@@ -58,7 +59,7 @@ func TestBackupWhileDeploying(t *testing.T) {
 		}
 		r := e.do(e.admin, "POST", "/backup", nil).expect(t, http.StatusOK, "backup")
 		_, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
-		if err != nil || filepath.Ext(params["filename"]) != backup.Suffix {
+		if err != nil || filepath.Ext(params["filename"]) != backupfile.Suffix {
 			t.Fatalf("backup named by %q", r.header.Get("Content-Disposition"))
 		}
 		names = append(names, params["filename"])
@@ -66,7 +67,7 @@ func TestBackupWhileDeploying(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := backup.Restore(bg, bytes.NewReader(r.body), dst, backup.Expect{Domain: "test", Key: e.pub})
+		res, err := backup.Restore(bg, bytes.NewReader(r.body), dst, backupfile.Expect{Domain: "test", Key: e.pub})
 		if err != nil {
 			t.Fatal(err)
 		}

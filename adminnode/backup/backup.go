@@ -1,78 +1,18 @@
 package backup
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"maps"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
-	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/backupfile"
 )
-
-// Format names the first and only backup format.
-const Format = "gatehouse-backup-v1"
-
-// Suffix ends the name of every backup object.
-const Suffix = ".ghbackup"
-
-// maxLine bounds one line of a backup: a deployment of a very large
-// configuration is one line, and a damaged file must not make Read
-// allocate without end.
-const maxLine = 256 << 20
-
-// Header is the first line of a backup.
-type Header struct {
-	Format  string    `json:"format"`
-	Domain  string    `json:"domain"`
-	TakenAt time.Time `json:"taken_at"`
-	// SigningKey is the fingerprint of the domain's signing public key
-	// (deploy.KeyFingerprint), the key the backup is signed with.
-	SigningKey string `json:"signing_key"`
-}
-
-// Summary is what a backup holds, as its last line says.
-type Summary struct {
-	Header
-	Items  int            `json:"items"`
-	Counts map[string]int `json:"counts"`
-	// Checksum is "sha256:" and the hex SHA-256 of the content.
-	Checksum string `json:"checksum"`
-}
-
-// line is any line after the header: a record, or the trailer (End).
-type line struct {
-	Kind      string          `json:"kind,omitempty"`
-	Value     json.RawMessage `json:"value,omitempty"`
-	End       bool            `json:"end,omitempty"`
-	Items     int             `json:"items,omitempty"`
-	Counts    map[string]int  `json:"counts,omitempty"`
-	Checksum  string          `json:"checksum,omitempty"`
-	Signature []byte          `json:"signature,omitempty"`
-}
-
-// signedMessage is what the signature covers.
-func signedMessage(checksum string) []byte {
-	return []byte(Format + "\n" + checksum)
-}
-
-// ObjectName is the name of a backup of domain taken at t: it sorts by
-// time among the domain's backups, so that listing them lists them in
-// order.
-func ObjectName(domain string, t time.Time) string {
-	return fmt.Sprintf("%s-%s%s", domain, t.UTC().Format("20060102T150405.000Z"), Suffix)
-}
 
 // share is the part of a core a backup may keep busy: it is background
 // work beside the requests the admin node serves (bench/README.md,
@@ -83,25 +23,12 @@ const share = 0.5
 // returns what was written once it is all written; on an error, what w
 // got is not a backup (it has no valid last line). It paces itself to
 // about half a core, pausing between records.
-func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key ed25519.PrivateKey, now time.Time) (Summary, error) {
-	// The fastest compression: a backup is taken while the admin node
-	// serves, and its CPU is better spent on the requests; route tables
-	// compress well all the same.
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key ed25519.PrivateKey, now time.Time) (backupfile.Summary, error) {
+	bw, err := backupfile.NewWriter(w, domain, now, key)
 	if err != nil {
-		return Summary{}, err
+		return backupfile.Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
 	pace := newPacer(share)
-	sum := sha256.New()
-	out := io.MultiWriter(zw, sum)
-	h := Header{
-		Format: Format, Domain: domain, TakenAt: now.UTC(),
-		SigningKey: deploy.KeyFingerprint(key.Public().(ed25519.PublicKey)),
-	}
-	if err := writeLine(out, h); err != nil {
-		return Summary{}, err
-	}
-	res := Summary{Header: h, Counts: map[string]int{}}
 	err = s.Snapshot(ctx, func(it store.Item) error {
 		if err := pace.step(ctx); err != nil {
 			return err
@@ -120,24 +47,14 @@ func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key e
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", it.Kind, err)
 		}
-		res.Items++
-		res.Counts[it.Kind]++
-		return writeRecord(out, it.Kind, value)
+		return bw.Record(it.Kind, value)
 	})
 	if err != nil {
-		return Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
+		return backupfile.Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
-	if res.Counts[store.KindDomain] != 1 {
-		return Summary{}, fmt.Errorf("back up domain %s: the store holds no domain", domain)
-	}
-	res.Checksum = checksum(sum)
-	err = writeLine(zw, line{End: true, Items: res.Items, Counts: res.Counts, Checksum: res.Checksum,
-		Signature: ed25519.Sign(key, signedMessage(res.Checksum))})
-	if err == nil {
-		err = zw.Close()
-	}
+	res, err := bw.Close()
 	if err != nil {
-		return Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
+		return backupfile.Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
 	return res, nil
 }
@@ -156,232 +73,27 @@ func encodeItem(it store.Item) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-func checksum(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
-
-// writeRecord writes the line of a record whose value is JSON already:
-// encoding the line as a whole would scan and copy the value once more.
-func writeRecord(w io.Writer, kind string, value []byte) error {
-	k, err := json.Marshal(kind)
-	if err != nil {
-		return err
-	}
-	b := make([]byte, 0, len(value)+len(k)+22)
-	b = append(b, `{"kind":`...)
-	b = append(b, k...)
-	b = append(b, `,"value":`...)
-	b = append(b, value...)
-	b = append(b, "}\n"...)
-	_, err = w.Write(b)
-	return err
-}
-
-func writeLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	// JSON encodes a newline in a string as \n: a line is one record.
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// Errors of Read; test them with errors.Is.
-var (
-	// ErrForeign is a backup of another domain, or signed by another key.
-	ErrForeign = errors.New("backup of another domain")
-	// ErrTampered is a backup whose content does not match its checksum
-	// or signature: damaged or edited.
-	ErrTampered = errors.New("backup damaged or edited")
-	// ErrFormat is a file that is not a backup this gatehouse reads.
-	ErrFormat = errors.New("not a gatehouse backup")
-)
-
-// Expect is what Read checks a backup against: the domain it must be of
-// and the public key it must be signed with.
-type Expect struct {
-	Domain string
-	Key    ed25519.PublicKey
-}
-
-// Read reads the backup r, checks that it is of the expected domain and
-// passes each record to put (nil: only check). It returns the summary once
-// the checksum and the signature are verified; until then, what put got
-// must not be kept (store.Store.Restore rolls it back on the error).
-func Read(r io.Reader, want Expect, put func(store.Item) error) (Summary, error) {
-	// gzip reads exactly its stream from a ByteReader: what follows
-	// stays in raw, to be refused.
-	in := bufio.NewReader(r)
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		return Summary{}, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	zr.Multistream(false)
-	br := bufio.NewReaderSize(zr, 1<<20)
-	sum := sha256.New()
-
-	first, err := readLine(br)
-	if err != nil {
-		return Summary{}, fmt.Errorf("%w: header: %v", ErrFormat, err)
-	}
-	var h Header
-	if err := json.Unmarshal(first, &h); err != nil || h.Format == "" {
-		return Summary{}, fmt.Errorf("%w: the first line is not a backup header", ErrFormat)
-	}
-	if h.Format != Format {
-		return Summary{}, fmt.Errorf("%w: format %q, this gatehouse reads %s", ErrFormat, h.Format, Format)
-	}
-	if want.Domain != "" && h.Domain != want.Domain {
-		return Summary{}, fmt.Errorf("%w: it is a backup of domain %s, not %s", ErrForeign, h.Domain, want.Domain)
-	}
-	if fp := deploy.KeyFingerprint(want.Key); h.SigningKey != fp {
-		return Summary{}, fmt.Errorf("%w: backup of domain %s says it is signed by key %s, the domain's key is %s",
-			ErrForeign, h.Domain, h.SigningKey, fp)
-	}
-	sum.Write(first)
-	res := Summary{Header: h, Counts: map[string]int{}}
-	order := map[string]int{}
-	for i, k := range store.SnapshotKinds {
-		order[k] = i
-	}
-	last := -1
-	for {
-		raw, err := readLine(br)
-		if err != nil {
-			return Summary{}, fmt.Errorf("%w: after %d records: %v (a backup ends with its signed last line)", ErrTampered, res.Items, err)
-		}
-		var l line
-		if err := decodeLine(raw, &l, put != nil); err != nil {
-			return Summary{}, fmt.Errorf("%w: record %d: %v", ErrTampered, res.Items+1, err)
-		}
-		if l.End {
-			return finish(in, br, zr, res, l, checksum(sum), want.Key)
-		}
-		sum.Write(raw)
-		pos, known := order[l.Kind]
-		if !known {
-			return Summary{}, fmt.Errorf("%w: record %d of unknown kind %q", ErrTampered, res.Items+1, l.Kind)
-		}
-		if pos < last {
-			return Summary{}, fmt.Errorf("%w: record %d (%s) out of order", ErrTampered, res.Items+1, l.Kind)
-		}
-		last = pos
-		res.Items++
-		res.Counts[l.Kind]++
-		// Only a record to restore, and the domain's, are decoded: a
-		// check alone (put nil, as Upload does) rests on the checksum and
-		// the signature, and costs a scan of the lines, not a decoding of
-		// every configuration.
-		if put == nil && l.Kind != store.KindDomain {
-			continue
-		}
-		it, err := store.DecodeItem(l.Kind, l.Value)
-		if err != nil {
-			return Summary{}, fmt.Errorf("%w: record %d: %v", ErrTampered, res.Items, err)
-		}
-		if d, ok := it.Value.(store.Domain); ok {
-			if d.Name != h.Domain || !bytes.Equal(d.SigningPublicKey, want.Key) {
-				return Summary{}, fmt.Errorf("%w: its domain record is of %s with key %s", ErrForeign, d.Name, deploy.KeyFingerprint(d.SigningPublicKey))
-			}
-		}
-		if put != nil {
-			if err := put(it); err != nil {
-				return Summary{}, err
-			}
-		}
-	}
-}
-
-// decodeLine decodes a line after the header. Without withValue, a
-// record's value is skipped rather than copied (all but the domain's,
-// which is decoded again from the line).
-func decodeLine(raw []byte, l *line, withValue bool) error {
-	if withValue {
-		return json.Unmarshal(raw, l)
-	}
-	var head struct {
-		Kind      string         `json:"kind"`
-		End       bool           `json:"end"`
-		Items     int            `json:"items"`
-		Counts    map[string]int `json:"counts"`
-		Checksum  string         `json:"checksum"`
-		Signature []byte         `json:"signature"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return err
-	}
-	*l = line{Kind: head.Kind, End: head.End, Items: head.Items, Counts: head.Counts, Checksum: head.Checksum, Signature: head.Signature}
-	if head.Kind == store.KindDomain {
-		return json.Unmarshal(raw, l)
-	}
-	return nil
-}
-
-// finish checks the last line against what was read.
-func finish(in, br *bufio.Reader, zr *gzip.Reader, res Summary, l line, got string, key ed25519.PublicKey) (Summary, error) {
-	if l.Checksum != got {
-		return Summary{}, fmt.Errorf("%w: content checksum %s, the backup says %s", ErrTampered, got, l.Checksum)
-	}
-	if !ed25519.Verify(key, signedMessage(l.Checksum), l.Signature) {
-		return Summary{}, fmt.Errorf("%w: the signature does not verify with the domain's signing key %s", ErrTampered, deploy.KeyFingerprint(key))
-	}
-	if l.Items != res.Items || !maps.Equal(l.Counts, res.Counts) {
-		return Summary{}, fmt.Errorf("%w: %d records read, the backup says %d", ErrTampered, res.Items, l.Items)
-	}
-	if res.Counts[store.KindDomain] != 1 {
-		return Summary{}, fmt.Errorf("%w: it holds no domain record", ErrTampered)
-	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return Summary{}, fmt.Errorf("%w: data after the last line", ErrTampered)
-	}
-	if err := zr.Close(); err != nil {
-		return Summary{}, fmt.Errorf("%w: %v", ErrTampered, err)
-	}
-	if _, err := in.ReadByte(); err != io.EOF {
-		return Summary{}, fmt.Errorf("%w: data after the compressed stream", ErrTampered)
-	}
-	res.Checksum = l.Checksum
-	return res, nil
-}
-
-// readLine returns the next line with its newline; a last line without
-// one is an error (the stream was cut).
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > maxLine {
-			return nil, fmt.Errorf("a line longer than %d bytes", maxLine)
-		}
-		switch {
-		case err == nil:
-			return buf, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(buf) == 0:
-			return nil, io.ErrUnexpectedEOF
-		case errors.Is(err, io.EOF):
-			return nil, fmt.Errorf("the last line is cut: %w", io.ErrUnexpectedEOF)
-		default:
-			return nil, err
-		}
-	}
-}
-
 // Restore reads the backup r into the empty store s, after checking it as
-// Read does: nothing is kept unless the whole backup verifies.
-func Restore(ctx context.Context, r io.Reader, s store.Store, want Expect) (Summary, error) {
-	var res Summary
+// backupfile.Read does: nothing is kept unless the whole backup verifies,
+// since the store's Restore is one transaction the failure rolls back.
+func Restore(ctx context.Context, r io.Reader, s store.Store, want backupfile.Expect) (backupfile.Summary, error) {
+	var res backupfile.Summary
 	err := s.Restore(ctx, func(put func(store.Item) error) error {
 		var err error
-		res, err = Read(r, want, put)
+		res, err = backupfile.Read(r, want, store.SnapshotKinds, func(kind string, value json.RawMessage) error {
+			it, err := store.DecodeItem(kind, value)
+			if err != nil {
+				return fmt.Errorf("%w: %s record: %v", backupfile.ErrTampered, kind, err)
+			}
+			return put(it)
+		})
 		return err
 	})
 	if errors.Is(err, store.ErrExists) {
-		return Summary{}, fmt.Errorf("restore refused, nothing changed: %w", err)
+		return backupfile.Summary{}, fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
 	if err != nil {
-		return Summary{}, fmt.Errorf("restore: %w", err)
+		return backupfile.Summary{}, fmt.Errorf("restore: %w", err)
 	}
 	return res, nil
 }
@@ -389,13 +101,7 @@ func Restore(ctx context.Context, r io.Reader, s store.Store, want Expect) (Summ
 // CountsText lists counts as "2 group, 5 deployment, …" in the order of
 // store.SnapshotKinds.
 func CountsText(counts map[string]int) string {
-	var parts []string
-	for _, k := range store.SnapshotKinds {
-		if n := counts[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, k))
-		}
-	}
-	return strings.Join(parts, ", ")
+	return backupfile.CountsText(counts, store.SnapshotKinds)
 }
 
 // pacer keeps a loop to a share of a core: after each stretch of work it

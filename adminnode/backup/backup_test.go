@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/backup"
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/objstore"
 )
@@ -104,7 +105,7 @@ func TestRoundTrip(t *testing.T) {
 	src := domainStore(t, key)
 	b := write(t, src, "acme", key)
 	dst := openBolt(t)
-	res, err := backup.Restore(ctx, bytes.NewReader(b), dst, backup.Expect{Domain: "acme", Key: key.Public().(ed25519.PublicKey)})
+	res, err := backup.Restore(ctx, bytes.NewReader(b), dst, backupfile.Expect{Domain: "acme", Key: key.Public().(ed25519.PublicKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,28 +136,28 @@ func TestRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		data []byte
-		want Expect
+		want backupfile.Expect
 		err  error
 	}{
-		{"another domain's name", good, Expect{"prod", pub}, backup.ErrForeign},
-		{"another domain's key", foreign, Expect{"acme", pub}, backup.ErrForeign},
+		{"another domain's name", good, backupfile.Expect{Domain: "prod", Key: pub}, backupfile.ErrForeign},
+		{"another domain's key", foreign, backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrForeign},
 		{"header edited to this key", rewrite(t, foreign, func(s string) string {
 			return strings.Replace(s, deploy.KeyFingerprint(other.Public().(ed25519.PublicKey)), deploy.KeyFingerprint(pub), 1)
-		}), Expect{"acme", pub}, backup.ErrForeign},
+		}), backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrForeign},
 		{"record edited", rewrite(t, good, func(s string) string { return strings.Replace(s, `"user":"ann"`, `"user":"eve"`, 1) }),
-			Expect{"acme", pub}, backup.ErrTampered},
+			backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrTampered},
 		{"record removed", rewrite(t, good, func(s string) string {
 			lines := strings.SplitAfter(s, "\n")
 			return strings.Join(append(lines[:3:3], lines[4:]...), "")
-		}), Expect{"acme", pub}, backup.ErrTampered},
-		{"cut short", good[:len(good)/2], Expect{"acme", pub}, backup.ErrTampered},
+		}), backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrTampered},
+		{"cut short", good[:len(good)/2], backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrTampered},
 		{"last line removed", rewrite(t, good, func(s string) string {
 			lines := strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
 			return strings.Join(lines[:len(lines)-1], "")
-		}), Expect{"acme", pub}, backup.ErrTampered},
-		{"not gzip", []byte("hello"), Expect{"acme", pub}, backup.ErrFormat},
-		{"newer format", rewrite(t, good, func(s string) string { return strings.Replace(s, backup.Format, "gatehouse-backup-v9", 1) }),
-			Expect{"acme", pub}, backup.ErrFormat},
+		}), backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrTampered},
+		{"not gzip", []byte("hello"), backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrFormat},
+		{"newer format", rewrite(t, good, func(s string) string { return strings.Replace(s, backupfile.Format, "gatehouse-backup-v9", 1) }),
+			backupfile.Expect{Domain: "acme", Key: pub}, backupfile.ErrFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := openBolt(t)
@@ -171,13 +172,11 @@ func TestRefused(t *testing.T) {
 	}
 }
 
-type Expect = backup.Expect
-
 func TestRestoreIntoNonEmpty(t *testing.T) {
 	key := newKey(t)
 	b := write(t, domainStore(t, key), "acme", key)
 	dst := domainStore(t, key)
-	_, err := backup.Restore(ctx, bytes.NewReader(b), dst, backup.Expect{Domain: "acme", Key: key.Public().(ed25519.PublicKey)})
+	_, err := backup.Restore(ctx, bytes.NewReader(b), dst, backupfile.Expect{Domain: "acme", Key: key.Public().(ed25519.PublicKey)})
 	if !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "nothing changed") {
 		t.Fatalf("restore into a store with a domain: %v", err)
 	}
@@ -186,9 +185,9 @@ func TestRestoreIntoNonEmpty(t *testing.T) {
 func TestObjectNamesSortByTime(t *testing.T) {
 	t1 := time.Date(2026, 12, 2, 9, 59, 59, 999e6, time.UTC)
 	names := []string{
-		backup.ObjectName("acme", t1),
-		backup.ObjectName("acme", t1.Add(time.Millisecond)),
-		backup.ObjectName("acme", t1.Add(24*time.Hour)),
+		backupfile.ObjectName("acme", t1),
+		backupfile.ObjectName("acme", t1.Add(time.Millisecond)),
+		backupfile.ObjectName("acme", t1.Add(24*time.Hour)),
 	}
 	for i := 1; i < len(names); i++ {
 		if names[i-1] >= names[i] {
@@ -205,7 +204,7 @@ func TestUploadStoresOnlyVerifiedBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := backup.Upload(ctx, bucket, "ok"+backup.Suffix, bytes.NewReader(good), backup.Expect{Domain: "acme", Key: pub})
+	st, err := backupfile.Upload(ctx, bucket, "ok"+backupfile.Suffix, bytes.NewReader(good), backupfile.Expect{Domain: "acme", Key: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +216,7 @@ func TestUploadStoresOnlyVerifiedBackups(t *testing.T) {
 		"edited":  rewrite(t, good, func(s string) string { return strings.Replace(s, `"name":"edge"`, `"name":"edgy"`, 1) }),
 		"trailer": append(append([]byte{}, good...), "junk"...),
 	} {
-		if _, err := backup.Upload(ctx, bucket, name+backup.Suffix, bytes.NewReader(data), backup.Expect{Domain: "acme", Key: pub}); err == nil {
+		if _, err := backupfile.Upload(ctx, bucket, name+backupfile.Suffix, bytes.NewReader(data), backupfile.Expect{Domain: "acme", Key: pub}); err == nil {
 			t.Errorf("%s backup uploaded", name)
 		}
 	}
@@ -225,7 +224,7 @@ func TestUploadStoresOnlyVerifiedBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) != 1 || objs[0].Key != "ok"+backup.Suffix {
+	if len(objs) != 1 || objs[0].Key != "ok"+backupfile.Suffix {
 		t.Errorf("bucket holds %+v, want only the verified backup", objs)
 	}
 }

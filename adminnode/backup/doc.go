@@ -1,27 +1,9 @@
-// Package backup writes and reads the backup of a domain: a snapshot of
-// its store (store.Store.Snapshot) as one signed, self-describing stream,
-// independent of the store it was taken from, so that a bbolt domain can be
-// restored into PostgreSQL and back.
-//
-// A backup is gzip-compressed JSON lines:
-//
-//	{"format":"gatehouse-backup-v1","domain":"acme","taken_at":"…","signing_key":"SHA256:…"}
-//	{"kind":"group","value":{…}}
-//	… one line per record, in the order of store.SnapshotKinds …
-//	{"end":true,"items":N,"counts":{"group":2,…},"checksum":"sha256:…","signature":"…"}
-//
-// The checksum is SHA-256 over the exact bytes of every line before the
-// last (header and records, newlines included); the signature is the
-// domain signing key's ed25519 signature of "gatehouse-backup-v1\n"
-// followed by the checksum. The header names the domain and the key so
-// that a backup of another domain is refused before anything is read;
-// the signature makes an edited one fail.
-//
-// Writing streams: records go out as the store's read transaction yields
-// them, nothing is built in memory. Reading streams too: Read hands each
-// record on as it comes and fails at the end when the checksum or the
-// signature does not match, which is why a restore writes into one
-// transaction that such a failure rolls back (store.Store.Restore).
+// Package backup takes and restores the backup of a domain: Write streams
+// a snapshot of the store (store.Store.Snapshot) in the backupfile format,
+// signed by the domain's key, paced to leave the admin node's requests
+// most of the machine; Restore reads one into an empty store in one
+// transaction that a backup failing its checks rolls back; Scheduler takes
+// them every interval on the admin node holding the background lease.
 //
 // The keys of the data dir are never in a backup. What the store keeps
 // sealed (gossip keys, the resolved configurations of deployments, the

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
+	"github.com/gatehouse/gatehouse/backupfile"
 	"github.com/gatehouse/gatehouse/objstore"
 )
 
@@ -142,15 +143,15 @@ func (sc *Scheduler) once(ctx context.Context) {
 }
 
 // take writes a backup of the store into the bucket, checked as it goes.
-func (sc *Scheduler) take(ctx context.Context) (Stored, error) {
+func (sc *Scheduler) take(ctx context.Context) (backupfile.Stored, error) {
 	at := sc.now()
-	name := ObjectName(sc.domain, at)
+	name := backupfile.ObjectName(sc.domain, at)
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := Write(ctx, pw, sc.store, sc.domain, sc.key, at)
 		pw.CloseWithError(err)
 	}()
-	st, err := Upload(ctx, sc.sched.Bucket, name, pr, Expect{Domain: sc.domain, Key: sc.key.Public().(ed25519.PublicKey)})
+	st, err := backupfile.Upload(ctx, sc.sched.Bucket, name, pr, backupfile.Expect{Domain: sc.domain, Key: sc.key.Public().(ed25519.PublicKey)})
 	// The writer stops at its next write once the reader is gone.
 	pr.CloseWithError(errors.New("backup abandoned"))
 	return st, err
@@ -167,7 +168,7 @@ func (sc *Scheduler) prune(ctx context.Context) (int, error) {
 	for _, o := range objs {
 		// Another domain's name may begin with this one's and a dash:
 		// only names of this domain's form are its backups.
-		if strings.HasSuffix(o.Key, Suffix) && !strings.Contains(o.Key, "/") && isBackupName(sc.domain, o.Key) {
+		if strings.HasSuffix(o.Key, backupfile.Suffix) && !strings.Contains(o.Key, "/") && isBackupName(sc.domain, o.Key) {
 			ours = append(ours, o.Key)
 		}
 	}
@@ -181,9 +182,9 @@ func (sc *Scheduler) prune(ctx context.Context) (int, error) {
 	return len(ours), nil
 }
 
-// isBackupName reports whether key is an ObjectName of domain.
+// isBackupName reports whether key is an backupfile.ObjectName of domain.
 func isBackupName(domain, key string) bool {
-	stamp := strings.TrimSuffix(strings.TrimPrefix(key, domain+"-"), Suffix)
+	stamp := strings.TrimSuffix(strings.TrimPrefix(key, domain+"-"), backupfile.Suffix)
 	_, err := time.Parse("20060102T150405.000Z", stamp)
 	return err == nil
 }

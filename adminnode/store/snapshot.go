@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse/gatehouse/backupfile"
 )
 
 // A snapshot is the whole domain as the store holds it, record by record,
@@ -19,7 +21,7 @@ import (
 // Kinds of snapshot items, in the order Snapshot emits them: a record
 // comes after those it refers to.
 const (
-	KindDomain        = "domain"
+	KindDomain        = backupfile.KindDomain
 	KindGroup         = "group"
 	KindHost          = "host"
 	KindInstance      = "instance"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode"
 	"github.com/gatehouse/gatehouse/adminnode/backup"
+	"github.com/gatehouse/gatehouse/backupfile"
 )
 
 func adminRestoreCommand() *cobra.Command {
@@ -70,7 +71,7 @@ restore changes nothing.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.From, "from", "", "URL of the backup: file:///dir/NAME"+backup.Suffix+" or s3://bucket/prefix/NAME"+backup.Suffix)
+	fs.StringVar(&opts.From, "from", "", "URL of the backup: file:///dir/NAME"+backupfile.Suffix+" or s3://bucket/prefix/NAME"+backupfile.Suffix)
 	fs.StringVar(&opts.DataDir, "data-dir", "", "data directory to restore the domain into (holding the domain's keys, or empty with --keys)")
 	fs.StringVar(&bundle, "keys", "", "key bundle of the domain (gatehouse admin keys export) to write to an empty --data-dir")
 	fs.StringVar(&passFile, "passphrase-file", "", "file whose first line is the passphrase of the --keys bundle")

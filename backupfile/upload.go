@@ -1,4 +1,4 @@
-package backup
+package backupfile
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func Upload(ctx context.Context, bucket objstore.Bucket, name string, body io.Re
 	}
 	verified := make(chan result, 1)
 	go func() {
-		res, err := Read(pr, want, nil)
+		res, err := Read(pr, want, nil, nil)
 		if err == nil {
 			// Read stopped at the end of the compressed stream: bytes
 			// after it are not part of a backup.
