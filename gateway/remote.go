@@ -244,6 +244,13 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 			g.logger.Info("node manager has no deployment for the group; keeping the current configuration", "index", ans.Index)
 			continue
 		}
+		if g.serving(ans.Deployment) {
+			// The node manager's index moves for changes of other
+			// groups and instances too: the same deployment again is
+			// neither applied, nor logged, nor told to the group.
+			g.gossipSettings(ans.Gossip)
+			continue
+		}
 		if err := g.receive(ans.Deployment); err == nil {
 			g.logger.Info("deployment applied", "number", ans.Deployment.Number, "checksum", ans.Deployment.Checksum)
 			g.gossipApplied()
@@ -251,6 +258,12 @@ func (g *Gateway) followNodeManager(ctx context.Context) {
 		g.gossipSettings(ans.Gossip)
 		r.reportNow()
 	}
+}
+
+// serving says whether d is the deployment the gateway serves already.
+func (g *Gateway) serving(d *deploy.Deployment) bool {
+	cur := g.proxy.Current()
+	return cur != nil && g.deployment.Load() == d.Number && cur.Checksum == d.Checksum
 }
 
 // noteContact logs a call to the node manager starting to fail or working

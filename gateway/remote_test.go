@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/internal/waitfor"
+	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/metrics/traffic"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/policy/catalog"
@@ -42,8 +43,12 @@ type fakeNodeManager struct {
 	mu      sync.Mutex
 	dep     *deploy.Deployment
 	changed chan struct{} // closed on every change
-	reports []localapi.Report
-	pushes  []traffic.Snapshot
+	// moved is added to the index: the real node manager's index moves
+	// for other groups and instances too, with the same deployment.
+	moved    uint64
+	answered int // answers that carried a deployment
+	reports  []localapi.Report
+	pushes   []traffic.Snapshot
 }
 
 func startFakeNodeManager(t *testing.T) *fakeNodeManager {
@@ -86,9 +91,12 @@ func (f *fakeNodeManager) deployment(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		ans := localapi.DeploymentAnswer{Deployment: f.dep}
 		if f.dep != nil {
-			ans.Index = f.dep.Number
+			ans.Index = f.dep.Number + f.moved
 		}
 		changed := f.changed
+		if ans.Index != index && f.dep != nil {
+			f.answered++
+		}
 		f.mu.Unlock()
 		if ans.Index != index {
 			json.NewEncoder(w).Encode(ans)
@@ -141,6 +149,21 @@ func (f *fakeNodeManager) publish(d *deploy.Deployment) {
 	f.dep = d
 	close(f.changed)
 	f.changed = make(chan struct{})
+}
+
+// moveIndex answers the same deployment again under a new index.
+func (f *fakeNodeManager) moveIndex() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moved += 1000
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeNodeManager) answers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.answered
 }
 
 // waitReport waits for a report for which ok holds.
@@ -388,4 +411,47 @@ func TestNodeManagerOptions(t *testing.T) {
 			t.Errorf("%s: New accepted %+v", name, o)
 		}
 	}
+}
+
+// TestSameDeploymentAgainIsNotApplied: the node manager's index moves for
+// changes of other groups and instances, answering the deployment the
+// gateway serves again; the gateway must not apply it again (each time it
+// counted a reload, logged "deployment applied" and told its whole group).
+func TestSameDeploymentAgainIsNotApplied(t *testing.T) {
+	pub, priv, err := deploy.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startFakeNodeManager(t)
+	g, _ := startRemoteGateway(t, f, pub, t.TempDir())
+	f.publish(signed(t, priv, testGroup, 1))
+	f.waitReport(t, "of deployment 1 applied", func(r localapi.Report) bool { return r.AppliedDeployment == 1 })
+	before := reloads(t, g)
+	answered := f.answers()
+	for range 3 {
+		f.moveIndex()
+	}
+	waitfor.True(t, 5*time.Second, "the gateway to get the same deployment again", func() bool { return f.answers() > answered })
+	waitfor.Holds(t, 300*time.Millisecond, "no reload for the same deployment", func() (bool, string) {
+		n := reloads(t, g)
+		return n == before, fmt.Sprintf("%v reloads, %v before", n, before)
+	})
+}
+
+// reloads is the gateway's count of configurations applied.
+func reloads(t *testing.T, g *Gateway) float64 {
+	t.Helper()
+	mfs, err := g.gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.GatewayReloads {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
