@@ -726,6 +726,16 @@ func (n *netnsLink) setLink(t *testing.T, state string) {
 // it returns the address it listens on.
 func forward(t *testing.T, listen, to string) string {
 	t.Helper()
+	return relayTCP(t, listen, to, func(client io.Writer, target io.Reader) { io.Copy(client, target) })
+}
+
+// relayTCP accepts connections on listen and joins each to a connection
+// it dials to target: what the client sends is copied as it is, what the
+// target sends is given to back (io.Copy for a plain relay). Either side
+// ending ends both. It returns the address it listens on; everything is
+// closed when the test ends.
+func relayTCP(t *testing.T, listen, target string, back func(client io.Writer, target io.Reader)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
@@ -746,7 +756,7 @@ func forward(t *testing.T, listen, to string) string {
 			if err != nil {
 				return
 			}
-			u, err := net.Dial("tcp", to)
+			u, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
@@ -755,7 +765,7 @@ func forward(t *testing.T, listen, to string) string {
 			conns = append(conns, c, u)
 			mu.Unlock()
 			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
+			go func() { back(c, u); c.Close() }()
 		}
 	}()
 	return l.Addr().String()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -108,39 +107,8 @@ type mutingRelay struct {
 // A connection ends when either side ends it.
 func startMutingRelay(t *testing.T, target string) *mutingRelay {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &mutingRelay{addr: l.Addr().String()}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, u)
-			mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { r.answer(c, u); c.Close() }()
-		}
-	}()
+	r := &mutingRelay{}
+	r.addr = relayTCP(t, "127.0.0.1:0", target, r.answer)
 	return r
 }
 
