@@ -130,6 +130,14 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	if err != nil {
 		return InitResult{}, err
 	}
+	result := InitResult{
+		Domain:                opts.Domain,
+		DataDir:               opts.DataDir,
+		CAFingerprint:         root.Fingerprint(),
+		SigningKeyFingerprint: deploy.KeyFingerprint(pub),
+		User:                  AdminUser,
+		Password:              generated,
+	}
 
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return InitResult{}, fmt.Errorf("create data dir: %w", err)
@@ -180,14 +188,7 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 		if err := markPostgres(opts.DataDir); err != nil {
 			return InitResult{}, err
 		}
-		return InitResult{
-			Domain:                opts.Domain,
-			DataDir:               opts.DataDir,
-			CAFingerprint:         root.Fingerprint(),
-			SigningKeyFingerprint: deploy.KeyFingerprint(pub),
-			User:                  AdminUser,
-			Password:              generated,
-		}, nil
+		return result, nil
 	}
 	staging := filepath.Join(opts.DataDir, stagingStoreFile)
 	created = append(created, staging)
@@ -204,14 +205,7 @@ func Init(ctx context.Context, opts InitOptions) (res InitResult, err error) {
 	if err := syncDir(opts.DataDir); err != nil {
 		return InitResult{}, err
 	}
-	return InitResult{
-		Domain:                opts.Domain,
-		DataDir:               opts.DataDir,
-		CAFingerprint:         root.Fingerprint(),
-		SigningKeyFingerprint: deploy.KeyFingerprint(pub),
-		User:                  AdminUser,
-		Password:              generated,
-	}, nil
+	return result, nil
 }
 
 // populate creates the store at path with seed.
