@@ -17,12 +17,12 @@ import (
 // share is the part of a core a backup may keep busy: it is background
 // work beside the requests the admin node serves (bench/README.md,
 // "Online backup").
-const share = 0.5
+const share = 0.25
 
 // Write streams a backup of s, signed by key as the domain's, to w. It
 // returns what was written once it is all written; on an error, what w
 // got is not a backup (it has no valid last line). It paces itself to
-// about half a core, pausing between records.
+// about a quarter of a core, pausing between records.
 func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key ed25519.PrivateKey, now time.Time) (backupfile.Summary, error) {
 	bw, err := backupfile.NewWriter(w, domain, now, key)
 	if err != nil {
