@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
-	"github.com/gatehouse/gatehouse/deploy"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/gatehouse/gatehouse/deploy"
 
 	"github.com/gatehouse/gatehouse/internal/boltfile"
 )
@@ -58,6 +60,20 @@ var (
 		bucketEnvironments, bucketSecrets, bucketTrusted}
 )
 
+// mapSize is how much of the file at path is mapped from the start: a
+// backup's snapshot is a read transaction of seconds, and while one is
+// open bbolt can grow its mapping only by making every write and new read
+// wait for its end (boltfile.OpenMapped). Mapped at least 1 GiB and twice
+// its size, the file grows that far without such a wait.
+func mapSize(path string) int {
+	const least = 1 << 30
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() < least/2 {
+		return least
+	}
+	return int(2 * fi.Size())
+}
+
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
 	db    *bolt.DB
@@ -71,7 +87,7 @@ var _ Store = (*Bolt)(nil)
 // seconds (bbolt's errors.ErrTimeout), so that a second admin node on the
 // same file fails at once rather than hanging.
 func Open(path string) (*Bolt, error) {
-	db, err := boltfile.Open(path)
+	db, err := boltfile.OpenMapped(path, mapSize(path))
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: locked by another process (another admin node?): %w", path, err)
 	}

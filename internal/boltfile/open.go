@@ -13,11 +13,19 @@ import (
 // process on the same file fails at once rather than hanging), and a walk
 // of every page, so that damage is found at open rather than by a panic in
 // the middle of serving.
-func Open(path string) (*bolt.DB, error) {
+func Open(path string) (*bolt.DB, error) { return OpenMapped(path, 0) }
+
+// OpenMapped is Open with at least mapSize bytes of the file mapped from
+// the start, for a store whose read transactions may last (a backup's
+// snapshot): bbolt grows its mapping by waiting until every read
+// transaction has ended, and writes and new reads queue behind that wait;
+// within the mapping the file grows without it. The mapping is address
+// space, not memory: only the pages read take memory.
+func OpenMapped(path string, mapSize int) (*bolt.DB, error) {
 	if err := Preflight(path); err != nil {
 		return nil, err
 	}
-	db, err := open(path)
+	db, err := open(path, mapSize)
 	if err != nil {
 		return nil, err
 	}
@@ -28,13 +36,13 @@ func Open(path string) (*bolt.DB, error) {
 	return db, nil
 }
 
-func open(path string) (db *bolt.DB, err error) {
+func open(path string, mapSize int) (db *bolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("damaged file: %v", r)
 		}
 	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, InitialMmapSize: mapSize})
 }
 
 func check(db *bolt.DB) (err error) {
