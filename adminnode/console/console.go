@@ -88,7 +88,8 @@ func New(cfg Config) (*Console, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error"} {
+	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
+		"users", "access", "environments", "trust"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
@@ -118,6 +119,14 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/topology", c.signedIn(c.topology))
 	m.HandleFunc("GET /ui/live/topology", c.live(c.topologyData, "topology"))
 	m.HandleFunc("GET /ui/audit", c.signedIn(c.audit))
+	m.HandleFunc("GET /ui/admin/users", c.signedIn(c.users))
+	m.HandleFunc("POST /ui/admin/users", c.signedIn(c.userAction))
+	m.HandleFunc("GET /ui/admin/access", c.signedIn(c.access))
+	m.HandleFunc("POST /ui/admin/bindings", c.signedIn(c.bindingAction))
+	m.HandleFunc("GET /ui/admin/environments", c.signedIn(c.environments))
+	m.HandleFunc("POST /ui/admin/environments", c.signedIn(c.environmentAction))
+	m.HandleFunc("GET /ui/admin/trust", c.signedIn(c.trust))
+	m.HandleFunc("POST /ui/admin/trust", c.signedIn(c.trustAction))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupLive, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))
