@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,7 +61,9 @@ type Console struct {
 	idle  time.Duration
 	now   func() time.Time
 	pages map[string]*template.Template
-	mux   *http.ServeMux
+	// static are the console's files by name, read once.
+	static map[string]staticFile
+	mux    *http.ServeMux
 }
 
 // New checks cfg and builds the console.
@@ -101,16 +102,11 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new console: %w", err)
 	}
+	if c.static, err = loadStatic(static); err != nil {
+		return nil, fmt.Errorf("new console: %w", err)
+	}
 	m := http.NewServeMux()
-	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
-	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
-		// Files only: no listing of the directory.
-		if strings.HasSuffix(r.URL.Path, "/") {
-			c.fail(w, r, nil, http.StatusNotFound, "No such page.")
-			return
-		}
-		files.ServeHTTP(w, r)
-	})
+	m.HandleFunc("GET /ui/static/", c.serveStatic)
 	m.HandleFunc("GET /ui/login", c.loginPage)
 	m.HandleFunc("POST /ui/login", c.login)
 	m.HandleFunc("POST /ui/logout", c.signedIn(c.logout))

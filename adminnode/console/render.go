@@ -208,12 +208,22 @@ func (c *Console) live(data func(r *http.Request, s *session) (page, error), nam
 			http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
+		// The validator is the part's markup alone: the answer's time
+		// changes every second, what it shows does not.
+		if notModified(w, r, etagOf(b.Bytes())) {
+			return
+		}
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
 		// The markup is escaped already, and JSON served with nosniff is
 		// never read as HTML: \u003c for every "<" would only add bytes.
 		enc.SetEscapeHTML(false)
-		enc.Encode(liveAnswer{Time: c.now().UTC(), HTML: b.String()})
+		if err := enc.Encode(liveAnswer{Time: c.now().UTC(), HTML: b.String()}); err != nil {
+			c.log.Error("encode console live part", "page", name, "error", err)
+			http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+			return
+		}
+		writeBody(w, r, "application/json", out.Bytes(), nil)
 	}
 }
 
