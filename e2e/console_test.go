@@ -166,11 +166,17 @@ func (b *tab) signIn(t *testing.T, user, password string) {
 // real domain (admin node, node manager, two gateways of g1): sign-in
 // (a wrong password refused, then the right one), the overview showing g1
 // with 2 Healthy instances, a gateway killed -9 and restarted shown on the
-// open group page without a reload, the topology, a deploy whose message
-// is markup (shown as text, no script run), a roll-out reaching 2/2, a
-// confirmed rollback; a viewer of g1 alone sees only g1, is offered no
-// deploy, and its forged POST is refused (403, audited) as is a POST
-// without the CSRF token.
+// open group page without a reload, the topology, the draft edited with
+// two mistakes (both listed by field path) then fixed, a deploy whose
+// message is markup (shown as text, no script run) and whose roll-out
+// stays in progress while a third instance never reports (pending, with
+// the reason) and completes on the open page once it is deleted, a
+// confirmed rollback, the diff of two deployments picked; environments (a
+// value shown as text, a secret never), users, bindings and trusted
+// domains administered; a viewer of g1 alone sees only g1, is offered no
+// deploy and no administration, and its forged POSTs are refused (403,
+// audited) as is a POST without the CSRF token; the audit log by pages
+// and time range; the traffic page counting the requests sent.
 func TestConsoleInBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	up := startUpstream(t, "u1", nil)
