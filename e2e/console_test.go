@@ -171,7 +171,8 @@ func (b *tab) signIn(t *testing.T, user, password string) {
 // message is markup (shown as text, no script run) and whose roll-out
 // stays in progress while a third instance never reports (pending, with
 // the reason) and completes on the open page once it is deleted, a
-// confirmed rollback, the diff of two deployments picked; environments (a
+// confirmed rollback, the diff of two deployments picked, a deployment
+// both gateways refuse shown failed with each one's reason; environments (a
 // value shown as text, a secret never), users, bindings and trusted
 // domains administered; a viewer of g1 alone sees only g1, is offered no
 // deploy and no administration, and its forged POSTs are refused (403,
@@ -313,6 +314,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		click("#diff-show"),
 		holds(fmt.Sprintf(`document.title.startsWith("g1: #3 → #2") && /targets\[0\]\.address\s*"%s"\s*"%s"/.test(document.querySelector("table.changes").textContent)`, up.addr, up2.addr)))
 
+	// A deployment both gateways refuse (a plugin they do not have): the
+	// roll-out is shown failed, each instance with its gateway's reason.
+	refused := filepath.Join(t.TempDir(), "draft.yaml")
+	writeFile(t, refused, pluginRouteConfig(up.addr, "not-installed"))
+	d.cli.ok(t, "", "config", "apply", "-f", refused, "--group", nmGroup)
+	ops.do(t, "deploy a configuration both gateways refuse",
+		chromedp.Navigate(d.url+"/ui/groups/g1"),
+		chromedp.WaitVisible(chromedp.CSS("#deploy-message")),
+		chromedp.SetValue(chromedp.CSS("#deploy-message"), "needs a plugin"),
+		click("#deploy"),
+		holds(`(document.querySelector("#done")||{}).textContent === "Deployed #4."`),
+		holds(`(() => { const rows = [...document.querySelectorAll('#rollout-instances tr[data-instance]')];
+			return document.querySelector("#rollout").dataset.state === "failed" && /#4:\s+0\/2 up to date\s+failed/.test(document.querySelector("#rollout").textContent) &&
+				rows.length === 2 && rows.every(r => r.dataset.state === "refused" && /deployment 4 refused: .*not-installed/.test(r.querySelector(".reason").textContent)); })()`))
+
 	// Administration, in the browser: values shown (as text), secrets
 	// never; users, bindings and trusted domains.
 	const secretValue = "console secret value"
@@ -412,8 +428,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(entries) != 1 || entries[0].Result != apitypes.AuditDenied || entries[0].Status != http.StatusForbidden || entries[0].Group != "g1" {
 		t.Errorf("the viewer's deploys in the audit log: %+v, want the forged one, denied", entries)
 	}
-	if n := d.summary(t).CurrentDeployment; n != 3 {
-		t.Errorf("g1's current deployment is #%d after the viewer's attempts, want #3", n)
+	if n := d.summary(t).CurrentDeployment; n != 4 {
+		t.Errorf("g1's current deployment is #%d after the viewer's attempts, want #4", n)
 	}
 
 	ops.do(t, "the audit log shows the viewer's refused deploy",
