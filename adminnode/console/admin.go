@@ -19,19 +19,20 @@ import (
 // doneMessages are what a page says after an action, by the code the
 // action's redirect carries; %s is the name it acted on.
 var doneMessages = map[string]string{
-	"user.created":  "User %s created.",
-	"user.disabled": "User %s disabled: its tokens and sessions are revoked.",
-	"user.enabled":  "User %s enabled.",
-	"user.password": "Password of %s set.",
-	"user.deleted":  "User %s deleted, with its bindings and tokens.",
-	"binding.added": "Role binding added for %s.",
-	"binding.gone":  "Role binding %s removed.",
-	"value.set":     "Value %s set.",
-	"value.unset":   "Value %s removed.",
-	"secret.set":    "Secret %s set.",
-	"secret.unset":  "Secret %s removed.",
-	"trust.added":   "Domain %s trusted.",
-	"trust.removed": "Domain %s no longer trusted.",
+	"user.created":        "User %s created.",
+	"user.disabled":       "User %s disabled: its tokens and sessions are revoked.",
+	"user.enabled":        "User %s enabled.",
+	"user.password":       "Password of %s set.",
+	"user.deleted":        "User %s deleted, with its bindings and tokens.",
+	"binding.added":       "Role binding added for %s.",
+	"binding.gone":        "Role binding %s removed.",
+	"value.set":           "Value %s set.",
+	"value.unset":         "Value %s removed.",
+	"secret.set":          "Secret %s set.",
+	"secret.unset":        "Secret %s removed.",
+	"environment.deleted": "Environment %s deleted, with its values and secrets.",
+	"trust.added":         "Domain %s trusted.",
+	"trust.removed":       "Domain %s no longer trusted.",
 }
 
 func doneMessage(q url.Values) string {
@@ -270,21 +271,31 @@ func (c *Console) environments(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 // environmentAction sets or unsets a value or a secret of an environment,
-// which setting creates when missing, as `gatehouse env set` and `gatehouse env secret set` do.
+// which setting creates when missing, as `gatehouse env set` and
+// `gatehouse env secret set` do, or deletes the environment.
 func (c *Console) environmentAction(w http.ResponseWriter, r *http.Request, s *session) {
 	env, name := strings.TrimSpace(r.PostFormValue("env")), strings.TrimSpace(r.PostFormValue("name"))
+	op := r.PostFormValue("op")
 	switch {
 	case env == "":
 		c.fail(w, r, s, http.StatusBadRequest, "env: an environment name is required.")
 		return
-	case name == "":
+	case name == "" && op != "delete":
 		c.fail(w, r, s, http.StatusBadRequest, "name: the name of the value or secret is required.")
 		return
 	}
 	base := "/environments/" + url.PathEscape(env)
 	var err error
-	op := r.PostFormValue("op")
 	switch op {
+	case "delete":
+		// The API asks for secret:write too when the environment has
+		// secrets.
+		if err := c.call(r, s.bearer, http.MethodDelete, base, nil, nil); err != nil {
+			c.failAPI(w, r, s, err)
+			return
+		}
+		redirectDone(w, r, "environments", "environment.deleted", env)
+		return
 	case "value.set":
 		err = c.call(r, s.bearer, http.MethodPut, base+"/values/"+url.PathEscape(name), apitypes.SettingValue{Value: r.PostFormValue("value")}, nil)
 	case "value.unset":
@@ -294,7 +305,7 @@ func (c *Console) environmentAction(w http.ResponseWriter, r *http.Request, s *s
 	case "secret.unset":
 		err = c.call(r, s.bearer, http.MethodDelete, base+"/secrets/"+url.PathEscape(name), nil, nil)
 	default:
-		c.fail(w, r, s, http.StatusBadRequest, "op: value.set, value.unset, secret.set or secret.unset.")
+		c.fail(w, r, s, http.StatusBadRequest, "op: value.set, value.unset, secret.set, secret.unset or delete.")
 		return
 	}
 	if err != nil {

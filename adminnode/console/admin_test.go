@@ -71,6 +71,10 @@ func TestAdministrationPages(t *testing.T) {
 			[]string{"Domain dev no longer trusted."}, []string{`<tr data-domain="dev">`}},
 		{"unset the secret", "/ui/admin/environments", url.Values{"op": {"secret.unset"}, "env": {"prod"}, "name": {"KEY"}},
 			[]string{"Secret prod.KEY removed."}, []string{`<tr data-name="KEY">`}},
+		{"set a value of another environment", "/ui/admin/environments", url.Values{"op": {"value.set"}, "env": {"dev"}, "name": {"HOST"}, "value": {"dev.local"}},
+			[]string{`data-env="dev"`, `<code>dev.local</code>`}, nil},
+		{"delete it", "/ui/admin/environments", url.Values{"op": {"delete"}, "env": {"dev"}},
+			[]string{"Environment dev deleted, with its values and secrets.", `data-env="prod"`}, []string{`data-env="dev"`}},
 	}
 	for _, s := range steps {
 		code, page := f.post(t, admin, csrf, s.path, s.form)
