@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 )
@@ -259,5 +260,42 @@ func TestGroupPageShowsTheRollout(t *testing.T) {
 				t.Errorf("%s has no %q:\n%s", p, w, page)
 			}
 		}
+	}
+}
+
+// TestRolloutLeftOutWithoutDeploymentRead: a user who may read a group
+// and its instances but not its deployments gets the group's live part
+// without the roll-out, and its every-second refresh audits no refusal.
+func TestRolloutLeftOutWithoutDeploymentRead(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.PutDraft(ctx, "shown", deploy.Config{}, 0, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	admin, csrf := f.signedIn(t, "admin")
+	if code, page := f.post(t, admin, csrf, "/ui/groups/shown/deploy", url.Values{"message": {"first"}}); code != http.StatusSeeOther {
+		t.Fatalf("deploy: %d\n%s", code, page)
+	}
+	if _, err := f.store.CreateRole(ctx, store.Role{Name: "peek", Permissions: []string{rbac.GroupRead, rbac.InstanceRead}}); err != nil {
+		t.Fatal(err)
+	}
+	code, page := f.post(t, admin, csrf, "/ui/admin/users", url.Values{"op": {"create"}, "name": {"peeker"}, "password": {password}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("create user: %d\n%s", code, page)
+	}
+	if code, page := f.post(t, admin, csrf, "/ui/admin/bindings", url.Values{"op": {"add"}, "user": {"peeker"}, "role": {"peek"},
+		"scope": {"groups"}, "groups": {"shown"}}); code != http.StatusSeeOther {
+		t.Fatalf("bind: %d\n%s", code, page)
+	}
+	peeker, _ := f.signedIn(t, "peeker")
+	for range 3 {
+		resp, body := do(t, peeker, "GET", f.srv.URL+"/ui/live/groups/shown", nil)
+		if resp.StatusCode != http.StatusOK || strings.Contains(body, "rollout-instances") || !strings.Contains(body, `id=\"instances\"`) {
+			t.Fatalf("live part: %d\n%s", resp.StatusCode, body)
+		}
+	}
+	entries, err := f.store.ListAudit(ctx, store.AuditFilter{User: "peeker", Action: "deployment.rollout"})
+	if err != nil || len(entries) != 0 {
+		t.Errorf("audit of the peeker's roll-out reads: %+v, %v", entries, err)
 	}
 }
