@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
+	"github.com/gatehouse/gatehouse/deploy"
 )
 
 // consoleStep bounds each step of a console test in the browser.
@@ -164,11 +166,18 @@ func (b *tab) signIn(t *testing.T, user, password string) {
 // real domain (admin node, node manager, two gateways of g1): sign-in
 // (a wrong password refused, then the right one), the overview showing g1
 // with 2 Healthy instances, a gateway killed -9 and restarted shown on the
-// open group page without a reload, the topology, a deploy whose message
-// is markup (shown as text, no script run), a roll-out reaching 2/2, a
-// confirmed rollback; a viewer of g1 alone sees only g1, is offered no
-// deploy, and its forged POST is refused (403, audited) as is a POST
-// without the CSRF token.
+// open group page without a reload, the topology, the draft edited with
+// two mistakes (both listed by field path) then fixed, a deploy whose
+// message is markup (shown as text, no script run) and whose roll-out
+// stays in progress while a third instance never reports (pending, with
+// the reason) and completes on the open page once it is deleted, a
+// confirmed rollback, the diff of two deployments picked, a deployment
+// both gateways refuse shown failed with each one's reason; environments (a
+// value shown as text, a secret never), users, bindings and trusted
+// domains administered; a viewer of g1 alone sees only g1, is offered no
+// deploy and no administration, and its forged POSTs are refused (403,
+// audited) as is a POST without the CSRF token; the audit log by pages
+// and time range; the traffic page counting the requests sent.
 func TestConsoleInBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	up := startUpstream(t, "u1", nil)
@@ -257,6 +266,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		holds(`/^Valid: sha256:/.test((document.querySelector("#draft-valid")||{}).textContent||"")`),
 		click("#save-draft"),
 		holds(`(document.querySelector("#done")||{}).textContent === "Draft saved."`))
+	// A third instance of g1 on a host without a node manager never
+	// reports: the deploy's roll-out stays in progress, gw-c pending with
+	// the reason, until gw-c is deleted.
+	post("/hosts", `{"name":"h2"}`)
+	d.cli.ok(t, "", "instance", "create", "gw-c", "--group", nmGroup, "--host", "h2", "--listen", freeAddr(t),
+		"--status-listen", freeAddr(t), "--gossip-listen", freeGossipAddr(t))
 	const markup = `<img src=x onerror=alert(1)>`
 	ops.do(t, "deploy from g1's page",
 		chromedp.Navigate(d.url+"/ui/groups/g1"),
@@ -266,7 +281,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		click("#deploy"),
 		holds(`(document.querySelector("#done")||{}).textContent === "Deployed #2."`),
 		holds(fmt.Sprintf(`(document.querySelector('#deployments tr[data-number="2"] .message')||{}).textContent === %q`, markup)),
-		holds(`/#2:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
+		holds(`(() => { const st = i => (document.querySelector('#rollout-instances tr[data-instance="' + i + '"]')||{dataset:{}}).dataset.state;
+			return /#2:\s+2\/3 up to date\s+in progress/.test(document.querySelector("#rollout").textContent) &&
+				st("gw-a") === "applied" && st("gw-b") === "applied" && st("gw-c") === "pending" &&
+				document.querySelector('#rollout-instances tr[data-instance="gw-c"] .reason').textContent === "never reported by its node manager"; })()`))
+	ops.screenshot(t, "rollout")
+	eval[bool](t, ops, "mark the page", `(window.consoleTestMark = "rollout", true)`)
+	if code, _, out := api.do(t, "DELETE", "/instances/gw-c", ""); code != http.StatusNoContent {
+		t.Fatalf("delete gw-c: %d %s", code, out)
+	}
+	ops.do(t, "the open page shows the roll-out complete once gw-c is gone, without a reload",
+		holds(`window.consoleTestMark === "rollout" && /#2:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent) &&
+			document.querySelector("#rollout").dataset.state === "complete" && !document.querySelector('#rollout-instances tr[data-instance="gw-c"]')`))
 	ops.screenshot(t, "group")
 	ops.do(t, "the diff of #2 from #1",
 		click(`#deployments tr[data-number="2"] a.diff`),
@@ -282,6 +308,75 @@ func TestConsoleInBrowser(t *testing.T) {
 		click("#confirm-rollback"),
 		holds(`(document.querySelector("#done")||{}).textContent === "Rolled back: deployed #3."`),
 		holds(`/#3:\s+2\/2 up to date\s+complete/.test(document.querySelector("#rollout").textContent)`))
+	ops.do(t, "the diff of any two deployments, picked",
+		chromedp.SetValue(chromedp.CSS("#diff-from"), "3"),
+		chromedp.SetValue(chromedp.CSS("#diff-to"), "2"),
+		click("#diff-show"),
+		holds(fmt.Sprintf(`document.title.startsWith("g1: #3 → #2") && /targets\[0\]\.address\s*"%s"\s*"%s"/.test(document.querySelector("table.changes").textContent)`, up.addr, up2.addr)))
+
+	// A deployment both gateways refuse (a plugin they do not have): the
+	// roll-out is shown failed, each instance with its gateway's reason.
+	refused := filepath.Join(t.TempDir(), "draft.yaml")
+	writeFile(t, refused, pluginRouteConfig(up.addr, "not-installed"))
+	d.cli.ok(t, "", "config", "apply", "-f", refused, "--group", nmGroup)
+	ops.do(t, "deploy a configuration both gateways refuse",
+		chromedp.Navigate(d.url+"/ui/groups/g1"),
+		chromedp.WaitVisible(chromedp.CSS("#deploy-message")),
+		chromedp.SetValue(chromedp.CSS("#deploy-message"), "needs a plugin"),
+		click("#deploy"),
+		holds(`(document.querySelector("#done")||{}).textContent === "Deployed #4."`),
+		holds(`(() => { const rows = [...document.querySelectorAll('#rollout-instances tr[data-instance]')];
+			return document.querySelector("#rollout").dataset.state === "failed" && /#4:\s+0\/2 up to date\s+failed/.test(document.querySelector("#rollout").textContent) &&
+				rows.length === 2 && rows.every(r => r.dataset.state === "refused" && /deployment 4 refused: .*not-installed/.test(r.querySelector(".reason").textContent)); })()`))
+
+	// Administration, in the browser: values shown (as text), secrets
+	// never; users, bindings and trusted domains.
+	const secretValue = "console secret value"
+	partnerKey, _, err := deploy.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops.do(t, "set a value and a secret of environment prod",
+		click("#nav-environments"),
+		chromedp.WaitVisible(chromedp.CSS("#value-set")),
+		chromedp.SetValue(chromedp.CSS(`#value-set input[name="env"]`), "prod"),
+		chromedp.SetValue(chromedp.CSS(`#value-set input[name="name"]`), "BANNER"),
+		chromedp.SetValue(chromedp.CSS(`#value-set input[name="value"]`), markup),
+		click(`#value-set button`),
+		holds(fmt.Sprintf(`(document.querySelector('[data-env="prod"] .values tr[data-name="BANNER"] .value')||{}).textContent === %q`, markup)),
+		chromedp.SetValue(chromedp.CSS(`#secret-set input[name="env"]`), "prod"),
+		chromedp.SetValue(chromedp.CSS(`#secret-set input[name="name"]`), "API_KEY"),
+		chromedp.SetValue(chromedp.CSS(`#secret-set input[name="value"]`), secretValue),
+		click(`#secret-set button`),
+		holds(`(document.querySelector('#done')||{}).textContent === "Secret prod.API_KEY set." &&
+			document.querySelector('[data-env="prod"] .secrets tr[data-name="API_KEY"] .value').textContent === "set"`))
+	if html := eval[string](t, ops, "read the page", `document.documentElement.outerHTML`); strings.Contains(html, secretValue) {
+		t.Error("the environments page shows the secret's value")
+	}
+	ops.screenshot(t, "environments")
+	ops.do(t, "create a user, disable it, bind it to g1",
+		click("#nav-users"),
+		chromedp.WaitVisible(chromedp.CSS("#user-create")),
+		chromedp.SetValue(chromedp.CSS(`#user-create input[name="name"]`), "eve"),
+		chromedp.SetValue(chromedp.CSS(`#user-create input[name="password"]`), "eve console password"),
+		click(`#user-create button`),
+		holds(`(document.querySelector('#users tr[data-user="eve"]')||{dataset:{}}).dataset.disabled === "false"`),
+		click(`#users tr[data-user="eve"] button.disable`),
+		holds(`(document.querySelector('#users tr[data-user="eve"]')||{dataset:{}}).dataset.disabled === "true"`),
+		click("#nav-access"),
+		chromedp.WaitVisible(chromedp.CSS("#binding-add")),
+		chromedp.SetValue(chromedp.CSS(`#binding-add select[name="user"]`), "eve"),
+		chromedp.SetValue(chromedp.CSS(`#binding-add select[name="role"]`), "viewer"),
+		chromedp.SetValue(chromedp.CSS(`#binding-add input[name="groups"]`), "g1"),
+		click(`#binding-add button`),
+		holds(`(document.querySelector('#bindings tr[data-user="eve"][data-role="viewer"] .scope')||{}).textContent === "groups g1"`))
+	ops.do(t, "trust a domain",
+		click("#nav-trust"),
+		chromedp.WaitVisible(chromedp.CSS("#trust-add")),
+		chromedp.SetValue(chromedp.CSS(`#trust-add input[name="name"]`), "partner"),
+		chromedp.SetValue(chromedp.CSS(`#trust-add input[name="public_key"]`), deploy.EncodePublicKey(partnerKey)),
+		click(`#trust-add button`),
+		holds(fmt.Sprintf(`(document.querySelector('#trusted tr[data-domain="partner"]')||{}).textContent.includes(%q)`, deploy.KeyFingerprint(partnerKey))))
 	if n := ops.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened: a script from the domain's data ran", n)
 	}
@@ -308,7 +403,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code := forge(true); code != http.StatusForbidden {
 		t.Errorf("a forged deploy with the viewer's session: %d, want 403", code)
 	}
-	code, _, body := api.do(t, "GET", "/audit?action=deployment.create&user=watch", "")
+	if n := eval[int](t, watch, "look for the administration links", `document.querySelectorAll("#nav-users, #nav-access, #nav-environments, #nav-trust").length`); n != 0 {
+		t.Error("the viewer is offered administration pages")
+	}
+	if code := eval[int](t, watch, "forge a user creation", `(async () => {
+			const body = new URLSearchParams({op: "create", name: "mallory", password: "mallory's long password",
+				csrf: document.querySelector('form.signout input[name="csrf"]').value});
+			return (await fetch("/ui/admin/users", {method: "POST", body})).status; })()`); code != http.StatusForbidden {
+		t.Errorf("a forged user creation with the viewer's session: %d, want 403", code)
+	}
+	code, _, body := api.do(t, "GET", "/audit?action=user.create&user=watch", "")
+	var denied []apitypes.AuditEntry
+	if code != http.StatusOK || json.Unmarshal(body, &denied) != nil {
+		t.Fatalf("audit: %d %s", code, body)
+	}
+	if len(denied) != 1 || denied[0].Result != apitypes.AuditDenied || denied[0].Status != http.StatusForbidden {
+		t.Errorf("the viewer's user creations in the audit log: %+v, want the forged one, denied", denied)
+	}
+	code, _, body = api.do(t, "GET", "/audit?action=deployment.create&user=watch", "")
 	var entries []apitypes.AuditEntry
 	if code != http.StatusOK || json.Unmarshal(body, &entries) != nil {
 		t.Fatalf("audit: %d %s", code, body)
@@ -316,8 +428,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(entries) != 1 || entries[0].Result != apitypes.AuditDenied || entries[0].Status != http.StatusForbidden || entries[0].Group != "g1" {
 		t.Errorf("the viewer's deploys in the audit log: %+v, want the forged one, denied", entries)
 	}
-	if n := d.summary(t).CurrentDeployment; n != 3 {
-		t.Errorf("g1's current deployment is #%d after the viewer's attempts, want #3", n)
+	if n := d.summary(t).CurrentDeployment; n != 4 {
+		t.Errorf("g1's current deployment is #%d after the viewer's attempts, want #4", n)
 	}
 
 	ops.do(t, "the audit log shows the viewer's refused deploy",
@@ -326,6 +438,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#audit-filter input[name="user"]`), "watch"),
 		click(`#audit-filter button`),
 		holds(`location.search.includes("user=watch") && !!document.querySelector('#audit tr[data-action="deployment.create"][data-user="watch"][data-result="denied"]')`))
+	ops.do(t, "the audit log by pages of 5",
+		chromedp.Navigate(d.url+"/ui/audit?limit=5"),
+		holds(`document.querySelectorAll("#audit tr[data-seq]").length === 5`))
+	oldest := eval[int](t, ops, "the page's oldest entry", `Math.min(...[...document.querySelectorAll("#audit tr[data-seq]")].map(r => Number(r.dataset.seq)))`)
+	ops.do(t, "the older page follows the newest; a time range in the future has no entry",
+		click("#audit-older"),
+		holds(fmt.Sprintf(`location.search.includes("before=%d") && document.querySelectorAll("#audit tr[data-seq]").length === 5 &&
+			[...document.querySelectorAll("#audit tr[data-seq]")].every(r => Number(r.dataset.seq) < %d) && !!document.querySelector("#audit-newest")`, oldest, oldest)),
+		chromedp.Navigate(d.url+"/ui/audit?from=2100-01-01T00:00"),
+		holds(`document.querySelectorAll("#audit tr[data-seq]").length === 0 && document.querySelector("#audit").textContent.includes("No entry.")`))
 	if n := eval[int](t, watch, "look for the audit link", `document.querySelectorAll("#nav-audit").length`); n != 0 {
 		t.Error("the viewer is offered the audit log")
 	}

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,7 +61,9 @@ type Console struct {
 	idle  time.Duration
 	now   func() time.Time
 	pages map[string]*template.Template
-	mux   *http.ServeMux
+	// static are the console's files by name, read once.
+	static map[string]staticFile
+	mux    *http.ServeMux
 }
 
 // New checks cfg and builds the console.
@@ -88,7 +89,8 @@ func New(cfg Config) (*Console, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error"} {
+	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
+		"users", "access", "environments", "trust"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
@@ -100,16 +102,11 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new console: %w", err)
 	}
+	if c.static, err = loadStatic(static); err != nil {
+		return nil, fmt.Errorf("new console: %w", err)
+	}
 	m := http.NewServeMux()
-	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
-	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
-		// Files only: no listing of the directory.
-		if strings.HasSuffix(r.URL.Path, "/") {
-			c.fail(w, r, nil, http.StatusNotFound, "No such page.")
-			return
-		}
-		files.ServeHTTP(w, r)
-	})
+	m.HandleFunc("GET /ui/static/", c.serveStatic)
 	m.HandleFunc("GET /ui/login", c.loginPage)
 	m.HandleFunc("POST /ui/login", c.login)
 	m.HandleFunc("POST /ui/logout", c.signedIn(c.logout))
@@ -118,6 +115,14 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/topology", c.signedIn(c.topology))
 	m.HandleFunc("GET /ui/live/topology", c.live(c.topologyData, "topology"))
 	m.HandleFunc("GET /ui/audit", c.signedIn(c.audit))
+	m.HandleFunc("GET /ui/admin/users", c.signedIn(c.users))
+	m.HandleFunc("POST /ui/admin/users", c.signedIn(c.userAction))
+	m.HandleFunc("GET /ui/admin/access", c.signedIn(c.access))
+	m.HandleFunc("POST /ui/admin/bindings", c.signedIn(c.bindingAction))
+	m.HandleFunc("GET /ui/admin/environments", c.signedIn(c.environments))
+	m.HandleFunc("POST /ui/admin/environments", c.signedIn(c.environmentAction))
+	m.HandleFunc("GET /ui/admin/trust", c.signedIn(c.trust))
+	m.HandleFunc("POST /ui/admin/trust", c.signedIn(c.trustAction))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupLive, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))

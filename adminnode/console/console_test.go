@@ -369,7 +369,7 @@ func TestViewerSeesItsGroupOnlyAndCannotDeploy(t *testing.T) {
 	f.signIn(t, admin, "admin", password)
 	resp, page = do(t, admin, "GET", f.srv.URL+"/ui/audit?action=deployment.create", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="nav-audit"`) ||
-		!strings.Contains(page, `<tr data-action="deployment.create" data-user="viewer" data-result="denied">`) || strings.Contains(page, `data-action="auth.login"`) {
+		!strings.Contains(page, `<tr data-action="deployment.create" data-user="viewer" data-result="denied" data-seq=`) || strings.Contains(page, `data-action="auth.login"`) {
 		t.Errorf("the admin's audit page: %d\n%s", resp.StatusCode, page)
 	}
 }

@@ -151,10 +151,13 @@ func (c *Console) topologyData(r *http.Request, s *session) (page, error) {
 }
 
 type groupView struct {
-	Group       apitypes.Group
-	Summary     apitypes.GroupSummary
-	Counts      []count
-	Instances   []apitypes.Instance
+	Group     apitypes.Group
+	Summary   apitypes.GroupSummary
+	Counts    []count
+	Instances []apitypes.Instance
+	// Rollout is the current deployment's roll-out, instance by
+	// instance; nil when nothing is deployed.
+	Rollout     *apitypes.Rollout
 	Deployments []apitypes.Deployment
 	CanDeploy   bool
 	// DraftDiff is what deploying the draft would change; nil for a
@@ -192,17 +195,27 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		return page{}, err
 	}
 	v.Counts = counts(v.Summary.ByStatus)
+	authz, err := c.authz.Authorizer(r.Context(), s.user)
+	if err != nil {
+		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
+	}
+	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
+	// Left out for a user who may not read deployments, as the API
+	// leaves out what one may not read (asking would audit a refusal
+	// every second).
+	if n := v.Summary.CurrentDeployment; n > 0 && authz.Allowed(rbac.DeploymentRead, g) {
+		// At once (no index): the page's script asks again every second.
+		v.Rollout = &apitypes.Rollout{}
+		if err := c.call(r, s.bearer, http.MethodGet, fmt.Sprintf("%s/deployments/%d/rollout", groupPath(name), n), nil, v.Rollout); err != nil {
+			return page{}, err
+		}
+	}
 	if !whole {
 		return page{Data: v}, nil
 	}
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/deployments", nil, &v.Deployments); err != nil {
 		return page{}, err
 	}
-	authz, err := c.authz.Authorizer(r.Context(), s.user)
-	if err != nil {
-		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
-	}
-	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
 	v.CanDeploy = authz.Allowed(rbac.DeploymentCreate, g)
 	if v.CanDeploy && authz.Allowed(rbac.DraftRead, g) {
 		v.DraftDiff = &apitypes.Diff{}
@@ -286,27 +299,108 @@ func (c *Console) diff(w http.ResponseWriter, r *http.Request, s *session) {
 
 type auditView struct {
 	User, Action, Group string
-	Limit               int
-	Entries             []apitypes.AuditEntry
+	// From and To are the time range as the form shows them.
+	From, To string
+	Limit    int
+	// Before is the cursor of this page (0 for the newest), Older that
+	// of the next page (0 when this one is the last).
+	Before, Older uint64
+	Entries       []apitypes.AuditEntry
 }
 
-// auditLimit is how many entries the audit page shows.
-const auditLimit = 200
+// auditLimit is how many entries a page of the audit log shows unless
+// the address asks for another number (1 to maxAuditLimit, the API's).
+const (
+	auditLimit    = 200
+	maxAuditLimit = 1000
+)
 
-// audit shows the audit log, filtered by the API (audit:read).
+// formTime is a datetime-local field's value, read as UTC.
+const formTime = "2006-01-02T15:04"
+
+// parseFormTime reads a time of the filter: as the form's field sends it
+// (UTC), or RFC 3339.
+func parseFormTime(field, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(formTime, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %q is not a time such as 2026-11-23T10:00 (UTC)", field, s)
+	}
+	return t, nil
+}
+
+// audit shows the audit log, filtered by the API (audit:read), a page at
+// a time from the newest back, within a time range.
 func (c *Console) audit(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	v := auditView{User: strings.TrimSpace(q.Get("user")), Action: strings.TrimSpace(q.Get("action")),
-		Group: strings.TrimSpace(q.Get("group")), Limit: auditLimit}
-	params := url.Values{"limit": {strconv.Itoa(auditLimit)}}
+		Group: strings.TrimSpace(q.Get("group")), From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to")), Limit: auditLimit}
+	params := url.Values{}
 	for k, val := range map[string]string{"user": v.User, "action": v.Action, "group": v.Group} {
 		if val != "" {
 			params.Set(k, val)
 		}
 	}
+	for _, t := range []struct{ field, param, val string }{{"from", "since", v.From}, {"to", "until", v.To}} {
+		if t.val == "" {
+			continue
+		}
+		at, err := parseFormTime(t.field, t.val)
+		if err != nil {
+			c.fail(w, r, s, http.StatusBadRequest, err.Error())
+			return
+		}
+		params.Set(t.param, at.UTC().Format(time.RFC3339))
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxAuditLimit {
+			c.fail(w, r, s, http.StatusBadRequest, fmt.Sprintf("limit: 1 to %d entries, not %q.", maxAuditLimit, l))
+			return
+		}
+		v.Limit = n
+	}
+	if b := q.Get("before"); b != "" {
+		n, err := strconv.ParseUint(b, 10, 64)
+		if err != nil {
+			c.fail(w, r, s, http.StatusBadRequest, fmt.Sprintf("before: an entry's sequence number, not %q.", b))
+			return
+		}
+		v.Before = n
+		params.Set("before", b)
+	}
+	// One more than shown says whether an older page exists.
+	params.Set("limit", strconv.Itoa(v.Limit+1))
 	if err := c.call(r, s.bearer, http.MethodGet, "/audit?"+params.Encode(), nil, &v.Entries); err != nil {
 		c.failAPI(w, r, s, err)
 		return
 	}
+	if len(v.Entries) > v.Limit {
+		v.Entries = v.Entries[:v.Limit]
+		v.Older = v.Entries[v.Limit-1].Seq
+	}
 	c.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Nav: "audit", User: s.user, CSRF: s.csrf, Data: v})
+}
+
+// PageLink is the address of another page of the audit log: the same
+// filters, from cursor before (0: the newest).
+func (v auditView) PageLink(before uint64) string {
+	q := url.Values{}
+	for k, val := range map[string]string{"user": v.User, "action": v.Action, "group": v.Group, "from": v.From, "to": v.To} {
+		if val != "" {
+			q.Set(k, val)
+		}
+	}
+	if v.Limit != auditLimit {
+		q.Set("limit", strconv.Itoa(v.Limit))
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatUint(before, 10))
+	}
+	if len(q) == 0 {
+		return Prefix + "audit"
+	}
+	return Prefix + "audit?" + q.Encode()
 }

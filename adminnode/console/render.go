@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
 )
 
@@ -26,9 +27,10 @@ type page struct {
 	// for a page without one.
 	Live  string
 	Error string
-	// Audit offers the audit log to users who may read it.
-	Audit bool
-	Data  any
+	// Audit, Users, Environments and Trust offer those pages to users
+	// who may read what they show.
+	Audit, Users, Environments, Trust bool
+	Data                              any
 }
 
 // templateFuncs are the templates' helpers. None returns template.HTML:
@@ -80,6 +82,36 @@ func templateFuncs() template.FuncMap {
 			// The API's quantiles are in seconds.
 			return fmt.Sprintf("%.1f ms", *v*1000)
 		},
+		// rolloutState words a roll-out's state as the page says it.
+		"rolloutState": func(s string) string {
+			if s == apitypes.RolloutInProgress {
+				return "in progress"
+			}
+			return s
+		},
+		"rolloutClass": func(s string) string {
+			switch s {
+			case apitypes.RolloutComplete:
+				return "ok"
+			case apitypes.RolloutFailed:
+				return "error"
+			}
+			return "warn"
+		},
+		"scope": func(sc apitypes.Scope) string {
+			switch {
+			case sc.Domain:
+				return "domain"
+			case len(sc.Groups) > 0:
+				return "groups " + strings.Join(sc.Groups, ", ")
+			}
+			keys := slices.Sorted(maps.Keys(sc.Selector))
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = k + "=" + sc.Selector[k]
+			}
+			return "groups labelled " + strings.Join(parts, ", ")
+		},
 		"statusClass": func(s string) string {
 			return "st-" + strings.ToLower(strings.ReplaceAll(s, " ", "-"))
 		},
@@ -89,7 +121,12 @@ func templateFuncs() template.FuncMap {
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	if p.User != "" {
 		authz, err := c.authz.Authorizer(r.Context(), p.User)
-		p.Audit = err == nil && authz.Allowed(rbac.AuditRead, nil)
+		if err == nil {
+			p.Audit = authz.Allowed(rbac.AuditRead, nil)
+			p.Users = authz.Allowed(rbac.UserRead, nil)
+			p.Environments = authz.Allowed(rbac.EnvironmentRead, nil)
+			p.Trust = authz.Allowed(rbac.TrustRead, nil)
+		}
 	}
 	var b bytes.Buffer
 	if err := c.pages[name].Execute(&b, p); err != nil {
@@ -171,12 +208,22 @@ func (c *Console) live(data func(r *http.Request, s *session) (page, error), nam
 			http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
+		// The validator is the part's markup alone: the answer's time
+		// changes every second, what it shows does not.
+		if notModified(w, r, etagOf(b.Bytes())) {
+			return
+		}
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
 		// The markup is escaped already, and JSON served with nosniff is
 		// never read as HTML: \u003c for every "<" would only add bytes.
 		enc.SetEscapeHTML(false)
-		enc.Encode(liveAnswer{Time: c.now().UTC(), HTML: b.String()})
+		if err := enc.Encode(liveAnswer{Time: c.now().UTC(), HTML: b.String()}); err != nil {
+			c.log.Error("encode console live part", "page", name, "error", err)
+			http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+			return
+		}
+		writeBody(w, r, "application/json", out.Bytes(), nil)
 	}
 }
 

@@ -1,7 +1,8 @@
 // The console's one script: it refreshes the live part of a page (the
 // element #live, whose data-src names the page's live endpoint) every
 // second, without reloading the page. The endpoint answers the part
-// rendered by the server, every value already escaped.
+// rendered by the server, every value already escaped, or 304 when it is
+// the one shown (the ETag of the last answer is sent back).
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -10,6 +11,7 @@
   }
   var src = live.dataset.src;
   var busy = false;
+  var etag = "";
   function stale(on) {
     document.body.classList.toggle("stale", on);
   }
@@ -18,8 +20,15 @@
       return;
     }
     busy = true;
-    fetch(src, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "application/json" } })
+    var headers = { "Accept": "application/json" };
+    if (etag) {
+      headers["If-None-Match"] = etag;
+    }
+    fetch(src, { credentials: "same-origin", cache: "no-store", headers: headers })
       .then(function (r) {
+        if (r.status === 304) {
+          return null;
+        }
         if (r.status === 401) {
           window.location.assign("/ui/login");
           throw new Error("signed out");
@@ -27,13 +36,17 @@
         if (!r.ok) {
           throw new Error("HTTP " + r.status);
         }
+        etag = r.headers.get("ETag") || "";
         return r.json();
       })
       .then(function (d) {
+        stale(false);
+        if (!d) {
+          return;
+        }
         var doc = new DOMParser().parseFromString(d.html, "text/html");
         live.replaceChildren.apply(live, Array.prototype.slice.call(doc.body.childNodes));
         live.dataset.updated = d.time;
-        stale(false);
       })
       .catch(function () {
         stale(true);
