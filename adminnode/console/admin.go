@@ -24,6 +24,9 @@ var doneMessages = map[string]string{
 	"user.enabled":        "User %s enabled.",
 	"user.password":       "Password of %s set.",
 	"user.deleted":        "User %s deleted, with its bindings and tokens.",
+	"role.created":        "Role %s created.",
+	"role.updated":        "Role %s changed.",
+	"role.deleted":        "Role %s deleted.",
 	"binding.added":       "Role binding added for %s.",
 	"binding.gone":        "Role binding %s removed.",
 	"value.set":           "Value %s set.",
@@ -126,6 +129,16 @@ type accessView struct {
 	Users    []string
 	CanAdmin bool
 	Done     string
+	// Permissions are those a custom role may hold, for its form; Edit is
+	// the custom role the form changes (?edit=NAME), nil to create one.
+	Permissions []rolePermission
+	Edit        *apitypes.Role
+}
+
+// rolePermission is a checkbox of the role form.
+type rolePermission struct {
+	Name    string
+	Checked bool
 }
 
 // access lists the roles and the role bindings (user:read); user:admin is
@@ -150,6 +163,17 @@ func (c *Console) access(w http.ResponseWriter, r *http.Request, s *session) {
 	if v.CanAdmin, err = c.domainAllowed(r, s, rbac.UserAdmin); err != nil {
 		c.failAPI(w, r, s, err)
 		return
+	}
+	if name := r.URL.Query().Get("edit"); name != "" && v.CanAdmin {
+		i := slices.IndexFunc(v.Roles, func(x apitypes.Role) bool { return x.Name == name && !x.BuiltIn })
+		if i < 0 {
+			c.fail(w, r, s, http.StatusNotFound, fmt.Sprintf("edit: no custom role %q.", name))
+			return
+		}
+		v.Edit = &v.Roles[i]
+	}
+	for _, perm := range rbac.All {
+		v.Permissions = append(v.Permissions, rolePermission{Name: perm, Checked: v.Edit != nil && slices.Contains(v.Edit.Permissions, perm)})
 	}
 	c.render(w, r, http.StatusOK, "access", page{Title: "Roles and bindings", Nav: "access", User: s.user, CSRF: s.csrf, Data: v})
 }
@@ -220,6 +244,44 @@ func (c *Console) bindingAction(w http.ResponseWriter, r *http.Request, s *sessi
 	default:
 		c.fail(w, r, s, http.StatusBadRequest, "op: add or remove.")
 	}
+}
+
+func rolePath(name string) string { return "/roles/" + url.PathEscape(name) }
+
+// roleAction creates a custom role (op=create), replaces one's
+// permissions and description (op=update) or deletes one (op=delete), as
+// `gatehouse role` does; the API refuses built-in roles and a role still
+// bound.
+func (c *Console) roleAction(w http.ResponseWriter, r *http.Request, s *session) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" {
+		c.fail(w, r, s, http.StatusBadRequest, "name: a role name is required.")
+		return
+	}
+	role := apitypes.Role{Name: name, Permissions: r.PostForm["permission"], Description: strings.TrimSpace(r.PostFormValue("description"))}
+	var (
+		err  error
+		done string
+	)
+	switch op := r.PostFormValue("op"); op {
+	case "create":
+		err = c.call(r, s.bearer, http.MethodPost, "/roles", role, nil)
+		done = "role.created"
+	case "update":
+		err = c.call(r, s.bearer, http.MethodPut, rolePath(name), role, nil)
+		done = "role.updated"
+	case "delete":
+		err = c.call(r, s.bearer, http.MethodDelete, rolePath(name), nil, nil)
+		done = "role.deleted"
+	default:
+		c.fail(w, r, s, http.StatusBadRequest, "op: create, update or delete.")
+		return
+	}
+	if err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	redirectDone(w, r, "access", done, name)
 }
 
 type envValue struct{ Name, Value string }

@@ -62,6 +62,12 @@ func TestAdministrationPages(t *testing.T) {
 			[]string{`Role binding added for bob.`, `<td>bob</td><td>operator</td><td class="scope">groups shown, hidden</td>`}, nil},
 		{"bind it by labels", "/ui/admin/bindings", url.Values{"op": {"add"}, "user": {"bob"}, "role": {"viewer"}, "scope": {"selector"}, "selector": {"env=prod"}},
 			[]string{`<td class="scope">groups labelled env=prod</td>`}, nil},
+		{"create a custom role", "/ui/admin/roles", url.Values{"op": {"create"}, "name": {"releaser"}, "description": {markup}, "permission": {"draft:read", "deployment:create"}},
+			[]string{"Role releaser created.", `<tr data-role="releaser"><td>releaser</td><td>custom</td><td class="permissions">draft:read, deployment:create</td><td>&lt;img src=x onerror=alert(1)&gt;</td>`}, []string{markup}},
+		{"change it", "/ui/admin/roles", url.Values{"op": {"update"}, "name": {"releaser"}, "description": {"ships"}, "permission": {"draft:read"}},
+			[]string{"Role releaser changed.", `<td class="permissions">draft:read</td><td>ships</td>`}, nil},
+		{"delete it", "/ui/admin/roles", url.Values{"op": {"delete"}, "name": {"releaser"}},
+			[]string{"Role releaser deleted."}, []string{`<tr data-role="releaser">`}},
 		{"set a value", "/ui/admin/environments", url.Values{"op": {"value.set"}, "env": {"prod"}, "name": {"HOST"}, "value": {markup}},
 			[]string{`data-env="prod"`, `<code>&lt;img src=x onerror=alert(1)&gt;</code>`}, []string{markup}},
 		{"set a secret", "/ui/admin/environments", url.Values{"op": {"secret.set"}, "env": {"prod"}, "name": {"KEY"}, "value": {secret}},
@@ -121,11 +127,25 @@ func TestAdministrationPages(t *testing.T) {
 		{"binding without scope", "/ui/admin/bindings", url.Values{"op": {"add"}, "user": {"viewer"}, "role": {"viewer"}}, "scope: domain, groups or selector"},
 		{"binding with a bad selector", "/ui/admin/bindings", url.Values{"op": {"add"}, "user": {"viewer"}, "role": {"viewer"}, "scope": {"selector"}, "selector": {"prod"}}, `selector: &#34;prod&#34; is not key=value`},
 		{"value without environment", "/ui/admin/environments", url.Values{"op": {"value.set"}, "name": {"X"}}, "env: an environment name is required"},
+		{"role with an unknown permission", "/ui/admin/roles", url.Values{"op": {"create"}, "name": {"odd"}, "permission": {"draft:fly"}}, "permissions[0]"},
 		{"user with a short password", "/ui/admin/users", url.Values{"op": {"create"}, "name": {"carol"}, "password": {"x"}}, "password"},
 	} {
 		code, page := f.post(t, admin, csrf, tt.path, tt.form)
 		if code != http.StatusBadRequest || !strings.Contains(page, tt.want) {
 			t.Errorf("%s: %d, want 400 with %q\n%s", tt.name, code, tt.want, page)
+		}
+	}
+	if code, page := f.post(t, admin, csrf, "/ui/admin/roles", url.Values{"op": {"update"}, "name": {"viewer"}, "permission": {"draft:read"}}); code != http.StatusConflict ||
+		!strings.Contains(page, "built in and cannot be changed") {
+		t.Errorf("change the built-in role viewer: %d, want 409 saying it is built in\n%s", code, page)
+	}
+	// The form to change a custom role comes checked with what it holds.
+	f.post(t, admin, csrf, "/ui/admin/roles", url.Values{"op": {"create"}, "name": {"auditor"}, "permission": {"audit:read"}})
+	_, page = do(t, admin, "GET", f.srv.URL+"/ui/admin/access?edit=auditor", nil)
+	for _, w := range []string{`<input type="hidden" name="op" value="update"><input type="hidden" name="name" value="auditor">`,
+		`value="audit:read" checked>`, `value="draft:read">`} {
+		if !strings.Contains(page, w) {
+			t.Errorf("the form to change role auditor has no %q", w)
 		}
 	}
 }
@@ -155,6 +175,7 @@ func TestAdministrationRefusedToAViewer(t *testing.T) {
 		{"/ui/admin/users", "user.create", url.Values{"op": {"create"}, "name": {"mallory"}, "password": {"a long enough password"}}},
 		{"/ui/admin/users", "user.update", url.Values{"op": {"password"}, "name": {"admin"}, "password": {"a long enough password"}}},
 		{"/ui/admin/bindings", "binding.create", url.Values{"op": {"add"}, "user": {"viewer"}, "role": {"domain-admin"}, "scope": {"domain"}}},
+		{"/ui/admin/roles", "role.create", url.Values{"op": {"create"}, "name": {"everything"}, "permission": {"*"}}},
 		{"/ui/admin/environments", "environment.secret.set", url.Values{"op": {"secret.set"}, "env": {"prod"}, "name": {"K"}, "value": {"v"}}},
 		{"/ui/admin/trust", "trust.add", url.Values{"op": {"add"}, "name": {"evil"}, "public_key": {"ed25519:AAAA"}}},
 	}

@@ -119,6 +119,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("POST /ui/admin/users", c.signedIn(c.userAction))
 	m.HandleFunc("GET /ui/admin/access", c.signedIn(c.access))
 	m.HandleFunc("POST /ui/admin/bindings", c.signedIn(c.bindingAction))
+	m.HandleFunc("POST /ui/admin/roles", c.signedIn(c.roleAction))
 	m.HandleFunc("GET /ui/admin/environments", c.signedIn(c.environments))
 	m.HandleFunc("POST /ui/admin/environments", c.signedIn(c.environmentAction))
 	m.HandleFunc("GET /ui/admin/trust", c.signedIn(c.trust))
