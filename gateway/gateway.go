@@ -96,6 +96,12 @@ type Options struct {
 	// port 0 in the options is a real port there. An error stops Run.
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
+	// Version is the binary's version, reported as it is. FeatureLevel is
+	// the highest configuration feature level the gateway applies
+	// (deploy.FeatureLevel when 0): a configuration that needs more is
+	// refused, naming the field that needs it.
+	Version      string
+	FeatureLevel int
 }
 
 // Gateway is one gateway process.
@@ -159,6 +165,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.FeatureLevel == 0 {
+		opts.FeatureLevel = deploy.FeatureLevel
 	}
 	sources := 0
 	for _, s := range []string{opts.ConfigPath, opts.NodeManager, opts.ConfigURL} {
@@ -360,6 +369,10 @@ func (g *Gateway) settle(origin string, err error) error {
 
 // apply is Apply's work, with applyMu held.
 func (g *Gateway) apply(cfg *deploy.Config, src source) error {
+	if need, field := deploy.RequiredFeatureLevel(cfg); need > g.opts.FeatureLevel {
+		return fmt.Errorf("%s needs configuration feature level %d; this gateway (version %s) has feature level %d",
+			field, need, g.opts.Version, g.opts.FeatureLevel)
+	}
 	sum := src.checksum
 	if sum == "" {
 		if err := cfg.Validate(catalog.Checker{}); err != nil {

@@ -412,7 +412,7 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		}
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
-			Ready: v.Ready, LastError: v.LastError}
+			Ready: v.Ready, LastError: v.LastError, GatewayVersion: v.GatewayVersion, FeatureLevel: v.FeatureLevel}
 		for _, p := range v.Peers {
 			st.Peers = append(st.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
@@ -455,7 +455,7 @@ func (a *agent) views() []localapi.InstanceView {
 			DesiredDeployment: desired[in.Group],
 			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
 			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at,
-			Peers: r.Peers}
+			Peers: r.Peers, GatewayVersion: r.GatewayVersion, FeatureLevel: r.FeatureLevel}
 		if r.LastError != "" {
 			v.LastError = r.LastError
 		}

@@ -413,7 +413,8 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		}
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
-			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError}
+			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
+			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel}
 		for _, p := range st.Peers {
 			state.Peers = append(state.Peers, store.Peer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"reflect"
 	"testing"
 
@@ -136,12 +138,45 @@ func TestLacks(t *testing.T) {
 		{"a plugin missing everywhere", []deploy.PluginUse{{Field: "f", Plugin: "nope"}}, 1, "", []apitypes.Warning{{Field: "f", Instances: []string{"a1", "b1", "b2"},
 			Message: `external policy plugin "nope" is not in the plugin directory of host new, old: a1, b1, b2 would refuse this configuration`}}},
 		{"a level above one host's", nil, 2, "services[0].routes[0].policies[0]", []apitypes.Warning{{Field: "services[0].routes[0].policies[0]", Instances: []string{"a1"},
-			Message: "this configuration needs feature level 2, which the gateways of host old do not have: a1 would refuse it"}}},
+			Message: "services[0].routes[0].policies[0] needs configuration feature level 2, which the gateways of a1 (host old, level 1) do not have: they would refuse it"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := lacks(tc.uses, tc.level, tc.levelField, ins, caps); !reflect.DeepEqual(got, tc.want) {
+			if got := (fleet{instances: ins, caps: caps}).lacks(tc.uses, tc.level, tc.levelField); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// The level of an instance's running gateway, once reported, is judged
+// rather than its host's binary's: a gateway started before an upgrade in
+// place runs the old one.
+func TestFleetPartial(t *testing.T) {
+	ins := []store.Instance{{Name: "a1", Host: "h1"}, {Name: "a2", Host: "h1"}, {Name: "b1", Host: "h2"}, {Name: "c1", Host: "h3"}}
+	f := fleet{instances: ins,
+		caps:   map[string]*store.HostCapabilities{"h1": {FeatureLevel: 2}, "h2": {FeatureLevel: 1}, "h3": nil},
+		levels: map[string]int{"a2": 1, "b1": 2}}
+	sampled := &deploy.Config{GlobalPolicies: []deploy.Policy{{Name: deploy.HTTPLogPolicy, Config: map[string]any{"endpoint": "http://c", deploy.HTTPLogSampleKey: 5}}}}
+	const field = "global_policies[0].config.sample_percent"
+
+	if sk, err := f.partial("edge", &deploy.Config{}, false); sk != nil || err != nil {
+		t.Errorf("a level-1 configuration: %v %v", sk, err)
+	}
+	_, err := f.partial("edge", sampled, false)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != http.StatusUnprocessableEntity || ae.body.Code != apitypes.CodeUnrunnable || ae.body.Field != field ||
+		!strings.Contains(ae.body.Message, "a2 (host h1, level 1)") || strings.Contains(ae.body.Message, "b1") ||
+		!strings.Contains(ae.body.Message, "allow_partial") {
+		t.Fatalf("refusal: %v", err)
+	}
+	sk, err := f.partial("edge", sampled, true)
+	want := []store.SkippedInstance{{Instance: "a2", Host: "h1", Reason: field + " needs configuration feature level 2; the gateway has level 1"}}
+	if err != nil || !reflect.DeepEqual(sk, want) {
+		t.Errorf("allow partial: %+v %v, want %+v", sk, err, want)
+	}
+	// No instance can run it: refused even with allow_partial.
+	low := fleet{instances: ins[:2], levels: map[string]int{"a1": 1, "a2": 1}}
+	if _, err := low.partial("edge", sampled, true); !errors.As(err, &ae) || !strings.Contains(ae.body.Message, "no instance of the group can run it") {
+		t.Errorf("nobody can run it: %v", err)
 	}
 }

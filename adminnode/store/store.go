@@ -122,6 +122,9 @@ type InstanceState struct {
 	LastError string `json:"last_error,omitempty"`
 	// Peers is the instance's gossip view of its group.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
 }
 
 // Peer is one member of a group as another member's gossip sees it.
@@ -198,6 +201,17 @@ type Deployment struct {
 	Template []byte `json:"template,omitempty"`
 	// Source is the package this deployment was imported from, or nil.
 	Source *DeploymentSource `json:"source,omitempty"`
+	// Skipped are the instances of the group this deployment was not
+	// deployed to (allow_partial): their gateways cannot run it.
+	Skipped []SkippedInstance `json:"skipped,omitempty"`
+}
+
+// SkippedInstance is an instance a partial deployment was not deployed
+// to, and why.
+type SkippedInstance struct {
+	Instance string `json:"instance"`
+	Host     string `json:"host"`
+	Reason   string `json:"reason"`
 }
 
 // DeploymentSource names the deployment of another (or the same) domain

@@ -97,6 +97,11 @@ type Report struct {
 	LastError         string `json:"last_error"`
 	// Peers is the gateway's gossip view of its group.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's binary
+	// version and the highest configuration feature level it applies;
+	// absent from gateways older than these fields.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
 }
 
 // ProcessState is the supervisor's state of an instance's process.
@@ -140,6 +145,10 @@ type InstanceView struct {
 	// Peers is the gateway's gossip view of its group, from the same
 	// report.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's, from the
+	// same report.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
 }
 
 // InstanceList answers GET /v1/instances.
