@@ -3,8 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
