@@ -261,6 +261,10 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 			PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
 			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel,
 		}
+		if st.Settings != nil {
+			a := apitypes.AgentGatewaySettings(*st.Settings)
+			out.Observed.Settings = &a
+		}
 		for _, p := range st.Peers {
 			out.Observed.Peers = append(out.Observed.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State,
 				Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})

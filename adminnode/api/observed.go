@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,8 @@ func (s *Server) observe(sts []store.InstanceState) {
 func reportMoved(prev, next store.InstanceState) bool {
 	return prev.AppliedDeployment != next.AppliedDeployment || prev.AppliedChecksum != next.AppliedChecksum ||
 		prev.Ready != next.Ready || prev.LastError != next.LastError ||
-		prev.GatewayVersion != next.GatewayVersion || prev.FeatureLevel != next.FeatureLevel
+		prev.GatewayVersion != next.GatewayVersion || prev.FeatureLevel != next.FeatureLevel ||
+		!reflect.DeepEqual(prev.Settings, next.Settings)
 }
 
 // states returns a copy of every observed state.

@@ -277,6 +277,9 @@ type InstanceState struct {
 	// version and the highest configuration feature level it applies.
 	GatewayVersion string `json:"gateway_version,omitempty"`
 	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway reports it runs; nil
+	// when it runs as started.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // GossipPeer is one member of a group as another member's gossip sees it.
@@ -677,6 +680,9 @@ type AgentInstanceState struct {
 	// absent until it has reported, and from older node managers.
 	GatewayVersion string `json:"gateway_version,omitempty"`
 	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway runs, as it reports
+	// them; nil when it runs as started.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
@@ -711,6 +717,10 @@ type AgentInstance struct {
 	// RestartGeneration goes up with every restart asked of the admin
 	// node; the node manager restarts the gateway when it changes.
 	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	// Settings are the gateway's dynamic settings, the group's and the
+	// instance's merged; the node manager delivers them to the running
+	// gateway without restarting it. Nil: none set.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // AgentGossip is an instance's gossip settings: where it listens, the

@@ -157,6 +157,16 @@ type InstanceState struct {
 	// GatewayVersion and FeatureLevel are the running gateway's.
 	GatewayVersion string `json:"gateway_version,omitempty"`
 	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway reports it runs.
+	Settings *RunningSettings `json:"settings,omitempty"`
+}
+
+// RunningSettings are the dynamic settings one gateway runs.
+type RunningSettings struct {
+	LogLevel         string    `json:"log_level,omitempty"`
+	AccessLogPercent int       `json:"access_log_percent,omitempty"`
+	TraceRoute       string    `json:"trace_route,omitempty"`
+	TraceUntil       time.Time `json:"trace_until,omitzero"`
 }
 
 // Peer is one member of a group as another member's gossip sees it.
