@@ -87,6 +87,9 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 	if a.versions(w, o) {
 		fmt.Fprintln(w)
 	}
+	if a.dynamicSettings(w, o) {
+		fmt.Fprintln(w)
+	}
 	if o.Backups != nil {
 		a.backups(w, *o.Backups)
 		fmt.Fprintln(w)
@@ -151,6 +154,33 @@ func (a *app) versions(w io.Writer, o apitypes.Overview) bool {
 		}
 	}
 	return printed
+}
+
+// dynamicSettings prints the groups' dynamic settings and what the
+// gateways that run other than as started run; it reports whether it
+// printed anything.
+func (a *app) dynamicSettings(w io.Writer, o apitypes.Overview) bool {
+	t := (*table)(nil)
+	row := func(cells ...string) {
+		if t == nil {
+			fmt.Fprintln(w, "Dynamic settings (gatehouse settings):")
+			t = newTable(w, "WHERE", "LOG-LEVEL", "ACCESS-LOG", "TRACE")
+		}
+		t.row(cells...)
+	}
+	for _, g := range o.Groups {
+		if gs := g.Settings; gs != nil {
+			row("group "+g.Name, orDash(gs.LogLevel), accessLogText(gs.AccessLog), traceText(a, gs.Trace))
+		}
+		for _, r := range g.Running {
+			row("instance "+r.Instance+" runs", orDash(r.Settings.LogLevel), percentText(r.Settings.AccessLogPercent), runningTrace(a, r.Settings))
+		}
+	}
+	if t == nil {
+		return false
+	}
+	t.flush()
+	return true
 }
 
 // adminNodes prints the domain's database and its admin nodes, with the

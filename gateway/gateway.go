@@ -141,6 +141,11 @@ type Gateway struct {
 	fileSum string
 
 	peers peering
+
+	// dyn holds the dynamic settings; access and tracer write the access
+	// log and request traces.
+	dyn            dynamic
+	access, tracer hclog.Logger
 }
 
 type applyError struct {
@@ -197,6 +202,8 @@ func New(opts Options) (*Gateway, error) {
 		boot:     newBoot(),
 	}
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
+	g.dyn.base = opts.Logger.GetLevel()
+	g.access, g.tracer = opts.Logger.Named("access"), opts.Logger.Named("trace")
 	g.fast = newServer(g)
 	g.policies = newResources(opts.Logger.Named("policy"))
 	if g.opts.PluginDir == "" && opts.DataDir != "" {

@@ -320,7 +320,7 @@ func (g *Gateway) localReport() localapi.Report {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	rep := localapi.Report{AppliedDeployment: g.deployment.Load(), Ready: g.Ready(),
-		GatewayVersion: g.opts.Version, FeatureLevel: g.opts.FeatureLevel}
+		GatewayVersion: g.opts.Version, FeatureLevel: g.opts.FeatureLevel, Settings: g.settings()}
 	if snap := g.proxy.Current(); snap != nil {
 		rep.AppliedChecksum = snap.Checksum
 	}

@@ -128,14 +128,23 @@ func (s *Server) readSettings(q *request) (*store.GatewaySettings, error) {
 		if t.Route == "" || len(t.Route) > maxTraceRoute || strings.ContainsFunc(t.Route, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return nil, badRequest("trace.route", "must name a route (\"route\" or \"service/route\", at most %d bytes, no control characters)", maxTraceRoute)
 		}
-		if !t.Until.IsZero() {
-			return nil, badRequest("trace.until", "is set by the admin node: give trace.for, how long to trace")
+		now := s.now()
+		until := t.Until
+		switch {
+		case t.For != "" && !t.Until.IsZero():
+			return nil, badRequest("trace.for", "give trace.for (how long) or trace.until (till when), not both")
+		case t.For != "":
+			d, err := time.ParseDuration(t.For)
+			if err != nil || d < minTraceFor || d > maxTraceFor {
+				return nil, badRequest("trace.for", "must be a duration between %s and %s (\"10m\"), not %q", minTraceFor, maxTraceFor, t.For)
+			}
+			until = now.Add(d)
+		case t.Until.IsZero():
+			return nil, badRequest("trace.for", "required: how long to trace (\"10m\"), or trace.until")
+		case !t.Until.After(now) || t.Until.Sub(now) > maxTraceFor:
+			return nil, badRequest("trace.until", "must be in the next %s, not %s", maxTraceFor, t.Until.UTC().Format(time.RFC3339))
 		}
-		d, err := time.ParseDuration(t.For)
-		if err != nil || d < minTraceFor || d > maxTraceFor {
-			return nil, badRequest("trace.for", "must be a duration between %s and %s (\"10m\"), not %q", minTraceFor, maxTraceFor, t.For)
-		}
-		out.Trace = &store.TraceSetting{Route: t.Route, Until: s.now().Add(d).UTC().Truncate(time.Millisecond)}
+		out.Trace = &store.TraceSetting{Route: t.Route, Until: until.UTC().Truncate(time.Millisecond)}
 	}
 	if *out == (store.GatewaySettings{}) {
 		return nil, nil

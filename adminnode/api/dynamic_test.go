@@ -32,7 +32,9 @@ func TestGatewaySettings(t *testing.T) {
 		{`{"trace": {"route": "", "for": "1m"}}`, "trace.route"},
 		{`{"trace": {"route": "orders", "for": "25h"}}`, "trace.for"},
 		{`{"trace": {"route": "orders", "for": "soon"}}`, "trace.for"},
-		{`{"trace": {"route": "orders", "for": "1m", "until": "2030-01-01T00:00:00Z"}}`, "trace.until"},
+		{`{"trace": {"route": "orders", "for": "1m", "until": "2030-01-01T00:00:00Z"}}`, "trace.for"},
+		{`{"trace": {"route": "orders", "until": "2020-01-01T00:00:00Z"}}`, "trace.until"},
+		{`{"trace": {"route": "orders"}}`, "trace.for"},
 		{`{"log_levels": "debug"}`, ""},
 	} {
 		r := e.do(e.admin, "PUT", "/groups/edge/settings", tc.body).expect(t, http.StatusBadRequest, tc.body)

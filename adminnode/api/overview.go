@@ -129,7 +129,17 @@ func (s *Server) overview(q *request) (any, error) {
 		if !seeInstances[g.Name] {
 			continue
 		}
-		out.Groups[len(out.Groups)-1].Versions, out.Groups[len(out.Groups)-1].Skipped = versionMix(ins), cur.Skipped
+		og := &out.Groups[len(out.Groups)-1]
+		og.Versions, og.Skipped = versionMix(ins), cur.Skipped
+		if g.Settings != nil {
+			gs := settingsOut(g.Settings)
+			og.Settings = &gs
+		}
+		for _, v := range ins {
+			if v.Observed != nil && v.Observed.Settings != nil {
+				og.Running = append(og.Running, apitypes.RunningSettings{Instance: v.Name, Settings: *v.Observed.Settings})
+			}
+		}
 		for _, v := range ins {
 			out.Attention = append(out.Attention, s.instanceAttention(v, cur, now)...)
 		}

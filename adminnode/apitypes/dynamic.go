@@ -29,9 +29,9 @@ type AccessLogSetting struct {
 }
 
 // TraceSetting traces the requests of a route: in a request, For (a
-// duration, "10m", at most 24h) says how long; the admin node turns it
-// into Until, which answers carry. Gateways stop tracing at Until by
-// themselves.
+// duration, "10m", at most 24h) says how long, or Until till when (in the
+// next 24h); the admin node keeps Until, which answers carry. Gateways
+// stop tracing at Until by themselves.
 type TraceSetting struct {
 	// Route is a route's name, or "service/route" to tell routes of the
 	// same name apart.

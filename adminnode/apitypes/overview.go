@@ -76,6 +76,17 @@ type OverviewGroup struct {
 	// Skipped are the instances the current deployment, a partial one,
 	// was not deployed to.
 	Skipped []SkippedInstance `json:"skipped,omitempty"`
+	// Settings are the group's dynamic settings, and Running the
+	// instances whose gateways report running other than as started.
+	Settings *GatewaySettings  `json:"settings,omitempty"`
+	Running  []RunningSettings `json:"running_settings,omitempty"`
+}
+
+// RunningSettings are the dynamic settings one instance's gateway reports
+// it runs.
+type RunningSettings struct {
+	Instance string               `json:"instance"`
+	Settings AgentGatewaySettings `json:"settings"`
 }
 
 // OverviewHost is a host and what its node manager last said.
