@@ -270,6 +270,7 @@ func (a *app) rollbackCommand() *cobra.Command {
 		group, message string
 		to             uint64
 		keepDraft      bool
+		allowPartial   bool
 		ro             rolloutOptions
 	)
 	cmd := &cobra.Command{
@@ -284,7 +285,11 @@ The group's draft is set to the configuration rolled back to (as written,
 placeholders unresolved), so that the change rolled back is not shipped
 again by the next, unrelated deploy. --keep-draft leaves the draft as it
 was: its changes are then still in the next deploy. The command says which
-it did.`,
+it did.
+
+A configuration some instances' gateways are of too low a feature level for
+is refused, as by deploy; --allow-partial rolls back to it on the others
+only.`,
 		Example: `  gatehouse rollback --group web --to 4 -m "5 breaks the orders service"
   gatehouse rollback --group web --to 4 -m "5 breaks the orders service" --keep-draft`,
 		Args: cobra.NoArgs,
@@ -296,7 +301,10 @@ it did.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.RollbackWith(cmd.Context(), group, to, apitypes.RollbackRequest{Message: message, KeepDraft: keepDraft})
+			d, err := c.RollbackWith(cmd.Context(), group, to, apitypes.RollbackRequest{Message: message, KeepDraft: keepDraft, AllowPartial: allowPartial})
+			if err == nil {
+				printSkipped(cmd.ErrOrStderr(), d.Skipped)
+			}
 			if err != nil {
 				return fmt.Errorf("roll group %s back to #%d: %w", group, to, err)
 			}
@@ -313,6 +321,7 @@ it did.`,
 	cmd.Flags().Uint64Var(&to, "to", 0, "number of the deployment to deploy again")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why")
 	cmd.Flags().BoolVar(&keepDraft, "keep-draft", false, "leave the draft as it is instead of setting it to the configuration rolled back to")
+	cmd.Flags().BoolVar(&allowPartial, "allow-partial", false, "roll back on the instances that can run the configuration only, rather than refuse it")
 	ro.flags(cmd)
 	for _, f := range []string{"group", "to", "message"} {
 		_ = cmd.MarkFlagRequired(f)

@@ -180,3 +180,72 @@ func TestFleetPartial(t *testing.T) {
 		t.Errorf("nobody can run it: %v", err)
 	}
 }
+
+// A deployment that needs a feature level an instance's running gateway
+// lacks is refused before signing, naming it; with allow_partial it is
+// made, the instance skipped, reported by the deploy, the summary and the
+// roll-out. A rollback to it is judged the same way; an import is refused.
+func TestDeployFeatureLevel(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	e.group("edge", nil)
+	cert := e.joinAs(srv.URL, "h1")
+	for _, name := range []string{"a1", "a2"} {
+		must[store.Instance](t)(e.store.CreateInstance(bg, store.Instance{Name: name, Group: "edge", Host: "h1"}))
+	}
+	// The host's binary is new; a2 still runs an old gateway.
+	newNode(t, srv.URL, e.ca, &cert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{
+		Capabilities: &apitypes.HostCapabilities{GatewayVersion: "1.4.0", FeatureLevel: 2, Plugins: []string{}},
+		Instances: []apitypes.AgentInstanceState{
+			{Name: "a1", Ready: true, GatewayVersion: "1.4.0", FeatureLevel: 2},
+			{Name: "a2", Ready: true, GatewayVersion: "1.3.0", FeatureLevel: 1}},
+	}).expect(t, http.StatusOK, "heartbeat")
+	e.deploy(t, "edge", apitypes.DeployRequest{Message: "plain"}, http.StatusCreated)
+
+	e.addToDraft("edge", func(c *deploy.Config) {
+		c.GlobalPolicies = append(c.GlobalPolicies, deploy.Policy{Name: deploy.HTTPLogPolicy,
+			Config: map[string]any{"endpoint": "http://127.0.0.1:1/", deploy.HTTPLogSampleKey: 10}})
+	})
+	const field = "global_policies[0].config.sample_percent"
+	var body apitypes.ErrorBody
+	e.deploy(t, "edge", apitypes.DeployRequest{Message: "sampled"}, http.StatusUnprocessableEntity).decode(t, &body)
+	if body.Error.Code != apitypes.CodeUnrunnable || body.Error.Field != field ||
+		!strings.Contains(body.Error.Message, "a2 (host h1, level 1)") || strings.Contains(body.Error.Message, "a1") {
+		t.Errorf("refusal %+v", body.Error)
+	}
+	if n := e.deploymentCount("edge"); n != 1 {
+		t.Fatalf("%d deployments after the refusal", n)
+	}
+	var d apitypes.Deployment
+	e.deploy(t, "edge", apitypes.DeployRequest{Message: "sampled", AllowPartial: true}, http.StatusCreated).decode(t, &d)
+	want := []apitypes.SkippedInstance{{Instance: "a2", Host: "h1", Reason: field + " needs configuration feature level 2; the gateway has level 1"}}
+	if d.Number != 2 || !reflect.DeepEqual(d.Skipped, want) {
+		t.Fatalf("partial deployment %+v", d)
+	}
+	if a := e.lastAudit("deployment.create"); !strings.Contains(a.Detail, "partial, skipping a2") {
+		t.Errorf("audit %+v", a)
+	}
+	var sum apitypes.GroupSummary
+	e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
+	wantVersions := []apitypes.VersionCount{{Version: "1.3.0", FeatureLevel: 1, Instances: []string{"a2"}}, {Version: "1.4.0", FeatureLevel: 2, Instances: []string{"a1"}}}
+	if !reflect.DeepEqual(sum.Skipped, want) || !reflect.DeepEqual(sum.Versions, wantVersions) {
+		t.Errorf("summary: skipped %+v, versions %+v", sum.Skipped, sum.Versions)
+	}
+	var r apitypes.Rollout
+	e.do(e.admin, "GET", "/groups/edge/deployments/2/rollout", nil).expect(t, http.StatusOK, "rollout").decode(t, &r)
+	if r.Skipped != 1 || r.Instances[1].State != apitypes.InstanceSkipped || r.Instances[1].Reason != want[0].Reason {
+		t.Errorf("roll-out %+v", r)
+	}
+
+	// Back to plain, then a rollback to the partial one.
+	e.addToDraft("edge", func(c *deploy.Config) { c.GlobalPolicies = nil })
+	e.deploy(t, "edge", apitypes.DeployRequest{Message: "plain again"}, http.StatusCreated)
+	e.do(e.admin, "POST", "/groups/edge/deployments/2/rollback", apitypes.RollbackRequest{Message: "m"}).
+		expect(t, http.StatusUnprocessableEntity, "rollback to the partial one")
+	var rb apitypes.Deployment
+	e.do(e.admin, "POST", "/groups/edge/deployments/2/rollback", apitypes.RollbackRequest{Message: "m", AllowPartial: true}).
+		expect(t, http.StatusCreated, "partial rollback").decode(t, &rb)
+	if rb.Number != 4 || !reflect.DeepEqual(rb.Skipped, want) {
+		t.Errorf("partial rollback %+v", rb)
+	}
+}

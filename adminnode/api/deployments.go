@@ -267,6 +267,10 @@ func (s *Server) rollback(q *request) (any, error) {
 	if in.Message == "" {
 		in.Message = fmt.Sprintf("roll back to deployment %d", to)
 	}
+	fl, err := s.fleetOf(q.ctx, group)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.flushForNumbering(q.ctx); err != nil {
 		return nil, err
 	}
@@ -275,10 +279,16 @@ func (s *Server) rollback(q *request) (any, error) {
 		if err != nil {
 			return store.Deployment{}, err
 		}
+		// An earlier configuration may need a feature level some gateways
+		// lack (it was a partial deployment, or they were downgraded).
+		skipped, err := fl.partial(group, cfg, in.AllowPartial)
+		if err != nil {
+			return store.Deployment{}, err
+		}
 		// The configuration gateways ran is redeployed as it was, not
 		// resolved again with today's settings; its template goes with it.
 		d, err := s.sign(group, number, cfg, q.who.user, in.Message)
-		d.Template = src.Template
+		d.Template, d.Skipped = src.Template, skipped
 		return d, err
 	})
 	if err != nil {

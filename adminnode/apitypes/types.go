@@ -395,6 +395,10 @@ type SkippedInstance struct {
 type RollbackRequest struct {
 	Message   string `json:"message"`
 	KeepDraft bool   `json:"keep_draft,omitempty"`
+	// AllowPartial, as a deploy's: a configuration some instances'
+	// gateways are of too low a feature level for is rolled back to on the
+	// others only, rather than refused.
+	AllowPartial bool `json:"allow_partial,omitempty"`
 }
 
 // Draft outcomes of a rollback (Deployment.Draft).
