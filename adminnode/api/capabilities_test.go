@@ -248,4 +248,22 @@ func TestDeployFeatureLevel(t *testing.T) {
 	if rb.Number != 4 || !reflect.DeepEqual(rb.Skipped, want) {
 		t.Errorf("partial rollback %+v", rb)
 	}
+
+	// An import of the sampled configuration is refused, nothing written.
+	src := e.freshGroup("edge")
+	e.addToDraft(src, func(c *deploy.Config) {
+		c.Consumers, c.Certificates = nil, nil
+		c.GlobalPolicies = append(c.GlobalPolicies, deploy.Policy{Name: deploy.HTTPLogPolicy,
+			Config: map[string]any{"endpoint": "http://127.0.0.1:1/", deploy.HTTPLogSampleKey: 10}})
+	})
+	e.deployed(src)
+	before := e.deploymentCount("edge")
+	draft := must[store.Draft](t)(e.store.GetDraft(bg, "edge"))
+	e.do(e.admin, "POST", "/groups/edge/import", e.pkg(src)).expect(t, http.StatusUnprocessableEntity, "import of a level-2 configuration")
+	if n := e.deploymentCount("edge"); n != before {
+		t.Errorf("the refused import made a deployment: %d, was %d", n, before)
+	}
+	if d := must[store.Draft](t)(e.store.GetDraft(bg, "edge")); d.Version != draft.Version {
+		t.Errorf("the refused import wrote the draft: version %d, was %d", d.Version, draft.Version)
+	}
 }

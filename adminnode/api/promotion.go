@@ -305,6 +305,15 @@ func (s *Server) importPackage(q *request) (any, error) {
 		q.auditDetail = "dry run: " + q.auditDetail
 		return out, nil
 	}
+	// An import deploys nowhere partially: a feature level some gateways
+	// lack refuses it before anything is written.
+	fl, err := s.fleetOf(q.ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fl.partial(group, resolved, false); err != nil {
+		return nil, err
+	}
 	cur, err := s.store.GetDraft(q.ctx, group)
 	if err != nil {
 		return nil, err
@@ -317,16 +326,7 @@ func (s *Server) importPackage(q *request) (any, error) {
 	if err := s.flushForNumbering(q.ctx); err != nil {
 		return nil, err
 	}
-	fl, err := s.fleetOf(q.ctx, group)
-	if err != nil {
-		return nil, err
-	}
 	dep, err := s.deps.Freeze(q.ctx, group, draft.Version, func(d store.Draft, number uint64) (store.Deployment, error) {
-		// An import deploys nowhere partially: a feature level some
-		// gateways lack refuses it, before signing.
-		if _, err := fl.partial(group, resolved, false); err != nil {
-			return store.Deployment{}, err
-		}
 		sd, err := s.build(group, number, &d.Config, resolved, q.who.user, message)
 		if err != nil {
 			return sd, err
