@@ -103,6 +103,24 @@ Nothing needs attention.
 `,
 		},
 		{
+			name: "settings of an instance",
+			print: func(b *bytes.Buffer) {
+				until := created.Add(10 * time.Minute)
+				a.printInstanceSettings(b, apitypes.InstanceSettings{Instance: "web-1", Group: "web",
+					OfGroup:   apitypes.GatewaySettings{LogLevel: "debug", AccessLog: &apitypes.AccessLogSetting{Enabled: true, SamplePercent: 10}},
+					Own:       apitypes.GatewaySettings{AccessLog: &apitypes.AccessLogSetting{}, Trace: &apitypes.TraceSetting{Route: "api/orders", Until: until}},
+					Effective: apitypes.AgentGatewaySettings{LogLevel: "debug", TraceRoute: "api/orders", TraceUntil: until},
+					Applied:   &apitypes.AgentGatewaySettings{LogLevel: "debug", AccessLogPercent: 10}})
+			},
+			want: `
+Settings of instance web-1 (group web):
+SETTING     GROUP    INSTANCE                               EFFECTIVE                              GATEWAY-RUNS
+log level   debug    -                                      debug                                  debug
+access log  on, 10%  off                                    off                                    on, 10%
+trace       -        api/orders until 2026-11-20T08:40:00Z  api/orders until 2026-11-20T08:40:00Z  -
+`,
+		},
+		{
 			name: "status of a domain on PostgreSQL with two admin nodes",
 			print: func(b *bytes.Buffer) {
 				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true,
