@@ -20,6 +20,7 @@ func (a *app) deployCommand() *cobra.Command {
 		draftVersion   uint64
 		strict         bool
 		force          bool
+		allowPartial   bool
 		ro             rolloutOptions
 	)
 	cmd := &cobra.Command{
@@ -44,13 +45,21 @@ With --draft-version, the deployment is made only if the draft is still at
 that version ("config apply" and "-o json" of "config dump" show it), so
 that what was reviewed is what is deployed.
 
-A draft that instances of the group lack something to run (an external
-policy's plugin absent from their host, a feature level above their
-gateway's) is deployed with a warning naming them; with --strict it is
-refused and nothing is deployed.`,
+A draft that uses a configuration feature some instances' gateways are of
+too old a feature level to run is refused before it is signed, naming those
+instances and the field that needs the level. With --allow-partial it is
+deployed all the same, to the instances that can run it only: the others
+keep the deployment they run, and are listed as skipped (here, in the
+roll-out, in "gatehouse status" and in the group's summary). The roll-out
+then succeeds once every other instance applied it.
+
+A draft that instances of the group lack an external policy's plugin for
+(absent from their host's plugin directory) is deployed with a warning
+naming them; with --strict it is refused and nothing is deployed.`,
 		Example: `  gatehouse deploy --group web -m "add the orders service"
   gatehouse deploy --group web -m "add the orders service" --timeout 2m
-  gatehouse deploy --group web -m "same again" --force --no-wait`,
+  gatehouse deploy --group web -m "same again" --force --no-wait
+  gatehouse deploy --group web -m "sampled access log" --allow-partial`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := ro.check(); err != nil {
@@ -60,7 +69,7 @@ refused and nothing is deployed.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion, Strict: strict, Force: force})
+			d, err := c.Deploy(cmd.Context(), group, apitypes.DeployRequest{Message: message, DraftVersion: draftVersion, Strict: strict, Force: force, AllowPartial: allowPartial})
 			if client.IsNothingToDeploy(err) {
 				var apiErr *client.APIError
 				errors.As(err, &apiErr)
@@ -73,6 +82,7 @@ refused and nothing is deployed.`,
 				return fmt.Errorf("deploy group %s: %w", group, err)
 			}
 			printWarnings(cmd.ErrOrStderr(), d.Warnings)
+			printSkipped(cmd.ErrOrStderr(), d.Skipped)
 			return a.finishDeploy(cmd, c, d, ro, fmt.Sprintf("deployed %s #%d %s\n", d.Group, d.Number, d.Checksum))
 		},
 	}
@@ -81,10 +91,22 @@ refused and nothing is deployed.`,
 	cmd.Flags().Uint64Var(&draftVersion, "draft-version", 0, "deploy only if the draft is at this version")
 	cmd.Flags().BoolVar(&strict, "strict", false, "refuse, rather than warn about, a draft that instances of the group lack something to run")
 	cmd.Flags().BoolVar(&force, "force", false, "deploy even if the draft is the current deployment")
+	cmd.Flags().BoolVar(&allowPartial, "allow-partial", false, "deploy a draft some instances' gateways are of too low a feature level to run to the others only, rather than refuse it")
 	ro.flags(cmd)
 	_ = cmd.MarkFlagRequired("group")
 	_ = cmd.MarkFlagRequired("message")
 	return cmd
+}
+
+// printSkipped names the instances a partial deployment left out.
+func printSkipped(w io.Writer, skipped []apitypes.SkippedInstance) {
+	if len(skipped) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "partial deployment: %d instance(s) skipped, they keep what they run:\n", len(skipped))
+	for _, sk := range skipped {
+		fmt.Fprintf(w, "  %s (host %s): %s\n", sk.Instance, sk.Host, sk.Reason)
+	}
 }
 
 // finishDeploy prints what a deploy or rollback made (head) and, unless
@@ -248,6 +270,7 @@ func (a *app) rollbackCommand() *cobra.Command {
 		group, message string
 		to             uint64
 		keepDraft      bool
+		allowPartial   bool
 		ro             rolloutOptions
 	)
 	cmd := &cobra.Command{
@@ -262,7 +285,11 @@ The group's draft is set to the configuration rolled back to (as written,
 placeholders unresolved), so that the change rolled back is not shipped
 again by the next, unrelated deploy. --keep-draft leaves the draft as it
 was: its changes are then still in the next deploy. The command says which
-it did.`,
+it did.
+
+A configuration some instances' gateways are of too low a feature level for
+is refused, as by deploy; --allow-partial rolls back to it on the others
+only.`,
 		Example: `  gatehouse rollback --group web --to 4 -m "5 breaks the orders service"
   gatehouse rollback --group web --to 4 -m "5 breaks the orders service" --keep-draft`,
 		Args: cobra.NoArgs,
@@ -274,7 +301,10 @@ it did.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.RollbackWith(cmd.Context(), group, to, apitypes.RollbackRequest{Message: message, KeepDraft: keepDraft})
+			d, err := c.RollbackWith(cmd.Context(), group, to, apitypes.RollbackRequest{Message: message, KeepDraft: keepDraft, AllowPartial: allowPartial})
+			if err == nil {
+				printSkipped(cmd.ErrOrStderr(), d.Skipped)
+			}
 			if err != nil {
 				return fmt.Errorf("roll group %s back to #%d: %w", group, to, err)
 			}
@@ -291,6 +321,7 @@ it did.`,
 	cmd.Flags().Uint64Var(&to, "to", 0, "number of the deployment to deploy again")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why")
 	cmd.Flags().BoolVar(&keepDraft, "keep-draft", false, "leave the draft as it is instead of setting it to the configuration rolled back to")
+	cmd.Flags().BoolVar(&allowPartial, "allow-partial", false, "roll back on the instances that can run the configuration only, rather than refuse it")
 	ro.flags(cmd)
 	for _, f := range []string{"group", "to", "message"} {
 		_ = cmd.MarkFlagRequired(f)

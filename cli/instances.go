@@ -188,7 +188,12 @@ func (a *app) printInstance(cmd *cobra.Command, i apitypes.Instance) error {
 				"Process", o.Process,
 				"PID", strconv.Itoa(o.PID),
 				"Restarts", strconv.Itoa(o.Restarts),
-				"Last error", o.LastError)
+				"Last error", o.LastError,
+				"Gateway version", versionText(o.GatewayVersion, o.FeatureLevel))
+			if st := o.Settings; st != nil {
+				pairs = append(pairs, "Log level", orDash(st.LogLevel), "Access log", percentText(st.AccessLogPercent),
+					"Trace", runningTrace(a, *st))
+			}
 		}
 		if i.Unreachable {
 			pairs = append(pairs, "Unreachable by", strings.Join(i.UnreachableBy, ","))

@@ -68,6 +68,59 @@ spool_drops      -      -         h2    traffic batches missing
 `,
 		},
 		{
+			name: "status with a mix of gateway versions and a partial deployment",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created,
+					Groups: []apitypes.OverviewGroup{{Name: "web", CurrentDeployment: 4, Instances: 2, Rollout: "1/2",
+						ByStatus: map[string]int{"Healthy": 1, "Only Heartbeat": 1},
+						Versions: []apitypes.VersionCount{{Version: "1.5.0", FeatureLevel: 2, Instances: []string{"web-1"}}, {Version: "1.4.0", FeatureLevel: 1, Instances: []string{"web-2"}}},
+						Skipped:  []apitypes.SkippedInstance{{Instance: "web-2", Host: "h1", Reason: "needs configuration feature level 2; the gateway has level 1"}}}},
+					Hosts: []apitypes.OverviewHost{{Name: "h1", Instances: 2, Version: "1.5.0", GatewayBinary: "1.5.0",
+						Gateways: []apitypes.VersionCount{{Version: "1.5.0", FeatureLevel: 2, Instances: []string{"web-1"}}, {Instances: []string{"web-2"}}}}},
+				})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+GROUP  DEPLOYMENT  ROLLOUT  HEALTHY  ONLY-HEARTBEAT  LOST  OFFLINE  PENDING
+web    #4          1/2      1        1               0     0        0
+
+HOST  ADDRESS  INSTANCES  LAST-CONTACT  VERSION  CERT-EXPIRES
+h1    -        2          -             1.5.0    -
+
+Gateway versions:
+WHERE      VERSION         FEATURE-LEVEL  INSTANCES
+group web  1.5.0           2              web-1
+group web  1.4.0           1              web-2
+host h1    1.5.0           2              web-1
+host h1    (not reported)  -              web-2
+host h1    1.5.0           -              (binary on disk)
+
+Group web: deployment #4 is partial, 1 instance(s) skipped:
+  web-2 (host h1): needs configuration feature level 2; the gateway has level 1
+
+Nothing needs attention.
+`,
+		},
+		{
+			name: "settings of an instance",
+			print: func(b *bytes.Buffer) {
+				until := created.Add(10 * time.Minute)
+				a.printInstanceSettings(b, apitypes.InstanceSettings{Instance: "web-1", Group: "web",
+					OfGroup:   apitypes.GatewaySettings{LogLevel: "debug", AccessLog: &apitypes.AccessLogSetting{Enabled: true, SamplePercent: 10}},
+					Own:       apitypes.GatewaySettings{AccessLog: &apitypes.AccessLogSetting{}, Trace: &apitypes.TraceSetting{Route: "api/orders", Until: until}},
+					Effective: apitypes.AgentGatewaySettings{LogLevel: "debug", TraceRoute: "api/orders", TraceUntil: until},
+					Applied:   &apitypes.AgentGatewaySettings{LogLevel: "debug", AccessLogPercent: 10}})
+			},
+			want: `
+Settings of instance web-1 (group web):
+SETTING     GROUP    INSTANCE                               EFFECTIVE                              GATEWAY-RUNS
+log level   debug    -                                      debug                                  debug
+access log  on, 10%  off                                    off                                    on, 10%
+trace       -        api/orders until 2026-11-20T08:40:00Z  api/orders until 2026-11-20T08:40:00Z  -
+`,
+		},
+		{
 			name: "status of a domain on PostgreSQL with two admin nodes",
 			print: func(b *bytes.Buffer) {
 				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true,

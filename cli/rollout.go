@@ -90,7 +90,7 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 			return nil, fmt.Errorf("deployment %s #%d made, but watching its roll-out failed: %w", d.Group, d.Number, err)
 		}
 		for _, in := range r.Instances {
-			if printed[in.Name] == in.State || (in.State != apitypes.InstanceApplied && in.State != apitypes.InstanceRefused && in.State != apitypes.InstanceUnreachable) {
+			if printed[in.Name] == in.State || (in.State != apitypes.InstanceApplied && in.State != apitypes.InstanceRefused && in.State != apitypes.InstanceUnreachable && in.State != apitypes.InstanceSkipped) {
 				continue
 			}
 			printed[in.Name] = in.State
@@ -110,7 +110,11 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 		if r.Total == 0 {
 			fmt.Fprintf(w, "group %s has no instances: nothing to roll out\n", d.Group)
 		} else {
-			fmt.Fprintf(w, "rolled out #%d: %d/%d instances applied it\n", d.Number, r.Applied, r.Total)
+			fmt.Fprintf(w, "rolled out #%d: %d/%d instances applied it", d.Number, r.Applied, r.Total)
+			if r.Skipped > 0 {
+				fmt.Fprintf(w, ", %d skipped (partial deployment)", r.Skipped)
+			}
+			fmt.Fprintln(w)
 		}
 		return &r, nil
 	case apitypes.RolloutSuperseded:
@@ -126,9 +130,12 @@ func (a *app) waitRollout(ctx context.Context, c *client.Client, w io.Writer, d 
 // with its state and the reason it gave.
 func rolloutError(head string, r apitypes.Rollout) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d of %d instances did not apply it", head, r.Total-r.Applied, r.Total)
+	fmt.Fprintf(&b, "%s: %d of %d instances did not apply it", head, r.Total-r.Applied-r.Skipped, r.Total)
+	if r.Skipped > 0 {
+		fmt.Fprintf(&b, " (%d skipped: partial deployment)", r.Skipped)
+	}
 	for _, in := range r.Instances {
-		if in.State == apitypes.InstanceApplied {
+		if in.State == apitypes.InstanceApplied || in.State == apitypes.InstanceSkipped {
 			continue
 		}
 		fmt.Fprintf(&b, "\n  %s (host %s): %s: %s", in.Name, in.Host, in.State, in.Reason)

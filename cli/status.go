@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -83,6 +84,12 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 		t.flush()
 	}
 	fmt.Fprintln(w)
+	if a.versions(w, o) {
+		fmt.Fprintln(w)
+	}
+	if a.dynamicSettings(w, o) {
+		fmt.Fprintln(w)
+	}
 	if o.Backups != nil {
 		a.backups(w, *o.Backups)
 		fmt.Fprintln(w)
@@ -97,6 +104,83 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 		t.row(at.Kind, at.Group, at.Instance, at.Host, at.Reason)
 	}
 	t.flush()
+}
+
+// versions prints the mix of gateway versions per group and per host,
+// the version of each host's gateway binary, and the instances partial
+// deployments skipped; it reports whether it printed anything.
+func (a *app) versions(w io.Writer, o apitypes.Overview) bool {
+	type row struct{ where, version, level, instances string }
+	var rows []row
+	add := func(where string, vs []apitypes.VersionCount) {
+		for _, v := range vs {
+			r := row{where, v.Version, strconv.Itoa(v.FeatureLevel), strings.Join(v.Instances, ",")}
+			if v.Version == "" {
+				r.version, r.level = "(not reported)", "-"
+			}
+			rows = append(rows, r)
+		}
+	}
+	for _, g := range o.Groups {
+		add("group "+g.Name, g.Versions)
+	}
+	for _, h := range o.Hosts {
+		add("host "+h.Name, h.Gateways)
+		if h.GatewayBinary != "" {
+			rows = append(rows, row{"host " + h.Name, h.GatewayBinary, "-", "(binary on disk)"})
+		}
+	}
+	printed := false
+	if len(rows) > 0 {
+		fmt.Fprintln(w, "Gateway versions:")
+		t := newTable(w, "WHERE", "VERSION", "FEATURE-LEVEL", "INSTANCES")
+		for _, r := range rows {
+			t.row(r.where, r.version, r.level, r.instances)
+		}
+		t.flush()
+		printed = true
+	}
+	for _, g := range o.Groups {
+		if len(g.Skipped) == 0 {
+			continue
+		}
+		if printed {
+			fmt.Fprintln(w)
+		}
+		printed = true
+		fmt.Fprintf(w, "Group %s: deployment #%d is partial, %d instance(s) skipped:\n", g.Name, g.CurrentDeployment, len(g.Skipped))
+		for _, sk := range g.Skipped {
+			fmt.Fprintf(w, "  %s (host %s): %s\n", sk.Instance, sk.Host, sk.Reason)
+		}
+	}
+	return printed
+}
+
+// dynamicSettings prints the groups' dynamic settings and what the
+// gateways that run other than as started run; it reports whether it
+// printed anything.
+func (a *app) dynamicSettings(w io.Writer, o apitypes.Overview) bool {
+	t := (*table)(nil)
+	row := func(cells ...string) {
+		if t == nil {
+			fmt.Fprintln(w, "Dynamic settings (gatehouse settings):")
+			t = newTable(w, "WHERE", "LOG-LEVEL", "ACCESS-LOG", "TRACE")
+		}
+		t.row(cells...)
+	}
+	for _, g := range o.Groups {
+		if gs := g.Settings; gs != nil {
+			row("group "+g.Name, orDash(gs.LogLevel), accessLogText(gs.AccessLog), traceText(a, gs.Trace))
+		}
+		for _, r := range g.Running {
+			row("instance "+r.Instance+" runs", orDash(r.Settings.LogLevel), percentText(r.Settings.AccessLogPercent), runningTrace(a, r.Settings))
+		}
+	}
+	if t == nil {
+		return false
+	}
+	t.flush()
+	return true
 }
 
 // adminNodes prints the domain's database and its admin nodes, with the

@@ -10,7 +10,17 @@ import "github.com/gatehouse/gatehouse/fieldpath"
 // a configuration can say something that gateways of the previous level
 // would refuse (a new policy kind or field), and RequiredFeatureLevel then
 // returns the new level for configurations that use it.
-const FeatureLevel = 1
+//
+// Level 2: the http-log policy's sample_percent (HTTPLogSampleKey).
+const FeatureLevel = 2
+
+// HTTPLogPolicy is the policy kind that ships access-log lines to a
+// collector, and HTTPLogSampleKey its setting (level 2) that logs only a
+// percentage of the exchanges: a level-1 gateway refuses the field.
+const (
+	HTTPLogPolicy    = "http-log"
+	HTTPLogSampleKey = "sample_percent"
+)
 
 // ExternalPolicy is the policy kind that runs a plugin binary from the
 // gateway's plugin directory (policy/external), and ExternalPluginKey the
@@ -29,25 +39,31 @@ type PluginUse struct {
 
 // RequiredFeatureLevel returns the lowest feature level whose gateways can
 // run cfg, and the field path of what needs it ("" when every gateway
-// can). Every configuration is of level 1 so far.
+// can): the first field, in the order of the configuration, that needs
+// the level returned.
 func RequiredFeatureLevel(cfg *Config) (int, string) {
+	field := ""
+	eachPolicy(cfg, func(path string, p Policy) {
+		if field != "" || p.Name != HTTPLogPolicy {
+			return
+		}
+		if _, ok := p.Config[HTTPLogSampleKey]; ok {
+			field = fieldpath.Join(path+".config", HTTPLogSampleKey)
+		}
+	})
+	if field != "" {
+		return 2, field
+	}
 	return 1, ""
 }
 
-// ExternalPlugins lists the plugin binaries that cfg's external policies
-// name, wherever the policies are (global, service, route, consumer), in
-// the order of the configuration. Policies whose plugin is not a string
-// are left to validation.
-func ExternalPlugins(cfg *Config) []PluginUse {
-	var out []PluginUse
+// eachPolicy calls fn with every policy of cfg and its field path, wherever
+// the policies are (global, service, route, consumer), in the order of the
+// configuration.
+func eachPolicy(cfg *Config, fn func(path string, p Policy)) {
 	add := func(path string, ps []Policy) {
 		for i, p := range ps {
-			if p.Name != ExternalPolicy {
-				continue
-			}
-			if name, ok := p.Config[ExternalPluginKey].(string); ok && name != "" {
-				out = append(out, PluginUse{Field: fieldpath.Join(fieldpath.Index(path, i)+".config", ExternalPluginKey), Plugin: name})
-			}
+			fn(fieldpath.Index(path, i), p)
 		}
 	}
 	add("global_policies", cfg.GlobalPolicies)
@@ -61,5 +77,21 @@ func ExternalPlugins(cfg *Config) []PluginUse {
 	for i, c := range cfg.Consumers {
 		add(fieldpath.Index("consumers", i)+".policies", c.Policies)
 	}
+}
+
+// ExternalPlugins lists the plugin binaries that cfg's external policies
+// name, wherever the policies are (global, service, route, consumer), in
+// the order of the configuration. Policies whose plugin is not a string
+// are left to validation.
+func ExternalPlugins(cfg *Config) []PluginUse {
+	var out []PluginUse
+	eachPolicy(cfg, func(path string, p Policy) {
+		if p.Name != ExternalPolicy {
+			return
+		}
+		if name, ok := p.Config[ExternalPluginKey].(string); ok && name != "" {
+			out = append(out, PluginUse{Field: fieldpath.Join(path+".config", ExternalPluginKey), Plugin: name})
+		}
+	})
 	return out
 }

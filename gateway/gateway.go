@@ -96,6 +96,12 @@ type Options struct {
 	// port 0 in the options is a real port there. An error stops Run.
 	Listening func(addrs map[string]string) error
 	Logger    hclog.Logger
+	// Version is the binary's version, reported as it is. FeatureLevel is
+	// the highest configuration feature level the gateway applies
+	// (deploy.FeatureLevel when 0): a configuration that needs more is
+	// refused, naming the field that needs it.
+	Version      string
+	FeatureLevel int
 }
 
 // Gateway is one gateway process.
@@ -135,6 +141,11 @@ type Gateway struct {
 	fileSum string
 
 	peers peering
+
+	// dyn holds the dynamic settings; access and tracer write the access
+	// log and request traces.
+	dyn            dynamic
+	access, tracer hclog.Logger
 }
 
 type applyError struct {
@@ -159,6 +170,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.FeatureLevel == 0 {
+		opts.FeatureLevel = deploy.FeatureLevel
 	}
 	sources := 0
 	for _, s := range []string{opts.ConfigPath, opts.NodeManager, opts.ConfigURL} {
@@ -188,6 +202,8 @@ func New(opts Options) (*Gateway, error) {
 		boot:     newBoot(),
 	}
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
+	g.dyn.base = opts.Logger.GetLevel()
+	g.access, g.tracer = opts.Logger.Named("access"), opts.Logger.Named("trace")
 	g.fast = newServer(g)
 	g.policies = newResources(opts.Logger.Named("policy"))
 	if g.opts.PluginDir == "" && opts.DataDir != "" {
@@ -360,6 +376,10 @@ func (g *Gateway) settle(origin string, err error) error {
 
 // apply is Apply's work, with applyMu held.
 func (g *Gateway) apply(cfg *deploy.Config, src source) error {
+	if need, field := deploy.RequiredFeatureLevel(cfg); need > g.opts.FeatureLevel {
+		return fmt.Errorf("%s needs configuration feature level %d; this gateway (version %s) has feature level %d",
+			field, need, g.opts.Version, g.opts.FeatureLevel)
+	}
 	sum := src.checksum
 	if sum == "" {
 		if err := cfg.Validate(catalog.Checker{}); err != nil {

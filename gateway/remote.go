@@ -319,7 +319,8 @@ func (g *Gateway) localReport() localapi.Report {
 	// apply.
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	rep := localapi.Report{AppliedDeployment: g.deployment.Load(), Ready: g.Ready()}
+	rep := localapi.Report{AppliedDeployment: g.deployment.Load(), Ready: g.Ready(),
+		GatewayVersion: g.opts.Version, FeatureLevel: g.opts.FeatureLevel, Settings: g.settings()}
 	if snap := g.proxy.Current(); snap != nil {
 		rep.AppliedChecksum = snap.Checksum
 	}

@@ -4,15 +4,23 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 // Report is the JSON document of the status port's /status.
 type Report struct {
-	Instance  string    `json:"instance"`
-	Group     string    `json:"group"`
-	Ready     bool      `json:"ready"`
-	Draining  bool      `json:"draining"`
-	StartedAt time.Time `json:"started_at"`
+	Instance string `json:"instance"`
+	Group    string `json:"group"`
+	// Version and FeatureLevel are the gateway binary's: what it runs and
+	// the highest configuration feature level it applies.
+	Version      string `json:"version"`
+	FeatureLevel int    `json:"feature_level"`
+	// Settings are the dynamic settings in force; absent when the gateway
+	// runs as started.
+	Settings  *localapi.Settings `json:"settings,omitempty"`
+	Ready     bool               `json:"ready"`
+	Draining  bool               `json:"draining"`
+	StartedAt time.Time          `json:"started_at"`
 	// Source is where configurations come from: "file <path>",
 	// "node-manager <url>", "object-storage <bucket>, object <key>", or "none"
 	// (the store only).
@@ -63,8 +71,9 @@ type UpstreamReport struct {
 // Status implements status.Reporter.
 func (g *Gateway) Status() any {
 	r := Report{
-		Instance:  g.opts.Instance,
-		Group:     g.opts.Group,
+		Instance: g.opts.Instance,
+		Group:    g.opts.Group,
+		Version:  g.opts.Version, FeatureLevel: g.opts.FeatureLevel, Settings: g.settings(),
 		Ready:     g.Ready(),
 		Draining:  g.draining.Load(),
 		StartedAt: g.started,

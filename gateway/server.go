@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/gatehouse/gatehouse/gateway/evloop"
-	"github.com/gatehouse/gatehouse/gateway/status"
 )
 
 // newServer is the traffic server shared by the HTTP and HTTPS listeners.
@@ -46,7 +45,7 @@ func newServer(g *Gateway) *fasthttp.Server {
 
 func newStatusServer(g *Gateway) *http.Server {
 	return &http.Server{
-		Handler:           status.Handler(g, g.gatherer),
+		Handler:           g.statusHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          g.logger.Named("status").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}

@@ -81,8 +81,11 @@ type agent struct {
 	// kick asks for a heartbeat now: a gateway's report changed what the
 	// admin node shows (a deployment applied), which should not wait for
 	// the next beat.
-	kick    chan struct{}
-	metrics *metrics.Node
+	kick chan struct{}
+	// settingsKick asks for a delivery of dynamic settings now
+	// (dynamic.go): the desired ones changed.
+	settingsKick chan struct{}
+	metrics      *metrics.Node
 	// traffic collects the gateways' traffic counts for the admin node.
 	traffic *collector
 	// stopping is closed when the node manager shuts down, to answer the
@@ -286,6 +289,7 @@ func (a *agent) watchInstances(ctx context.Context) {
 		// answer carries them.
 		a.localIndex.Add(1)
 		a.changed.notify()
+		a.kickSettings()
 	}
 }
 
@@ -412,7 +416,11 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		}
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
-			Ready: v.Ready, LastError: v.LastError}
+			Ready: v.Ready, LastError: v.LastError, GatewayVersion: v.GatewayVersion, FeatureLevel: v.FeatureLevel}
+		if v.Settings != nil {
+			s := apitypes.AgentGatewaySettings(*v.Settings)
+			st.Settings = &s
+		}
 		for _, p := range v.Peers {
 			st.Peers = append(st.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
@@ -455,7 +463,11 @@ func (a *agent) views() []localapi.InstanceView {
 			DesiredDeployment: desired[in.Group],
 			AppliedDeployment: r.AppliedDeployment, AppliedChecksum: r.AppliedChecksum,
 			Ready: r.Ready && st.Process == supervisor.StateRunning, LastError: st.LastError, ReportedAt: r.at,
-			Peers: r.Peers}
+			Peers: r.Peers, GatewayVersion: r.GatewayVersion, FeatureLevel: r.FeatureLevel, Settings: r.Settings}
+		if in.Settings != nil {
+			d := desiredSettings(in)
+			v.DesiredSettings = &d
+		}
 		if r.LastError != "" {
 			v.LastError = r.LastError
 		}

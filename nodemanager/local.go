@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -215,7 +216,8 @@ func (a *agent) serveReport(w http.ResponseWriter, r *http.Request) {
 	prev := a.lastReport(name)
 	a.report(name, rep)
 	if rep.AppliedDeployment != prev.AppliedDeployment || rep.LastError != prev.LastError || rep.Ready != prev.Ready ||
-		!samePeerStates(rep.Peers, prev.Peers) {
+		rep.GatewayVersion != prev.GatewayVersion || rep.FeatureLevel != prev.FeatureLevel ||
+		!reflect.DeepEqual(rep.Settings, prev.Settings) || !samePeerStates(rep.Peers, prev.Peers) {
 		a.kickHeartbeat()
 		a.log.Info("instance reports", "instance", name, "applied", rep.AppliedDeployment, "ready", rep.Ready, "error", rep.LastError)
 	}

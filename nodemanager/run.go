@@ -207,7 +207,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		gatewayDataDir: gatewayDataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		pluginDir: opts.PluginDir, probe: &gatewayProbe{binary: opts.GatewayBinary},
 		version: opts.Version,
-		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
+		changed: newBroadcast(), kick: make(chan struct{}, 1), settingsKick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}
 	if opts.FallbackConfig != "" {
@@ -254,6 +254,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	wg.Go(func() { a.renewals(ctx) })
 	wg.Go(func() { sd.pingWatchdog(ctx) })
 	wg.Go(func() { a.traffic.send(ctx) })
+	wg.Go(func() { a.deliverSettings(ctx) })
 	// Collection stops after the local API, so that the last counts of
 	// gateways stopped on the way out (StopGateways) are spooled.
 	collectCtx, stopCollect := context.WithCancel(context.WithoutCancel(ctx))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -418,14 +417,5 @@ func refused(status int) bool {
 // statusTrafficURL is the /traffic of a gateway whose status port listens
 // on listen: a port on every address is read on loopback.
 func statusTrafficURL(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("status address %q: %w", listen, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified() && ip.To4() != nil) {
-		host = "127.0.0.1"
-	} else if ip != nil && ip.IsUnspecified() {
-		host = "::1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/traffic", nil
+	return statusURL(listen, "/traffic")
 }

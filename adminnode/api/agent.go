@@ -413,7 +413,12 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		}
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
-			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError}
+			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
+			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel}
+		if st.Settings != nil {
+			rs := store.RunningSettings(*st.Settings)
+			state.Settings = &rs
+		}
 		for _, p := range st.Peers {
 			state.Peers = append(state.Peers, store.Peer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
@@ -449,7 +454,7 @@ func (s *Server) agentInstances(q *request) (any, error) {
 			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
 				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs),
-				RestartGeneration: in.RestartGeneration}
+				RestartGeneration: in.RestartGeneration, Settings: effectiveSettings(gg.settings, in.Settings, s.now())}
 		}
 		return index, out, nil
 	})

@@ -23,8 +23,19 @@ func deploymentOut(d store.Deployment) apitypes.Deployment {
 	return apitypes.Deployment{
 		Group: d.Group, Number: d.Number, Checksum: d.Checksum, Author: d.Author, Message: d.Message,
 		CreatedAt: d.CreatedAt, RollbackOf: d.RollbackOf, Signature: base64.StdEncoding.EncodeToString(d.Signature),
-		Source: (*apitypes.DeploymentSource)(d.Source),
+		Source: (*apitypes.DeploymentSource)(d.Source), Skipped: skippedOut(d.Skipped),
 	}
+}
+
+func skippedOut(sk []store.SkippedInstance) []apitypes.SkippedInstance {
+	if len(sk) == 0 {
+		return nil
+	}
+	out := make([]apitypes.SkippedInstance, len(sk))
+	for i, s := range sk {
+		out[i] = apitypes.SkippedInstance(s)
+	}
+	return out
 }
 
 // sign makes the stored form of a signed deployment of cfg.
@@ -106,7 +117,13 @@ func (s *Server) deploy(q *request) (any, error) {
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		if warnings = fl.warnings(resolved); in.Strict && len(warnings) > 0 {
+		// A feature level some gateways lack is refused, or with
+		// allow_partial their instances are left out; what the warnings
+		// say is then about plugins only.
+		if dep.Skipped, err = fl.partial(group, resolved, in.AllowPartial); err != nil {
+			return store.Deployment{}, err
+		}
+		if warnings = fl.lacks(deploy.ExternalPlugins(resolved), 0, ""); in.Strict && len(warnings) > 0 {
 			return store.Deployment{}, refuseWarnings(group, warnings)
 		}
 		// latest is read before the transaction: when another deployment
@@ -122,6 +139,13 @@ func (s *Server) deploy(q *request) (any, error) {
 	}
 	q.auditTarget = fmt.Sprintf("group/%s/deployments/%d", group, dep.Number)
 	q.auditDetail = fmt.Sprintf("deployment %d of draft version %d, %s", dep.Number, version, dep.Checksum)
+	if len(dep.Skipped) > 0 {
+		names := make([]string, len(dep.Skipped))
+		for i, sk := range dep.Skipped {
+			names[i] = sk.Instance
+		}
+		q.auditDetail += "; partial, skipping " + strings.Join(names, ", ")
+	}
 	out := deploymentOut(dep)
 	out.Warnings = warnings
 	return out, nil
@@ -243,6 +267,10 @@ func (s *Server) rollback(q *request) (any, error) {
 	if in.Message == "" {
 		in.Message = fmt.Sprintf("roll back to deployment %d", to)
 	}
+	fl, err := s.fleetOf(q.ctx, group)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.flushForNumbering(q.ctx); err != nil {
 		return nil, err
 	}
@@ -251,10 +279,16 @@ func (s *Server) rollback(q *request) (any, error) {
 		if err != nil {
 			return store.Deployment{}, err
 		}
+		// An earlier configuration may need a feature level some gateways
+		// lack (it was a partial deployment, or they were downgraded).
+		skipped, err := fl.partial(group, cfg, in.AllowPartial)
+		if err != nil {
+			return store.Deployment{}, err
+		}
 		// The configuration gateways ran is redeployed as it was, not
 		// resolved again with today's settings; its template goes with it.
 		d, err := s.sign(group, number, cfg, q.who.user, in.Message)
-		d.Template = src.Template
+		d.Template, d.Skipped = src.Template, skipped
 		return d, err
 	})
 	if err != nil {
@@ -353,15 +387,20 @@ func (s *Server) readRollout(ctx context.Context, dep store.Deployment) (apitype
 		return apitypes.Rollout{}, err
 	}
 	states := s.states()
+	skipped := map[string]string{}
+	for _, sk := range dep.Skipped {
+		skipped[sk.Instance] = sk.Reason
+	}
 	views := make([]status.RolloutView, len(ins))
 	for i, in := range ins {
 		st := states[in.Name]
 		views[i] = status.RolloutView{Name: in.Name, Obs: status.Observation{LastHeartbeat: st.LastHeartbeat,
-			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, LastError: st.LastError}}
+			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, LastError: st.LastError},
+			Skipped: skipped[in.Name]}
 	}
 	r := s.thresholds.RolloutOf(status.Current{Number: dep.Number, Checksum: dep.Checksum}, cur.Number, views, s.now())
 	out := apitypes.Rollout{Group: dep.Group, Deployment: dep.Number, Checksum: dep.Checksum, CurrentDeployment: cur.Number,
-		State: r.State, Done: r.Done(), Applied: r.Applied, Total: len(ins), Index: r.Index,
+		State: r.State, Done: r.Done(), Applied: r.Applied, Skipped: r.Skipped, Total: len(ins), Index: r.Index,
 		Instances: make([]apitypes.RolloutInstance, len(ins))}
 	for i, in := range r.Instances {
 		out.Instances[i] = apitypes.RolloutInstance{Name: in.Name, Host: ins[i].Host, State: in.State, Status: in.Status,

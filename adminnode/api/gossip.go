@@ -106,6 +106,8 @@ func gossipPort(addr string) int {
 type groupGossip struct {
 	keys    []string
 	members []store.Instance
+	// settings are the group's dynamic settings, read with the keys.
+	settings *store.GatewaySettings
 }
 
 // gossipOf returns the gossip material of group, reading it once per
@@ -122,7 +124,7 @@ func (s *Server) gossipOf(ctx context.Context, group string, all []store.Instanc
 	if err != nil {
 		return nil, err
 	}
-	gg := &groupGossip{keys: make([]string, len(keys))}
+	gg := &groupGossip{keys: make([]string, len(keys)), settings: g.Settings}
 	for i, k := range keys {
 		gg.keys[i] = base64.StdEncoding.EncodeToString(k)
 	}

@@ -214,6 +214,7 @@ func (s *Server) groupSummary(q *request) (any, error) {
 			out.Unreachable = append(out.Unreachable, v.Name)
 		}
 	}
+	out.Versions, out.Skipped = versionMix(views), cur.Skipped
 	return out, nil
 }
 
@@ -258,6 +259,11 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 			LastHeartbeat: st.LastHeartbeat, AppliedDeployment: st.AppliedDeployment,
 			AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, Process: st.Process,
 			PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
+			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel,
+		}
+		if st.Settings != nil {
+			a := apitypes.AgentGatewaySettings(*st.Settings)
+			out.Observed.Settings = &a
 		}
 		for _, p := range st.Peers {
 			out.Observed.Peers = append(out.Observed.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State,

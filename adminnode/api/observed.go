@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,9 @@ func (s *Server) observe(sts []store.InstanceState) {
 // roll-out: what it runs, whether it is ready, its last error.
 func reportMoved(prev, next store.InstanceState) bool {
 	return prev.AppliedDeployment != next.AppliedDeployment || prev.AppliedChecksum != next.AppliedChecksum ||
-		prev.Ready != next.Ready || prev.LastError != next.LastError
+		prev.Ready != next.Ready || prev.LastError != next.LastError ||
+		prev.GatewayVersion != next.GatewayVersion || prev.FeatureLevel != next.FeatureLevel ||
+		!reflect.DeepEqual(prev.Settings, next.Settings)
 }
 
 // states returns a copy of every observed state.
@@ -254,7 +257,7 @@ func (s *Server) current(ctx context.Context, group string) (status.Current, err
 	case err != nil:
 		return status.Current{}, err
 	default:
-		cur = status.Current{Number: d.Number, Checksum: d.Checksum}
+		cur = status.Current{Number: d.Number, Checksum: d.Checksum, Skipped: skippedOut(d.Skipped)}
 	}
 	h.mu.Lock()
 	if h.currents != nil {

@@ -129,6 +129,17 @@ func (s *Server) overview(q *request) (any, error) {
 		if !seeInstances[g.Name] {
 			continue
 		}
+		og := &out.Groups[len(out.Groups)-1]
+		og.Versions, og.Skipped = versionMix(ins), cur.Skipped
+		if g.Settings != nil {
+			gs := settingsOut(g.Settings)
+			og.Settings = &gs
+		}
+		for _, v := range ins {
+			if v.Observed != nil && v.Observed.Settings != nil {
+				og.Running = append(og.Running, apitypes.RunningSettings{Instance: v.Name, Settings: *v.Observed.Settings})
+			}
+		}
 		for _, v := range ins {
 			out.Attention = append(out.Attention, s.instanceAttention(v, cur, now)...)
 		}
@@ -231,11 +242,13 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 		return nil, nil, err
 	}
 	count := map[string]int{}
+	onHost := map[string][]apitypes.Instance{}
 	// A host not heard from since the admin node started was last heard
 	// from when its instances' stored states were.
 	stored := map[string]time.Time{}
 	for _, v := range views {
 		count[v.Host]++
+		onHost[v.Host] = append(onHost[v.Host], v)
 		if v.Observed != nil && v.Observed.LastHeartbeat.After(stored[v.Host]) {
 			stored[v.Host] = v.Observed.LastHeartbeat
 		}
@@ -250,6 +263,12 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 		}
 		out = append(out, apitypes.OverviewHost{Name: h.Name, Address: h.Address, Instances: count[h.Name],
 			LastContact: c.at.UTC(), Version: c.version, CertNotAfter: c.certNotAfter.UTC(), Traffic: tr[h.Name]})
+		if h.Capabilities != nil {
+			out[len(out)-1].GatewayBinary = h.Capabilities.GatewayVersion
+		}
+		if ins := onHost[h.Name]; len(ins) > 0 {
+			out[len(out)-1].Gateways = versionMix(ins)
+		}
 		// Node managers renew in the last third of their certificate's
 		// life: one left with less than a sixth has failed to for a while.
 		if !c.certNotAfter.IsZero() && c.certNotAfter.Sub(now) < c.certLifetime/6 {

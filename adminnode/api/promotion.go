@@ -305,6 +305,15 @@ func (s *Server) importPackage(q *request) (any, error) {
 		q.auditDetail = "dry run: " + q.auditDetail
 		return out, nil
 	}
+	// An import deploys nowhere partially: a feature level some gateways
+	// lack refuses it before anything is written.
+	fl, err := s.fleetOf(q.ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fl.partial(group, resolved, false); err != nil {
+		return nil, err
+	}
 	cur, err := s.store.GetDraft(q.ctx, group)
 	if err != nil {
 		return nil, err

@@ -215,6 +215,16 @@ func fixtures() map[string]fixture {
 		"instance.restart": g(rbac.InstanceOperate, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/instances/" + e.instance(target) + "/restart"}
 		}),
+		"settings.group.get": g(rbac.GroupRead, get("/groups/{group}/settings")),
+		"settings.group.set": g(rbac.SettingsWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/groups/" + target + "/settings", body: `{"log_level": "debug"}`}
+		}),
+		"settings.instance.get": g(rbac.InstanceRead, func(e *env, target, user string) call {
+			return call{method: "GET", path: "/instances/" + e.instance(target) + "/settings"}
+		}),
+		"settings.instance.set": g(rbac.SettingsWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/instances/" + e.instance(target) + "/settings", body: `{"log_level": "warn"}`}
+		}),
 
 		"draft.get": g(rbac.DraftRead, get("/groups/{group}/draft")),
 		"draft.update": g(rbac.DraftWrite, func(e *env, target, user string) call {

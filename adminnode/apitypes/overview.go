@@ -70,6 +70,23 @@ type OverviewGroup struct {
 	UpToDate int            `json:"up_to_date"`
 	Rollout  string         `json:"rollout"`
 	Complete bool           `json:"complete"`
+	// Versions is the group's mix of gateway versions (what the caller
+	// may read of its instances).
+	Versions []VersionCount `json:"versions,omitempty"`
+	// Skipped are the instances the current deployment, a partial one,
+	// was not deployed to.
+	Skipped []SkippedInstance `json:"skipped,omitempty"`
+	// Settings are the group's dynamic settings, and Running the
+	// instances whose gateways report running other than as started.
+	Settings *GatewaySettings  `json:"settings,omitempty"`
+	Running  []RunningSettings `json:"running_settings,omitempty"`
+}
+
+// RunningSettings are the dynamic settings one instance's gateway reports
+// it runs.
+type RunningSettings struct {
+	Instance string               `json:"instance"`
+	Settings AgentGatewaySettings `json:"settings"`
 }
 
 // OverviewHost is a host and what its node manager last said.
@@ -88,6 +105,11 @@ type OverviewHost struct {
 	// expires.
 	CertNotAfter time.Time    `json:"cert_not_after,omitzero"`
 	Traffic      *HostTraffic `json:"traffic,omitempty"`
+	// GatewayBinary is the version of the host's gateway binary, as its
+	// node manager reports it; Gateways the mix of versions its running
+	// gateways report.
+	GatewayBinary string         `json:"gateway_binary,omitempty"`
+	Gateways      []VersionCount `json:"gateways,omitempty"`
 }
 
 // Kinds of Attention, most severe first.

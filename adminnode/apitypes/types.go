@@ -172,6 +172,20 @@ type GroupSummary struct {
 	Drift []Drift `json:"drift"`
 	// Unreachable lists the instances their peers' gossip declares dead.
 	Unreachable []string `json:"unreachable"`
+	// Versions is the mix of gateway versions the instances run.
+	Versions []VersionCount `json:"versions"`
+	// Skipped are the instances the current deployment, a partial one,
+	// was not deployed to.
+	Skipped []SkippedInstance `json:"skipped,omitempty"`
+}
+
+// VersionCount is the instances that run one gateway version and feature
+// level; Version "" is not reported yet (no heartbeat since the gateway
+// started, or an older node manager).
+type VersionCount struct {
+	Version      string   `json:"version"`
+	FeatureLevel int      `json:"feature_level,omitempty"`
+	Instances    []string `json:"instances"`
 }
 
 // Host is a machine running a node manager.
@@ -259,6 +273,13 @@ type InstanceState struct {
 	LastError         string    `json:"last_error,omitempty"`
 	// Peers is the instance's gossip view of its group.
 	Peers []GossipPeer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's binary
+	// version and the highest configuration feature level it applies.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway reports it runs; nil
+	// when it runs as started.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // GossipPeer is one member of a group as another member's gossip sees it.
@@ -353,6 +374,19 @@ type DeployRequest struct {
 	// the group cannot run, instead of deploying it with warnings.
 	Strict bool `json:"strict,omitempty"`
 	Force  bool `json:"force,omitempty"`
+	// AllowPartial deploys a configuration that some instances' gateways
+	// are of too low a feature level to run to the others only (422
+	// unrunnable without it); the instances left out are the answer's
+	// Skipped.
+	AllowPartial bool `json:"allow_partial,omitempty"`
+}
+
+// SkippedInstance is an instance a partial deployment was not deployed
+// to, and why.
+type SkippedInstance struct {
+	Instance string `json:"instance"`
+	Host     string `json:"host"`
+	Reason   string `json:"reason"`
 }
 
 // RollbackRequest is the body of POST /groups/{group}/deployments/{n}/rollback.
@@ -361,6 +395,10 @@ type DeployRequest struct {
 type RollbackRequest struct {
 	Message   string `json:"message"`
 	KeepDraft bool   `json:"keep_draft,omitempty"`
+	// AllowPartial, as a deploy's: a configuration some instances'
+	// gateways are of too low a feature level for is rolled back to on the
+	// others only, rather than refused.
+	AllowPartial bool `json:"allow_partial,omitempty"`
 }
 
 // Draft outcomes of a rollback (Deployment.Draft).
@@ -396,6 +434,10 @@ const (
 	// InstanceUnreachable is Lost Connection or Offline: its node manager
 	// has not reported it for longer than the lost threshold.
 	InstanceUnreachable = "unreachable"
+	// InstanceSkipped was left out of a partial deployment
+	// (allow_partial): its gateway cannot run it, and keeps running the
+	// deployment it had.
+	InstanceSkipped = "skipped"
 )
 
 // Rollout is the body of GET /groups/{group}/deployments/{number}/rollout:
@@ -411,8 +453,11 @@ type Rollout struct {
 	// reporting) or superseded (a newer deployment was made).
 	State string `json:"state"`
 	// Done: the state will not change by itself (any but in_progress).
-	Done      bool              `json:"done"`
-	Applied   int               `json:"applied"`
+	Done    bool `json:"done"`
+	Applied int  `json:"applied"`
+	// Skipped counts the instances a partial deployment was not deployed
+	// to; a roll-out is complete when every other instance applied it.
+	Skipped   int               `json:"skipped,omitempty"`
 	Total     int               `json:"total"`
 	Instances []RolloutInstance `json:"instances"`
 	// Index is the blocking query's index: pass it back as ?index= to be
@@ -424,8 +469,9 @@ type Rollout struct {
 type RolloutInstance struct {
 	Name string `json:"name"`
 	Host string `json:"host"`
-	// State is applied, refused, applying, pending (never reported) or
-	// unreachable (Lost Connection or Offline).
+	// State is applied, refused, applying, pending (never reported),
+	// unreachable (Lost Connection or Offline) or skipped (left out of a
+	// partial deployment, Reason saying why).
 	State string `json:"state"`
 	// Status is the instance's status against this deployment.
 	Status            string `json:"status"`
@@ -455,6 +501,9 @@ type Deployment struct {
 	// Warnings, in the answer to a deploy, list what instances of the
 	// group lack to run it (see Validation).
 	Warnings []Warning `json:"warnings,omitempty"`
+	// Skipped are the instances a partial deployment (allow_partial) was
+	// not deployed to, because their gateways cannot run it.
+	Skipped []SkippedInstance `json:"skipped,omitempty"`
 	// Draft is set by a rollback: "reset" when the group's draft was set
 	// to the configuration rolled back to, "kept" when it was left as it
 	// was (keep_draft).
@@ -630,6 +679,14 @@ type AgentInstanceState struct {
 	LastError         string `json:"last_error,omitempty"`
 	// Peers is the gateway's gossip view of its group.
 	Peers []GossipPeer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are those of the gateway process
+	// that runs, as it reports them (the host's binary may be another);
+	// absent until it has reported, and from older node managers.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway runs, as it reports
+	// them; nil when it runs as started.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
@@ -664,6 +721,10 @@ type AgentInstance struct {
 	// RestartGeneration goes up with every restart asked of the admin
 	// node; the node manager restarts the gateway when it changes.
 	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	// Settings are the gateway's dynamic settings, the group's and the
+	// instance's merged; the node manager delivers them to the running
+	// gateway without restarting it. Nil: none set.
+	Settings *AgentGatewaySettings `json:"settings,omitempty"`
 }
 
 // AgentGossip is an instance's gossip settings: where it listens, the

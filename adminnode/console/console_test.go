@@ -498,6 +498,11 @@ func TestOverviewNeedsAttention(t *testing.T) {
 	if !strings.Contains(page, `data-kind="pending" data-instance="gw-1"`) || !strings.Contains(page, `<tr data-host="h1"><td>h1</td><td>1</td><td>never</td>`) {
 		t.Errorf("overview without a heartbeat from gw-1:\n%s", page)
 	}
+	// The version mix of the group and of the host: gw-1's gateway has not
+	// said its version yet.
+	if n := strings.Count(page, `<span class="badge version" data-version="" title="gw-1">not reported ×1</span>`); n != 2 {
+		t.Errorf("overview shows gw-1's unreported version %d times, want 2 (group and host):\n%s", n, page)
+	}
 	_, page = do(t, c, "GET", f.srv.URL+"/ui/?selector=env%3Dprod", nil)
 	if strings.Contains(page, `data-instance="gw-1"`) {
 		t.Errorf("overview filtered to env=prod shows gw-1 of env=dev:\n%s", page)

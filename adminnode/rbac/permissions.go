@@ -19,9 +19,13 @@ const (
 	InstanceWrite    = "instance:write"
 	// InstanceOperate restarts instances without changing what they are.
 	InstanceOperate = "instance:operate"
-	HostRead        = "host:read"
-	HostWrite       = "host:write"
-	UserRead        = "user:read"
+	// SettingsWrite changes the dynamic settings of a group's gateways or
+	// of one instance (log level, access log, request tracing): what they
+	// log, not what they serve.
+	SettingsWrite = "settings:write"
+	HostRead      = "host:read"
+	HostWrite     = "host:write"
+	UserRead      = "user:read"
 	// UserAdmin manages users, roles, role bindings and other users'
 	// tokens: whoever holds it can grant themselves anything, so it is
 	// as strong as "*".
@@ -63,6 +67,7 @@ var All = []string{
 	InstanceOperate, InstanceRead, InstanceWrite,
 	MetricsRead,
 	SecretWrite,
+	SettingsWrite,
 	TokenSelf,
 	TrustRead, TrustWrite,
 	UserAdmin, UserRead,
@@ -93,6 +98,7 @@ var resources = map[string]class{
 	"deployment":  classGroup,
 	"instance":    classGroup,
 	"metrics":     classGroup,
+	"settings":    classGroup,
 	"host":        classDomain,
 	"user":        classDomain,
 	"audit":       classDomain,

@@ -24,6 +24,7 @@ const (
 //	instance:read           x          x        x        x        x
 //	instance:write          x                   x
 //	instance:operate        x                   x
+//	settings:write          x                   x
 //	host:read               x                   x                 x
 //	host:write              x
 //	user:read               x
@@ -69,10 +70,10 @@ func BuiltInRoles() []store.Role {
 		{
 			Name:        RoleOperator,
 			BuiltIn:     true,
-			Description: "Manages and restarts instances, keeps environment values; cannot change configuration.",
+			Description: "Manages and restarts instances, sets their dynamic settings, keeps environment values; cannot change configuration.",
 			Permissions: []string{
 				GroupRead, DeploymentRead,
-				InstanceRead, InstanceWrite, InstanceOperate,
+				InstanceRead, InstanceWrite, InstanceOperate, SettingsWrite,
 				HostRead, MetricsRead, TokenSelf,
 				EnvironmentRead, EnvironmentWrite, TrustRead,
 			},

@@ -12,6 +12,9 @@ import (
 type RolloutView struct {
 	Name string
 	Obs  Observation
+	// Skipped says why a partial deployment left the instance out; empty
+	// when it did not.
+	Skipped string
 }
 
 // InstanceRollout is where one instance is in a roll-out.
@@ -27,8 +30,11 @@ type InstanceRollout struct {
 
 // Rollout is where a deployment is in its roll-out to the group.
 type Rollout struct {
-	State     string
-	Applied   int
+	State   string
+	Applied int
+	// Skipped counts the instances a partial deployment left out and that
+	// do not run it.
+	Skipped   int
 	Instances []InstanceRollout
 	// Index changes whenever anything above changes, for blocking
 	// queries; never 0.
@@ -52,6 +58,10 @@ func (r Rollout) Done() bool { return r.State != apitypes.RolloutInProgress }
 // has not applied the deployment yet keep it in progress, as their node
 // managers may still bring them up — the caller's timeout bounds that.
 //
+// A Skipped instance (left out of a partial deployment) that does not run
+// the deployment is settled without failing it: the roll-out is complete
+// when every other instance applied it.
+//
 // Refused means the instance reports a last error naming the deployment
 // ("deployment 7 refused: ...", the gateway's own words, relayed by the
 // node manager) while it runs another one. An error that does not name it
@@ -66,6 +76,12 @@ func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutVie
 		in := InstanceRollout{Name: v.Name, Status: t.Derive(v.Obs, target, now), Reason: v.Obs.LastError}
 		ranIt := v.Obs.AppliedDeployment == target.Number && v.Obs.AppliedChecksum == target.Checksum
 		switch {
+		case v.Skipped != "" && !ranIt:
+			// Left out on purpose: settled, and no failure.
+			in.State = apitypes.InstanceSkipped
+			in.Reason = v.Skipped
+			r.Skipped++
+			settled++
 		case in.Status == Pending:
 			in.State = apitypes.InstancePending
 			in.Reason = "never reported by its node manager"
@@ -98,7 +114,7 @@ func (t Thresholds) RolloutOf(target Current, current uint64, views []RolloutVie
 	switch {
 	case current > target.Number:
 		r.State = apitypes.RolloutSuperseded
-	case r.Applied == len(views):
+	case r.Applied+r.Skipped == len(views):
 		r.State = apitypes.RolloutComplete
 	case settled == len(views):
 		r.State = apitypes.RolloutFailed
@@ -116,7 +132,7 @@ func namesDeployment(n uint64) *regexp.Regexp {
 // index hashes what a watcher of the roll-out sees.
 func (r Rollout) index(current uint64) uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00", r.State, r.Applied, current)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00", r.State, r.Applied, r.Skipped, current)
 	for _, in := range r.Instances {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", in.Name, in.State, in.Status, in.Reason)
 	}

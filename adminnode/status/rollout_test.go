@@ -28,6 +28,10 @@ func TestRolloutOf(t *testing.T) {
 	notReady.Ready = false
 	otherBuild := applied
 	otherBuild.AppliedChecksum = "sha256:bb"
+	// skippedOlder is marked: the last view of a case is skipped when it
+	// is this one.
+	skippedOlder := older
+	skippedOlder.LastError = "deployment 7 refused: needs configuration feature level 2"
 
 	type want struct {
 		state   string
@@ -54,11 +58,17 @@ func TestRolloutOf(t *testing.T) {
 		{"applied, not ready", 7, []Observation{notReady}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
 		{"same number, other build", 7, []Observation{otherBuild}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying}}},
 		{"a newer deployment", 8, []Observation{older}, want{apitypes.RolloutSuperseded, 0, []string{apitypes.InstanceApplying}}},
+		{"applied where not skipped", 7, []Observation{applied, skippedOlder}, want{apitypes.RolloutComplete, 1, []string{apitypes.InstanceApplied, apitypes.InstanceSkipped}}},
+		{"skipped, the other applying", 7, []Observation{older, skippedOlder}, want{apitypes.RolloutInProgress, 0, []string{apitypes.InstanceApplying, apitypes.InstanceSkipped}}},
+		{"skipped, the other refused", 7, []Observation{refused, skippedOlder}, want{apitypes.RolloutFailed, 0, []string{apitypes.InstanceRefused, apitypes.InstanceSkipped}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			views := make([]RolloutView, len(tc.obs))
 			for i, o := range tc.obs {
 				views[i] = RolloutView{Name: string(rune('a' + i)), Obs: o}
+				if o == skippedOlder {
+					views[i].Skipped = "needs configuration feature level 2; the gateway has level 1"
+				}
 			}
 			r := DefaultThresholds().RolloutOf(target, tc.current, views, now)
 			if r.State != tc.want.state || r.Applied != tc.want.applied || len(r.Instances) != len(tc.want.each) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 )
 
 // The statuses, as shown to users.
@@ -75,6 +77,9 @@ type Observation struct {
 type Current struct {
 	Number   uint64
 	Checksum string
+	// Skipped are the instances it was not deployed to (a partial
+	// deployment).
+	Skipped []apitypes.SkippedInstance
 }
 
 // Derive returns the status of an instance at now.

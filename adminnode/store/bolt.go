@@ -370,6 +370,14 @@ func (b *Bolt) SetGossipKeys(ctx context.Context, group string, keys [][]byte) (
 	})
 }
 
+// SetGroupSettings implements Store.
+func (b *Bolt) SetGroupSettings(ctx context.Context, group string, gs *GatewaySettings) (Group, error) {
+	return updateNamed(ctx, b, bucketGroups, "group", group, func(cur *Group) error {
+		cur.Settings = gs
+		return nil
+	})
+}
+
 // DeleteGroup implements Store.
 func (b *Bolt) DeleteGroup(ctx context.Context, name string) error {
 	return b.update(ctx, func(tx *bolt.Tx) error {
@@ -572,9 +580,9 @@ func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error
 			if err := instanceRefs(tx, in); err != nil {
 				return err
 			}
-			created, generation := cur.CreatedAt, cur.RestartGeneration
+			created, generation, settings := cur.CreatedAt, cur.RestartGeneration, cur.Settings
 			*cur = in
-			cur.CreatedAt, cur.RestartGeneration = created, generation
+			cur.CreatedAt, cur.RestartGeneration, cur.Settings = created, generation, settings
 			cur.UpdatedAt = now()
 			return nil
 		})
@@ -584,6 +592,14 @@ func (b *Bolt) UpdateInstance(ctx context.Context, in Instance) (Instance, error
 		return Instance{}, err
 	}
 	return in, nil
+}
+
+// SetInstanceSettings implements Store.
+func (b *Bolt) SetInstanceSettings(ctx context.Context, name string, gs *GatewaySettings) (Instance, error) {
+	return updateNamed(ctx, b, bucketInstances, "instance", name, func(in *Instance) error {
+		in.Settings = gs
+		return nil
+	})
 }
 
 // RequestRestart implements Store.

@@ -56,6 +56,35 @@ type Group struct {
 	// GossipKeys encrypt the gossip of the group's gateways; the first is
 	// the primary, the others are still accepted (rotation). Secret.
 	GossipKeys [][]byte `json:"gossip_keys,omitempty"`
+	// Settings are the dynamic settings of the group's gateways; nil when
+	// none is set. UpdateGroup keeps them.
+	Settings *GatewaySettings `json:"settings,omitempty"`
+}
+
+// GatewaySettings are dynamic settings of gateways, of a group or of one
+// instance (whose fields, when set, win over the group's): changed at run
+// time, without a restart or a redeploy. A nil or empty field is not set
+// at this level.
+type GatewaySettings struct {
+	// LogLevel is trace, debug, info, warn or error.
+	LogLevel string `json:"log_level,omitempty"`
+	// AccessLog turns the access log on (with the percentage of exchanges
+	// logged) or off.
+	AccessLog *AccessLogSetting `json:"access_log,omitempty"`
+	// Trace logs the requests of one route in detail until a time.
+	Trace *TraceSetting `json:"trace,omitempty"`
+}
+
+// AccessLogSetting turns a gateway's access log on or off.
+type AccessLogSetting struct {
+	Enabled       bool `json:"enabled"`
+	SamplePercent int  `json:"sample_percent,omitempty"`
+}
+
+// TraceSetting traces the requests of Route until Until.
+type TraceSetting struct {
+	Route string    `json:"route"`
+	Until time.Time `json:"until"`
 }
 
 // Host is a machine running a node manager.
@@ -100,9 +129,12 @@ type Instance struct {
 	// a higher one than its process was started with; kept here rather
 	// than in memory, it survives reconnects and is shared by every admin
 	// node of the store. UpdateInstance keeps it.
-	RestartGeneration uint64    `json:"restart_generation,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	// Settings are the instance's own dynamic settings (SetInstanceSettings);
+	// nil when none is set. UpdateInstance keeps them.
+	Settings  *GatewaySettings `json:"settings,omitempty"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
 }
 
 // InstanceState is what the admin node last heard about an instance from
@@ -122,6 +154,19 @@ type InstanceState struct {
 	LastError string `json:"last_error,omitempty"`
 	// Peers is the instance's gossip view of its group.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway reports it runs.
+	Settings *RunningSettings `json:"settings,omitempty"`
+}
+
+// RunningSettings are the dynamic settings one gateway runs.
+type RunningSettings struct {
+	LogLevel         string    `json:"log_level,omitempty"`
+	AccessLogPercent int       `json:"access_log_percent,omitempty"`
+	TraceRoute       string    `json:"trace_route,omitempty"`
+	TraceUntil       time.Time `json:"trace_until,omitzero"`
 }
 
 // Peer is one member of a group as another member's gossip sees it.
@@ -198,6 +243,17 @@ type Deployment struct {
 	Template []byte `json:"template,omitempty"`
 	// Source is the package this deployment was imported from, or nil.
 	Source *DeploymentSource `json:"source,omitempty"`
+	// Skipped are the instances of the group this deployment was not
+	// deployed to (allow_partial): their gateways cannot run it.
+	Skipped []SkippedInstance `json:"skipped,omitempty"`
+}
+
+// SkippedInstance is an instance a partial deployment was not deployed
+// to, and why.
+type SkippedInstance struct {
+	Instance string `json:"instance"`
+	Host     string `json:"host"`
+	Reason   string `json:"reason"`
 }
 
 // DeploymentSource names the deployment of another (or the same) domain
@@ -326,6 +382,9 @@ type Store interface {
 	// SetGossipKeys replaces the group's gossip keys, leaving its Version:
 	// the keys are not part of what an ETag protects.
 	SetGossipKeys(ctx context.Context, group string, keys [][]byte) (Group, error)
+	// SetGroupSettings replaces the group's dynamic settings (nil: none),
+	// leaving its Version: they are not part of what an ETag protects.
+	SetGroupSettings(ctx context.Context, group string, s *GatewaySettings) (Group, error)
 	// DeleteGroup refuses with ErrInUse while instances belong to the
 	// group; its draft and deployment history go with it.
 	DeleteGroup(ctx context.Context, name string) error
@@ -364,6 +423,9 @@ type Store interface {
 	// RequestRestart bumps the instance's RestartGeneration and returns
 	// the instance as stored.
 	RequestRestart(ctx context.Context, name string) (Instance, error)
+	// SetInstanceSettings replaces the instance's own dynamic settings
+	// (nil: none) and returns the instance as stored.
+	SetInstanceSettings(ctx context.Context, name string, s *GatewaySettings) (Instance, error)
 	// UpdateInstance replaces everything but CreatedAt, with the same
 	// checks as CreateInstance.
 	UpdateInstance(ctx context.Context, in Instance) (Instance, error)

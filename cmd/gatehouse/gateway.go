@@ -20,7 +20,9 @@ import (
 	"github.com/gatehouse/gatehouse/pubseal"
 )
 
-func gatewayCommand() *cobra.Command {
+// gatewayCommand runs a gateway of this binary's version that
+// understands configurations up to featureLevel.
+func gatewayCommand(featureLevel int) *cobra.Command {
 	var (
 		opts      gateway.Options
 		logs      logFlags
@@ -61,6 +63,7 @@ the group and is not older than the one it serves is applied
 				return err
 			}
 			opts.Logger = logs.logger("gateway")
+			opts.Version, opts.FeatureLevel = version, featureLevel
 			opts.Listening = readyfile.Hook(readyFile)
 			g, err := gateway.New(opts)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/pubseal"
 )
@@ -51,7 +52,7 @@ func TestGatewayConfigURLFlags(t *testing.T) {
 		{"key without a source", []string{"--config", "gw.yaml", "--domain-key", key}, "", "--domain-key is for --node-manager and --config-url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := gatewayCommand()
+			cmd := gatewayCommand(deploy.FeatureLevel)
 			args := tc.args
 			if !slices.Contains(args, "--config-key") && slices.Contains(args, "--config-url") && tc.name != "no publish key" {
 				args = append(args, "--config-key", keyFile)

@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,31 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// featureLevel, set at build time with -ldflags "-X main.featureLevel=N",
+// builds gateways that understand configurations only up to level N
+// (1 ≤ N ≤ deploy.FeatureLevel) and say so: what a build of an older
+// release would do, for tests of mixed fleets (docs/gateway.md#feature-levels).
+// Empty, the build's own level.
+var featureLevel = ""
+
+// builtFeatureLevel is the configuration feature level of this binary.
+func builtFeatureLevel() (int, error) {
+	if featureLevel == "" {
+		return deploy.FeatureLevel, nil
+	}
+	n, err := strconv.Atoi(featureLevel)
+	if err != nil || n < 1 || n > deploy.FeatureLevel {
+		return 0, fmt.Errorf("this binary was built with feature level %q: it must be between 1 and %d", featureLevel, deploy.FeatureLevel)
+	}
+	return n, nil
+}
+
 func main() {
+	level, err := builtFeatureLevel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		os.Exit(1)
+	}
 	root := &cobra.Command{
 		Use:           "gatehouse",
 		Short:         "Gatehouse runs a fleet of API gateways as one domain",
@@ -27,8 +52,8 @@ func main() {
 	}
 	// Node managers read the feature level from this line
 	// (nodemanager/capabilities.go): keep its form.
-	root.SetVersionTemplate(fmt.Sprintf("gatehouse version %s (configuration feature level %d)\n", version, deploy.FeatureLevel))
-	root.AddCommand(devCommand(), adminCommand(), nodeCommand(), gatewayCommand(), validateCommand(), demoUpstreamCommand())
+	root.SetVersionTemplate(fmt.Sprintf("gatehouse version %s (configuration feature level %d)\n", version, level))
+	root.AddCommand(devCommand(), adminCommand(), nodeCommand(), gatewayCommand(level), validateCommand(), demoUpstreamCommand())
 	root.AddCommand(cli.Commands()...)
 	refuseUnknownSubcommands(root)
 	if err := root.Execute(); err != nil {

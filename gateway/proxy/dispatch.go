@@ -29,6 +29,7 @@ type connState struct {
 	target []byte // the path the target receives, unescaped
 	key    []byte // consistent-hash key, copied: retries outlive the request
 	id     []byte // request id, copied for error bodies after Dispatch
+	method []byte // the client's method, copied while an observer is set
 	body   []byte // error body
 	rt     *route
 	up     *upstream.Upstream
@@ -56,6 +57,10 @@ func (d *Dispatcher) Dispatch(req *evloop.Request, ex *evloop.Exchange) {
 		ex.User = st
 	}
 	st.rt, st.up, st.tgt, st.chain = nil, nil, nil, nil
+	st.method, st.path = st.method[:0], st.path[:0]
+	if d.p.observer.Load() != nil {
+		st.method = append(st.method, req.Method...)
+	}
 
 	st.id = st.id[:0]
 	if id := req.Header("X-Request-Id"); len(id) > 0 {
@@ -242,6 +247,7 @@ func (d *Dispatcher) Done(ex *evloop.Exchange, res evloop.Result) {
 		consumer = st.pc.ConsumerName()
 	}
 	m.Observe(consumer, res.Status, took, res.UpstreamTime, int(res.BytesIn), int(res.BytesOut))
+	d.p.observe(st.rt, st.method, st.path, st.id, res.Status, took, res.UpstreamTime)
 	if consumer != "" {
 		d.p.metrics.ConsumerRequest(consumer, res.Status)
 	}

@@ -138,6 +138,7 @@ func (p *Proxy) finishPolicies(ctx *fasthttp.RequestCtx, rt *route, m *router.Ma
 	resp.Header.SetBytesKV(headerXRequestID, pc.RequestID)
 	took := time.Since(start)
 	rt.metrics.Observe(pc.ConsumerName(), status, took, upTime, req.Header.ContentLength(), resp.Header.ContentLength())
+	p.observe(rt, req.Header.Method(), ctx.Path(), pc.RequestID, status, took, upTime)
 	if pc.Consumer != nil {
 		p.metrics.ConsumerRequest(pc.Consumer.Name, status)
 	}

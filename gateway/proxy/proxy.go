@@ -34,6 +34,9 @@ type Proxy struct {
 	// without a random read per request.
 	idPrefix  [17]byte
 	idCounter atomic.Uint64
+
+	// observer sees finished exchanges (the access log, request tracing).
+	observer atomic.Pointer[Observer]
 }
 
 // New returns a Proxy with no configuration: it answers 503 until Swap.
@@ -108,8 +111,10 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	upstreamTime := p.forward(ctx, rt, rt.upstream)
 	// Set after forwarding: the upstream's answer replaces the response.
 	ctx.Response.Header.SetBytesKV(headerXRequestID, id)
-	rt.metrics.Observe("", ctx.Response.StatusCode(), time.Since(start), upstreamTime,
+	took := time.Since(start)
+	rt.metrics.Observe("", ctx.Response.StatusCode(), took, upstreamTime,
 		req.Header.ContentLength(), ctx.Response.Header.ContentLength())
+	p.observe(rt, req.Header.Method(), ctx.Path(), id, ctx.Response.StatusCode(), took, upstreamTime)
 }
 
 // noRoute answers a request that matches no route.
@@ -118,7 +123,9 @@ func (p *Proxy) noRoute(ctx *fasthttp.RequestCtx, id []byte, generated bool, sta
 		ctx.Request.Header.SetBytesKV(headerXRequestID, id)
 	}
 	writeError(ctx, fasthttp.StatusNotFound, "no_route", "no route matches the request")
-	p.unmatched.Observe("", fasthttp.StatusNotFound, time.Since(start), 0, -1, -1)
+	took := time.Since(start)
+	p.unmatched.Observe("", fasthttp.StatusNotFound, took, 0, -1, -1)
+	p.observe(nil, ctx.Request.Header.Method(), ctx.Path(), id, fasthttp.StatusNotFound, took, 0)
 }
 
 // refuseFraming answers 400 and closes the connection for a request the

@@ -97,6 +97,34 @@ type Report struct {
 	LastError         string `json:"last_error"`
 	// Peers is the gateway's gossip view of its group.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's binary
+	// version and the highest configuration feature level it applies;
+	// absent from gateways older than these fields.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway runs; nil when it
+	// runs as started.
+	Settings *Settings `json:"settings,omitempty"`
+}
+
+// GatewayPathSettings is the gateway's control endpoint, on its status
+// address: PUT, with "Bearer <instance secret>", a Settings body to
+// replace its dynamic settings at run time (204). Only gateways under a
+// node manager serve it.
+const GatewayPathSettings = "/control/settings"
+
+// Settings are a gateway's dynamic settings (docs/gateway.md#dynamic-settings).
+// The zero value is the gateway as it was started.
+type Settings struct {
+	// LogLevel is trace, debug, info, warn or error; "" the level the
+	// gateway was started with.
+	LogLevel string `json:"log_level,omitempty"`
+	// AccessLogPercent is 0 with the access log off, else the percentage
+	// (1 to 100) of exchanges logged, spread evenly.
+	AccessLogPercent int `json:"access_log_percent,omitempty"`
+	// TraceRoute ("route" or "service/route") is traced until TraceUntil.
+	TraceRoute string    `json:"trace_route,omitempty"`
+	TraceUntil time.Time `json:"trace_until,omitzero"`
 }
 
 // ProcessState is the supervisor's state of an instance's process.
@@ -140,6 +168,14 @@ type InstanceView struct {
 	// Peers is the gateway's gossip view of its group, from the same
 	// report.
 	Peers []Peer `json:"peers,omitempty"`
+	// GatewayVersion and FeatureLevel are the running gateway's, from the
+	// same report.
+	GatewayVersion string `json:"gateway_version,omitempty"`
+	FeatureLevel   int    `json:"feature_level,omitempty"`
+	// Settings are the dynamic settings the gateway reports it runs, and
+	// DesiredSettings those its node manager delivers to it.
+	Settings        *Settings `json:"settings,omitempty"`
+	DesiredSettings *Settings `json:"desired_settings,omitempty"`
 }
 
 // InstanceList answers GET /v1/instances.

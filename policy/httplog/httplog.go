@@ -5,11 +5,13 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/fieldpath"
 	"github.com/gatehouse/gatehouse/httpascii"
 	"github.com/gatehouse/gatehouse/policy"
@@ -20,13 +22,18 @@ type httpLog struct {
 	sender *sender
 	// headers are the request headers logged, lower case.
 	headers []string
+	// percent of the exchanges are logged (sample_percent, 1 to 100);
+	// seen counts the exchanges, so that exactly percent of every hundred
+	// are, spread evenly.
+	percent int
+	seen    atomic.Uint64
 }
 
 func newHTTPLog(config map[string]any, env *policy.Env) (policy.Policy, error) {
 	var errs policy.ConfigErrors
 	r := policy.NewReader(config, &errs)
 	cfg := readConfig(r)
-	p := &httpLog{}
+	p := &httpLog{percent: r.Int(deploy.HTTPLogSampleKey, 100, 1, 100)}
 	for i, name := range r.Strings("include_request_headers") {
 		if !httpascii.IsToken(name) {
 			errs.Add(fieldpath.Index("include_request_headers", i), "must be an HTTP header name")
@@ -67,7 +74,7 @@ func (p *httpLog) Run(*policy.Context) bool { return true }
 // Log encodes the entry into a pooled buffer, so that the queue's lock is
 // held only to copy it.
 func (p *httpLog) Log(c *policy.Context, o *policy.Outcome) {
-	if p.sender == nil {
+	if p.sender == nil || !p.sampled() {
 		return
 	}
 	bp := p.sender.lines.Get().(*[]byte)
@@ -75,6 +82,17 @@ func (p *httpLog) Log(c *policy.Context, o *policy.Outcome) {
 	p.sender.enqueue(line)
 	*bp = line
 	p.sender.lines.Put(bp)
+}
+
+// sampled says whether the exchange is logged: the n-th one is when
+// n×percent/100 passes a whole number, which logs percent of every
+// hundred exchanges, evenly spread.
+func (p *httpLog) sampled() bool {
+	if p.percent >= 100 {
+		return true
+	}
+	n := p.seen.Add(1)
+	return n*uint64(p.percent)/100 != (n-1)*uint64(p.percent)/100
 }
 
 // appendEntry appends c's entry as one JSON line.

@@ -304,13 +304,14 @@ func TestHTTPLogConfigErrors(t *testing.T) {
 		{`{"endpoint": "http://"}`, []string{"endpoint: must be an http:// or https:// URL"}},
 		{`{"endpoint": "https://logs.example.com/in", "batch_size": 0, "flush_interval": 5, "buffer": 1.5,
 			"timeout": "1ms", "headers": {"Bad Name": "x", "X-Ok": "a\nb"},
-			"include_request_headers": ["User-Agent", "a:b"], "format": "json"}`, []string{
+			"include_request_headers": ["User-Agent", "a:b"], "format": "json", "sample_percent": 0}`, []string{
 			"batch_size: must be between 1 and 10000",
 			`flush_interval: must be a duration such as "1s" or "250ms", got an integer`,
 			"buffer: must be an integer",
 			"timeout: must be between 100ms and 5m0s",
 			`headers["Bad Name"]: must be keyed by an HTTP header name`,
 			"headers.X-Ok: must not contain control characters",
+			"sample_percent: must be between 1 and 100",
 			"include_request_headers[1]: must be an HTTP header name",
 			"format: unknown field",
 		}},
@@ -393,3 +394,26 @@ func (r *benchRequest) ContentLength() int64                  { return 0 }
 func (r *benchRequest) RemoteAddr() netip.Addr                { return netip.AddrFrom4([4]byte{192, 0, 2, 1}) }
 func (r *benchRequest) TLS() bool                             { return false }
 func (r *benchRequest) Body() ([]byte, bool)                  { return nil, true }
+
+func TestHTTPLogSamplePercent(t *testing.T) {
+	for _, tc := range []struct {
+		percent, exchanges, want int
+	}{
+		{100, 7, 7},
+		{10, 100, 10},
+		{10, 9, 0},
+		{25, 8, 2},
+		{1, 250, 2},
+	} {
+		p := &httpLog{percent: tc.percent}
+		got := 0
+		for range tc.exchanges {
+			if p.sampled() {
+				got++
+			}
+		}
+		if got != tc.want {
+			t.Errorf("sample_percent %d over %d exchanges: %d logged, want %d", tc.percent, tc.exchanges, got, tc.want)
+		}
+	}
+}

@@ -445,6 +445,14 @@ func (p *PG) SetGossipKeys(ctx context.Context, group string, keys [][]byte) (st
 	})
 }
 
+// SetGroupSettings implements store.Store.
+func (p *PG) SetGroupSettings(ctx context.Context, group string, gs *store.GatewaySettings) (store.Group, error) {
+	return updateNamed(ctx, p, "groups", "name", "group", group, func(cur *store.Group) error {
+		cur.Settings = gs
+		return nil
+	})
+}
+
 // DeleteGroup implements store.Store. Its draft and deployments go with it
 // (ON DELETE CASCADE).
 func (p *PG) DeleteGroup(ctx context.Context, name string) error {
@@ -693,7 +701,7 @@ func (p *PG) UpdateInstance(ctx context.Context, in store.Instance) (store.Insta
 		if err := instanceRefs(ctx, tx, in); err != nil {
 			return err
 		}
-		in.CreatedAt, in.RestartGeneration = cur.CreatedAt, cur.RestartGeneration
+		in.CreatedAt, in.RestartGeneration, in.Settings = cur.CreatedAt, cur.RestartGeneration, cur.Settings
 		in.UpdatedAt = now()
 		doc, err := encode(in)
 		if err != nil {
@@ -706,6 +714,14 @@ func (p *PG) UpdateInstance(ctx context.Context, in store.Instance) (store.Insta
 		return store.Instance{}, err
 	}
 	return in, nil
+}
+
+// SetInstanceSettings implements store.Store.
+func (p *PG) SetInstanceSettings(ctx context.Context, name string, gs *store.GatewaySettings) (store.Instance, error) {
+	return updateNamed(ctx, p, "instances", "name", "instance", name, func(in *store.Instance) error {
+		in.Settings = gs
+		return nil
+	})
 }
 
 // RequestRestart implements store.Store.

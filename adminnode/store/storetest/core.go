@@ -705,3 +705,40 @@ func testRestartGenerationAndCapabilities(t *testing.T, open Opener) {
 		t.Errorf("capabilities of a missing host: %v", err)
 	}
 }
+
+// Dynamic settings of a group and of an instance are kept as set, cleared
+// with nil, and survive updates of the group and of the instance.
+func testGatewaySettings(t *testing.T, open Opener) {
+	s := open(t)
+	must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "edge"}))
+	must[store.Host](t)(s.CreateHost(ctx, store.Host{Name: "h1"}))
+	must[store.Instance](t)(s.CreateInstance(ctx, store.Instance{Name: "i1", Group: "edge", Host: "h1"}))
+	until := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	gs := &store.GatewaySettings{LogLevel: "debug", AccessLog: &store.AccessLogSetting{Enabled: true, SamplePercent: 10}}
+	is := &store.GatewaySettings{Trace: &store.TraceSetting{Route: "orders", Until: until}}
+	g := must[store.Group](t)(s.SetGroupSettings(ctx, "edge", gs))
+	if g.Version != 1 || !reflect.DeepEqual(g.Settings, gs) {
+		t.Errorf("group after SetGroupSettings: %+v", g)
+	}
+	must[store.Instance](t)(s.SetInstanceSettings(ctx, "i1", is))
+	must[store.Group](t)(s.UpdateGroup(ctx, store.Group{Name: "edge", Description: "d"}, 1))
+	must[store.Instance](t)(s.UpdateInstance(ctx, store.Instance{Name: "i1", Group: "edge", Host: "h1", Listen: ":9"}))
+	if got := must[store.Group](t)(s.GetGroup(ctx, "edge")); !reflect.DeepEqual(got.Settings, gs) || got.Description != "d" {
+		t.Errorf("group settings after an update: %+v", got)
+	}
+	got := must[store.Instance](t)(s.GetInstance(ctx, "i1"))
+	if got.Settings == nil || got.Settings.Trace == nil || got.Settings.Trace.Route != "orders" || !got.Settings.Trace.Until.Equal(until) || got.Listen != ":9" {
+		t.Errorf("instance settings after an update: %+v", got.Settings)
+	}
+	must[store.Group](t)(s.SetGroupSettings(ctx, "edge", nil))
+	must[store.Instance](t)(s.SetInstanceSettings(ctx, "i1", nil))
+	if g, in := must[store.Group](t)(s.GetGroup(ctx, "edge")), must[store.Instance](t)(s.GetInstance(ctx, "i1")); g.Settings != nil || in.Settings != nil {
+		t.Errorf("cleared settings: %+v %+v", g.Settings, in.Settings)
+	}
+	if _, err := s.SetGroupSettings(ctx, "nope", gs); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("settings of a missing group: %v", err)
+	}
+	if _, err := s.SetInstanceSettings(ctx, "nope", gs); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("settings of a missing instance: %v", err)
+	}
+}

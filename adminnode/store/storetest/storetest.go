@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"GossipKeysAndHostAddress", testGossipKeysAndHostAddress},
 		{"PublishKeys", testPublishKeys},
 		{"RestartGenerationAndCapabilities", testRestartGenerationAndCapabilities},
+		{"GatewaySettings", testGatewaySettings},
 		{"Environments", testEnvironments},
 		{"Secrets", testSecrets},
 		{"TrustedDomains", testTrustedDomains},
