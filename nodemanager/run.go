@@ -56,6 +56,10 @@ type RunOptions struct {
 	Wait time.Duration
 	// DrainTimeout is how long a stopped gateway may drain (30 s).
 	DrainTimeout time.Duration
+	// ReadyTimeout is how long a gateway's new process may take to be
+	// ready when it replaces a running one (60 s): a restart or flags
+	// change without downtime (docs/node-manager.md).
+	ReadyTimeout time.Duration
 	// Advertise is the IP address the host's gateways are reached at by
 	// their peers (gossip); empty, the admin node uses the address the
 	// node manager's heartbeats come from.
@@ -191,7 +195,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSup()
-	sup, err := supervisor.New(supCtx, supervisor.Options{Driver: driver, Logger: log.Named("supervisor"), DrainTimeout: opts.DrainTimeout})
+	sup, err := supervisor.New(supCtx, supervisor.Options{Driver: driver, Logger: log.Named("supervisor"), DrainTimeout: opts.DrainTimeout,
+		ZeroDowntime: true, ReadyTimeout: opts.ReadyTimeout})
 	if err != nil {
 		return fmt.Errorf("start supervisor: %w", err)
 	}
