@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
@@ -215,6 +216,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 		changed: newBroadcast(), kick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}
+	domainKey, err := deploy.ParsePublicKey(id.SigningKey)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("the domain's signing key in the identity: %w", err)
+	}
+	a.releases = newReleases(filepath.Join(opts.DataDir, "releases"), domainKey, admin, log.Named("releases"))
 	if opts.FallbackConfig != "" {
 		if a.fallback, err = objstore.Open(ctx, opts.FallbackConfig, opts.ObjectStorage); err != nil {
 			l.Close()

@@ -630,6 +630,9 @@ type AgentInstanceState struct {
 	LastError         string `json:"last_error,omitempty"`
 	// Peers is the gateway's gossip view of its group.
 	Peers []GossipPeer `json:"peers,omitempty"`
+	// Release is the gateway release the process runs ("" the node
+	// manager's own binary).
+	Release string `json:"release,omitempty"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
@@ -664,6 +667,9 @@ type AgentInstance struct {
 	// RestartGeneration goes up with every restart asked of the admin
 	// node; the node manager restarts the gateway when it changes.
 	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	// Release is the gateway release the instance runs; nil: the node
+	// manager's own binary.
+	Release *AgentRelease `json:"release,omitempty"`
 }
 
 // AgentGossip is an instance's gossip settings: where it listens, the

@@ -56,6 +56,9 @@ type Group struct {
 	// GossipKeys encrypt the gossip of the group's gateways; the first is
 	// the primary, the others are still accepted (rotation). Secret.
 	GossipKeys [][]byte `json:"gossip_keys,omitempty"`
+	// Gateway is the gateway release the group runs, and its rollout
+	// (UpdateGroupGateway; UpdateGroup keeps it).
+	Gateway GroupGateway `json:"gateway,omitzero"`
 }
 
 // Host is a machine running a node manager.
@@ -122,6 +125,9 @@ type InstanceState struct {
 	LastError string `json:"last_error,omitempty"`
 	// Peers is the instance's gossip view of its group.
 	Peers []Peer `json:"peers,omitempty"`
+	// Release is the gateway release the process runs ("" the node
+	// manager's own binary).
+	Release string `json:"release,omitempty"`
 }
 
 // Peer is one member of a group as another member's gossip sees it.
@@ -329,6 +335,21 @@ type Store interface {
 	// DeleteGroup refuses with ErrInUse while instances belong to the
 	// group; its draft and deployment history go with it.
 	DeleteGroup(ctx context.Context, name string) error
+	// UpdateGroupGateway replaces the group's Gateway with what change
+	// makes of it, in one transaction, leaving its Version; a Version
+	// naming no release is refused with ErrNotFound.
+	UpdateGroupGateway(ctx context.Context, group string, change func(gw *GroupGateway) error) (Group, error)
+
+	// PutRelease stores a release and its binary; ErrExists when the
+	// version is taken.
+	PutRelease(ctx context.Context, r Release, binary []byte) (Release, error)
+	GetRelease(ctx context.Context, version string) (Release, error)
+	GetReleaseBinary(ctx context.Context, version string) ([]byte, error)
+	// ListReleases returns the releases (without binaries) by version.
+	ListReleases(ctx context.Context) ([]Release, error)
+	// DeleteRelease refuses with ErrInUse while a group runs the release
+	// or a rollout moves from or to it.
+	DeleteRelease(ctx context.Context, version string) error
 
 	CreateHost(ctx context.Context, h Host) (Host, error)
 	GetHost(ctx context.Context, name string) (Host, error)

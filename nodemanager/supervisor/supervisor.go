@@ -657,6 +657,7 @@ func (s *Supervisor) apply(in *instance, proc Proc, sp Spec, schedule func(time.
 	if hadSpec {
 		oldHash = in.spec.Hash()
 	}
+	pending := oldHash
 	running := proc != nil
 	if running {
 		oldHash = proc.Hash()
@@ -667,6 +668,11 @@ func (s *Supervisor) apply(in *instance, proc Proc, sp Spec, schedule func(time.
 
 	switch {
 	case running && oldHash == hash:
+		if hadSpec && pending != hash {
+			// Back to what runs: a replacement that failed is no longer
+			// wanted, and its error no longer stands.
+			s.update(in, func(in *instance) { in.st.LastError = "" })
+		}
 		return nil // claimed (adopted) or unchanged
 	case running && s.replaceable(proc):
 		s.log.Info("gateway flags changed: replacing the process", "instance", in.name)
