@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway/proxy"
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/objstore"
 	"github.com/gatehouse/gatehouse/policy/catalog"
@@ -102,7 +104,11 @@ type Options struct {
 	// applied, then tells the old process to drain; it joins the gossip
 	// once the old process has exited.
 	Takeover *handover.Taken
-	Logger   hclog.Logger
+	// TakeoverReadyFile, with Takeover, is written (this process's pid)
+	// once the replaced process was told to drain: the node manager's
+	// sign that the new process serves, however long the old one drains.
+	TakeoverReadyFile string
+	Logger            hclog.Logger
 }
 
 // Gateway is one gateway process.
@@ -504,6 +510,11 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 				g.logger.Error("tell the replaced gateway to drain", "pid", takeover.PID, "error", err)
 			} else {
 				g.logger.Info("serving on the sockets taken over; the replaced gateway drains", "pid", takeover.PID)
+				if f := g.opts.TakeoverReadyFile; f != "" {
+					if err := readyfile.Write(f, readyfile.Addrs{"pid": strconv.Itoa(os.Getpid()), "replaced_pid": strconv.Itoa(takeover.PID)}); err != nil {
+						g.logger.Error("write the takeover ready file", "path", f, "error", err)
+					}
+				}
 			}
 			go func() {
 				select {

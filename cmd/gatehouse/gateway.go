@@ -64,6 +64,9 @@ the group and is not older than the one it serves is applied
 			}
 			opts.Logger = logs.logger("gateway")
 			opts.Listening = readyfile.Hook(readyFile)
+			if opts.TakeoverReadyFile != "" && !takeover {
+				return errors.New("--takeover-ready-file is for --takeover")
+			}
 			if takeover {
 				if opts.DataDir == "" {
 					return errors.New("--takeover needs --data-dir: the gateway to take over is the one of the same data dir")
@@ -125,6 +128,7 @@ the group and is not older than the one it serves is applied
 	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on --pprof-listen")
 	fs.StringVar(&opts.ProfilingListen, "pprof-listen", gateway.DefaultProfilingListen, "loopback address of /debug/pprof with --pprof (never the status port)")
+	fs.StringVar(&opts.TakeoverReadyFile, "takeover-ready-file", "", `with --takeover: file written ({"pid":…,"replaced_pid":…}) once the running gateway was told to drain, this one serving`)
 	fs.BoolVar(&takeover, "takeover", false, "take over the listening sockets of the gateway running on the same --data-dir, start serving once a configuration is applied, then have it drain and exit (a restart without downtime; the node manager uses it)")
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen", "pprof_listen")`)
 	logs.register(fs)

@@ -65,9 +65,12 @@
 // that exit, then makes the new process the instance's (Replacer.Promote
 // writes its pid file; until then the old one's stays, so that a node
 // manager restarting meanwhile adopts the process that serves). A new
-// process that exits first, or that the old one has not made way for
-// within ReadyTimeout (60 s), is stopped; the old one stays the
-// instance's, with the reason in LastError, and the call returns it.
+// process that exits first, or that is not serving (Replacer.Serving: the
+// exec driver's takeover.ready, written by gateway --takeover-ready-file)
+// when ReadyTimeout (60 s) has passed, is stopped; the old one stays the
+// instance's, with the reason in LastError, and the call returns it. A
+// new process that serves is kept while the old one drains, for up to
+// DrainTimeout more, after which the old one is stopped.
 // Systemd is not a Replacer: a unit is restarted by stopping it.
 //
 // # Exec driver

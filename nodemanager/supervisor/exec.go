@@ -136,6 +136,31 @@ func (e *Exec) StartReplacement(ctx context.Context, spec Spec) (Proc, error) {
 	return e.start(spec, true)
 }
 
+// TakeoverReadyFileName is the file a replacement gateway writes once it
+// serves and the process it replaces drains (gateway
+// --takeover-ready-file).
+const TakeoverReadyFileName = "takeover.ready"
+
+func (e *Exec) takeoverReadyPath(name string) string {
+	return filepath.Join(e.InstanceDir(name), TakeoverReadyFileName)
+}
+
+// Serving reports whether replacement p wrote that it serves.
+func (e *Exec) Serving(p Proc) bool {
+	ep, ok := p.(*execProc)
+	if !ok {
+		return false
+	}
+	b, err := os.ReadFile(e.takeoverReadyPath(ep.name))
+	if err != nil {
+		return false
+	}
+	var rec struct {
+		PID string `json:"pid"`
+	}
+	return json.Unmarshal(b, &rec) == nil && rec.PID == strconv.Itoa(ep.rec.PID)
+}
+
 // Promote writes p's pid file: it is the instance's process now.
 func (e *Exec) Promote(p Proc) error {
 	ep, ok := p.(*execProc)
@@ -171,7 +196,11 @@ func (e *Exec) start(spec Spec, replacement bool) (Proc, error) {
 
 	args := spec.Args
 	if replacement {
-		args = append(slices.Clone(args), "--takeover")
+		ready := e.takeoverReadyPath(spec.Name)
+		if err := os.Remove(ready); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		args = append(slices.Clone(args), "--takeover", "--takeover-ready-file", ready)
 	}
 	cmd := exec.Command(spec.Binary, args...)
 	cmd.Dir = dir

@@ -39,16 +39,26 @@ func TestReplace(t *testing.T) {
 		errText string
 		// gone is what the log shows of the new process's end.
 		gone string
+		// initial are the first spec's extra arguments (default --flag 1).
+		initial []string
 	}{
 		{name: "new flags", extra: []string{"--flag", "2"}, ok: true},
 		{name: "restart", restart: true, ok: true},
+		// The old process takes longer to drain than the readiness
+		// timeout: the new one, serving, is kept, and the old one is
+		// stopped after the drain timeout.
+		{name: "old process drains long", initial: []string{"--ignore-term"}, extra: []string{"--ignore-term", "--flag", "2"}, ok: true},
 		{name: "new process exits", extra: []string{"--exit", "3"}, errText: "exited before it was ready (exit status 3)", gone: "fakegw: exiting with 3"},
 		{name: "new process never ready", extra: []string{"--not-ready"}, errText: "was not ready within 700ms", gone: "fakegw: SIGTERM"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, "", Options{ZeroDowntime: true, ReadyTimeout: 700 * time.Millisecond}, ExecOptions{})
-			h.reconcile(spec("gw", "--flag", "1"))
+			h := newHarness(t, "", Options{ZeroDowntime: true, ReadyTimeout: 700 * time.Millisecond, DrainTimeout: time.Second}, ExecOptions{})
+			initial := tc.initial
+			if initial == nil {
+				initial = []string{"--flag", "1"}
+			}
+			h.reconcile(spec("gw", initial...))
 			old := h.up("gw")
 			killLater(t, old.PID)
 

@@ -226,6 +226,9 @@ type Replacer interface {
 	// Promote records p as the instance's process (for adoption after a
 	// node manager restart), once the process it replaced has exited.
 	Promote(p Proc) error
+	// Serving reports whether replacement p serves and has told the
+	// process it replaces to drain (which may take the drain timeout).
+	Serving(p Proc) bool
 }
 
 // Supervisor keeps the desired instances running. Its methods are safe
@@ -881,21 +884,49 @@ func (s *Supervisor) replace(in *instance, old Proc) error {
 	newPID := np.Info().PID
 	timer := time.NewTimer(s.opts.ReadyTimeout)
 	defer timer.Stop()
-	select {
-	case <-old.Done():
-	case <-np.Done():
-		err = fmt.Errorf("replace instance %s: the new process (pid %d) exited before it was ready (%s); pid %d serves on", in.name, newPID, np.Exit().Reason, oldPID)
-	case <-timer.C:
-		err = fmt.Errorf("replace instance %s: the new process (pid %d) was not ready within %s; pid %d serves on", in.name, newPID, s.opts.ReadyTimeout, oldPID)
-		if serr := np.Stop(s.ctx, s.opts.DrainTimeout); serr != nil {
-			s.log.Error("cannot stop the new process", "instance", in.name, "pid", newPID, "error", serr)
+	draining := false
+wait:
+	for {
+		select {
+		case <-old.Done():
+			break wait
+		case <-np.Done():
+			draining = draining || r.Serving(np)
+			err = fmt.Errorf("replace instance %s: the new process (pid %d) exited before it was ready (%s); pid %d serves on", in.name, newPID, np.Exit().Reason, oldPID)
+			if draining {
+				// The old one drains and no longer accepts: the instance
+				// is down until it is started again.
+				err = fmt.Errorf("replace instance %s: the new process (pid %d) exited (%s) while pid %d drained", in.name, newPID, np.Exit().Reason, oldPID)
+			}
+			break wait
+		case <-timer.C:
+			if !draining && r.Serving(np) {
+				// Ready: the old one drains, which takes as long as its
+				// longest request, up to its own drain timeout.
+				draining = true
+				s.log.Info("new process serving; waiting for the old one to drain", "instance", in.name, "pid", newPID, "previous_pid", oldPID)
+				timer.Reset(s.opts.DrainTimeout)
+				continue
+			}
+			if draining {
+				s.log.Warn("the old process did not drain in time: stopping it", "instance", in.name, "pid", oldPID)
+				if serr := old.Stop(s.ctx, time.Second); serr != nil {
+					s.log.Error("cannot stop the old process", "instance", in.name, "pid", oldPID, "error", serr)
+				}
+				break wait
+			}
+			err = fmt.Errorf("replace instance %s: the new process (pid %d) was not ready within %s; pid %d serves on", in.name, newPID, s.opts.ReadyTimeout, oldPID)
+			if serr := np.Stop(s.ctx, s.opts.DrainTimeout); serr != nil {
+				s.log.Error("cannot stop the new process", "instance", in.name, "pid", newPID, "error", serr)
+			}
+			break wait
+		case <-s.ctx.Done():
+			// Both go on; the next supervisor adopts the old one (its pid
+			// file is still the instance's) and the new one finishes the
+			// takeover by itself.
+			np.Detach()
+			return ErrClosed
 		}
-	case <-s.ctx.Done():
-		// Both go on; the next supervisor adopts the old one (its pid
-		// file is still the instance's) and the new one finishes the
-		// takeover by itself.
-		np.Detach()
-		return ErrClosed
 	}
 	if err != nil {
 		s.log.Error("gateway not replaced", "instance", in.name, "error", err)

@@ -12,6 +12,8 @@
 //	                  gateway.pid in the working directory names, as a
 //	                  ready gateway has the one it replaces drain
 //	--not-ready       with --takeover: never ready, leave it running
+//	--takeover-ready-file F  with --takeover: write {"pid":"<pid>"} to F
+//	                  after the SIGTERM, as a gateway that took over does
 //
 // Other arguments are ignored. It prints its arguments and the GATEHOUSE_*
 // variables it sees, and "fakegw: SIGTERM" before it exits on SIGTERM.
@@ -35,6 +37,7 @@ func main() {
 		ignoreTerm bool
 		takeover   bool
 		notReady   bool
+		readyFile  string
 		listen     string
 		spamEvery  time.Duration
 		maxLife    = 2 * time.Minute
@@ -63,6 +66,8 @@ func main() {
 			takeover = true
 		case "--not-ready":
 			notReady = true
+		case "--takeover-ready-file":
+			readyFile = next()
 		case "--max-life":
 			maxLife, _ = time.ParseDuration(next())
 		}
@@ -107,6 +112,9 @@ func main() {
 			err = syscall.Kill(rec.PID, syscall.SIGTERM)
 		}
 		fmt.Printf("fakegw: took over from pid %d: %v\n", rec.PID, err)
+		if readyFile != "" {
+			os.WriteFile(readyFile, []byte(fmt.Sprintf(`{"pid":"%d"}`, os.Getpid())), 0o600)
+		}
 	}
 	var tick <-chan time.Time
 	if spamEvery > 0 {
