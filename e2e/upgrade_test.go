@@ -131,6 +131,17 @@ func TestRollingUpgradeWithoutDowntime(t *testing.T) {
 		if !slices.Equal(steps, want) {
 			t.Errorf("rollout steps %q, want %q", steps, want)
 		}
+		// Each soak compared the new processes' 5xx rate with the old
+		// ones', from the totals the heartbeats carry.
+		compared := 0
+		for _, e := range r.Events {
+			if strings.HasPrefix(e.What, "5xx over the soak: 0.0% of ") {
+				compared++
+			}
+		}
+		if compared != 2 {
+			t.Errorf("%d soaks compared error rates, want 2: %+v", compared, r.Events)
+		}
 	}
 	if len(gw.History) != 1 || gw.History[0].To != "9.1.0-a" || gw.History[0].State != "done" {
 		t.Errorf("history: %+v", gw.History)
@@ -156,18 +167,34 @@ func TestRollingUpgradeWithoutDowntime(t *testing.T) {
 	}
 }
 
-// TestRollingUpgradeRollsBack: a release whose gateway exits at once (a
-// wrapper script: a real process that never gets ready) is rolled back to
-// the release the group ran, automatically and under load without a
-// failed request; the instance it was tried on kept its process.
+// TestRollingUpgradeRollsBack: a release whose gateway fails readiness —
+// a wrapper that exits at once, or one that never gets ready (real
+// processes both) — is rolled back to the release the group ran,
+// automatically and under load without a failed request; the instance it
+// was tried on kept its process.
 func TestRollingUpgradeRollsBack(t *testing.T) {
+	tests := []struct {
+		name, script, why string
+	}{
+		{"exits", "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n", "exited before it was ready"},
+		{"never ready", "#!/bin/sh\necho 'broken release: hanging' >&2\nexec sleep 300\n", "was not ready within 10s"},
+	}
 	bins := t.TempDir()
 	a := buildVersion(t, bins, "9.1.0-a")
-	broken := filepath.Join(bins, "broken")
-	writeFile(t, broken, "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n")
-	if err := os.Chmod(broken, 0o755); err != nil {
-		t.Fatal(err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			broken := filepath.Join(t.TempDir(), "broken")
+			writeFile(t, broken, tc.script)
+			if err := os.Chmod(broken, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			testRollback(t, a, broken, tc.why)
+		})
 	}
+}
+
+func testRollback(t *testing.T, a, broken, why string) {
+	t.Helper()
 	up := startUpstream(t, "one", nil)
 	d := setUpUpgrade(t, up, "web-1", "web-2")
 	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
@@ -182,7 +209,7 @@ func TestRollingUpgradeRollsBack(t *testing.T) {
 	l.waitServed(t, counted, 50)
 	// Progress goes to stderr before the error.
 	_, errOut, code := d.cli.run(t, "", "group", "update", nmGroup, "--gateway-version", "9.9.9-broken", "--wait", "--timeout", "3m")
-	if code != 1 || !strings.Contains(errOut, "gatehouse: rollout 2 of group g1 rolled back to release 9.1.0-a") || !strings.Contains(errOut, "exited before it was ready") {
+	if code != 1 || !strings.Contains(errOut, "gatehouse: rollout 2 of group g1 rolled back to release 9.1.0-a") || !strings.Contains(errOut, why) {
 		t.Errorf("group update --wait: exit %d, said %q", code, errOut)
 	}
 	counted, _ = l.counts()

@@ -417,6 +417,7 @@ func (a *agent) kickHeartbeat() {
 
 func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 	hb := apitypes.AgentHeartbeat{Address: a.advertise, Version: a.version, Instances: []apitypes.AgentInstanceState{}}
+	totals := a.trafficTotals()
 	young := a.now().Sub(a.started) < reportGrace
 	hashes := map[string]string{}
 	for _, st := range a.sup.States() {
@@ -432,7 +433,7 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		}
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
-			Ready: v.Ready, LastError: v.LastError, Release: a.releases.of(hashes[v.Name])}
+			Ready: v.Ready, LastError: v.LastError, Release: a.releases.of(hashes[v.Name]), Traffic: totals[v.Name]}
 		for _, p := range v.Peers {
 			st.Peers = append(st.Peers, apitypes.GossipPeer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}

@@ -414,6 +414,9 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
 			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError, Release: st.Release}
+		if tr := st.Traffic; tr != nil {
+			state.Boot, state.Requests, state.Errors = tr.Boot, tr.Requests, tr.Errors
+		}
 		for _, p := range st.Peers {
 			state.Peers = append(state.Peers, store.Peer{Name: p.Name, State: p.State, Deployment: p.Deployment, Checksum: p.Checksum, Since: p.Since})
 		}
@@ -442,7 +445,7 @@ func (s *Server) agentInstances(q *request) (any, error) {
 			out.PublishKeys = append(out.PublishKeys, k.Bytes())
 		}
 		seen := map[string]*groupGossip{}
-		releases := map[string]*apitypes.AgentRelease{}
+		releases := newReleaseCache()
 		for i, in := range ins {
 			gg, err := s.gossipOf(q.ctx, in.Group, all, seen)
 			if err != nil {

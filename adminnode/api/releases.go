@@ -131,27 +131,40 @@ func (s *Server) agentRelease(q *request) (any, error) {
 	})}, nil
 }
 
-// instanceRelease is the release an instance is to run now, with groups
-// read once per call in cache.
-func (s *Server) instanceRelease(ctx context.Context, in store.Instance, cache map[string]*apitypes.AgentRelease) (*apitypes.AgentRelease, error) {
-	key := in.Group + "/" + in.Name
-	g, err := s.store.GetGroup(ctx, in.Group)
-	if err != nil {
-		return nil, err
+// releaseCache holds what one answer of desired instances read: groups
+// and releases, each once.
+type releaseCache struct {
+	groups   map[string]store.Group
+	releases map[string]*apitypes.AgentRelease
+}
+
+func newReleaseCache() *releaseCache {
+	return &releaseCache{groups: map[string]store.Group{}, releases: map[string]*apitypes.AgentRelease{}}
+}
+
+// instanceRelease is the release an instance is to run now.
+func (s *Server) instanceRelease(ctx context.Context, in store.Instance, c *releaseCache) (*apitypes.AgentRelease, error) {
+	g, ok := c.groups[in.Group]
+	if !ok {
+		var err error
+		if g, err = s.store.GetGroup(ctx, in.Group); err != nil {
+			return nil, err
+		}
+		c.groups[in.Group] = g
 	}
 	v := desiredRelease(g, in.Name)
 	if v == "" {
 		return nil, nil
 	}
-	if r, ok := cache[v]; ok {
+	if r, ok := c.releases[v]; ok {
 		return r, nil
 	}
 	r, err := s.store.GetRelease(ctx, v)
 	if err != nil {
-		return nil, fmt.Errorf("release of instance %s: %w", key, err)
+		return nil, fmt.Errorf("release of instance %s: %w", in.Name, err)
 	}
 	out := &apitypes.AgentRelease{Version: r.Version, SHA256: r.SHA256, Signature: r.Signature}
-	cache[v] = out
+	c.releases[v] = out
 	return out, nil
 }
 

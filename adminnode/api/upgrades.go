@@ -160,10 +160,14 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 			case !ready:
 				r.SoakSince, r.SoakPIDs = time.Time{}, nil
 			case r.SoakSince.IsZero():
-				r.SoakSince, r.SoakPIDs = now, map[string]int{}
+				r.SoakSince, r.SoakPIDs, r.SoakTotals = now, map[string]int{}, map[string]store.SoakTotal{}
 				for _, n := range r.Batch {
 					r.SoakPIDs[n] = states[n].PID
 					event(n, "ready on %q (pid %d): soaking %s", r.To, states[n].PID, s.rollouts.soak)
+				}
+				for _, n := range names {
+					st := states[n]
+					r.SoakTotals[n] = store.SoakTotal{Boot: st.Boot, Requests: st.Requests, Errors: st.Errors}
 				}
 			case now.Sub(r.SoakSince) >= s.rollouts.soak:
 				for _, n := range r.Batch {
@@ -175,11 +179,21 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 						return nil
 					}
 				}
+				if why, summary := errorRates(r, names, states); why != "" {
+					failed = why
+					event("", "failed: %s; rolling back to %q", why, r.From)
+					r.State, r.Error, r.Batch, r.BatchAt = store.RolloutRollingBack, why, nil, now
+					r.SoakSince, r.SoakPIDs, r.SoakTotals = time.Time{}, nil, nil
+					gw.Version = r.From
+					return nil
+				} else if summary != "" {
+					event("", "%s", summary)
+				}
 				for _, n := range r.Batch {
 					event(n, "upgraded to %q", r.To)
 				}
 				r.Done = append(r.Done, r.Batch...)
-				r.Batch, r.SoakSince, r.SoakPIDs = nil, time.Time{}, nil
+				r.Batch, r.SoakSince, r.SoakPIDs, r.SoakTotals = nil, time.Time{}, nil, nil
 			}
 		}
 		return nil
@@ -216,4 +230,52 @@ func (s *Server) batchFailed(r *store.ReleaseRollout, states map[string]store.In
 		return fmt.Sprintf("instances %s not ready on %q within %s", strings.Join(r.Batch, ", "), r.To, s.rollouts.batchTimeout)
 	}
 	return ""
+}
+
+// Error-rate comparison of a soak: the new processes fail it when they
+// answered enough requests (minSoakRequests) and their 5xx rate is both
+// over twice the old processes' and more than maxExtraErrorRate above it.
+const (
+	minSoakRequests   = 20
+	maxExtraErrorRate = 0.05
+)
+
+// errorRates compares the 5xx rate of the batch's new processes over the
+// soak with the rate of the instances still on the old release over the
+// same time (with none left, with 0). It returns why the batch fails, or
+// else what it compared ("" when there was too little traffic to say).
+func errorRates(r *store.ReleaseRollout, names []string, states map[string]store.InstanceState) (string, string) {
+	delta := func(n string) (req, errs uint64, ok bool) {
+		start, st := r.SoakTotals[n], states[n]
+		if st.Boot == "" || st.Boot != start.Boot || st.Requests < start.Requests || st.Errors < start.Errors {
+			return 0, 0, false
+		}
+		return st.Requests - start.Requests, st.Errors - start.Errors, true
+	}
+	var newReq, newErr, oldReq, oldErr uint64
+	for _, n := range names {
+		req, errs, ok := delta(n)
+		switch {
+		case !ok:
+		case slices.Contains(r.Batch, n):
+			newReq, newErr = newReq+req, newErr+errs
+		case !slices.Contains(r.Done, n):
+			oldReq, oldErr = oldReq+req, oldErr+errs
+		}
+	}
+	if newReq < minSoakRequests {
+		return "", ""
+	}
+	rate := func(e, n uint64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(e) / float64(n)
+	}
+	newRate, oldRate := rate(newErr, newReq), rate(oldErr, oldReq)
+	summary := fmt.Sprintf("5xx over the soak: %.1f%% of %d requests on %q, %.1f%% of %d on %q", 100*newRate, newReq, r.To, 100*oldRate, oldReq, r.From)
+	if newRate > 2*oldRate && newRate > oldRate+maxExtraErrorRate {
+		return summary + ": the new release errs more", summary
+	}
+	return "", summary
 }

@@ -633,6 +633,19 @@ type AgentInstanceState struct {
 	// Release is the gateway release the process runs ("" the node
 	// manager's own binary).
 	Release string `json:"release,omitempty"`
+	// Traffic is what the process counted since it started, read from its
+	// status port for the heartbeat; nil when it could not be read.
+	Traffic *InstanceTraffic `json:"traffic,omitempty"`
+}
+
+// InstanceTraffic is a gateway process's request totals: the rolling
+// upgrades compare the error rate of new processes with the old ones'.
+type InstanceTraffic struct {
+	// Boot identifies the process.
+	Boot     string `json:"boot"`
+	Requests uint64 `json:"requests"`
+	// Errors counts the answers of class 5xx.
+	Errors uint64 `json:"errors"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of

@@ -84,9 +84,20 @@ type ReleaseRollout struct {
 	// are still the ones serving after the soak.
 	SoakSince time.Time      `json:"soak_since,omitzero"`
 	SoakPIDs  map[string]int `json:"soak_pids,omitempty"`
+	// SoakTotals are the request totals of the group's instances when
+	// the soak began, to compare the error rate of the new processes
+	// with the old ones' over it.
+	SoakTotals map[string]SoakTotal `json:"soak_totals,omitempty"`
 	// Error says why the rollout was rolled back or paused.
 	Error  string         `json:"error,omitempty"`
 	Events []RolloutEvent `json:"events,omitempty"`
+}
+
+// SoakTotal is an instance's process and request totals at a point.
+type SoakTotal struct {
+	Boot     string `json:"boot"`
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
 }
 
 // RolloutEvent is one step of a rollout.

@@ -128,6 +128,11 @@ type InstanceState struct {
 	// Release is the gateway release the process runs ("" the node
 	// manager's own binary).
 	Release string `json:"release,omitempty"`
+	// Boot, Requests and Errors (5xx) are the process's totals as of the
+	// heartbeat; Boot is empty when they could not be read.
+	Boot     string `json:"boot,omitempty"`
+	Requests uint64 `json:"requests,omitempty"`
+	Errors   uint64 `json:"errors,omitempty"`
 }
 
 // Peer is one member of a group as another member's gossip sees it.
