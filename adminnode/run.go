@@ -81,6 +81,9 @@ type RunOptions struct {
 	// DriftGrace is how long an instance may run another deployment than
 	// its group's current one before it is flagged (api.DefaultDriftGrace).
 	DriftGrace time.Duration
+	// RolloutSoak is how long a rolling upgrade's batch must stay ready
+	// before the next (api.DefaultRolloutSoak).
+	RolloutSoak time.Duration
 	// TrafficMaxRoutes and TrafficMaxConsumers bound the distinct routes
 	// and consumers of a group's traffic (api.DefaultTrafficMaxRoutes,
 	// api.DefaultTrafficMaxConsumers).
@@ -168,6 +171,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		RemoveAfter:   removeAfter,
 		MaxBodyBytes:  opts.MaxBodyBytes,
 		DriftGrace:    opts.DriftGrace,
+		RolloutSoak:   opts.RolloutSoak,
 		Now:           opts.Now,
 
 		TrafficMaxRoutes:    opts.TrafficMaxRoutes,
@@ -262,6 +266,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 	wg.Go(func() { server.Follow(maintainCtx, name) })
 	lease := coordinate(maintainCtx, s, name)
 	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, lease, removeAfter > 0) })
+	wg.Go(func() { server.RunRollouts(maintainCtx, lease) })
 	if publisher != nil {
 		wg.Go(func() { publisher.Run(maintainCtx, lease, cmp.Or(opts.PublishInterval, DefaultPublishInterval)) })
 	}

@@ -97,7 +97,7 @@ func (a *app) commands() []*cobra.Command {
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
 		a.metricsCommand(), a.topCommand(),
 		a.envCommand(), a.trustCommand(), a.domainCommand(), a.publishKeyCommand(), a.settingsCommand(),
-		a.exportCommand(), a.importCommand(), a.promoteCommand(),
+		a.exportCommand(), a.importCommand(), a.promoteCommand(), a.releaseCommand(),
 	}
 	for _, cmd := range cmds {
 		a.globalFlags(cmd)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +40,7 @@ func (a *app) groupCommand() *cobra.Command {
 		Short: "Manage groups, the sets of instances serving one configuration",
 	}
 	cmd.AddCommand(a.groupListCommand(), a.groupCreateCommand(), a.groupGetCommand(),
-		a.groupUpdateCommand(), a.groupDeleteCommand(), a.groupSummaryCommand())
+		a.groupUpdateCommand(), a.groupDeleteCommand(), a.groupSummaryCommand(), a.groupGatewayCommand())
 	return cmd
 }
 
@@ -137,22 +139,40 @@ func (a *app) groupGetCommand() *cobra.Command {
 
 func (a *app) groupUpdateCommand() *cobra.Command {
 	var (
-		set, remove []string
-		description string
-		environment string
+		set, remove    []string
+		description    string
+		environment    string
+		gatewayVersion string
+		maxUnavailable int
+		wait           bool
+		timeout        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
-		Short: "Change a group's labels, description or environment",
+		Short: "Change a group's labels, description, environment or gateway release",
 		Long: `Change a group's labels, description or environment (whose values and
 secrets resolve the placeholders of its deployments; "" for none); what no
 flag mentions is kept. The
 group is read and written back at the version read, so that an edit made
 by someone else in between is refused rather than undone.`,
 		Example: `  gatehouse group update web --label env=prod --remove-label canary --description "public API"
-  gatehouse group update web --env prod`,
+  gatehouse group update web --env prod
+  gatehouse group update web --gateway-version 1.4.0 --max-unavailable 2 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Flags()
+			if fs.Changed("max-unavailable") && maxUnavailable < 1 {
+				return fmt.Errorf("--max-unavailable must be at least 1, not %d", maxUnavailable)
+			}
+			if (fs.Changed("max-unavailable") || fs.Changed("wait")) && !fs.Changed("gateway-version") {
+				return errors.New("--max-unavailable and --wait are for --gateway-version")
+			}
+			if fs.Changed("gateway-version") {
+				if fs.Changed("label") || fs.Changed("remove-label") || fs.Changed("description") || fs.Changed("env") {
+					return errors.New("--gateway-version starts a rolling upgrade: change labels, description or environment in another command")
+				}
+				return a.setGroupGateway(cmd, args[0], apitypes.GroupGatewayUpdate{Version: gatewayVersion, MaxUnavailable: maxUnavailable}, wait, timeout)
+			}
 			add, err := parseLabels("label", set)
 			if err != nil {
 				return err
@@ -194,6 +214,10 @@ by someone else in between is refused rather than undone.`,
 	cmd.Flags().StringArrayVar(&remove, "remove-label", nil, "remove the label with this key (repeatable)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")
 	cmd.Flags().StringVar(&environment, "env", "", `environment resolving the group's placeholders, one of "env list" ("" for none)`)
+	cmd.Flags().StringVar(&gatewayVersion, "gateway-version", "", `move the group to this gateway release by a rolling upgrade ("" for the node managers' own binary; docs/upgrades.md)`)
+	cmd.Flags().IntVar(&maxUnavailable, "max-unavailable", 0, "with --gateway-version: how many instances are replaced at once (default 1, or the group's last value)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "with --gateway-version: follow the rollout to its end; non-zero exit when it rolled back")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: how long to follow the rollout")
 	return cmd
 }
 

@@ -28,7 +28,9 @@ func (a *app) instanceRestartCommand() *cobra.Command {
 		Short: "Restart an instance's gateway through its node manager, and wait until it is ready again",
 		Long: `Ask the admin node to have the instance's node manager restart its gateway
 (permission instance:operate), then wait until the instance's heartbeats show
-it ready under a new process. The request is kept by the admin node: a node
+it ready under a new process. The node manager starts the new process beside
+the old one, on the same sockets, and the old one drains once the new one
+serves: no request fails. The request is kept by the admin node: a node
 manager that is away restarts the gateway when it comes back. Exits non-zero,
 saying why, when the instance is not ready again within --timeout.`,
 		Example: `  gatehouse instance restart web-1

@@ -35,6 +35,8 @@ var docPages = []string{
 var docProse = map[string]string{
 	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
+	"docs/upgrades.md": "its commands need two builds of the binary, a node manager and minutes: " +
+		"e2e/upgrade_test.go runs them (TestRollingUpgradeWithoutDowntime, TestRollingUpgradeRollsBack)",
 	"docs/backups.md": "its commands stop, restore and restart admin nodes, on other machines and databases: " +
 		"e2e/backup_test.go runs them (TestBackupRestoreWhileWritten, TestRestoreOlderBackupNumbersAbove)",
 }

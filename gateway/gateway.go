@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +22,11 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway/evloop"
+	"github.com/gatehouse/gatehouse/gateway/handover"
 	"github.com/gatehouse/gatehouse/gateway/proxy"
 	"github.com/gatehouse/gatehouse/gateway/store"
 	"github.com/gatehouse/gatehouse/gateway/upstream"
+	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/objstore"
 	"github.com/gatehouse/gatehouse/policy/catalog"
@@ -95,7 +98,17 @@ type Options struct {
 	// name ("listen", "tls_listen", "status_listen", "pprof_listen"): a
 	// port 0 in the options is a real port there. An error stops Run.
 	Listening func(addrs map[string]string) error
-	Logger    hclog.Logger
+	// Takeover holds the listening sockets of the gateway process this one
+	// replaces (package handover, gateway --takeover): Run serves on those
+	// bound to the same addresses, starts serving once a configuration is
+	// applied, then tells the old process to drain; it joins the gossip
+	// once the old process has exited.
+	Takeover *handover.Taken
+	// TakeoverReadyFile, with Takeover, is written (this process's pid)
+	// once the replaced process was told to drain: the node manager's
+	// sign that the new process serves, however long the old one drains.
+	TakeoverReadyFile string
+	Logger            hclog.Logger
 	// Version is the binary's version, reported as it is. FeatureLevel is
 	// the highest configuration feature level the gateway applies
 	// (deploy.FeatureLevel when 0): a configuration that needs more is
@@ -201,6 +214,7 @@ func New(opts Options) (*Gateway, error) {
 		started:  time.Now(),
 		boot:     newBoot(),
 	}
+	g.peers.held = opts.Takeover != nil
 	g.proxy = proxy.New(opts.Logger.Named("proxy"), g.metrics)
 	g.dyn.base = opts.Logger.GetLevel()
 	g.access, g.tracer = opts.Logger.Named("access"), opts.Logger.Named("trace")
@@ -459,23 +473,34 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	fast := g.fast
 	statusSrv := newStatusServer(g)
 	errs := make(chan error, 4)
-	go func() { errs <- statusSrv.Serve(l.status) }()
-	if l.pprof != nil {
-		pprofSrv := newProfilingServer(g)
-		defer pprofSrv.Close()
-		go func() { errs <- pprofSrv.Serve(l.pprof) }()
-		g.logger.Info("serving /debug/pprof on loopback", "address", l.pprof.Addr())
+	pprofSrv := newProfilingServer(g)
+	defer pprofSrv.Close()
+	serve := func() {
+		go func() { errs <- statusSrv.Serve(l.status) }()
+		if l.pprof != nil {
+			go func() { errs <- pprofSrv.Serve(l.pprof) }()
+			g.logger.Info("serving /debug/pprof on loopback", "address", l.pprof.Addr())
+		}
+		if l.engine != nil {
+			go func() { errs <- l.engine.Serve() }()
+		} else {
+			go func() { errs <- fast.Serve(l.http) }()
+		}
+		if l.https != nil {
+			go func() { errs <- fast.Serve(l.https) }()
+		}
+		g.logger.Info("gateway serving", "http", g.boundAddr("http"), "engine", g.opts.Engine,
+			"https", g.boundAddr("https"), "status", g.boundAddr("status"))
 	}
-	if l.engine != nil {
-		go func() { errs <- l.engine.Serve() }()
-	} else {
-		go func() { errs <- fast.Serve(l.http) }()
+	takeover := g.opts.Takeover
+	if takeover == nil {
+		serve()
 	}
-	if l.https != nil {
-		go func() { errs <- fast.Serve(l.https) }()
-	}
-	g.logger.Info("gateway serving", "http", g.boundAddr("http"), "engine", g.opts.Engine,
-		"https", g.boundAddr("https"), "status", g.boundAddr("status"))
+
+	offerCtx, stopOffer := context.WithCancel(ctx)
+	defer stopOffer()
+	replaced := make(chan struct{})
+	go g.offerHandover(offerCtx, l, replaced)
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -494,11 +519,41 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 
 	var runErr error
+	if takeover != nil {
+		// The old process serves until this one can: serving before a
+		// configuration is applied would answer 503s it would not.
+		if err := g.waitReady(ctx); err != nil {
+			takeover.Close()
+		} else {
+			serve()
+			if err := takeover.Ready(); err != nil {
+				g.logger.Error("tell the replaced gateway to drain", "pid", takeover.PID, "error", err)
+			} else {
+				g.logger.Info("serving on the sockets taken over; the replaced gateway drains", "pid", takeover.PID)
+				if f := g.opts.TakeoverReadyFile; f != "" {
+					if err := readyfile.Write(f, readyfile.Addrs{"pid": strconv.Itoa(os.Getpid()), "replaced_pid": strconv.Itoa(takeover.PID)}); err != nil {
+						g.logger.Error("write the takeover ready file", "path", f, "error", err)
+					}
+				}
+			}
+			go func() {
+				select {
+				case <-takeover.Gone():
+					g.logger.Info("the replaced gateway has exited", "pid", takeover.PID)
+					g.releaseGossip()
+				case <-watchCtx.Done():
+				}
+			}()
+		}
+	}
 	select {
 	case <-ctx.Done():
+	case <-replaced:
+		g.logger.Info("replaced by a new process: stopping")
 	case err := <-errs:
 		runErr = fmt.Errorf("serve: %w", err)
 	}
+	stopOffer()
 	// Peers see a graceful stop as a leave, not a failure.
 	g.leaveGossip()
 	// Nothing may apply a deployment once the store is closed.
@@ -511,6 +566,7 @@ func (g *Gateway) Run(ctx context.Context, reload <-chan struct{}) error {
 // listeners are the gateway's bound sockets.
 type listeners struct {
 	status, http, https net.Listener
+	httpsRaw            net.Listener   // https before TLS
 	pprof               net.Listener   // nil unless Profiling
 	engine              *evloop.Engine // serves http instead of a listener
 }
@@ -520,7 +576,7 @@ type listeners struct {
 func (g *Gateway) listen() (*listeners, error) {
 	var l listeners
 	fail := func(err error) (*listeners, error) {
-		for _, c := range []net.Listener{l.status, l.http, l.https, l.pprof} {
+		for _, c := range []net.Listener{l.status, l.http, l.httpsRaw, l.pprof} {
 			if c != nil {
 				c.Close()
 			}
@@ -531,7 +587,7 @@ func (g *Gateway) listen() (*listeners, error) {
 		return nil, err
 	}
 	var err error
-	if l.status, err = net.Listen("tcp", g.opts.StatusListen); err != nil {
+	if l.status, err = g.listenTCP("status_listen", g.opts.StatusListen); err != nil {
 		return fail(fmt.Errorf("listen status %s: %w", g.opts.StatusListen, err))
 	}
 	if g.opts.Profiling {
@@ -568,13 +624,14 @@ func (g *Gateway) listen() (*listeners, error) {
 					g.metrics.ConnClosed()
 				}
 			},
+			Files: g.opts.Takeover.Files("listen", g.opts.Listen),
 		})
 		if err != nil {
 			return fail(fmt.Errorf("listen http %s: %w", g.opts.Listen, err))
 		}
 		httpAddr = l.engine.Addr().String()
 	case EngineFasthttp:
-		if l.http, err = net.Listen("tcp", g.opts.Listen); err != nil {
+		if l.http, err = g.listenTCP("listen", g.opts.Listen); err != nil {
 			return fail(fmt.Errorf("listen http %s: %w", g.opts.Listen, err))
 		}
 		httpAddr = l.http.Addr().String()
@@ -582,10 +639,11 @@ func (g *Gateway) listen() (*listeners, error) {
 		return fail(fmt.Errorf("unknown engine %q (evloop or fasthttp)", g.opts.Engine))
 	}
 	if g.opts.TLSListen != "" {
-		raw, err := net.Listen("tcp", g.opts.TLSListen)
+		raw, err := g.listenTCP("tls_listen", g.opts.TLSListen)
 		if err != nil {
 			return fail(fmt.Errorf("listen https %s: %w", g.opts.TLSListen, err))
 		}
+		l.httpsRaw = raw
 		l.https = tls.NewListener(raw, &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     []string{"http/1.1"},

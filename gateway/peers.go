@@ -29,6 +29,11 @@ type peering struct {
 	// group is the policies' channel to the group, over the member once
 	// it has started.
 	group groupChannel
+	// held keeps the gossip from starting while the gateway process this
+	// one took over from still holds the gossip port; pending is the last
+	// settings received meanwhile.
+	held    bool
+	pending *localapi.Gossip
 }
 
 // gossipSettings applies the gossip part of a node manager's answer.
@@ -39,6 +44,29 @@ func (g *Gateway) gossipSettings(s *localapi.Gossip) {
 	p := &g.peers
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.held {
+		p.pending = s
+		return
+	}
+	g.gossipSettingsLocked(s)
+}
+
+// releaseGossip lets the gossip start, with the settings received while
+// it was held.
+func (g *Gateway) releaseGossip() {
+	p := &g.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = false
+	if p.pending != nil {
+		g.gossipSettingsLocked(p.pending)
+		p.pending = nil
+	}
+}
+
+// gossipSettingsLocked is gossipSettings with g.peers.mu held.
+func (g *Gateway) gossipSettingsLocked(s *localapi.Gossip) {
+	p := &g.peers
 	keys := make([][]byte, 0, len(s.Keys))
 	for _, k := range s.Keys {
 		b, err := base64.StdEncoding.DecodeString(k)

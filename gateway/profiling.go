@@ -35,7 +35,7 @@ func CheckProfilingListen(addr string) error {
 // listenProfiling binds the /debug/pprof listener, and checks the address
 // it got: a name is resolved when bound, so only then is it known.
 func (g *Gateway) listenProfiling() (net.Listener, error) {
-	l, err := net.Listen("tcp", g.opts.ProfilingListen)
+	l, err := g.listenTCP("pprof_listen", g.opts.ProfilingListen)
 	if err != nil {
 		return nil, fmt.Errorf("listen pprof %s: %w", g.opts.ProfilingListen, err)
 	}

@@ -69,6 +69,9 @@ type agent struct {
 	// fallback is where the admin nodes publish the groups' current
 	// deployments (fallback.go); nil without one.
 	fallback objstore.Bucket
+	// releases keeps the gateway releases the instances run
+	// (releases.go).
+	releases *releases
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -125,9 +128,19 @@ func (b *broadcast) notify() {
 const envRestartGeneration = "GATEHOUSE_RESTART_GENERATION"
 
 // specs turns the desired instances into what the supervisor runs.
-func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
+func (a *agent) specs(ctx context.Context, ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 	out := make([]supervisor.Spec, 0, len(ins))
+	var binaries []string
 	for _, in := range ins {
+		binary, version := a.binary, ""
+		if in.Release != nil {
+			p, err := a.releases.ensure(ctx, in.Release)
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+			}
+			binary, version = p, in.Release.Version
+			binaries = append(binaries, p)
+		}
 		secret, err := a.state.Secret(in.Name)
 		if err != nil {
 			return nil, err
@@ -157,8 +170,11 @@ func (a *agent) specs(ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
 			// ignores the variable.
 			env = append(env, envRestartGeneration+"="+strconv.FormatUint(in.RestartGeneration, 10))
 		}
-		out = append(out, supervisor.Spec{Name: in.Name, Group: in.Group, Binary: a.binary, Args: args, Env: env})
+		sp := supervisor.Spec{Name: in.Name, Group: in.Group, Binary: binary, Args: args, Env: env}
+		a.releases.note(sp.Hash(), version)
+		out = append(out, sp)
 	}
+	a.releases.want(binaries)
 	return out, nil
 }
 
@@ -197,7 +213,7 @@ func (a *agent) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	specs, err := a.specs(ins)
+	specs, err := a.specs(ctx, ins)
 	if err != nil {
 		return err
 	}
@@ -405,7 +421,12 @@ func (a *agent) kickHeartbeat() {
 
 func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 	hb := apitypes.AgentHeartbeat{Address: a.advertise, Version: a.version, Instances: []apitypes.AgentInstanceState{}}
+	totals := a.trafficTotals()
 	young := a.now().Sub(a.started) < reportGrace
+	hashes := map[string]string{}
+	for _, st := range a.sup.States() {
+		hashes[st.Name] = st.SpecHash
+	}
 	for _, v := range a.views() {
 		if young && v.ReportedAt.IsZero() && v.Process == localapi.ProcessRunning {
 			// Just started (or adopted) and not heard from yet: what it
@@ -416,7 +437,8 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		}
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
-			Ready: v.Ready, LastError: v.LastError, GatewayVersion: v.GatewayVersion, FeatureLevel: v.FeatureLevel}
+			Ready: v.Ready, LastError: v.LastError, GatewayVersion: v.GatewayVersion, FeatureLevel: v.FeatureLevel,
+			Release: a.releases.of(hashes[v.Name]), Traffic: totals[v.Name]}
 		if v.Settings != nil {
 			s := apitypes.AgentGatewaySettings(*v.Settings)
 			st.Settings = &s

@@ -1,6 +1,7 @@
 package nodemanager
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -16,10 +17,11 @@ import (
 func TestRestartGenerationChangesTheSpec(t *testing.T) {
 	st := openState(t, filepath.Join(t.TempDir(), "node.db"))
 	a := &agent{log: hclog.NewNullLogger(), state: st, binary: "/usr/bin/gatehouse",
-		gatewayDataDir: func(name string) string { return "/var/lib/gatehouse/node/instances/" + name + "/data" }}
+		gatewayDataDir: func(name string) string { return "/var/lib/gatehouse/node/instances/" + name + "/data" },
+		releases:       newReleases(t.TempDir(), nil, nil, hclog.NewNullLogger())}
 	hash := func(gen uint64) (string, int) {
 		t.Helper()
-		specs, err := a.specs([]apitypes.AgentInstance{{Name: "web-1", Group: "web", RestartGeneration: gen}})
+		specs, err := a.specs(context.Background(), []apitypes.AgentInstance{{Name: "web-1", Group: "web", RestartGeneration: gen}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/adminnode/client"
+	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/nodemanager/state"
@@ -56,6 +57,10 @@ type RunOptions struct {
 	Wait time.Duration
 	// DrainTimeout is how long a stopped gateway may drain (30 s).
 	DrainTimeout time.Duration
+	// ReadyTimeout is how long a gateway's new process may take to be
+	// ready when it replaces a running one (60 s): a restart or flags
+	// change without downtime (docs/node-manager.md).
+	ReadyTimeout time.Duration
 	// Advertise is the IP address the host's gateways are reached at by
 	// their peers (gossip); empty, the admin node uses the address the
 	// node manager's heartbeats come from.
@@ -191,7 +196,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSup()
-	sup, err := supervisor.New(supCtx, supervisor.Options{Driver: driver, Logger: log.Named("supervisor"), DrainTimeout: opts.DrainTimeout})
+	sup, err := supervisor.New(supCtx, supervisor.Options{Driver: driver, Logger: log.Named("supervisor"), DrainTimeout: opts.DrainTimeout,
+		ZeroDowntime: true, ReadyTimeout: opts.ReadyTimeout})
 	if err != nil {
 		return fmt.Errorf("start supervisor: %w", err)
 	}
@@ -210,6 +216,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 		changed: newBroadcast(), kick: make(chan struct{}, 1), settingsKick: make(chan struct{}, 1), reports: map[string]report{}, watching: map[string]context.CancelFunc{},
 		stopping: make(chan struct{}),
 	}
+	domainKey, err := deploy.ParsePublicKey(id.SigningKey)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("the domain's signing key in the identity: %w", err)
+	}
+	a.releases = newReleases(filepath.Join(opts.DataDir, "releases"), domainKey, admin, log.Named("releases"))
 	if opts.FallbackConfig != "" {
 		if a.fallback, err = objstore.Open(ctx, opts.FallbackConfig, opts.ObjectStorage); err != nil {
 			l.Close()

@@ -87,6 +87,11 @@ type collector struct {
 	// last reading is newer than the one in node.db.
 	last     map[string]*traffic.Snapshot
 	unstored map[string]bool
+	// replaced is each instance's last reading of the process before the
+	// current one: during a restart without downtime both processes serve
+	// for a while, and a reading (or the last push) of the old one may
+	// come after one of the new.
+	replaced map[string]*traffic.Snapshot
 	// pending holds the increments read since the last batch.
 	pending map[seriesOwner]map[traffic.Key]*traffic.Counts
 	// since is when the increments in pending started.
@@ -119,7 +124,7 @@ func newCollector(o collectorOptions) (*collector, error) {
 	c := &collector{
 		node: o.Node, log: o.Logger, state: o.State, admin: o.Admin, metrics: o.Metrics, limits: o.Limits, targets: o.Targets,
 		http: &http.Client{}, readTimeout: min(o.Interval, maxReadTimeout), now: time.Now, spooled: make(chan struct{}, 1),
-		last: readings, unstored: map[string]bool{}, pending: map[seriesOwner]map[traffic.Key]*traffic.Counts{},
+		last: readings, unstored: map[string]bool{}, replaced: map[string]*traffic.Snapshot{}, pending: map[seriesOwner]map[traffic.Key]*traffic.Counts{},
 		since: sp.LastEnd,
 	}
 	if c.since.IsZero() {
@@ -229,6 +234,13 @@ func (c *collector) observe(t trafficTarget, snap *traffic.Snapshot) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev := c.last[t.name]
+	if r := c.replaced[t.name]; r != nil && prev != nil && prev.Boot != snap.Boot && r.Boot == snap.Boot {
+		if inc, reset := traffic.Delta(r, snap); !reset {
+			c.addLocked(snap.Group, t.name, inc)
+			c.replaced[t.name] = snap
+		}
+		return nil
+	}
 	inc, reset := traffic.Delta(prev, snap)
 	if reset && prev.Boot == snap.Boot {
 		// The gateway's readings never go down: this one was taken before
@@ -238,9 +250,19 @@ func (c *collector) observe(t trafficTarget, snap *traffic.Snapshot) error {
 	}
 	if reset {
 		c.log.Info("gateway restarted: its traffic counts start again from zero", "instance", t.name, "boot", snap.Boot, "previous_boot", prev.Boot)
+		c.replaced[t.name] = prev
 	}
+	c.addLocked(snap.Group, t.name, inc)
+	c.last[t.name] = snap
+	c.unstored[t.name] = true
+	return nil
+}
+
+// addLocked adds increments of an instance to the pending batch. c.mu is
+// held.
+func (c *collector) addLocked(group, instance string, inc []traffic.Series) {
 	if len(inc) > 0 {
-		o := seriesOwner{group: snap.Group, instance: t.name}
+		o := seriesOwner{group: group, instance: instance}
 		series := c.pending[o]
 		if series == nil {
 			series = map[traffic.Key]*traffic.Counts{}
@@ -254,9 +276,6 @@ func (c *collector) observe(t trafficTarget, snap *traffic.Snapshot) error {
 			}
 		}
 	}
-	c.last[t.name] = snap
-	c.unstored[t.name] = true
-	return nil
 }
 
 // cut spools the pending increments as the next batch (several past

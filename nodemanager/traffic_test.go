@@ -467,3 +467,43 @@ func TestLargeCollectionSplits(t *testing.T) {
 		t.Fatalf("%d batches", len(batches))
 	}
 }
+
+// TestCollectOverlappingProcesses: during a restart without downtime the
+// old and the new process of an instance serve side by side, and their
+// readings (and the old one's last push) interleave: each process's
+// requests are counted once.
+func TestCollectOverlappingProcesses(t *testing.T) {
+	st := openState(t, filepath.Join(t.TempDir(), "node.db"))
+	target := trafficTarget{name: "web-1", group: "web"}
+	c, _ := newTestCollector(t, st, newFakeAdmin(), state.SpoolLimits{}, func() []trafficTarget { return nil })
+	ctx := context.Background()
+	for _, r := range []struct {
+		boot string
+		n    uint64
+	}{
+		{"old", 10}, // before the restart
+		{"new", 2},  // the new process answers a reading
+		{"old", 13}, // the old one still serves, and answers the next
+		{"new", 5},
+		{"old", 12}, // a late reading of the old one: already counted
+	} {
+		if err := c.observe(target, snapshot("web", "web-1", r.boot, r.n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old one's last push as it exits.
+	if err := c.push("web-1", snapshot("web", "web-1", "old", 14)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.observe(target, snapshot("web", "web-1", "new", 6)); err != nil {
+		t.Fatal(err)
+	}
+	c.collect(ctx)
+	var total uint64
+	for _, b := range spooled(t, st) {
+		total += requestsOf(b)
+	}
+	if want := uint64(14 + 6); total != want {
+		t.Errorf("%d requests counted, want %d (14 by the old process, 6 by the new)", total, want)
+	}
+}

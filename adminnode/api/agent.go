@@ -414,7 +414,10 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
 			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
-			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel}
+			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel, Release: st.Release}
+		if tr := st.Traffic; tr != nil {
+			state.Boot, state.Requests, state.Errors = tr.Boot, tr.Requests, tr.Errors
+		}
 		if st.Settings != nil {
 			rs := store.RunningSettings(*st.Settings)
 			state.Settings = &rs
@@ -447,14 +450,19 @@ func (s *Server) agentInstances(q *request) (any, error) {
 			out.PublishKeys = append(out.PublishKeys, k.Bytes())
 		}
 		seen := map[string]*groupGossip{}
+		releases := newReleaseCache()
 		for i, in := range ins {
 			gg, err := s.gossipOf(q.ctx, in.Group, all, seen)
 			if err != nil {
 				return 0, nil, err
 			}
+			rel, err := s.instanceRelease(q.ctx, in, releases)
+			if err != nil {
+				return 0, nil, err
+			}
 			out.Instances[i] = apitypes.AgentInstance{Name: in.Name, Group: in.Group, Listen: in.Listen,
 				TLSListen: in.TLSListen, StatusListen: in.StatusListen, Gossip: s.agentGossip(in, gg, addrs),
-				RestartGeneration: in.RestartGeneration, Settings: effectiveSettings(gg.settings, in.Settings, s.now())}
+				RestartGeneration: in.RestartGeneration, Settings: effectiveSettings(gg.settings, in.Settings, s.now()), Release: rel}
 		}
 		return index, out, nil
 	})
@@ -530,6 +538,8 @@ func agentRoutes() []*route {
 			agent: true, noAudit: true, in: apitypes.AgentHeartbeat{}, out: apitypes.AgentHeartbeatAnswer{}, handle: (*Server).heartbeat},
 		{method: "GET", path: "/instances", action: "node.instances", summary: "The host's desired instances (blocking query)",
 			agent: true, query: []string{"index", "wait"}, out: apitypes.AgentInstances{}, handle: (*Server).agentInstances},
+		{method: "GET", path: "/releases/{version}", action: "node.release", summary: "A gateway release's binary, for the node manager to check and run",
+			agent: true, noAudit: true, produces: releaseMediaType, handle: (*Server).agentRelease},
 		{method: "GET", path: "/groups/{group}/deployment", action: "node.deployment", summary: "A group's current signed deployment (blocking query)",
 			agent: true, query: []string{"index", "wait"}, out: apitypes.AgentDeployment{}, handle: (*Server).agentDeployment},
 	}

@@ -48,6 +48,11 @@ type Config struct {
 	// (DefaultTrafficMaxRoutes, DefaultTrafficMaxConsumers); beyond, the
 	// label folds into "(other)".
 	TrafficMaxRoutes, TrafficMaxConsumers int
+	// RolloutSoak is how long the instances of a rolling upgrade's batch
+	// must stay ready on their new process before the next batch
+	// (DefaultRolloutSoak); RolloutBatchTimeout, how long a batch may take
+	// to be ready (DefaultRolloutBatchTimeout).
+	RolloutSoak, RolloutBatchTimeout time.Duration
 	// Now is the clock (time.Now); tests move it.
 	Now func() time.Time
 	// Backups reports the admin node's scheduled backups, for the

@@ -195,6 +195,25 @@ func fixtures() map[string]fixture {
 			return call{method: "DELETE", path: "/hosts/" + name}
 		}),
 
+		"release.upload": d(rbac.HostWrite, func(e *env, target, user string) call {
+			return call{method: "POST", path: "/releases?version=" + e.name("r"), body: []byte("a binary")}
+		}),
+		"release.list": d(rbac.HostRead, get("/releases")),
+		"release.get": d(rbac.HostRead, func(e *env, target, user string) call {
+			name := e.name("r")
+			must[store.Release](e.t)(e.store.PutRelease(bg, store.Release{Version: name}, []byte("x")))
+			return call{method: "GET", path: "/releases/" + name}
+		}),
+		"release.delete": d(rbac.HostWrite, func(e *env, target, user string) call {
+			name := e.name("r")
+			must[store.Release](e.t)(e.store.PutRelease(bg, store.Release{Version: name}, []byte("x")))
+			return call{method: "DELETE", path: "/releases/" + name}
+		}),
+		"group.gateway.get": g(rbac.GroupRead, get("/groups/{group}/gateway")),
+		"group.gateway.update": g(rbac.GroupWrite, func(e *env, target, user string) call {
+			return call{method: "PUT", path: "/groups/" + target + "/gateway", body: map[string]any{"version": "", "max_unavailable": 2}}
+		}),
+
 		"instance.list": {list: true, make: get("/instances")},
 		"instance.create": g(rbac.InstanceWrite, func(e *env, target, user string) call {
 			e.seq++

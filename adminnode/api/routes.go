@@ -59,7 +59,10 @@ type route struct {
 	// produces is the media type of an answer that is not JSON (its
 	// handler returns served).
 	produces string
-	handle   func(s *Server, q *request) (any, error)
+	// maxBody replaces the server's limit on a request body (a release's
+	// binary).
+	maxBody int64
+	handle  func(s *Server, q *request) (any, error)
 }
 
 // fullPath is the route's path with its prefix.
@@ -240,6 +243,7 @@ func (s *Server) routes() []*route {
 	rs = append(rs, metricsRoutes()...)
 	rs = append(rs, joinTokenRoutes()...)
 	rs = append(rs, agentRoutes()...)
+	rs = append(rs, releaseRoutes()...)
 	rs = append(rs, overviewRoutes()...)
 	rs = append(rs, dynamicRoutes()...)
 	for _, rt := range rs {

@@ -51,6 +51,7 @@ type Server struct {
 	ca         *ca.CA
 	nodeTTL    time.Duration
 	changes    *changes
+	rollouts   rolloutRunner
 	log        hclog.Logger
 	cost       int
 	loginTTL   time.Duration
@@ -178,6 +179,8 @@ func New(cfg Config) (*Server, error) {
 	// Indexes of blocking queries start at the start time, so that after a
 	// restart they differ from any a node manager holds.
 	s.changes = newChanges(uint64(time.Now().UnixNano()))
+	s.rollouts = rolloutRunner{kick: make(chan struct{}, 1), soak: cmp.Or(cfg.RolloutSoak, DefaultRolloutSoak),
+		batchTimeout: cmp.Or(cfg.RolloutBatchTimeout, DefaultRolloutBatchTimeout)}
 	s.reports = newChanges(0)
 	s.thresholds = status.DefaultThresholds()
 	if cfg.LostAfter != 0 {
@@ -288,7 +291,7 @@ func (s *Server) serve(rt *route) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", q.id)
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, cmp.Or(rt.maxBody, s.maxBody))
 		}
 		out, err := s.run(q)
 		status := q.status

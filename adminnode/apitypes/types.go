@@ -687,6 +687,22 @@ type AgentInstanceState struct {
 	// Settings are the dynamic settings the gateway runs, as it reports
 	// them; nil when it runs as started.
 	Settings *AgentGatewaySettings `json:"settings,omitempty"`
+	// Release is the gateway release the process runs ("" the node
+	// manager's own binary).
+	Release string `json:"release,omitempty"`
+	// Traffic is what the process counted since it started, read from its
+	// status port for the heartbeat; nil when it could not be read.
+	Traffic *InstanceTraffic `json:"traffic,omitempty"`
+}
+
+// InstanceTraffic is a gateway process's request totals: the rolling
+// upgrades compare the error rate of new processes with the old ones'.
+type InstanceTraffic struct {
+	// Boot identifies the process.
+	Boot     string `json:"boot"`
+	Requests uint64 `json:"requests"`
+	// Errors counts the answers of class 5xx.
+	Errors uint64 `json:"errors"`
 }
 
 // AgentHeartbeat is the body of PUT /agent/v1/heartbeat: every instance of
@@ -725,6 +741,9 @@ type AgentInstance struct {
 	// instance's merged; the node manager delivers them to the running
 	// gateway without restarting it. Nil: none set.
 	Settings *AgentGatewaySettings `json:"settings,omitempty"`
+	// Release is the gateway release the instance runs; nil: the node
+	// manager's own binary.
+	Release *AgentRelease `json:"release,omitempty"`
 }
 
 // AgentGossip is an instance's gossip settings: where it listens, the

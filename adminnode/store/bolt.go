@@ -34,8 +34,10 @@ import (
 // adds the domain's settings: buckets "environments" (name → JSON
 // Environment), "environment_secrets" (a bucket per environment mapping a
 // secret's name to a JSON Secret) and "trusted_domains" (name → JSON
-// TrustedDomain). Older files upgrade by gaining the empty buckets.
-const SchemaVersion = 5
+// TrustedDomain). Version 6 adds the gateway releases: buckets "releases"
+// (version → JSON Release) and "release_binaries" (version → the binary).
+// Older files upgrade by gaining the empty buckets.
+const SchemaVersion = 6
 
 var (
 	bucketDomain      = []byte("domain")
@@ -57,7 +59,7 @@ var (
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
 		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts,
 		bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes,
-		bucketEnvironments, bucketSecrets, bucketTrusted}
+		bucketEnvironments, bucketSecrets, bucketTrusted, bucketReleases, bucketReleaseBinaries}
 )
 
 // mapSize is how much of the file at path is mapped from the start: a
@@ -104,9 +106,9 @@ func Open(path string) (*Bolt, error) {
 
 func (b *Bolt) upgrade() error {
 	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
-		// Versions 0 (a new file) to 4 lack only buckets (version 3 those of
-		// the traffic, version 4 those of the settings); later versions add
-		// their steps here.
+		// Versions 0 (a new file) to 5 lack only buckets (version 3 those of
+		// the traffic, version 4 those of the settings, version 5 those of
+		// the releases); later versions add their steps here.
 		return boltfile.CreateBuckets(tx, allBuckets...)
 	})
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 
@@ -37,12 +38,26 @@ func TestUpgradeFromVersion4(t *testing.T) {
 	must[Secret](t)(s2.PutSecret(ctx, Secret{Environment: "prod", Name: "S", Sealed: []byte("x")}))
 	must[TrustedDomain](t)(s2.PutTrustedDomain(ctx, TrustedDomain{Name: "dev", PublicKey: []byte("k")}))
 	err := s2.db.View(func(tx *bolt.Tx) error {
-		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != "5" {
+		if v := string(tx.Bucket(boltfile.MetaBucket).Get(boltfile.SchemaKey)); v != fmt.Sprint(SchemaVersion) {
 			t.Errorf("schema after upgrade %s", v)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A version 5 file (no release buckets) upgrades in place and takes
+// releases.
+func TestUpgradeFromVersion5(t *testing.T) {
+	s, path := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	s.Close()
+	s2 := reopenAtSchema(t, path, "5", bucketReleases, bucketReleaseBinaries)
+	must[Release](t)(s2.PutRelease(ctx, Release{Version: "1.0"}, []byte("bin")))
+	g := must[Group](t)(s2.UpdateGroupGateway(ctx, "edge", func(gw *GroupGateway) error { gw.Version = "1.0"; return nil }))
+	if g.Gateway.Version != "1.0" {
+		t.Errorf("group after upgrade: %+v", g)
 	}
 }

@@ -59,6 +59,9 @@ type Group struct {
 	// Settings are the dynamic settings of the group's gateways; nil when
 	// none is set. UpdateGroup keeps them.
 	Settings *GatewaySettings `json:"settings,omitempty"`
+	// Gateway is the gateway release the group runs, and its rollout
+	// (UpdateGroupGateway; UpdateGroup keeps it).
+	Gateway GroupGateway `json:"gateway,omitzero"`
 }
 
 // GatewaySettings are dynamic settings of gateways, of a group or of one
@@ -159,6 +162,14 @@ type InstanceState struct {
 	FeatureLevel   int    `json:"feature_level,omitempty"`
 	// Settings are the dynamic settings the gateway reports it runs.
 	Settings *RunningSettings `json:"settings,omitempty"`
+	// Release is the gateway release the process runs ("" the node
+	// manager's own binary).
+	Release string `json:"release,omitempty"`
+	// Boot, Requests and Errors (5xx) are the process's totals as of the
+	// heartbeat; Boot is empty when they could not be read.
+	Boot     string `json:"boot,omitempty"`
+	Requests uint64 `json:"requests,omitempty"`
+	Errors   uint64 `json:"errors,omitempty"`
 }
 
 // RunningSettings are the dynamic settings one gateway runs.
@@ -388,6 +399,21 @@ type Store interface {
 	// DeleteGroup refuses with ErrInUse while instances belong to the
 	// group; its draft and deployment history go with it.
 	DeleteGroup(ctx context.Context, name string) error
+	// UpdateGroupGateway replaces the group's Gateway with what change
+	// makes of it, in one transaction, leaving its Version; a Version
+	// naming no release is refused with ErrNotFound.
+	UpdateGroupGateway(ctx context.Context, group string, change func(gw *GroupGateway) error) (Group, error)
+
+	// PutRelease stores a release and its binary; ErrExists when the
+	// version is taken.
+	PutRelease(ctx context.Context, r Release, binary []byte) (Release, error)
+	GetRelease(ctx context.Context, version string) (Release, error)
+	GetReleaseBinary(ctx context.Context, version string) ([]byte, error)
+	// ListReleases returns the releases (without binaries) by version.
+	ListReleases(ctx context.Context) ([]Release, error)
+	// DeleteRelease refuses with ErrInUse while a group runs the release
+	// or a rollout moves from or to it.
+	DeleteRelease(ctx context.Context, version string) error
 
 	CreateHost(ctx context.Context, h Host) (Host, error)
 	GetHost(ctx context.Context, name string) (Host, error)

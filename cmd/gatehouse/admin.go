@@ -212,6 +212,7 @@ time; it is never written to the data dir.`,
 	fs.DurationVar(&opts.RemoveAfter, "remove-after", 7*24*time.Hour, "an instance without a heartbeat for this long is removed (0 never removes)")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body", 8<<20, "largest request body in bytes")
 	fs.DurationVar(&opts.DriftGrace, "drift-grace", api.DefaultDriftGrace, "an instance running another deployment than its group's for this long is flagged as drifting")
+	fs.DurationVar(&opts.RolloutSoak, "rollout-soak", api.DefaultRolloutSoak, "how long the instances of a rolling upgrade's batch must stay ready on their new process before the next batch (docs/upgrades.md)")
 	fs.IntVar(&opts.TrafficMaxRoutes, "traffic-max-routes", api.DefaultTrafficMaxRoutes, `distinct service/route pairs kept apart in a group's traffic; beyond, routes fold into "(other)"`)
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url")`)
 	fs.IntVar(&opts.TrafficMaxConsumers, "traffic-max-consumers", api.DefaultTrafficMaxConsumers, `distinct consumers kept apart in a group's traffic; beyond, consumers fold into "(other)"`)

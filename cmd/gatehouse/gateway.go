@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/gateway/handover"
 	"github.com/gatehouse/gatehouse/internal/readyfile"
 	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 	"github.com/gatehouse/gatehouse/pubseal"
@@ -28,6 +29,7 @@ func gatewayCommand(featureLevel int) *cobra.Command {
 		logs      logFlags
 		domainKey string
 		readyFile string
+		takeover  bool
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -65,6 +67,25 @@ the group and is not older than the one it serves is applied
 			opts.Logger = logs.logger("gateway")
 			opts.Version, opts.FeatureLevel = version, featureLevel
 			opts.Listening = readyfile.Hook(readyFile)
+			if opts.TakeoverReadyFile != "" && !takeover {
+				return errors.New("--takeover-ready-file is for --takeover")
+			}
+			if takeover {
+				if opts.DataDir == "" {
+					return errors.New("--takeover needs --data-dir: the gateway to take over is the one of the same data dir")
+				}
+				t, err := handover.Take(handover.Name(opts.DataDir), 10*time.Second)
+				switch {
+				case errors.Is(err, handover.ErrNoOffer):
+					opts.Logger.Info("no gateway of this data dir runs: nothing to take over", "data_dir", opts.DataDir)
+				case err != nil:
+					return fmt.Errorf("--takeover: %w", err)
+				default:
+					opts.Logger.Info("took over the listening sockets of the running gateway", "pid", t.PID)
+					opts.Takeover = t
+					defer t.Close()
+				}
+			}
 			g, err := gateway.New(opts)
 			if err != nil {
 				return err
@@ -110,6 +131,8 @@ the group and is not older than the one it serves is applied
 	fs.StringVar(&opts.Engine, "engine", gateway.EngineEvloop, "engine of the HTTP listener: evloop (epoll event loops) or fasthttp")
 	fs.BoolVar(&opts.Profiling, "pprof", false, "serve Go's /debug/pprof on --pprof-listen")
 	fs.StringVar(&opts.ProfilingListen, "pprof-listen", gateway.DefaultProfilingListen, "loopback address of /debug/pprof with --pprof (never the status port)")
+	fs.StringVar(&opts.TakeoverReadyFile, "takeover-ready-file", "", `with --takeover: file written ({"pid":…,"replaced_pid":…}) once the running gateway was told to drain, this one serving`)
+	fs.BoolVar(&takeover, "takeover", false, "take over the listening sockets of the gateway running on the same --data-dir, start serving once a configuration is applied, then have it drain and exit (a restart without downtime; the node manager uses it)")
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "tls_listen", "status_listen", "pprof_listen")`)
 	logs.register(fs)
 	return cmd

@@ -159,6 +159,7 @@ answers, checked against the domain's key, domain and group
 	fs.DurationVar(&opts.Heartbeat, "heartbeat", nodemanager.DefaultHeartbeat, "how often instance state is reported")
 	fs.DurationVar(&opts.Wait, "wait", nodemanager.DefaultWait, "how long blocking queries wait on the admin node")
 	fs.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long a stopped gateway may drain before SIGKILL (default 30s)")
+	fs.DurationVar(&opts.ReadyTimeout, "gateway-ready-timeout", 0, "how long a gateway's new process may take to be ready when it replaces the running one (restart, new flags or release); past it, the new process is stopped and the old one serves on (default 60s)")
 	fs.DurationVar(&opts.TrafficInterval, "traffic-interval", nodemanager.DefaultTrafficInterval, "how often the gateways' traffic counts are read and spooled for the admin node")
 	fs.Int64Var(&opts.TrafficSpoolMaxBytes, "traffic-spool-max-bytes", nodemanager.DefaultTrafficSpoolMaxBytes, "bound of the traffic batches spooled while the admin node is unreachable, in bytes (past it the oldest are dropped)")
 	fs.StringVar(&readyFile, "ready-file", "", readyFileUsage+` (keys "listen", "url"), once the stored instances are started or adopted`)

@@ -60,6 +60,7 @@ type cconn struct {
 	upgrade     bool
 	minor       int
 	retried     bool // the keep-alive race retry was used
+	answered    bool // a response went out: the client knows the connection works
 	expect      bool // 100 Continue is owed once the request goes upstream
 
 	req Request
@@ -422,6 +423,7 @@ func (c *cconn) finish(res Result, reuse bool) {
 		}
 	}
 	c.state = cHead
+	c.answered = true
 	if c.dispatched {
 		c.dispatched = false
 		l.cfg.Dispatcher.Done(&c.ex, res)
@@ -499,12 +501,24 @@ func (c *cconn) close() {
 // drain is Shutdown reaching this connection: an idle one closes now, a
 // busy one after its exchange.
 func (c *cconn) drain() {
-	if c.state == cHead {
-		c.close()
-		return
+	if c.state == cHead && !c.headStarted && c.r == c.w {
+		if c.answered {
+			// Idle between requests: a client that sends on it now sees
+			// the close and may retry, which it could not do for the
+			// first request of a connection.
+			c.close()
+			return
+		}
+		// Accepted, nothing read yet: its request is on the way (a
+		// client sends at once), and closing would fail it.
+		c.l.setTimer(&c.tm, min(drainGrace, c.l.cfg.HeaderTimeout))
 	}
 	c.closeAfter = true
 }
+
+// drainGrace is how long a draining engine waits for the first request of
+// a connection it accepted just before it stopped accepting.
+const drainGrace = 2 * time.Second
 
 // Upstream side.
 

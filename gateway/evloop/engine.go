@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,12 @@ type Config struct {
 	// ConnState, if set, is called on a loop's thread when a client
 	// connection opens (true) and closes (false). It must not block.
 	ConnState func(open bool)
+	// Files are listening sockets to serve instead of binding Addr: those
+	// a gateway being replaced handed over (Engine.Files of its engine).
+	// Each gets a loop of its own (more loops than Loops if need be), so
+	// that every accept queue is served; further loops join them with
+	// sockets of their own (SO_REUSEPORT) on the same address.
+	Files []*os.File
 }
 
 // Defaults for an exchange whose Dispatcher left the timeouts zero.
@@ -148,11 +155,17 @@ func Listen(cfg Config) (*Engine, error) {
 	if cfg.MaxIdlePerTarget <= 0 {
 		cfg.MaxIdlePerTarget = 64
 	}
-	ap, err := parseListenAddr(cfg.Addr)
+	inherited, ap, err := inheritedSockets(cfg.Files)
 	if err != nil {
 		return nil, err
 	}
-	if ap.Port() != 0 {
+	if len(inherited) == 0 {
+		if ap, err = parseListenAddr(cfg.Addr); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Loops = max(cfg.Loops, len(inherited))
+	if ap.Port() != 0 && len(inherited) == 0 {
 		// SO_REUSEPORT would let the loops join a port some other
 		// process already serves, silently splitting its traffic.
 		if err := probePort(ap); err != nil {
@@ -161,8 +174,18 @@ func Listen(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, base: time.Now(), done: make(chan struct{})}
 	for i := 0; i < cfg.Loops; i++ {
-		l, err := newLoop(e, ap)
+		lfd := -1
+		if i < len(inherited) {
+			lfd = inherited[i]
+			inherited[i] = -1
+		}
+		l, err := newLoop(e, ap, lfd)
 		if err != nil {
+			for _, fd := range inherited {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
 			e.closeLoops()
 			return nil, err
 		}
@@ -198,6 +221,70 @@ func parseListenAddr(addr string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("evloop: listen address %q: %w", addr, err)
 	}
 	return netip.AddrPortFrom(ip.Unmap(), uint16(pn)), nil
+}
+
+// inheritedSockets duplicates the descriptors of files (the caller keeps
+// and closes its own) and returns the address they are bound to; they must
+// all be TCP listening sockets on one address.
+func inheritedSockets(files []*os.File) ([]int, netip.AddrPort, error) {
+	var (
+		fds []int
+		ap  netip.AddrPort
+	)
+	fail := func(err error) ([]int, netip.AddrPort, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, netip.AddrPort{}, err
+	}
+	for i, f := range files {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("evloop: inherited socket: %w", err))
+		}
+		fds = append(fds, fd)
+		if acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || acc != 1 {
+			return fail(fmt.Errorf("evloop: inherited descriptor %d is not a listening socket", f.Fd()))
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return fail(fmt.Errorf("evloop: inherited socket: %w", err))
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return fail(fmt.Errorf("evloop: inherited socket: %w", err))
+		}
+		got := addrPort(sa)
+		if i > 0 && got != ap {
+			return fail(fmt.Errorf("evloop: inherited sockets on %s and %s", ap, got))
+		}
+		ap = got
+	}
+	return fds, ap, nil
+}
+
+// Files returns a duplicate of every loop's listening socket, for the
+// process that takes over (Config.Files). The sockets stay open as long
+// as either side holds them: a Shutdown here closes this engine's
+// descriptors only, and connections waiting in the accept queues are
+// accepted by the other process.
+func (e *Engine) Files() ([]*os.File, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.state.Load() != stateRunning {
+		return nil, errors.New("evloop: engine is shutting down")
+	}
+	var out []*os.File
+	for _, l := range e.loops {
+		fd, err := unix.FcntlInt(uintptr(l.lfd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("evloop: duplicate listening socket: %w", err)
+		}
+		out = append(out, os.NewFile(uintptr(fd), "evloop-listener"))
+	}
+	return out, nil
 }
 
 // closeLoops closes every loop's descriptors once no loop runs.

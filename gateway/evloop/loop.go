@@ -77,12 +77,16 @@ type loop struct {
 // maxFreeBufs bounds the buffers a loop keeps for reuse.
 const maxFreeBufs = 128
 
-func newLoop(e *Engine, ap netip.AddrPort) (*loop, error) {
+// newLoop makes a loop on the listening socket lfd, or on a new one bound
+// to ap when lfd is -1. The loop owns lfd from here on, even on error.
+func newLoop(e *Engine, ap netip.AddrPort, lfd int) (*loop, error) {
 	l := &loop{e: e, cfg: &e.cfg, epfd: -1, lfd: -1, efd: -1,
 		events: make([]unix.EpollEvent, 256), pool: map[string][]*uconn{},
 		scratch: make([]byte, bufSize)}
 	var err error
+	l.lfd = lfd
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		l.closeFDs()
 		return nil, fmt.Errorf("evloop: epoll_create1: %w", err)
 	}
 	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
@@ -90,11 +94,13 @@ func newLoop(e *Engine, ap netip.AddrPort) (*loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	if l.lfd, err = listenSocket(ap); err != nil {
-		l.lfd = -1
-		l.closeFDs()
-		unix.Close(l.efd)
-		return nil, err
+	if l.lfd < 0 {
+		if l.lfd, err = listenSocket(ap); err != nil {
+			l.lfd = -1
+			l.closeFDs()
+			unix.Close(l.efd)
+			return nil, err
+		}
 	}
 	// The listening socket and the eventfd are told apart by fd; they
 	// never enter the fd table.

@@ -55,6 +55,24 @@
 // a new instance that needs the port of one being stopped fails to bind and
 // is restarted by the backoff once the port is free.
 //
+// # Replacing without downtime
+//
+// With Options.ZeroDowntime and a driver that is a Replacer (Exec), a
+// Restart or changed flags do not stop the running process first: the
+// new one is started beside it with --takeover (the gateway takes the
+// old one's listening sockets, package gateway/handover), and the old one
+// drains and exits once the new one is ready. The supervisor waits for
+// that exit, then makes the new process the instance's (Replacer.Promote
+// writes its pid file; until then the old one's stays, so that a node
+// manager restarting meanwhile adopts the process that serves). A new
+// process that exits first, or that is not serving (Replacer.Serving: the
+// exec driver's takeover.ready, written by gateway --takeover-ready-file)
+// when ReadyTimeout (60 s) has passed, is stopped; the old one stays the
+// instance's, with the reason in LastError, and the call returns it. A
+// new process that serves is kept while the old one drains, for up to
+// DrainTimeout more, after which the old one is stopped.
+// Systemd is not a Replacer: a unit is restarted by stopping it.
+//
 // # Exec driver
 //
 //   - Each child runs in its own process group (Setpgid) with no parent-death

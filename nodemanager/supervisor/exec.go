@@ -123,6 +123,54 @@ type pidRecord struct {
 // gateway.log, working directory the instance dir. The environment is the
 // node manager's without its GATEHOUSE_* variables, plus spec.Env.
 func (e *Exec) Start(ctx context.Context, spec Spec) (Proc, error) {
+	return e.start(spec, false)
+}
+
+var _ Replacer = (*Exec)(nil)
+
+// StartReplacement starts spec beside the instance's running process,
+// with --takeover added to its arguments (the gateway takes the running
+// one's sockets), and without writing the pid file: the running process
+// stays the instance's until Promote.
+func (e *Exec) StartReplacement(ctx context.Context, spec Spec) (Proc, error) {
+	return e.start(spec, true)
+}
+
+// TakeoverReadyFileName is the file a replacement gateway writes once it
+// serves and the process it replaces drains (gateway
+// --takeover-ready-file).
+const TakeoverReadyFileName = "takeover.ready"
+
+func (e *Exec) takeoverReadyPath(name string) string {
+	return filepath.Join(e.InstanceDir(name), TakeoverReadyFileName)
+}
+
+// Serving reports whether replacement p wrote that it serves.
+func (e *Exec) Serving(p Proc) bool {
+	ep, ok := p.(*execProc)
+	if !ok {
+		return false
+	}
+	b, err := os.ReadFile(e.takeoverReadyPath(ep.name))
+	if err != nil {
+		return false
+	}
+	var rec struct {
+		PID string `json:"pid"`
+	}
+	return json.Unmarshal(b, &rec) == nil && rec.PID == strconv.Itoa(ep.rec.PID)
+}
+
+// Promote writes p's pid file: it is the instance's process now.
+func (e *Exec) Promote(p Proc) error {
+	ep, ok := p.(*execProc)
+	if !ok {
+		return fmt.Errorf("promote: not a process of the exec driver: %T", p)
+	}
+	return writeFileAtomic(e.pidPath(ep.name), mustJSON(ep.rec), 0o600)
+}
+
+func (e *Exec) start(spec Spec, replacement bool) (Proc, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -132,8 +180,11 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (Proc, error) {
 	}
 	lk := e.logLock(spec.Name)
 	lk.Lock()
-	if err := e.rotateByRename(spec.Name); err != nil {
-		e.log.Warn("cannot rotate gateway log", "instance", spec.Name, "error", err)
+	// The running process writes to the log during a replacement.
+	if !replacement {
+		if err := e.rotateByRename(spec.Name); err != nil {
+			e.log.Warn("cannot rotate gateway log", "instance", spec.Name, "error", err)
+		}
 	}
 	logf, err := os.OpenFile(e.LogPath(spec.Name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	lk.Unlock()
@@ -143,7 +194,15 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (Proc, error) {
 	defer logf.Close() // the child has its own descriptor
 	fmt.Fprintf(logf, "=== %s gatehouse node: starting instance %s\n", time.Now().UTC().Format(time.RFC3339Nano), spec.Name)
 
-	cmd := exec.Command(spec.Binary, spec.Args...)
+	args := spec.Args
+	if replacement {
+		ready := e.takeoverReadyPath(spec.Name)
+		if err := os.Remove(ready); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		args = append(slices.Clone(args), "--takeover", "--takeover-ready-file", ready)
+	}
+	cmd := exec.Command(spec.Binary, args...)
 	cmd.Dir = dir
 	cmd.Env = childEnv(os.Environ(), spec.Env)
 	cmd.Stdout = logf
@@ -155,7 +214,7 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (Proc, error) {
 	pid := cmd.Process.Pid
 	rec := pidRecord{
 		PID:       pid,
-		Argv:      append([]string{spec.Binary}, spec.Args...),
+		Argv:      append([]string{spec.Binary}, args...),
 		Hash:      spec.Hash(),
 		StartedAt: time.Now(),
 	}
@@ -168,8 +227,10 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (Proc, error) {
 	if id, err := readBootID(); err == nil {
 		rec.BootID = id
 	}
-	if err := writeFileAtomic(e.pidPath(spec.Name), mustJSON(rec), 0o600); err != nil {
-		e.log.Warn("cannot write pid file: the process will not be adopted after a restart", "instance", spec.Name, "error", err)
+	if !replacement {
+		if err := writeFileAtomic(e.pidPath(spec.Name), mustJSON(rec), 0o600); err != nil {
+			e.log.Warn("cannot write pid file: the process will not be adopted after a restart", "instance", spec.Name, "error", err)
+		}
 	}
 	p := e.newProc(spec.Name, rec, cmd.Process)
 	go p.wait(cmd)

@@ -207,6 +207,28 @@ type Options struct {
 	// OnChange, if set, is called with an instance's new state after each
 	// transition, from the goroutine supervising it. It must not block.
 	OnChange func(State)
+	// ZeroDowntime replaces a running process (Restart, changed flags)
+	// without stopping it first, when the driver is a Replacer: the new
+	// process takes over the old one's sockets and the old one drains
+	// once the new one is ready. ReadyTimeout bounds the wait for that
+	// (default 60 s); a new process that exits or is not ready in time is
+	// stopped and the old one serves on.
+	ZeroDowntime bool
+	ReadyTimeout time.Duration
+}
+
+// Replacer is a Driver that can start an instance's new process beside
+// the running one, which hands it its listening sockets (gateway
+// --takeover) and exits once the new one is ready.
+type Replacer interface {
+	// StartReplacement starts spec's new process beside the running one.
+	StartReplacement(ctx context.Context, spec Spec) (Proc, error)
+	// Promote records p as the instance's process (for adoption after a
+	// node manager restart), once the process it replaced has exited.
+	Promote(p Proc) error
+	// Serving reports whether replacement p serves and has told the
+	// process it replaces to drain (which may take the drain timeout).
+	Serving(p Proc) bool
 }
 
 // Supervisor keeps the desired instances running. Its methods are safe
@@ -286,6 +308,9 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	if opts.CrashLoopAfter <= 0 {
 		opts.CrashLoopAfter = 5
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 60 * time.Second
 	}
 	adopted, err := opts.Driver.Adopt(ctx)
 	if err != nil {
@@ -609,6 +634,10 @@ func (s *Supervisor) run(in *instance) {
 					cmd.reply <- fmt.Errorf("instance %s: no spec yet (adopted, not reconciled)", in.name)
 					continue
 				}
+				if s.replaceable(proc) {
+					cmd.reply <- s.replace(in, proc)
+					continue
+				}
 				if err := s.stop(in, proc); err != nil {
 					cmd.reply <- err
 					continue
@@ -631,6 +660,7 @@ func (s *Supervisor) apply(in *instance, proc Proc, sp Spec, schedule func(time.
 	if hadSpec {
 		oldHash = in.spec.Hash()
 	}
+	pending := oldHash
 	running := proc != nil
 	if running {
 		oldHash = proc.Hash()
@@ -641,7 +671,15 @@ func (s *Supervisor) apply(in *instance, proc Proc, sp Spec, schedule func(time.
 
 	switch {
 	case running && oldHash == hash:
+		if hadSpec && pending != hash {
+			// Back to what runs: a replacement that failed is no longer
+			// wanted, and its error no longer stands.
+			s.update(in, func(in *instance) { in.st.LastError = "" })
+		}
 		return nil // claimed (adopted) or unchanged
+	case running && s.replaceable(proc):
+		s.log.Info("gateway flags changed: replacing the process", "instance", in.name)
+		return s.replace(in, proc)
 	case running:
 		s.log.Info("gateway flags changed: restarting", "instance", in.name)
 		if err := s.stop(in, proc); err != nil {
@@ -817,4 +855,106 @@ func (s *Supervisor) remove(in *instance) {
 		delete(s.instances, in.name)
 	}
 	s.mu.Unlock()
+}
+
+// replaceable says whether proc is replaced beside itself rather than
+// stopped first.
+func (s *Supervisor) replaceable(proc Proc) bool {
+	_, ok := s.driver.(Replacer)
+	return ok && s.opts.ZeroDowntime && proc != nil
+}
+
+// replace starts in's new process beside old, which hands over its
+// sockets and exits once the new one is ready: then the new one is in's
+// process. A new process that exits first, or is not ready within
+// ReadyTimeout, is stopped, and old stays in's process (it serves on).
+func (s *Supervisor) replace(in *instance, old Proc) error {
+	r := s.driver.(Replacer)
+	s.mu.Lock()
+	spec := *in.spec
+	s.mu.Unlock()
+	oldPID := old.Info().PID
+	s.log.Info("replacing gateway", "instance", in.name, "pid", oldPID)
+	np, err := r.StartReplacement(s.ctx, spec)
+	if err != nil {
+		err = fmt.Errorf("replace instance %s: %w", in.name, err)
+		s.update(in, func(in *instance) { in.st.LastError = err.Error() })
+		return err
+	}
+	newPID := np.Info().PID
+	timer := time.NewTimer(s.opts.ReadyTimeout)
+	defer timer.Stop()
+	draining := false
+wait:
+	for {
+		select {
+		case <-old.Done():
+			break wait
+		case <-np.Done():
+			draining = draining || r.Serving(np)
+			err = fmt.Errorf("replace instance %s: the new process (pid %d) exited before it was ready (%s); pid %d serves on", in.name, newPID, np.Exit().Reason, oldPID)
+			if draining {
+				// The old one drains and no longer accepts: the instance
+				// is down until it is started again.
+				err = fmt.Errorf("replace instance %s: the new process (pid %d) exited (%s) while pid %d drained", in.name, newPID, np.Exit().Reason, oldPID)
+			}
+			break wait
+		case <-timer.C:
+			if !draining && r.Serving(np) {
+				// Ready: the old one drains, which takes as long as its
+				// longest request, up to its own drain timeout.
+				draining = true
+				s.log.Info("new process serving; waiting for the old one to drain", "instance", in.name, "pid", newPID, "previous_pid", oldPID)
+				timer.Reset(s.opts.DrainTimeout)
+				continue
+			}
+			if draining {
+				s.log.Warn("the old process did not drain in time: stopping it", "instance", in.name, "pid", oldPID)
+				if serr := old.Stop(s.ctx, time.Second); serr != nil {
+					s.log.Error("cannot stop the old process", "instance", in.name, "pid", oldPID, "error", serr)
+				}
+				break wait
+			}
+			err = fmt.Errorf("replace instance %s: the new process (pid %d) was not ready within %s; pid %d serves on", in.name, newPID, s.opts.ReadyTimeout, oldPID)
+			if serr := np.Stop(s.ctx, s.opts.DrainTimeout); serr != nil {
+				s.log.Error("cannot stop the new process", "instance", in.name, "pid", newPID, "error", serr)
+			}
+			break wait
+		case <-s.ctx.Done():
+			// Both go on; the next supervisor adopts the old one (its pid
+			// file is still the instance's) and the new one finishes the
+			// takeover by itself.
+			np.Detach()
+			return ErrClosed
+		}
+	}
+	if err != nil {
+		s.log.Error("gateway not replaced", "instance", in.name, "error", err)
+		s.update(in, func(in *instance) { in.st.LastError = err.Error() })
+		return err
+	}
+	if perr := r.Promote(np); perr != nil {
+		s.log.Warn("cannot record the new process: it will not be adopted after a restart", "instance", in.name, "error", perr)
+	}
+	ex := old.Exit()
+	info := old.Info()
+	now := time.Now()
+	s.update(in, func(in *instance) {
+		in.proc = np
+		in.restarts += info.Restarts + 1
+		in.shortRuns = 0
+		in.st.Process = StateRunning
+		in.st.PID = newPID
+		in.st.StartedAt = np.Info().StartedAt
+		if in.st.StartedAt.IsZero() {
+			in.st.StartedAt = now
+		}
+		in.st.ExitedAt = now
+		in.st.LastExit = ex.Reason
+		in.st.LastError = ""
+		in.st.Adopted = false
+		in.st.SpecHash = np.Hash()
+	})
+	s.log.Info("gateway replaced without downtime", "instance", in.name, "pid", newPID, "previous_pid", oldPID)
+	return nil
 }

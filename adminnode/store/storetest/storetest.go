@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"RestoreRefusals", testRestoreRefusals},
 		{"SnapshotUnderWrites", testSnapshotUnderWrites},
 		{"NumberingAboveObserved", testNumberingAboveObserved},
+		{"Releases", testReleases},
 	})
 }
 

@@ -8,12 +8,19 @@
 //	--spam-every D    write a 100-byte line to stdout every D
 //	--max-life D      exit after D whatever happens (default 2m), so that a
 //	                  failed test leaves nothing behind for long
+//	--takeover        stand in for a gateway taking over: SIGTERM the process
+//	                  gateway.pid in the working directory names, as a
+//	                  ready gateway has the one it replaces drain
+//	--not-ready       with --takeover: never ready, leave it running
+//	--takeover-ready-file F  with --takeover: write {"pid":"<pid>"} to F
+//	                  after the SIGTERM, as a gateway that took over does
 //
 // Other arguments are ignored. It prints its arguments and the GATEHOUSE_*
 // variables it sees, and "fakegw: SIGTERM" before it exits on SIGTERM.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +35,9 @@ import (
 func main() {
 	var (
 		ignoreTerm bool
+		takeover   bool
+		notReady   bool
+		readyFile  string
 		listen     string
 		spamEvery  time.Duration
 		maxLife    = 2 * time.Minute
@@ -52,6 +62,12 @@ func main() {
 			listen = next()
 		case "--spam-every":
 			spamEvery, _ = time.ParseDuration(next())
+		case "--takeover":
+			takeover = true
+		case "--not-ready":
+			notReady = true
+		case "--takeover-ready-file":
+			readyFile = next()
 		case "--max-life":
 			maxLife, _ = time.ParseDuration(next())
 		}
@@ -83,6 +99,22 @@ func main() {
 		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "ok %d\n", os.Getpid())
 		}))
+	}
+	if takeover && !notReady {
+		var rec struct {
+			PID int `json:"pid"`
+		}
+		b, err := os.ReadFile("gateway.pid")
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		if err == nil {
+			err = syscall.Kill(rec.PID, syscall.SIGTERM)
+		}
+		fmt.Printf("fakegw: took over from pid %d: %v\n", rec.PID, err)
+		if readyFile != "" {
+			os.WriteFile(readyFile, []byte(fmt.Sprintf(`{"pid":"%d"}`, os.Getpid())), 0o600)
+		}
 	}
 	var tick <-chan time.Time
 	if spamEvery > 0 {
