@@ -19,6 +19,10 @@ func TestServerCertRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	block, _ := pem.Decode(root.CertPEM())
+	auth, err := ca.NewAuthority(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		after time.Duration
@@ -31,7 +35,7 @@ func TestServerCertRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := newServerCert(root, block.Bytes, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, start)
+			c, err := newServerCert(auth, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, ServerCertTTL, start)
 			if err != nil {
 				t.Fatal(err)
 			}

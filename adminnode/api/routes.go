@@ -241,6 +241,8 @@ func (s *Server) routes() []*route {
 	rs = append(rs, joinTokenRoutes()...)
 	rs = append(rs, agentRoutes()...)
 	rs = append(rs, overviewRoutes()...)
+	rs = append(rs, caRoutes()...)
+	rs = append(rs, agentCARoutes()...)
 	for _, rt := range rs {
 		if rt.status == 0 {
 			rt.status = http.StatusOK
