@@ -511,6 +511,10 @@ func (a *agent) renewals(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("certificate renewal failed; will retry", "error", err)
 		case renewed:
+			// The next requests handshake again, presenting the new
+			// certificate: during a CA rotation the admin node counts a
+			// host renewed by the certificate it presents.
+			a.admin.Reconnect()
 			cur, _ := a.certs.get()
 			a.log.Info("node certificate renewed", "not_after", cur.Leaf.NotAfter, "issuer", cur.Leaf.Issuer.CommonName)
 		}

@@ -253,6 +253,14 @@ func (v *verifiedCerts) get(cert *x509.Certificate, now time.Time) (string, bool
 	return e.host, true
 }
 
+// reset forgets every certificate: a retired root's must be checked
+// again, and refused.
+func (v *verifiedCerts) reset() {
+	v.mu.Lock()
+	v.m = nil
+	v.mu.Unlock()
+}
+
 func (v *verifiedCerts) put(cert *x509.Certificate, host string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -106,6 +106,7 @@ func (s *Server) useCAs(cas []store.DomainCA) (bool, error) {
 		return false, nil
 	}
 	s.authority.Store(a)
+	s.verified.reset()
 	s.log.Info("domain CA roots changed", "trust", a.TrustID(), "issuer", a.Issuer().Fingerprint(), "server", a.Fingerprint())
 	if s.onCAChange != nil {
 		s.onCAChange(a)

@@ -184,6 +184,9 @@ func TestCARotation(t *testing.T) {
 	if dom.CAFingerprint != st.Fingerprint {
 		t.Errorf("domain shows CA %s, want the new root %s", dom.CAFingerprint, st.Fingerprint)
 	}
+	// A connection made with the old root's certificate before the
+	// retirement is refused from then on.
+	oldNode.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{}).expect(t, http.StatusForbidden, "heartbeat on a connection of the retired root")
 	// The old root's certificate no longer gets through, whatever the
 	// node trusts.
 	stale := nodeTrusting(t, srv.URL, []byte(renewed.CA), &oldCert)

@@ -209,6 +209,12 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// Reconnect has the requests from now on made over new connections: a
+// node manager's renewed certificate is presented in the TLS handshake
+// only, so the connections made with the previous one would go on
+// presenting it. Requests under way finish on their connection.
+func (c *Client) Reconnect() { c.eps.reconnect() }
+
 // verifyWith verifies the server's chain against the roots of the
 // moment, as the standard verification would against a fixed pool.
 func verifyWith(roots func() *x509.CertPool, host string) func(tls.ConnectionState) error {
@@ -427,7 +433,7 @@ func (c *Client) send1(ctx context.Context, ep *endpoint, r request) (*http.Resp
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	// *url.Error already says which request failed.
-	resp, err := ep.http.Do(req)
+	resp, err := ep.http.Load().Do(req)
 	return resp, wrote.Load(), err
 }
 
