@@ -69,7 +69,7 @@ a certificate of the new root from their next handshake. Refused while a
 host's node manager last presented a certificate of the previous root (see
 "gatehouse ca show"): such a host would lose its connection and have to join
 again. --force retires anyway. CLI users who pinned the previous root's
-fingerprint log in again with the new one (gatehouse domain shows it).
+fingerprint log in again with the new one (gatehouse ca show prints it).
 Domain admins only; audited.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
