@@ -130,6 +130,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
 	}
+	if err := checkCertOptions(opts); err != nil {
+		return err
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -317,6 +320,28 @@ func Run(ctx context.Context, opts RunOptions) error {
 		logger.Error("write instance states at shutdown", "error", err)
 	}
 	return runErr
+}
+
+// minCertTTL is the shortest certificate lifetime Run accepts: renewal
+// checks run a twelfth of a lifetime apart, and a shorter one would have
+// them spin.
+const minCertTTL = 10 * time.Second
+
+// checkCertOptions refuses lifetimes and a warning fraction that make no
+// sense, naming the flag; zero values take the defaults.
+func checkCertOptions(opts RunOptions) error {
+	for _, f := range []struct {
+		flag string
+		ttl  time.Duration
+	}{{"--node-cert-ttl", opts.NodeCertTTL}, {"--server-cert-ttl", opts.ServerCertTTL}} {
+		if f.ttl != 0 && f.ttl < minCertTTL {
+			return fmt.Errorf("run admin node: %s %s: want at least %s", f.flag, f.ttl, minCertTTL)
+		}
+	}
+	if w := opts.CertWarnFraction; w < 0 || w >= 1 {
+		return fmt.Errorf("run admin node: --cert-warn-fraction %v: want a fraction between 0 and 1", w)
+	}
+	return nil
 }
 
 // openStore opens the data dir's store and reads its domain. It checks for

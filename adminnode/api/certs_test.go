@@ -275,3 +275,38 @@ func TestCertificatesListed(t *testing.T) {
 		}
 	}
 }
+
+// A rotation through one admin node of a PostgreSQL store reaches the
+// other through the store: its roots, keys included, after ReloadCA
+// (which admin run calls every minute), and so does the retirement.
+func TestCARotationSharedStore(t *testing.T) {
+	a, b := newPGPair(t)
+	var changed []string
+	b.srv.onCAChange = func(au *ca.Authority) { changed = append(changed, au.TrustID()) }
+	var st apitypes.CAStatus
+	a.do(a.admin, "POST", "/ca/rotate", nil).expect(t, http.StatusOK, "rotate on A").decode(t, &st)
+	if ok, err := b.srv.ReloadCA(bg); !ok || err != nil {
+		t.Fatalf("B's ReloadCA after the rotation = %v, %v", ok, err)
+	}
+	if got := b.srv.Authority(); got.Issuer().Fingerprint() != st.Issuer || got.Fingerprint() != st.Fingerprint || len(changed) != 1 {
+		t.Fatalf("B's CA: issuer %s server %s, want %s %s", got.Issuer().Fingerprint(), got.Fingerprint(), st.Issuer, st.Fingerprint)
+	}
+	// B signs with the new root's key, which it read from the store.
+	csr, _ := newCSR(t, "web-9")
+	certPEM, _, err := b.srv.Authority().SignCSR(csr, "web-9", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(certPEM)
+	leaf, _ := x509.ParseCertificate(block.Bytes)
+	if root, _ := a.srv.Authority().Find(st.Issuer); !root.Issued(leaf) {
+		t.Fatal("B's node certificate is not from the new root")
+	}
+	if ok, _ := b.srv.ReloadCA(bg); ok {
+		t.Error("ReloadCA without a change reported one")
+	}
+	a.do(a.admin, "POST", "/ca/retire", nil).expect(t, http.StatusOK, "retire on A")
+	if ok, err := b.srv.ReloadCA(bg); !ok || err != nil || b.srv.Authority().Rotating() || b.srv.Authority().Fingerprint() != st.Issuer {
+		t.Fatalf("B after the retirement: %v, %v, %s", ok, err, b.srv.Authority().Fingerprint())
+	}
+}
