@@ -18,11 +18,12 @@ OUT=${OUT:-bin}
 command -v dpkg-deb >/dev/null || { echo "package: dpkg-deb not found (apt-get install dpkg)" >&2; exit 1; }
 VERSION=${VERSION:-$("$BIN" --version | awk '{print $3}')}
 ARCH=${ARCH:-$(go env GOARCH)}
-# A Debian version starts with a digit; a git description (abc1234-dirty)
-# does not, and a hyphen would start a Debian revision.
+# A release (v1.2.3) is packaged as 1.2.3; anything else, such as a git
+# description (3a9cc72-dirty), as 0~git…, which sorts before every
+# release. A hyphen would start a Debian revision.
 deb_version=${VERSION#v}
 case "$deb_version" in
-[0-9]*) ;;
+[0-9]*.[0-9]*) ;;
 *) deb_version="0~git$deb_version" ;;
 esac
 deb_version=${deb_version//-/\~}
