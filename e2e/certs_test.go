@@ -123,10 +123,21 @@ func TestCARotationNoRejoin(t *testing.T) {
 	if !strings.Contains(d.admin.out.String(), "server certificate re-issued") {
 		t.Error("the admin node did not re-issue its certificate from the new root")
 	}
-	// The CLI pinned the previous root: it logs in again with the new one.
+	// The CLI pinned the previous root: it connects again trusting the
+	// new one (as a new login would pin it).
 	out, _, code := d.cli.run(t, "", "ca", "show")
 	if code == 0 {
 		t.Errorf("a CLI pinned to the retired root still connects:\n%s", out)
+	}
+	newCA := filepath.Join(d.work, "new-ca.crt")
+	bundle, err := os.ReadFile(filepath.Join(d.nodeDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, newCA, string(bundle))
+	d.cli.json(t, &st, "--ca-cert", newCA, "ca", "show")
+	if st.Rotating || st.Fingerprint != newRoot || len(st.Pending) != 0 {
+		t.Errorf("ca show trusting the new root: %+v", st)
 	}
 	t.Logf("rotation and retirement: %d heartbeats, none failed, longest interval %s; %d requests, none failed",
 		w.beats, w.longest.Round(10*time.Millisecond), w.requests)

@@ -198,6 +198,15 @@ func TestCARotation(t *testing.T) {
 			t.Fatalf("heartbeat with the retired root's certificate answered %d %s", r.StatusCode, body)
 		}
 	}
+	for action, detail := range map[string]string{"ca.rotate": "new CA root " + st.Fingerprint, "ca.retire": "CA root " + oldFP + " retired"} {
+		entries := must[[]store.AuditEntry](t)(e.store.ListAudit(bg, store.AuditFilter{Action: action}))
+		ok := slices.ContainsFunc(entries, func(a store.AuditEntry) bool {
+			return a.Result == store.AuditOK && a.Detail == detail && a.Target == "domain/ca" && a.User == "admin"
+		})
+		if !ok {
+			t.Errorf("audit of %s: %+v, want one ok with %q", action, entries, detail)
+		}
+	}
 	// The roots are the store's: a server made again from it has them.
 	again, err := New(Config{Store: e.store, Domain: must[store.Domain](t)(e.store.GetDomain(bg)), SigningKey: e.srv.key, SettingsKey: e.settingsKey, CA: e.ca, Now: e.clockNow})
 	if err != nil {
