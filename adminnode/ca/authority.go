@@ -27,6 +27,8 @@ type Authority struct {
 	// last one the server certificate.
 	roots []*CA
 	pool  *x509.CertPool
+	// trustID is computed once: every heartbeat answer carries it.
+	trustID string
 }
 
 // NewAuthority makes the authority of roots, newest first. Every root must
@@ -42,7 +44,9 @@ func NewAuthority(roots ...*CA) (*Authority, error) {
 		}
 		pool.AddCert(r.cert)
 	}
-	return &Authority{roots: roots, pool: pool}, nil
+	a := &Authority{roots: roots, pool: pool}
+	a.trustID = pki.BundleID(a.BundlePEM())
+	return a, nil
 }
 
 // Domain returns the domain of the roots.
@@ -78,7 +82,7 @@ func (a *Authority) BundlePEM() []byte {
 
 // TrustID names the bundle briefly, for a heartbeat to tell a node
 // manager whether the one it holds is current.
-func (a *Authority) TrustID() string { return pki.BundleID(a.BundlePEM()) }
+func (a *Authority) TrustID() string { return a.trustID }
 
 // Pool returns a pool of every trusted root, a copy.
 func (a *Authority) Pool() *x509.CertPool { return a.pool.Clone() }
