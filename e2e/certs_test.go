@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -328,4 +329,30 @@ func heartbeatCounts(addr string) (ok, failed int, err error) {
 		}
 	}
 	return ok, failed, sc.Err()
+}
+
+// The roots of a rotation are the store's: an admin node restarted during
+// the overlap still presents the previous root and trusts both, and one
+// restarted after the retirement presents the new root, its data dir's
+// ca.crt (the root of admin init) notwithstanding.
+func TestCARotationSurvivesRestart(t *testing.T) {
+	d := newNMDomain(t)
+	var st apitypes.CAStatus
+	d.cli.json(t, &st, "ca", "rotate")
+	newRoot := st.Issuer
+	restart := func(fingerprint string) {
+		t.Helper()
+		d.admin.signal(syscall.SIGTERM)
+		if code := d.admin.exit(t, 15*time.Second); code != 0 {
+			t.Fatalf("admin node exited %d", code)
+		}
+		d.admin = startAdminNode(t, d.adminDir, d.adminAddr, fingerprint)
+	}
+	restart(d.fingerprint)
+	d.cli.json(t, &st, "ca", "show")
+	if !st.Rotating || st.Issuer != newRoot || st.Fingerprint != d.fingerprint || len(st.Roots) != 2 {
+		t.Fatalf("after a restart during the overlap: %+v", st)
+	}
+	d.cli.json(t, &st, "ca", "retire")
+	restart(newRoot)
 }
