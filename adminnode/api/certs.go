@@ -136,20 +136,31 @@ func (s *Server) sealedRoot(r *ca.CA, at time.Time) (store.DomainCA, error) {
 // their next heartbeat and renew from it.
 func (s *Server) rotateCA(q *request) (any, error) {
 	q.auditTarget = "domain/ca"
+	fresh, err := s.RotateCA(q.ctx)
+	if err != nil {
+		return nil, err
+	}
+	q.auditDetail = "new CA root " + fresh
+	return s.caStatus(s.now()), nil
+}
+
+// RotateCA adds a new root to the domain CA (rotateCA) and returns its
+// fingerprint.
+func (s *Server) RotateCA(ctx context.Context) (string, error) {
 	cur := s.authority.Load()
 	if cur == nil {
-		return nil, newError(http.StatusServiceUnavailable, apitypes.CodeInternal, "this admin node has no domain CA (is it serving plain HTTP?)")
+		return "", newError(http.StatusServiceUnavailable, apitypes.CodeInternal, "this admin node has no domain CA (is it serving plain HTTP?)")
 	}
 	now := s.now()
 	fresh, err := ca.New(s.domain.Name, now)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	newRoot, err := s.sealedRoot(fresh, now)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	stored, err := s.store.UpdateCAs(q.ctx, func(cas []store.DomainCA) ([]store.DomainCA, error) {
+	stored, err := s.store.UpdateCAs(ctx, func(cas []store.DomainCA) ([]store.DomainCA, error) {
 		if len(cas) > 1 {
 			return nil, errRotating
 		}
@@ -165,17 +176,16 @@ func (s *Server) rotateCA(q *request) (any, error) {
 		return append([]store.DomainCA{newRoot}, cas...), nil
 	})
 	if errors.Is(err, errRotating) {
-		return nil, conflict("a CA rotation is already under way: retire the previous root first (gatehouse ca retire)")
+		return "", conflict("a CA rotation is already under way: retire the previous root first (gatehouse ca retire)")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store the new CA root: %w", err)
+		return "", fmt.Errorf("store the new CA root: %w", err)
 	}
 	if _, err := s.useCAs(stored); err != nil {
-		return nil, err
+		return "", err
 	}
 	s.changes.bump()
-	q.auditDetail = "new CA root " + fresh.Fingerprint()
-	return s.caStatus(s.now()), nil
+	return fresh.Fingerprint(), nil
 }
 
 var errRotating = errors.New("rotation under way")
