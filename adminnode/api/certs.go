@@ -141,7 +141,7 @@ func (s *Server) rotateCA(q *request) (any, error) {
 		return nil, err
 	}
 	q.auditDetail = "new CA root " + fresh
-	return s.caStatus(s.now()), nil
+	return s.caStatus(q.ctx, s.now())
 }
 
 // RotateCA adds a new root to the domain CA (rotateCA) and returns its
@@ -209,7 +209,10 @@ func (s *Server) retireCA(q *request) (any, error) {
 	if cur == nil || !cur.Rotating() {
 		return nil, conflict("no CA rotation under way: there is no previous root to retire")
 	}
-	st := s.caStatus(s.now())
+	st, err := s.caStatus(q.ctx, s.now())
+	if err != nil {
+		return nil, err
+	}
 	if len(st.Pending) > 0 && !in.Force {
 		return nil, conflict("hosts %s still present a certificate of the previous root: wait for their renewal (gatehouse ca show), or retire with --force and join them again",
 			strings.Join(st.Pending, ", "))
@@ -235,28 +238,35 @@ func (s *Server) retireCA(q *request) (any, error) {
 	if in.Force && len(st.Pending) > 0 {
 		q.auditDetail += fmt.Sprintf(" (forced; hosts %s not renewed)", strings.Join(st.Pending, ", "))
 	}
-	return s.caStatus(s.now()), nil
+	return s.caStatus(q.ctx, s.now())
 }
 
 func (s *Server) getCA(q *request) (any, error) {
 	if s.authority.Load() == nil {
 		return nil, newError(http.StatusServiceUnavailable, apitypes.CodeInternal, "this admin node has no domain CA (is it serving plain HTTP?)")
 	}
-	return s.caStatus(s.now()), nil
+	return s.caStatus(q.ctx, s.now())
 }
 
-func (s *Server) caStatus(now time.Time) apitypes.CAStatus {
+// caStatus describes the CA's roots; the hosts pending are those of the
+// domain whose node manager last presented to this admin node a
+// certificate, still valid, of a root other than the issuer.
+func (s *Server) caStatus(ctx context.Context, now time.Time) (apitypes.CAStatus, error) {
 	a := s.authority.Load()
 	out := apitypes.CAStatus{Roots: s.rootExpiries(a, now), Rotating: a.Rotating(), Fingerprint: a.Fingerprint(),
 		Issuer: a.Issuer().Fingerprint(), Pending: []string{}}
+	hosts, err := s.store.ListHosts(ctx)
+	if err != nil {
+		return apitypes.CAStatus{}, err
+	}
 	issuer := a.Issuer().Cert().SubjectKeyId
-	for host, c := range s.hostContacts() {
-		if c.cert != nil && string(c.cert.AuthorityKeyId) != string(issuer) && now.Before(c.cert.NotAfter) {
-			out.Pending = append(out.Pending, host)
+	contacts := s.hostContacts()
+	for _, h := range hosts {
+		if c := contacts[h.Name].cert; c != nil && string(c.AuthorityKeyId) != string(issuer) && now.Before(c.NotAfter) {
+			out.Pending = append(out.Pending, h.Name)
 		}
 	}
-	slices.Sort(out.Pending)
-	return out
+	return out, nil
 }
 
 func (s *Server) agentCA(q *request) (any, error) {

@@ -127,13 +127,21 @@ func TestCARotation(t *testing.T) {
 	if hb.CAIssuer != oldFP || hb.CATrust != pki.BundleID(e.ca.CertPEM()) {
 		t.Fatalf("heartbeat answer before rotation %+v", hb)
 	}
+	goneCert := e.joinAs(srv.URL, "web-2")
+	nodeTrusting(t, srv.URL, e.ca.CertPEM(), &goneCert).do("PUT", "/heartbeat", apitypes.AgentHeartbeat{}).expect(t, http.StatusOK, "heartbeat of web-2")
 
 	e.do(e.admin, "POST", "/ca/retire", nil).expect(t, http.StatusConflict, "retire without a rotation")
 	var st apitypes.CAStatus
 	e.do(e.admin, "POST", "/ca/rotate", nil).expect(t, http.StatusOK, "rotate").decode(t, &st)
 	if !st.Rotating || len(st.Roots) != 2 || st.Fingerprint != oldFP || st.Issuer == oldFP ||
-		st.Roots[0].Role != "issuer" || st.Roots[1].Role != "server" || !slices.Equal(st.Pending, []string{"web-1"}) {
+		st.Roots[0].Role != "issuer" || st.Roots[1].Role != "server" || !slices.Equal(st.Pending, []string{"web-1", "web-2"}) {
 		t.Fatalf("after rotation %+v", st)
+	}
+	// A host deleted is pending no more.
+	e.do(e.admin, "DELETE", "/hosts/web-2", nil).expect(t, http.StatusNoContent, "delete web-2")
+	e.do(e.admin, "GET", "/ca", nil).expect(t, http.StatusOK, "ca").decode(t, &st)
+	if !slices.Equal(st.Pending, []string{"web-1"}) {
+		t.Fatalf("pending after deleting web-2: %v", st.Pending)
 	}
 	e.do(e.admin, "POST", "/ca/rotate", nil).expect(t, http.StatusConflict, "second rotation")
 
