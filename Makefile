@@ -2,10 +2,17 @@ GO      ?= go
 BIN     := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build run run-standalone test bench lint fuzz fuzz-short clean
+.PHONY: build package run run-standalone test bench lint fuzz fuzz-short clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/gatehouse
+
+# The Debian package, bin/gatehouse_<version>_<arch>.deb (scripts/package.sh):
+# a static binary, the gatehouse user, /var/lib/gatehouse and the units of
+# the admin node and the node manager.
+package:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/deb/gatehouse ./cmd/gatehouse
+	BIN=bin/deb/gatehouse VERSION=$(VERSION) OUT=bin ./scripts/package.sh
 
 # A whole domain on this machine: admin node, node manager, two gateways,
 # demo upstream (docs: README quickstart).

@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gatehouse/gatehouse/adminnode/api"
 	"github.com/gatehouse/gatehouse/adminnode/backup"
+	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/adminnode/keybundle"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/backupfile"
@@ -20,6 +24,13 @@ import (
 // backedUp makes domain acme in a data dir and a backup of it in a
 // bucket; it returns the data dir and the backup's URL.
 func backedUp(t *testing.T) (string, string) {
+	dir, from, _ := backedUpRotated(t, false)
+	return dir, from
+}
+
+// backedUpRotated is backedUp, with a CA rotation made before the backup
+// when rotate is set; it also returns the authority's trust id then.
+func backedUpRotated(t *testing.T, rotate bool) (string, string, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "orig")
@@ -29,9 +40,17 @@ func backedUp(t *testing.T) (string, string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, key, err := loadKeys(dir, d)
+	root, key, err := loadKeys(dir, d)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var trust string
+	if rotate {
+		srv := apiServer(t, dir, s, d, root, key)
+		if _, err := srv.RotateCA(ctx); err != nil {
+			t.Fatal(err)
+		}
+		trust = srv.Authority().TrustID()
 	}
 	var buf bytes.Buffer
 	if _, err := backup.Write(ctx, &buf, s, d.Name, key, time.Now()); err != nil {
@@ -46,7 +65,55 @@ func backedUp(t *testing.T) (string, string) {
 	if _, err := backupfile.Upload(ctx, bucket, name, &buf, backupfile.Expect{Domain: d.Name, Key: key.Public().(ed25519.PublicKey)}); err != nil {
 		t.Fatal(err)
 	}
-	return dir, "file://" + bdir + "/" + name
+	return dir, "file://" + bdir + "/" + name, trust
+}
+
+// apiServer is the admin API of the domain in dir, as admin run makes it.
+func apiServer(t *testing.T, dir string, s store.Store, d store.Domain, root *ca.CA, key ed25519.PrivateKey) *api.Server {
+	t.Helper()
+	sk, err := loadSettingsKey(context.Background(), dir, s, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Store: s, Domain: d, SigningKey: key, SettingsKey: sk, CA: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// A backup carries the roots of a CA rotation: restored with the key
+// bundle of the data dir, whose ca.crt is the root of admin init, the
+// domain's CA is both roots, the new one issuing.
+func TestRestoreRotatedCA(t *testing.T) {
+	ctx := context.Background()
+	orig, from, trust := backedUpRotated(t, true)
+	keys, err := ExportKeys(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := []byte("a long bundle passphrase")
+	bundle, err := keybundle.Seal(keys, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := Restore(ctx, RestoreOptions{From: from, DataDir: dir, Bundle: bundle, Passphrase: pass}); err != nil {
+		t.Fatal(err)
+	}
+	s, d, err := openStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	root, key, err := loadKeys(dir, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := apiServer(t, dir, s, d, root, key).Authority()
+	if !a.Rotating() || a.TrustID() != trust || a.Fingerprint() != root.Fingerprint() || a.Issuer().Fingerprint() == root.Fingerprint() {
+		t.Errorf("restored CA: trust %s (want %s), rotating %v, presents %s", a.TrustID(), trust, a.Rotating(), a.Fingerprint())
+	}
 }
 
 func copyKeyFiles(t *testing.T, from, to string) {

@@ -5,7 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"encoding/pem"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,6 +91,15 @@ type RunOptions struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
+	// NodeCertTTL and ServerCertTTL are the lifetimes of node
+	// certificates (api.DefaultNodeCertTTL) and of the admin node's HTTPS
+	// certificate (ServerCertTTL); both renew in their last third.
+	// CertWarnFraction is the fraction of its life left under which a
+	// certificate is shown in the warning state
+	// (api.DefaultCertWarnFraction).
+	NodeCertTTL, ServerCertTTL time.Duration
+	CertWarnFraction           float64
+
 	// PublishTo is the object storage URL under which the lease holder
 	// keeps each group's current deployment (groups/<group>/current), for
 	// gateways that start while no admin node answers; empty publishes
@@ -124,6 +133,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if opts.Listen == "" {
 		opts.Listen = DefaultListen
 	}
+	if err := checkCertOptions(opts); err != nil {
+		return err
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -156,6 +168,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if removeAfter <= 0 {
 		removeAfter = -1 // api.Config's "disabled"
 	}
+	var cert *serverCert
+	hostname, _ := os.Hostname() // a certificate without it still serves localhost
 	server, err := api.New(api.Config{
 		Store:         s,
 		Domain:        domain,
@@ -173,6 +187,26 @@ func Run(ctx context.Context, opts RunOptions) error {
 		DriftGrace:    opts.DriftGrace,
 		RolloutSoak:   opts.RolloutSoak,
 		Now:           opts.Now,
+		NodeCertTTL:   opts.NodeCertTTL,
+		Name:          hostname + "/" + opts.Listen,
+
+		CertWarnFraction: opts.CertWarnFraction,
+		ServerCertificate: func() *x509.Certificate {
+			if cert == nil {
+				return nil
+			}
+			return cert.cur.Load().Leaf
+		},
+		OnCAChange: func(a *ca.Authority) {
+			if cert == nil {
+				return
+			}
+			if renewed, err := cert.setAuthority(a, opts.Now()); err != nil {
+				logger.Error("re-issue the server certificate from the new CA root; serving the current one", "error", err)
+			} else if renewed {
+				logger.Info("server certificate re-issued", "issuer", a.Fingerprint(), "not_after", cert.cur.Load().Leaf.NotAfter)
+			}
+		},
 
 		TrafficMaxRoutes:    opts.TrafficMaxRoutes,
 		TrafficMaxConsumers: opts.TrafficMaxConsumers,
@@ -180,6 +214,12 @@ func Run(ctx context.Context, opts RunOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !opts.InsecureHTTP {
+		names, ips := serverNames(hostname, opts.Listen, opts.ServerNames)
+		if cert, err = newServerCert(server.Authority(), names, ips, opts.ServerCertTTL, opts.Now()); err != nil {
+			return err
+		}
 	}
 	// Made before the first answer to a node manager, so that none
 	// waits for a key it needs once every admin node is down.
@@ -202,16 +242,6 @@ func Run(ctx context.Context, opts RunOptions) error {
 		publisher = publish.New(bucket, server, logger.Named("publish"))
 		server.AddMetrics(publisher)
 		logger.Info("publishing current deployments for gateways that start from object storage", "bucket", bucket.String())
-	}
-
-	var cert *serverCert
-	if !opts.InsecureHTTP {
-		hostname, _ := os.Hostname() // a certificate without it still serves localhost
-		names, ips := serverNames(hostname, opts.Listen, opts.ServerNames)
-		block, _ := pem.Decode(root.CertPEM())
-		if cert, err = newServerCert(root, block.Bytes, names, ips, opts.Now()); err != nil {
-			return err
-		}
 	}
 
 	l, err := net.Listen("tcp", opts.Listen)
@@ -248,24 +278,25 @@ func Run(ctx context.Context, opts RunOptions) error {
 			"use this only behind a TLS-terminating proxy or on one machine for a trial")
 		go func() { errs <- srv.Serve(l) }()
 	} else {
-		tlsConfig := root.ServerTLS(*cert.cur.Load())
-		tlsConfig.Certificates = nil
-		tlsConfig.GetCertificate = cert.get
+		// Each handshake takes the roots trusted at that moment, which a
+		// CA rotation changes.
+		tlsConfig, _ := cert.config(nil)
+		tlsConfig.GetConfigForClient = cert.config
 		srv.TLSConfig = tlsConfig
 		go func() { errs <- srv.ServeTLS(l, "", "") }()
 	}
 	logger.Info("admin node ready", "domain", domain.Name, "address", l.Addr().String(),
-		"url", scheme+"://"+l.Addr().String(), "ca_fingerprint", root.Fingerprint())
+		"url", scheme+"://"+l.Addr().String(), "ca_fingerprint", server.Authority().Fingerprint())
 
 	maintainCtx, stopMaintain := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	// Other admin nodes on the store wake this one's blocking queries;
 	// the domain's background work runs where the lease is held.
-	hostname, _ := os.Hostname()
 	name := hostname + "/" + l.Addr().String()
 	wg.Go(func() { server.Follow(maintainCtx, name) })
 	lease := coordinate(maintainCtx, s, name)
-	wg.Go(func() { maintain(maintainCtx, logger, opts.Now, cert, server, lease, removeAfter > 0) })
+	wg.Go(func() { maintain(maintainCtx, logger, server, lease, removeAfter > 0) })
+	wg.Go(func() { maintainCerts(maintainCtx, logger, opts.Now, cert, server) })
 	wg.Go(func() { server.RunRollouts(maintainCtx, lease) })
 	if publisher != nil {
 		wg.Go(func() { publisher.Run(maintainCtx, lease, cmp.Or(opts.PublishInterval, DefaultPublishInterval)) })
@@ -294,6 +325,28 @@ func Run(ctx context.Context, opts RunOptions) error {
 		logger.Error("write instance states at shutdown", "error", err)
 	}
 	return runErr
+}
+
+// minCertTTL is the shortest certificate lifetime Run accepts: renewal
+// checks run a twelfth of a lifetime apart, and a shorter one would have
+// them spin.
+const minCertTTL = 10 * time.Second
+
+// checkCertOptions refuses lifetimes and a warning fraction that make no
+// sense, naming the flag; zero values take the defaults.
+func checkCertOptions(opts RunOptions) error {
+	for _, f := range []struct {
+		flag string
+		ttl  time.Duration
+	}{{"--node-cert-ttl", opts.NodeCertTTL}, {"--server-cert-ttl", opts.ServerCertTTL}} {
+		if f.ttl != 0 && f.ttl < minCertTTL {
+			return fmt.Errorf("run admin node: %s %s: want at least %s", f.flag, f.ttl, minCertTTL)
+		}
+	}
+	if w := opts.CertWarnFraction; w < 0 || w >= 1 {
+		return fmt.Errorf("run admin node: --cert-warn-fraction %v: want a fraction between 0 and 1", w)
+	}
+	return nil
 }
 
 // openStore opens the data dir's store and reads its domain. It checks for
@@ -381,12 +434,15 @@ type alwaysHeld struct{}
 
 func (alwaysHeld) Held() bool { return true }
 
-// maintain renews the server certificate when due (cert is nil over plain
-// HTTP) and writes the heartbeats left in memory; while lease is held it
-// also removes instances offline for too long (when remove is set) and
-// maintains the traffic store: every maintainEvery until ctx ends.
-func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server, lease store.Lease, remove bool) {
-	t := time.NewTicker(maintainEvery)
+// maintainCerts follows the domain CA's roots in the store, for a
+// rotation made through another admin node, and renews the server
+// certificate (nil over plain HTTP) when due.
+func maintainCerts(ctx context.Context, logger hclog.Logger, now func() time.Time, cert *serverCert, server *api.Server) {
+	every := maintainEvery
+	if cert != nil {
+		every = cert.checkEvery()
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -394,14 +450,35 @@ func maintain(ctx context.Context, logger hclog.Logger, now func() time.Time, ce
 			return
 		case <-t.C:
 		}
-		if cert != nil {
-			renewed, err := cert.renew(now())
-			switch {
-			case err != nil:
-				logger.Error("renew server certificate; serving the current one", "error", err)
-			case renewed:
-				logger.Info("server certificate renewed", "not_after", cert.cur.Load().Leaf.NotAfter)
-			}
+		// A change calls the server's OnCAChange, which re-issues the
+		// server certificate if its root changed.
+		if _, err := server.ReloadCA(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("read the domain CA roots", "error", err)
+		}
+		if cert == nil {
+			continue
+		}
+		renewed, err := cert.renew(now())
+		switch {
+		case err != nil:
+			logger.Error("renew server certificate; serving the current one", "error", err)
+		case renewed:
+			logger.Info("server certificate renewed", "not_after", cert.cur.Load().Leaf.NotAfter)
+		}
+	}
+}
+
+// maintain writes the heartbeats left in memory; while lease is held it
+// also removes instances offline for too long (when remove is set) and
+// maintains the traffic store: every maintainEvery until ctx ends.
+func maintain(ctx context.Context, logger hclog.Logger, server *api.Server, lease store.Lease, remove bool) {
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 		// Heartbeats flush themselves; this writes what a quiet domain's
 		// last beats left.

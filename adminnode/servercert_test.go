@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,10 @@ func TestServerCertRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	block, _ := pem.Decode(root.CertPEM())
+	auth, err := ca.NewAuthority(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		after time.Duration
@@ -31,7 +36,7 @@ func TestServerCertRenewal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := newServerCert(root, block.Bytes, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, start)
+			c, err := newServerCert(auth, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, ServerCertTTL, start)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,4 +92,64 @@ func TestServerNames(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCheckCertOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts RunOptions
+		want string
+	}{
+		{"defaults", RunOptions{}, ""},
+		{"short lives", RunOptions{NodeCertTTL: 2 * time.Minute, ServerCertTTL: 40 * time.Second, CertWarnFraction: 0.3}, ""},
+		{"node ttl too short", RunOptions{NodeCertTTL: time.Second}, "--node-cert-ttl 1s"},
+		{"negative server ttl", RunOptions{ServerCertTTL: -time.Hour}, "--server-cert-ttl -1h0m0s"},
+		{"fraction of one", RunOptions{CertWarnFraction: 1}, "--cert-warn-fraction 1"},
+		{"negative fraction", RunOptions{CertWarnFraction: -0.1}, "--cert-warn-fraction -0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkCertOptions(tt.opts)
+			if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("checkCertOptions = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A CA rotation that changes the root signing server certificates has the
+// certificate re-issued from it at once, and the roots trusted for client
+// certificates follow.
+func TestServerCertFollowsAuthority(t *testing.T) {
+	now := time.Now()
+	old, fresh := mustCA(t, now), mustCA(t, now)
+	single, _ := ca.NewAuthority(old)
+	c, err := newServerCert(single, []string{"localhost"}, nil, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotating, _ := ca.NewAuthority(fresh, old)
+	if renewed, err := c.setAuthority(rotating, now); renewed || err != nil {
+		t.Fatalf("rotation: renewed = %v, %v; the previous root still signs the server certificate", renewed, err)
+	}
+	if cfg, _ := c.config(nil); len(cfg.ClientCAs.Subjects()) != 2 {
+		t.Error("client certificates not verified against both roots")
+	}
+	retired, _ := ca.NewAuthority(fresh)
+	if renewed, err := c.setAuthority(retired, now); !renewed || err != nil {
+		t.Fatalf("retirement: renewed = %v, %v", renewed, err)
+	}
+	cur, _ := c.get(nil)
+	if !fresh.Issued(cur.Leaf) || string(cur.Certificate[1]) != string(fresh.Cert().Raw) {
+		t.Error("after the retirement the served chain is not the new root's")
+	}
+}
+
+func mustCA(t *testing.T, now time.Time) *ca.CA {
+	t.Helper()
+	c, err := ca.New("acme", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

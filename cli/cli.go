@@ -96,7 +96,7 @@ func (a *app) commands() []*cobra.Command {
 		a.configCommand(), a.deployCommand(), a.deploymentsCommand(), a.diffCommand(), a.rollbackCommand(),
 		a.userCommand(), a.roleCommand(), a.tokenCommand(), a.auditCommand(),
 		a.metricsCommand(), a.topCommand(),
-		a.envCommand(), a.trustCommand(), a.domainCommand(), a.publishKeyCommand(), a.settingsCommand(),
+		a.envCommand(), a.trustCommand(), a.domainCommand(), a.publishKeyCommand(), a.settingsCommand(), a.caCommand(),
 		a.exportCommand(), a.importCommand(), a.promoteCommand(), a.releaseCommand(),
 	}
 	for _, cmd := range cmds {

@@ -257,6 +257,48 @@ none        web-3
 `,
 		},
 		{
+			name: "status with certificates",
+			print: func(b *bytes.Buffer) {
+				a.overview(b, apitypes.Overview{Domain: "acme", Time: created, HostsHidden: true,
+					Certificates: []apitypes.CertificateExpiry{
+						{Kind: "ca", Name: "SHA256:ab", Subject: "Gatehouse acme CA", NotAfter: created, LifeLeft: 0.9, State: "ok", Role: "issuer,server"},
+						{Kind: "node", Name: "h1", Host: "h1", Subject: "h1", NotAfter: created, LifeLeft: 0.6, State: "ok"},
+						{Kind: "listener", Name: "site", Group: "web", Subject: "shop.example.com", NotAfter: created, LifeLeft: 0.08, State: "warning"},
+					}})
+			},
+			want: `
+Domain acme at 2026-11-20T08:30:00Z
+
+No group.
+
+Hosts are not shown: that needs host:read.
+
+Certificates: 2 ok, 1 warning, 0 expired
+KIND      NAME  GROUP  SUBJECT           EXPIRES               LIFE-LEFT  STATE    ROLE
+listener  site  web    shop.example.com  2026-11-20T08:30:00Z  8%         warning  -
+
+Nothing needs attention.
+`,
+		},
+		{
+			name: "ca show during a rotation",
+			print: func(b *bytes.Buffer) {
+				a.caStatus(b, apitypes.CAStatus{Rotating: true, Fingerprint: "SHA256:old", Issuer: "SHA256:new", Pending: []string{"h2", "h3"},
+					Roots: []apitypes.CertificateExpiry{
+						{Kind: "ca", Name: "SHA256:new", Subject: "Gatehouse acme CA", NotAfter: created, LifeLeft: 1, State: "ok", Role: "issuer"},
+						{Kind: "ca", Name: "SHA256:old", Subject: "Gatehouse acme CA", NotAfter: created, LifeLeft: 0.1, State: "warning", Role: "server"},
+					}})
+			},
+			want: `
+KIND  NAME        GROUP  SUBJECT            EXPIRES               LIFE-LEFT  STATE    ROLE
+ca    SHA256:new  -      Gatehouse acme CA  2026-11-20T08:30:00Z  100%       ok       issuer
+ca    SHA256:old  -      Gatehouse acme CA  2026-11-20T08:30:00Z  10%        warning  server
+
+Presented to clients: SHA256:old
+Rotation under way: 2 hosts not yet renewed from the new root: h2, h3
+`,
+		},
+		{
 			name: "summary with gossip",
 			print: func(b *bytes.Buffer) {
 				summary(b, apitypes.GroupSummary{Group: "web", CurrentDeployment: 3, Instances: 3,

@@ -21,8 +21,10 @@ func (a *app) statusCommand() *cobra.Command {
 and its roll-out, each host with its node manager's last contact and
 version, and what needs attention (instances that are Only Heartbeat, with
 the reason they gave, lost or offline, crash-looping, unreachable by their
-peers or drifting; node certificates near expiry; traffic batches
-dropped; scheduled backups failing). Hosts are shown to users with
+peers or drifting; certificates near expiry; traffic batches
+dropped; scheduled backups failing), and the certificates the domain
+depends on by state, listing those in the warning state or expired
+(gatehouse ca certificates lists them all). Hosts are shown to users with
 host:read; the answering admin node's scheduled backups to users with
 backup:create.`,
 		Example: `  gatehouse status
@@ -92,6 +94,9 @@ func (a *app) overview(w io.Writer, o apitypes.Overview) {
 	}
 	if o.Backups != nil {
 		a.backups(w, *o.Backups)
+		fmt.Fprintln(w)
+	}
+	if a.certSummary(w, o.Certificates) {
 		fmt.Fprintln(w)
 	}
 	if len(o.Attention) == 0 {
@@ -228,4 +233,25 @@ func (a *app) backups(w io.Writer, b apitypes.OverviewBackups) {
 	if b.LastError != "" {
 		fmt.Fprintf(w, "  FAILING since %s: %s\n", a.when(b.LastFailure), b.LastError)
 	}
+}
+
+// certSummary counts the certificates by state and lists those that are
+// not ok, reporting whether it printed anything.
+func (a *app) certSummary(w io.Writer, certs []apitypes.CertificateExpiry) bool {
+	if len(certs) == 0 {
+		return false
+	}
+	count := map[string]int{}
+	var bad []apitypes.CertificateExpiry
+	for _, c := range certs {
+		count[c.State]++
+		if c.State != apitypes.CertOK {
+			bad = append(bad, c)
+		}
+	}
+	fmt.Fprintf(w, "Certificates: %d ok, %d warning, %d expired\n", count[apitypes.CertOK], count[apitypes.CertWarning], count[apitypes.CertExpired])
+	if len(bad) > 0 {
+		a.certificates(w, bad)
+	}
+	return true
 }

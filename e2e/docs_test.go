@@ -33,7 +33,8 @@ var docPages = []string{
 
 // docProse are the pages with nothing a reader types, and why.
 var docProse = map[string]string{
-	"docs/pki.md":    "no command or configuration: the domain's certificates as the other pages use them",
+	"docs/pki.md": "its commands rotate the domain CA under a running node manager: " +
+		"e2e/certs_test.go runs them (TestCARotationNoRejoin)",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
 	"docs/upgrades.md": "its commands need two builds of the binary, a node manager and minutes: " +
 		"e2e/upgrade_test.go runs them (TestRollingUpgradeWithoutDowntime, TestRollingUpgradeRollsBack)",

@@ -40,4 +40,13 @@ const (
 	AdminBackupLastSize    = "gatehouse_admin_backup_last_size_bytes"
 	AdminBackupKept        = "gatehouse_admin_backups_kept"
 	AdminBackupRunning     = "gatehouse_admin_backup_running"
+
+	// The certificates the domain depends on (GET /api/v1/certificates)
+	// that the caller may see, by kind (ca, admin-server, node, listener),
+	// name and group: when each expires, the fraction of its life left,
+	// and 1 when it is in the warning state or expired (admin run
+	// --cert-warn-fraction).
+	CertificateExpiry   = "gatehouse_certificate_expiry_timestamp_seconds"
+	CertificateLifeLeft = "gatehouse_certificate_life_left_ratio"
+	CertificateWarning  = "gatehouse_certificate_warning"
 )

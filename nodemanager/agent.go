@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/nodemanager/state"
 	"github.com/gatehouse/gatehouse/nodemanager/supervisor"
 	"github.com/gatehouse/gatehouse/objstore"
+	"github.com/gatehouse/gatehouse/pki"
 )
 
 // Supervisor is what the agent needs of nodemanager/supervisor.
@@ -36,13 +37,16 @@ type Supervisor interface {
 // state into its own store and the supervisor, relays deployments to the
 // gateways and reports their state back.
 type agent struct {
-	id     Identity
-	log    hclog.Logger
-	admin  *client.Client
-	certs  *certs
-	state  *state.Store
-	sup    Supervisor
-	binary string
+	id    Identity
+	log   hclog.Logger
+	admin *client.Client
+	certs *certs
+	trust *trust
+	// renewKick wakes the renewal loop: the admin node's CA changed.
+	renewKick chan struct{}
+	state     *state.Store
+	sup       Supervisor
+	binary    string
 	// gatewayDataDir is an instance's gateway's data dir (--data-dir):
 	// the driver's choice, since a gateway run by systemd as its own user
 	// cannot enter the node manager's data dir.
@@ -386,8 +390,11 @@ func (a *agent) heartbeats(ctx context.Context, every time.Duration) {
 		hb := a.heartbeat()
 		hb.Capabilities = a.capabilities(ctx)
 		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-		_, err := a.admin.Heartbeat(hctx, hb)
+		ans, err := a.admin.Heartbeat(hctx, hb)
 		cancel()
+		if err == nil {
+			a.noteCA(ans)
+		}
 		if ctx.Err() == nil {
 			a.metrics.Heartbeat(err == nil)
 		}
@@ -508,20 +515,68 @@ func (a *agent) metricInstances() []metrics.NodeInstance {
 	return out
 }
 
-// renewals renews the node certificate when due, checking hourly.
+// noteCA follows what a heartbeat answer says of the domain CA: a trust
+// bundle other than the one held, or another root issuing node
+// certificates, wakes the renewal loop.
+func (a *agent) noteCA(ans apitypes.AgentHeartbeatAnswer) {
+	if ans.CATrust == "" {
+		return // an admin node older than CA rotation
+	}
+	cur, _ := a.certs.get()
+	a.trust.setIssuer(ans.CAIssuer)
+	if ans.CATrust != a.trust.ID() || !a.trust.fromIssuer(cur.Leaf) {
+		select {
+		case a.renewKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// renewals renews the node certificate when due, checking a twelfth of
+// its life apart (hourly at most), and at once when the domain CA
+// changed: then it first fetches and trusts the new bundle.
 func (a *agent) renewals(ctx context.Context) {
 	for {
-		renewed, err := a.certs.renewIfDue(ctx, a.admin, a.id.Host, a.now())
+		if err := a.syncTrust(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("fetch the domain's trust bundle failed; will retry", "error", err)
+		}
+		renewed, err := a.certs.renewIfDue(ctx, a.admin, a.id.Host, a.trust, a.now())
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("certificate renewal failed; will retry", "error", err)
 		case renewed:
-			a.log.Info("node certificate renewed")
+			// The next requests handshake again, presenting the new
+			// certificate: during a CA rotation the admin node counts a
+			// host renewed by the certificate it presents.
+			a.admin.Reconnect()
+			cur, _ := a.certs.get()
+			a.log.Info("node certificate renewed", "not_after", cur.Leaf.NotAfter, "issuer", cur.Leaf.Issuer.CommonName)
 		}
-		if !pause.For(ctx, time.Hour) {
+		timer := time.NewTimer(a.certs.checkEvery())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return
+		case <-timer.C:
+		case <-a.renewKick:
+			timer.Stop()
 		}
 	}
+}
+
+// syncTrust fetches the trust bundle when the admin node's differs from
+// the one held.
+func (a *agent) syncTrust(ctx context.Context) error {
+	got, err := a.admin.CA(ctx)
+	if err != nil {
+		return err
+	}
+	a.trust.setIssuer(got.Issuer)
+	changed, err := a.trust.update([]byte(got.Bundle))
+	if changed {
+		a.log.Info("domain trust bundle updated", "trust", got.TrustID, "roots", len(pki.ParseBundle([]byte(got.Bundle))))
+	}
+	return err
 }
 
 // report is a gateway's last report and when it came.

@@ -179,11 +179,13 @@ func (c *certs) get() (*tls.Certificate, error) {
 	return c.cur, nil
 }
 
-// renewIfDue renews the certificate in its last third of life, writing
-// the new key and certificate before using them.
-func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host string, now time.Time) (bool, error) {
+// renewIfDue renews the certificate in its last third of life, or when
+// it comes from a root that no longer issues (a CA rotation), writing the
+// trust bundle the admin node sends, then the new key and certificate,
+// before using them.
+func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host string, tr *trust, now time.Time) (bool, error) {
 	cur, _ := c.get()
-	if !pki.NeedsRenewal(cur.Leaf, now) {
+	if !pki.NeedsRenewal(cur.Leaf, now) && tr.fromIssuer(cur.Leaf) {
 		return false, nil
 	}
 	csrPEM, keyPEM, err := pki.NewCSR(host)
@@ -201,6 +203,11 @@ func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host strin
 	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 		return false, err
 	}
+	if ans.CA != "" {
+		if _, err := tr.update([]byte(ans.CA)); err != nil {
+			return false, err
+		}
+	}
 	if err := writeFile(filepath.Join(c.dir, KeyFile), keyPEM, 0o600); err != nil {
 		return false, err
 	}
@@ -211,4 +218,12 @@ func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host strin
 	c.cur = &cert
 	c.mu.Unlock()
 	return true, nil
+}
+
+// checkEvery is how often the certificate is looked at: a twelfth of its
+// life, at most an hour, so that a short-lived certificate is renewed
+// well inside its last third.
+func (c *certs) checkEvery() time.Duration {
+	cur, _ := c.get()
+	return min(time.Hour, max(cur.Leaf.NotAfter.Sub(cur.Leaf.NotBefore)/12, time.Second))
 }

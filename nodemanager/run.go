@@ -161,14 +161,14 @@ func Run(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
-	caPEM, err := os.ReadFile(filepath.Join(opts.DataDir, CAFile))
+	tr, err := loadTrust(opts.DataDir)
 	if err != nil {
-		return fmt.Errorf("read the domain CA: %w", err)
+		return err
 	}
 	if opts.Admin == "" {
 		opts.Admin = id.Admin
 	}
-	admin, err := client.New(client.Config{Address: opts.Admin, CACertPEM: caPEM, ClientCertificate: cs.get,
+	admin, err := client.New(client.Config{Address: opts.Admin, RootCAs: tr.Pool, ClientCertificate: cs.get,
 		// Blocking queries hold a request for the wait and its jitter.
 		Timeout: opts.Wait + opts.Wait/8 + 30*time.Second,
 		OnFailover: func(from, to string, cause error) {
@@ -209,7 +209,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		return fmt.Errorf("local API: listen %s: %w", opts.Listen, err)
 	}
 	a := &agent{
-		id: id, log: log, admin: admin, certs: cs, state: st, sup: sup, binary: opts.GatewayBinary,
+		id: id, log: log, admin: admin, certs: cs, trust: tr, renewKick: make(chan struct{}, 1), state: st, sup: sup, binary: opts.GatewayBinary,
 		gatewayDataDir: gatewayDataDir, local: "http://" + l.Addr().String(), localToken: token, wait: opts.Wait, now: time.Now, started: time.Now(), advertise: opts.Advertise,
 		pluginDir: opts.PluginDir, probe: &gatewayProbe{binary: opts.GatewayBinary},
 		version: opts.Version,

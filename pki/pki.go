@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"regexp"
@@ -49,4 +51,42 @@ func NewCSR(host string) (csrPEM, keyPEM []byte, err error) {
 func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
 	lifetime := cert.NotAfter.Sub(cert.NotBefore)
 	return !now.Before(cert.NotAfter.Add(-lifetime / 3))
+}
+
+// Fingerprint identifies a CA certificate: "SHA256:" and the lower-case
+// hex SHA-256 of its DER, the form `admin init` prints.
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "SHA256:" + hex.EncodeToString(sum[:])
+}
+
+// ParseBundle returns the CA certificates of a PEM trust bundle (a node
+// manager's ca.crt), skipping anything else.
+func ParseBundle(bundlePEM []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	rest := bundlePEM
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return out
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil && cert.IsCA {
+			out = append(out, cert)
+		}
+	}
+}
+
+// BundleID names a trust bundle briefly, by its CA certificates: the
+// admin node says in heartbeat answers which bundle is current, and a node
+// manager holding another fetches it.
+func BundleID(bundlePEM []byte) string {
+	h := sha256.New()
+	for _, cert := range ParseBundle(bundlePEM) {
+		h.Write(cert.Raw)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -122,7 +122,8 @@ func (s *Server) block(q *request, read func() (uint64, any, error)) (any, error
 
 // authenticateNode resolves the client certificate of r to its host.
 func (s *Server) authenticateNode(r *http.Request) (string, error) {
-	if s.ca == nil {
+	a := s.authority.Load()
+	if a == nil {
 		return "", newError(http.StatusServiceUnavailable, apitypes.CodeInternal, "the agent API needs the domain CA (is the admin node serving plain HTTP?)")
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -137,7 +138,7 @@ func (s *Server) authenticateNode(r *http.Request) (string, error) {
 		return host, s.nodeStillValid(ctx, cert.SerialNumber, host)
 	}
 	var lookupErr error
-	host, err := s.ca.VerifyNode(cert, now, func(serial *big.Int) bool {
+	host, err := a.VerifyNode(cert, now, func(serial *big.Int) bool {
 		c, err := s.store.GetNodeCert(ctx, serial.Text(16))
 		if err != nil {
 			// An unknown serial was never issued by this admin node (or
@@ -252,6 +253,14 @@ func (v *verifiedCerts) get(cert *x509.Certificate, now time.Time) (string, bool
 	return e.host, true
 }
 
+// reset forgets every certificate: a retired root's must be checked
+// again, and refused.
+func (v *verifiedCerts) reset() {
+	v.mu.Lock()
+	v.m = nil
+	v.mu.Unlock()
+}
+
 func (v *verifiedCerts) put(cert *x509.Certificate, host string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -300,7 +309,7 @@ func (s *Server) createJoinToken(q *request) (any, error) {
 		return nil, err
 	}
 	q.auditDetail = "join token " + jt.ID
-	return apitypes.JoinTokenCreated{JoinToken: joinTokenOut(jt), Token: t.Bearer, CAFingerprint: s.caFP}, nil
+	return apitypes.JoinTokenCreated{JoinToken: joinTokenOut(jt), Token: t.Bearer, CAFingerprint: s.caFingerprint()}, nil
 }
 
 func (s *Server) listJoinTokens(q *request) (any, error) {
@@ -318,7 +327,7 @@ func (s *Server) listJoinTokens(q *request) (any, error) {
 // join exchanges a join token and a CSR for a node certificate. Every
 // refusal is 401 with its reason: the caller holds no other credential.
 func (s *Server) join(q *request) (any, error) {
-	if s.ca == nil {
+	if s.authority.Load() == nil {
 		return nil, newError(http.StatusServiceUnavailable, apitypes.CodeInternal, "the agent API needs the domain CA")
 	}
 	var in apitypes.AgentJoinRequest
@@ -360,11 +369,11 @@ func (s *Server) join(q *request) (any, error) {
 		return nil, err
 	}
 	return apitypes.AgentJoinResponse{Domain: s.domain.Name, Host: tok.Host, Certificate: string(certPEM),
-		CA: string(s.ca.CertPEM()), SigningKey: encodePublicKey(s.domain.SigningPublicKey)}, nil
+		CA: string(s.authority.Load().BundlePEM()), SigningKey: encodePublicKey(s.domain.SigningPublicKey)}, nil
 }
 
 func (s *Server) issueNodeCert(ctx context.Context, csr []byte, host string, now time.Time) ([]byte, error) {
-	certPEM, serial, err := s.ca.SignCSR(csr, host, s.nodeTTL, now)
+	certPEM, serial, err := s.authority.Load().SignCSR(csr, host, s.nodeTTL, now)
 	if err != nil {
 		return nil, badRequest("csr", "%v", err)
 	}
@@ -384,7 +393,7 @@ func (s *Server) renew(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apitypes.AgentRenewResponse{Certificate: string(certPEM)}, nil
+	return apitypes.AgentRenewResponse{Certificate: string(certPEM), CA: string(s.authority.Load().BundlePEM())}, nil
 }
 
 // heartbeat records the observed state of the host's instances; states of
@@ -430,7 +439,8 @@ func (s *Server) heartbeat(q *request) (any, error) {
 	s.observe(sts)
 	s.noteDrift(q.ctx, sts, now)
 	s.noteHost(q, in.Version, now)
-	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC()}, nil
+	a := s.authority.Load()
+	return apitypes.AgentHeartbeatAnswer{ServerTime: now.UTC(), CATrust: a.TrustID(), CAIssuer: a.Issuer().Fingerprint()}, nil
 }
 
 func (s *Server) agentInstances(q *request) (any, error) {

@@ -21,7 +21,7 @@ func (s *Server) getDomain(q *request) (any, error) {
 	return apitypes.Domain{
 		Name:                  s.domain.Name,
 		CreatedAt:             s.domain.CreatedAt,
-		CAFingerprint:         s.caFP,
+		CAFingerprint:         s.caFingerprint(),
 		SigningKey:            encodePublicKey(s.domain.SigningPublicKey),
 		SigningKeyFingerprint: keyFingerprint(s.domain.SigningPublicKey),
 	}, nil

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,6 +28,18 @@ type Config struct {
 	CA *ca.CA
 	// CAFingerprint is shown by GET /domain for node managers to pin.
 	CAFingerprint string
+	// OnCAChange, when set, is called with the new roots after a CA
+	// rotation or retirement, made here or read from the store by
+	// ReloadCA: the server certificate may need a new issuer.
+	OnCAChange func(*ca.Authority)
+	// ServerCertificate, when set, returns the admin node's current
+	// HTTPS certificate, whose expiry GET /certificates shows.
+	ServerCertificate func() *x509.Certificate
+	// Name names this admin node among those of the store.
+	Name string
+	// CertWarnFraction is the fraction of its life left under which a
+	// certificate is in the warning state (DefaultCertWarnFraction).
+	CertWarnFraction float64
 	// NodeCertTTL is the lifetime of node certificates (DefaultNodeCertTTL).
 	NodeCertTTL time.Duration
 	Logger      hclog.Logger

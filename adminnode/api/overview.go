@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"maps"
 	"slices"
@@ -17,9 +16,9 @@ import (
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
-// caWarnWithin is how long before the domain CA expires the overview
-// warns: the CA is not renewed by itself, and replacing it means joining
-// every host again, which takes planning.
+// caWarnWithin is how long before a domain CA root expires the overview
+// warns at the latest: the CA is not renewed by itself, and a rotation
+// takes planning.
 const caWarnWithin = 90 * 24 * time.Hour
 
 // Process states of a node manager's supervisor that the overview reads
@@ -36,7 +35,8 @@ type hostContact struct {
 	at           time.Time
 	version      string
 	certNotAfter time.Time
-	certLifetime time.Duration
+	// cert is the client certificate of the last heartbeat.
+	cert *x509.Certificate
 }
 
 // noteHost records a heartbeat of q's node manager, with the client
@@ -46,7 +46,7 @@ func (s *Server) noteHost(q *request, version string, now time.Time) {
 	if q.r.TLS != nil && len(q.r.TLS.PeerCertificates) > 0 {
 		cert := q.r.TLS.PeerCertificates[0]
 		c.certNotAfter = cert.NotAfter
-		c.certLifetime = cert.NotAfter.Sub(cert.NotBefore)
+		c.cert = cert
 	}
 	s.obs.mu.Lock()
 	defer s.obs.mu.Unlock()
@@ -157,6 +157,17 @@ func (s *Server) overview(q *request) (any, error) {
 		out.Attention = append(out.Attention, attention...)
 	} else {
 		out.HostsHidden = true
+	}
+	certs, err := s.certificates(q, now)
+	if err != nil {
+		return nil, err
+	}
+	out.Certificates = certs
+	for _, c := range certs {
+		if c.Kind == apitypes.CertListener && c.State != apitypes.CertOK {
+			out.Attention = append(out.Attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Group: c.Group, Since: c.NotAfter,
+				Reason: fmt.Sprintf("TLS certificate %q (%s) of the current deployment expires at %s", c.Name, c.Subject, c.NotAfter.Format(time.RFC3339))})
+		}
 	}
 	sortAttention(out.Attention)
 	return out, nil
@@ -270,8 +281,8 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 			out[len(out)-1].Gateways = versionMix(ins)
 		}
 		// Node managers renew in the last third of their certificate's
-		// life: one left with less than a sixth has failed to for a while.
-		if !c.certNotAfter.IsZero() && c.certNotAfter.Sub(now) < c.certLifetime/6 {
+		// life: one in the warning state has failed to for a while.
+		if c.cert != nil && expiry(apitypes.CertNode, h.Name, c.cert, s.certWarn, now).State != apitypes.CertOK {
 			attention = append(attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Host: h.Name, Since: c.certNotAfter.UTC(),
 				Reason: fmt.Sprintf("the node certificate expires at %s and has not been renewed", c.certNotAfter.UTC().Format(time.RFC3339))})
 		}
@@ -280,12 +291,18 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 				Reason: fmt.Sprintf("traffic batches missing: %d dropped from the node manager's spool, %d lost on the way", t.Dropped, t.Lost)})
 		}
 	}
-	if s.ca != nil {
-		if block, _ := pem.Decode(s.ca.CertPEM()); block != nil {
-			if cert, err := x509.ParseCertificate(block.Bytes); err == nil && cert.NotAfter.Sub(now) < caWarnWithin {
+	if a := s.authority.Load(); a != nil {
+		for _, r := range a.Roots() {
+			if cert := r.Cert(); cert.NotAfter.Sub(now) < caWarnWithin || expiry(apitypes.CertCA, "", cert, s.certWarn, now).State != apitypes.CertOK {
 				attention = append(attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Since: cert.NotAfter.UTC(),
-					Reason: fmt.Sprintf("the domain CA expires at %s", cert.NotAfter.UTC().Format(time.RFC3339))})
+					Reason: fmt.Sprintf("the domain CA root %s expires at %s: rotate it (gatehouse ca rotate)", r.Fingerprint(), cert.NotAfter.UTC().Format(time.RFC3339))})
 			}
+		}
+	}
+	if s.serverCert != nil {
+		if cert := s.serverCert(); cert != nil && expiry(apitypes.CertAdminServer, "", cert, s.certWarn, now).State != apitypes.CertOK {
+			attention = append(attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Since: cert.NotAfter.UTC(),
+				Reason: fmt.Sprintf("the HTTPS certificate of admin node %s expires at %s and has not been renewed", s.name, cert.NotAfter.UTC().Format(time.RFC3339))})
 		}
 	}
 	return out, attention, nil

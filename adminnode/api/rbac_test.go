@@ -184,6 +184,17 @@ func fixtures() map[string]fixture {
 			return call{method: "POST", path: "/publish-key/rotate"}
 		}),
 
+		"certificate.list": {list: true, make: get("/certificates")},
+		"ca.get":           d(rbac.HostRead, get("/ca")),
+		"ca.rotate": d(rbac.UserAdmin, func(e *env, target, user string) call {
+			e.caRotating(false)
+			return call{method: "POST", path: "/ca/rotate"}
+		}),
+		"ca.retire": d(rbac.UserAdmin, func(e *env, target, user string) call {
+			e.caRotating(true)
+			return call{method: "POST", path: "/ca/retire"}
+		}),
+
 		"host.list": d(rbac.HostRead, get("/hosts")),
 		"host.create": d(rbac.HostWrite, func(e *env, target, user string) call {
 			return call{method: "POST", path: "/hosts", body: map[string]any{"name": e.name("h")}}

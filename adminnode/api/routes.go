@@ -246,6 +246,8 @@ func (s *Server) routes() []*route {
 	rs = append(rs, releaseRoutes()...)
 	rs = append(rs, overviewRoutes()...)
 	rs = append(rs, dynamicRoutes()...)
+	rs = append(rs, caRoutes()...)
+	rs = append(rs, agentCARoutes()...)
 	for _, rt := range rs {
 		if rt.status == 0 {
 			rt.status = http.StatusOK

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -43,12 +45,19 @@ const (
 
 // Server answers the admin API.
 type Server struct {
-	store      store.Store
-	domain     store.Domain
-	key        []byte
-	secretKey  *seal.Key
-	caFP       string
-	ca         *ca.CA
+	store     store.Store
+	domain    store.Domain
+	key       []byte
+	secretKey *seal.Key
+	caFP      string
+	// authority is the domain CA's roots (certs.go); nil without a CA.
+	authority  atomic.Pointer[ca.Authority]
+	onCAChange func(*ca.Authority)
+	certWarn   float64
+	serverCert func() *x509.Certificate
+	// name is this admin node's, for its server certificate.
+	name       string
+	listeners  listenerCache
 	nodeTTL    time.Duration
 	changes    *changes
 	rollouts   rolloutRunner
@@ -128,7 +137,10 @@ func New(cfg Config) (*Server, error) {
 		key:           cfg.SigningKey,
 		secretKey:     cfg.SettingsKey,
 		caFP:          cfg.CAFingerprint,
-		ca:            cfg.CA,
+		onCAChange:    cfg.OnCAChange,
+		certWarn:      cfg.CertWarnFraction,
+		serverCert:    cfg.ServerCertificate,
+		name:          cmp.Or(cfg.Name, "admin"),
 		nodeTTL:       cfg.NodeCertTTL,
 		log:           cfg.Logger,
 		cost:          cfg.PasswordCost,
@@ -171,6 +183,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.nodeTTL == 0 {
 		s.nodeTTL = DefaultNodeCertTTL
+	}
+	switch {
+	case s.certWarn == 0:
+		s.certWarn = DefaultCertWarnFraction
+	case s.certWarn < 0 || s.certWarn >= 1:
+		return nil, fmt.Errorf("new admin API: certificate warning fraction %v: must be between 0 and 1", s.certWarn)
+	}
+	a, err := s.loadAuthority(cfg.Domain, cfg.CA)
+	if err != nil {
+		return nil, fmt.Errorf("new admin API: domain CA: %w", err)
+	}
+	if a != nil {
+		s.authority.Store(a)
 	}
 	s.driftGrace = cfg.DriftGrace
 	if s.driftGrace == 0 {

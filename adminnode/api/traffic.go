@@ -402,6 +402,11 @@ func (s *Server) prometheusMetrics(q *request) (any, error) {
 	if s.backups != nil && q.allowed(rbac.MetricsRead, nil) {
 		ms = append(ms, backupMetrics(s.backups())...)
 	}
+	certs, err := s.certificates(q, s.now())
+	if err != nil {
+		return nil, err
+	}
+	ms = append(ms, certificateMetrics(certs)...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(ms)
 	if q.allowed(rbac.MetricsRead, nil) {
@@ -421,6 +426,29 @@ func (s *Server) AddMetrics(c prometheus.Collector) {
 	s.collectorsMu.Lock()
 	defer s.collectorsMu.Unlock()
 	s.collectors = append(s.collectors, c)
+}
+
+var (
+	certLabels       = []string{"kind", "name", "group"}
+	descCertExpiry   = prometheus.NewDesc(metrics.CertificateExpiry, "When the certificate expires (its NotAfter).", certLabels, nil)
+	descCertLifeLeft = prometheus.NewDesc(metrics.CertificateLifeLeft, "Fraction of the certificate's validity still ahead (0 once expired).", certLabels, nil)
+	descCertWarning  = prometheus.NewDesc(metrics.CertificateWarning, "1 when the certificate has less than the warning fraction of its life left, or has expired.", certLabels, nil)
+)
+
+// certificateMetrics are the gauges of the certificates' lifetimes.
+func certificateMetrics(certs []apitypes.CertificateExpiry) []prometheus.Metric {
+	var out []prometheus.Metric
+	for _, c := range certs {
+		warn := 0.0
+		if c.State != apitypes.CertOK {
+			warn = 1
+		}
+		out = append(out,
+			prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(c.NotAfter.UnixMilli())/1e3, c.Kind, c.Name, c.Group),
+			prometheus.MustNewConstMetric(descCertLifeLeft, prometheus.GaugeValue, c.LifeLeft, c.Kind, c.Name, c.Group),
+			prometheus.MustNewConstMetric(descCertWarning, prometheus.GaugeValue, warn, c.Kind, c.Name, c.Group))
+	}
+	return out
 }
 
 // backupMetrics are the metrics of the scheduled backups.

@@ -29,6 +29,9 @@ type Overview struct {
 	// (admin run --backup-to), shown to callers with backup:create; nil
 	// when it has none.
 	Backups *OverviewBackups `json:"backups,omitempty"`
+	// Certificates are the lifetimes of the certificates the domain
+	// depends on that the caller may see (GET /certificates).
+	Certificates []CertificateExpiry `json:"certificates"`
 }
 
 // OverviewBackups is how an admin node's scheduled backups went since it

@@ -665,6 +665,21 @@ type AgentRenewRequest struct {
 // AgentRenewResponse carries the renewed certificate.
 type AgentRenewResponse struct {
 	Certificate string `json:"certificate"`
+	// CA is the domain's trust bundle, every root it trusts; absent from
+	// admin nodes older than CA rotation.
+	CA string `json:"ca,omitempty"`
+}
+
+// AgentCA is the answer of GET /agent/v1/ca: the roots a node manager
+// is to trust and the one its certificate should come from.
+type AgentCA struct {
+	// Bundle is every root the domain trusts, newest first (PEM).
+	Bundle string `json:"bundle"`
+	// TrustID names the bundle, as heartbeat answers do.
+	TrustID string `json:"trust_id"`
+	// Issuer is the fingerprint of the root that signs node certificates;
+	// a node whose certificate comes from another renews it.
+	Issuer string `json:"issuer"`
 }
 
 // AgentInstanceState is one local instance as its node manager sees it.
@@ -723,6 +738,11 @@ type AgentHeartbeat struct {
 // AgentHeartbeatAnswer acknowledges a heartbeat.
 type AgentHeartbeatAnswer struct {
 	ServerTime time.Time `json:"server_time"`
+	// CATrust is the TrustID of the domain's trust bundle: a node manager
+	// holding another fetches GET /agent/v1/ca. CAIssuer is the
+	// fingerprint of the root signing node certificates.
+	CATrust  string `json:"ca_trust,omitempty"`
+	CAIssuer string `json:"ca_issuer,omitempty"`
 }
 
 // AgentInstance is the desired state of one instance of the host.

@@ -307,7 +307,10 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Durati
 		return nil, err
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-clockSkew)
+	// A short-lived certificate (a test's, minutes) is backdated by a
+	// tenth of its life only: five minutes would be most of it, and it
+	// would be due for renewal as soon as issued.
+	tmpl.NotBefore = now.Add(-min(clockSkew, ttl/10))
 	tmpl.NotAfter = now.Add(ttl)
 	if tmpl.NotAfter.After(c.cert.NotAfter) {
 		tmpl.NotAfter = c.cert.NotAfter
@@ -433,4 +436,18 @@ func parseCertPEM(certPEM []byte) (*x509.Certificate, error) {
 		return nil, errors.New("no CERTIFICATE PEM block")
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// Cert returns the root certificate.
+func (c *CA) Cert() *x509.Certificate { return c.cert }
+
+// KeyPEM returns the root's PKCS#8 key.
+func (c *CA) KeyPEM() ([]byte, error) {
+	_, keyPEM, err := c.PEM()
+	return keyPEM, err
+}
+
+// Issued reports whether this root signed cert.
+func (c *CA) Issued(cert *x509.Certificate) bool {
+	return cert != nil && cert.CheckSignatureFrom(c.cert) == nil
 }

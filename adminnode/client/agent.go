@@ -37,6 +37,14 @@ func (c *Client) Join(ctx context.Context, token string, csrPEM []byte) (apitype
 	return out, err
 }
 
+// CA returns the domain's trust bundle and the root issuing node
+// certificates.
+func (c *Client) CA(ctx context.Context) (apitypes.AgentCA, error) {
+	var out apitypes.AgentCA
+	err := c.agentCall(ctx, http.MethodGet, "/ca", nil, nil, &out, true)
+	return out, err
+}
+
 // Renew exchanges a new CSR for a new certificate of the same host.
 func (c *Client) Renew(ctx context.Context, csrPEM []byte) (apitypes.AgentRenewResponse, error) {
 	var out apitypes.AgentRenewResponse

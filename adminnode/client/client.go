@@ -79,6 +79,10 @@ type Config struct {
 	// server is trusted when the chain it presents holds a certificate
 	// with that fingerprint which signed its leaf for Address's host.
 	CAFingerprint string
+	// RootCAs, when set, gives the CA certificates to trust at each
+	// handshake instead of CACertPEM's fixed ones: a node manager's trust
+	// bundle changes during a CA rotation.
+	RootCAs func() *x509.CertPool
 	// HTTPClient, when set, is used as it is. It cannot be combined with
 	// CACertPEM or CAFingerprint, whose TLS settings it would bypass.
 	HTTPClient *http.Client
@@ -135,7 +139,7 @@ func New(cfg Config) (*Client, error) {
 		resolver = net.DefaultResolver
 	}
 	c.eps = &endpoints{addrs: addrs, resolver: resolver, onMove: cfg.OnFailover, known: map[string]*endpoint{}}
-	trust := cfg.CACertPEM != nil || cfg.CAFingerprint != ""
+	trust := cfg.CACertPEM != nil || cfg.CAFingerprint != "" || cfg.RootCAs != nil
 	switch {
 	case trust && cfg.HTTPClient != nil:
 		return nil, errors.New("client: HTTPClient cannot be combined with CACertPEM or CAFingerprint")
@@ -151,7 +155,13 @@ func New(cfg Config) (*Client, error) {
 		get := cfg.ClientCertificate
 		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return get() }
 	}
+	var roots func() *x509.CertPool
 	switch {
+	case cfg.RootCAs != nil:
+		roots = cfg.RootCAs
+		// The standard verification reads a fixed pool: VerifyConnection
+		// verifies against the current one instead.
+		tlsConfig.InsecureSkipVerify = true
 	case cfg.CACertPEM != nil:
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(cfg.CACertPEM) {
@@ -188,12 +198,40 @@ func New(cfg Config) (*Client, error) {
 		if c.pin != nil {
 			transport.TLSClientConfig.VerifyConnection = c.pin.verifier(u.Hostname())
 		}
+		if roots != nil {
+			transport.TLSClientConfig.VerifyConnection = verifyWith(roots, u.Hostname())
+		}
 		if ip != nil {
 			transport.DialContext = dialIP(dialer, u, ip)
 		}
 		return &http.Client{Transport: transport, Timeout: timeout}
 	}
 	return c, nil
+}
+
+// Reconnect has the requests from now on made over new connections: a
+// node manager's renewed certificate is presented in the TLS handshake
+// only, so the connections made with the previous one would go on
+// presenting it. Requests under way finish on their connection.
+func (c *Client) Reconnect() { c.eps.reconnect() }
+
+// verifyWith verifies the server's chain against the roots of the
+// moment, as the standard verification would against a fixed pool.
+func verifyWith(roots func() *x509.CertPool, host string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("client: the admin node presented no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots(), Intermediates: inter, DNSName: host})
+		if err != nil {
+			return fmt.Errorf("client: admin node certificate: %w", err)
+		}
+		return nil
+	}
 }
 
 // dialIP dials ip instead of u's host name, so that each address of a name
@@ -395,7 +433,7 @@ func (c *Client) send1(ctx context.Context, ep *endpoint, r request) (*http.Resp
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	// *url.Error already says which request failed.
-	resp, err := ep.http.Do(req)
+	resp, err := ep.http.Load().Do(req)
 	return resp, wrote.Load(), err
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,10 @@ type endpoint struct {
 	// name is how the endpoint is reported: the address, and the IP dialled
 	// when a name was resolved.
 	name string
-	http *http.Client
+	// http is swapped by Reconnect; u and ip make a new one.
+	http atomic.Pointer[http.Client]
+	u    *url.URL
+	ip   net.IP
 	// left is closed when the client moves off the endpoint, to end the
 	// requests still waiting on it that can go on at the next (a
 	// blocking query on an admin node that stopped answering). Guarded
@@ -135,9 +139,20 @@ func (e *endpoints) endpoint(u *url.URL, ip net.IP) *endpoint {
 	if ep, ok := e.known[key]; ok {
 		return ep
 	}
-	ep := &endpoint{base: u.String(), name: name, http: e.newHTTP(u, ip), left: make(chan struct{})}
+	ep := &endpoint{base: u.String(), name: name, u: u, ip: ip, left: make(chan struct{})}
+	ep.http.Store(e.newHTTP(u, ip))
 	e.known[key] = ep
 	return ep
+}
+
+// reconnect gives every endpoint a new HTTP client, closing the idle
+// connections of the old one; requests under way finish on theirs.
+func (e *endpoints) reconnect() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ep := range e.known {
+		ep.http.Swap(e.newHTTP(ep.u, ep.ip)).CloseIdleConnections()
+	}
 }
 
 // failed moves off ep, if it is still the current endpoint: a request

@@ -508,3 +508,21 @@ func TestOverviewNeedsAttention(t *testing.T) {
 		t.Errorf("overview filtered to env=prod shows gw-1 of env=dev:\n%s", page)
 	}
 }
+
+// The overview lists the certificates the domain depends on that the
+// user may see: the CA root to an admin, nothing to a viewer without
+// host:read whose group has no deployment.
+func TestOverviewCertificates(t *testing.T) {
+	f := newFixture(t)
+	admin := f.browser(t)
+	f.signIn(t, admin, "admin", password)
+	_, page := do(t, admin, "GET", f.srv.URL+"/ui/", nil)
+	if !strings.Contains(page, `id="certificates"`) || !strings.Contains(page, `<tr data-kind="ca" data-state="ok"><td>ca (issuer,server)</td>`) {
+		t.Errorf("the admin's overview lacks the CA root:\n%s", page)
+	}
+	viewer := f.browser(t)
+	f.signIn(t, viewer, "viewer", password)
+	if _, page := do(t, viewer, "GET", f.srv.URL+"/ui/", nil); strings.Contains(page, `id="certificates"`) {
+		t.Errorf("the viewer's overview shows certificates:\n%s", page)
+	}
+}

@@ -44,6 +44,10 @@ type overviewView struct {
 	Hosts     []apitypes.OverviewHost
 	Hidden    bool
 	Attention []apitypes.Attention
+	// Certificates are the CA roots, the admin node's and the groups'
+	// listener certificates, and node certificates not in the ok state
+	// (the hosts table shows the others' expiry).
+	Certificates []apitypes.CertificateExpiry
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
@@ -76,6 +80,11 @@ func (c *Console) overviewData(r *http.Request, s *session) (page, error) {
 	for _, a := range o.Attention {
 		if _, ok := labels[a.Group]; ok || a.Group == "" && sel == "" {
 			v.Attention = append(v.Attention, a)
+		}
+	}
+	for _, cert := range o.Certificates {
+		if _, ok := labels[cert.Group]; (ok || cert.Group == "" && sel == "") && (cert.Kind != apitypes.CertNode || cert.State != apitypes.CertOK) {
+			v.Certificates = append(v.Certificates, cert)
 		}
 	}
 	live := Prefix + "live/overview"

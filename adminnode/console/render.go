@@ -51,6 +51,7 @@ func templateFuncs() template.FuncMap {
 			}
 			return now.Sub(t).Round(time.Second).String() + " ago"
 		},
+		"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return ""

@@ -275,6 +275,15 @@ func (b *Bolt) UpdatePublishKeys(ctx context.Context, change func(keys [][]byte)
 	return d.PublishKeys, err
 }
 
+// UpdateCAs implements Store.
+func (b *Bolt) UpdateCAs(ctx context.Context, change func(cas []DomainCA) ([]DomainCA, error)) ([]DomainCA, error) {
+	d, err := updateNamed(ctx, b, bucketDomain, "domain", string(keyDomain), func(d *Domain) (err error) {
+		d.CAs, err = change(d.CAs)
+		return err
+	})
+	return d.CAs, err
+}
+
 // createNamed stores v under name in bucket unless the name is taken.
 func (b *Bolt) createNamed(ctx context.Context, bucket []byte, what, name string, v any, checks func(tx *bolt.Tx) error) error {
 	if err := need(what, name); err != nil {

@@ -35,6 +35,20 @@ type Domain struct {
 	// (package pubseal), sealed themselves with the settings key; the
 	// first seals, the others still open (rotation). Secret.
 	PublishKeys [][]byte `json:"publish_keys,omitempty"`
+	// CAs are the domain's CA roots once one was rotated (docs/pki.md),
+	// newest first, each key sealed with the settings key so that every
+	// admin node of the store sees them; empty while the domain has only
+	// the root of admin init (CACertPEM), whose key is in the data dir.
+	CAs []DomainCA `json:"cas,omitempty"`
+}
+
+// DomainCA is one root of the domain's CA.
+type DomainCA struct {
+	CertPEM string `json:"cert_pem"`
+	// KeySealed is the root's PKCS#8 key sealed with the settings key.
+	// Secret.
+	KeySealed []byte    `json:"key_sealed"`
+	AddedAt   time.Time `json:"added_at"`
 }
 
 // GroupTypeGateway is the only group type so far.
@@ -381,6 +395,9 @@ type Store interface {
 	// change makes of them, in one transaction, and returns them: two
 	// admin nodes making the first key at once keep one.
 	UpdatePublishKeys(ctx context.Context, change func(keys [][]byte) ([][]byte, error)) ([][]byte, error)
+	// UpdateCAs replaces the domain's CA roots (Domain.CAs) with what
+	// change makes of the current ones, atomically, and returns them.
+	UpdateCAs(ctx context.Context, change func(cas []DomainCA) ([]DomainCA, error)) ([]DomainCA, error)
 
 	// CreateGroup stores g with Version 1; an empty Type is "gateway".
 	CreateGroup(ctx context.Context, g Group) (Group, error)

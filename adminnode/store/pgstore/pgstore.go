@@ -376,6 +376,31 @@ func (p *PG) UpdatePublishKeys(ctx context.Context, change func(keys [][]byte) (
 	return keys, err
 }
 
+// UpdateCAs implements store.Store.
+func (p *PG) UpdateCAs(ctx context.Context, change func(cas []store.DomainCA) ([]store.DomainCA, error)) ([]store.DomainCA, error) {
+	var cas []store.DomainCA
+	err := p.tx(ctx, func(tx pgx.Tx) error {
+		d, ok, err := getDoc[store.Domain](ctx, tx, "SELECT doc FROM domain WHERE id = 1 FOR UPDATE")
+		if err == nil && !ok {
+			err = fmt.Errorf("domain: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if d.CAs, err = change(d.CAs); err != nil {
+			return err
+		}
+		doc, err := encode(d)
+		if err != nil {
+			return err
+		}
+		cas = d.CAs
+		_, err = tx.Exec(ctx, "UPDATE domain SET doc = $1 WHERE id = 1", doc)
+		return err
+	})
+	return cas, err
+}
+
 // getNamed reads the document of table keyed name.
 func getNamed[T any](ctx context.Context, p *PG, table, key, what, name string) (T, error) {
 	if err := ctx.Err(); err != nil {

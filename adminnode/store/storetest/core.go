@@ -671,6 +671,35 @@ func testPublishKeys(t *testing.T, open Opener) {
 	}
 }
 
+// The domain's CA roots are replaced in one transaction, leaving the rest
+// of the domain alone, and survive a reopen of the record.
+func testCAs(t *testing.T, open Opener) {
+	s := open(t)
+	keep := func(cas []store.DomainCA) ([]store.DomainCA, error) { return cas, nil }
+	if _, err := s.UpdateCAs(ctx, keep); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CAs before init: %v, want ErrNotFound", err)
+	}
+	if err := s.InitDomain(ctx, store.Domain{Name: "prod", CACertPEM: "pem", PublishKeys: [][]byte{[]byte("pk")}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	both := must[[]store.DomainCA](t)(s.UpdateCAs(ctx, func(cas []store.DomainCA) ([]store.DomainCA, error) {
+		return append([]store.DomainCA{{CertPEM: "new", KeySealed: []byte("k2"), AddedAt: at}, {CertPEM: "old", KeySealed: []byte("k1"), AddedAt: at}}, cas...), nil
+	}))
+	refused := errors.New("refused")
+	if _, err := s.UpdateCAs(ctx, func([]store.DomainCA) ([]store.DomainCA, error) { return nil, refused }); !errors.Is(err, refused) {
+		t.Errorf("a refusing change: %v", err)
+	}
+	d := must[store.Domain](t)(s.GetDomain(ctx))
+	if !reflect.DeepEqual(d.CAs, both) || len(both) != 2 || d.CACertPEM != "pem" || len(d.PublishKeys) != 1 {
+		t.Errorf("domain after rotation %+v, want CAs %+v", d, both)
+	}
+	retired := must[[]store.DomainCA](t)(s.UpdateCAs(ctx, func(cas []store.DomainCA) ([]store.DomainCA, error) { return cas[:1], nil }))
+	if d := must[store.Domain](t)(s.GetDomain(ctx)); !reflect.DeepEqual(d.CAs, retired) || len(d.CAs) != 1 || d.CAs[0].CertPEM != "new" {
+		t.Errorf("domain after retirement: %+v", d.CAs)
+	}
+}
+
 // A restart request survives an update of the instance's desired state,
 // and a host's capabilities are kept beside its address.
 func testRestartGenerationAndCapabilities(t *testing.T, open Opener) {

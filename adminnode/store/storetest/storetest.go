@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"PutInstanceStatesSkipsMissing", testPutInstanceStatesSkipsMissing},
 		{"GossipKeysAndHostAddress", testGossipKeysAndHostAddress},
 		{"PublishKeys", testPublishKeys},
+		{"CAs", testCAs},
 		{"RestartGenerationAndCapabilities", testRestartGenerationAndCapabilities},
 		{"GatewaySettings", testGatewaySettings},
 		{"Environments", testEnvironments},
