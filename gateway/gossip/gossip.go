@@ -27,7 +27,7 @@ const (
 	DefaultProbeTimeout            = 100 * time.Millisecond
 	DefaultSuspicionMult           = 3
 	DefaultSuspicionMaxTimeoutMult = 2
-	DefaultGossipInterval          = 100 * time.Millisecond
+	DefaultGossipInterval          = 200 * time.Millisecond
 	DefaultPushPullInterval        = 15 * time.Second
 	DefaultRetention               = 24 * time.Hour
 	DefaultKeySwitchDelay          = 10 * time.Second
