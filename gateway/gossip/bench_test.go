@@ -3,6 +3,8 @@ package gossip
 import (
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"slices"
 	"sync"
@@ -245,6 +247,28 @@ func BenchmarkAliveCheckCopy(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := (*groupCheck)(m).NotifyAlive(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTransportWriteTo is one UDP datagram sent to a member's
+// "IP:port", as each probe, ack and gossip packet is.
+func BenchmarkTransportWriteTo(b *testing.B) {
+	tr, err := newTransport("127.0.0.1", 0, log.New(io.Discard, "", 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tr.Shutdown() })
+	go func() {
+		for range tr.PacketCh() {
+		}
+	}()
+	to := fmt.Sprintf("127.0.0.1:%d", tr.GetAutoBindPort())
+	msg := make([]byte, 120)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.WriteTo(msg, to); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,11 +154,19 @@ func (t *transport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error)
 }
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return time.Time{}, err
+	// Members' addresses are "IP:port" literals, parsed without the
+	// allocations and resolver path of net.ResolveUDPAddr (a probe or an
+	// ack is sent five times a second each way).
+	var err error
+	if ap, perr := netip.ParseAddrPort(addr); perr == nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, ap)
+	} else {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
+			return time.Time{}, err
+		}
+		_, err = t.udp.WriteTo(b, ua)
 	}
-	_, err = t.udp.WriteTo(b, ua)
 	if err == nil {
 		t.packets.Add(1)
 		t.packetBytes.Add(uint64(len(b)))
