@@ -84,11 +84,21 @@ func (u *rawUDP) readFrom(buf []byte) (int, netip.AddrPort, error) {
 }
 
 func (r *rawRead) recv(fd uintptr) bool {
-	l := uint32(unsafe.Sizeof(r.rsa))
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.buf))), uintptr(len(r.buf)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&r.rsa)), uintptr(unsafe.Pointer(&l)))
+	var n uintptr
+	var e syscall.Errno
+	for {
+		l := uint32(unsafe.Sizeof(r.rsa))
+		n, _, e = unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.buf))), uintptr(len(r.buf)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&r.rsa)), uintptr(unsafe.Pointer(&l)))
+		// A signal (the runtime's preemption) is no reason to wait: the
+		// poller is edge-triggered, and a datagram already there would
+		// wait for the next one.
+		if e != unix.EINTR {
+			break
+		}
+	}
 	switch e {
-	case unix.EAGAIN, unix.EINTR:
+	case unix.EAGAIN:
 		return false // wait until readable
 	case 0:
 		r.n, r.from = int(n), addrPortOf(&r.rsa)
@@ -125,10 +135,16 @@ func (u *rawUDP) writeTo(b []byte, ap netip.AddrPort) error {
 }
 
 func (w *rawWrite) send(fd uintptr) bool {
-	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.b))), uintptr(len(w.b)),
-		unix.MSG_DONTWAIT, uintptr(w.sa), w.salen)
+	var e syscall.Errno
+	for {
+		_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.b))), uintptr(len(w.b)),
+			unix.MSG_DONTWAIT, uintptr(w.sa), w.salen)
+		if e != unix.EINTR {
+			break
+		}
+	}
 	switch e {
-	case unix.EAGAIN, unix.EINTR:
+	case unix.EAGAIN:
 		return false // wait until writable
 	case 0:
 	default:
