@@ -85,6 +85,9 @@ type agent struct {
 	// restart.
 	changed    *broadcast
 	localIndex atomic.Uint64
+	// answers keeps the index of each instance's last answer, so that a
+	// change of the local index that leaves it the same wakes no gateway.
+	answers answerIndexes
 	// kick asks for a heartbeat now: a gateway's report changed what the
 	// admin node shows (a deployment applied), which should not wait for
 	// the next beat.
@@ -305,6 +308,9 @@ func (a *agent) watchInstances(ctx context.Context) {
 		if err := a.apply(ctx); err != nil {
 			a.log.Error("apply desired instances", "error", err)
 		}
+		a.answers.forget(func(name string) bool {
+			return slices.ContainsFunc(ans.Instances, func(in apitypes.AgentInstance) bool { return in.Name == name })
+		})
 		// Peers and keys come with the instances: the gateways' next
 		// answer carries them.
 		a.localIndex.Add(1)
@@ -640,7 +646,9 @@ func (a *agent) instance(name string) (apitypes.AgentInstance, bool) {
 // deployment is what the local API answers an instance: its group's
 // stored deployment and its gossip membership.
 func (a *agent) deployment(in apitypes.AgentInstance) (localapi.DeploymentAnswer, error) {
-	ans := localapi.DeploymentAnswer{Index: a.localIndex.Load()}
+	// Read before the store: a change stored meanwhile moves it again.
+	now := a.localIndex.Load()
+	var ans localapi.DeploymentAnswer
 	d, err := a.state.Deployment(in.Group)
 	if err != nil {
 		return localapi.DeploymentAnswer{}, err
@@ -649,5 +657,6 @@ func (a *agent) deployment(in apitypes.AgentInstance) (localapi.DeploymentAnswer
 	if in.Gossip != nil {
 		ans.Gossip = &localapi.Gossip{Seeds: in.Gossip.Seeds, Keys: in.Gossip.Keys}
 	}
+	ans.Index = a.answers.index(in.Name, ans, now)
 	return ans, nil
 }

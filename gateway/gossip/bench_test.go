@@ -3,6 +3,8 @@ package gossip
 import (
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
 
 	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
@@ -229,4 +232,44 @@ func BenchmarkGossipOverhead50(b *testing.B) {
 	b.ReportMetric(float64(streamBytes)/per, "tcpB/s/member")
 	b.ReportMetric(float64(len(falseDeaths)), "false-deaths")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkAliveCheckCopy is the group check of a copy of an alive message
+// already accepted, which each member gets several times per member and
+// deployment.
+func BenchmarkAliveCheckCopy(b *testing.B) {
+	m := start(b, "g", "m")
+	meta, err := encodeMeta(Meta{Instance: "p", Group: "g", Host: "host-p", Deployment: 12, Checksum: "sha256:0f343b0931126a20f133d67c2b018a3b5a8b2d1c2e2f3a4b5c6d7e8f9a0b1c2d", Status: "127.0.0.1:8085"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := &memberlist.Node{Name: "p", Meta: meta}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := (*groupCheck)(m).NotifyAlive(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTransportWriteTo is one UDP datagram sent to a member's
+// "IP:port", as each probe, ack and gossip packet is.
+func BenchmarkTransportWriteTo(b *testing.B) {
+	tr, err := newTransport("127.0.0.1", 0, log.New(io.Discard, "", 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tr.Shutdown() })
+	go func() {
+		for range tr.PacketCh() {
+		}
+	}()
+	to := fmt.Sprintf("127.0.0.1:%d", tr.GetAutoBindPort())
+	msg := make([]byte, 120)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.WriteTo(msg, to); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

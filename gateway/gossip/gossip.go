@@ -27,7 +27,7 @@ const (
 	DefaultProbeTimeout            = 100 * time.Millisecond
 	DefaultSuspicionMult           = 3
 	DefaultSuspicionMaxTimeoutMult = 2
-	DefaultGossipInterval          = 100 * time.Millisecond
+	DefaultGossipInterval          = 200 * time.Millisecond
 	DefaultPushPullInterval        = 15 * time.Second
 	DefaultRetention               = 24 * time.Hour
 	DefaultKeySwitchDelay          = 10 * time.Second
@@ -141,8 +141,10 @@ type Config struct {
 	KeySwitchDelay time.Duration
 
 	// Test hooks.
-	noLabel bool                     // share one label across groups, to test the group check
-	observe func(name, state string) // every state change of a peer's record
+	noLabel  bool                         // share one label across groups, to test the group check
+	observe  func(name, state string)     // every state change of a peer's record
+	joined   func(seed string, err error) // every join of a seed
+	joinLazy time.Duration                // instead of the joinLazy constant
 }
 
 func (c *Config) setDefaults() {
@@ -217,6 +219,10 @@ type Member struct {
 	meta    Meta
 	metaBuf []byte
 
+	// aliveOK is the meta of each member last accepted by NotifyAlive.
+	aliveMu sync.Mutex
+	aliveOK map[string][]byte
+
 	mu      sync.Mutex
 	self    string // advertised address, from memberlist's event about us
 	peers   map[string]*peerEntry
@@ -226,9 +232,13 @@ type Member struct {
 	leaveAcks chan string
 
 	changed chan struct{} // wakes the OnChange goroutine
-	seeds   seedList
-	keys    keyState
-	channel channelState
+	// losses counts peers that went from alive to dead or left: a seed
+	// joined before a loss may be what was lost (seeds.go).
+	losses   atomic.Uint64
+	seeds    seedList
+	joinLazy time.Duration
+	keys     keyState
+	channel  channelState
 
 	stopMu sync.Mutex // serialises Leave and Shutdown
 	left   atomic.Bool
@@ -269,12 +279,17 @@ func Start(cfg Config) (*Member, error) {
 		keyring: keyring,
 		meta:    cfg.Meta,
 		metaBuf: metaBuf,
+		aliveOK: map[string][]byte{},
 		peers:   map[string]*peerEntry{},
 		leaving: map[string]time.Time{},
 		changed: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	m.seeds.kick = make(chan struct{}, 1)
+	m.joinLazy = joinLazy
+	if cfg.joinLazy > 0 {
+		m.joinLazy = cfg.joinLazy
+	}
 	m.keys.installed = map[string]time.Time{}
 	for _, key := range cfg.Keys {
 		m.keys.installed[string(key)] = time.Time{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -462,4 +463,83 @@ func TestSeeds(t *testing.T) {
 	b := start(t, "g", "b")
 	b.SetSeeds([]string{a.Addr()})
 	waitfor.True(t, 3*time.Second, "b to join a through SetSeeds", func() bool { return allSee([]*Member{a}, "b", StateAlive) })
+}
+
+// A seed whose member advertises another address than the seed's (bound
+// to every interface, it advertises one of them) is joined once, and not
+// again every joinLazy while the cluster loses no one: each such join is
+// a full state exchange. Once a peer is lost, the seeds are joined again,
+// since the lost one may be the seed cut off by a partition.
+func TestSeedUnderAnotherAddressIsNotJoinedAgain(t *testing.T) {
+	const lazy = 100 * time.Millisecond
+	var joins atomic.Int64
+	bindAll := func(c *Config) { c.BindAddr, c.AdvertiseAddr = "0.0.0.0:0", "127.0.0.1:0" }
+	a := start(t, "g", "a", bindAll)
+	_, port, err := net.SplitHostPort(a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 127.0.0.2 reaches a through the loopback interface, but a advertises
+	// 127.0.0.1.
+	b := start(t, "g", "b", bindAll, withSeeds("127.0.0.2:"+port), func(c *Config) {
+		c.joinLazy = lazy
+		c.joined = func(_ string, err error) {
+			if err == nil {
+				joins.Add(1)
+			}
+		}
+	})
+	c := start(t, "g", "c", withSeeds(a.Addr()))
+	waitfor.True(t, 5*time.Second, "b to see a and c alive", func() bool {
+		return stateOf(b, "a") == StateAlive && stateOf(b, "c") == StateAlive
+	})
+	if p, _ := peer(b, "a"); p.Address == "127.0.0.2:"+port {
+		t.Fatalf("a is listed under its seed's address %s: the test needs another", p.Address)
+	}
+	n := joins.Load()
+	if n == 0 {
+		t.Fatal("b did not join its seed")
+	}
+	waitfor.Holds(t, 10*lazy, "b not to join its seed again", func() (bool, string) {
+		return joins.Load() == n, fmt.Sprintf("%d joins", joins.Load())
+	})
+
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.True(t, 5*time.Second, "b to see c dead", func() bool { return stateOf(b, "c") == StateDead })
+	waitfor.True(t, 5*time.Second, "b to join its seed again after losing a peer", func() bool { return joins.Load() > n })
+}
+
+// NotifyAlive remembers the meta it accepted for each member, so that the
+// many copies of one alive message are not decoded again; other meta under
+// the same name is checked afresh.
+func TestAliveCheckOfCopies(t *testing.T) {
+	m := start(t, "g", "m")
+	meta := func(instance, group string, deployment uint64) []byte {
+		b, err := encodeMeta(Meta{Instance: instance, Group: group, Deployment: deployment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, step := range []struct {
+		what string
+		node memberlist.Node
+		ok   bool
+	}{
+		{"first", memberlist.Node{Name: "p", Meta: meta("p", "g", 1)}, true},
+		{"a copy", memberlist.Node{Name: "p", Meta: meta("p", "g", 1)}, true},
+		{"new deployment", memberlist.Node{Name: "p", Meta: meta("p", "g", 2)}, true},
+		{"other group, same name", memberlist.Node{Name: "p", Meta: meta("p", "other", 2)}, false},
+		{"other instance in meta", memberlist.Node{Name: "p", Meta: meta("q", "g", 2)}, false},
+		{"not JSON", memberlist.Node{Name: "p", Meta: []byte("{")}, false},
+		{"accepted meta again", memberlist.Node{Name: "p", Meta: meta("p", "g", 2)}, true},
+		{"accepted meta of another name", memberlist.Node{Name: "q", Meta: meta("p", "g", 2)}, false},
+	} {
+		err := (*groupCheck)(m).NotifyAlive(&step.node)
+		if (err == nil) != step.ok {
+			t.Errorf("%s: NotifyAlive = %v, want accepted %v", step.what, err, step.ok)
+		}
+	}
 }

@@ -20,6 +20,15 @@ import (
 // heals a member wrongly declared dead by itself, and every member pushing
 // its whole state to it at once would overload it into being suspected
 // again.
+//
+// A seed is recognised as a member by its address, which fails when the
+// members advertise another address than the one their seeds name (bound
+// to every interface, each advertises a private IP of its host, while the
+// admin node names the host by the address it sees). Such a seed, once
+// joined, counts as a member until this member loses a peer: without that,
+// every member joined every seed again every joinLazy, a full state
+// exchange each, a tenth of an idle gateway's CPU in a group of ten
+// (bench/README.md).
 const (
 	joinBackoffMin   = 250 * time.Millisecond
 	joinBackoffAlone = 5 * time.Second
@@ -46,6 +55,17 @@ type seedState struct {
 	lazy    time.Time     // not before this while not alone
 	backoff time.Duration // of the retries while alone
 	failing bool
+	// joined is set by a successful join, with the count of peers lost
+	// before it (Member.losses): the seed stands for a member until
+	// another peer is lost.
+	joined       bool
+	joinedLosses uint64
+}
+
+// member says whether the seed at a is in the cluster: it is this member
+// or advertises a, or it was joined and no peer has been lost since.
+func (st *seedState) member(a, self string, members map[string]bool, losses uint64) bool {
+	return a == self || members[a] || (st.joined && st.joinedLosses == losses)
 }
 
 // dueAt is when the seed is to be joined next.
@@ -83,8 +103,13 @@ func (m *Member) SetSeeds(seeds []string) {
 		}
 	}
 	sl.mu.Unlock()
+	m.kickSeeds()
+}
+
+// kickSeeds makes the join loop look at the seeds now.
+func (m *Member) kickSeeds() {
 	select {
-	case sl.kick <- struct{}{}:
+	case m.seeds.kick <- struct{}{}:
 	default:
 	}
 }
@@ -144,13 +169,14 @@ func (m *Member) joinDue() time.Duration {
 	}
 
 	now := time.Now()
+	losses := m.losses.Load()
 	var due []string
 	sl := &m.seeds
 	sl.mu.Lock()
 	for _, a := range sl.addrs {
 		st := sl.state[a]
-		if a == self || members[a] {
-			st.backoff, st.retry, st.lazy = 0, time.Time{}, now.Add(jitter(joinLazy))
+		if st.member(a, self, members, losses) {
+			st.backoff, st.retry, st.lazy = 0, time.Time{}, now.Add(jitter(m.joinLazy))
 			continue
 		}
 		if !now.Before(st.dueAt(alone)) {
@@ -163,7 +189,11 @@ func (m *Member) joinDue() time.Duration {
 		if m.left.Load() || m.down.Load() {
 			break
 		}
+		lost := m.losses.Load()
 		_, err := m.ml.Join([]string{a})
+		if m.cfg.joined != nil {
+			m.cfg.joined(a, err)
+		}
 		now := time.Now()
 		sl.mu.Lock()
 		st, ok := sl.state[a]
@@ -176,9 +206,10 @@ func (m *Member) joinDue() time.Duration {
 		// Joined, it is normally a member from now on; if it is not (it
 		// advertises another address than the seed), or if the join
 		// failed, try again lazily while in a cluster.
-		st.lazy = now.Add(jitter(joinLazy))
+		st.lazy = now.Add(jitter(m.joinLazy))
 		wasFailing := st.failing
 		st.failing = err != nil
+		st.joined, st.joinedLosses = err == nil, lost
 		sl.mu.Unlock()
 		switch {
 		case err != nil && !wasFailing:
@@ -194,8 +225,8 @@ func (m *Member) joinDue() time.Duration {
 	sl.mu.Lock()
 	now = time.Now()
 	for _, a := range sl.addrs {
-		if a != self && !members[a] {
-			wait = min(wait, max(sl.state[a].dueAt(alone).Sub(now), 0))
+		if st := sl.state[a]; !st.member(a, self, members, losses) {
+			wait = min(wait, max(st.dueAt(alone).Sub(now), 0))
 		}
 	}
 	sl.mu.Unlock()

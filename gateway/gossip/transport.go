@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,7 @@ const (
 // can be measured and exported.
 type transport struct {
 	udp    *net.UDPConn
+	raw    *rawUDP // udp's descriptor, for reads and writes that skip the scheduler
 	tcp    *net.TCPListener
 	port   int
 	logger *log.Logger
@@ -112,8 +114,10 @@ func bind(ip net.IP, port int, logger *log.Logger) (*transport, error) {
 			break
 		}
 	}
+	// Without the raw path (not Linux) the net package's serves.
+	raw, _ := newRawUDP(udp)
 	return &transport{
-		udp: udp, tcp: tcp, port: port, logger: logger,
+		udp: udp, raw: raw, tcp: tcp, port: port, logger: logger,
 		packetCh: make(chan *memberlist.Packet),
 		streamCh: make(chan net.Conn),
 		done:     make(chan struct{}),
@@ -153,11 +157,21 @@ func (t *transport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error)
 }
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return time.Time{}, err
+	// Members' addresses are "IP:port" literals, parsed without the
+	// allocations and resolver path of net.ResolveUDPAddr (a probe or an
+	// ack is sent five times a second each way).
+	var err error
+	if ap, perr := netip.ParseAddrPort(addr); perr == nil && t.raw != nil && ap.Addr().Zone() == "" {
+		err = t.raw.writeTo(b, ap)
+	} else if perr == nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, ap)
+	} else {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
+			return time.Time{}, err
+		}
+		_, err = t.udp.WriteTo(b, ua)
 	}
-	_, err = t.udp.WriteTo(b, ua)
 	if err == nil {
 		t.packets.Add(1)
 		t.packetBytes.Add(uint64(len(b)))
@@ -201,7 +215,7 @@ func (t *transport) readPackets() {
 	defer t.wg.Done()
 	buf := make([]byte, maxPacketRead)
 	for {
-		n, from, err := t.udp.ReadFromUDP(buf)
+		n, from, err := t.read(buf)
 		at := time.Now()
 		if err != nil {
 			if t.stopped.Load() {
@@ -220,6 +234,15 @@ func (t *transport) readPackets() {
 			return
 		}
 	}
+}
+
+// read reads one datagram into buf.
+func (t *transport) read(buf []byte) (int, net.Addr, error) {
+	if t.raw == nil {
+		return t.udp.ReadFromUDP(buf)
+	}
+	n, from, err := t.raw.readFrom(buf)
+	return n, net.UDPAddrFromAddrPort(from), err
 }
 
 func (t *transport) acceptStreams() {

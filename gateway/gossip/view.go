@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,11 +115,18 @@ func (m *Member) record(n *memberlist.Node, state string) {
 		p.Since = old.Since
 	}
 	changed := old == nil || *old != p
+	lost := old != nil && old.State == StateAlive && p.State != StateAlive
+	if lost {
+		m.losses.Add(1)
+	}
 	m.peers[n.Name] = &peerEntry{Peer: p, node: node}
 	if changed && (old == nil || old.State != p.State) && m.cfg.observe != nil {
 		m.cfg.observe(p.Name, p.State)
 	}
 	m.mu.Unlock()
+	if lost {
+		m.kickSeeds() // a seed joined under another address may be the one lost
+	}
 
 	if !changed {
 		return
@@ -311,11 +319,25 @@ func (g *groupCheck) check(n *memberlist.Node) error {
 	return nil
 }
 
+// NotifyAlive is called for every copy of every alive message, before
+// memberlist drops the copies it has seen: a deployment makes each member
+// broadcast new meta, and each member gets each of them several times.
+// The meta last found to be of this group is remembered per member, so
+// that a copy is not decoded again.
 func (g *groupCheck) NotifyAlive(n *memberlist.Node) error {
+	g.aliveMu.Lock()
+	seen := g.aliveOK[n.Name]
+	g.aliveMu.Unlock()
+	if seen != nil && bytes.Equal(seen, n.Meta) {
+		return nil
+	}
 	if err := g.check(n); err != nil {
 		g.logger.Debug("refused an alive message", "error", err)
 		return err
 	}
+	g.aliveMu.Lock()
+	g.aliveOK[n.Name] = slices.Clone(n.Meta)
+	g.aliveMu.Unlock()
 	return nil
 }
 
