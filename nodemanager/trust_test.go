@@ -1,39 +1,69 @@
 package nodemanager
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/adminnode/ca"
 	"github.com/gatehouse/gatehouse/pki"
 )
 
-func newRoot(t *testing.T) *ca.CA {
-	t.Helper()
-	r, err := ca.New("prod", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+// root is a CA of the test's own: the node manager meets the domain's CA
+// only as certificates, never as the admin node's package.
+type root struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
 }
 
-func nodeLeaf(t *testing.T, r *ca.CA) *x509.Certificate {
+func newRoot(t *testing.T) *root {
 	t.Helper()
-	csr, _, err := pki.NewCSR("web-1")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, _, err := r.SignCSR(csr, "web-1", time.Hour, time.Now())
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "prod CA"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &root{cert: cert, key: key}
+}
+
+func (r *root) certPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.cert.Raw})
+}
+
+func nodeLeaf(t *testing.T, r *root) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "web-1"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.cert, &key.PublicKey, r.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +76,7 @@ func nodeLeaf(t *testing.T, r *ca.CA) *x509.Certificate {
 func TestTrustFollowsRotation(t *testing.T) {
 	dir := t.TempDir()
 	old, fresh := newRoot(t), newRoot(t)
-	if err := os.WriteFile(filepath.Join(dir, CAFile), old.CertPEM(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, CAFile), old.certPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := loadTrust(dir)
@@ -57,25 +87,27 @@ func TestTrustFollowsRotation(t *testing.T) {
 	if !tr.fromIssuer(oldLeaf) {
 		t.Error("with no issuer named, a certificate is to be renewed")
 	}
-	tr.setIssuer(fresh.Fingerprint())
+	tr.setIssuer(pki.Fingerprint(fresh.cert))
 	if !tr.fromIssuer(oldLeaf) {
 		t.Error("an issuer not yet trusted here asks for a renewal it cannot verify")
 	}
-	both, _ := ca.NewAuthority(fresh, old)
-	changed, err := tr.update(both.BundlePEM())
-	if err != nil || !changed || tr.ID() != both.TrustID() {
-		t.Fatalf("update to both roots = %v, %v (id %s, want %s)", changed, err, tr.ID(), both.TrustID())
+	// The admin node's bundle: every root, newest first.
+	both := append(fresh.certPEM(), old.certPEM()...)
+	bothID := pki.BundleID(both)
+	changed, err := tr.update(both)
+	if err != nil || !changed || tr.ID() != bothID {
+		t.Fatalf("update to both roots = %v, %v (id %s, want %s)", changed, err, tr.ID(), bothID)
 	}
-	if again, err := tr.update(both.BundlePEM()); again || err != nil {
+	if again, err := tr.update(both); again || err != nil {
 		t.Errorf("the same bundle again: changed %v, %v", again, err)
 	}
-	if written, _ := os.ReadFile(filepath.Join(dir, CAFile)); pki.BundleID(written) != both.TrustID() {
+	if written, _ := os.ReadFile(filepath.Join(dir, CAFile)); pki.BundleID(written) != bothID {
 		t.Error("ca.crt is not the new bundle")
 	}
 	if tr.fromIssuer(oldLeaf) || !tr.fromIssuer(freshLeaf) {
 		t.Error("fromIssuer: the old root's certificate is not to be renewed, or the new root's is")
 	}
-	for _, r := range []*ca.CA{old, fresh} {
+	for _, r := range []*root{old, fresh} {
 		if _, err := nodeLeaf(t, r).Verify(x509.VerifyOptions{Roots: tr.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			t.Errorf("a certificate of a trusted root does not verify: %v", err)
 		}
@@ -83,7 +115,7 @@ func TestTrustFollowsRotation(t *testing.T) {
 	if _, err := tr.update([]byte("not a bundle")); err == nil {
 		t.Error("a bundle without a CA accepted")
 	}
-	if written, _ := os.ReadFile(filepath.Join(dir, CAFile)); pki.BundleID(written) != both.TrustID() {
+	if written, _ := os.ReadFile(filepath.Join(dir, CAFile)); pki.BundleID(written) != bothID {
 		t.Error("a refused bundle replaced ca.crt")
 	}
 }
