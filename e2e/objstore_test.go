@@ -246,9 +246,10 @@ func TestFallbackFromObjectStorage(t *testing.T) {
 			t.Errorf("the object in the bucket shows %s:\n%s", clear, first)
 		}
 	}
-	if !strings.Contains(d.admin.out.String(), "deployment published") {
-		t.Errorf("the admin node does not log the publication")
-	}
+	// The object is in the bucket a moment before the line is logged.
+	d.admin.waitFor(t, 10*time.Second, "the admin node to log the publication", func() bool {
+		return strings.Contains(d.admin.out.String(), "deployment published")
+	})
 	d.stopAdmin(t)
 
 	// The node manager, with no admin node and no deployment stored,
