@@ -104,7 +104,18 @@ type Writer struct {
 	sum hash.Hash
 	key ed25519.PrivateKey
 	res Summary
+	// yield, when set, is called between the pieces of a large record.
+	yield func()
 }
+
+// recordPiece is how much of a record is compressed at once before
+// Yield's function is called.
+const recordPiece = 16 << 10
+
+// Yield has f called between pieces of recordPiece bytes of each record:
+// a record of a large configuration is milliseconds of compression, which
+// a writer sharing the CPU with requests may want to break up.
+func (bw *Writer) Yield(f func()) { bw.yield = f }
 
 // NewWriter starts a backup of domain taken at takenAt, to be signed by
 // key, the domain's signing key.
@@ -145,6 +156,13 @@ func (bw *Writer) Record(kind string, value []byte) error {
 	b = append(b, `,"value":`...)
 	b = append(b, value...)
 	b = append(b, "}\n"...)
+	for len(b) > recordPiece && bw.yield != nil {
+		if _, err := bw.out.Write(b[:recordPiece]); err != nil {
+			return err
+		}
+		b = b[recordPiece:]
+		bw.yield()
+	}
 	if _, err := bw.out.Write(b); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
@@ -29,6 +30,7 @@ func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key e
 		return backupfile.Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
 	pace := newPacer(share)
+	bw.Yield(runtime.Gosched)
 	err = s.Snapshot(ctx, func(it store.Item) error {
 		if err := pace.step(ctx); err != nil {
 			return err
@@ -114,13 +116,16 @@ type pacer struct {
 
 // pacerStretch is the work between two pauses: long enough that the
 // pauses cost nothing, short enough that requests do not wait behind it.
-const pacerStretch = 5 * time.Millisecond
+const pacerStretch = time.Millisecond
 
 func newPacer(share float64) *pacer { return &pacer{share: share, since: time.Now()} }
 
 func (p *pacer) step(ctx context.Context) error {
 	busy := time.Since(p.since)
 	if busy < pacerStretch {
+		// A request that became runnable meanwhile goes first: the
+		// scheduler would let it wait for the backup's whole stretch.
+		runtime.Gosched()
 		return nil
 	}
 	t := time.NewTimer(time.Duration(float64(busy) * (1 - p.share) / p.share))
