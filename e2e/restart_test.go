@@ -81,6 +81,17 @@ func TestInstanceRestartFromAdminNode(t *testing.T) {
 		return w.PID != 0 && w.PID != before["web-1"].PID && w.Ready && freshlyReported(w)
 	})
 
+	// The admin node names the process to replace as its last heartbeat
+	// showed it: the second restart is asked once it knows the first's
+	// (asked sooner, the answer names the process before that one).
+	waitfor.Cond(t, 10*time.Second, "the admin node to show web-1's new process", func() (bool, string) {
+		o := d.adminInstances(t)["web-1"].Observed
+		if o == nil {
+			return false, "no state"
+		}
+		return o.PID == first["web-1"].PID, fmt.Sprintf("pid %d", o.PID)
+	})
+
 	// The CLI, which waits until the instance is ready again.
 	out := oscar.ok(t, "", "instance", "restart", "web-1")
 	m := regexp.MustCompile(`Instance web-1 is ready again: pid (\d+) \(was (\d+)\)`).FindStringSubmatch(out)
