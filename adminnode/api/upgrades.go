@@ -135,8 +135,14 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 				}
 				r.Batch = todo[:min(len(todo), max(r.MaxUnavailable, 1))]
 				moved = true
-				r.BatchAt, r.SoakSince, r.SoakPIDs = now, time.Time{}, nil
+				r.BatchAt, r.SoakSince, r.SoakPIDs, r.BatchErrors = now, time.Time{}, nil, nil
 				for _, n := range r.Batch {
+					if e := states[n].LastError; e != "" {
+						if r.BatchErrors == nil {
+							r.BatchErrors = map[string]string{}
+						}
+						r.BatchErrors[n] = e
+					}
 					event(n, "replacing the process with release %q", r.To)
 				}
 				return nil
@@ -222,7 +228,8 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 func (s *Server) batchFailed(r *store.ReleaseRollout, states map[string]store.InstanceState, now time.Time) string {
 	for _, n := range r.Batch {
 		st := states[n]
-		if st.LastHeartbeat.After(r.BatchAt) && st.Release != r.To && strings.Contains(st.LastError, "serves on") {
+		if st.LastHeartbeat.After(r.BatchAt) && st.Release != r.To && strings.Contains(st.LastError, "serves on") &&
+			st.LastError != r.BatchErrors[n] {
 			return fmt.Sprintf("instance %s: %s", n, st.LastError)
 		}
 	}

@@ -79,6 +79,11 @@ type ReleaseRollout struct {
 	Done    []string  `json:"done,omitempty"`
 	Batch   []string  `json:"batch,omitempty"`
 	BatchAt time.Time `json:"batch_at,omitzero"`
+	// BatchErrors are the last errors Batch's instances reported when it
+	// began: one still reported is an earlier attempt's (a failed
+	// replacement leaves its error on the process that serves on), not
+	// this batch's failure.
+	BatchErrors map[string]string `json:"batch_errors,omitempty"`
 	// SoakSince is when every instance of Batch was ready on the new
 	// release, SoakPIDs their processes then: the batch passes once they
 	// are still the ones serving after the soak.
