@@ -65,7 +65,7 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 			Upstreams: []deploy.Upstream{{
 				Name:    "up",
 				Targets: []deploy.Target{{Address: good.addr}, {Address: flaky.addr}},
-				Passive: &deploy.PassiveHealthCheck{ConsecutiveFailures: 3, EjectFor: deploy.Duration(time.Second), Statuses: []int{500}},
+				Passive: &deploy.PassiveHealthCheck{ConsecutiveFailures: 3, EjectFor: deploy.Duration(5 * time.Second), Statuses: []int{500}},
 			}},
 			Services: []deploy.Service{{Name: "svc", Upstream: "up", Routes: []deploy.Route{{Name: "all", Paths: []string{"/*"}}}}},
 		})
