@@ -35,7 +35,7 @@ func (a *agent) trafficTotals() map[string]*apitypes.InstanceTraffic {
 			continue
 		}
 		wg.Go(func() {
-			snap, err := readSnapshot(ctx, t.url)
+			snap, err := readSnapshot(ctx, http.DefaultClient, t.url)
 			if err != nil || snap.Instance != t.name {
 				return
 			}
@@ -55,12 +55,13 @@ func (a *agent) trafficTotals() map[string]*apitypes.InstanceTraffic {
 	return out
 }
 
-func readSnapshot(ctx context.Context, url string) (*traffic.Snapshot, error) {
+// readSnapshot reads a gateway's traffic snapshot from its status port.
+func readSnapshot(ctx context.Context, client *http.Client, url string) (*traffic.Snapshot, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

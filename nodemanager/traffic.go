@@ -3,10 +3,8 @@ package nodemanager
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -187,23 +185,7 @@ func (c *collector) collect(ctx context.Context) {
 func (c *collector) read(ctx context.Context, url string) (*traffic.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.readTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	var snap traffic.Snapshot
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxSnapshotBytes)).Decode(&snap); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return &snap, nil
+	return readSnapshot(ctx, c.http, url)
 }
 
 var errUnknownInstance = errors.New("unknown instance")
