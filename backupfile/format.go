@@ -105,7 +105,7 @@ type Writer struct {
 	key ed25519.PrivateKey
 	res Summary
 	// yield, when set, is called between the pieces of a large record.
-	yield func()
+	yield func() error
 }
 
 // recordPiece is how much of a record is compressed at once before
@@ -114,8 +114,9 @@ const recordPiece = 16 << 10
 
 // Yield has f called between pieces of recordPiece bytes of each record:
 // a record of a large configuration is milliseconds of compression, which
-// a writer sharing the CPU with requests may want to break up.
-func (bw *Writer) Yield(f func()) { bw.yield = f }
+// a writer sharing the CPU with requests may want to break up. An error
+// of f ends the record with it.
+func (bw *Writer) Yield(f func() error) { bw.yield = f }
 
 // NewWriter starts a backup of domain taken at takenAt, to be signed by
 // key, the domain's signing key.
@@ -161,7 +162,9 @@ func (bw *Writer) Record(kind string, value []byte) error {
 			return err
 		}
 		b = b[recordPiece:]
-		bw.yield()
+		if err := bw.yield(); err != nil {
+			return err
+		}
 	}
 	if _, err := bw.out.Write(b); err != nil {
 		return err

@@ -18,19 +18,20 @@ import (
 // share is the part of a core a backup may keep busy: it is background
 // work beside the requests the admin node serves (bench/README.md,
 // "Online backup").
-const share = 0.25
+const share = 0.05
 
 // Write streams a backup of s, signed by key as the domain's, to w. It
 // returns what was written once it is all written; on an error, what w
 // got is not a backup (it has no valid last line). It paces itself to
-// about a quarter of a core, pausing between records.
+// about a twentieth of a core, pausing between records and between the
+// pieces of a large one.
 func Write(ctx context.Context, w io.Writer, s store.Store, domain string, key ed25519.PrivateKey, now time.Time) (backupfile.Summary, error) {
 	bw, err := backupfile.NewWriter(w, domain, now, key)
 	if err != nil {
 		return backupfile.Summary{}, fmt.Errorf("back up domain %s: %w", domain, err)
 	}
 	pace := newPacer(share)
-	bw.Yield(runtime.Gosched)
+	bw.Yield(func() error { return pace.step(ctx) })
 	err = s.Snapshot(ctx, func(it store.Item) error {
 		if err := pace.step(ctx); err != nil {
 			return err
