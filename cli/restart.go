@@ -95,8 +95,10 @@ saying why, when the instance is not ready again within --timeout.`,
 }
 
 // restartProgress says whether the instance came back from the restart r
-// asked for (ready under another process, in a heartbeat after the
-// request), and when it did not yet, why.
+// asked for (ready under a process of r's restart generation or a later
+// one, in a heartbeat after the request), and when it did not yet, why.
+// The generation, not the pid, says the restart happened: a process
+// replaced for another reason meanwhile (a new release) is not it.
 func restartProgress(r apitypes.InstanceRestart, i apitypes.Instance) (bool, string) {
 	o := i.Observed
 	switch {
@@ -106,8 +108,10 @@ func restartProgress(r apitypes.InstanceRestart, i apitypes.Instance) (bool, str
 			last = o.LastHeartbeat.UTC().Format(time.RFC3339)
 		}
 		return false, fmt.Sprintf("no heartbeat from the node manager of host %s since the restart was asked (last heartbeat: %s)", r.Host, last)
-	case r.PreviousPID != 0 && o.PID == r.PreviousPID && o.Restarts <= r.PreviousRestarts:
-		return false, fmt.Sprintf("still the old process (pid %d): the node manager has not restarted it yet", o.PID)
+	case o.RestartGeneration < r.Generation && o.Pending && o.LastError != "":
+		return false, fmt.Sprintf("the node manager could not replace the process (pid %d serves on): %s", o.PID, o.LastError)
+	case o.RestartGeneration < r.Generation:
+		return false, fmt.Sprintf("still a process of restart generation %d (pid %d): the node manager has not restarted it yet", o.RestartGeneration, o.PID)
 	case !o.Ready:
 		var detail []string
 		if o.Process != "" {

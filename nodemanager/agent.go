@@ -76,6 +76,9 @@ type agent struct {
 	// releases keeps the gateway releases the instances run
 	// (releases.go).
 	releases *releases
+	// notes says what each spec runs (release, restart generation), for
+	// the heartbeats.
+	notes *specNotes
 
 	// changed wakes the local API's blocking queries when a deployment is
 	// stored, and localIndex counts those stores: it is the index of the
@@ -134,23 +137,25 @@ func (b *broadcast) notify() {
 // environment.
 const envRestartGeneration = "GATEHOUSE_RESTART_GENERATION"
 
-// specs turns the desired instances into what the supervisor runs.
-func (a *agent) specs(ctx context.Context, ins []apitypes.AgentInstance) ([]supervisor.Spec, error) {
+// specs turns the desired instances into what the supervisor runs, with
+// the note of each spec's hash.
+func (a *agent) specs(ctx context.Context, ins []apitypes.AgentInstance) ([]supervisor.Spec, map[string]specNote, error) {
 	out := make([]supervisor.Spec, 0, len(ins))
+	notes := make(map[string]specNote, len(ins))
 	var binaries []string
 	for _, in := range ins {
 		binary, version := a.binary, ""
 		if in.Release != nil {
 			p, err := a.releases.ensure(ctx, in.Release)
 			if err != nil {
-				return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+				return nil, nil, fmt.Errorf("instance %s: %w", in.Name, err)
 			}
 			binary, version = p, in.Release.Version
 			binaries = append(binaries, p)
 		}
 		secret, err := a.state.Secret(in.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		args := []string{"gateway",
 			"--instance", in.Name,
@@ -178,11 +183,11 @@ func (a *agent) specs(ctx context.Context, ins []apitypes.AgentInstance) ([]supe
 			env = append(env, envRestartGeneration+"="+strconv.FormatUint(in.RestartGeneration, 10))
 		}
 		sp := supervisor.Spec{Name: in.Name, Group: in.Group, Binary: binary, Args: args, Env: env}
-		a.releases.note(sp.Hash(), version)
+		notes[sp.Hash()] = specNote{release: version, restartGeneration: in.RestartGeneration}
 		out = append(out, sp)
 	}
 	a.releases.want(binaries)
-	return out, nil
+	return out, notes, nil
 }
 
 // gossipListen is where an instance gossips with its group.
@@ -220,10 +225,15 @@ func (a *agent) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	specs, err := a.specs(ctx, ins)
+	specs, notes, err := a.specs(ctx, ins)
 	if err != nil {
 		return err
 	}
+	var running []string
+	for _, st := range a.sup.States() {
+		running = append(running, st.SpecHash)
+	}
+	a.notes.set(notes, running)
 	if err := a.sup.Reconcile(ctx, specs); err != nil {
 		return fmt.Errorf("reconcile instances: %w", err)
 	}
@@ -436,9 +446,9 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 	hb := apitypes.AgentHeartbeat{Address: a.advertise, Version: a.version, Instances: []apitypes.AgentInstanceState{}}
 	totals := a.trafficTotals()
 	young := a.now().Sub(a.started) < reportGrace
-	hashes := map[string]string{}
+	sups := map[string]supervisor.State{}
 	for _, st := range a.sup.States() {
-		hashes[st.Name] = st.SpecHash
+		sups[st.Name] = st
 	}
 	for _, v := range a.views() {
 		if young && v.ReportedAt.IsZero() && v.Process == localapi.ProcessRunning {
@@ -451,7 +461,14 @@ func (a *agent) heartbeat() apitypes.AgentHeartbeat {
 		st := apitypes.AgentInstanceState{Name: v.Name, Process: string(v.Process), PID: v.PID,
 			Restarts: v.Restarts, AppliedDeployment: v.AppliedDeployment, AppliedChecksum: v.AppliedChecksum,
 			Ready: v.Ready, LastError: v.LastError, GatewayVersion: v.GatewayVersion, FeatureLevel: v.FeatureLevel,
-			Release: a.releases.of(hashes[v.Name]), Traffic: totals[v.Name]}
+			Traffic: totals[v.Name]}
+		if sst, ok := sups[v.Name]; ok {
+			note := a.notes.of(sst.SpecHash)
+			st.Release, st.RestartGeneration = note.release, note.restartGeneration
+			// Running, but not with the spec last given: a replacement
+			// under way, or one that failed (the old process serves on).
+			st.Pending = sst.Process == supervisor.StateRunning && sst.WantHash != "" && sst.WantHash != sst.SpecHash
+		}
 		if v.Settings != nil {
 			s := apitypes.AgentGatewaySettings(*v.Settings)
 			st.Settings = &s

@@ -21,7 +21,7 @@ func TestRestartGenerationChangesTheSpec(t *testing.T) {
 		releases:       newReleases(t.TempDir(), nil, nil, hclog.NewNullLogger())}
 	hash := func(gen uint64) (string, int) {
 		t.Helper()
-		specs, err := a.specs(context.Background(), []apitypes.AgentInstance{{Name: "web-1", Group: "web", RestartGeneration: gen}})
+		specs, _, err := a.specs(context.Background(), []apitypes.AgentInstance{{Name: "web-1", Group: "web", RestartGeneration: gen}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,16 +42,13 @@ type releases struct {
 	// verified holds the paths checked since the start: a binary is
 	// hashed once per node manager run, not at every reconcile.
 	verified map[string]bool
-	// byHash is the release of each spec hash the supervisor was given,
-	// for the heartbeats.
-	byHash map[string]string
 	// desired holds the release directories the desired instances run.
 	desired map[string]bool
 }
 
 func newReleases(dir string, key ed25519.PublicKey, admin releaseFetcher, log hclog.Logger) *releases {
 	return &releases{dir: dir, key: key, admin: admin, keep: DefaultReleasesKept, log: log,
-		verified: map[string]bool{}, byHash: map[string]string{}}
+		verified: map[string]bool{}}
 }
 
 func (r *releases) path(rel *apitypes.AgentRelease) string {
@@ -177,21 +174,6 @@ func (r *releases) want(paths []string) {
 	for _, p := range paths {
 		r.desired[filepath.Dir(p)] = true
 	}
-}
-
-// note records the release a spec hash runs.
-func (r *releases) note(hash, version string) {
-	r.mu.Lock()
-	r.byHash[hash] = version
-	r.mu.Unlock()
-}
-
-// of returns the release a spec hash runs ("" for the node manager's own
-// binary or an unknown hash).
-func (r *releases) of(hash string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.byHash[hash]
 }
 
 func fileSHA256(p string) (string, error) {

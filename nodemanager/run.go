@@ -221,6 +221,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		l.Close()
 		return fmt.Errorf("the domain's signing key in the identity: %w", err)
 	}
+	a.notes = newSpecNotes()
 	a.releases = newReleases(filepath.Join(opts.DataDir, "releases"), domainKey, admin, log.Named("releases"))
 	if opts.FallbackConfig != "" {
 		if a.fallback, err = objstore.Open(ctx, opts.FallbackConfig, opts.ObjectStorage); err != nil {

@@ -423,7 +423,8 @@ func (s *Server) heartbeat(q *request) (any, error) {
 		state := store.InstanceState{Instance: st.Name, LastHeartbeat: now,
 			AppliedDeployment: st.AppliedDeployment, AppliedChecksum: st.AppliedChecksum, Ready: st.Ready,
 			Process: st.Process, PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
-			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel, Release: st.Release}
+			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel, Release: st.Release,
+			RestartGeneration: st.RestartGeneration, Pending: st.Pending}
 		if tr := st.Traffic; tr != nil {
 			state.Boot, state.Requests, state.Errors = tr.Boot, tr.Requests, tr.Errors
 		}

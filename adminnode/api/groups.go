@@ -260,6 +260,7 @@ func (s *Server) instanceOut(in store.Instance, st store.InstanceState, cur stat
 			AppliedChecksum: st.AppliedChecksum, Ready: st.Ready, Process: st.Process,
 			PID: st.PID, Restarts: st.Restarts, LastError: st.LastError,
 			GatewayVersion: st.GatewayVersion, FeatureLevel: st.FeatureLevel,
+			Release: st.Release, RestartGeneration: st.RestartGeneration, Pending: st.Pending,
 		}
 		if st.Settings != nil {
 			a := apitypes.AgentGatewaySettings(*st.Settings)

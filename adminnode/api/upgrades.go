@@ -112,7 +112,10 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 		switch r.State {
 		case store.RolloutRollingBack:
 			for _, n := range names {
-				if st := states[n]; st.Release != r.From || !st.Ready || !st.LastHeartbeat.After(r.BatchAt) {
+				// Pending: its node manager is still on an older desired
+				// state (say, a try of the new release) and may replace
+				// the process yet.
+				if st := states[n]; st.Release != r.From || !st.Ready || st.Pending || !st.LastHeartbeat.After(r.BatchAt) {
 					return nil
 				}
 			}
@@ -158,7 +161,7 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 			ready := true
 			for _, n := range r.Batch {
 				st := states[n]
-				if st.Release != r.To || !st.Ready || st.Process != "running" || !st.LastHeartbeat.After(r.BatchAt) {
+				if st.Release != r.To || !st.Ready || st.Pending || st.Process != "running" || !st.LastHeartbeat.After(r.BatchAt) {
 					ready = false
 				}
 			}

@@ -280,6 +280,14 @@ type InstanceState struct {
 	// Settings are the dynamic settings the gateway reports it runs; nil
 	// when it runs as started.
 	Settings *AgentGatewaySettings `json:"settings,omitempty"`
+	// Release is the gateway release the process runs ("" the node
+	// manager's own binary); RestartGeneration, the instance's restart
+	// generation it was started under (a restart is done once it is
+	// Instance.RestartGeneration); Pending, that the node manager has
+	// still to replace the process as last told, or failed to (LastError).
+	Release           string `json:"release,omitempty"`
+	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	Pending           bool   `json:"pending,omitempty"`
 }
 
 // GossipPeer is one member of a group as another member's gossip sees it.
@@ -705,6 +713,14 @@ type AgentInstanceState struct {
 	// Release is the gateway release the process runs ("" the node
 	// manager's own binary).
 	Release string `json:"release,omitempty"`
+	// RestartGeneration is the instance's restart generation
+	// (AgentInstance.RestartGeneration) the process was started under:
+	// a restart asked of the admin node is done once it reaches it.
+	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	// Pending says the process runs, but not as the node manager was last
+	// told: its replacement is under way, or failed (LastError says why)
+	// and the old process serves on.
+	Pending bool `json:"pending,omitempty"`
 	// Traffic is what the process counted since it started, read from its
 	// status port for the heartbeat; nil when it could not be read.
 	Traffic *InstanceTraffic `json:"traffic,omitempty"`

@@ -179,6 +179,11 @@ type InstanceState struct {
 	// Release is the gateway release the process runs ("" the node
 	// manager's own binary).
 	Release string `json:"release,omitempty"`
+	// RestartGeneration is the restart generation the process was
+	// started under; Pending, that its node manager has still to replace
+	// it (or failed to) as last told.
+	RestartGeneration uint64 `json:"restart_generation,omitempty"`
+	Pending           bool   `json:"pending,omitempty"`
 	// Boot, Requests and Errors (5xx) are the process's totals as of the
 	// heartbeat; Boot is empty when they could not be read.
 	Boot     string `json:"boot,omitempty"`

@@ -88,6 +88,30 @@ func TestReplace(t *testing.T) {
 				h.wait("the new process gone", func() bool {
 					return strings.Contains(readLog(t, h.drv.LogPath("gw")), tc.gone)
 				})
+				if st.WantHash != spec("gw", tc.extra...).Hash() || st.WantHash == st.SpecHash {
+					t.Errorf("after a failed replacement: want %q, runs %q: the instance must show it is not as desired", st.WantHash, st.SpecHash)
+				}
+				// The same spec again, at once: not tried again (it would
+				// hold the next desired instances for ReadyTimeout).
+				err = h.sup.Reconcile(ctx, []Spec{spec("gw", tc.extra...)})
+				if err == nil || !strings.Contains(err.Error(), "not tried again") || !strings.Contains(err.Error(), tc.errText) {
+					t.Errorf("the failed spec again: %v, want it not tried again, with the failure", err)
+				}
+				if st, _ := h.sup.State("gw"); st.PID != old.PID {
+					t.Errorf("the failed spec again: pid %d, want %d", st.PID, old.PID)
+				}
+				// Back to what runs: nothing pending, no error; the failed
+				// spec given after that is tried again.
+				if err := h.sup.Reconcile(ctx, []Spec{spec("gw", initial...)}); err != nil {
+					t.Fatalf("back to the running spec: %v", err)
+				}
+				if st, _ := h.sup.State("gw"); st.WantHash != st.SpecHash || st.LastError != "" {
+					t.Errorf("back to the running spec: %+v", st)
+				}
+				err = h.sup.Reconcile(ctx, []Spec{spec("gw", tc.extra...)})
+				if err == nil || strings.Contains(err.Error(), "not tried again") || !strings.Contains(err.Error(), tc.errText) {
+					t.Errorf("the failed spec after going back: %v, want it tried and failing again", err)
+				}
 				return
 			}
 			if err != nil {

@@ -132,6 +132,10 @@ type State struct {
 	Adopted bool `json:"adopted,omitempty"`
 	// SpecHash is the Spec.Hash the process runs with.
 	SpecHash string `json:"spec_hash,omitempty"`
+	// WantHash is the Spec.Hash of the spec the supervisor was last given
+	// (empty before one): while it differs from SpecHash, the process is
+	// still to be replaced or restarted, or its replacement failed.
+	WantHash string `json:"want_hash,omitempty"`
 }
 
 // Driver starts and finds the processes of instances. The supervisor owns
@@ -257,8 +261,14 @@ type instance struct {
 	cmds chan command
 	done chan struct{} // closed when the runner returns
 
-	spec      *Spec // nil for an adopted process until a Reconcile claims it
-	st        State
+	spec *Spec // nil for an adopted process until a Reconcile claims it
+	st   State
+	// failed is the hash of the spec whose replacement failed last, and
+	// failedAt when: the same spec is not tried again on every change of
+	// the desired instances (each try takes up to ReadyTimeout, and the
+	// desired instances behind it wait).
+	failed    string
+	failedAt  time.Time
 	proc      Proc
 	ran       bool // started or adopted at least once: the next start is a restart
 	restarts  int  // starts after the first, plus driver restarts of past procs
@@ -535,6 +545,9 @@ func (s *Supervisor) Close() error {
 // snapshotLocked is in's state with the live parts filled in. s.mu is held.
 func (s *Supervisor) snapshotLocked(in *instance) State {
 	st := in.st
+	if in.spec != nil {
+		st.WantHash = in.spec.Hash()
+	}
 	st.Restarts = in.restarts
 	if in.proc != nil {
 		info := in.proc.Info()
@@ -674,10 +687,17 @@ func (s *Supervisor) apply(in *instance, proc Proc, sp Spec, schedule func(time.
 		if hadSpec && pending != hash {
 			// Back to what runs: a replacement that failed is no longer
 			// wanted, and its error no longer stands.
-			s.update(in, func(in *instance) { in.st.LastError = "" })
+			s.update(in, func(in *instance) { in.st.LastError, in.failed = "", "" })
 		}
 		return nil // claimed (adopted) or unchanged
 	case running && s.replaceable(proc):
+		s.mu.Lock()
+		failed, since := in.failed == hash, time.Since(in.failedAt)
+		lastErr := in.st.LastError
+		s.mu.Unlock()
+		if failed && since < replaceRetryAfter {
+			return fmt.Errorf("replace instance %s: not tried again until %s after it failed: %s", in.name, replaceRetryAfter, lastErr)
+		}
 		s.log.Info("gateway flags changed: replacing the process", "instance", in.name)
 		return s.replace(in, proc)
 	case running:
@@ -857,6 +877,10 @@ func (s *Supervisor) remove(in *instance) {
 	s.mu.Unlock()
 }
 
+// replaceRetryAfter is how long a spec whose replacement failed is not
+// tried again (replace).
+const replaceRetryAfter = 30 * time.Second
+
 // replaceable says whether proc is replaced beside itself rather than
 // stopped first.
 func (s *Supervisor) replaceable(proc Proc) bool {
@@ -868,6 +892,11 @@ func (s *Supervisor) replaceable(proc Proc) bool {
 // sockets and exits once the new one is ready: then the new one is in's
 // process. A new process that exits first, or is not ready within
 // ReadyTimeout, is stopped, and old stays in's process (it serves on).
+//
+// A spec whose replacement failed is tried again only when it is given
+// again replaceRetryAfter later or more: a rolling upgrade rolls back at
+// once, and a node manager that got other desired instances meanwhile
+// must not spend another ReadyTimeout on the same failure first.
 func (s *Supervisor) replace(in *instance, old Proc) error {
 	r := s.driver.(Replacer)
 	s.mu.Lock()
@@ -930,7 +959,10 @@ wait:
 	}
 	if err != nil {
 		s.log.Error("gateway not replaced", "instance", in.name, "error", err)
-		s.update(in, func(in *instance) { in.st.LastError = err.Error() })
+		s.update(in, func(in *instance) {
+			in.st.LastError = err.Error()
+			in.failed, in.failedAt = spec.Hash(), time.Now()
+		})
 		return err
 	}
 	if perr := r.Promote(np); perr != nil {
@@ -954,6 +986,7 @@ wait:
 		in.st.LastError = ""
 		in.st.Adopted = false
 		in.st.SpecHash = np.Hash()
+		in.failed = ""
 	})
 	s.log.Info("gateway replaced without downtime", "instance", in.name, "pid", newPID, "previous_pid", oldPID)
 	return nil
