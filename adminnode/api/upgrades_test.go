@@ -1,9 +1,12 @@
 package api
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
@@ -56,5 +59,68 @@ func TestErrorRates(t *testing.T) {
 				t.Errorf("reason %q, want it to say %q", why, tc.said)
 			}
 		})
+	}
+}
+
+// A node manager still on an older desired state — trying the release a
+// rollout moved away from, its heartbeat saying pending — keeps a batch
+// from passing and a rollback from ending: the next rollout would start
+// while that try could still end, and fail on its error.
+func TestRolloutWaitsForPendingInstances(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	cert := e.joinAs(srv.URL, "h1")
+	n := newNode(t, srv.URL, e.ca, &cert)
+	e.group("edge", nil)
+	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i1", Group: "edge", Host: "h1"}).expect(t, http.StatusCreated, "instance")
+	heartbeat := func(release string, pending bool) {
+		t.Helper()
+		n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+			{Name: "i1", Process: "running", PID: 42, Ready: true, Release: release, Pending: pending},
+		}}).expect(t, http.StatusOK, "heartbeat")
+	}
+	setRollout := func(r store.ReleaseRollout) {
+		t.Helper()
+		if _, err := e.store.UpdateGroupGateway(bg, "edge", func(gw *store.GroupGateway) error {
+			gw.Version, gw.Rollout = r.From, &r
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := func() *store.ReleaseRollout {
+		t.Helper()
+		g, err := e.store.GetGroup(bg, "edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.srv.stepRollout(bg, g); err != nil {
+			t.Fatal(err)
+		}
+		if g, err = e.store.GetGroup(bg, "edge"); err != nil {
+			t.Fatal(err)
+		}
+		return g.Gateway.Rollout
+	}
+
+	setRollout(store.ReleaseRollout{ID: 1, From: "", To: "b", State: store.RolloutRollingBack, BatchAt: e.clockNow().Add(-time.Second)})
+	heartbeat("", true)
+	if r := step(); r.State != store.RolloutRollingBack {
+		t.Fatalf("rolled back while the instance is pending: %+v", r)
+	}
+	heartbeat("", false)
+	if r := step(); r.State != store.RolloutRolledBack {
+		t.Fatalf("not rolled back once the instance is settled: %+v", r)
+	}
+
+	setRollout(store.ReleaseRollout{ID: 2, From: "", To: "b", State: store.RolloutRunning, MaxUnavailable: 1,
+		Batch: []string{"i1"}, BatchAt: e.clockNow().Add(-time.Second)})
+	heartbeat("b", true)
+	if r := step(); !r.SoakSince.IsZero() {
+		t.Fatalf("soaking while the instance is pending: %+v", r)
+	}
+	heartbeat("b", false)
+	if r := step(); r.SoakSince.IsZero() || r.SoakPIDs["i1"] != 42 {
+		t.Fatalf("not soaking once the instance runs the new release, settled: %+v", r)
 	}
 }
