@@ -36,7 +36,10 @@ var snapshotQueries = []struct {
 
 // Snapshot implements store.Store: one read-only REPEATABLE READ
 // transaction, whose queries all see the database as of its first one,
-// while writers go on.
+// while writers go on. Each query is read through a cursor, a few rows at
+// a time (one for deployments, which are large): the server reads and
+// sends them only as emit takes them, so that a backup pacing itself
+// (adminnode/backup) paces the server's part too.
 func (p *PG) Snapshot(ctx context.Context, emit func(store.Item) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -51,40 +54,68 @@ func (p *PG) Snapshot(ctx context.Context, emit func(store.Item) error) error {
 	})
 }
 
-// emitRows streams the rows of sql to emit, one decoded item at a time.
+// snapshotFetch is how many rows a snapshot's cursor gives at a time.
+const snapshotFetch = 64
+
+// emitRows streams the rows of sql to emit, one decoded item at a time,
+// through a cursor.
 func emitRows(ctx context.Context, tx pgx.Tx, kind, sql string, emit func(store.Item) error) error {
-	rows, err := tx.Query(ctx, sql)
-	if err != nil {
+	if _, err := tx.Exec(ctx, "DECLARE snapshot NO SCROLL CURSOR FOR "+sql); err != nil {
 		return err
 	}
+	fetch := fmt.Sprintf("FETCH %d FROM snapshot", snapshotFetch)
+	if kind == store.KindDeployment {
+		fetch = "FETCH 1 FROM snapshot"
+	}
+	for {
+		n, err := emitFetched(ctx, tx, kind, fetch, emit)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	_, err := tx.Exec(ctx, "CLOSE snapshot")
+	return err
+}
+
+// emitFetched emits the rows of one FETCH and says how many there were.
+func emitFetched(ctx context.Context, tx pgx.Tx, kind, fetch string, emit func(store.Item) error) (int, error) {
+	rows, err := tx.Query(ctx, fetch)
+	if err != nil {
+		return 0, err
+	}
 	defer rows.Close()
+	n := 0
 	for rows.Next() {
+		n++
 		var it store.Item
 		if kind == store.KindDeployment {
 			d, err := scanDeployment(rows)
 			if err != nil {
-				return err
+				return n, err
 			}
 			it = store.Item{Kind: kind, Value: d}
 		} else {
 			var doc []byte
 			if err := rows.Scan(&doc); err != nil {
-				return err
+				return n, err
 			}
 			// The document as stored, for a backup to write as it is;
 			// the domain's is read by the backup itself.
 			it = store.Item{Kind: kind, Raw: doc}
 			if kind == store.KindDomain {
 				if it, err = it.Decoded(); err != nil {
-					return err
+					return n, err
 				}
 			}
 		}
 		if err := emit(it); err != nil {
-			return err
+			return n, err
 		}
 	}
-	return rows.Err()
+	return n, rows.Err()
 }
 
 // restoreTables are those a store must have no row in to be restored
