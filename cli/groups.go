@@ -143,6 +143,7 @@ func (a *app) groupUpdateCommand() *cobra.Command {
 		description    string
 		environment    string
 		gatewayVersion string
+		onFailure      string
 		maxUnavailable int
 		wait           bool
 		timeout        time.Duration
@@ -157,21 +158,29 @@ group is read and written back at the version read, so that an edit made
 by someone else in between is refused rather than undone.`,
 		Example: `  gatehouse group update web --label env=prod --remove-label canary --description "public API"
   gatehouse group update web --env prod
-  gatehouse group update web --gateway-version 1.4.0 --max-unavailable 2 --wait`,
+  gatehouse group update web --gateway-version 1.4.0 --max-unavailable 2 --wait
+  gatehouse group update web --gateway-version 1.4.0 --on-failure pause --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs := cmd.Flags()
 			if fs.Changed("max-unavailable") && maxUnavailable < 1 {
 				return fmt.Errorf("--max-unavailable must be at least 1, not %d", maxUnavailable)
 			}
-			if (fs.Changed("max-unavailable") || fs.Changed("wait")) && !fs.Changed("gateway-version") {
-				return errors.New("--max-unavailable and --wait are for --gateway-version")
+			if (fs.Changed("max-unavailable") || fs.Changed("wait") || fs.Changed("on-failure")) && !fs.Changed("gateway-version") {
+				return errors.New("--max-unavailable, --on-failure and --wait are for --gateway-version")
+			}
+			if onFailure != "rollback" && onFailure != "pause" {
+				return fmt.Errorf(`--on-failure must be "rollback" or "pause", not %q`, onFailure)
 			}
 			if fs.Changed("gateway-version") {
 				if fs.Changed("label") || fs.Changed("remove-label") || fs.Changed("description") || fs.Changed("env") {
 					return errors.New("--gateway-version starts a rolling upgrade: change labels, description or environment in another command")
 				}
-				return a.setGroupGateway(cmd, args[0], apitypes.GroupGatewayUpdate{Version: gatewayVersion, MaxUnavailable: maxUnavailable}, wait, timeout)
+				in := apitypes.GroupGatewayUpdate{Version: gatewayVersion, MaxUnavailable: maxUnavailable}
+				if fs.Changed("on-failure") {
+					in.OnFailure = onFailure
+				}
+				return a.setGroupGateway(cmd, args[0], in, wait, timeout)
 			}
 			add, err := parseLabels("label", set)
 			if err != nil {
@@ -216,7 +225,8 @@ by someone else in between is refused rather than undone.`,
 	cmd.Flags().StringVar(&environment, "env", "", `environment resolving the group's placeholders, one of "env list" ("" for none)`)
 	cmd.Flags().StringVar(&gatewayVersion, "gateway-version", "", `move the group to this gateway release by a rolling upgrade ("" for the node managers' own binary; docs/upgrades.md)`)
 	cmd.Flags().IntVar(&maxUnavailable, "max-unavailable", 0, "with --gateway-version: how many instances are replaced at once (default 1, or the group's last value)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "with --gateway-version: follow the rollout to its end; non-zero exit when it rolled back")
+	cmd.Flags().StringVar(&onFailure, "on-failure", "rollback", `with --gateway-version: what a failed batch does: "rollback" (the whole group back to its release) or "pause" (the instances done stay; resume with the same --gateway-version, roll back with the previous one)`)
+	cmd.Flags().BoolVar(&wait, "wait", false, "with --gateway-version: follow the rollout to its end; non-zero exit when it rolled back or paused on a failure")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: how long to follow the rollout")
 	return cmd
 }

@@ -166,8 +166,9 @@ func (a *app) printGroupGateway(w io.Writer, gw apitypes.GroupGateway) {
 	}
 }
 
-// setGroupGateway starts a rolling upgrade and, with wait, follows it to
-// its end: an error when it rolled back.
+// setGroupGateway starts a rolling upgrade (or resumes or rolls back a
+// paused one) and, with wait, follows it to its end: an error when it
+// rolled back or paused on a failure, unless rolling back was asked.
 func (a *app) setGroupGateway(cmd *cobra.Command, group string, in apitypes.GroupGatewayUpdate, wait bool, timeout time.Duration) error {
 	c, err := a.connect()
 	if err != nil {
@@ -182,7 +183,8 @@ func (a *app) setGroupGateway(cmd *cobra.Command, group string, in apitypes.Grou
 	}
 	id := gw.Rollout.ID
 	progress := cmd.ErrOrStderr()
-	fmt.Fprintf(progress, "Rollout %d of group %s to release %s started; waiting up to %s...\n", id, group, releaseName(in.Version), timeout)
+	fmt.Fprintf(progress, "Rollout %d of group %s (%s, from release %s to %s); moving to release %s; waiting up to %s...\n",
+		id, group, gw.Rollout.State, releaseName(gw.Rollout.From), releaseName(gw.Rollout.To), releaseName(in.Version), timeout)
 	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
 	seen := 0
@@ -198,7 +200,14 @@ func (a *app) setGroupGateway(cmd *cobra.Command, group string, in apitypes.Grou
 			case "done":
 				return a.render(cmd, gw, func(w io.Writer) { a.printGroupGateway(w, gw) })
 			case "rolled-back":
+				if in.Version == r.From {
+					// A paused rollout rolled back as asked.
+					return a.render(cmd, gw, func(w io.Writer) { a.printGroupGateway(w, gw) })
+				}
 				return fmt.Errorf("rollout %d of group %s rolled back to release %s: %s", id, group, releaseName(r.From), r.Error)
+			case "paused":
+				return fmt.Errorf("rollout %d of group %s paused with %d instance(s) on release %s: %s; resume it with --gateway-version %s, or roll it back with --gateway-version %s",
+					id, group, len(r.Done), releaseName(r.To), r.Error, shellWord(r.To), shellWord(r.From))
 			}
 		}
 		select {
@@ -217,4 +226,12 @@ func prefix(instance string) string {
 		return ""
 	}
 	return instance + ": "
+}
+
+// shellWord is a release version as a command-line argument: "" quoted.
+func shellWord(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return v
 }

@@ -37,7 +37,7 @@ var docProse = map[string]string{
 		"e2e/certs_test.go runs them (TestCARotationNoRejoin)",
 	"docs/gossip.md": "its only commands are benchmarks, minutes long, some needing nginx",
 	"docs/upgrades.md": "its commands need two builds of the binary, a node manager and minutes: " +
-		"e2e/upgrade_test.go runs them (TestRollingUpgradeWithoutDowntime, TestRollingUpgradeRollsBack)",
+		"e2e/upgrade_test.go runs them (TestRollingUpgradeWithoutDowntime, TestRollingUpgradeRollsBack, TestRollingUpgradePauses)",
 	"docs/backups.md": "its commands stop, restore and restart admin nodes, on other machines and databases: " +
 		"e2e/backup_test.go runs them (TestBackupRestoreWhileWritten, TestRestoreOlderBackupNumbersAbove)",
 }

@@ -240,3 +240,64 @@ func testRollback(t *testing.T, a, broken, why string) {
 	// The group can move on: the failed attempt left no error standing.
 	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "", "--wait", "--timeout", "3m")
 }
+
+// TestRollingUpgradePauses: a rollout asked to pause on failure stops
+// where the failed batch left it, under load without a failed request,
+// says how to go on, and rolls back when asked — a success then.
+func TestRollingUpgradePauses(t *testing.T) {
+	bins := t.TempDir()
+	a := buildVersion(t, bins, "9.1.0-a")
+	broken := filepath.Join(t.TempDir(), "broken")
+	writeFile(t, broken, "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n")
+	if err := os.Chmod(broken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t, "one", nil)
+	d := setUpUpgrade(t, up, "web-1", "web-2")
+	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
+	d.cli.ok(t, "", "release", "upload", broken, "--version", "9.9.9-broken")
+	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
+	onA := d.waitLocal(t, "both instances ready on A", func(v map[string]localapi.InstanceView) bool {
+		return v["web-1"].Ready && v["web-2"].Ready
+	})
+
+	l := startTrafficLoad(t, d.instances["web-1"][0], d.instances["web-2"][0])
+	counted, _ := l.counts()
+	l.waitServed(t, counted, 50)
+	_, errOut, code := d.cli.run(t, "", "group", "update", nmGroup, "--gateway-version", "9.9.9-broken", "--on-failure", "pause", "--wait", "--timeout", "3m")
+	if code != 1 || !strings.Contains(errOut, "rollout 2 of group g1 paused with 0 instance(s) on release 9.9.9-broken") ||
+		!strings.Contains(errOut, "resume it with --gateway-version 9.9.9-broken, or roll it back with --gateway-version 9.1.0-a") {
+		t.Errorf("group update --on-failure pause --wait: exit %d, said %q", code, errOut)
+	}
+	gw := d.groupGateway(t)
+	if r := gw.Rollout; r == nil || r.State != "paused" || r.OnFailure != "pause" || !strings.Contains(r.Error, "exited before it was ready") {
+		t.Errorf("group gateway after the failed batch: %+v", gw)
+	}
+	_, errOut = d.cli.fail(t, "", "group", "update", nmGroup, "--gateway-version", "")
+	if !strings.Contains(errOut, "is paused between release") {
+		t.Errorf("another release while paused said %q", errOut)
+	}
+
+	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
+	counted, _ = l.counts()
+	l.waitServed(t, counted, 50)
+	served := l.checkNoFailure(t)
+	t.Logf("requests served during the paused upgrade: %v", served)
+	if gw := d.groupGateway(t); gw.Version != "9.1.0-a" || gw.Rollout == nil || gw.Rollout.State != "rolled-back" {
+		t.Errorf("group gateway after rolling back: %+v", gw)
+	}
+	now, err := d.localInstances(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-1", "web-2"} {
+		if now[name].PID != onA[name].PID || !now[name].Ready {
+			t.Errorf("%s: %+v, want still pid %d, ready", name, now[name], onA[name].PID)
+		}
+	}
+	var entries []apitypes.AuditEntry
+	d.cli.json(t, &entries, "audit", "--action", "group.gateway.pause")
+	if len(entries) != 1 || entries[0].User != "system" || entries[0].Result != "error" {
+		t.Errorf("audit of the pause: %+v", entries)
+	}
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -168,12 +169,12 @@ func (s *Server) instanceRelease(ctx context.Context, in store.Instance, c *rele
 	return out, nil
 }
 
-// desiredRelease is the release instance is to run: during a rollout, the
-// new one once its batch came, the old one before; rolling back, the old
-// one everywhere.
+// desiredRelease is the release instance is to run: during a rollout, or
+// paused, the new one once its batch came, the old one before; rolling
+// back, the old one everywhere.
 func desiredRelease(g store.Group, instance string) string {
 	r := g.Gateway.Rollout
-	if r == nil || r.State != store.RolloutRunning {
+	if r == nil || (r.State != store.RolloutRunning && r.State != store.RolloutPaused) {
 		return g.Gateway.Version
 	}
 	if slices.Contains(r.Done, instance) || slices.Contains(r.Batch, instance) {
@@ -209,7 +210,8 @@ func (s *Server) groupGatewayOut(ctx context.Context, g store.Group) (apitypes.G
 
 func rolloutOut(r store.ReleaseRollout) apitypes.ReleaseRollout {
 	out := apitypes.ReleaseRollout{ID: r.ID, From: r.From, To: r.To, State: r.State, MaxUnavailable: r.MaxUnavailable,
-		By: r.By, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Done: r.Done, Batch: r.Batch, Error: r.Error}
+		By: r.By, StartedAt: r.StartedAt, EndedAt: r.EndedAt, Done: r.Done, Batch: r.Batch, Error: r.Error,
+		OnFailure: cmp.Or(r.OnFailure, store.OnFailureRollback)}
 	for _, e := range r.Events {
 		out.Events = append(out.Events, apitypes.RolloutEvent{At: e.At, Instance: e.Instance, What: e.What})
 	}
@@ -218,11 +220,18 @@ func rolloutOut(r store.ReleaseRollout) apitypes.ReleaseRollout {
 
 // putGroupGateway starts the rolling upgrade of a group to a release. A
 // group whose rollout is under way refuses another (409); the same
-// release again changes nothing but MaxUnavailable.
+// release again changes nothing but MaxUnavailable. Of a paused rollout,
+// its new release resumes it and its old one rolls it back; another is
+// refused (409).
 func (s *Server) putGroupGateway(q *request) (any, error) {
 	var in apitypes.GroupGatewayUpdate
 	if err := decodeJSON(q, &in); err != nil {
 		return nil, err
+	}
+	switch in.OnFailure {
+	case "", store.OnFailureRollback, store.OnFailurePause:
+	default:
+		return nil, badRequest("on_failure", "on_failure must be %q or %q, not %q", store.OnFailureRollback, store.OnFailurePause, in.OnFailure)
 	}
 	q.auditTarget = "group/" + q.group.Name
 	if in.Version != "" {
@@ -241,6 +250,30 @@ func (s *Server) putGroupGateway(q *request) (any, error) {
 		if r := gw.Rollout; r != nil && (r.State == store.RolloutRunning || r.State == store.RolloutRollingBack) {
 			return newError(http.StatusConflict, apitypes.CodeConflict, "group %s is %s from release %q to %q: wait until it ends", q.group.Name, r.State, r.From, r.To)
 		}
+		if r := gw.Rollout; r != nil && r.State == store.RolloutPaused {
+			switch in.Version {
+			case r.To:
+				r.State, r.Error = store.RolloutRunning, ""
+				if in.MaxUnavailable > 0 {
+					r.MaxUnavailable = in.MaxUnavailable
+				}
+				if in.OnFailure != "" {
+					r.OnFailure = in.OnFailure
+				}
+				r.Events = append(r.Events, store.RolloutEvent{At: now, What: fmt.Sprintf("resumed by %s", q.who.user)})
+				q.auditDetail = fmt.Sprintf("resume rollout %d from %q to %q", r.ID, r.From, r.To)
+			case r.From:
+				r.State, r.Batch, r.BatchAt = store.RolloutRollingBack, nil, now
+				gw.Version = r.From
+				r.Events = append(r.Events, store.RolloutEvent{At: now, What: fmt.Sprintf("rolling back to %q, asked by %s", r.From, q.who.user)})
+				q.auditDetail = fmt.Sprintf("roll back rollout %d from %q to %q", r.ID, r.To, r.From)
+			default:
+				return newError(http.StatusConflict, apitypes.CodeConflict,
+					"rollout %d of group %s is paused between release %q and %q: resume it with version %q, or roll it back with %q",
+					r.ID, q.group.Name, r.From, r.To, r.To, r.From)
+			}
+			return nil
+		}
 		if in.Version == gw.Version {
 			return nil
 		}
@@ -253,7 +286,7 @@ func (s *Server) putGroupGateway(q *request) (any, error) {
 			}
 		}
 		gw.Rollout = &store.ReleaseRollout{ID: id, From: gw.Version, To: in.Version, State: store.RolloutRunning,
-			MaxUnavailable: max(gw.MaxUnavailable, 1), By: q.who.user, StartedAt: now,
+			MaxUnavailable: max(gw.MaxUnavailable, 1), By: q.who.user, StartedAt: now, OnFailure: in.OnFailure,
 			Events: []store.RolloutEvent{{At: now, What: fmt.Sprintf("rollout %d from %q to %q started by %s", id, gw.Version, in.Version, q.who.user)}}}
 		gw.Version = in.Version
 		q.auditDetail = fmt.Sprintf("rollout %d from %q to %q, %d at a time", id, gw.Rollout.From, in.Version, gw.Rollout.MaxUnavailable)

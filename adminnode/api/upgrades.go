@@ -48,9 +48,12 @@ type Lease interface{ Held() bool }
 //     the soak. A batch whose instance reports its replacement failed
 //     (the node manager's new process exited or was not ready: the old
 //     one serves on), or that is not through within the batch timeout,
-//     rolls the group back to the release it came from.
+//     rolls the group back to the release it came from — or, asked to
+//     (OnFailurePause), pauses the rollout where it is.
 //   - rolling-back: every instance runs the old release again; rolled
-//     back once all report it ready.
+//     back once all report it ready and none pending.
+//   - paused: nothing moves until an operator resumes the rollout or
+//     rolls it back (putGroupGateway).
 //
 // Every end is audited (user "system").
 func (s *Server) RunRollouts(ctx context.Context, lease Lease) {
@@ -99,15 +102,30 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 	var ended, failed string
 	// moved says the instances' desired release changed: the node
 	// managers' blocking queries must wake.
-	var moved bool
+	var moved, paused bool
 	_, err = s.store.UpdateGroupGateway(ctx, g.Name, func(gw *store.GroupGateway) error {
 		r := gw.Rollout
-		ended, failed, moved = "", "", false
+		ended, failed, moved, paused = "", "", false, false
 		if r == nil {
 			return nil
 		}
 		event := func(instance, format string, args ...any) {
 			r.Events = append(r.Events, store.RolloutEvent{At: now, Instance: instance, What: fmt.Sprintf(format, args...)})
+		}
+		// fail ends the batch in progress: the group rolls back to the
+		// release it came from, or the rollout pauses where it is.
+		fail := func(why string) {
+			failed = why
+			r.Error, r.Batch = why, nil
+			r.SoakSince, r.SoakPIDs, r.SoakTotals = time.Time{}, nil, nil
+			if r.OnFailure == store.OnFailurePause {
+				r.State, paused = store.RolloutPaused, true
+				event("", "failed: %s; paused with %d of %d instances on %q", why, len(r.Done), len(names), r.To)
+				return
+			}
+			event("", "failed: %s; rolling back to %q", why, r.From)
+			r.State, r.BatchAt = store.RolloutRollingBack, now
+			gw.Version = r.From
 		}
 		switch r.State {
 		case store.RolloutRollingBack:
@@ -151,11 +169,7 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 				return nil
 			}
 			if why := s.batchFailed(r, states, now); why != "" {
-				failed = why
-				event("", "failed: %s; rolling back to %q", why, r.From)
-				r.State, r.Error, r.Batch, r.BatchAt = store.RolloutRollingBack, why, nil, now
-				r.SoakSince, r.SoakPIDs = time.Time{}, nil
-				gw.Version = r.From
+				fail(why)
 				return nil
 			}
 			ready := true
@@ -181,19 +195,12 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 			case now.Sub(r.SoakSince) >= s.rollouts.soak:
 				for _, n := range r.Batch {
 					if states[n].PID != r.SoakPIDs[n] {
-						failed = fmt.Sprintf("instance %s restarted during its soak (pid %d, was %d)", n, states[n].PID, r.SoakPIDs[n])
-						event("", "failed: %s; rolling back to %q", failed, r.From)
-						r.State, r.Error, r.Batch, r.BatchAt = store.RolloutRollingBack, failed, nil, now
-						gw.Version = r.From
+						fail(fmt.Sprintf("instance %s restarted during its soak (pid %d, was %d)", n, states[n].PID, r.SoakPIDs[n]))
 						return nil
 					}
 				}
 				if why, summary := errorRates(r, names, states); why != "" {
-					failed = why
-					event("", "failed: %s; rolling back to %q", why, r.From)
-					r.State, r.Error, r.Batch, r.BatchAt = store.RolloutRollingBack, why, nil, now
-					r.SoakSince, r.SoakPIDs, r.SoakTotals = time.Time{}, nil, nil
-					gw.Version = r.From
+					fail(why)
 					return nil
 				} else if summary != "" {
 					event("", "%s", summary)
@@ -215,7 +222,10 @@ func (s *Server) stepRollout(ctx context.Context, g store.Group) error {
 	}
 	if ended != "" || failed != "" {
 		action, result, detail := "group.gateway.rollout", store.AuditOK, ended
-		if failed != "" {
+		switch {
+		case failed != "" && paused:
+			action, result, detail = "group.gateway.pause", store.AuditError, failed
+		case failed != "":
 			action, result, detail = "group.gateway.rollback", store.AuditError, failed
 		}
 		if _, err := s.store.AppendAudit(ctx, store.AuditEntry{Time: now, User: "system", Action: action,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,5 +123,92 @@ func TestRolloutWaitsForPendingInstances(t *testing.T) {
 	heartbeat("b", false)
 	if r := step(); r.SoakSince.IsZero() || r.SoakPIDs["i1"] != 42 {
 		t.Fatalf("not soaking once the instance runs the new release, settled: %+v", r)
+	}
+}
+
+// A rollout asked to pause on failure stops where it is: the instances
+// done stay on the new release, the failed batch's go back to the old
+// one; the new release resumes it, the old one rolls it back, another is
+// refused.
+func TestRolloutPausesOnFailure(t *testing.T) {
+	e := newEnv(t)
+	srv := e.agentServer()
+	cert := e.joinAs(srv.URL, "h1")
+	n := newNode(t, srv.URL, e.ca, &cert)
+	e.group("edge", nil)
+	for i, name := range []string{"i1", "i2"} {
+		e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: name, Group: "edge", Host: "h1",
+			Listen: fmt.Sprintf(":%d", 8080+i), StatusListen: fmt.Sprintf(":%d", 8090+i)}).expect(t, http.StatusCreated, "instance")
+	}
+	for _, v := range []string{"a", "b"} {
+		if _, err := e.store.PutRelease(bg, store.Release{Version: v, SHA256: "00", Size: 1, UploadedBy: "admin"}, []byte{0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.store.UpdateGroupGateway(bg, "edge", func(gw *store.GroupGateway) error {
+		gw.Version = "a"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.do(e.admin, "PUT", "/groups/edge/gateway", apitypes.GroupGatewayUpdate{Version: "b", OnFailure: "sometimes"}).
+		expect(t, http.StatusBadRequest, "on_failure")
+	var gw apitypes.GroupGateway
+	e.do(e.admin, "PUT", "/groups/edge/gateway", apitypes.GroupGatewayUpdate{Version: "b", OnFailure: "pause"}).
+		expect(t, http.StatusOK, "start").decode(t, &gw)
+	if gw.Rollout == nil || gw.Rollout.OnFailure != "pause" {
+		t.Fatalf("rollout %+v", gw.Rollout)
+	}
+	// i1 is done on b; i2's replacement fails.
+	if _, err := e.store.UpdateGroupGateway(bg, "edge", func(gw *store.GroupGateway) error {
+		gw.Rollout.Done, gw.Rollout.Batch, gw.Rollout.BatchAt = []string{"i1"}, []string{"i2"}, e.clockNow().Add(-time.Second)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n.do("PUT", "/heartbeat", apitypes.AgentHeartbeat{Instances: []apitypes.AgentInstanceState{
+		{Name: "i1", Process: "running", PID: 41, Ready: true, Release: "b"},
+		{Name: "i2", Process: "running", PID: 42, Ready: true, Release: "a", Pending: true,
+			LastError: "replace instance i2: the new process (pid 43) was not ready within 1m0s; pid 42 serves on"},
+	}}).expect(t, http.StatusOK, "heartbeat")
+	g, err := e.store.GetGroup(bg, "edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.stepRollout(bg, g); err != nil {
+		t.Fatal(err)
+	}
+	e.do(e.admin, "GET", "/groups/edge/gateway", nil).expect(t, http.StatusOK, "gateway").decode(t, &gw)
+	if r := gw.Rollout; r == nil || r.State != "paused" || gw.Version != "b" || !strings.Contains(r.Error, "pid 42 serves on") {
+		t.Fatalf("after the failed batch: %+v", gw)
+	}
+	if g, err = e.store.GetGroup(bg, "edge"); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := desiredRelease(g, "i1"), desiredRelease(g, "i2"); a != "b" || b != "a" {
+		t.Errorf("paused: i1 to run %q, i2 %q; want b, a", a, b)
+	}
+	var entries []apitypes.AuditEntry
+	e.do(e.admin, "GET", "/audit?action=group.gateway.pause", nil).expect(t, http.StatusOK, "audit").decode(t, &entries)
+	if len(entries) != 1 || entries[0].Result != store.AuditError {
+		t.Errorf("audit of the pause: %+v", entries)
+	}
+
+	e.do(e.admin, "PUT", "/groups/edge/gateway", apitypes.GroupGatewayUpdate{Version: ""}).expect(t, http.StatusConflict, "another release while paused")
+	var resumed apitypes.GroupGateway
+	e.do(e.admin, "PUT", "/groups/edge/gateway", apitypes.GroupGatewayUpdate{Version: "b"}).expect(t, http.StatusOK, "resume").decode(t, &resumed)
+	if r := resumed.Rollout; r.State != "rolling" || r.Error != "" || r.ID != 1 {
+		t.Fatalf("resumed: %+v", r)
+	}
+	if _, err := e.store.UpdateGroupGateway(bg, "edge", func(gw *store.GroupGateway) error {
+		gw.Rollout.State = store.RolloutPaused
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var back apitypes.GroupGateway
+	e.do(e.admin, "PUT", "/groups/edge/gateway", apitypes.GroupGatewayUpdate{Version: "a"}).expect(t, http.StatusOK, "roll back").decode(t, &back)
+	if r := back.Rollout; r.State != "rolling-back" || back.Version != "a" || r.ID != 1 {
+		t.Fatalf("rolling back: %+v", back)
 	}
 }

@@ -34,6 +34,10 @@ type GroupGatewayUpdate struct {
 	// MaxUnavailable is how many instances are replaced at once (default
 	// 1, or the group's last value).
 	MaxUnavailable int `json:"max_unavailable,omitempty"`
+	// OnFailure is what a failed batch does: "rollback" (default) or
+	// "pause". Of a paused rollout, Version its To resumes it and its From
+	// rolls it back.
+	OnFailure string `json:"on_failure,omitempty"`
 }
 
 // GroupGateway is the body of GET /groups/{group}/gateway: the group's
@@ -54,8 +58,12 @@ type ReleaseRollout struct {
 	ID   uint64 `json:"id"`
 	From string `json:"from"`
 	To   string `json:"to"`
-	// State: rolling, done, rolling-back, rolled-back.
-	State          string         `json:"state"`
+	// State: rolling, done, rolling-back, rolled-back, paused.
+	State string `json:"state"`
+	// OnFailure is what a failed batch does: "rollback" (the group goes
+	// back to From) or "pause" (it stays as it is until resumed or rolled
+	// back).
+	OnFailure      string         `json:"on_failure"`
 	MaxUnavailable int            `json:"max_unavailable"`
 	By             string         `json:"by,omitempty"`
 	StartedAt      time.Time      `json:"started_at"`

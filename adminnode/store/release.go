@@ -41,6 +41,16 @@ const (
 	RolloutDone        = "done"
 	RolloutRollingBack = "rolling-back"
 	RolloutRolledBack  = "rolled-back"
+	// RolloutPaused: a batch failed and the rollout asked to pause
+	// (OnFailurePause) rather than roll back; the instances done run To,
+	// the others From, until an operator resumes it or rolls it back.
+	RolloutPaused = "paused"
+)
+
+// What a rollout does when a batch fails (ReleaseRollout.OnFailure).
+const (
+	OnFailureRollback = "rollback"
+	OnFailurePause    = "pause"
 )
 
 // GroupGateway is the gateway release a group runs and the change of it
@@ -94,8 +104,10 @@ type ReleaseRollout struct {
 	// with the old ones' over it.
 	SoakTotals map[string]SoakTotal `json:"soak_totals,omitempty"`
 	// Error says why the rollout was rolled back or paused.
-	Error  string         `json:"error,omitempty"`
-	Events []RolloutEvent `json:"events,omitempty"`
+	Error string `json:"error,omitempty"`
+	// OnFailure is OnFailurePause or OnFailureRollback ("": rollback).
+	OnFailure string         `json:"on_failure,omitempty"`
+	Events    []RolloutEvent `json:"events,omitempty"`
 }
 
 // SoakTotal is an instance's process and request totals at a point.
