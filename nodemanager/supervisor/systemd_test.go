@@ -35,7 +35,7 @@ func TestUnitFileVerify(t *testing.T) {
 		DrainTimeout:   30 * time.Second,
 		SystemdVersion: version,
 	}
-	unit, err := UnitFile(opts)
+	unit, err := UnitFile(opts, SlotA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,20 +57,37 @@ func TestUnitFileVerify(t *testing.T) {
 			t.Errorf("unit lacks %q", want)
 		}
 	}
-	verify := func(unit []byte) string {
+	verifySlot := func(slot string, unit []byte) string {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, UnitName), unit, 0o644); err != nil {
+		name := map[string]string{SlotA: UnitName, SlotB: UnitNameB}[slot]
+		if err := os.WriteFile(filepath.Join(dir, name), unit, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(analyze, "verify", "--man=no", "--recursive-errors=no", filepath.Join(dir, Unit("web-1")))
+		cmd := exec.Command(analyze, "verify", "--man=no", "--recursive-errors=no", filepath.Join(dir, SlotUnit(slot, "web-1")))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Sprintf("%v: %s", err, out)
 		}
 		return strings.TrimSpace(string(out))
 	}
+	verify := func(unit []byte) string { return verifySlot(SlotA, unit) }
 	if out := verify(unit); out != "" {
 		t.Errorf("systemd-analyze verify (systemd %d):\n%s\nunit:\n%s", version, out, unit)
+	}
+	// The second slot: the same unit but for its environment file.
+	unitB, err := UnitFile(opts, SlotB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := verifySlot(SlotB, unitB); out != "" {
+		t.Errorf("systemd-analyze verify of slot b (systemd %d):\n%s\nunit:\n%s", version, out, unitB)
+	}
+	textB := strings.Replace(string(unitB), "EnvironmentFile=/etc/gatehouse/gateway/b/%i.env\n", "EnvironmentFile=/etc/gatehouse/gateway/%i.env\n", 1)
+	if diff := lineDiff(text, textB); len(diff) != 3 { // the header and Description= only
+		t.Errorf("slot b's unit differs from slot a's in more than its environment file, header and description: %q", diff)
+	}
+	if _, err := UnitFile(opts, "c"); err == nil {
+		t.Error("slot c was accepted")
 	}
 	// The check sees what is wrong (systemd only warns, exit status 0).
 	bad := strings.Replace(text, "ProtectSystem=strict", "ProtectSystem=very", 1)
@@ -80,21 +97,40 @@ func TestUnitFileVerify(t *testing.T) {
 
 	// From systemd 254 on, systemd's own restart delay grows too.
 	opts.SystemdVersion = 254
-	if u, _ := UnitFile(opts); !strings.Contains(string(u), "RestartSteps=9\nRestartMaxDelaySec=30s\n") {
+	if u, _ := UnitFile(opts, SlotA); !strings.Contains(string(u), "RestartSteps=9\nRestartMaxDelaySec=30s\n") {
 		t.Errorf("no RestartSteps for systemd 254:\n%s", u)
 	}
 	opts.SystemdVersion = 0
-	if u, _ := UnitFile(opts); strings.Contains(string(u), "RestartSteps") {
+	if u, _ := UnitFile(opts, SlotA); strings.Contains(string(u), "RestartSteps") {
 		t.Error("RestartSteps for an old systemd")
 	}
 	opts.EnvDir = "/etc/with space"
-	if _, err := UnitFile(opts); err == nil {
+	if _, err := UnitFile(opts, SlotA); err == nil {
 		t.Error("an environment dir with a space was accepted")
 	}
 	opts.EnvDir, opts.User = "", "Bad User"
-	if _, err := UnitFile(opts); err == nil {
+	if _, err := UnitFile(opts, SlotA); err == nil {
 		t.Error("a bad user name was accepted")
 	}
+}
+
+// lineDiff returns the lines of a and b that differ, position by position.
+func lineDiff(a, b string) []string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for i := range max(len(la), len(lb)) {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			out = append(out, x+" | "+y)
+		}
+	}
+	return out
 }
 
 func TestEnvFile(t *testing.T) {
@@ -158,7 +194,7 @@ func (f *fakeSystemctl) Run(ctx context.Context, name string, args ...string) ([
 		f.calls = append(f.calls, strings.Join(args, " "))
 	}
 	u := f.units[unit]
-	if u == nil && strings.HasPrefix(unit, "gatehouse-gateway@") {
+	if u == nil && strings.HasPrefix(unit, "gatehouse-gateway") {
 		u = &unitState{ActiveState: "inactive", SubState: "dead", Result: "success"}
 		f.units[unit] = u
 	}
@@ -297,7 +333,8 @@ func TestSystemdDriver(t *testing.T) {
 
 	// Not desired any more: stopped and forgotten.
 	h.reconcile()
-	if got, want := fake.takeCalls(), []string{"stop " + unit, "disable --no-reload " + unit, "reset-failed " + unit}; !slices.Equal(got, want) {
+	unitB := SlotUnit(SlotB, "web-1")
+	if got, want := fake.takeCalls(), []string{"stop " + unit, "disable --no-reload " + unit + " " + unitB, "reset-failed " + unit + " " + unitB}; !slices.Equal(got, want) {
 		t.Errorf("systemctl calls %q, want %q", got, want)
 	}
 	if _, err := os.Stat(envPath); !errors.Is(err, os.ErrNotExist) {
