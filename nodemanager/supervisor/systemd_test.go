@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 )
 
 // The generated unit passes `systemd-analyze verify` without a warning.
@@ -350,4 +352,193 @@ func TestSystemdDriver(t *testing.T) {
 		return strings.Contains(st.LastError, "is not the unit's")
 	})
 	h.reconcile()
+}
+
+// The systemd driver as a Replacer, with the fake systemctl: new flags
+// start the other slot's unit with --takeover, which is the instance's
+// once it wrote that it serves and the old unit has stopped; a new node
+// manager adopts the recorded slot, or the other one when only it runs;
+// a replacement never ready is stopped and the old unit stays the
+// instance's.
+func TestSystemdReplace(t *testing.T) {
+	root := t.TempDir()
+	fake := newFakeSystemctl()
+	sopts := SystemdOptions{
+		Binary:       fakegw,
+		UnitDir:      filepath.Join(root, "units"),
+		EnvDir:       filepath.Join(root, "env"),
+		StateDir:     filepath.Join(root, "state"),
+		Runner:       fake,
+		PollInterval: 10 * time.Millisecond,
+	}
+	newSup := func() *Supervisor {
+		drv, err := NewSystemd(sopts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(context.Background(), Options{Driver: drv, ZeroDowntime: true, ReadyTimeout: 300 * time.Millisecond, DrainTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	h := &harness{t: t, sup: newSup(), rec: &recorder{}}
+	sp := Spec{Name: "web-1", Binary: fakegw, Args: []string{"gateway", "--instance", "web-1", "--data-dir", SystemdDataDir("web-1")}}
+	unitA, unitB := SlotUnit(SlotA, "web-1"), SlotUnit(SlotB, "web-1")
+	h.reconcile(sp)
+	old := h.running("web-1")
+	if _, err := os.Stat(filepath.Join(sopts.UnitDir, UnitNameB)); err != nil {
+		t.Errorf("slot b's template not installed: %v", err)
+	}
+	fake.takeCalls()
+	readyFile := filepath.Join(sopts.StateDir, "web-1", TakeoverReadyFileName)
+	if err := os.MkdirAll(filepath.Dir(readyFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// replace reconciles spec in the background and plays the gateways:
+	// the new unit writes that it serves (when serve), the old one exits.
+	replace := func(spec Spec, from, to string, serve bool) error {
+		t.Helper()
+		errc := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			errc <- h.sup.Reconcile(ctx, []Spec{spec})
+		}()
+		if !serve {
+			return <-errc
+		}
+		var pid int
+		waitfor.Cond(t, 10*time.Second, to+" started", func() (bool, string) {
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			u := fake.units[to]
+			if u == nil || u.ActiveState != "active" {
+				return false, fmt.Sprint(u)
+			}
+			pid = u.MainPID
+			return true, ""
+		})
+		if err := os.WriteFile(readyFile, fmt.Appendf(nil, `{"pid":"%d","replaced_pid":"%d"}`, pid, old.PID), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fake.mu.Lock()
+		u := fake.units[from]
+		u.ActiveState, u.SubState, u.MainPID = "inactive", "dead", 0
+		fake.mu.Unlock()
+		return <-errc
+	}
+
+	sp2 := sp
+	sp2.Args = append(slices.Clone(sp.Args), "--flag", "2")
+	if err := replace(sp2, unitA, unitB, true); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.sup.State("web-1")
+	if st.PID == old.PID || st.Process != StateRunning || st.SpecHash != sp2.Hash() || st.LastError != "" {
+		t.Errorf("after the replacement: %+v, was pid %d", st, old.PID)
+	}
+	if got, want := fake.takeCalls(), []string{"reset-failed " + unitB, "restart " + unitB, "enable --no-reload " + unitB, "disable --no-reload " + unitA}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	envB, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "b", "web-1.env"))
+	if !strings.Contains(string(envB), "--flag 2 --takeover --takeover-ready-file /var/lib/gatehouse-gateway/web-1/takeover.ready\"") || envFileHash(envB) != sp2.Hash() {
+		t.Errorf("slot b's environment file:\n%s", envB)
+	}
+	if envA, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.env")); envFileHash(envA) != sp.Hash() {
+		t.Errorf("slot a's environment file changed:\n%s", envA)
+	}
+	if b, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.slot")); string(b) != "{\n  \"schema\": 1,\n  \"slot\": \"b\"\n}\n" {
+		t.Errorf("slot record %q", b)
+	}
+
+	// A new node manager adopts slot b's unit, with slot b's spec.
+	h.sup.Close()
+	h.sup = newSup()
+	if st, ok := h.sup.State("web-1"); !ok || !st.Adopted || st.PID != h.running("web-1").PID || st.SpecHash != sp2.Hash() {
+		t.Errorf("adopted: %+v", st)
+	}
+	h.reconcile(sp2)
+	if got := fake.takeCalls(); len(got) != 0 {
+		t.Errorf("adoption ran %q", got)
+	}
+
+	// A restart goes back to slot a (the new driver installs the units
+	// first, asking systemd's version; they are unchanged).
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		errc <- h.sup.Restart(ctx, "web-1")
+	}()
+	var aPID int
+	waitfor.Cond(t, 10*time.Second, unitA+" started again", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		aPID = fake.units[unitA].MainPID
+		return fake.units[unitA].ActiveState == "active", fmt.Sprint(fake.units[unitA])
+	})
+	if err := os.WriteFile(readyFile, fmt.Appendf(nil, `{"pid":"%d"}`, aPID), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	fake.units[unitB].ActiveState, fake.units[unitB].MainPID = "inactive", 0
+	fake.mu.Unlock()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.sup.State("web-1"); st.PID != aPID {
+		t.Errorf("after the restart pid %d, want slot a's %d", st.PID, aPID)
+	}
+	if got, want := fake.takeCalls(), []string{"--version", "reset-failed " + unitA, "restart " + unitA, "enable --no-reload " + unitA, "disable --no-reload " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+
+	// A replacement that never says it serves: stopped after
+	// ReadyTimeout, slot a's unit serves on and stays the instance's.
+	sp3 := sp
+	sp3.Args = append(slices.Clone(sp.Args), "--flag", "3")
+	err := replace(sp3, unitA, unitB, false)
+	if err == nil || !strings.Contains(err.Error(), "was not ready within 300ms") {
+		t.Fatalf("a replacement never ready: %v", err)
+	}
+	if st, _ := h.sup.State("web-1"); st.PID != aPID || st.Process != StateRunning || !strings.Contains(st.LastError, "was not ready") {
+		t.Errorf("after a failed replacement: %+v, want pid %d running with the error", st, aPID)
+	}
+	if got, want := fake.takeCalls(), []string{"reset-failed " + unitB, "restart " + unitB, "stop " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.slot")); !strings.Contains(string(b), `"slot": "a"`) {
+		t.Errorf("slot record %q", b)
+	}
+
+	// The node manager went away during a replacement that then finished:
+	// the recorded slot's unit has stopped, the other's runs; it is
+	// adopted and recorded.
+	h.sup.Close()
+	fake.mu.Lock()
+	fake.units[unitA].ActiveState, fake.units[unitA].MainPID = "inactive", 0
+	fake.units[unitB].ActiveState, fake.units[unitB].MainPID = "active", 4242
+	fake.mu.Unlock()
+	h.sup = newSup()
+	if st, ok := h.sup.State("web-1"); !ok || !st.Adopted || st.PID != 4242 {
+		t.Errorf("adopted after an unwatched replacement: %+v, want slot b's pid 4242", st)
+	}
+	if got, want := fake.takeCalls(), []string{"enable --no-reload " + unitB, "disable --no-reload " + unitA}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.slot")); !strings.Contains(string(b), `"slot": "b"`) {
+		t.Errorf("slot record %q", b)
+	}
+
+	// A slot record of another schema is refused, naming the file.
+	if err := os.WriteFile(filepath.Join(sopts.EnvDir, "web-1.slot"), []byte(`{"schema":2,"slot":"b"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drv, _ := NewSystemd(sopts)
+	if _, err := drv.Adopt(context.Background()); err == nil || !strings.Contains(err.Error(), "web-1.slot: schema 2") {
+		t.Errorf("adopt with a slot record of schema 2: %v", err)
+	}
 }
