@@ -362,9 +362,12 @@ exec /usr/local/bin/gatehouse "$@"
 // request fails. The node manager restarted adopts the unit that serves
 // (slot b) without restarting it; the next restart goes back to slot a; a
 // replacement that never gets ready is stopped, the old process serving
-// on, with the error shown.
+// on, with the error shown; a rolling upgrade to a release moves it to a
+// copy of the release's binary the gateway's user can run, in the other
+// slot.
 func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
+	release := buildVersion(t, t.TempDir(), "9.1.0-sd")
 	h := &sdHost{m: nspawn.Start(t)}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -379,7 +382,7 @@ func TestSystemdRestartWithoutDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := startUpstream(t, "one", nil)
-	d := newNMDomain(t)
+	d := newNMDomain(t, "--rollout-soak", "1s")
 	d.nodeDir = sdNodeDir
 	d.gw = &gatewayPids{pids: map[int]bool{}, nodeDir: sdNodeDir}
 	tok := d.joinToken(t, "h1")
@@ -485,8 +488,6 @@ func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	units("sd-z serving on in slot a, the replacement stopped", "active enabled", "inactive disabled")
 	counted, _ = l.counts()
 	l.waitServed(t, counted, 50)
-	served := l.checkNoFailure(t)
-	t.Logf("requests served during the restarts: %v", served)
 	v, err := d.localInstances(t)
 	if err != nil {
 		t.Fatal(err)
@@ -497,4 +498,33 @@ func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	if p := h.show(t, gatewayUnit("sd-z"), "MainPID"); p["MainPID"] != strconv.Itoa(inA.PID) {
 		t.Errorf("%s: MainPID %s, want %d", gatewayUnit("sd-z"), p["MainPID"], inA.PID)
 	}
+
+	// A rolling upgrade to a release: the node manager keeps the binary
+	// in its data dir, which the gateway's user cannot enter; slot b's
+	// unit runs a copy of it, named in a drop-in.
+	if err := os.Remove(h.m.Path("/etc/gatehouse/never-ready")); err != nil {
+		t.Fatal(err)
+	}
+	d.cli.ok(t, "", "release", "upload", release, "--version", "9.1.0-sd")
+	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-sd", "--wait", "--timeout", "3m")
+	onRelease := d.waitLocal(t, "sd-z ready on the release", func(v map[string]localapi.InstanceView) bool {
+		w := v["sd-z"]
+		return w.PID != 0 && w.PID != inA.PID && w.Ready && freshlyReported(w) && w.GatewayVersion == "9.1.0-sd"
+	})["sd-z"]
+	units("sd-z on the release in slot b", "inactive disabled", "active enabled")
+	exe := strings.TrimSpace(h.run(t, "readlink", fmt.Sprintf("/proc/%d/exe", onRelease.PID)))
+	if !strings.HasPrefix(exe, "/var/lib/gatehouse-gateway-releases/") {
+		t.Errorf("sd-z runs %s, want a copy in /var/lib/gatehouse-gateway-releases", exe)
+	}
+	if out := h.run(t, exe, "--version"); !strings.Contains(out, "gatehouse version 9.1.0-sd ") {
+		t.Errorf("%s --version: %q", exe, out)
+	}
+	dropIn := h.run(t, "systemctl", "cat", gatewayUnitB("sd-z"))
+	if !strings.Contains(dropIn, "ExecStart="+exe+" $GATEHOUSE_GATEWAY_ARGS") {
+		t.Errorf("systemctl cat %s:\n%s", gatewayUnitB("sd-z"), dropIn)
+	}
+	counted, _ = l.counts()
+	l.waitServed(t, counted, 50)
+	served := l.checkNoFailure(t)
+	t.Logf("requests served during the restarts and the upgrade: %v", served)
 }

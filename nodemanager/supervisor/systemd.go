@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,9 +90,15 @@ func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte,
 // SystemdOptions configure the systemd driver. Zero values take the
 // defaults.
 type SystemdOptions struct {
-	// Binary is the absolute path ExecStart runs (default: this
-	// executable). Every Spec.Binary must be this path.
+	// Binary is the absolute path the templates' ExecStart runs (default:
+	// this executable). A Spec with another binary (a release) runs a copy
+	// of it in ReleaseDir, named in a drop-in of its unit.
 	Binary string
+	// ReleaseDir holds the copies of the other binaries the gateways run,
+	// one directory per content (default
+	// /var/lib/gatehouse-gateway-releases): the node manager's own copies
+	// are in its data dir, which a gateway's user cannot enter.
+	ReleaseDir string
 	// User runs the gateways (default "gatehouse-gateway"). The unit has
 	// DynamicUser=yes: systemd makes the user (and its group) while a
 	// gateway runs, unless a user of that name exists, which it then uses;
@@ -160,6 +169,9 @@ func (opts SystemdOptions) withDefaults() (SystemdOptions, error) {
 	}
 	if opts.StateDir == "" {
 		opts.StateDir = "/var/lib/" + StateDirectory
+	}
+	if opts.ReleaseDir == "" {
+		opts.ReleaseDir = "/var/lib/gatehouse-gateway-releases"
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
@@ -287,11 +299,8 @@ func UnitFile(opts SystemdOptions, slot string) ([]byte, error) {
 		return nil, fmt.Errorf("unit: slot %q: want %s or %s", slot, SlotA, SlotB)
 	}
 	for what, v := range map[string]string{"binary": opts.Binary, "environment dir": opts.EnvDir} {
-		if !filepath.IsAbs(v) {
-			return nil, fmt.Errorf("unit: %s %q is not an absolute path", what, v)
-		}
-		if strings.ContainsAny(v, " \t\n\"'\\%$") {
-			return nil, fmt.Errorf("unit: %s %q holds a character systemd would interpret", what, v)
+		if err := unitPath(what, v); err != nil {
+			return nil, fmt.Errorf("unit: %w", err)
 		}
 	}
 	if !unitWordRE.MatchString(opts.User) {
@@ -321,6 +330,17 @@ func UnitFile(opts SystemdOptions, slot string) ([]byte, error) {
 }
 
 var unitWordRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// unitPath checks that v can be written in a unit file as it is.
+func unitPath(what, v string) error {
+	if !filepath.IsAbs(v) {
+		return fmt.Errorf("%s %q is not an absolute path", what, v)
+	}
+	if strings.ContainsAny(v, " \t\n\"'\\%$;") {
+		return fmt.Errorf("%s %q holds a character systemd would interpret", what, v)
+	}
+	return nil
+}
 
 func seconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10) + "s"
@@ -534,9 +554,6 @@ func (d *Systemd) Start(ctx context.Context, spec Spec) (Proc, error) {
 // environment file of spec's unit in slot with args and clears a failed
 // state of that unit.
 func (d *Systemd) prepare(ctx context.Context, slot string, spec Spec, args []string) error {
-	if spec.Binary != d.opts.Binary {
-		return fmt.Errorf("%w: instance %s: binary %s is not the unit's %s", ErrInvalid, spec.Name, spec.Binary, d.opts.Binary)
-	}
 	env, err := envFile(spec, args)
 	if err != nil {
 		return err
@@ -548,7 +565,11 @@ func (d *Systemd) prepare(ctx context.Context, slot string, spec Spec, args []st
 			return err
 		}
 	}
+	err = d.useBinaryLocked(ctx, slot, spec)
 	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	path := d.envPath(slot, spec.Name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("start %s: %w", spec.Name, err)
@@ -569,6 +590,130 @@ func (d *Systemd) startUnit(ctx context.Context, slot string, spec Spec) (Proc, 
 		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	return d.newProc(slot, spec.Name, spec.Hash(), st), nil
+}
+
+// ReleaseDropIn is the drop-in, in the directory <unit>.d beside the
+// templates, that makes an instance's unit run another binary than the
+// template's.
+const ReleaseDropIn = "release.conf"
+
+func (d *Systemd) dropInPath(slot, name string) string {
+	return filepath.Join(d.opts.UnitDir, SlotUnit(slot, name)+".d", ReleaseDropIn)
+}
+
+// useBinaryLocked makes spec's unit in slot run spec.Binary: the
+// template's binary needs no drop-in (one left from a release is
+// removed); another is copied into ReleaseDir (the gateway's user could
+// not read it where it is) and named in the unit's drop-in. systemd is
+// reloaded when a drop-in changed.
+func (d *Systemd) useBinaryLocked(ctx context.Context, slot string, spec Spec) error {
+	path := d.dropInPath(slot, spec.Name)
+	var want []byte
+	if spec.Binary != d.opts.Binary {
+		if err := unitPath("binary", spec.Binary); err != nil {
+			return fmt.Errorf("%w: instance %s: %w", ErrInvalid, spec.Name, err)
+		}
+		bin, err := d.copyRelease(spec.Binary)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		want = fmt.Appendf(nil, "# Written by gatehouse node: instance %s runs %s\n# (copied to %s); removed when it runs %s again.\n[Service]\nExecStart=\nExecStart=%s $%s\n",
+			spec.Name, spec.Binary, bin, d.opts.Binary, bin, ArgsVar)
+	}
+	old, err := os.ReadFile(path)
+	switch {
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("start %s: %w", spec.Name, err)
+	case err != nil && want == nil, err == nil && bytes.Equal(old, want):
+		return nil
+	case want == nil:
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		os.Remove(filepath.Dir(path)) // only when empty
+	default:
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		if err := writeFileAtomic(path, want, 0o644); err != nil {
+			return fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+	}
+	if _, err := d.systemctl(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	d.pruneReleasesLocked()
+	return nil
+}
+
+// copyRelease copies binary into ReleaseDir/<sha256 prefix>/, readable
+// and executable by all (it holds no secret), unless that copy exists,
+// and returns the copy's path.
+func (d *Systemd) copyRelease(binary string) (string, error) {
+	f, err := os.Open(binary)
+	if err != nil {
+		return "", fmt.Errorf("binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("binary %s: %w", binary, err)
+	}
+	dir := filepath.Join(d.opts.ReleaseDir, hex.EncodeToString(h.Sum(nil))[:16])
+	dst := filepath.Join(dir, filepath.Base(binary))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".copy*")
+	if err != nil {
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if _, err := io.Copy(tmp, f); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("copy binary %s: %w", binary, err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("copy binary: %w", err)
+	}
+	return dst, nil
+}
+
+// pruneReleasesLocked removes the copies in ReleaseDir that no drop-in
+// names any more (a unit that runs one has its drop-in until it is
+// started on another binary).
+func (d *Systemd) pruneReleasesLocked() {
+	entries, err := os.ReadDir(d.opts.ReleaseDir)
+	if err != nil {
+		return
+	}
+	dropIns, _ := filepath.Glob(filepath.Join(d.opts.UnitDir, "gatehouse-gateway*@*.service.d", ReleaseDropIn))
+	var named []byte
+	for _, p := range dropIns {
+		b, _ := os.ReadFile(p)
+		named = append(named, b...)
+	}
+	for _, ent := range entries {
+		dir := filepath.Join(d.opts.ReleaseDir, ent.Name())
+		if ent.IsDir() && !bytes.Contains(named, []byte(dir+"/")) {
+			if err := os.RemoveAll(dir); err != nil {
+				d.log.Warn("cannot remove an unused copy of a binary", "dir", dir, "error", err)
+			}
+		}
+	}
 }
 
 var _ Replacer = (*Systemd)(nil)
@@ -704,8 +849,10 @@ func envFileHash(b []byte) string {
 }
 
 // Remove disables the instance's (stopped) units of both slots, clears a
-// failed state of them and deletes their environment files and the slot
-// record. The state directory stays.
+// failed state of them and deletes their environment files, drop-ins
+// (systemd reloaded then, so that an instance made again under the name
+// runs the template's binary) and the slot record. The state directory
+// stays.
 func (d *Systemd) Remove(ctx context.Context, name string) error {
 	var errs []error
 	a, b := SlotUnit(SlotA, name), SlotUnit(SlotB, name)
@@ -717,6 +864,28 @@ func (d *Systemd) Remove(ctx context.Context, name string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	reload := false
+	for _, slot := range []string{SlotA, SlotB} {
+		path := d.dropInPath(slot, name)
+		err := os.Remove(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		os.Remove(filepath.Dir(path)) // only when empty
+		reload = true
+	}
+	if reload {
+		if _, err := d.systemctl(ctx, "daemon-reload"); err != nil {
+			errs = append(errs, err)
+		}
+		d.pruneReleasesLocked()
 	}
 	return errors.Join(errs...)
 }

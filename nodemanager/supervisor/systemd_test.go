@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -343,13 +344,13 @@ func TestSystemdDriver(t *testing.T) {
 		t.Errorf("env file kept: %v", err)
 	}
 
-	// A spec for another binary is refused, and shown.
+	// A spec for a binary that is not there fails to start, and says so.
 	bad := sp
 	bad.Binary = "/usr/bin/other"
 	h.reconcile(bad)
 	h.wait("start error", func() bool {
 		st, _ := h.sup.State("web-1")
-		return strings.Contains(st.LastError, "is not the unit's")
+		return strings.Contains(st.LastError, "binary: open /usr/bin/other")
 	})
 	h.reconcile()
 }
@@ -541,4 +542,90 @@ func TestSystemdReplace(t *testing.T) {
 	if _, err := drv.Adopt(context.Background()); err == nil || !strings.Contains(err.Error(), "web-1.slot: schema 2") {
 		t.Errorf("adopt with a slot record of schema 2: %v", err)
 	}
+}
+
+// A spec with another binary than the template's (a release): its unit
+// runs a copy of it, readable by the gateway's user, named in a drop-in;
+// back on the template's binary, the drop-in and the copy go.
+func TestSystemdReleaseBinary(t *testing.T) {
+	root := t.TempDir()
+	fake := newFakeSystemctl()
+	sopts := SystemdOptions{
+		Binary:       fakegw,
+		UnitDir:      filepath.Join(root, "units"),
+		EnvDir:       filepath.Join(root, "env"),
+		ReleaseDir:   filepath.Join(root, "releases"),
+		Runner:       fake,
+		PollInterval: 10 * time.Millisecond,
+	}
+	drv, err := NewSystemd(sopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := New(context.Background(), Options{Driver: drv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sup.Close() })
+	h := &harness{t: t, sup: sup, rec: &recorder{}}
+	release := filepath.Join(root, "node", "releases", "1.4.0-abcd", "gatehouse")
+	if err := os.MkdirAll(filepath.Dir(release), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("#!/bin/sh\necho release 1.4.0\n")
+	if err := os.WriteFile(release, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sp := Spec{Name: "web-1", Binary: release, Args: []string{"gateway", "--instance", "web-1"}}
+	unit := Unit("web-1")
+
+	h.reconcile(sp)
+	h.running("web-1")
+	if got, want := fake.takeCalls(), []string{"--version", "daemon-reload", "daemon-reload", "reset-failed " + unit, "enable --no-reload " + unit, "restart " + unit}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	copies, _ := filepath.Glob(filepath.Join(sopts.ReleaseDir, "*", "gatehouse"))
+	if len(copies) != 1 {
+		t.Fatalf("copies of the release: %q", copies)
+	}
+	if b, err := os.ReadFile(copies[0]); err != nil || !bytes.Equal(b, content) {
+		t.Errorf("the copy holds %q (%v)", b, err)
+	}
+	if fi, err := os.Stat(copies[0]); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the copy: %v %v", fi, err)
+	}
+	dropIn := filepath.Join(sopts.UnitDir, unit+".d", ReleaseDropIn)
+	b, err := os.ReadFile(dropIn)
+	if err != nil || !strings.Contains(string(b), "[Service]\nExecStart=\nExecStart="+copies[0]+" $"+ArgsVar+"\n") {
+		t.Errorf("drop-in (%v):\n%s", err, b)
+	}
+
+	// Started again on the same release: nothing to reload.
+	if err := sup.Restart(context.Background(), "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.takeCalls(), []string{"stop " + unit, "reset-failed " + unit, "enable --no-reload " + unit, "restart " + unit}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+
+	// Back on the template's binary.
+	sp.Binary = fakegw
+	h.reconcile(sp)
+	if got, want := fake.takeCalls(), []string{"stop " + unit, "daemon-reload", "reset-failed " + unit, "enable --no-reload " + unit, "restart " + unit}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	if _, err := os.Stat(dropIn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("drop-in kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(copies[0])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unused copy kept: %v", err)
+	}
+
+	// A path systemd would split is refused, naming it.
+	sp.Binary = "/opt/my release/gatehouse"
+	h.reconcile(sp)
+	h.wait("start error", func() bool {
+		st, _ := h.sup.State("web-1")
+		return strings.Contains(st.LastError, `binary "/opt/my release/gatehouse" holds a character systemd would interpret`)
+	})
 }
