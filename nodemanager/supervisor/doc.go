@@ -89,6 +89,14 @@
 // bbolt file handed over is the same file). Keeping one environment file
 // per slot keeps the hash of what each unit runs, for adoption.
 //
+// A Spec whose binary is not the templates' (a release, which the node
+// manager keeps in its own data dir, closed to the gateways' user) runs a
+// copy of it in SystemdOptions.ReleaseDir (one directory per content
+// hash, 0755), named by a drop-in of its slot's unit (<unit>.d/
+// release.conf: ExecStart= replaced), with a daemon-reload when the
+// drop-in changes; the drop-in goes when the unit runs the templates'
+// binary again, and copies no drop-in names are removed.
+//
 // # Exec driver
 //
 //   - Each child runs in its own process group (Setpgid) with no parent-death
