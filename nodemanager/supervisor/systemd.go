@@ -465,9 +465,10 @@ func (d *Systemd) readyPath(name string) string {
 	return filepath.Join(d.opts.StateDir, name, TakeoverReadyFileName)
 }
 
-// readyArg is readyPath as the gateway sees it.
-func readyArg(name string) string {
-	return SystemdDataDir(name) + "/" + TakeoverReadyFileName
+// takeoverArgs are spec's arguments with --takeover and its ready file
+// (readyPath, as the gateway sees it).
+func takeoverArgs(spec Spec) []string {
+	return append(slices.Clone(spec.Args), "--takeover", "--takeover-ready-file", SystemdDataDir(spec.Name)+"/"+TakeoverReadyFileName)
 }
 
 func (d *Systemd) systemctl(ctx context.Context, args ...string) ([]byte, error) {
@@ -533,12 +534,18 @@ func parseSystemdVersion(out []byte) int {
 // instance's slot, enables its unit (so that it starts at boot) and runs
 // `systemctl restart` (which starts a stopped unit, and makes a running
 // one pick up the new file). systemd makes the state directory.
+//
+// The gateway gets --takeover here too, which finds nothing to take when
+// no gateway of the instance runs: when one does, in the other slot (a
+// replacement that finished after the node manager that started it went
+// away, its recorded unit since stopped), the new process takes its
+// sockets instead of failing to bind them.
 func (d *Systemd) Start(ctx context.Context, spec Spec) (Proc, error) {
 	slot, err := d.activeSlot(spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
-	if err := d.prepare(ctx, slot, spec, spec.Args); err != nil {
+	if err := d.prepare(ctx, slot, spec, takeoverArgs(spec)); err != nil {
 		return nil, err
 	}
 	unit := SlotUnit(slot, spec.Name)
@@ -732,8 +739,7 @@ func (d *Systemd) StartReplacement(ctx context.Context, spec Spec) (Proc, error)
 	if err := os.Remove(d.readyPath(spec.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("replace %s: %w", spec.Name, err)
 	}
-	args := append(slices.Clone(spec.Args), "--takeover", "--takeover-ready-file", readyArg(spec.Name))
-	if err := d.prepare(ctx, slot, spec, args); err != nil {
+	if err := d.prepare(ctx, slot, spec, takeoverArgs(spec)); err != nil {
 		return nil, err
 	}
 	return d.startUnit(ctx, slot, spec)
@@ -746,14 +752,18 @@ func (d *Systemd) Serving(p Proc) bool {
 	if !ok {
 		return false
 	}
-	b, err := os.ReadFile(d.readyPath(up.name))
+	return d.readyNames(up.name, up.Info().PID)
+}
+
+// readyNames reports whether instance name's ready file names pid.
+func (d *Systemd) readyNames(name string, pid int) bool {
+	b, err := os.ReadFile(d.readyPath(name))
 	if err != nil {
 		return false
 	}
 	var rec struct {
 		PID string `json:"pid"`
 	}
-	pid := up.Info().PID
 	return json.Unmarshal(b, &rec) == nil && pid != 0 && rec.PID == strconv.Itoa(pid)
 }
 
@@ -771,11 +781,14 @@ func (d *Systemd) Promote(p Proc) error {
 
 // Adopt returns the instances that have an environment file and whose unit
 // in the recorded slot is active (or being restarted by systemd). When
-// that unit has ended and the other slot's is active, a replacement
-// finished while no node manager watched it: the other slot is recorded
-// as the instance's and adopted. When both are active, the recorded one
-// is adopted (the other is a replacement that may yet fail; if it takes
-// over, the adopted unit's end is a gateway exit like any other).
+// the other slot's unit is active and that unit has ended, or has been
+// told to drain (the ready file names the other's main process), a
+// replacement finished, or is finishing, while no node manager watched
+// it: the other slot is recorded as the instance's and adopted. When
+// both are active and the ready file does not name the other, the
+// recorded one is adopted (the other is a replacement that may yet fail;
+// if it takes over, the adopted unit's end is a gateway exit like any
+// other, and the next start takes the sockets back).
 func (d *Systemd) Adopt(ctx context.Context) ([]Proc, error) {
 	names, err := d.instanceNames()
 	if err != nil {
@@ -791,15 +804,15 @@ func (d *Systemd) Adopt(ctx context.Context) ([]Proc, error) {
 		if err != nil {
 			return nil, fmt.Errorf("systemd driver: %w", err)
 		}
-		if st.ended() {
-			other := otherSlot(slot)
-			ost, err := d.show(ctx, other, name)
-			if err != nil {
-				return nil, fmt.Errorf("systemd driver: %w", err)
-			}
-			if ost.ended() {
-				continue
-			}
+		other := otherSlot(slot)
+		ost, err := d.show(ctx, other, name)
+		if err != nil {
+			return nil, fmt.Errorf("systemd driver: %w", err)
+		}
+		if st.ended() && ost.ended() {
+			continue
+		}
+		if !ost.ended() && (st.ended() || d.readyNames(name, ost.MainPID)) {
 			d.log.Info("adopting the unit of the other slot: its replacement finished while no node manager watched", "instance", name, "unit", SlotUnit(other, name))
 			if err := d.setSlot(ctx, name, other); err != nil {
 				return nil, fmt.Errorf("systemd driver: %w", err)

@@ -281,7 +281,9 @@ func TestSystemdDriver(t *testing.T) {
 	if fi, err := os.Stat(envPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("env file: %v %v", fi, err)
 	}
-	if b, _ := os.ReadFile(envPath); !strings.Contains(string(b), `GATEHOUSE_GATEWAY_ARGS="gateway --instance web-1"`) {
+	// --takeover on a first start too: it takes nothing when no gateway of
+	// the instance runs.
+	if b, _ := os.ReadFile(envPath); !strings.Contains(string(b), `GATEHOUSE_GATEWAY_ARGS="gateway --instance web-1 --takeover --takeover-ready-file /var/lib/gatehouse-gateway/web-1/takeover.ready"`) {
 		t.Errorf("env file:\n%s", b)
 	}
 
@@ -532,6 +534,37 @@ func TestSystemdReplace(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.slot")); !strings.Contains(string(b), `"slot": "b"`) {
 		t.Errorf("slot record %q", b)
+	}
+
+	// Both units run and the ready file names slot a's process: it took
+	// over (a start after the adopted unit ended, say) and slot b's
+	// drains; slot a is adopted and recorded.
+	h.sup.Close()
+	fake.mu.Lock()
+	fake.units[unitA].ActiveState, fake.units[unitA].MainPID = "active", 4343
+	fake.mu.Unlock()
+	if err := os.WriteFile(readyFile, []byte(`{"pid":"4343","replaced_pid":"4242"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.sup = newSup()
+	if st, ok := h.sup.State("web-1"); !ok || st.PID != 4343 {
+		t.Errorf("adopted with both units running, slot a's ready: %+v, want pid 4343", st)
+	}
+	if got, want := fake.takeCalls(), []string{"enable --no-reload " + unitA, "disable --no-reload " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	// Both run and the ready file names another process: the recorded
+	// slot (a) is adopted, the other may be a replacement that fails yet.
+	h.sup.Close()
+	if err := os.WriteFile(readyFile, []byte(`{"pid":"1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.sup = newSup()
+	if st, ok := h.sup.State("web-1"); !ok || st.PID != 4343 {
+		t.Errorf("adopted with both units running, none ready: %+v, want the recorded slot's pid 4343", st)
+	}
+	if got := fake.takeCalls(); len(got) != 0 {
+		t.Errorf("adoption ran %q", got)
 	}
 
 	// A slot record of another schema is refused, naming the file.
