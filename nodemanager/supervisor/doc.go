@@ -87,7 +87,10 @@
 // User= (DynamicUser= gives units of one user name one uid: the
 // handover's SO_PEERCRED check passes) and the same StateDirectory= (the
 // bbolt file handed over is the same file). Keeping one environment file
-// per slot keeps the hash of what each unit runs, for adoption.
+// per slot keeps the hash of what each unit runs, for adoption. Every
+// start under systemd passes --takeover, which takes nothing when no
+// gateway of the instance runs, and otherwise the sockets of the one left
+// in the other slot, which would block the bind.
 //
 // A Spec whose binary is not the templates' (a release, which the node
 // manager keeps in its own data dir, closed to the gateways' user) runs a
@@ -171,9 +174,9 @@
 // Restarts); when it gives up (start-limit-hit) the supervisor shows a
 // crash loop and retries with its own backoff after `systemctl
 // reset-failed`. Adoption: the instances with an environment file whose
-// recorded slot's unit is active, or, when only the other slot's unit
-// runs (a replacement finished while no node manager watched), that one,
-// recorded then. Removal: both units disabled, environment files and
+// recorded slot's unit is active, or the other slot's, recorded then,
+// when it runs and the recorded one has ended or takeover.ready names the
+// other's process (a replacement finished while no node manager watched). Removal: both units disabled, environment files and
 // slot record deleted; the state directory stays. Gateways log to the journal (SyslogIdentifier=
 // gatehouse-gateway-NAME).
 //
