@@ -674,6 +674,12 @@ func (d *Systemd) copyRelease(binary string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("copy binary: %w", err)
 	}
+	// Whatever the node manager's umask: the gateway's user must enter.
+	for _, p := range []string{d.opts.ReleaseDir, dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			return "", fmt.Errorf("copy binary: %w", err)
+		}
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("copy binary: %w", err)
 	}
