@@ -336,3 +336,195 @@ func (h *sdHost) gatewayPIDs(t *testing.T) string {
 	out := h.run(t, "systemctl", "show", "--property=Id,MainPID", "gatehouse-gateway@*")
 	return strings.Join(strings.Fields(out), " ")
 }
+
+func gatewayUnitB(name string) string { return "gatehouse-gateway-b@" + name + ".service" }
+
+// sdGatewayWrapper is the gateway binary of TestSystemdRestartWithoutDowntime:
+// the gatehouse binary, except that while /etc/gatehouse/never-ready
+// exists a process started with --takeover (a replacement) never gets
+// ready.
+const sdGatewayWrapper = `#!/bin/sh
+if [ -e /etc/gatehouse/never-ready ]; then
+	for a in "$@"; do
+		if [ "$a" = --takeover ]; then
+			echo 'replacement: never ready' >&2
+			exec sleep 300
+		fi
+	done
+fi
+exec /usr/local/bin/gatehouse "$@"
+`
+
+// TestSystemdRestartWithoutDowntime: under a real systemd, `instance
+// restart` of a gateway under continuous load starts the new process in
+// the instance's other unit (gatehouse-gateway-b@), which takes over the
+// sockets; the old unit drains and stops, the new one is enabled; not one
+// request fails. The node manager restarted adopts the unit that serves
+// (slot b) without restarting it; the next restart goes back to slot a; a
+// replacement that never gets ready is stopped, the old process serving
+// on, with the error shown; a rolling upgrade to a release moves it to a
+// copy of the release's binary the gateway's user can run, in the other
+// slot.
+func TestSystemdRestartWithoutDowntime(t *testing.T) {
+	t.Parallel()
+	release := buildVersion(t, t.TempDir(), "9.1.0-sd")
+	h := &sdHost{m: nspawn.Start(t)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, err := h.m.Run(context.Background(), "journalctl", "--no-pager", "-n", "400")
+			t.Logf("journal of the container (%v):\n%s", err, out)
+		}
+	})
+	if err := h.m.CopyIn(binary, "/usr/local/bin/gatehouse", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.m.Path("/usr/local/bin/gatehouse-gw"), []byte(sdGatewayWrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t, "one", nil)
+	d := newNMDomain(t, "--rollout-soak", "1s")
+	d.nodeDir = sdNodeDir
+	d.gw = &gatewayPids{pids: map[int]bool{}, nodeDir: sdNodeDir}
+	tok := d.joinToken(t, "h1")
+	d.createInstance(t, "sd-z")
+	if n := d.deployTo(t, up.addr, "first"); n != 1 {
+		t.Fatalf("first deployment is #%d", n)
+	}
+	h.run(t, "gatehouse", "node", "join", "--addr", d.url, "--token", tok, "--ca-fingerprint", d.fingerprint, "--data-dir", sdNodeDir)
+	d.nodeAddr = freeAddr(t)
+	unit := h.run(t, "gatehouse", "node", "unit", "--driver", "systemd", "--data-dir", sdNodeDir, "--",
+		"--listen", d.nodeAddr, "--heartbeat", "1s", "--wait", "5s", "--drain-timeout", "5s",
+		"--gateway-binary", "/usr/local/bin/gatehouse-gw", "--gateway-ready-timeout", "15s")
+	if err := os.WriteFile(h.m.Path("/etc/systemd/system/"+nodeUnit), []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t, "systemctl", "daemon-reload")
+	h.run(t, "systemctl", "enable", "--now", nodeUnit)
+	before := d.waitLocal(t, "sd-z running deployment #1", d.appliedEverywhere(1))["sd-z"]
+	d.mustRouteTo(t, "one", "sd-z")
+
+	// units waits until the instance's two units are as want says
+	// (ActiveState, and whether it starts at boot), slot a first.
+	// `systemctl is-enabled` reads the links; systemd's UnitFileState of
+	// a loaded unit may be the one it read before `enable --no-reload`.
+	unitState := func(unit string) string {
+		out, _ := h.m.Run(context.Background(), "systemctl", "is-enabled", unit) // exit status 1 when disabled
+		return h.show(t, unit, "ActiveState")["ActiveState"] + " " + strings.TrimSpace(string(out))
+	}
+	units := func(what string, a, b string) {
+		t.Helper()
+		until(t, what, func() (bool, string) {
+			got := [2]string{unitState(gatewayUnit("sd-z")), unitState(gatewayUnitB("sd-z"))}
+			return got == [2]string{a, b}, fmt.Sprintf("%s: %s, %s: %s", gatewayUnit("sd-z"), got[0], gatewayUnitB("sd-z"), got[1])
+		})
+	}
+	units("sd-z in slot a", "active enabled", "inactive disabled")
+
+	l := startTrafficLoad(t, d.instances["sd-z"][0])
+	counted, _ := l.counts()
+	l.waitServed(t, counted, 50)
+	// restart restarts sd-z with the CLI, from the process prev, into
+	// unit to, and returns the new process's view.
+	restart := func(prev localapi.InstanceView, to string) localapi.InstanceView {
+		t.Helper()
+		out := d.cli.ok(t, "", "instance", "restart", "sd-z", "--timeout", "60s")
+		if !strings.Contains(out, "Instance sd-z is ready again") {
+			t.Fatalf("instance restart said %q", out)
+		}
+		now := d.waitLocal(t, "sd-z ready under a new process", func(v map[string]localapi.InstanceView) bool {
+			w := v["sd-z"]
+			return w.PID != 0 && w.PID != prev.PID && w.Ready && freshlyReported(w)
+		})["sd-z"]
+		if p := h.show(t, to, "MainPID"); p["MainPID"] != strconv.Itoa(now.PID) {
+			t.Errorf("%s: MainPID %s, the node manager shows pid %d", to, p["MainPID"], now.PID)
+		}
+		// A takeover, not a stop and a start.
+		journal := h.run(t, "journalctl", "--no-pager", "-o", "cat", "-u", to)
+		if want := fmt.Sprintf("serving on the sockets taken over; the replaced gateway drains: pid=%d", prev.PID); !strings.Contains(journal, want) {
+			t.Errorf("the journal of %s does not say %q:\n%s", to, want, journal)
+		}
+		counted, _ := l.counts()
+		l.waitServed(t, counted, 50)
+		return now
+	}
+	inB := restart(before, gatewayUnitB("sd-z"))
+	units("sd-z moved to slot b, slot a stopped", "inactive disabled", "active enabled")
+	t.Logf("sd-z: pid %d (%s) → %d (%s)", before.PID, gatewayUnit("sd-z"), inB.PID, gatewayUnitB("sd-z"))
+
+	// The node manager restarted adopts slot b's unit: same process.
+	h.run(t, "systemctl", "restart", nodeUnit)
+	d.waitLocal(t, "sd-z adopted and reporting", func(v map[string]localapi.InstanceView) bool {
+		return v["sd-z"].PID == inB.PID && v["sd-z"].Ready && freshlyReported(v["sd-z"])
+	})
+	waitfor.Holds(t, 3*time.Second, "sd-z not restarted after the node manager's restart", func() (bool, string) {
+		v, err := d.localInstances(t)
+		if err != nil {
+			return false, err.Error()
+		}
+		p := h.show(t, gatewayUnitB("sd-z"), "MainPID", "ActiveState")
+		return v["sd-z"].PID == inB.PID && p["MainPID"] == strconv.Itoa(inB.PID), fmt.Sprintf("pid %d, %s %v", v["sd-z"].PID, gatewayUnitB("sd-z"), p)
+	})
+	units("sd-z still in slot b", "inactive disabled", "active enabled")
+
+	// Back to slot a.
+	inA := restart(inB, gatewayUnit("sd-z"))
+	units("sd-z back in slot a", "active enabled", "inactive disabled")
+
+	// A replacement that never gets ready: stopped after the ready
+	// timeout; the old process serves on, the error shown.
+	if err := os.WriteFile(h.m.Path("/etc/gatehouse/never-ready"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.cli.ok(t, "", "instance", "restart", "sd-z", "--no-wait"); !strings.Contains(out, "Restart of instance sd-z requested") {
+		t.Errorf("instance restart --no-wait said %q", out)
+	}
+	until(t, "slot b started for the replacement", func() (bool, string) {
+		journal := h.run(t, "journalctl", "--no-pager", "-o", "cat", "-u", gatewayUnitB("sd-z"))
+		return strings.Contains(journal, "replacement: never ready"), "not yet"
+	})
+	d.waitLocal(t, "the failed replacement shown", func(v map[string]localapi.InstanceView) bool {
+		return strings.Contains(v["sd-z"].LastError, "was not ready within 15s")
+	})
+	units("sd-z serving on in slot a, the replacement stopped", "active enabled", "inactive disabled")
+	counted, _ = l.counts()
+	l.waitServed(t, counted, 50)
+	v, err := d.localInstances(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v["sd-z"].PID != inA.PID || v["sd-z"].Process != localapi.ProcessRunning {
+		t.Errorf("after the failed replacement: %+v, want pid %d running", v["sd-z"], inA.PID)
+	}
+	if p := h.show(t, gatewayUnit("sd-z"), "MainPID"); p["MainPID"] != strconv.Itoa(inA.PID) {
+		t.Errorf("%s: MainPID %s, want %d", gatewayUnit("sd-z"), p["MainPID"], inA.PID)
+	}
+
+	// A rolling upgrade to a release: the node manager keeps the binary
+	// in its data dir, which the gateway's user cannot enter; slot b's
+	// unit runs a copy of it, named in a drop-in.
+	if err := os.Remove(h.m.Path("/etc/gatehouse/never-ready")); err != nil {
+		t.Fatal(err)
+	}
+	d.cli.ok(t, "", "release", "upload", release, "--version", "9.1.0-sd")
+	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-sd", "--wait", "--timeout", "3m")
+	onRelease := d.waitLocal(t, "sd-z ready on the release", func(v map[string]localapi.InstanceView) bool {
+		w := v["sd-z"]
+		return w.PID != 0 && w.PID != inA.PID && w.Ready && freshlyReported(w) && w.GatewayVersion == "9.1.0-sd"
+	})["sd-z"]
+	units("sd-z on the release in slot b", "inactive disabled", "active enabled")
+	exe := strings.TrimSpace(h.run(t, "readlink", fmt.Sprintf("/proc/%d/exe", onRelease.PID)))
+	if !strings.HasPrefix(exe, "/var/lib/gatehouse-gateway-releases/") {
+		t.Errorf("sd-z runs %s, want a copy in /var/lib/gatehouse-gateway-releases", exe)
+	}
+	if out := h.run(t, exe, "--version"); !strings.Contains(out, "gatehouse version 9.1.0-sd ") {
+		t.Errorf("%s --version: %q", exe, out)
+	}
+	dropIn := h.run(t, "systemctl", "cat", gatewayUnitB("sd-z"))
+	if !strings.Contains(dropIn, "ExecStart="+exe+" $GATEHOUSE_GATEWAY_ARGS") {
+		t.Errorf("systemctl cat %s:\n%s", gatewayUnitB("sd-z"), dropIn)
+	}
+	counted, _ = l.counts()
+	l.waitServed(t, counted, 50)
+	served := l.checkNoFailure(t)
+	t.Logf("requests served during the restarts and the upgrade: %v", served)
+}

@@ -23,7 +23,8 @@
 //
 //   - Exec (the default): gateways are child processes of the node manager.
 //   - Systemd: each gateway is an instance of the template unit
-//     gatehouse-gateway@.service, driven with systemctl.
+//     gatehouse-gateway@.service (or of its twin
+//     gatehouse-gateway-b@.service, below), driven with systemctl.
 //
 // # Restarts, backoff and crash loops
 //
@@ -57,7 +58,7 @@
 //
 // # Replacing without downtime
 //
-// With Options.ZeroDowntime and a driver that is a Replacer (Exec), a
+// With Options.ZeroDowntime and a driver that is a Replacer (both are), a
 // Restart or changed flags do not stop the running process first: the
 // new one is started beside it with --takeover (the gateway takes the
 // old one's listening sockets, package gateway/handover), and the old one
@@ -66,12 +67,38 @@
 // writes its pid file; until then the old one's stays, so that a node
 // manager restarting meanwhile adopts the process that serves). A new
 // process that exits first, or that is not serving (Replacer.Serving: the
-// exec driver's takeover.ready, written by gateway --takeover-ready-file)
-// when ReadyTimeout (60 s) has passed, is stopped; the old one stays the
-// instance's, with the reason in LastError, and the call returns it. A
+// file takeover.ready, written by gateway --takeover-ready-file, names its
+// pid) when ReadyTimeout (60 s) has passed, is stopped; the old one stays
+// the instance's, with the reason in LastError, and the call returns it. A
 // new process that serves is kept while the old one drains, for up to
 // DrainTimeout more, after which the old one is stopped.
-// Systemd is not a Replacer: a unit is restarted by stopping it.
+//
+// Under systemd the new process cannot run in the old one's unit (one main
+// process per unit; `systemctl restart` stops first), so each instance has
+// two units, slots a and b: gatehouse-gateway@NAME and
+// gatehouse-gateway-b@NAME, instances of two templates that differ only in
+// their environment file (EnvDir/NAME.env, EnvDir/b/NAME.env). A
+// replacement writes the other slot's environment file (the new arguments
+// plus --takeover and a ready file in the state directory both slots
+// share, the one path a gateway may write) and starts its unit; Promote
+// records that slot in EnvDir/NAME.slot (JSON with a schema version; no
+// file is slot a, the layout of hosts from before the second slot),
+// enables its unit and disables the other's. Both units have the same
+// User= (DynamicUser= gives units of one user name one uid: the
+// handover's SO_PEERCRED check passes) and the same StateDirectory= (the
+// bbolt file handed over is the same file). Keeping one environment file
+// per slot keeps the hash of what each unit runs, for adoption. Every
+// start under systemd passes --takeover, which takes nothing when no
+// gateway of the instance runs, and otherwise the sockets of the one left
+// in the other slot, which would block the bind.
+//
+// A Spec whose binary is not the templates' (a release, which the node
+// manager keeps in its own data dir, closed to the gateways' user) runs a
+// copy of it in SystemdOptions.ReleaseDir (one directory per content
+// hash, 0755), named by a drop-in of its slot's unit (<unit>.d/
+// release.conf: ExecStart= replaced), with a daemon-reload when the
+// drop-in changes; the drop-in goes when the unit runs the templates'
+// binary again, and copies no drop-in names are removed.
 //
 // # Exec driver
 //
@@ -119,9 +146,10 @@
 //
 // # Systemd driver
 //
-// UnitFile renders gatehouse-gateway@.service: ExecStart=BINARY
+// UnitFile renders gatehouse-gateway@.service (and, for slot b,
+// gatehouse-gateway-b@.service): ExecStart=BINARY
 // $GATEHOUSE_GATEWAY_ARGS with the arguments and Spec.Env in an environment
-// file per instance (EnvFile: /etc/gatehouse/gateway/NAME.env, 0600, with
+// file per instance and slot (EnvFile: /etc/gatehouse/gateway/NAME.env, 0600, with
 // the spec hash in a comment for adoption); DynamicUser=yes with
 // User=gatehouse-gateway (systemd makes the user, or uses an existing one
 // of that name: nobody has to create it); StateDirectory=
@@ -138,23 +166,29 @@
 // argument may not hold any. The driver installs the unit (daemon-reload
 // when it changed), writes the environment file, enables the instance
 // (WantedBy=multi-user.target: gateways start at boot, and the node
-// manager adopts them) and runs `systemctl restart`; it follows the
+// manager adopts them) and runs `systemctl restart`, all in the
+// recorded slot; it follows the
 // unit with `systemctl show` (the machine-readable status: main pid,
 // NRestarts, result) every PollInterval, and stops it with `systemctl
 // stop`. systemd restarts a crashing gateway by itself (counted in
 // Restarts); when it gives up (start-limit-hit) the supervisor shows a
 // crash loop and retries with its own backoff after `systemctl
-// reset-failed`. Adoption: the units with an environment file that are
-// active. Removal: disabled, environment file deleted; the state
-// directory stays. Gateways log to the journal (SyslogIdentifier=
+// reset-failed`. Adoption: the instances with an environment file whose
+// recorded slot's unit is active, or the other slot's, recorded then,
+// when it runs and the recorded one has ended or takeover.ready names the
+// other's process (a replacement finished while no node manager watched). Removal: both units disabled, environment files and
+// slot record deleted; the state directory stays. Gateways log to the journal (SyslogIdentifier=
 // gatehouse-gateway-NAME).
 //
 // systemctl runs through the Runner interface: the tests here check the
 // commands with a fake, and check the generated unit with `systemd-analyze
 // verify` (skipped, saying so, where systemd-analyze is not installed).
-// The end-to-end test TestSystemdNode (e2e/systemd_test.go) runs the
-// driver and the node manager's unit under a real systemd, booted as PID 1
-// of a container (internal/nspawn).
+// TestSystemdReplace checks replacements into the other slot and back,
+// the slot record and adoption with the fake. The end-to-end tests
+// TestSystemdNode and TestSystemdRestartWithoutDowntime
+// (e2e/systemd_test.go) run the driver and the node manager's unit under a
+// real systemd, booted as PID 1 of a container (internal/nspawn), the
+// latter replacing a gateway under load without a failed request.
 //
 // # Tests
 //
