@@ -166,7 +166,10 @@ type groupView struct {
 	Instances []apitypes.Instance
 	// Rollout is the current deployment's roll-out, instance by
 	// instance; nil when nothing is deployed.
-	Rollout     *apitypes.Rollout
+	Rollout *apitypes.Rollout
+	// Gateway is the group's gateway release with its rolling upgrade
+	// under way or last (docs/upgrades.md).
+	Gateway     apitypes.GroupGateway
 	Deployments []apitypes.Deployment
 	CanDeploy   bool
 	// DraftDiff is what deploying the draft would change; nil for a
@@ -201,6 +204,10 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		return page{}, err
 	}
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/instances", nil, &v.Instances); err != nil {
+		return page{}, err
+	}
+	// group:read, as the group itself: whoever sees the page may see it.
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/gateway", nil, &v.Gateway); err != nil {
 		return page{}, err
 	}
 	v.Counts = counts(v.Summary.ByStatus)
