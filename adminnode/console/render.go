@@ -70,7 +70,7 @@ func templateFuncs() template.FuncMap {
 			}
 			return string(b)
 		},
-		"mib": func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) },
+		"mib":  func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) },
 		"prev": func(n uint64) uint64 { return n - 1 },
 		"ratio": func(r *float64) string {
 			if r == nil {
