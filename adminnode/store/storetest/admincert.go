@@ -15,8 +15,12 @@ func testAdminCerts(t *testing.T, open Opener) {
 	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	run(t, s, []step{
 		{"no node", func(s store.Store) error { return s.PutAdminCert(ctx, store.AdminCert{DER: []byte{1}}) }, store.ErrInvalid},
-		{"a", func(s store.Store) error { return s.PutAdminCert(ctx, store.AdminCert{Node: "a/:8090", DER: []byte{1}, RecordedAt: at}) }, nil},
-		{"b", func(s store.Store) error { return s.PutAdminCert(ctx, store.AdminCert{Node: "b/:8090", DER: []byte{2}}) }, nil},
+		{"a", func(s store.Store) error {
+			return s.PutAdminCert(ctx, store.AdminCert{Node: "a/:8090", DER: []byte{1}, RecordedAt: at})
+		}, nil},
+		{"b", func(s store.Store) error {
+			return s.PutAdminCert(ctx, store.AdminCert{Node: "b/:8090", DER: []byte{2}})
+		}, nil},
 		{"a renewed", func(s store.Store) error {
 			return s.PutAdminCert(ctx, store.AdminCert{Node: "a/:8090", DER: []byte{3, 0, 0xff}, RecordedAt: at.Add(time.Hour)})
 		}, nil},
