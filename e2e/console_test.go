@@ -475,11 +475,12 @@ func TestConsoleInBrowser(t *testing.T) {
 
 // TestConsoleShowsRollingUpgrade: a rolling upgrade of g1 (two gateways)
 // from the node managers' own binary to release 9.1.0-a (a build with
-// that version string), started by the CLI, followed on the open group
-// page in a real Chromium without a reload: rolling, then done with each
-// instance's steps, every instance's release and gateway version shown,
-// the version mix moved to 9.1.0-a; the releases page lists the release
-// as g1's.
+// that version string), started from g1's page in a real Chromium (the
+// release picked, then confirmed), followed on the open page without a
+// reload: rolling, then done with each instance's steps, every instance's
+// release and gateway version shown, the version mix moved to 9.1.0-a;
+// the upgrade audited as the console user's; the releases page lists the
+// release as g1's.
 func TestConsoleShowsRollingUpgrade(t *testing.T) {
 	browser := startBrowser(t)
 	a := buildVersion(t, t.TempDir(), "9.1.0-a")
@@ -506,16 +507,16 @@ func TestConsoleShowsRollingUpgrade(t *testing.T) {
 		holds(`(() => { const rel = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .release')||{dataset:{}}).dataset.release;
 			return document.querySelector("#release").dataset.version === "" && !document.querySelector("#release-rollout") &&
 				rel("web-1") === "" && rel("web-2") === ""; })()`))
-	// Which states of the rollout the open page showed, as its live part
-	// was replaced.
-	eval[bool](t, ops, "watch the live part", `(() => {
-		window.consoleTestSeen = new Set();
-		new MutationObserver(() => { const r = document.querySelector("#release-rollout"); if (r) window.consoleTestSeen.add(r.dataset.state); })
-			.observe(document.querySelector("#live"), {childList: true, subtree: true});
-		return true; })()`)
-	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a")
-	ops.do(t, "the open page shows the rolling upgrade under way",
-		holds(`window.consoleTestSeen.has("rolling") && /Rolling upgrade 1 from the node manager's own binary to 9\.1\.0-a:\s+rolling/.test(document.querySelector("#release-rollout").textContent)`))
+	// Started from the page: the release picked, then confirmed.
+	ops.do(t, "start the rolling upgrade to 9.1.0-a, confirmed",
+		chromedp.SetValue(chromedp.CSS("#upgrade-version"), "9.1.0-a"),
+		click("#upgrade"),
+		holds(`/from the node manager's own binary to 9\.1\.0-a, 1 at a time\?/.test((document.querySelector("#upgrade-what")||{}).textContent||"")`),
+		click("#confirm-upgrade"),
+		holds(`(document.querySelector("#done")||{}).textContent === "Rolling upgrade to 9.1.0-a started."`),
+		holds(`/Rolling upgrade 1 from the node manager's own binary to 9\.1\.0-a:\s+rolling/.test(document.querySelector("#release-rollout").textContent)`))
+	// The page is marked: the rest is seen without a reload.
+	eval[bool](t, ops, "mark the page", `(window.consoleTestMark = "upgrade", true)`)
 	ops.screenshot(t, "upgrade")
 	d.waitLocal(t, "both instances on new processes", func(v map[string]localapi.InstanceView) bool {
 		return v["web-1"].Ready && v["web-2"].Ready && v["web-1"].PID != before["web-1"].PID && v["web-2"].PID != before["web-2"].PID
@@ -525,7 +526,7 @@ func TestConsoleShowsRollingUpgrade(t *testing.T) {
 			const rel = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .release')||{dataset:{}}).dataset.release;
 			const ver = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .version')||{}).textContent || "";
 			const steps = [...document.querySelectorAll('#release-events tr[data-instance]')].map(e => e.dataset.instance + " " + e.querySelector(".what").textContent.split(" ")[0]);
-			return window.consoleTestSeen.has("rolling") && r && r.dataset.state === "done" &&
+			return window.consoleTestMark === "upgrade" && r && r.dataset.state === "done" &&
 				document.querySelector("#release").dataset.version === "9.1.0-a" &&
 				r.querySelector(".done-instances").textContent === "web-1, web-2" &&
 				["web-1 upgraded", "web-2 upgraded"].every(s => steps.includes(s)) &&
@@ -536,6 +537,11 @@ func TestConsoleShowsRollingUpgrade(t *testing.T) {
 	ops.do(t, "the releases page lists 9.1.0-a, used by g1",
 		click("#nav-releases"),
 		holds(`(document.querySelector('#releases tr[data-version="9.1.0-a"] .groups')||{}).textContent === "g1"`))
+	var entries []apitypes.AuditEntry
+	d.cli.json(t, &entries, "audit", "--group", nmGroup, "--action", "group.gateway.update")
+	if len(entries) != 1 || entries[0].User != "ops" || entries[0].Result != apitypes.AuditOK {
+		t.Errorf("audit of the upgrade: %+v, want one by ops, ok", entries)
+	}
 	if n := ops.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened", n)
 	}

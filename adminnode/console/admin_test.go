@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -363,6 +364,9 @@ func TestGroupPageShowsTheGatewayRelease(t *testing.T) {
 		if strings.Contains(page, markup) {
 			t.Errorf("%s shows a step's markup unescaped", p)
 		}
+		if strings.Contains(page, "ended") {
+			t.Errorf("%s shows an end of the rollout under way", p)
+		}
 	}
 	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
 	if w := `<tr data-id="1" data-state="done"><td>1</td><td>the node manager&#39;s own binary</td><td>1.0.0</td>`; !strings.Contains(page, w) {
@@ -384,5 +388,65 @@ func TestGroupPageShowsTheGatewayRelease(t *testing.T) {
 	}
 	if resp, _ := do(t, viewer, "GET", f.srv.URL+"/ui/admin/releases", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("the viewer of one group reads the releases page: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestUpgradeFromTheGroupPage: who may change the group picks a release
+// and confirms; the rolling upgrade starts through the API (audited).
+// A viewer is offered no form and its forged confirmation is refused
+// (403, audited); a bad max_unavailable is named.
+func TestUpgradeFromTheGroupPage(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.PutRelease(ctx, store.Release{Version: "2.0.0", SHA256: strings.Repeat("ab", 32), Size: 1}, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	admin, csrf := f.signedIn(t, "admin")
+	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if !strings.Contains(page, `<form method="post" action="/ui/groups/shown/upgrade" class="filter" id="upgrade-form">`) ||
+		!strings.Contains(page, `<option value="2.0.0">2.0.0</option>`) {
+		t.Fatalf("the admin is not offered the upgrade of shown to 2.0.0:\n%s", page)
+	}
+	code, page := f.post(t, admin, csrf, "/ui/groups/shown/upgrade", url.Values{"version": {"2.0.0"}, "max_unavailable": {"0"}})
+	if code != http.StatusBadRequest || !strings.Contains(page, "max_unavailable: how many instances are replaced at once, at least 1") {
+		t.Errorf("max_unavailable 0: %d\n%s", code, page)
+	}
+	code, page = f.post(t, admin, csrf, "/ui/groups/shown/upgrade", url.Values{"version": {"2.0.0"}, "max_unavailable": {"2"}})
+	if want := `Move every instance of shown from the node manager&#39;s own binary to 2.0.0, 2 at a time?`; code != http.StatusOK || !strings.Contains(page, want) {
+		t.Fatalf("the confirmation: %d, no %q\n%s", code, want, page)
+	}
+	if g, _ := f.store.GetGroup(ctx, "shown"); g.Gateway.Rollout != nil {
+		t.Fatalf("a rollout started before the confirmation: %+v", g.Gateway)
+	}
+	viewer, viewerCSRF := f.signedIn(t, "viewer")
+	_, page = do(t, viewer, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if !strings.Contains(page, `id="no-upgrade"`) || strings.Contains(page, `id="upgrade-form"`) {
+		t.Errorf("the viewer is offered the upgrade:\n%s", page)
+	}
+	confirm := url.Values{"version": {"2.0.0"}, "max_unavailable": {"2"}, "confirm": {"yes"}}
+	if code, _ := f.post(t, viewer, viewerCSRF, "/ui/groups/shown/upgrade", confirm); code != http.StatusForbidden {
+		t.Errorf("the viewer's forged upgrade: %d, want 403", code)
+	}
+	if resp, _ := do(t, admin, "POST", f.srv.URL+"/ui/groups/shown/upgrade", confirm); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("an upgrade without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+	code, page = f.post(t, admin, csrf, "/ui/groups/shown/upgrade", confirm)
+	if code != http.StatusSeeOther || !strings.Contains(page, `<p class="done" id="done">Rolling upgrade to 2.0.0 started.</p>`) {
+		t.Fatalf("the confirmed upgrade: %d\n%s", code, page)
+	}
+	g, err := f.store.GetGroup(ctx, "shown")
+	if r := g.Gateway.Rollout; err != nil || g.Gateway.Version != "2.0.0" || r == nil || r.To != "2.0.0" || r.MaxUnavailable != 2 || r.By != "admin" {
+		t.Errorf("group after the upgrade: %+v, %v", g.Gateway, err)
+	}
+	entries, err := f.store.ListAudit(ctx, store.AuditFilter{Action: "group.gateway.update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.User+" "+e.Result)
+	}
+	if len(got) != 2 || !slices.Contains(got, "admin ok") || !slices.Contains(got, "viewer denied") {
+		t.Errorf("audit of the upgrades: %q, want the admin's (ok) and the viewer's (denied)", got)
 	}
 }

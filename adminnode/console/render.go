@@ -101,14 +101,7 @@ func templateFuncs() template.FuncMap {
 			}
 			return "warn"
 		},
-		// release names a gateway release; "" is the binary the node
-		// managers run themselves.
-		"release": func(v string) string {
-			if v == "" {
-				return "the node manager's own binary"
-			}
-			return v
-		},
+		"release": releaseName,
 		"upgradeClass": func(s string) string {
 			switch s {
 			case store.RolloutDone:
