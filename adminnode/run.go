@@ -444,6 +444,8 @@ func maintainCerts(ctx context.Context, logger hclog.Logger, now func() time.Tim
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	rec := certRecorder{server: server, logger: logger, now: now}
+	rec.record(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -465,7 +467,34 @@ func maintainCerts(ctx context.Context, logger hclog.Logger, now func() time.Tim
 		case renewed:
 			logger.Info("server certificate renewed", "not_after", cert.cur.Load().Leaf.NotAfter)
 		}
+		rec.record(ctx)
 	}
+}
+
+// certRecorder records the admin node's HTTPS certificate in the store
+// for the other admin nodes to list: when it is new (start, renewal, a CA
+// change) and every api.AdminCertRefresh, and again after a failed write.
+type certRecorder struct {
+	server *api.Server
+	logger hclog.Logger
+	now    func() time.Time
+	last   *x509.Certificate
+	at     time.Time
+}
+
+func (r *certRecorder) record(ctx context.Context) {
+	cur := r.server.ServerCertificate()
+	if cur == nil || cur == r.last && r.now().Sub(r.at) < api.AdminCertRefresh {
+		return
+	}
+	cert, err := r.server.RecordServerCert(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.logger.Error("record the server certificate for the other admin nodes; trying again", "error", err)
+		}
+		return
+	}
+	r.last, r.at = cert, r.now()
 }
 
 // maintain writes the heartbeats left in memory; while lease is held it

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/deploy"
+	"github.com/gatehouse/gatehouse/nodemanager/localapi"
 )
 
 // consoleStep bounds each step of a console test in the browser.
@@ -470,4 +471,78 @@ func TestConsoleInBrowser(t *testing.T) {
 	ops.screenshot(t, "traffic")
 
 	ops.do(t, "sign out", click("#signout"), chromedp.WaitVisible(chromedp.CSS("#login")))
+}
+
+// TestConsoleShowsRollingUpgrade: a rolling upgrade of g1 (two gateways)
+// from the node managers' own binary to release 9.1.0-a (a build with
+// that version string), started from g1's page in a real Chromium (the
+// release picked, then confirmed), followed on the open page without a
+// reload: rolling, then done with each instance's steps, every instance's
+// release and gateway version shown, the version mix moved to 9.1.0-a;
+// the upgrade audited as the console user's; the releases page lists the
+// release as g1's.
+func TestConsoleShowsRollingUpgrade(t *testing.T) {
+	browser := startBrowser(t)
+	a := buildVersion(t, t.TempDir(), "9.1.0-a")
+	up := startUpstream(t, "one", nil)
+	d := setUpUpgrade(t, up, "web-1", "web-2")
+	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
+	_, _, token, _ := d.cli.saved(t)
+	api := newAdminAPI(t, d.url, d.caFile, token)
+	const opsPassword = "ops console password"
+	for _, p := range []struct{ path, body string }{{"/users", `{"name":"ops","password":"` + opsPassword + `"}`},
+		{"/bindings", `{"user":"ops","role":"domain-admin","scope":{"domain":true}}`}} {
+		if code, _, out := api.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", p.path, code, out)
+		}
+	}
+	before := d.waitLocal(t, "both instances running", d.appliedEverywhere(1))
+
+	ops := newTab(t, browser)
+	ops.do(t, "open the console", chromedp.Navigate(d.url+"/ui/"))
+	ops.signIn(t, "ops", opsPassword)
+	ops.do(t, "g1's page shows the node managers' own binary on both instances",
+		holds(`location.pathname === "/ui/" && !!document.querySelector("#groups")`),
+		chromedp.Navigate(d.url+"/ui/groups/g1"),
+		holds(`(() => { const rel = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .release')||{dataset:{}}).dataset.release;
+			return document.querySelector("#release").dataset.version === "" && !document.querySelector("#release-rollout") &&
+				rel("web-1") === "" && rel("web-2") === ""; })()`))
+	// Started from the page: the release picked, then confirmed.
+	ops.do(t, "start the rolling upgrade to 9.1.0-a, confirmed",
+		chromedp.SetValue(chromedp.CSS("#upgrade-version"), "9.1.0-a"),
+		click("#upgrade"),
+		holds(`/from the node manager's own binary to 9\.1\.0-a, 1 at a time\?/.test((document.querySelector("#upgrade-what")||{}).textContent||"")`),
+		click("#confirm-upgrade"),
+		holds(`(document.querySelector("#done")||{}).textContent === "Rolling upgrade to 9.1.0-a started."`),
+		holds(`/Rolling upgrade 1 from the node manager's own binary to 9\.1\.0-a:\s+rolling/.test(document.querySelector("#release-rollout").textContent)`))
+	// The page is marked: the rest is seen without a reload.
+	eval[bool](t, ops, "mark the page", `(window.consoleTestMark = "upgrade", true)`)
+	ops.screenshot(t, "upgrade")
+	d.waitLocal(t, "both instances on new processes", func(v map[string]localapi.InstanceView) bool {
+		return v["web-1"].Ready && v["web-2"].Ready && v["web-1"].PID != before["web-1"].PID && v["web-2"].PID != before["web-2"].PID
+	})
+	ops.do(t, "the open page shows the upgrade done, each instance's steps, and each instance on 9.1.0-a, without a reload",
+		holds(`(() => { const r = document.querySelector("#release-rollout");
+			const rel = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .release')||{dataset:{}}).dataset.release;
+			const ver = i => (document.querySelector('#instances tr[data-instance="' + i + '"] .version')||{}).textContent || "";
+			const steps = [...document.querySelectorAll('#release-events tr[data-instance]')].map(e => e.dataset.instance + " " + e.querySelector(".what").textContent.split(" ")[0]);
+			return window.consoleTestMark === "upgrade" && r && r.dataset.state === "done" &&
+				document.querySelector("#release").dataset.version === "9.1.0-a" &&
+				r.querySelector(".done-instances").textContent === "web-1, web-2" &&
+				["web-1 upgraded", "web-2 upgraded"].every(s => steps.includes(s)) &&
+				rel("web-1") === "9.1.0-a" && rel("web-2") === "9.1.0-a" &&
+				/^9\.1\.0-a \(level \d+\)$/.test(ver("web-1")) && /^9\.1\.0-a \(level \d+\)$/.test(ver("web-2")) &&
+				[...document.querySelectorAll("#versions .version")].map(b => b.dataset.version).join() === "9.1.0-a"; })()`))
+	ops.screenshot(t, "upgrade-done")
+	ops.do(t, "the releases page lists 9.1.0-a, used by g1",
+		click("#nav-releases"),
+		holds(`(document.querySelector('#releases tr[data-version="9.1.0-a"] .groups')||{}).textContent === "g1"`))
+	var entries []apitypes.AuditEntry
+	d.cli.json(t, &entries, "audit", "--group", nmGroup, "--action", "group.gateway.update")
+	if len(entries) != 1 || entries[0].User != "ops" || entries[0].Result != apitypes.AuditOK {
+		t.Errorf("audit of the upgrade: %+v, want one by ops, ok", entries)
+	}
+	if n := ops.dialogs.Load(); n != 0 {
+		t.Errorf("%d JavaScript dialogs opened", n)
+	}
 }

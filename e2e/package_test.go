@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,16 @@ func TestDebPackage(t *testing.T) {
 		"--data-dir", "/var/lib/gatehouse/node"); !strings.Contains(out, "Joined domain e2e as host h1") {
 		t.Fatalf("node join said %q", out)
 	}
+	// One gateway, run by the exec driver inside the unit's sandbox: its
+	// pids are the container's, which the test never signals (the
+	// container's halt ends it).
+	d.nodeDir = sdNodeDir
+	d.gw = &gatewayPids{pids: map[int]bool{}, nodeDir: sdNodeDir}
+	up := startUpstream(t, "deb-up", nil)
+	d.createInstance(t, "deb-gw")
+	if n := d.deployTo(t, up.addr, "first"); n != 1 {
+		t.Fatalf("first deployment is #%d", n)
+	}
 	d.nodeAddr = freeAddr(t)
 	dropIn := fmt.Sprintf("[Service]\nExecStart=\nExecStart=/usr/bin/gatehouse node run --data-dir /var/lib/gatehouse/node --driver exec --listen %s --heartbeat 1s\n", d.nodeAddr)
 	if err := os.MkdirAll(h.m.Path("/etc/systemd/system/gatehouse-node.service.d"), 0o755); err != nil {
@@ -124,6 +135,24 @@ func TestDebPackage(t *testing.T) {
 		}
 		return ok >= 2 && failed == 0, fmt.Sprintf("%d ok, %d failed", ok, failed)
 	})
+	// The gateway serves from within the hardened unit, which it shares:
+	// no privilege to gain, CAP_NET_BIND_SERVICE (bit 10) the one
+	// capability it could have.
+	views := d.waitLocal(t, "deb-gw running deployment #1", d.appliedEverywhere(1))
+	waitfor.Cond(t, 20*time.Second, "a request through deb-gw", func() (bool, string) {
+		got, err := d.through("deb-gw", "/hello")
+		if err != nil {
+			return false, err.Error()
+		}
+		return got == "deb-up", "answered by " + got
+	})
+	if st := h.procStatus(t, strconv.Itoa(views["deb-gw"].PID)); st["CapBnd"] != "0000000000000400" || st["NoNewPrivs"] != "1" {
+		t.Errorf("deb-gw (pid %d): CapBnd %s NoNewPrivs %s", views["deb-gw"].PID, st["CapBnd"], st["NoNewPrivs"])
+	}
+	if got := h.show(t, "gatehouse-node.service", "ProtectSystem", "NoNewPrivileges", "CapabilityBoundingSet"); got["ProtectSystem"] != "strict" ||
+		got["NoNewPrivileges"] != "yes" || got["CapabilityBoundingSet"] != "cap_net_bind_service" {
+		t.Errorf("gatehouse-node.service: %v", got)
+	}
 
 	h.run(t, "dpkg", "-r", "gatehouse")
 	if p := h.show(t, "gatehouse-node.service", "LoadState", "ActiveState"); p["ActiveState"] != "inactive" || p["LoadState"] != "not-found" {

@@ -34,8 +34,29 @@ func Unit(binary, dataDir, driver string, runArgs ...string) (string, error) {
 		}
 		extra.WriteString(" " + a)
 	}
-	r := strings.NewReplacer("@BINARY@", binary, "@DATADIR@", dataDir, "@DRIVER@", driver, "@ARGS@", extra.String())
+	r := strings.NewReplacer("@BINARY@", binary, "@DATADIR@", dataDir, "@DRIVER@", driver, "@ARGS@", extra.String(),
+		"@DRIVER_HARDENING@", driverHardening[driver])
 	return r.Replace(unitTemplate), nil
+}
+
+// driverHardening is the part of the unit's sandbox that depends on the
+// driver.
+var driverHardening = map[string]string{
+	// The gateways run in the unit: the one capability they need, and no
+	// MemoryDenyWriteExecute, which a policy plugin's runtime may not
+	// bear (the systemd driver's gateway units do not set it either).
+	DriverExec: `CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+`,
+	// systemctl, run by the node manager, writes the gateway unit into
+	// /etc/systemd/system; the environment files go to
+	// /etc/gatehouse/gateway, which systemd makes and leaves writable.
+	// Root talks to systemd without a capability.
+	DriverSystemd: `ReadWritePaths=/etc/systemd/system
+ConfigurationDirectory=gatehouse/gateway
+ConfigurationDirectoryMode=0700
+CapabilityBoundingSet=
+MemoryDenyWriteExecute=yes
+`,
 }
 
 // unitSpecial are the characters systemd interprets in ExecStart=.

@@ -314,8 +314,8 @@ func (s *Server) listCertificates(q *request) (any, error) {
 	return s.certificates(q, s.now())
 }
 
-// certificates lists what the caller may see: the CA roots and the admin
-// node's certificate and the node certificates with host:read, the
+// certificates lists what the caller may see: the CA roots, the admin
+// nodes' certificates and the node certificates with host:read, the
 // listener certificates of the groups it may read the deployments of.
 func (s *Server) certificates(q *request, now time.Time) ([]apitypes.CertificateExpiry, error) {
 	out := []apitypes.CertificateExpiry{}
@@ -323,11 +323,11 @@ func (s *Server) certificates(q *request, now time.Time) ([]apitypes.Certificate
 		if a := s.authority.Load(); a != nil {
 			out = append(out, s.rootExpiries(a, now)...)
 		}
-		if s.serverCert != nil {
-			if cert := s.serverCert(); cert != nil {
-				out = append(out, expiry(apitypes.CertAdminServer, s.name, cert, s.certWarn, now))
-			}
+		admins, err := s.adminCertificates(q.ctx, now)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, admins...)
 		contacts := s.hostContacts()
 		hosts := make([]string, 0, len(contacts))
 		for h, c := range contacts {
@@ -419,4 +419,58 @@ func (s *Server) listenerCerts(ctx context.Context, group string) ([]namedCert, 
 	s.listeners.m[group] = listenerEntry{number: cur.Number, certs: certs}
 	s.listeners.mu.Unlock()
 	return certs, nil
+}
+
+// AdminCertRefresh is how often an admin node records its unchanged HTTPS
+// certificate again. A record not refreshed for three of these is of an
+// admin node that is gone (or cut off from the store): its certificate is
+// left out of the listing rather than reported expiring forever.
+const AdminCertRefresh = time.Hour
+
+// ServerCertificate is the HTTPS certificate this admin node serves now,
+// nil when it serves none.
+func (s *Server) ServerCertificate() *x509.Certificate {
+	if s.serverCert == nil {
+		return nil
+	}
+	return s.serverCert()
+}
+
+// RecordServerCert records this admin node's current HTTPS certificate in
+// the store, under its name, for the other admin nodes of the store to
+// list. It returns the certificate recorded, nil when it serves none.
+func (s *Server) RecordServerCert(ctx context.Context) (*x509.Certificate, error) {
+	cert := s.ServerCertificate()
+	if cert == nil {
+		return nil, nil
+	}
+	if err := s.store.PutAdminCert(ctx, store.AdminCert{Node: s.name, DER: cert.Raw, RecordedAt: s.now()}); err != nil {
+		return nil, fmt.Errorf("record the HTTPS certificate of admin node %s: %w", s.name, err)
+	}
+	return cert, nil
+}
+
+// adminCertificates are this admin node's HTTPS certificate, as it serves
+// it, then those the other admin nodes of the store recorded, by name.
+func (s *Server) adminCertificates(ctx context.Context, now time.Time) ([]apitypes.CertificateExpiry, error) {
+	var out []apitypes.CertificateExpiry
+	if cert := s.ServerCertificate(); cert != nil {
+		out = append(out, expiry(apitypes.CertAdminServer, s.name, cert, s.certWarn, now))
+	}
+	recs, err := s.store.ListAdminCerts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the admin nodes' certificates: %w", err)
+	}
+	for _, r := range recs {
+		if r.Node == s.name || now.Sub(r.RecordedAt) > 3*AdminCertRefresh {
+			continue
+		}
+		cert, err := x509.ParseCertificate(r.DER)
+		if err != nil {
+			s.log.Warn("unreadable certificate recorded by an admin node", "node", r.Node, "error", err)
+			continue
+		}
+		out = append(out, expiry(apitypes.CertAdminServer, r.Node, cert, s.certWarn, now))
+	}
+	return out, nil
 }

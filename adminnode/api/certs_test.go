@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -325,5 +326,70 @@ func TestCARotationSharedStore(t *testing.T) {
 	a.do(a.admin, "POST", "/ca/retire", nil).expect(t, http.StatusOK, "retire on A")
 	if ok, err := b.srv.ReloadCA(bg); !ok || err != nil || b.srv.Authority().Rotating() || b.srv.Authority().Fingerprint() != st.Issuer {
 		t.Fatalf("B after the retirement: %v, %v, %s", ok, err, b.srv.Authority().Fingerprint())
+	}
+}
+
+// Each admin node of a PostgreSQL store records its HTTPS certificate;
+// each lists them all with their state — its own as it serves it, the
+// other's as recorded — in GET /certificates, the overview's attention
+// and the gauges; a record not refreshed for three AdminCertRefresh is of
+// a node gone and is left out.
+func TestEveryAdminNodeCertificateListed(t *testing.T) {
+	a, b := newPGPair(t)
+	now := a.clockNow()
+	parse := func(c deploy.Certificate) *x509.Certificate {
+		block, _ := pem.Decode([]byte(c.Cert))
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	// A's has a tenth of its life left: warning; B's most of it.
+	certA := parse(selfSigned(t, "a.example", now.Add(-90*time.Hour), now.Add(10*time.Hour)))
+	certB := parse(selfSigned(t, "b.example", now.Add(-time.Hour), now.Add(99*time.Hour)))
+	a.srv.name, a.srv.serverCert = "a/127.0.0.1:8090", func() *x509.Certificate { return certA }
+	b.srv.name, b.srv.serverCert = "b/127.0.0.1:8090", func() *x509.Certificate { return certB }
+	for _, e := range []*env{a, b} {
+		if got, err := e.srv.RecordServerCert(bg); err != nil || got == nil {
+			t.Fatalf("record %s: %v, %v", e.srv.name, got, err)
+		}
+	}
+	admins := func(e *env) map[string]string {
+		var list []apitypes.CertificateExpiry
+		e.do(e.admin, "GET", "/certificates", nil).expect(t, http.StatusOK, "certificates").decode(t, &list)
+		out := map[string]string{}
+		for _, c := range list {
+			if c.Kind == apitypes.CertAdminServer {
+				out[c.Name] = c.Subject + " " + c.State
+			}
+		}
+		return out
+	}
+	want := map[string]string{"a/127.0.0.1:8090": "a.example warning", "b/127.0.0.1:8090": "b.example ok"}
+	for _, e := range []*env{a, b} {
+		if got := admins(e); !maps.Equal(got, want) {
+			t.Errorf("admin certificates through %s: %v, want %v", e.srv.name, got, want)
+		}
+	}
+	var o apitypes.Overview
+	b.do(b.admin, "GET", "/overview", nil).expect(t, http.StatusOK, "overview").decode(t, &o)
+	if !slices.ContainsFunc(o.Attention, func(at apitypes.Attention) bool {
+		return at.Kind == apitypes.AttentionCertExpiry && strings.Contains(at.Reason, "HTTPS certificate of admin node a/127.0.0.1:8090")
+	}) {
+		t.Errorf("B's overview does not flag A's certificate: %+v", o.Attention)
+	}
+	prom := b.do(b.admin, "GET", "/metrics/prometheus", nil).expect(t, http.StatusOK, "metrics")
+	for _, w := range []string{`gatehouse_certificate_warning{group="",kind="admin-server",name="a/127.0.0.1:8090"} 1`,
+		`gatehouse_certificate_warning{group="",kind="admin-server",name="b/127.0.0.1:8090"} 0`} {
+		if !strings.Contains(string(prom.body), w) {
+			t.Errorf("B's metrics lack %s", w)
+		}
+	}
+	// A stops recording (gone): once its record is three refreshes old, B
+	// lists its own only.
+	b.advance(3*AdminCertRefresh + time.Minute)
+	if got := admins(b); !maps.Equal(got, map[string]string{"b/127.0.0.1:8090": "b.example ok"}) {
+		t.Errorf("admin certificates through B once A's record is old: %v", got)
 	}
 }

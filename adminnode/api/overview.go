@@ -164,9 +164,14 @@ func (s *Server) overview(q *request) (any, error) {
 	}
 	out.Certificates = certs
 	for _, c := range certs {
-		if c.Kind == apitypes.CertListener && c.State != apitypes.CertOK {
+		switch {
+		case c.State == apitypes.CertOK:
+		case c.Kind == apitypes.CertListener:
 			out.Attention = append(out.Attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Group: c.Group, Since: c.NotAfter,
 				Reason: fmt.Sprintf("TLS certificate %q (%s) of the current deployment expires at %s", c.Name, c.Subject, c.NotAfter.Format(time.RFC3339))})
+		case c.Kind == apitypes.CertAdminServer:
+			out.Attention = append(out.Attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Since: c.NotAfter,
+				Reason: fmt.Sprintf("the HTTPS certificate of admin node %s expires at %s and has not been renewed", c.Name, c.NotAfter.Format(time.RFC3339))})
 		}
 	}
 	sortAttention(out.Attention)
@@ -297,12 +302,6 @@ func (s *Server) overviewHosts(ctx context.Context, views []apitypes.Instance, n
 				attention = append(attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Since: cert.NotAfter.UTC(),
 					Reason: fmt.Sprintf("the domain CA root %s expires at %s: rotate it (gatehouse ca rotate)", r.Fingerprint(), cert.NotAfter.UTC().Format(time.RFC3339))})
 			}
-		}
-	}
-	if s.serverCert != nil {
-		if cert := s.serverCert(); cert != nil && expiry(apitypes.CertAdminServer, "", cert, s.certWarn, now).State != apitypes.CertOK {
-			attention = append(attention, apitypes.Attention{Kind: apitypes.AttentionCertExpiry, Since: cert.NotAfter.UTC(),
-				Reason: fmt.Sprintf("the HTTPS certificate of admin node %s expires at %s and has not been renewed", s.name, cert.NotAfter.UTC().Format(time.RFC3339))})
 		}
 	}
 	return out, attention, nil

@@ -6,7 +6,9 @@ import "time"
 const (
 	// CertCA is a root of the domain CA (two during a rotation).
 	CertCA = "ca"
-	// CertAdminServer is the answering admin node's HTTPS certificate.
+	// CertAdminServer is an admin node's HTTPS certificate: the answering
+	// node's as it serves it, the other nodes' of a shared store as each
+	// last recorded it.
 	CertAdminServer = "admin-server"
 	// CertNode is a node manager's client certificate, as it last
 	// presented it.

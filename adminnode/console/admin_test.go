@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,134 @@ func TestRolloutLeftOutWithoutDeploymentRead(t *testing.T) {
 	entries, err := f.store.ListAudit(ctx, store.AuditFilter{User: "peeker", Action: "deployment.rollout"})
 	if err != nil || len(entries) != 0 {
 		t.Errorf("audit of the peeker's roll-out reads: %+v, %v", entries, err)
+	}
+}
+
+// TestGroupPageShowsTheGatewayRelease: the group page (and its live part)
+// shows the group's release, its rolling upgrade with each step (escaped)
+// and the earlier ones; the releases page lists the releases with the
+// groups that use them, for a domain-wide host:read only.
+func TestGroupPageShowsTheGatewayRelease(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const markup = `<img src=x onerror=alert(1)>`
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		if _, err := f.store.PutRelease(ctx, store.Release{Version: v, SHA256: strings.Repeat("ab", 32), Size: 3 << 20, UploadedBy: "admin"}, []byte("binary")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	_, err := f.store.UpdateGroupGateway(ctx, "shown", func(gw *store.GroupGateway) error {
+		gw.Version, gw.MaxUnavailable = "2.0.0", 2
+		gw.History = []store.ReleaseRollout{{ID: 1, From: "", To: "1.0.0", State: store.RolloutDone, By: "admin", StartedAt: at, EndedAt: at.Add(time.Minute)}}
+		gw.Rollout = &store.ReleaseRollout{ID: 2, From: "1.0.0", To: "2.0.0", State: store.RolloutRunning, MaxUnavailable: 2, By: "admin",
+			StartedAt: at.Add(time.Hour), Done: []string{"web-1"}, Batch: []string{"web-2"},
+			Events: []store.RolloutEvent{{At: at.Add(time.Hour), What: "rollout 2 started"}, {At: at.Add(time.Hour), Instance: "web-2", What: "replacing " + markup}}}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := f.signedIn(t, "admin")
+	for _, p := range []string{"/ui/groups/shown", "/ui/live/groups/shown"} {
+		_, page := do(t, admin, "GET", f.srv.URL+p, nil)
+		page = strings.ReplaceAll(page, `\"`, `"`)
+		for _, w := range []string{`<p id="release" data-version="2.0.0">Release <strong>2.0.0</strong>, upgraded 2 at a time.</p>`,
+			`<div id="release-rollout" data-id="2" data-state="rolling">`,
+			`Rolling upgrade 2 from 1.0.0 to 2.0.0: <span class="state warn">rolling</span> · started by admin`,
+			`upgraded: <span class="done-instances">web-1</span> · upgrading: <span class="batch">web-2</span>`,
+			`<tr data-instance="web-2"><td>2026-12-03 11:00:00 UTC</td><td>web-2</td><td class="what">replacing &lt;img src=x onerror=alert(1)&gt;</td></tr>`,
+			`<th>Gateway version</th><th>Release</th>`} {
+			if !strings.Contains(page, w) {
+				t.Errorf("%s has no %q:\n%s", p, w, page)
+			}
+		}
+		if strings.Contains(page, markup) {
+			t.Errorf("%s shows a step's markup unescaped", p)
+		}
+		if strings.Contains(page, "ended") {
+			t.Errorf("%s shows an end of the rollout under way", p)
+		}
+	}
+	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if w := `<tr data-id="1" data-state="done"><td>1</td><td>the node manager&#39;s own binary</td><td>1.0.0</td>`; !strings.Contains(page, w) {
+		t.Errorf("the group page has no history row %q:\n%s", w, page)
+	}
+	if !strings.Contains(page, `id="nav-releases"`) {
+		t.Error("a domain admin is not offered the releases page")
+	}
+	resp, page := do(t, admin, "GET", f.srv.URL+"/ui/admin/releases", nil)
+	for _, w := range []string{`<tr data-version="1.0.0"><td>1.0.0</td>`, `<td>3.0 MiB</td>`, `<td class="groups"><a href="/ui/groups/shown">shown</a></td>`} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, w) {
+			t.Errorf("releases page: %d, no %q:\n%s", resp.StatusCode, w, page)
+		}
+	}
+	viewer, _ := f.signedIn(t, "viewer")
+	_, page = do(t, viewer, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if !strings.Contains(page, `<div id="release-rollout" data-id="2" data-state="rolling">`) || strings.Contains(page, `id="nav-releases"`) {
+		t.Errorf("the viewer of the group should see its rollout and no releases link:\n%s", page)
+	}
+	if resp, _ := do(t, viewer, "GET", f.srv.URL+"/ui/admin/releases", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the viewer of one group reads the releases page: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestUpgradeFromTheGroupPage: who may change the group picks a release
+// and confirms; the rolling upgrade starts through the API (audited).
+// A viewer is offered no form and its forged confirmation is refused
+// (403, audited); a bad max_unavailable is named.
+func TestUpgradeFromTheGroupPage(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.PutRelease(ctx, store.Release{Version: "2.0.0", SHA256: strings.Repeat("ab", 32), Size: 1}, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	admin, csrf := f.signedIn(t, "admin")
+	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if !strings.Contains(page, `<form method="post" action="/ui/groups/shown/upgrade" class="filter" id="upgrade-form">`) ||
+		!strings.Contains(page, `<option value="2.0.0">2.0.0</option>`) {
+		t.Fatalf("the admin is not offered the upgrade of shown to 2.0.0:\n%s", page)
+	}
+	code, page := f.post(t, admin, csrf, "/ui/groups/shown/upgrade", url.Values{"version": {"2.0.0"}, "max_unavailable": {"0"}})
+	if code != http.StatusBadRequest || !strings.Contains(page, "max_unavailable: how many instances are replaced at once, at least 1") {
+		t.Errorf("max_unavailable 0: %d\n%s", code, page)
+	}
+	code, page = f.post(t, admin, csrf, "/ui/groups/shown/upgrade", url.Values{"version": {"2.0.0"}, "max_unavailable": {"2"}})
+	if want := `Move every instance of shown from the node manager&#39;s own binary to 2.0.0, 2 at a time?`; code != http.StatusOK || !strings.Contains(page, want) {
+		t.Fatalf("the confirmation: %d, no %q\n%s", code, want, page)
+	}
+	if g, _ := f.store.GetGroup(ctx, "shown"); g.Gateway.Rollout != nil {
+		t.Fatalf("a rollout started before the confirmation: %+v", g.Gateway)
+	}
+	viewer, viewerCSRF := f.signedIn(t, "viewer")
+	_, page = do(t, viewer, "GET", f.srv.URL+"/ui/groups/shown", nil)
+	if !strings.Contains(page, `id="no-upgrade"`) || strings.Contains(page, `id="upgrade-form"`) {
+		t.Errorf("the viewer is offered the upgrade:\n%s", page)
+	}
+	confirm := url.Values{"version": {"2.0.0"}, "max_unavailable": {"2"}, "confirm": {"yes"}}
+	if code, _ := f.post(t, viewer, viewerCSRF, "/ui/groups/shown/upgrade", confirm); code != http.StatusForbidden {
+		t.Errorf("the viewer's forged upgrade: %d, want 403", code)
+	}
+	if resp, _ := do(t, admin, "POST", f.srv.URL+"/ui/groups/shown/upgrade", confirm); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("an upgrade without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+	code, page = f.post(t, admin, csrf, "/ui/groups/shown/upgrade", confirm)
+	if code != http.StatusSeeOther || !strings.Contains(page, `<p class="done" id="done">Rolling upgrade to 2.0.0 started.</p>`) {
+		t.Fatalf("the confirmed upgrade: %d\n%s", code, page)
+	}
+	g, err := f.store.GetGroup(ctx, "shown")
+	if r := g.Gateway.Rollout; err != nil || g.Gateway.Version != "2.0.0" || r == nil || r.To != "2.0.0" || r.MaxUnavailable != 2 || r.By != "admin" {
+		t.Errorf("group after the upgrade: %+v, %v", g.Gateway, err)
+	}
+	entries, err := f.store.ListAudit(ctx, store.AuditFilter{Action: "group.gateway.update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.User+" "+e.Result)
+	}
+	if len(got) != 2 || !slices.Contains(got, "admin ok") || !slices.Contains(got, "viewer denied") {
+		t.Errorf("audit of the upgrades: %q, want the admin's (ok) and the viewer's (denied)", got)
 	}
 }

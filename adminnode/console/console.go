@@ -90,7 +90,7 @@ func New(cfg Config) (*Console, error) {
 		c.now = time.Now
 	}
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
-		"users", "access", "environments", "trust"} {
+		"users", "access", "environments", "trust", "releases", "upgrade"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
 		if err != nil {
@@ -124,6 +124,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("POST /ui/admin/environments", c.signedIn(c.environmentAction))
 	m.HandleFunc("GET /ui/admin/trust", c.signedIn(c.trust))
 	m.HandleFunc("POST /ui/admin/trust", c.signedIn(c.trustAction))
+	m.HandleFunc("GET /ui/admin/releases", c.signedIn(c.releases))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupLive, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))
@@ -133,6 +134,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/live/groups/{group}/traffic", c.live(c.trafficData, "traffic"))
 	m.HandleFunc("POST /ui/groups/{group}/deploy", c.signedIn(c.deploy))
 	m.HandleFunc("POST /ui/groups/{group}/rollback", c.signedIn(c.rollback))
+	m.HandleFunc("POST /ui/groups/{group}/upgrade", c.signedIn(c.upgrade))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "No such page.")
 	})

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -166,9 +167,18 @@ type groupView struct {
 	Instances []apitypes.Instance
 	// Rollout is the current deployment's roll-out, instance by
 	// instance; nil when nothing is deployed.
-	Rollout     *apitypes.Rollout
+	Rollout *apitypes.Rollout
+	// Gateway is the group's gateway release with its rolling upgrade
+	// under way or last (docs/upgrades.md).
+	Gateway     apitypes.GroupGateway
 	Deployments []apitypes.Deployment
 	CanDeploy   bool
+	// CanUpgrade offers starting a rolling upgrade (group:write);
+	// Releases are those to pick from, listed for a user who may read
+	// them (host:read on the domain), who otherwise types a version.
+	CanUpgrade     bool
+	Releases       []apitypes.Release
+	ReleasesListed bool
 	// DraftDiff is what deploying the draft would change; nil for a
 	// user who may not read the draft.
 	DraftDiff *apitypes.Diff
@@ -203,6 +213,10 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/instances", nil, &v.Instances); err != nil {
 		return page{}, err
 	}
+	// group:read, as the group itself: whoever sees the page may see it.
+	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/gateway", nil, &v.Gateway); err != nil {
+		return page{}, err
+	}
 	v.Counts = counts(v.Summary.ByStatus)
 	authz, err := c.authz.Authorizer(r.Context(), s.user)
 	if err != nil {
@@ -232,7 +246,16 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 			return page{}, err
 		}
 	}
+	v.CanUpgrade = authz.Allowed(rbac.GroupWrite, g)
+	if v.CanUpgrade && authz.Allowed(rbac.HostRead, nil) {
+		if err := c.call(r, s.bearer, http.MethodGet, "/releases", nil, &v.Releases); err != nil {
+			return page{}, err
+		}
+		v.ReleasesListed = true
+	}
 	switch q := r.URL.Query(); {
+	case q.Get("upgrading") != "":
+		v.Done = "Rolling upgrade to " + releaseName(q.Get("upgrading")) + " started."
 	case q.Get("deployed") != "":
 		v.Done = "Deployed #" + q.Get("deployed") + "."
 	case q.Get("rolledback") != "":
@@ -284,6 +307,53 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(name)+"?rolledback="+strconv.FormatUint(d.Number, 10), http.StatusSeeOther)
+}
+
+// releaseName names a gateway release; "" is the binary the node
+// managers run themselves.
+func releaseName(v string) string {
+	if v == "" {
+		return "the node manager's own binary"
+	}
+	return v
+}
+
+type upgradeView struct {
+	Group          string
+	From, To       string
+	MaxUnavailable int
+}
+
+// upgrade starts a rolling upgrade of the group to another gateway
+// release, after a confirmation page (confirm=yes does it). The form is
+// offered only to who may change the group; the API refuses (403,
+// audited) anyone else, and audits the upgrade.
+func (c *Console) upgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("group")
+	in := apitypes.GroupGatewayUpdate{Version: strings.TrimSpace(r.PostFormValue("version"))}
+	if m := strings.TrimSpace(r.PostFormValue("max_unavailable")); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n < 1 {
+			c.fail(w, r, s, http.StatusBadRequest, fmt.Sprintf("max_unavailable: how many instances are replaced at once, at least 1, not %q.", m))
+			return
+		}
+		in.MaxUnavailable = n
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		var gw apitypes.GroupGateway
+		if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/gateway", nil, &gw); err != nil {
+			c.failAPI(w, r, s, err)
+			return
+		}
+		v := upgradeView{Group: name, From: gw.Version, To: in.Version, MaxUnavailable: cmp.Or(in.MaxUnavailable, gw.MaxUnavailable)}
+		c.render(w, r, http.StatusOK, "upgrade", page{Title: "Rolling upgrade of " + name, Nav: "overview", User: s.user, CSRF: s.csrf, Data: v})
+		return
+	}
+	if err := c.call(r, s.bearer, http.MethodPut, groupPath(name)+"/gateway", in, nil); err != nil {
+		c.failAPI(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(name)+"?"+url.Values{"upgrading": {in.Version}}.Encode(), http.StatusSeeOther)
 }
 
 // diff shows what changed from one deployment of a group to another.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
 	"github.com/gatehouse/gatehouse/adminnode/rbac"
+	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
 // page is what the layout shows around a page's own part.
@@ -27,10 +28,10 @@ type page struct {
 	// for a page without one.
 	Live  string
 	Error string
-	// Audit, Users, Environments and Trust offer those pages to users
-	// who may read what they show.
-	Audit, Users, Environments, Trust bool
-	Data                              any
+	// Audit, Users, Environments, Trust and Releases offer those pages
+	// to users who may read what they show.
+	Audit, Users, Environments, Trust, Releases bool
+	Data                                        any
 }
 
 // templateFuncs are the templates' helpers. None returns template.HTML:
@@ -69,6 +70,7 @@ func templateFuncs() template.FuncMap {
 			}
 			return string(b)
 		},
+		"mib":  func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) },
 		"prev": func(n uint64) uint64 { return n - 1 },
 		"ratio": func(r *float64) string {
 			if r == nil {
@@ -95,6 +97,16 @@ func templateFuncs() template.FuncMap {
 			case apitypes.RolloutComplete:
 				return "ok"
 			case apitypes.RolloutFailed:
+				return "error"
+			}
+			return "warn"
+		},
+		"release": releaseName,
+		"upgradeClass": func(s string) string {
+			switch s {
+			case store.RolloutDone:
+				return "ok"
+			case store.RolloutRolledBack:
 				return "error"
 			}
 			return "warn"
@@ -127,6 +139,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 			p.Users = authz.Allowed(rbac.UserRead, nil)
 			p.Environments = authz.Allowed(rbac.EnvironmentRead, nil)
 			p.Trust = authz.Allowed(rbac.TrustRead, nil)
+			p.Releases = authz.Allowed(rbac.HostRead, nil)
 		}
 	}
 	var b bytes.Buffer

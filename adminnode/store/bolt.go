@@ -36,8 +36,9 @@ import (
 // secret's name to a JSON Secret) and "trusted_domains" (name → JSON
 // TrustedDomain). Version 6 adds the gateway releases: buckets "releases"
 // (version → JSON Release) and "release_binaries" (version → the binary).
+// Version 7 adds bucket "admin_certs" (admin node name → JSON AdminCert).
 // Older files upgrade by gaining the empty buckets.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 var (
 	bucketDomain      = []byte("domain")
@@ -59,7 +60,7 @@ var (
 	allBuckets = [][]byte{bucketDomain, bucketGroups, bucketHosts, bucketInstances, bucketDrafts,
 		bucketDeployments, bucketUsers, bucketRoles, bucketBindings, bucketTokens, bucketAudit, bucketStates, bucketJoinTokens, bucketNodeCerts,
 		bucketTraffic10s, bucketTraffic1m, bucketTrafficGroups, bucketTrafficNodes,
-		bucketEnvironments, bucketSecrets, bucketTrusted, bucketReleases, bucketReleaseBinaries}
+		bucketEnvironments, bucketSecrets, bucketTrusted, bucketReleases, bucketReleaseBinaries, bucketAdminCerts}
 )
 
 // mapSize is how much of the file at path is mapped from the start: a
@@ -106,9 +107,10 @@ func Open(path string) (*Bolt, error) {
 
 func (b *Bolt) upgrade() error {
 	return boltfile.Upgrade(b.db, SchemaVersion, func(tx *bolt.Tx, _ int) error {
-		// Versions 0 (a new file) to 5 lack only buckets (version 3 those of
+		// Versions 0 (a new file) to 6 lack only buckets (version 3 those of
 		// the traffic, version 4 those of the settings, version 5 those of
-		// the releases); later versions add their steps here.
+		// the releases, version 6 that of the admin certificates); later
+		// versions add their steps here.
 		return boltfile.CreateBuckets(tx, allBuckets...)
 	})
 }

@@ -61,3 +61,21 @@ func TestUpgradeFromVersion5(t *testing.T) {
 		t.Errorf("group after upgrade: %+v", g)
 	}
 }
+
+// A version 6 file (no admin certificates bucket) upgrades in place and
+// takes admin certificates.
+func TestUpgradeFromVersion6(t *testing.T) {
+	s, path := open(t)
+	must[Group](t)(s.CreateGroup(ctx, Group{Name: "edge"}))
+	s.Close()
+	s2 := reopenAtSchema(t, path, "6", bucketAdminCerts)
+	if err := s2.PutAdminCert(ctx, AdminCert{Node: "a/:8090", DER: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must[[]AdminCert](t)(s2.ListAdminCerts(ctx)); len(got) != 1 || got[0].Node != "a/:8090" {
+		t.Errorf("admin certificates after upgrade: %+v", got)
+	}
+	if _, err := s2.GetGroup(ctx, "edge"); err != nil {
+		t.Errorf("group after upgrade: %v", err)
+	}
+}

@@ -437,6 +437,13 @@ type Store interface {
 	// or a rollout moves from or to it.
 	DeleteRelease(ctx context.Context, version string) error
 
+	// PutAdminCert records an admin node's HTTPS certificate, replacing
+	// what that node recorded before.
+	PutAdminCert(ctx context.Context, c AdminCert) error
+	// ListAdminCerts returns the certificates the admin nodes recorded, by
+	// node.
+	ListAdminCerts(ctx context.Context) ([]AdminCert, error)
+
 	CreateHost(ctx context.Context, h Host) (Host, error)
 	GetHost(ctx context.Context, name string) (Host, error)
 	ListHosts(ctx context.Context) ([]Host, error)

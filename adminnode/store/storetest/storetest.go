@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"SnapshotUnderWrites", testSnapshotUnderWrites},
 		{"NumberingAboveObserved", testNumberingAboveObserved},
 		{"Releases", testReleases},
+		{"AdminCerts", testAdminCerts},
 	})
 }
 
