@@ -49,11 +49,15 @@ var driverHardening = map[string]string{
 `,
 	// systemctl, run by the node manager, writes the gateway unit into
 	// /etc/systemd/system; the environment files go to
-	// /etc/gatehouse/gateway, which systemd makes and leaves writable.
-	// Root talks to systemd without a capability.
+	// /etc/gatehouse/gateway, which systemd makes and leaves writable, and
+	// the copies of releases the gateways run to
+	// /var/lib/gatehouse-gateway-releases (supervisor.SystemdOptions
+	// ReleaseDir), likewise. Root talks to systemd without a capability.
 	DriverSystemd: `ReadWritePaths=/etc/systemd/system
 ConfigurationDirectory=gatehouse/gateway
 ConfigurationDirectoryMode=0700
+StateDirectory=gatehouse-gateway-releases
+StateDirectoryMode=0755
 CapabilityBoundingSet=
 MemoryDenyWriteExecute=yes
 `,

@@ -742,9 +742,11 @@ func (d *Systemd) StartReplacement(ctx context.Context, spec Spec) (Proc, error)
 		return nil, fmt.Errorf("replace %s: %w", spec.Name, err)
 	}
 	slot = otherSlot(slot)
-	if err := os.Remove(d.readyPath(spec.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("replace %s: %w", spec.Name, err)
-	}
+	// An earlier replacement's ready file names an earlier process, so
+	// Serving is not misled by it; removing it is tidiness the node
+	// manager's sandbox may refuse (the directory is the gateway user's,
+	// and the sandboxed root has no capability to override that).
+	_ = os.Remove(d.readyPath(spec.Name))
 	if err := d.prepare(ctx, slot, spec, takeoverArgs(spec)); err != nil {
 		return nil, err
 	}
