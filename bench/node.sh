@@ -23,6 +23,7 @@
 #   ROUNDS=100       deployments measured by the propagation benchmark
 #   INSTANCES=10     gateway instances on the host
 #   POLL=2ms         pause between two polls of the instance lists
+#   IDLE=10s         idle window before the rounds, for every process's idle CPU
 #   NODES=1000       simulated node managers
 #   NODE_GROUPS=10   groups they are spread over
 #   WAIT=30s         wait of their blocking queries
@@ -51,6 +52,7 @@ ONLY=${ONLY:-}
 ROUNDS=${ROUNDS:-100}
 INSTANCES=${INSTANCES:-10}
 POLL=${POLL:-2ms}
+IDLE=${IDLE:-10s}
 NODES=${NODES:-1000}
 NODE_GROUPS=${NODE_GROUPS:-10}
 WAIT=${WAIT:-30s}
@@ -114,7 +116,7 @@ echo "  machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /pr
 echo "  go:      $("$GO" version)"
 
 if [[ -z $ONLY || $ONLY == propagation ]]; then
-	PROP_CMD=("$WORK/propagation" -bin "$GATEHOUSE_BIN" -instances "$INSTANCES" -rounds "$ROUNDS" -poll "$POLL" -v)
+	PROP_CMD=("$WORK/propagation" -bin "$GATEHOUSE_BIN" -instances "$INSTANCES" -rounds "$ROUNDS" -poll "$POLL" -idle "$IDLE" -v)
 	echo
 	echo "\$ bench/cmd/propagation ${PROP_CMD[*]:1}"
 	"${PROP_CMD[@]}" 2>&1 | tee "$WORK/propagation.txt" || die "propagation benchmark failed"
