@@ -151,22 +151,27 @@ func (bw *Writer) Record(kind string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	b := make([]byte, 0, len(value)+len(k)+22)
-	b = append(b, `{"kind":`...)
-	b = append(b, k...)
-	b = append(b, `,"value":`...)
-	b = append(b, value...)
-	b = append(b, "}\n"...)
-	for len(b) > recordPiece && bw.yield != nil {
-		if _, err := bw.out.Write(b[:recordPiece]); err != nil {
+	// The value is written as it is, in pieces, not copied into one line
+	// first: a backup passes the store's whole content through here, and
+	// the garbage of a copy would be collected while requests are served.
+	head := make([]byte, 0, len(k)+20)
+	head = append(append(append(head, `{"kind":`...), k...), `,"value":`...)
+	if _, err := bw.out.Write(head); err != nil {
+		return err
+	}
+	for len(value) > recordPiece && bw.yield != nil {
+		if _, err := bw.out.Write(value[:recordPiece]); err != nil {
 			return err
 		}
-		b = b[recordPiece:]
+		value = value[recordPiece:]
 		if err := bw.yield(); err != nil {
 			return err
 		}
 	}
-	if _, err := bw.out.Write(b); err != nil {
+	if _, err := bw.out.Write(value); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(bw.out, "}\n"); err != nil {
 		return err
 	}
 	bw.res.Items++

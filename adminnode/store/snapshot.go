@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -49,8 +48,10 @@ var SnapshotKinds = []string{KindDomain, KindGroup, KindHost, KindInstance, Kind
 // (Domain, Group, ..., TrustedDomain), not a pointer. Snapshot may give
 // Raw instead, the record's JSON encoding as the store keeps it, when it
 // has that at hand: a backup writes it as it is rather than decode and
-// encode again configurations of thousands of routes. Decoded gives the
-// Value either way. Restore takes Value.
+// encode again configurations of thousands of routes. Raw may be the
+// store's own memory, valid only until emit returns: a caller that keeps
+// it copies it (Decoded does). Decoded gives the Value either way.
+// Restore takes Value.
 type Item struct {
 	Kind  string
 	Value any
@@ -185,8 +186,10 @@ func emitBucket(ctx context.Context, bk *bolt.Bucket, kind string, emit func(Ite
 		if v == nil {
 			return nil
 		}
-		// v is valid only inside the transaction: the item gets a copy.
-		return emit(Item{Kind: kind, Raw: bytes.Clone(v)})
+		// v is bbolt's memory, valid until the transaction ends: Raw is
+		// valid until emit returns, and a backup streams it without a
+		// copy (garbage collected while requests are served).
+		return emit(Item{Kind: kind, Raw: v})
 	})
 }
 
