@@ -83,16 +83,7 @@ func TestSystemdNode(t *testing.T) {
 	// Most of its time is spent waiting on systemd's watchdog.
 	t.Parallel()
 	began := time.Now()
-	h := &sdHost{m: nspawn.Start(t)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, err := h.m.Run(context.Background(), "journalctl", "--no-pager", "-n", "400")
-			t.Logf("journal of the container (%v):\n%s", err, out)
-		}
-	})
-	if err := h.m.CopyIn(binary, "/usr/local/bin/gatehouse", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	h := bootSdHost(t)
 	up1 := startUpstream(t, "up1", nil)
 	d := newNMDomain(t)
 	// Gateways run in the container: the test never signals a pid it sees
@@ -368,16 +359,7 @@ exec /usr/local/bin/gatehouse "$@"
 func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
 	release := buildVersion(t, t.TempDir(), "9.1.0-sd")
-	h := &sdHost{m: nspawn.Start(t)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, err := h.m.Run(context.Background(), "journalctl", "--no-pager", "-n", "400")
-			t.Logf("journal of the container (%v):\n%s", err, out)
-		}
-	})
-	if err := h.m.CopyIn(binary, "/usr/local/bin/gatehouse", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	h := bootSdHost(t)
 	if err := os.WriteFile(h.m.Path("/usr/local/bin/gatehouse-gw"), []byte(sdGatewayWrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -527,4 +509,21 @@ func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	l.waitServed(t, counted, 50)
 	served := l.checkNoFailure(t)
 	t.Logf("requests served during the restarts and the upgrade: %v", served)
+}
+
+// bootSdHost boots a container with the gatehouse binary installed; its
+// journal is logged when the test fails.
+func bootSdHost(t *testing.T) *sdHost {
+	t.Helper()
+	h := &sdHost{m: nspawn.Start(t)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, err := h.m.Run(context.Background(), "journalctl", "--no-pager", "-n", "400")
+			t.Logf("journal of the container (%v):\n%s", err, out)
+		}
+	})
+	if err := h.m.CopyIn(binary, "/usr/local/bin/gatehouse", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -183,36 +183,20 @@ func TestRollingUpgradeRollsBack(t *testing.T) {
 	a := buildVersion(t, bins, "9.1.0-a")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			broken := filepath.Join(t.TempDir(), "broken")
-			writeFile(t, broken, tc.script)
-			if err := os.Chmod(broken, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			testRollback(t, a, broken, tc.why)
+			testRollback(t, a, brokenRelease(t, tc.script), tc.why)
 		})
 	}
 }
 
 func testRollback(t *testing.T, a, broken, why string) {
 	t.Helper()
-	up := startUpstream(t, "one", nil)
-	d := setUpUpgrade(t, up, "web-1", "web-2")
-	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
-	d.cli.ok(t, "", "release", "upload", broken, "--version", "9.9.9-broken")
-	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
-	onA := d.waitLocal(t, "both instances ready on A", func(v map[string]localapi.InstanceView) bool {
-		return v["web-1"].Ready && v["web-2"].Ready
-	})
-
-	l := startTrafficLoad(t, d.instances["web-1"][0], d.instances["web-2"][0])
-	counted, _ := l.counts()
-	l.waitServed(t, counted, 50)
+	d, l, onA := onReleaseUnderLoad(t, a, broken)
 	// Progress goes to stderr before the error.
 	_, errOut, code := d.cli.run(t, "", "group", "update", nmGroup, "--gateway-version", "9.9.9-broken", "--wait", "--timeout", "3m")
 	if code != 1 || !strings.Contains(errOut, "gatehouse: rollout 2 of group g1 rolled back to release 9.1.0-a") || !strings.Contains(errOut, why) {
 		t.Errorf("group update --wait: exit %d, said %q", code, errOut)
 	}
-	counted, _ = l.counts()
+	counted, _ := l.counts()
 	l.waitServed(t, counted, 50)
 	served := l.checkNoFailure(t)
 	t.Logf("requests served during the failed upgrade: %v", served)
@@ -247,23 +231,8 @@ func testRollback(t *testing.T, a, broken, why string) {
 func TestRollingUpgradePauses(t *testing.T) {
 	bins := t.TempDir()
 	a := buildVersion(t, bins, "9.1.0-a")
-	broken := filepath.Join(t.TempDir(), "broken")
-	writeFile(t, broken, "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n")
-	if err := os.Chmod(broken, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	up := startUpstream(t, "one", nil)
-	d := setUpUpgrade(t, up, "web-1", "web-2")
-	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
-	d.cli.ok(t, "", "release", "upload", broken, "--version", "9.9.9-broken")
-	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
-	onA := d.waitLocal(t, "both instances ready on A", func(v map[string]localapi.InstanceView) bool {
-		return v["web-1"].Ready && v["web-2"].Ready
-	})
-
-	l := startTrafficLoad(t, d.instances["web-1"][0], d.instances["web-2"][0])
-	counted, _ := l.counts()
-	l.waitServed(t, counted, 50)
+	broken := brokenRelease(t, "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n")
+	d, l, onA := onReleaseUnderLoad(t, a, broken)
 	_, errOut, code := d.cli.run(t, "", "group", "update", nmGroup, "--gateway-version", "9.9.9-broken", "--on-failure", "pause", "--wait", "--timeout", "3m")
 	if code != 1 || !strings.Contains(errOut, "rollout 2 of group g1 paused with 0 instance(s) on release 9.9.9-broken") ||
 		!strings.Contains(errOut, "resume it with --gateway-version 9.9.9-broken, or roll it back with --gateway-version 9.1.0-a") {
@@ -279,7 +248,7 @@ func TestRollingUpgradePauses(t *testing.T) {
 	}
 
 	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
-	counted, _ = l.counts()
+	counted, _ := l.counts()
 	l.waitServed(t, counted, 50)
 	served := l.checkNoFailure(t)
 	t.Logf("requests served during the paused upgrade: %v", served)
@@ -300,4 +269,35 @@ func TestRollingUpgradePauses(t *testing.T) {
 	if len(entries) != 1 || entries[0].User != "system" || entries[0].Result != "error" {
 		t.Errorf("audit of the pause: %+v", entries)
 	}
+}
+
+// brokenRelease writes script as an executable file to upload as a
+// release that fails.
+func brokenRelease(t *testing.T, script string) string {
+	t.Helper()
+	broken := filepath.Join(t.TempDir(), "broken")
+	writeFile(t, broken, script)
+	if err := os.Chmod(broken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return broken
+}
+
+// onReleaseUnderLoad sets up a group of two instances with releases
+// 9.1.0-a (a) and 9.9.9-broken (broken) uploaded, moves it to a, and
+// starts a load that has been served: the start of a failing upgrade.
+func onReleaseUnderLoad(t *testing.T, a, broken string) (*nmDomain, *trafficLoad, map[string]localapi.InstanceView) {
+	t.Helper()
+	up := startUpstream(t, "one", nil)
+	d := setUpUpgrade(t, up, "web-1", "web-2")
+	d.cli.ok(t, "", "release", "upload", a, "--version", "9.1.0-a")
+	d.cli.ok(t, "", "release", "upload", broken, "--version", "9.9.9-broken")
+	d.cli.ok(t, "", "group", "update", nmGroup, "--gateway-version", "9.1.0-a", "--wait", "--timeout", "3m")
+	onA := d.waitLocal(t, "both instances ready on A", func(v map[string]localapi.InstanceView) bool {
+		return v["web-1"].Ready && v["web-2"].Ready
+	})
+	l := startTrafficLoad(t, d.instances["web-1"][0], d.instances["web-2"][0])
+	counted, _ := l.counts()
+	l.waitServed(t, counted, 50)
+	return d, l, onA
 }
