@@ -90,9 +90,9 @@ func New(cfg Config) (*Console, error) {
 		c.now = time.Now
 	}
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
-		"users", "access", "environments", "trust", "releases", "upgrade"} {
+		"users", "access", "environments", "trust", "releases", "upgrade", "instance"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
-			"templates/layout.html", "templates/changes.html", "templates/"+page+".html")
+			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("new console: template %s: %w", page, err)
 		}
@@ -135,6 +135,7 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("POST /ui/groups/{group}/deploy", c.signedIn(c.deploy))
 	m.HandleFunc("POST /ui/groups/{group}/rollback", c.signedIn(c.rollback))
 	m.HandleFunc("POST /ui/groups/{group}/upgrade", c.signedIn(c.upgrade))
+	c.settingsRoutes(m)
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "No such page.")
 	})

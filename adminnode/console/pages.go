@@ -182,6 +182,8 @@ type groupView struct {
 	// DraftDiff is what deploying the draft would change; nil for a
 	// user who may not read the draft.
 	DraftDiff *apitypes.Diff
+	// Settings are the group's dynamic settings and their form.
+	Settings groupSettings
 	// Done says what the last action did, from the redirect after it.
 	Done string
 }
@@ -253,6 +255,9 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		}
 		v.ReleasesListed = true
 	}
+	if v.Settings, err = c.groupSettingsOf(r, s, name, authz.Allowed(rbac.SettingsWrite, g)); err != nil {
+		return page{}, err
+	}
 	switch q := r.URL.Query(); {
 	case q.Get("upgrading") != "":
 		v.Done = "Rolling upgrade to " + releaseName(q.Get("upgrading")) + " started."
@@ -262,6 +267,8 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		v.Done = "Rolled back: deployed #" + q.Get("rolledback") + "."
 	case q.Get("saved") != "":
 		v.Done = "Draft saved."
+	case q.Get("settings") == "saved":
+		v.Done = "Dynamic settings saved."
 	}
 	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
 		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil
