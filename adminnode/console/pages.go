@@ -49,6 +49,10 @@ type overviewView struct {
 	// listener certificates, and node certificates not in the ok state
 	// (the hosts table shows the others' expiry).
 	Certificates []apitypes.CertificateExpiry
+	// CanCreateGroup offers the form creating a group; Done says what
+	// the last action did (a group deleted).
+	CanCreateGroup bool
+	Done           string
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
@@ -88,6 +92,11 @@ func (c *Console) overviewData(r *http.Request, s *session) (page, error) {
 			v.Certificates = append(v.Certificates, cert)
 		}
 	}
+	var err error
+	if v.CanCreateGroup, err = c.canCreateGroup(r, s, groups); err != nil {
+		return page{}, err
+	}
+	v.Done = fleetDone(r.URL.Query())
 	live := Prefix + "live/overview"
 	if sel != "" {
 		live += "?selector=" + url.QueryEscape(sel)
@@ -184,6 +193,8 @@ type groupView struct {
 	DraftDiff *apitypes.Diff
 	// Done says what the last action did, from the redirect after it.
 	Done string
+	// Rights are the group's and its instances' actions offered.
+	Rights groupRights
 }
 
 func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {
@@ -223,6 +234,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
 	}
 	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
+	v.Rights = rightsOn(authz, g, s.csrf)
 	// Left out for a user who may not read deployments, as the API
 	// leaves out what one may not read (asking would audit a refusal
 	// every second).
@@ -234,7 +246,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		}
 	}
 	if !whole {
-		return page{Data: v}, nil
+		return page{CSRF: s.csrf, Data: v}, nil
 	}
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/deployments", nil, &v.Deployments); err != nil {
 		return page{}, err
@@ -262,6 +274,8 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		v.Done = "Rolled back: deployed #" + q.Get("rolledback") + "."
 	case q.Get("saved") != "":
 		v.Done = "Draft saved."
+	default:
+		v.Done = fleetDone(q)
 	}
 	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
 		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil
