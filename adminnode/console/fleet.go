@@ -48,40 +48,38 @@ func redirectGroup(w http.ResponseWriter, r *http.Request, group, done, name str
 	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(group)+"?"+url.Values{"done": {done}, "name": {name}}.Encode(), http.StatusSeeOther)
 }
 
-// groupRights are the fleet actions the group page offers; CSRF goes
-// with them into the page's live part, whose instances table holds the
-// instances' forms.
+// groupRights are the fleet actions the group page offers.
 type groupRights struct {
 	// CanWrite offers changing, rotating the gossip key of and deleting
 	// the group (group:write), CanWriteInstances adding and deleting
 	// instances (instance:write), CanOperate restarting them
 	// (instance:operate).
 	CanWrite, CanWriteInstances, CanOperate bool
-	CSRF                                    string
 	// EditLabels are the group's labels as the form takes them.
 	EditLabels string
 }
 
-func rightsOn(authz *rbac.Authorizer, g *store.Group, csrf string) groupRights {
+func rightsOn(authz *rbac.Authorizer, g *store.Group) groupRights {
 	return groupRights{CanWrite: authz.Allowed(rbac.GroupWrite, g), CanWriteInstances: authz.Allowed(rbac.InstanceWrite, g),
-		CanOperate: authz.Allowed(rbac.InstanceOperate, g), CSRF: csrf, EditLabels: labelText(g.Labels)}
+		CanOperate: authz.Allowed(rbac.InstanceOperate, g), EditLabels: labelText(g.Labels)}
 }
 
 // instanceActions is what the instances table offers for one instance.
+// Its buttons belong to the form #instance-action, outside the page's
+// live part: the live part, gzipped, carries no CSRF token (BREACH).
 type instanceActions struct {
 	groupRights
 	Instance string
 	// Generation is the restart generation asked for; Restarting says
-	// that the instance does not run a process of it yet.
+	// that the instance has not reported a process of it yet.
 	Generation uint64
 	Restarting bool
 }
 
 // For is the actions offered for in.
 func (g groupRights) For(in apitypes.Instance) instanceActions {
-	a := instanceActions{groupRights: g, Instance: in.Name, Generation: in.RestartGeneration}
-	a.Restarting = in.RestartGeneration > 0 && (in.Observed == nil || in.Observed.RestartGeneration < in.RestartGeneration || !in.Observed.Ready)
-	return a
+	return instanceActions{groupRights: g, Instance: in.Name, Generation: in.RestartGeneration,
+		Restarting: in.RestartGeneration > 0 && (in.Observed == nil || in.Observed.RestartGeneration < in.RestartGeneration)}
 }
 
 // Any says whether the table needs its actions column.

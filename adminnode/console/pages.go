@@ -234,7 +234,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
 	}
 	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
-	v.Rights = rightsOn(authz, g, s.csrf)
+	v.Rights = rightsOn(authz, g)
 	// Left out for a user who may not read deployments, as the API
 	// leaves out what one may not read (asking would audit a refusal
 	// every second).
@@ -246,7 +246,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		}
 	}
 	if !whole {
-		return page{CSRF: s.csrf, Data: v}, nil
+		return page{Data: v}, nil
 	}
 	if err := c.call(r, s.bearer, http.MethodGet, groupPath(name)+"/deployments", nil, &v.Deployments); err != nil {
 		return page{}, err
