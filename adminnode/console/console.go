@@ -90,9 +90,9 @@ func New(cfg Config) (*Console, error) {
 		c.now = time.Now
 	}
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
-		"users", "access", "environments", "trust", "releases", "upgrade", "instance"} {
+		"users", "access", "environments", "trust", "releases", "upgrade", "instance", "fleet"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
-			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/"+page+".html")
+			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/fleetparts.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("new console: template %s: %w", page, err)
 		}
@@ -136,6 +136,15 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("POST /ui/groups/{group}/rollback", c.signedIn(c.rollback))
 	m.HandleFunc("POST /ui/groups/{group}/upgrade", c.signedIn(c.upgrade))
 	c.settingsRoutes(m)
+	m.HandleFunc("GET /ui/new-group", c.signedIn(c.newGroupForm))
+	m.HandleFunc("POST /ui/new-group", c.signedIn(c.createGroup))
+	m.HandleFunc("POST /ui/groups/{group}/edit", c.signedIn(c.updateGroup))
+	m.HandleFunc("POST /ui/groups/{group}/gossip-key", c.signedIn(c.rotateGossipKey))
+	m.HandleFunc("POST /ui/groups/{group}/delete", c.signedIn(c.deleteGroup))
+	m.HandleFunc("GET /ui/groups/{group}/new-instance", c.signedIn(c.newInstanceForm))
+	m.HandleFunc("POST /ui/groups/{group}/instances", c.signedIn(c.createInstance))
+	m.HandleFunc("POST /ui/instances/{instance}/restart", c.signedIn(c.restartInstance))
+	m.HandleFunc("POST /ui/instances/{instance}/delete", c.signedIn(c.deleteInstance))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "No such page.")
 	})

@@ -49,6 +49,10 @@ type overviewView struct {
 	// listener certificates, and node certificates not in the ok state
 	// (the hosts table shows the others' expiry).
 	Certificates []apitypes.CertificateExpiry
+	// CanCreateGroup offers the form creating a group; Done says what
+	// the last action did (a group deleted).
+	CanCreateGroup bool
+	Done           string
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
@@ -88,6 +92,11 @@ func (c *Console) overviewData(r *http.Request, s *session) (page, error) {
 			v.Certificates = append(v.Certificates, cert)
 		}
 	}
+	var err error
+	if v.CanCreateGroup, err = c.canCreateGroup(r, s, groups); err != nil {
+		return page{}, err
+	}
+	v.Done = fleetDone(r.URL.Query())
 	live := Prefix + "live/overview"
 	if sel != "" {
 		live += "?selector=" + url.QueryEscape(sel)
@@ -186,6 +195,8 @@ type groupView struct {
 	Settings groupSettings
 	// Done says what the last action did, from the redirect after it.
 	Done string
+	// Rights are the group's and its instances' actions offered.
+	Rights groupRights
 }
 
 func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {
@@ -193,6 +204,8 @@ func (c *Console) group(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 func groupPath(name string) string { return "/groups/" + url.PathEscape(name) }
+
+func instancePath(name string) string { return "/instances/" + url.PathEscape(name) }
 
 // groupData is the whole group page; groupLive its live part only.
 func (c *Console) groupData(r *http.Request, s *session) (page, error) {
@@ -225,6 +238,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		return page{}, fmt.Errorf("permissions of %s: %w", s.user, err)
 	}
 	g := &store.Group{Name: v.Group.Name, Labels: v.Group.Labels}
+	v.Rights = rightsOn(authz, g)
 	// Left out for a user who may not read deployments, as the API
 	// leaves out what one may not read (asking would audit a refusal
 	// every second).
@@ -269,6 +283,8 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 		v.Done = "Draft saved."
 	case q.Get("settings") == "saved":
 		v.Done = "Dynamic settings saved."
+	default:
+		v.Done = fleetDone(q)
 	}
 	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
 		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil

@@ -260,8 +260,6 @@ type instanceView struct {
 	Done string
 }
 
-func instancePath(name string) string { return "/instances/" + url.PathEscape(name) }
-
 func (c *Console) instance(w http.ResponseWriter, r *http.Request, s *session) {
 	c.show(w, r, s, "instance", c.instanceData)
 }
