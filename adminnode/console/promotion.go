@@ -204,7 +204,7 @@ func (c *Console) importFailed(w http.ResponseWriter, r *http.Request, s *sessio
 // importChecks words what the API verified of a package it accepted.
 func (c *Console) importChecks(r *http.Request, s *session, env, groupEnv string, out apitypes.Import) ([]importCheck, error) {
 	src := out.Source
-	trust := "accepted by this domain."
+	trust := src.Domain + " is trusted by this domain, or is this domain."
 	readable, err := c.domainAllowed(r, s, rbac.TrustRead)
 	if err != nil {
 		return nil, err

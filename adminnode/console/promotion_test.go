@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/api"
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 	"github.com/gatehouse/gatehouse/deploy"
 	"github.com/gatehouse/gatehouse/promotion"
@@ -114,7 +115,7 @@ func TestReleasesUploadAndDelete(t *testing.T) {
 		{"no version", []part{{name: "file", file: "g", value: "x"}}, http.StatusBadRequest, "version: the release&#39;s version is required"},
 		{"no file", []part{{name: "version", value: "2.0.1"}}, http.StatusBadRequest, "file: choose a file"},
 		{"an empty file", []part{{name: "version", value: "2.0.1"}, {name: "file", file: "g"}}, http.StatusBadRequest, "file: the chosen file is empty"},
-		{"a version uploaded", []part{{name: "version", value: "2.0.0"}, {name: "file", file: "g", value: "x"}}, http.StatusConflict, "2.0.0"},
+		{"a version uploaded", []part{{name: "version", value: "2.0.0"}, {name: "file", file: "g", value: "x"}}, http.StatusConflict, "version: "},
 	} {
 		code, page := f.postMultipart(t, admin, "/ui/admin/releases", append([]part{{name: "csrf", value: csrf}}, tt.parts...)...)
 		if code != tt.code || !strings.Contains(page, tt.want) || !strings.Contains(page, `id="upload-form"`) {
@@ -141,6 +142,26 @@ func TestReleasesUploadAndDelete(t *testing.T) {
 	code, page = f.post(t, admin, csrf, "/ui/admin/releases/delete", url.Values{"version": {"2.0.1"}, "confirm": {"yes"}})
 	if code != http.StatusSeeOther || !strings.Contains(page, "Release 2.0.1 deleted.") || strings.Contains(page, `<tr data-version="2.0.1">`) {
 		t.Errorf("delete: %d\n%s", code, page)
+	}
+
+	// A viewer of the domain reads the releases, and is offered neither
+	// uploading nor deleting.
+	ctx := context.Background()
+	u, err := f.store.GetUser(ctx, "viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Name = "reader"
+	if _, err := f.store.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateRoleBinding(ctx, store.RoleBinding{User: "reader", Role: rbac.RoleViewer, Scope: store.Scope{Domain: true}}); err != nil {
+		t.Fatal(err)
+	}
+	reader, _ := f.signedIn(t, "reader")
+	if _, page := do(t, reader, "GET", f.srv.URL+"/ui/admin/releases", nil); !strings.Contains(page, `<tr data-version="2.0.0">`) ||
+		!strings.Contains(page, `id="no-upload"`) || strings.Contains(page, `id="upload-form"`) || strings.Contains(page, `class="delete"`) {
+		t.Errorf("the domain's viewer's releases page:\n%s", page)
 	}
 
 	// A viewer is refused by the API, audited; a form without the CSRF

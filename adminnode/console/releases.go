@@ -69,16 +69,21 @@ func (c *Console) showReleases(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 // releaseRefused shows the releases page with the API's refusal of an
-// upload or a deletion (a bad version, a release in use), the field it
-// names first; file names the body's field when the API names none. Other
-// failures (403, 401, the store away) are failAPI's.
-func (c *Console) releaseRefused(w http.ResponseWriter, r *http.Request, s *session, v releasesView, file string, err error) {
+// upload or a deletion (a bad version, a version taken, a binary too
+// large, a release in use), the field it names first: the API's, else the
+// file for a body too large and the version otherwise. Other failures
+// (403, 401, the store away) are failAPI's.
+func (c *Console) releaseRefused(w http.ResponseWriter, r *http.Request, s *session, v releasesView, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.status == http.StatusUnauthorized || ae.status == http.StatusForbidden || ae.status >= 500 {
 		c.failAPI(w, r, s, err)
 		return
 	}
-	c.showReleases(w, r, s, ae.status, v, fieldMessage(ae.body, file))
+	field := "version"
+	if ae.status == http.StatusRequestEntityTooLarge {
+		field = "file"
+	}
+	c.showReleases(w, r, s, ae.status, v, fieldMessage(ae.body, field))
 }
 
 // fieldMessage is an API error as "field: message", the field the API
@@ -105,8 +110,12 @@ func (c *Console) streamedForm(limit int64, h func(w http.ResponseWriter, r *htt
 			c.fail(w, r, nil, http.StatusBadRequest, "The form must be sent as multipart/form-data.")
 			return
 		}
-		if name, token, err := nextField(form); err == nil && name == csrfField {
-			r.Header.Set(csrfHeader, token)
+		// A script may send the token as the header; a form sends it as
+		// its first field.
+		if r.Header.Get(csrfHeader) == "" {
+			if name, token, err := nextField(form); err == nil && name == csrfField {
+				r.Header.Set(csrfHeader, token)
+			}
 		}
 		c.signedIn(func(w http.ResponseWriter, r *http.Request, s *session) { h(w, r, s, form) })(w, r)
 	}
@@ -181,7 +190,7 @@ func (c *Console) uploadRelease(w http.ResponseWriter, r *http.Request, s *sessi
 	path := "/releases?" + url.Values{"version": {v.Version}}.Encode()
 	resp, err := c.do(r, s.bearer, http.MethodPost, path, http.Header{"Content-Type": {"application/octet-stream"}}, body)
 	if err != nil {
-		c.releaseRefused(w, r, s, v, "file", err)
+		c.releaseRefused(w, r, s, v, err)
 		return
 	}
 	if err := decodeAnswer(resp, &rel); err != nil {
@@ -213,7 +222,7 @@ func (c *Console) deleteRelease(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	if err := c.call(r, s.bearer, http.MethodDelete, "/releases/"+url.PathEscape(version), nil, nil); err != nil {
-		c.releaseRefused(w, r, s, releasesView{}, "version", err)
+		c.releaseRefused(w, r, s, releasesView{}, err)
 		return
 	}
 	http.Redirect(w, r, Prefix+"admin/releases?"+url.Values{"done": {"deleted"}, "version": {version}}.Encode(), http.StatusSeeOther)
