@@ -426,16 +426,3 @@ func (c *Console) trustAction(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, http.StatusBadRequest, "op: add or remove.")
 	}
 }
-
-// releases lists the gateway releases the admin node keeps and the groups
-// that run each (host:read, as `gatehouse release list`). Uploading a
-// binary stays with the CLI: a browser form would carry up to 512 MiB
-// through the console.
-func (c *Console) releases(w http.ResponseWriter, r *http.Request, s *session) {
-	var rs []apitypes.Release
-	if err := c.call(r, s.bearer, http.MethodGet, "/releases", nil, &rs); err != nil {
-		c.failAPI(w, r, s, err)
-		return
-	}
-	c.render(w, r, http.StatusOK, "releases", page{Title: "Gateway releases", Nav: "releases", User: s.user, CSRF: s.csrf, Data: rs})
-}

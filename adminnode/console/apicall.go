@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/adminnode/apitypes"
@@ -60,9 +61,25 @@ func (c *Console) call(r *http.Request, bearer, method, path string, in, out any
 // send is call with a body as it is (a configuration document) and the
 // request's headers.
 func (c *Console) send(r *http.Request, bearer, method, path string, header http.Header, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(r.Context(), method, apitypes.Prefix+path, bytes.NewReader(body))
+	w, err := c.do(r, bearer, method, path, header, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return err
+	}
+	if out != nil && w.status != http.StatusNoContent {
+		if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
+			return fmt.Errorf("decode the answer to %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// do runs one API request, its body read from body as the API reads it
+// (an uploaded release streams through), and answers what the API wrote:
+// an *apiError when that is not a 2xx answer.
+func (c *Console) do(r *http.Request, bearer, method, path string, header http.Header, body io.Reader) (*response, error) {
+	req, err := http.NewRequestWithContext(r.Context(), method, apitypes.Prefix+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.RemoteAddr = r.RemoteAddr
 	req.Header = header
@@ -79,12 +96,7 @@ func (c *Console) send(r *http.Request, bearer, method, path string, header http
 		if err := json.Unmarshal(w.body.Bytes(), &b); err != nil || b.Error.Message == "" {
 			b.Error.Message = http.StatusText(w.status)
 		}
-		return &apiError{status: w.status, body: b.Error}
+		return nil, &apiError{status: w.status, body: b.Error}
 	}
-	if out != nil && w.status != http.StatusNoContent {
-		if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
-			return fmt.Errorf("decode the answer to %s %s: %w", method, path, err)
-		}
-	}
-	return nil
+	return w, nil
 }

@@ -90,7 +90,7 @@ func New(cfg Config) (*Console, error) {
 		c.now = time.Now
 	}
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
-		"users", "access", "environments", "trust", "releases", "upgrade", "instance", "fleet"} {
+		"users", "access", "environments", "trust", "releases", "upgrade", "instance", "fleet", "import"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
 			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/fleetparts.html", "templates/"+page+".html")
 		if err != nil {
@@ -125,6 +125,12 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /ui/admin/trust", c.signedIn(c.trust))
 	m.HandleFunc("POST /ui/admin/trust", c.signedIn(c.trustAction))
 	m.HandleFunc("GET /ui/admin/releases", c.signedIn(c.releases))
+	m.HandleFunc("POST /ui/admin/releases", c.streamedForm(maxReleaseBytes+1<<20, c.uploadRelease))
+	m.HandleFunc("POST /ui/admin/releases/delete", c.signedIn(c.deleteRelease))
+	m.HandleFunc("GET /ui/groups/{group}/deployments/{number}/package", c.signedIn(c.exportPackage))
+	m.HandleFunc("GET /ui/groups/{group}/import", c.signedIn(c.importForm))
+	m.HandleFunc("POST /ui/groups/{group}/import", c.streamedForm(maxPackageBytes+1<<20, c.importDryRun))
+	m.HandleFunc("POST /ui/groups/{group}/import/confirm", limitBody(maxConfirmBytes, c.signedIn(c.importPackage)))
 	m.HandleFunc("GET /ui/groups/{group}", c.signedIn(c.group))
 	m.HandleFunc("GET /ui/live/groups/{group}", c.live(c.groupLive, "group"))
 	m.HandleFunc("GET /ui/groups/{group}/diff", c.signedIn(c.diff))

@@ -10,5 +10,7 @@
 // store holds its hash like any other token's, so a session holds on every
 // admin node of a domain that shares one PostgreSQL. The console reads the
 // token's record (last use) for idle expiry, and the user's authorizer to
-// offer only the actions the user may take.
+// offer only the actions the user may take. Files sent through it (a
+// gateway release, a promotion package) go to the API as they arrive: a
+// release is streamed from the browser's form to the API's handler.
 package console
