@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,12 +28,7 @@ func TestConsoleManagesTheFleet(t *testing.T) {
 	_, _, token, _ := d.cli.saved(t)
 	api := newAdminAPI(t, d.url, d.caFile, token)
 	const opsPassword = "ops console password"
-	for _, p := range []struct{ path, body string }{{"/users", `{"name":"ops","password":"` + opsPassword + `"}`},
-		{"/bindings", `{"user":"ops","role":"domain-admin","scope":{"domain":true}}`}} {
-		if code, _, out := api.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", p.path, code, out)
-		}
-	}
+	api.addUser(t, "ops", opsPassword, "domain-admin", `{"domain":true}`)
 
 	ops := newTab(t, browser)
 	ops.do(t, "open the console", chromedp.Navigate(d.url+"/ui/"))

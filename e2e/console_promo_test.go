@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,12 +34,7 @@ func TestConsoleReleasesAndImport(t *testing.T) {
 	prod.cli.ok(t, "", "env", "set", "prod", "UPSTREAM=127.0.0.1:9002")
 	prod.cli.ok(t, "", "group", "create", "payments")
 	const opsPassword = "ops console password"
-	for _, p := range []struct{ path, body string }{{"/users", `{"name":"ops","password":"` + opsPassword + `"}`},
-		{"/bindings", `{"user":"ops","role":"domain-admin","scope":{"domain":true}}`}} {
-		if code, _, out := prod.api.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", p.path, code, out)
-		}
-	}
+	prod.api.addUser(t, "ops", opsPassword, "domain-admin", `{"domain":true}`)
 	bin := buildVersion(t, work, "9.2.0-c")
 
 	ops := newTab(t, browser)

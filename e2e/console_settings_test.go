@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -35,12 +34,7 @@ func TestConsoleSetsDynamicSettings(t *testing.T) {
 	_, _, token, _ := d.cli.saved(t)
 	api := newAdminAPI(t, d.url, d.caFile, token)
 	const opsPassword = "operator console password"
-	for _, p := range []struct{ path, body string }{{"/users", `{"name":"ops","password":"` + opsPassword + `"}`},
-		{"/bindings", `{"user":"ops","role":"operator","scope":{"groups":["g1"]}}`}} {
-		if code, _, out := api.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", p.path, code, out)
-		}
-	}
+	api.addUser(t, "ops", opsPassword, "operator", `{"groups":["g1"]}`)
 	reported := func(setting string) string {
 		return fmt.Sprintf(`(document.querySelector('#instance-settings tr[data-setting="%s"] .reported')||{}).textContent`, setting)
 	}

@@ -77,6 +77,18 @@ func newTab(t *testing.T, browser context.Context) *tab {
 	return b
 }
 
+// addUser creates a user of the domain bound to role in scope (the
+// API's JSON, `{"domain":true}` or `{"groups":["g1"]}`).
+func (a *adminAPI) addUser(t *testing.T, name, password, role, scope string) {
+	t.Helper()
+	for _, p := range []struct{ path, body string }{{"/users", `{"name":"` + name + `","password":"` + password + `"}`},
+		{"/bindings", `{"user":"` + name + `","role":"` + role + `","scope":` + scope + `}`}} {
+		if code, _, out := a.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", p.path, code, out)
+		}
+	}
+}
+
 // do runs steps within consoleStep; on failure it shows where the tab is
 // and what it says.
 func (b *tab) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -202,10 +214,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	const opsPassword, viewerPassword = "ops console password", "viewer console password"
-	post("/users", `{"name":"ops","password":"`+opsPassword+`"}`)
-	post("/bindings", `{"user":"ops","role":"domain-admin","scope":{"domain":true}}`)
-	post("/users", `{"name":"watch","password":"`+viewerPassword+`"}`)
-	post("/bindings", `{"user":"watch","role":"viewer","scope":{"groups":["g1"]}}`)
+	api.addUser(t, "ops", opsPassword, "domain-admin", `{"domain":true}`)
+	api.addUser(t, "watch", viewerPassword, "viewer", `{"groups":["g1"]}`)
 	post("/groups", `{"name":"other","labels":{"team":"b"}}`)
 
 	ops := newTab(t, browser)
@@ -490,12 +500,7 @@ func TestConsoleShowsRollingUpgrade(t *testing.T) {
 	_, _, token, _ := d.cli.saved(t)
 	api := newAdminAPI(t, d.url, d.caFile, token)
 	const opsPassword = "ops console password"
-	for _, p := range []struct{ path, body string }{{"/users", `{"name":"ops","password":"` + opsPassword + `"}`},
-		{"/bindings", `{"user":"ops","role":"domain-admin","scope":{"domain":true}}`}} {
-		if code, _, out := api.do(t, "POST", p.path, p.body, "Content-Type", "application/json"); code != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", p.path, code, out)
-		}
-	}
+	api.addUser(t, "ops", opsPassword, "domain-admin", `{"domain":true}`)
 	before := d.waitLocal(t, "both instances running", d.appliedEverywhere(1))
 
 	ops := newTab(t, browser)

@@ -295,6 +295,10 @@ func TestGossipSettingsAndViews(t *testing.T) {
 	}
 	e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i3", Group: "edge", Host: "h1", Listen: ":8082", StatusListen: ":8087", GossipListen: ":7947"}).
 		expect(t, http.StatusConflict, "gossip port clash")
+	if r := e.do(e.admin, "POST", "/instances", apitypes.Instance{Name: "i4", Group: "edge", Host: "ghost"}).
+		expect(t, http.StatusBadRequest, "a host not in the domain"); !strings.Contains(string(r.body), `"field":"host"`) {
+		t.Errorf("a host not in the domain is refused without naming the field: %s", r.body)
+	}
 	if r := e.do(e.admin, "GET", "/groups/edge", nil).expect(t, http.StatusOK, "group"); strings.Contains(string(r.body), "gossip") {
 		t.Errorf("the group shows its gossip keys: %s", r.body)
 	}

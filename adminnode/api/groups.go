@@ -448,6 +448,13 @@ func (s *Server) checkInstance(q *request, in *apitypes.Instance) error {
 	if in.Host == "" {
 		return badRequest("host", "host is required")
 	}
+	// The store refuses it too, as "not found": named here, the field is
+	// what the caller got wrong, not the path it called.
+	if _, err := s.store.GetHost(q.ctx, in.Host); errors.Is(err, store.ErrNotFound) {
+		return badRequest("host", "host %q: no such host in the domain (gatehouse host create, or its node manager joining, adds it)", in.Host)
+	} else if err != nil {
+		return err
+	}
 	if in.Listen == "" {
 		in.Listen = defaultListen
 	}

@@ -36,6 +36,13 @@ var doneMessages = map[string]string{
 	"environment.deleted": "Environment %s deleted, with its values and secrets.",
 	"trust.added":         "Domain %s trusted.",
 	"trust.removed":       "Domain %s no longer trusted.",
+	"group.created":       "Group %s created.",
+	"group.updated":       "Group %s changed.",
+	"group.deleted":       "Group %s deleted, with its draft and deployments.",
+	"group.gossip-key":    "New primary gossip key for %s: its gateways accept the previous one until the next rotation.",
+	"instance.created":    "Instance %s added: its node manager starts it when it next hears from the admin node.",
+	"instance.deleted":    "Instance %s deleted: its node manager stops it.",
+	"instance.restarted":  "Restart of %s requested: the instances table shows the new process once it is ready.",
 }
 
 func doneMessage(q url.Values) string {
@@ -46,10 +53,10 @@ func doneMessage(q url.Values) string {
 	return fmt.Sprintf(f, q.Get("name"))
 }
 
-// redirectDone goes back to an administration page after an action, with
-// the code of what was done.
+// redirectDone goes to a page (its path under Prefix) after an action,
+// with the code of what was done and the name it was done to.
 func redirectDone(w http.ResponseWriter, r *http.Request, page, done, name string) {
-	http.Redirect(w, r, Prefix+"admin/"+page+"?"+url.Values{"done": {done}, "name": {name}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, Prefix+page+"?"+url.Values{"done": {done}, "name": {name}}.Encode(), http.StatusSeeOther)
 }
 
 // domainAllowed says whether the user holds perm domain-wide, as the
@@ -120,7 +127,7 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session)
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectDone(w, r, "users", done, name)
+	redirectDone(w, r, "admin/users", done, name)
 }
 
 type accessView struct {
@@ -229,7 +236,7 @@ func (c *Console) bindingAction(w http.ResponseWriter, r *http.Request, s *sessi
 			c.failAPI(w, r, s, err)
 			return
 		}
-		redirectDone(w, r, "access", "binding.added", b.User)
+		redirectDone(w, r, "admin/access", "binding.added", b.User)
 	case "remove":
 		id := r.PostFormValue("id")
 		if id == "" {
@@ -240,7 +247,7 @@ func (c *Console) bindingAction(w http.ResponseWriter, r *http.Request, s *sessi
 			c.failAPI(w, r, s, err)
 			return
 		}
-		redirectDone(w, r, "access", "binding.gone", id)
+		redirectDone(w, r, "admin/access", "binding.gone", id)
 	default:
 		c.fail(w, r, s, http.StatusBadRequest, "op: add or remove.")
 	}
@@ -281,7 +288,7 @@ func (c *Console) roleAction(w http.ResponseWriter, r *http.Request, s *session)
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectDone(w, r, "access", done, name)
+	redirectDone(w, r, "admin/access", done, name)
 }
 
 type envValue struct{ Name, Value string }
@@ -356,7 +363,7 @@ func (c *Console) environmentAction(w http.ResponseWriter, r *http.Request, s *s
 			c.failAPI(w, r, s, err)
 			return
 		}
-		redirectDone(w, r, "environments", "environment.deleted", env)
+		redirectDone(w, r, "admin/environments", "environment.deleted", env)
 		return
 	case "value.set":
 		err = c.call(r, s.bearer, http.MethodPut, base+"/values/"+url.PathEscape(name), apitypes.SettingValue{Value: r.PostFormValue("value")}, nil)
@@ -374,7 +381,7 @@ func (c *Console) environmentAction(w http.ResponseWriter, r *http.Request, s *s
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectDone(w, r, "environments", op, env+"."+name)
+	redirectDone(w, r, "admin/environments", op, env+"."+name)
 }
 
 type trustView struct {
@@ -415,13 +422,13 @@ func (c *Console) trustAction(w http.ResponseWriter, r *http.Request, s *session
 			c.failAPI(w, r, s, err)
 			return
 		}
-		redirectDone(w, r, "trust", "trust.added", name)
+		redirectDone(w, r, "admin/trust", "trust.added", name)
 	case "remove":
 		if err := c.call(r, s.bearer, http.MethodDelete, path, nil, nil); err != nil {
 			c.failAPI(w, r, s, err)
 			return
 		}
-		redirectDone(w, r, "trust", "trust.removed", name)
+		redirectDone(w, r, "admin/trust", "trust.removed", name)
 	default:
 		c.fail(w, r, s, http.StatusBadRequest, "op: add or remove.")
 	}

@@ -3,10 +3,13 @@ package console
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
 // raw sends a GET with headers and answers the response and its body as
@@ -47,6 +50,13 @@ func gunzip(t *testing.T, b []byte) string {
 // accepts it; pages, which carry the CSRF token, never are.
 func TestTransferIsSmall(t *testing.T) {
 	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
+		t.Fatal(err)
+	}
 	c := f.browser(t)
 	f.signIn(t, c, "admin", password)
 	// The client must not ask for gzip itself: the tests set the header.
@@ -57,6 +67,7 @@ func TestTransferIsSmall(t *testing.T) {
 	}{
 		{"/ui/live/overview", "application/json", `data-group=\"shown\"`, "no-store"},
 		{"/ui/live/groups/shown", "application/json", `id=\"instances\"`, "no-store"},
+		{"/ui/live/instances/quiet", "application/json", `data-instance=\"quiet\"`, "no-store"},
 		{"/ui/static/console.js", "text/javascript; charset=utf-8", "If-None-Match", "no-cache"},
 		{"/ui/static/console.css", "text/css; charset=utf-8", "color-scheme", "no-cache"},
 	}

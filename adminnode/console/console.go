@@ -92,7 +92,7 @@ func New(cfg Config) (*Console, error) {
 	for _, page := range []string{"login", "overview", "topology", "group", "diff", "traffic", "draft", "audit", "confirm", "error",
 		"users", "access", "environments", "trust", "releases", "upgrade", "instance", "fleet", "import"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(templateFS,
-			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/fleetparts.html", "templates/"+page+".html")
+			"templates/layout.html", "templates/changes.html", "templates/settings.html", "templates/fleetparts.html", "templates/instanceparts.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("new console: template %s: %w", page, err)
 		}

@@ -22,32 +22,6 @@ import (
 // make it; a form is offered with the permission the API asks for, and
 // the API refuses (403, audited) whoever posts without it.
 
-// fleetDoneMessages are what the overview and the group page say after an
-// action, by the code its redirect carries; %s is the name it acted on.
-var fleetDoneMessages = map[string]string{
-	"group.created":      "Group %s created.",
-	"group.updated":      "Group %s changed.",
-	"group.deleted":      "Group %s deleted, with its draft and deployments.",
-	"group.gossip-key":   "New primary gossip key for %s: its gateways accept the previous one until the next rotation.",
-	"instance.created":   "Instance %s added: its node manager starts it when it next hears from the admin node.",
-	"instance.deleted":   "Instance %s deleted: its node manager stops it.",
-	"instance.restarted": "Restart of %s requested: the instances table shows the new process once it is ready.",
-}
-
-func fleetDone(q url.Values) string {
-	f, ok := fleetDoneMessages[q.Get("done")]
-	if !ok {
-		return ""
-	}
-	return fmt.Sprintf(f, q.Get("name"))
-}
-
-// redirectGroup goes to a group's page after an action, with the code of
-// what was done.
-func redirectGroup(w http.ResponseWriter, r *http.Request, group, done, name string) {
-	http.Redirect(w, r, Prefix+"groups/"+url.PathEscape(group)+"?"+url.Values{"done": {done}, "name": {name}}.Encode(), http.StatusSeeOther)
-}
-
 // groupRights are the fleet actions the group page offers.
 type groupRights struct {
 	// CanWrite offers changing, rotating the gossip key of and deleting
@@ -172,19 +146,24 @@ func labelText(labels map[string]string) string {
 }
 
 // canCreateGroup says whether to offer creating a group: the API checks
-// group:write on the group as it will be, which a domain-wide binding
-// grants, and so does one on groups the user sees (by name or labels).
-func (c *Console) canCreateGroup(r *http.Request, s *session, groups []apitypes.Group) (bool, error) {
+// group:write on the group as it will be, which a domain-wide or
+// label-selector binding may grant, and a binding naming groups for those
+// of its names no group has yet. A name taken by a group the user cannot
+// read still counts as free: the API refuses that creation (409).
+func (c *Console) canCreateGroup(r *http.Request, s *session) (bool, error) {
 	authz, err := c.authz.Authorizer(r.Context(), s.user)
 	if err != nil {
 		return false, fmt.Errorf("permissions of %s: %w", s.user, err)
 	}
-	if authz.Allowed(rbac.GroupWrite, nil) {
-		return true, nil
+	var groups []apitypes.Group
+	if err := c.call(r, s.bearer, http.MethodGet, "/groups", nil, &groups); err != nil {
+		return false, err
 	}
-	return slices.ContainsFunc(groups, func(g apitypes.Group) bool {
-		return authz.Allowed(rbac.GroupWrite, &store.Group{Name: g.Name, Labels: g.Labels})
-	}), nil
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.Name
+	}
+	return authz.MayCreateGroup(rbac.GroupWrite, names), nil
 }
 
 // newGroupForm shows the form creating a group.
@@ -208,7 +187,7 @@ func (c *Console) createGroup(w http.ResponseWriter, r *http.Request, s *session
 		c.refusedForm(w, r, s, "New group", v, err)
 		return
 	}
-	redirectGroup(w, r, g.Name, "group.created", g.Name)
+	redirectDone(w, r, "groups/"+url.PathEscape(g.Name), "group.created", g.Name)
 }
 
 // updateGroup replaces the group's labels, description and environment,
@@ -256,7 +235,7 @@ func (c *Console) updateGroup(w http.ResponseWriter, r *http.Request, s *session
 		c.refusedForm(w, r, s, title, v, err)
 		return
 	}
-	redirectGroup(w, r, name, "group.updated", name)
+	redirectDone(w, r, "groups/"+url.PathEscape(name), "group.updated", name)
 }
 
 // deleteGroup deletes a group after a confirmation; the API refuses one
@@ -288,7 +267,7 @@ func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request, s *session
 		c.failAPI(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, Prefix+"?"+url.Values{"done": {"group.deleted"}, "name": {name}}.Encode(), http.StatusSeeOther)
+	redirectDone(w, r, "", "group.deleted", name)
 }
 
 // rotateGossipKey makes a new primary gossip key for the group, after a
@@ -307,7 +286,7 @@ func (c *Console) rotateGossipKey(w http.ResponseWriter, r *http.Request, s *ses
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectGroup(w, r, name, "group.gossip-key", name)
+	redirectDone(w, r, "groups/"+url.PathEscape(name), "group.gossip-key", name)
 }
 
 // newInstanceForm shows the form adding an instance to the group.
@@ -362,7 +341,7 @@ func (c *Console) createInstance(w http.ResponseWriter, r *http.Request, s *sess
 		c.refusedForm(w, r, s, title, v, err)
 		return
 	}
-	redirectGroup(w, r, group, "instance.created", out.Name)
+	redirectDone(w, r, "groups/"+url.PathEscape(group), "instance.created", out.Name)
 }
 
 // restartInstance has the instance's node manager restart its gateway
@@ -375,7 +354,7 @@ func (c *Console) restartInstance(w http.ResponseWriter, r *http.Request, s *ses
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectGroup(w, r, out.Group, "instance.restarted", out.Instance)
+	redirectDone(w, r, "groups/"+url.PathEscape(out.Group), "instance.restarted", out.Instance)
 }
 
 // deleteInstance deletes an instance after a confirmation.
@@ -398,5 +377,5 @@ func (c *Console) deleteInstance(w http.ResponseWriter, r *http.Request, s *sess
 		c.failAPI(w, r, s, err)
 		return
 	}
-	redirectGroup(w, r, in.Group, "instance.deleted", name)
+	redirectDone(w, r, "groups/"+url.PathEscape(in.Group), "instance.deleted", name)
 }

@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/adminnode/rbac"
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
@@ -105,9 +107,15 @@ func TestFleetFromTheConsole(t *testing.T) {
 	if g2, _ := f.store.GetGroup(ctx, "web"); g2.Labels["env"] != "dev" || g2.Version != g.Version {
 		t.Errorf("a stale change was saved: %+v", g2)
 	}
-	code, page = f.post(t, admin, csrf, "/ui/groups/web/edit", url.Values{"version": {shown}, "labels": {"env=dev"}, "environment": {"nowhere"}})
-	if code != http.StatusBadRequest && code != http.StatusConflict {
-		t.Errorf("an unknown environment: %d\n%s", code, page)
+	now := strconv.FormatUint(g.Version, 10)
+	code, page = f.post(t, admin, csrf, "/ui/groups/web/edit", url.Values{"version": {now}, "type": {"gateway"}, "labels": {"env=dev"}, "environment": {"nowhere"}})
+	if code != http.StatusBadRequest {
+		t.Errorf("an unknown environment: %d, want 400\n%s", code, page)
+	}
+	contains(t, "an unknown environment", page, `data-field="environment">environment &#34;nowhere&#34; does not exist`,
+		`id="group-environment" value="nowhere"`)
+	if g2, _ := f.store.GetGroup(ctx, "web"); g2.Environment != "" || g2.Version != g.Version {
+		t.Errorf("a group with an unknown environment was saved: %+v", g2)
 	}
 	code, page = f.post(t, admin, csrf, "/ui/groups/web/edit", url.Values{"version": {"x"}})
 	if code != http.StatusBadRequest || !strings.Contains(page, "version: the group&#39;s version the form was made from is required.") {
@@ -138,6 +146,13 @@ func TestFleetFromTheConsole(t *testing.T) {
 		`id="instance-name" value="web-1"`, `id="instance-listen" value="nope" placeholder=":8080 (the gateway's default)" aria-invalid="true"`,
 		`<option value="h1" selected>h1</option>`, `value=":18085"`)
 	inst.Set("listen", ":18080")
+	inst.Set("host", "ghost")
+	code, page = f.post(t, admin, csrf, "/ui/groups/web/instances", inst)
+	if code != http.StatusBadRequest {
+		t.Fatalf("a host not in the domain: %d, want 400\n%s", code, page)
+	}
+	contains(t, "a host not in the domain", page, `data-field="host">host &#34;ghost&#34;: no such host in the domain`, `id="instance-name" value="web-1"`)
+	inst.Set("host", "h1")
 	code, page = f.post(t, admin, csrf, "/ui/groups/web/instances", inst)
 	if code != http.StatusSeeOther {
 		t.Fatalf("add web-1: %d\n%s", code, page)
@@ -254,5 +269,84 @@ func TestFleetRefusedToAViewer(t *testing.T) {
 	}
 	if in, err := f.store.GetInstance(ctx, "quiet"); err != nil || in.RestartGeneration != 0 {
 		t.Errorf("instance quiet after the viewer's forms: %+v, %v", in, err)
+	}
+}
+
+// userWith signs in a new user bound to role in scope.
+func (f *fixture) userWith(t *testing.T, name, role string, scope store.Scope) *http.Client {
+	t.Helper()
+	ctx := context.Background()
+	u, err := f.store.GetUser(ctx, "viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Name = name
+	if _, err := f.store.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateRoleBinding(ctx, store.RoleBinding{User: name, Role: role, Scope: scope}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.signedIn(t, name)
+	return c
+}
+
+// TestFleetOffersWhatTheRoleGrants: each action is offered to the roles
+// whose permission the API asks for it, and no other: a deployer changes
+// groups (group:write) but not instances, an operator adds, restarts and
+// deletes instances (instance:write, instance:operate) but does not
+// change the group, a role with instance:operate alone restarts them; creating a group is offered to a binding that could
+// cover a new group (a label selector, or a name no group has yet), not
+// to one naming only existing groups.
+func TestFleetOffersWhatTheRoleGrants(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
+		t.Fatal(err)
+	}
+	// No built-in role holds instance:operate without instance:write.
+	if _, err := f.store.CreateRole(ctx, store.Role{Name: "restarter", Permissions: []string{rbac.GroupRead, rbac.DeploymentRead, rbac.InstanceRead, rbac.InstanceOperate}}); err != nil {
+		t.Fatal(err)
+	}
+	offers := map[string]string{
+		"edit":     `id="group-edit"`,
+		"rotate":   `id="rotate-gossip"`,
+		"add":      `id="add-instance"`,
+		"restart":  `class="restart"`,
+		"delete":   `class="delete"`,
+		"newgroup": `id="new-group"`,
+	}
+	for _, tt := range []struct {
+		user, role string
+		scope      store.Scope
+		want       []string
+	}{
+		{"dep-named", rbac.RoleDeployer, store.Scope{Groups: []string{"shown"}}, []string{"edit", "rotate"}},
+		{"dep-new", rbac.RoleDeployer, store.Scope{Groups: []string{"shown", "future"}}, []string{"edit", "rotate", "newgroup"}},
+		{"dep-labels", rbac.RoleDeployer, store.Scope{Selector: map[string]string{"env": "prod"}}, []string{"edit", "rotate", "newgroup"}},
+		{"ops-named", rbac.RoleOperator, store.Scope{Groups: []string{"shown"}}, []string{"add", "restart", "delete"}},
+		{"restarter", "restarter", store.Scope{Groups: []string{"shown"}}, []string{"restart"}},
+		{"admin-all", rbac.RoleDomainAdmin, store.Scope{Domain: true}, []string{"edit", "rotate", "add", "restart", "delete", "newgroup"}},
+	} {
+		t.Run(tt.user, func(t *testing.T) {
+			c := f.userWith(t, tt.user, tt.role, tt.scope)
+			_, overview := do(t, c, "GET", f.srv.URL+"/ui/", nil)
+			resp, group := do(t, c, "GET", f.srv.URL+"/ui/groups/shown", nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("group page: %d\n%s", resp.StatusCode, group)
+			}
+			for what, marker := range offers {
+				page := group
+				if what == "newgroup" {
+					page = overview
+				}
+				if got, want := strings.Contains(page, marker), slices.Contains(tt.want, what); got != want {
+					t.Errorf("%s offered: %v, want %v", what, got, want)
+				}
+			}
+		})
 	}
 }

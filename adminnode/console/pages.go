@@ -55,8 +55,23 @@ type overviewView struct {
 	Done           string
 }
 
+// overview is the whole page: its live part, and what only the whole
+// page offers (creating a group), left out of the part polled every
+// second.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
-	c.show(w, r, s, "overview", c.overviewData)
+	c.show(w, r, s, "overview", func(r *http.Request, s *session) (page, error) {
+		p, err := c.overviewData(r, s)
+		if err != nil {
+			return p, err
+		}
+		v := p.Data.(overviewView)
+		if v.CanCreateGroup, err = c.canCreateGroup(r, s); err != nil {
+			return page{}, err
+		}
+		v.Done = doneMessage(r.URL.Query())
+		p.Data = v
+		return p, nil
+	})
 }
 
 // overviewData is the API's overview, its groups narrowed to those the
@@ -92,11 +107,6 @@ func (c *Console) overviewData(r *http.Request, s *session) (page, error) {
 			v.Certificates = append(v.Certificates, cert)
 		}
 	}
-	var err error
-	if v.CanCreateGroup, err = c.canCreateGroup(r, s, groups); err != nil {
-		return page{}, err
-	}
-	v.Done = fleetDone(r.URL.Query())
 	live := Prefix + "live/overview"
 	if sel != "" {
 		live += "?selector=" + url.QueryEscape(sel)
@@ -284,7 +294,7 @@ func (c *Console) groupPage(r *http.Request, s *session, whole bool) (page, erro
 	case q.Get("settings") == "saved":
 		v.Done = "Dynamic settings saved."
 	default:
-		v.Done = fleetDone(q)
+		v.Done = doneMessage(q)
 	}
 	return page{Title: "Group " + v.Group.Name, Nav: "overview", User: s.user, CSRF: s.csrf,
 		Live: Prefix + "live" + groupPath(v.Group.Name), Data: v}, nil

@@ -34,6 +34,9 @@ type page struct {
 	Data                                        any
 }
 
+// pageTime is how the pages show a time.
+const pageTime = "2006-01-02 15:04:05 UTC"
+
 // templateFuncs are the templates' helpers. None returns template.HTML:
 // whatever comes from the domain is escaped.
 func templateFuncs() template.FuncMap {
@@ -57,7 +60,7 @@ func templateFuncs() template.FuncMap {
 			if t.IsZero() {
 				return ""
 			}
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+			return t.UTC().Format(pageTime)
 		},
 		// value shows a field of a diff as JSON, absent as "—".
 		"value": func(v any) string {

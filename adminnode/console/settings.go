@@ -63,8 +63,10 @@ func newSettingsForm(s *session, action string, gs apitypes.GatewaySettings, now
 }
 
 // settingsOf reads the posted form, as typed, and the settings it asks
-// for; an error names the field as the API would.
-func settingsOf(r *http.Request, s *session, action string) (settingsForm, apitypes.GatewaySettings, error) {
+// for; an error names the field as the API would. A trace the form kept
+// that has ended by now is left out: a page open past its end would
+// otherwise have the API refuse the whole form for it.
+func settingsOf(r *http.Request, s *session, action string, now time.Time) (settingsForm, apitypes.GatewaySettings, error) {
 	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	f := settingsForm{Action: action, CSRF: s.csrf, Levels: logLevels, LogLevel: v("log_level"), AccessLog: v("access_log"),
 		SamplePercent: v("sample_percent"), TraceRoute: v("trace_route"), TraceFor: v("trace_for"),
@@ -96,7 +98,9 @@ func settingsOf(r *http.Request, s *session, action string) (settingsForm, apity
 		if err != nil {
 			return f, gs, &fieldError{"trace.until", fmt.Sprintf("must be a time such as 2026-12-03T10:00:00Z, not %q", f.TraceUntil)}
 		}
-		gs.Trace = &apitypes.TraceSetting{Route: f.TraceRoute, Until: until}
+		if until.After(now) {
+			gs.Trace = &apitypes.TraceSetting{Route: f.TraceRoute, Until: until}
+		}
 	case f.TraceRoute != "":
 		// The API names what is missing (trace.for).
 		gs.Trace = &apitypes.TraceSetting{Route: f.TraceRoute}
@@ -131,9 +135,6 @@ func (f *settingsForm) refused(err error) (int, bool) {
 	}
 	return 0, false
 }
-
-// pageTime is how the pages show a time (as the templates' when).
-const pageTime = "2006-01-02 15:04:05 UTC"
 
 // settingsRow is one setting as each level has it, worded for the page.
 type settingsRow struct {
@@ -227,7 +228,7 @@ func (c *Console) groupSettingsOf(r *http.Request, s *session, group string, can
 // the error by its field.
 func (c *Console) setGroupSettings(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PathValue("group")
-	f, gs, err := settingsOf(r, s, Prefix+"groups/"+url.PathEscape(name)+"/settings")
+	f, gs, err := settingsOf(r, s, Prefix+"groups/"+url.PathEscape(name)+"/settings", c.now())
 	if err == nil {
 		err = c.call(r, s.bearer, http.MethodPut, groupPath(name)+"/settings", gs, nil)
 	}
@@ -306,7 +307,7 @@ func (c *Console) instancePage(r *http.Request, s *session, whole bool) (page, *
 // the form's; refused input shows the page again as typed.
 func (c *Console) setInstanceSettings(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PathValue("instance")
-	f, gs, err := settingsOf(r, s, Prefix+"instances/"+url.PathEscape(name)+"/settings")
+	f, gs, err := settingsOf(r, s, Prefix+"instances/"+url.PathEscape(name)+"/settings", c.now())
 	if err == nil {
 		err = c.call(r, s.bearer, http.MethodPut, instancePath(name)+"/settings", gs, nil)
 	}

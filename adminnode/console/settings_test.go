@@ -7,19 +7,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/adminnode/store"
 )
-
-// hasAll reports the first of wants that page lacks.
-func hasAll(t *testing.T, what, page string, wants ...string) {
-	t.Helper()
-	for _, w := range wants {
-		if !strings.Contains(page, w) {
-			t.Errorf("%s has no %q:\n%s", what, w, page)
-		}
-	}
-}
 
 // auditedOnce checks that user's action was audited once with result.
 func (f *fixture) auditedOnce(t *testing.T, action, user, result string) {
@@ -44,7 +35,7 @@ func TestGroupSettingsFromThePage(t *testing.T) {
 	ctx := context.Background()
 	admin, csrf := f.signedIn(t, "admin")
 	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
-	hasAll(t, "the group page", page, `<form method="post" action="/ui/groups/shown/settings" id="settings-form"`,
+	contains(t, "the group page", page, `<form method="post" action="/ui/groups/shown/settings" id="settings-form"`,
 		`<tr data-setting="log_level"><th>Log level</th><td class="value">—</td></tr>`)
 
 	code, page := f.post(t, admin, csrf, "/ui/groups/shown/settings", url.Values{"log_level": {"debug"}, "access_log": {"on"},
@@ -52,7 +43,7 @@ func TestGroupSettingsFromThePage(t *testing.T) {
 	if code != http.StatusSeeOther {
 		t.Fatalf("set the settings: %d\n%s", code, page)
 	}
-	hasAll(t, "the page after the settings", page, `<p class="done" id="done">Dynamic settings saved.</p>`,
+	contains(t, "the page after the settings", page, `<p class="done" id="done">Dynamic settings saved.</p>`,
 		`<tr data-setting="log_level"><th>Log level</th><td class="value">debug</td></tr>`,
 		`<tr data-setting="access_log"><th>Access log</th><td class="value">on, 10%</td></tr>`,
 		`<tr data-setting="trace"><th>Trace</th><td class="value">api/orders until `,
@@ -81,6 +72,18 @@ func TestGroupSettingsFromThePage(t *testing.T) {
 		t.Errorf("the settings saved again: %+v (trace %+v, until %s before), %v", g.Settings, g.Settings.Trace, until, err)
 	}
 
+	// A page left open past the trace's end: its form still carries the
+	// trace, which has ended; the rest is saved and the trace stays ended.
+	ended := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	code, page = f.post(t, admin, csrf, "/ui/groups/shown/settings", url.Values{"log_level": {"warn"}, "access_log": {"on"},
+		"trace_route": {"api/orders"}, "trace_kept": {"api/orders"}, "trace_until": {ended}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("a form whose trace has ended: %d\n%s", code, page)
+	}
+	if g, err = f.store.GetGroup(ctx, "shown"); err != nil || g.Settings.AccessLog == nil || !g.Settings.AccessLog.Enabled || g.Settings.Trace != nil {
+		t.Errorf("the settings saved with a trace that had ended: %+v (trace %+v), %v", g.Settings, g.Settings.Trace, err)
+	}
+
 	// Bad input: 400, the field named, the form as typed, nothing changed.
 	const markup = `<img src=x onerror=alert(1)>`
 	for _, tt := range []struct {
@@ -104,7 +107,7 @@ func TestGroupSettingsFromThePage(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(page, want) {
 			t.Errorf("%s: %d, want 400 with %q\n%s", tt.name, code, want, page)
 		}
-		hasAll(t, tt.name, page, tt.kept...)
+		contains(t, tt.name, page, tt.kept...)
 		if strings.Contains(page, markup) {
 			t.Errorf("%s: the form shows the typed markup unescaped", tt.name)
 		}
@@ -115,7 +118,7 @@ func TestGroupSettingsFromThePage(t *testing.T) {
 
 	viewer, viewerCSRF := f.signedIn(t, "viewer")
 	_, page = do(t, viewer, "GET", f.srv.URL+"/ui/groups/shown", nil)
-	hasAll(t, "the viewer's group page", page, `<p id="no-settings">`, `<td class="value">warn</td>`)
+	contains(t, "the viewer's group page", page, `<p id="no-settings">`, `<td class="value">warn</td>`)
 	if strings.Contains(page, `id="settings-form"`) {
 		t.Error("the viewer is offered the settings form")
 	}
@@ -153,15 +156,15 @@ func TestInstancePage(t *testing.T) {
 	}
 	admin, csrf := f.signedIn(t, "admin")
 	_, page := do(t, admin, "GET", f.srv.URL+"/ui/groups/shown", nil)
-	hasAll(t, "the group page", page, `<a href="/ui/instances/web-1" class="instance">web-1</a>`)
+	contains(t, "the group page", page, `<a href="/ui/instances/web-1" class="instance">web-1</a>`)
 	_, page = do(t, admin, "GET", f.srv.URL+"/ui/topology", nil)
-	hasAll(t, "the topology", page, `<b><a href="/ui/instances/web-1">web-1</a></b>`)
+	contains(t, "the topology", page, `<b><a href="/ui/instances/web-1">web-1</a></b>`)
 
 	resp, page := do(t, admin, "GET", f.srv.URL+"/ui/instances/web-1", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the instance page: %d\n%s", resp.StatusCode, page)
 	}
-	hasAll(t, "the instance page", page, `<title>Instance web-1 · Gatehouse</title>`, `<a href="/ui/groups/shown" id="group-link">shown</a>`,
+	contains(t, "the instance page", page, `<title>Instance web-1 · Gatehouse</title>`, `<a href="/ui/groups/shown" id="group-link">shown</a>`,
 		`<table id="instance" class="facts" data-instance="web-1" data-status="Pending">`, `<div id="live" data-src="/ui/live/instances/web-1">`,
 		`<tr data-setting="log_level"><th>Log level</th><td class="group">debug</td><td class="own">—</td><td class="effective">debug</td><td class="reported">not reported</td></tr>`,
 		`<form method="post" action="/ui/instances/web-1/settings" id="settings-form"`)
@@ -170,7 +173,7 @@ func TestInstancePage(t *testing.T) {
 	if code != http.StatusSeeOther {
 		t.Fatalf("set the instance's settings: %d\n%s", code, page)
 	}
-	hasAll(t, "the instance page after its settings", page, `<p class="done" id="done">Settings saved.</p>`,
+	contains(t, "the instance page after its settings", page, `<p class="done" id="done">Settings saved.</p>`,
 		`<tr data-setting="log_level"><th>Log level</th><td class="group">debug</td><td class="own">error</td><td class="effective">error</td>`,
 		`<tr data-setting="access_log"><th>Access log</th><td class="group">—</td><td class="own">on, 25%</td><td class="effective">on, 25%</td>`,
 		`<option value="error" selected>error</option>`, `value="25"`)
@@ -187,7 +190,7 @@ func TestInstancePage(t *testing.T) {
 	if want := `data-field="access_log"><code>access_log</code>: must be on, off or not set`; code != http.StatusBadRequest || !strings.Contains(page, want) {
 		t.Errorf("a bad access log: %d, want 400 with %q\n%s", code, want, page)
 	}
-	hasAll(t, "the form refused", page, `<input type="text" name="trace_route" id="settings-trace-route" maxlength="255" placeholder="route or service/route" value="orders">`)
+	contains(t, "the form refused", page, `<input type="text" name="trace_route" id="settings-trace-route" maxlength="255" placeholder="route or service/route" value="orders">`)
 	code, page = f.post(t, admin, csrf, "/ui/instances/web-1/settings", url.Values{"trace_route": {"orders"}, "trace_for": {"48h"}})
 	if want := `data-field="trace.for"><code>trace.for</code>: must be a duration between`; code != http.StatusBadRequest || !strings.Contains(page, want) {
 		t.Errorf("a trace too long: %d, want 400 with %q\n%s", code, want, page)

@@ -87,6 +87,29 @@ func (a *Authorizer) Allowed(perm string, g *store.Group) bool {
 	return false
 }
 
+// MayCreateGroup reports whether some group the user could create would
+// be one on which they hold perm: a domain or label-selector binding
+// covers groups yet to exist (with the right labels), a binding naming
+// groups covers those of its names not in existing. It decides whether
+// to offer creating a group; the creation itself is checked with Allowed
+// on the group as it will be.
+func (a *Authorizer) MayCreateGroup(perm string, existing []string) bool {
+	for _, gr := range a.grants {
+		if !gr.perms[perm] || !gr.scope.Valid() {
+			continue
+		}
+		if gr.scope.Domain || len(gr.scope.Groups) == 0 {
+			return true
+		}
+		for _, name := range gr.scope.Groups {
+			if !slices.Contains(existing, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // FilterGroups returns the groups on which the user holds perm, in their
 // order: lists show what the user may see instead of refusing. The result
 // is never nil, so that it encodes as an empty JSON list.

@@ -379,3 +379,26 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestMayCreateGroup(t *testing.T) {
+	existing := []string{"shop", "pay"}
+	for _, tt := range []struct {
+		name     string
+		bindings []store.RoleBinding
+		want     bool
+	}{
+		{"domain", []store.RoleBinding{{Role: RoleDeployer, Scope: store.Scope{Domain: true}}}, true},
+		{"selector", []store.RoleBinding{{Role: RoleDeployer, Scope: store.Scope{Selector: map[string]string{"env": "dev"}}}}, true},
+		{"existing names only", []store.RoleBinding{{Role: RoleDeployer, Scope: store.Scope{Groups: []string{"shop", "pay"}}}}, false},
+		{"a name not yet a group", []store.RoleBinding{{Role: RoleDeployer, Scope: store.Scope{Groups: []string{"shop", "new"}}}}, true},
+		{"no group:write", []store.RoleBinding{{Role: RoleOperator, Scope: store.Scope{Domain: true}}}, false},
+		{"invalid scope", []store.RoleBinding{{Role: RoleDeployer, Scope: store.Scope{}}}, false},
+		{"none", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := New(BuiltInRoles(), tt.bindings).MayCreateGroup(GroupWrite, existing); got != tt.want {
+				t.Errorf("MayCreateGroup = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
