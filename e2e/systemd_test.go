@@ -355,7 +355,7 @@ exec /usr/local/bin/gatehouse "$@"
 // replacement that never gets ready is stopped, the old process serving
 // on, with the error shown; a rolling upgrade to a release moves it to a
 // copy of the release's binary the gateway's user can run, in the other
-// slot.
+// slot; one to a release that fails is rolled back, the process serving.
 func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
 	release := buildVersion(t, t.TempDir(), "9.1.0-sd")
@@ -507,8 +507,27 @@ func TestSystemdRestartWithoutDowntime(t *testing.T) {
 	}
 	counted, _ = l.counts()
 	l.waitServed(t, counted, 50)
+
+	// A rolling upgrade to a release whose gateway exits at once: tried
+	// in slot a, rolled back to 9.1.0-sd automatically, slot b's process
+	// serving throughout.
+	d.cli.ok(t, "", "release", "upload", brokenRelease(t, "#!/bin/sh\necho 'broken release: exiting' >&2\nexit 3\n"), "--version", "9.9.9-broken")
+	_, errOut, code := d.cli.run(t, "", "group", "update", nmGroup, "--gateway-version", "9.9.9-broken", "--wait", "--timeout", "3m")
+	if code != 1 || !strings.Contains(errOut, "rolled back to release 9.1.0-sd") || !strings.Contains(errOut, "exited before it was ready") {
+		t.Errorf("group update to the broken release: exit %d, said %q", code, errOut)
+	}
+	units("sd-z on the release in slot b after the rollback", "inactive disabled", "active enabled")
+	d.waitLocal(t, "sd-z ready on 9.1.0-sd, same process", func(v map[string]localapi.InstanceView) bool {
+		w := v["sd-z"]
+		return w.PID == onRelease.PID && w.Ready && freshlyReported(w) && w.GatewayVersion == "9.1.0-sd"
+	})
+	if gw := d.groupGateway(t); gw.Version != "9.1.0-sd" || gw.Rollout == nil || gw.Rollout.State != "rolled-back" {
+		t.Errorf("group gateway after the failed upgrade: %+v", gw)
+	}
+	counted, _ = l.counts()
+	l.waitServed(t, counted, 50)
 	served := l.checkNoFailure(t)
-	t.Logf("requests served during the restarts and the upgrade: %v", served)
+	t.Logf("requests served during the restarts, the upgrade and the failed one: %v", served)
 }
 
 // bootSdHost boots a container with the gatehouse binary installed; its

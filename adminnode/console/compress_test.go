@@ -3,13 +3,10 @@ package console
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/gatehouse/gatehouse/adminnode/store"
 )
 
 // raw sends a GET with headers and answers the response and its body as
@@ -50,13 +47,7 @@ func gunzip(t *testing.T, b []byte) string {
 // accepts it; pages, which carry the CSRF token, never are.
 func TestTransferIsSmall(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
-	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
-		t.Fatal(err)
-	}
+	f.quietInstance(t)
 	c := f.browser(t)
 	f.signIn(t, c, "admin", password)
 	// The client must not ask for gzip itself: the tests set the header.

@@ -220,12 +220,7 @@ func TestFleetFromTheConsole(t *testing.T) {
 func TestFleetRefusedToAViewer(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
-		t.Fatal(err)
-	}
+	f.quietInstance(t)
 	viewer, csrf := f.signedIn(t, "viewer")
 	_, page := do(t, viewer, "GET", f.srv.URL+"/ui/", nil)
 	if strings.Contains(page, "new-group") {
@@ -272,6 +267,19 @@ func TestFleetRefusedToAViewer(t *testing.T) {
 	}
 }
 
+// quietInstance declares instance quiet of group shown on host h1, which
+// no node manager runs.
+func (f *fixture) quietInstance(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // userWith signs in a new user bound to role in scope.
 func (f *fixture) userWith(t *testing.T, name, role string, scope store.Scope) *http.Client {
 	t.Helper()
@@ -295,18 +303,14 @@ func (f *fixture) userWith(t *testing.T, name, role string, scope store.Scope) *
 // whose permission the API asks for it, and no other: a deployer changes
 // groups (group:write) but not instances, an operator adds, restarts and
 // deletes instances (instance:write, instance:operate) but does not
-// change the group, a role with instance:operate alone restarts them; creating a group is offered to a binding that could
-// cover a new group (a label selector, or a name no group has yet), not
-// to one naming only existing groups.
+// change the group, a role with instance:operate alone restarts them;
+// creating a group is offered to a binding that could cover a new group
+// (a label selector, or a name no group has yet), not to one naming only
+// existing groups.
 func TestFleetOffersWhatTheRoleGrants(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1", Listen: ":18080", StatusListen: ":18085"}); err != nil {
-		t.Fatal(err)
-	}
+	f.quietInstance(t)
 	// No built-in role holds instance:operate without instance:write.
 	if _, err := f.store.CreateRole(ctx, store.Role{Name: "restarter", Permissions: []string{rbac.GroupRead, rbac.DeploymentRead, rbac.InstanceRead, rbac.InstanceOperate}}); err != nil {
 		t.Fatal(err)
