@@ -1080,6 +1080,12 @@ func (p *unitProc) Stop(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	if st.ActiveState == "failed" {
+		// Its exit is recorded here (end); left failed, the unit would
+		// stand in `systemctl --failed` for a process that is gone and
+		// whose slot is not the instance's.
+		p.d.systemctl(ctx, "reset-failed", SlotUnit(p.slot, p.name)) // fails harmlessly when no longer failed
+	}
 	p.mu.Lock()
 	p.st = st
 	p.mu.Unlock()

@@ -204,13 +204,20 @@ func (f *fakeSystemctl) Run(ctx context.Context, name string, args ...string) ([
 	switch args[0] {
 	case "--version":
 		return []byte("systemd 252 (252.38-1~deb12u1)\n+PAM +AUDIT\n"), nil
-	case "daemon-reload", "reset-failed", "enable", "disable":
+	case "daemon-reload", "enable", "disable":
+	case "reset-failed":
+		if u != nil && u.ActiveState == "failed" {
+			u.ActiveState, u.SubState = "inactive", "dead"
+		}
 	case "restart":
 		f.nextPID++
 		f.started[unit] = monoNow()
 		*u = unitState{ActiveState: "active", SubState: "running", Result: "success", MainPID: f.nextPID, ExitCode: "0", ExitStatus: "0"}
 	case "stop":
-		u.ActiveState, u.SubState, u.MainPID, u.ExitCode, u.ExitStatus = "inactive", "dead", 0, "1", "0"
+		// As systemd: a failed unit stays failed until reset-failed.
+		if u.ActiveState != "failed" {
+			u.ActiveState, u.SubState, u.MainPID, u.ExitCode, u.ExitStatus = "inactive", "dead", 0, "1", "0"
+		}
 	case "show":
 		return fmt.Appendf(nil, "ActiveState=%s\nSubState=%s\nResult=%s\nMainPID=%d\nNRestarts=%d\nExecMainStartTimestampMonotonic=%d\nExecMainCode=%s\nExecMainStatus=%s\n",
 			u.ActiveState, u.SubState, u.Result, u.MainPID, u.NRestarts, f.started[unit], u.ExitCode, u.ExitStatus), nil
@@ -516,6 +523,41 @@ func TestSystemdReplace(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(sopts.EnvDir, "web-1.slot")); !strings.Contains(string(b), `"slot": "a"`) {
 		t.Errorf("slot record %q", b)
 	}
+
+	// A replacement that exits at once: its unit, which systemd keeps as
+	// failed, is stopped and reset; slot a's unit serves on.
+	sp4 := sp
+	sp4.Args = append(slices.Clone(sp.Args), "--flag", "4")
+	errc = make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		errc <- h.sup.Reconcile(ctx, []Spec{sp4})
+	}()
+	waitfor.Cond(t, 10*time.Second, unitB+" started", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		u := fake.units[unitB]
+		if u == nil || u.ActiveState != "active" {
+			return false, fmt.Sprint(u)
+		}
+		*u = unitState{ActiveState: "failed", SubState: "failed", Result: "exit-code", ExitCode: "1", ExitStatus: "3"}
+		return true, ""
+	})
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Fatalf("a replacement that exits: %v", err)
+	}
+	if st, _ := h.sup.State("web-1"); st.PID != aPID || st.Process != StateRunning {
+		t.Errorf("after a replacement that exited: %+v, want pid %d running", st, aPID)
+	}
+	if got, want := fake.takeCalls(), []string{"reset-failed " + unitB, "restart " + unitB, "stop " + unitB, "reset-failed " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+	fake.mu.Lock()
+	if u := fake.units[unitB]; u.ActiveState != "inactive" {
+		t.Errorf("%s after the failed replacement: %+v, want inactive", unitB, u)
+	}
+	fake.mu.Unlock()
 
 	// The node manager went away during a replacement that then finished:
 	// the recorded slot's unit has stopped, the other's runs; it is
