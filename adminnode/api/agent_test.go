@@ -341,6 +341,20 @@ func TestGossipSettingsAndViews(t *testing.T) {
 	if !views[0].Unreachable || len(views[0].UnreachableBy) != 1 || views[0].UnreachableBy[0] != "i2" || views[1].Unreachable {
 		t.Fatalf("unreachable %+v / %+v", views[0], views[1])
 	}
+	// peers=false: the same instances, their status still from the
+	// gossip views, the views themselves left out; the views kept.
+	var brief []apitypes.Instance
+	e.do(e.admin, "GET", "/instances?group=edge&peers=false", nil).expect(t, http.StatusOK, "instances without peers").decode(t, &brief)
+	if len(brief) != 2 || brief[0].Observed == nil || brief[0].Observed.Peers != nil || brief[1].Observed.Peers != nil || !brief[0].Unreachable {
+		t.Errorf("instances with peers=false: %+v", brief)
+	}
+	e.do(e.admin, "GET", "/groups/edge/instances", nil).expect(t, http.StatusOK, "instances").decode(t, &views)
+	if len(views[0].Observed.Peers) != 1 || len(views[1].Observed.Peers) != 1 {
+		t.Errorf("the gossip views after a peers=false listing: %+v / %+v", views[0].Observed, views[1].Observed)
+	}
+	if r := e.do(e.admin, "GET", "/instances?peers=some", nil).expect(t, http.StatusBadRequest, "peers=some"); !strings.Contains(string(r.body), `"field":"peers"`) {
+		t.Errorf("peers=some refused without naming the field: %s", r.body)
+	}
 	var sum apitypes.GroupSummary
 	e.do(e.admin, "GET", "/groups/edge/summary", nil).expect(t, http.StatusOK, "summary").decode(t, &sum)
 	if len(sum.Unreachable) != 1 || len(sum.Drift) != 0 {

@@ -343,6 +343,18 @@ func (s *Server) listInstances(q *request) (any, error) {
 	if want != "" && !slices.Contains(status.Statuses(), want) {
 		return nil, badRequest("status", "status %q: must be one of %s", want, strings.Join(status.Statuses(), ", "))
 	}
+	// peers=false leaves each gossip view out: a group of n instances
+	// has n×(n-1) peers, most of the answer of a large domain, which a
+	// caller listing where instances run (the console's topology) need
+	// not encode nor decode.
+	peers := true
+	if p := qv.Get("peers"); p != "" {
+		b, err := strconv.ParseBool(p)
+		if err != nil {
+			return nil, badRequest("peers", "peers %q: must be true or false", p)
+		}
+		peers = b
+	}
 	views, err := s.instanceViews(q.ctx, store.InstanceFilter{Group: qv.Get("group"), Host: qv.Get("host")})
 	if err != nil {
 		return nil, err
@@ -354,6 +366,11 @@ func (s *Server) listInstances(q *request) (any, error) {
 	out := []apitypes.Instance{}
 	for _, v := range views {
 		if groups[v.Group] && (want == "" || v.Status == want) {
+			if !peers && v.Observed != nil {
+				o := *v.Observed
+				o.Peers = nil
+				v.Observed = &o
+			}
 			out = append(out, v)
 		}
 	}

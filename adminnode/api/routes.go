@@ -134,7 +134,7 @@ func (s *Server) routes() []*route {
 			perm: rbac.HostWrite, scope: scopeDomain, handle: (*Server).deleteHost},
 
 		{method: "GET", path: "/instances", action: "instance.list", summary: "Instances of the groups the caller may read, with their status",
-			query: []string{"group", "host", "status"}, out: []apitypes.Instance{}, handle: (*Server).listInstances},
+			query: []string{"group", "host", "status", "peers"}, out: []apitypes.Instance{}, handle: (*Server).listInstances},
 		{method: "POST", path: "/instances", action: "instance.create", summary: "Declare an instance of a group on a host", status: http.StatusCreated,
 			in: apitypes.Instance{}, out: apitypes.Instance{}, handle: (*Server).createInstance},
 		{method: "GET", path: "/instances/{instance}", action: "instance.get", summary: "An instance with its status",

@@ -140,8 +140,9 @@ func (c *Console) topologyData(r *http.Request, s *session) (page, error) {
 	if err := c.call(r, s.bearer, http.MethodGet, "/overview", nil, &o); err != nil {
 		return page{}, err
 	}
+	// The cells show no gossip view.
 	var ins []apitypes.Instance
-	if err := c.call(r, s.bearer, http.MethodGet, "/instances", nil, &ins); err != nil {
+	if err := c.call(r, s.bearer, http.MethodGet, "/instances?peers=false", nil, &ins); err != nil {
 		return page{}, err
 	}
 	var v topologyView
