@@ -348,12 +348,12 @@ func (s *Server) listInstances(q *request) (any, error) {
 	// caller listing where instances run (the console's topology) need
 	// not encode nor decode.
 	peers := true
-	if p := qv.Get("peers"); p != "" {
-		b, err := strconv.ParseBool(p)
-		if err != nil {
-			return nil, badRequest("peers", "peers %q: must be true or false", p)
-		}
-		peers = b
+	switch p := qv.Get("peers"); p {
+	case "", "true":
+	case "false":
+		peers = false
+	default:
+		return nil, badRequest("peers", "peers %q: must be true or false", p)
 	}
 	views, err := s.instanceViews(q.ctx, store.InstanceFilter{Group: qv.Get("group"), Host: qv.Get("host")})
 	if err != nil {

@@ -259,12 +259,7 @@ func TestAuditPagesAndTimeRange(t *testing.T) {
 func TestGroupPageShowsTheRollout(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.store.CreateHost(ctx, store.Host{Name: "h1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.CreateInstance(ctx, store.Instance{Name: "quiet", Group: "shown", Host: "h1"}); err != nil {
-		t.Fatal(err)
-	}
+	f.quietInstance(t)
 	if _, err := f.store.PutDraft(ctx, "shown", deploy.Config{}, 0, "admin"); err != nil {
 		t.Fatal(err)
 	}

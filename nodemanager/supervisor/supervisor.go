@@ -926,9 +926,10 @@ wait:
 				// The old one drains and no longer accepts: the instance
 				// is down until it is started again.
 				err = fmt.Errorf("replace instance %s: the new process (pid %d) exited (%s) while pid %d drained", in.name, newPID, np.Exit().Reason, oldPID)
-			} else if serr := np.Stop(s.ctx, time.Second); serr != nil {
-				// Exited, but the driver may still hold it (a unit
-				// systemd keeps as failed).
+			}
+			// Exited, but the driver may still hold it (a unit systemd
+			// keeps as failed).
+			if serr := np.Stop(s.ctx, time.Second); serr != nil {
 				s.log.Error("cannot clean up after the new process", "instance", in.name, "pid", newPID, "error", serr)
 			}
 			break wait
