@@ -906,8 +906,12 @@ func (s *Supervisor) replace(in *instance, old Proc) error {
 	s.log.Info("replacing gateway", "instance", in.name, "pid", oldPID)
 	np, err := r.StartReplacement(s.ctx, spec)
 	if err != nil {
-		err = fmt.Errorf("replace instance %s: %w", in.name, err)
-		s.update(in, func(in *instance) { in.st.LastError = err.Error() })
+		err = fmt.Errorf("replace instance %s: %w; pid %d serves on", in.name, err, oldPID)
+		s.log.Error("gateway not replaced", "instance", in.name, "error", err)
+		s.update(in, func(in *instance) {
+			in.st.LastError = err.Error()
+			in.failed, in.failedAt = spec.Hash(), time.Now()
+		})
 		return err
 	}
 	newPID := np.Info().PID

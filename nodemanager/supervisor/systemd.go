@@ -588,13 +588,24 @@ func (d *Systemd) prepare(ctx context.Context, slot string, spec Spec, args []st
 	return nil
 }
 
+// startUnit (re)starts the unit of spec in slot and returns its process.
+// A process that exits before systemd has seen it start fails the start
+// job (`systemctl restart` then says "the control process exited with
+// error code"), yet it ran, and systemd may be restarting it
+// (Restart=on-failure): that is a process which exited, returned as
+// such, not an error of starting, so that the caller treats it as it
+// treats one that exits a moment later.
 func (d *Systemd) startUnit(ctx context.Context, slot string, spec Spec) (Proc, error) {
-	if _, err := d.systemctl(ctx, "restart", SlotUnit(slot, spec.Name)); err != nil {
-		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
-	}
+	asked := time.Now()
+	_, startErr := d.systemctl(ctx, "restart", SlotUnit(slot, spec.Name))
 	st, err := d.show(ctx, slot, spec.Name)
-	if err != nil {
+	switch {
+	case startErr != nil && (err != nil || st.StartedAt.IsZero() || st.StartedAt.Before(asked)):
+		return nil, fmt.Errorf("start %s: %w", spec.Name, startErr)
+	case err != nil:
 		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+	case startErr != nil:
+		d.log.Debug("the unit's process exited as it started", "unit", SlotUnit(slot, spec.Name), "error", startErr)
 	}
 	return d.newProc(slot, spec.Name, spec.Hash(), st), nil
 }

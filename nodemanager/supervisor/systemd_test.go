@@ -174,10 +174,20 @@ type fakeSystemctl struct {
 	units   map[string]*unitState
 	started map[string]uint64 // ExecMainStartTimestampMonotonic
 	nextPID int
+	// failStart makes the next restart of a unit fail its start job:
+	// startExits, its process ran and exited before systemd saw it
+	// start (systemd restarts it: Restart=on-failure); startRefused,
+	// nothing ran.
+	failStart map[string]string
 }
 
+const (
+	startExits   = "exits"
+	startRefused = "refused"
+)
+
 func newFakeSystemctl() *fakeSystemctl {
-	return &fakeSystemctl{units: map[string]*unitState{}, started: map[string]uint64{}, nextPID: 1000}
+	return &fakeSystemctl{units: map[string]*unitState{}, started: map[string]uint64{}, nextPID: 1000, failStart: map[string]string{}}
 }
 
 func monoNow() uint64 {
@@ -210,6 +220,18 @@ func (f *fakeSystemctl) Run(ctx context.Context, name string, args ...string) ([
 			u.ActiveState, u.SubState = "inactive", "dead"
 		}
 	case "restart":
+		how := f.failStart[unit]
+		delete(f.failStart, unit)
+		failed := fmt.Errorf("exit status 1: Job for %s failed because the control process exited with error code.", unit)
+		switch how {
+		case startRefused:
+			return nil, failed
+		case startExits:
+			f.nextPID++
+			f.started[unit] = monoNow()
+			*u = unitState{ActiveState: "activating", SubState: "auto-restart", Result: "exit-code", ExitCode: "1", ExitStatus: "3", NRestarts: u.NRestarts}
+			return nil, failed
+		}
 		f.nextPID++
 		f.started[unit] = monoNow()
 		*u = unitState{ActiveState: "active", SubState: "running", Result: "success", MainPID: f.nextPID, ExitCode: "0", ExitStatus: "0"}
@@ -558,6 +580,63 @@ func TestSystemdReplace(t *testing.T) {
 		t.Errorf("%s after the failed replacement: %+v, want inactive", unitB, u)
 	}
 	fake.mu.Unlock()
+
+	// A replacement that exits before systemd saw it start (the start
+	// job fails; systemd restarts it until its start limit): a process
+	// that exited, not an error of starting it; slot a's unit serves on.
+	sp5 := sp
+	sp5.Args = append(slices.Clone(sp.Args), "--flag", "5")
+	fake.mu.Lock()
+	fake.failStart[unitB] = startExits
+	fake.mu.Unlock()
+	errc = make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		errc <- h.sup.Reconcile(ctx, []Spec{sp5})
+	}()
+	waitfor.Cond(t, 10*time.Second, unitB+" restarting by itself", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		u := fake.units[unitB]
+		if u == nil || u.SubState != "auto-restart" {
+			return false, fmt.Sprint(u)
+		}
+		*u = unitState{ActiveState: "failed", SubState: "failed", Result: "start-limit-hit", ExitCode: "1", ExitStatus: "3"}
+		return true, ""
+	})
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d serves on", aPID)) {
+		t.Fatalf("a replacement that exits as it starts: %v", err)
+	}
+	if st, _ := h.sup.State("web-1"); st.PID != aPID || st.Process != StateRunning {
+		t.Errorf("after a replacement that exited as it started: %+v, want pid %d running", st, aPID)
+	}
+	if got, want := fake.takeCalls(), []string{"reset-failed " + unitB, "restart " + unitB, "stop " + unitB, "reset-failed " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q", got, want)
+	}
+
+	// A replacement systemd refuses to start (nothing ran): the error
+	// says the old process serves on, and the same spec is not tried
+	// again at once.
+	sp6 := sp
+	sp6.Args = append(slices.Clone(sp.Args), "--flag", "6")
+	fake.mu.Lock()
+	fake.failStart[unitB] = startRefused
+	fake.mu.Unlock()
+	for _, what := range []string{"refused", "not tried again"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := h.sup.Reconcile(ctx, []Spec{sp6})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "serves on") || !strings.Contains(err.Error(), "failed because the control process exited") {
+			t.Fatalf("%s: a replacement systemd refuses: %v", what, err)
+		}
+	}
+	if st, _ := h.sup.State("web-1"); st.PID != aPID || st.Process != StateRunning || !strings.Contains(st.LastError, "serves on") {
+		t.Errorf("after a replacement systemd refused: %+v, want pid %d running with the error", st, aPID)
+	}
+	if got, want := fake.takeCalls(), []string{"reset-failed " + unitB, "restart " + unitB}; !slices.Equal(got, want) {
+		t.Errorf("systemctl calls %q, want %q (tried once)", got, want)
+	}
 
 	// The node manager went away during a replacement that then finished:
 	// the recorded slot's unit has stopped, the other's runs; it is
