@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,12 @@ func (h *sdHost) run(t *testing.T, name string, args ...string) string {
 	defer cancel()
 	out, err := h.m.Run(ctx, name, args...)
 	if err != nil {
+		// The journal printed when the test ends is long and cut in CI's
+		// excerpt: the failed unit's own lines come with the error.
+		if name == "systemctl" && len(args) == 2 && slices.Contains([]string{"start", "restart", "stop"}, args[0]) {
+			j, _ := h.m.Run(context.Background(), "journalctl", "--no-pager", "-o", "short-precise", "-n", "40", "-u", args[1])
+			t.Fatalf("%v\njournal of %s:\n%s", err, args[1], j)
+		}
 		t.Fatal(err)
 	}
 	return string(out)
