@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -160,10 +161,32 @@ type certs struct {
 	cur *tls.Certificate
 }
 
+// prevKeyFile keeps the key of the certificate being replaced while a
+// renewal writes the new key and certificate, two files that cannot be
+// replaced in one step: a node manager that dies between the two finds
+// the certificate still old and its key here.
+const prevKeyFile = KeyFile + ".prev"
+
 func loadCerts(dir string) (*certs, error) {
 	c := &certs{dir: dir}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	certPath, keyPath, prevPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, prevKeyFile)
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
+		prev, perr := tls.LoadX509KeyPair(certPath, prevPath)
+		if perr != nil {
+			return nil, fmt.Errorf("load node certificate: %w", err)
+		}
+		// A renewal stopped after the new key: the old pair stands.
+		key, rerr := os.ReadFile(prevPath)
+		if rerr == nil {
+			rerr = writeFile(keyPath, key, 0o600)
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("load node certificate: put back the key of an unfinished renewal: %w", rerr)
+		}
+		cert = prev
+	}
+	if err := os.Remove(prevPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("load node certificate: %w", err)
 	}
 	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
@@ -208,16 +231,37 @@ func (c *certs) renewIfDue(ctx context.Context, admin *client.Client, host strin
 			return false, err
 		}
 	}
-	if err := writeFile(filepath.Join(c.dir, KeyFile), keyPEM, 0o600); err != nil {
-		return false, err
+	// The key of the certificate on disk is the one in use: the files
+	// change only with c.cur.
+	oldKey, err := x509.MarshalPKCS8PrivateKey(cur.PrivateKey)
+	if err != nil {
+		return false, fmt.Errorf("renewed certificate: keep the current key: %w", err)
 	}
-	if err := writeFile(filepath.Join(c.dir, CertFile), []byte(ans.Certificate), 0o644); err != nil {
-		return false, err
+	steps := renewalSteps(c.dir, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: oldKey}), keyPEM, []byte(ans.Certificate))
+	for i, step := range steps {
+		if err := step(); err != nil {
+			return false, fmt.Errorf("renewed certificate: %w", err)
+		}
+		if i == len(steps)-2 {
+			// The new pair is on disk.
+			c.mu.Lock()
+			c.cur = &cert
+			c.mu.Unlock()
+		}
 	}
-	c.mu.Lock()
-	c.cur = &cert
-	c.mu.Unlock()
 	return true, nil
+}
+
+// renewalSteps replace the node's key and certificate, in an order
+// loadCerts recovers from whichever step was the last done: the current
+// key kept aside, the new key, the new certificate, the kept key dropped.
+func renewalSteps(dir string, oldKeyPEM, keyPEM, certPEM []byte) []func() error {
+	return []func() error{
+		func() error { return writeFile(filepath.Join(dir, prevKeyFile), oldKeyPEM, 0o600) },
+		func() error { return writeFile(filepath.Join(dir, KeyFile), keyPEM, 0o600) },
+		func() error { return writeFile(filepath.Join(dir, CertFile), certPEM, 0o644) },
+		func() error { return os.Remove(filepath.Join(dir, prevKeyFile)) },
+	}
 }
 
 // checkEvery is how often the certificate is looked at: a twelfth of its
