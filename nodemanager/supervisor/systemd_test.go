@@ -429,16 +429,21 @@ func TestSystemdReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// replace reconciles spec in the background and plays the gateways:
-	// the new unit writes that it serves (when serve), the old one exits.
-	replace := func(spec Spec, from, to string, serve bool) error {
-		t.Helper()
+	// reconcileLater reconciles spec in the background.
+	reconcileLater := func(spec Spec) chan error {
 		errc := make(chan error, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			errc <- h.sup.Reconcile(ctx, []Spec{spec})
 		}()
+		return errc
+	}
+	// replace reconciles spec in the background and plays the gateways:
+	// the new unit writes that it serves (when serve), the old one exits.
+	replace := func(spec Spec, from, to string, serve bool) error {
+		t.Helper()
+		errc := reconcileLater(spec)
 		if !serve {
 			return <-errc
 		}
@@ -550,12 +555,7 @@ func TestSystemdReplace(t *testing.T) {
 	// failed, is stopped and reset; slot a's unit serves on.
 	sp4 := sp
 	sp4.Args = append(slices.Clone(sp.Args), "--flag", "4")
-	errc = make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		errc <- h.sup.Reconcile(ctx, []Spec{sp4})
-	}()
+	errc = reconcileLater(sp4)
 	waitfor.Cond(t, 10*time.Second, unitB+" started", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
@@ -589,12 +589,7 @@ func TestSystemdReplace(t *testing.T) {
 	fake.mu.Lock()
 	fake.failStart[unitB] = startExits
 	fake.mu.Unlock()
-	errc = make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		errc <- h.sup.Reconcile(ctx, []Spec{sp5})
-	}()
+	errc = reconcileLater(sp5)
 	waitfor.Cond(t, 10*time.Second, unitB+" restarting by itself", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
