@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/waitfor"
 	"github.com/gatehouse/gatehouse/metrics"
 )
 
@@ -128,7 +130,26 @@ func (r *mutingRelay) answer(to io.Writer, from io.Reader) {
 	}
 }
 
-func (r *mutingRelay) mute() { r.muted.Store(true) }
+func (r *mutingRelay) mute()   { r.muted.Store(true) }
+func (r *mutingRelay) unmute() { r.muted.Store(false) }
+
+// gatedRelay relays TCP connections to an address while open; closed,
+// it ends each connection at once.
+type gatedRelay struct {
+	addr string
+	open atomic.Bool
+}
+
+func startGatedRelay(t *testing.T, target string) *gatedRelay {
+	t.Helper()
+	g := &gatedRelay{}
+	g.addr = relayTCP(t, "127.0.0.1:0", target, func(to io.Writer, from io.Reader) {
+		if g.open.Load() {
+			io.Copy(to, from)
+		}
+	})
+	return g
+}
 
 // TestDomainMetricsExactPG is TestDomainMetricsExact on a domain in
 // PostgreSQL served by two admin nodes: under a steady load through two
@@ -150,11 +171,16 @@ func TestDomainMetricsExactPG(t *testing.T) {
 	writeFile(t, cfg, twoRouteConfig(up.addr))
 	f.cli[0].ok(t, "", "config", "apply", "-f", cfg, "--group", nmGroup)
 	f.cli[0].ok(t, "", "deploy", "--group", nmGroup, "-m", "two routes", "--no-wait")
-	// Both stick to A, the first of their list, reached through a relay
-	// that can hold its answers back, and cut a batch a second.
-	toA := startMutingRelay(t, f.addr[0])
-	for _, h := range f.hosts {
-		runNodeWith(t, h, []string{"--traffic-interval", "1s"}, "https://"+toA.addr, f.url(1))
+	// Both stick to A, the first of their list, each reached through a
+	// relay of its own that can hold its answers back, and cut a batch a
+	// second. B is reached through a gate, closed until A is killed: a
+	// batch stored meanwhile was stored by A.
+	hosts := []string{"h1", "h2"}
+	var toA [2]*mutingRelay
+	var toB [2]*gatedRelay
+	for i, h := range f.hosts {
+		toA[i], toB[i] = startMutingRelay(t, f.addr[0]), startGatedRelay(t, f.addr[1])
+		runNodeWith(t, h, []string{"--traffic-interval", "1s"}, "https://"+toA[i].addr, "https://"+toB[i].addr)
 	}
 	f.waitApplied(t, 1)
 
@@ -180,17 +206,13 @@ func TestDomainMetricsExactPG(t *testing.T) {
 			t.Fatalf("a node manager left A before it was killed:\n%s", log)
 		}
 	}
-	// A's answers stop reaching the node managers while it goes on
-	// storing their batches: each node manager then has a batch A stored
+	// A's answers to a node manager stop reaching it while A goes on
+	// storing its batches: the node manager then has a batch A stored
 	// and never acknowledged, which it must send B again, and B must not
-	// count again.
-	//
-	// A batch counts as stored after the mute by the node's count of
-	// stored batches, which is written in the batch's own transaction:
-	// one stored after the count was read (after the mute) was answered
-	// after it. The requests the metrics API counts are no such witness:
-	// a batch stored and answered just before the mute can show there
-	// only after it.
+	// count again. The node's count of stored batches, written in the
+	// batch's own transaction, witnesses it: one stored after the count
+	// was read (after the mute) was answered after it, and only A
+	// stores.
 	storedBatches := func(host string) (float64, error) {
 		code, _, page := f.api[1].do(t, "GET", "/metrics/prometheus", "")
 		if code != http.StatusOK {
@@ -198,28 +220,52 @@ func TestDomainMetricsExactPG(t *testing.T) {
 		}
 		return promValue(string(page), fmt.Sprintf(`%s{node=%q,result="stored"}`, metrics.AdminTrafficBatches, host)), nil
 	}
-	toA.mute()
-	before := map[string]float64{}
-	for _, host := range []string{"h1", "h2"} {
-		n, err := storedBatches(host)
-		if err != nil {
-			t.Fatal(err)
+	for i, relay := range toA {
+		host := hosts[i]
+		storedAfter := func(n float64, within time.Duration) (bool, string) {
+			return waitfor.Within(within, func() (bool, string) {
+				got, err := storedBatches(host)
+				if err != nil {
+					return false, err.Error()
+				}
+				return got > n, fmt.Sprintf("%v batches of %s stored, %v before", got, host, n)
+			})
 		}
-		before[host] = n
-	}
-	for host, n := range before {
-		until(t, "A storing a batch of "+host+" whose acknowledgement is lost", func() (bool, string) {
-			got, err := storedBatches(host)
+		// The node manager's next batch goes over a connection it had
+		// (then A stores it) or a new one, whose handshake is muted too
+		// (then nothing is stored, and the node retries): the answers
+		// flow again until A stores a batch, and the mute is tried again.
+		// Which request takes the connection the node had depends on when
+		// the mute falls between its heartbeats and its batches, which
+		// both come every second: each try mutes at another moment.
+		for attempt := 1; ; attempt++ {
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Second))))
+			relay.mute()
+			n, err := storedBatches(host)
 			if err != nil {
-				return false, err.Error()
+				t.Fatal(err)
 			}
-			return got > n, fmt.Sprintf("%v batches stored, %v when A's answers stopped", got, n)
-		})
+			ok, state := storedAfter(n, 4*time.Second)
+			if ok {
+				break
+			}
+			if attempt == 10 {
+				t.Fatalf("A stored no batch of %s after its answers were muted, %d tries: %s", host, attempt, state)
+			}
+			t.Logf("%s: A stored no batch within 4s of the mute (try %d): %s; its answers flow again", host, attempt, state)
+			relay.unmute()
+			if ok, state := storedAfter(n, nmDeadline); !ok {
+				t.Fatalf("%s: no batch stored through A after its answers flowed again: %s", host, state)
+			}
+		}
 	}
 	f.admin[0].signal(syscall.SIGKILL)
 	killed := time.Now()
 	f.admin[0].exit(t, 10*time.Second)
 	atKill := load.answered()
+	for _, gate := range toB {
+		gate.open.Store(true)
+	}
 
 	// Both node managers move to B while the load goes on, and B stores
 	// batches cut after A died.
@@ -251,7 +297,7 @@ func TestDomainMetricsExactPG(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics/prometheus through B: %d %s", code, page)
 	}
-	for _, host := range []string{"h1", "h2"} {
+	for _, host := range hosts {
 		dup := promValue(string(page), fmt.Sprintf(`%s{node=%q,result="duplicate"}`, metrics.AdminTrafficBatches, host))
 		lost := promValue(string(page), fmt.Sprintf(`%s{node=%q}`, metrics.AdminTrafficLost, host))
 		if dup < 1 || lost != 0 {

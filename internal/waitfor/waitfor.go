@@ -17,16 +17,24 @@ const (
 // check may itself fail t (e.g. when the process it waits on exited).
 func Cond(t testing.TB, timeout time.Duration, what string, check func() (ok bool, state string)) {
 	t.Helper()
+	if ok, state := Within(timeout, check); !ok {
+		t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, orNone(state))
+	}
+}
+
+// Within polls check as Cond does and reports whether it was ok before
+// timeout passed, with the state it described last: for a test that
+// does something else when the wait fails.
+func Within(timeout time.Duration, check func() (ok bool, state string)) (bool, string) {
 	deadline := time.Now().Add(timeout)
 	poll := firstPoll
 	for {
 		ok, state := check()
 		if ok {
-			return
+			return true, state
 		}
 		if !time.Now().Before(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, orNone(state))
-			return
+			return false, state
 		}
 		time.Sleep(min(poll, time.Until(deadline)))
 		poll = min(2*poll, maxPoll)
