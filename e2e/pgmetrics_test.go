@@ -254,7 +254,9 @@ func TestDomainMetricsExactPG(t *testing.T) {
 			}
 			t.Logf("%s: A stored no batch within 4s of the mute (try %d): %s; its answers flow again", host, attempt, state)
 			relay.unmute()
-			if ok, state := storedAfter(n, nmDeadline); !ok {
+			// A batch whose answer was muted is sent again after the
+			// node's send timeout (30 s).
+			if ok, state := storedAfter(n, 45*time.Second); !ok {
 				t.Fatalf("%s: no batch stored through A after its answers flowed again: %s", host, state)
 			}
 		}
